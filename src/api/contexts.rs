@@ -1,0 +1,851 @@
+//! SQL functions of the conversation store: contexts, the append-only message log, windows,
+//! compaction and forks. Argument checks and SPI only; the rules are in `core::conversation`.
+
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::pg_sys::BuiltinOid::*;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::{JsonB, Uuid};
+use serde_json::{json, Value};
+
+use crate::core::archive;
+use crate::core::conversation::{self as rules, Lineage};
+use crate::core::tokenizer::Encoding;
+use crate::error::{required, CtxError, CtxResult, ErrorKind, OrRaise};
+use crate::gucs;
+use crate::plans::Statement;
+
+type MessageRow = (
+    name!(seq, i64),
+    name!(role, String),
+    name!(content, String),
+    name!(metadata, JsonB),
+    name!(tokens, i32),
+    name!(created_at, TimestampWithTimeZone),
+);
+
+type HistoryRow = (
+    name!(seq, i64),
+    name!(role, String),
+    name!(content, String),
+    name!(metadata, JsonB),
+    name!(tokens, i32),
+    name!(created_at, TimestampWithTimeZone),
+    name!(archived, bool),
+);
+
+/// A message or summary as read back.
+#[derive(Clone)]
+struct Row {
+    seq: i64,
+    role: String,
+    content: String,
+    metadata: Value,
+    tokens: i32,
+    created_at: TimestampWithTimeZone,
+    archived: bool,
+}
+
+impl Row {
+    fn message(self) -> MessageRow {
+        (
+            self.seq,
+            self.role,
+            self.content,
+            JsonB(self.metadata),
+            self.tokens,
+            self.created_at,
+        )
+    }
+
+    fn history(self) -> HistoryRow {
+        let archived = self.archived;
+        let (seq, role, content, metadata, tokens, created_at) = self.message();
+        (seq, role, content, metadata, tokens, created_at, archived)
+    }
+}
+
+/// A context as its readers see it: where its messages live and its latest summary.
+struct View {
+    id: Uuid,
+    name: Option<String>,
+    metadata: Value,
+    encoding: String,
+    last_seq: i64,
+    lineage: Lineage,
+    summary: Option<Row>,
+}
+
+impl View {
+    /// Messages at or below this seq are replaced by the summary.
+    fn compacted_through(&self) -> i64 {
+        self.summary.as_ref().map_or(0, |s| s.seq)
+    }
+
+    /// (context ids, highest visible seq) for the own segment and each ancestor's.
+    fn segments(&self) -> (Vec<Uuid>, Vec<i64>) {
+        let mut ids = vec![self.id];
+        ids.extend(
+            self.lineage
+                .ancestors
+                .iter()
+                .map(|bytes| Uuid::from_bytes(*bytes)),
+        );
+        let mut his = vec![i64::MAX];
+        his.extend_from_slice(&self.lineage.bounds);
+        (ids, his)
+    }
+}
+
+macro_rules! view_query {
+    ($($tail:literal)?) => {
+        concat!(
+            "SELECT c.name, c.metadata, c.encoding, c.last_seq, c.ancestors, c.bounds,
+                    s.through_seq, s.content, s.metadata, s.tokens, s.created_at
+               FROM ctx.contexts c
+               LEFT JOIN LATERAL (
+                    SELECT through_seq, content, metadata, tokens, created_at FROM ctx.summaries
+                     WHERE context_id = c.id ORDER BY version DESC LIMIT 1) s ON true
+              WHERE c.id = $1 ",
+            $($tail)?
+        )
+    };
+}
+
+static LOAD_VIEW: Statement = Statement {
+    sql: view_query!(),
+    args: &[UUIDOID],
+    writes: false,
+};
+
+// Takes the context's row lock too: compaction and forks must not race appends.
+static LOCK_VIEW: Statement = Statement {
+    sql: view_query!("FOR NO KEY UPDATE OF c"),
+    args: &[UUIDOID],
+    writes: true,
+};
+
+fn unknown_context(id: Uuid) -> CtxError {
+    CtxError::new(
+        ErrorKind::UndefinedObject,
+        format!("context \"{id}\" does not exist"),
+    )
+    .with_hint("create it with ctx.create_context(), or check the id (it may have been deleted)")
+}
+
+fn load_view(client: &SpiClient<'_>, id: Uuid, lock: bool) -> CtxResult<View> {
+    let statement = if lock { &LOCK_VIEW } else { &LOAD_VIEW };
+    let plan = statement.plan(client)?;
+    let mut table = client.select(&*plan, Some(1), &[id.into()])?;
+    let row = table.next().ok_or_else(|| unknown_context(id))?;
+    let ancestors: Vec<Uuid> = row.get(5)?.unwrap_or_default();
+    let summary = match row.get::<i64>(7)? {
+        Some(through_seq) => Some(Row {
+            seq: through_seq,
+            role: rules::SUMMARY_ROLE.to_string(),
+            content: row.get(8)?.unwrap_or_default(),
+            metadata: row.get::<JsonB>(9)?.map_or(Value::Null, |j| j.0),
+            tokens: row.get(10)?.unwrap_or(0),
+            created_at: required(row.get(11)?, "summary created_at")?,
+            archived: false,
+        }),
+        None => None,
+    };
+    Ok(View {
+        id,
+        name: row.get(1)?,
+        metadata: row.get::<JsonB>(2)?.map_or(json!({}), |j| j.0),
+        encoding: required(row.get(3)?, "encoding")?,
+        last_seq: required(row.get(4)?, "last_seq")?,
+        lineage: Lineage {
+            ancestors: ancestors.iter().map(|u| *u.as_bytes()).collect(),
+            bounds: row.get(6)?.unwrap_or_default(),
+        },
+        summary,
+    })
+}
+
+static SCAN_NEWEST: Statement = Statement {
+    sql: "SELECT m.seq, m.tokens
+            FROM unnest($1::uuid[], $2::bigint[]) AS s(cid, hi)
+           CROSS JOIN LATERAL (
+                 SELECT seq, tokens FROM ctx.messages
+                  WHERE context_id = s.cid AND seq > $3 AND seq <= least(s.hi, $4)
+                  ORDER BY seq DESC LIMIT $5) m
+           ORDER BY m.seq DESC LIMIT $5",
+    args: &[UUIDARRAYOID, INT8ARRAYOID, INT8OID, INT8OID, INT8OID],
+    writes: false,
+};
+
+static READ_RANGE: Statement = Statement {
+    sql: "SELECT m.seq, m.role, coalesce(m.content, ctx.lz4_decompress(m.content_lz4)),
+                 m.metadata, m.tokens, m.created_at
+            FROM unnest($1::uuid[], $2::bigint[]) AS s(cid, hi)
+           CROSS JOIN LATERAL (
+                 SELECT * FROM ctx.messages
+                  WHERE context_id = s.cid AND seq > $3 AND seq <= least(s.hi, $4)
+                  ORDER BY seq LIMIT $5) m
+           ORDER BY m.seq LIMIT $5",
+    args: &[UUIDARRAYOID, INT8ARRAYOID, INT8OID, INT8OID, INT8OID],
+    writes: false,
+};
+
+/// (seq, tokens) of the view's messages in (after, upto], newest first, at most `limit`.
+fn scan_newest(
+    client: &SpiClient<'_>,
+    view: &View,
+    after: i64,
+    upto: i64,
+    limit: i64,
+) -> CtxResult<Vec<(i64, i64)>> {
+    let (ids, his) = view.segments();
+    let plan = SCAN_NEWEST.plan(client)?;
+    let table = client.select(
+        &*plan,
+        None,
+        &[
+            ids.into(),
+            his.into(),
+            after.into(),
+            upto.into(),
+            limit.into(),
+        ],
+    )?;
+    table
+        .map(|row| {
+            Ok((
+                required(row.get::<i64>(1)?, "seq")?,
+                required(row.get::<i32>(2)?, "tokens")? as i64,
+            ))
+        })
+        .collect()
+}
+
+/// The view's messages in (after, upto], oldest first, at most `limit` (None: all).
+fn read_range(
+    client: &SpiClient<'_>,
+    view: &View,
+    after: i64,
+    upto: i64,
+    limit: Option<i64>,
+) -> CtxResult<Vec<Row>> {
+    let (ids, his) = view.segments();
+    let plan = READ_RANGE.plan(client)?;
+    let table = client.select(
+        &*plan,
+        None,
+        &[
+            ids.into(),
+            his.into(),
+            after.into(),
+            upto.into(),
+            limit.into(),
+        ],
+    )?;
+    let compacted_through = view.compacted_through();
+    table
+        .map(|row| {
+            let seq = required(row.get::<i64>(1)?, "seq")?;
+            Ok(Row {
+                seq,
+                role: required(row.get(2)?, "role")?,
+                content: required(row.get(3)?, "content")?,
+                metadata: row.get::<JsonB>(4)?.map_or(json!({}), |j| j.0),
+                tokens: required(row.get(5)?, "tokens")?,
+                created_at: required(row.get(6)?, "created_at")?,
+                archived: seq <= compacted_through,
+            })
+        })
+        .collect()
+}
+
+fn non_negative(value: Option<i64>, name: &str) -> CtxResult<i64> {
+    let value = required(value, name)?;
+    rules::check_non_negative(value, name)?;
+    Ok(value)
+}
+
+fn object_or_empty(metadata: Option<JsonB>, what: &str) -> CtxResult<Value> {
+    let value = metadata.map_or(json!({}), |j| j.0);
+    rules::check_metadata(&value, what)?;
+    Ok(value)
+}
+
+/// Creates a conversation context (a thread) and returns its id.
+#[pg_extern(volatile, parallel_unsafe)]
+fn create_context(
+    name: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonB>, "'{}'"),
+) -> Uuid {
+    let metadata = object_or_empty(metadata, "metadata").or_raise();
+    let encoding = gucs::default_encoding().name();
+    static INSERT: Statement = Statement {
+        sql: "INSERT INTO ctx.contexts (name, metadata, encoding) VALUES ($1, $2, $3) RETURNING id",
+        args: &[TEXTOID, JSONBOID, TEXTOID],
+        writes: true,
+    };
+    Spi::connect_mut(|client| -> CtxResult<Uuid> {
+        let plan = INSERT.plan(client)?;
+        let mut table = client.update(
+            &*plan,
+            Some(1),
+            &[name.into(), JsonB(metadata).into(), encoding.into()],
+        )?;
+        let row = table
+            .next()
+            .ok_or_else(|| CtxError::internal("INSERT returned no row"))?;
+        required(row.get(1)?, "id")
+    })
+    .or_raise()
+}
+
+/// Appends one message; returns its seq (gap-free, unique per context).
+#[pg_extern(volatile, parallel_unsafe)]
+fn append(
+    context_id: Option<Uuid>,
+    role: Option<&str>,
+    content: Option<&str>,
+    metadata: default!(Option<JsonB>, "'{}'"),
+) -> i64 {
+    append_one(context_id, role, content, metadata).or_raise()
+}
+
+fn append_one(
+    context_id: Option<Uuid>,
+    role: Option<&str>,
+    content: Option<&str>,
+    metadata: Option<JsonB>,
+) -> CtxResult<i64> {
+    let context_id = required(context_id, "context_id")?;
+    let role = required(role, "role")?;
+    let content = required(content, "content")?;
+    rules::check_role(role)?;
+    rules::check_content(content, gucs::max_message_bytes())?;
+    let metadata = object_or_empty(metadata, "metadata")?;
+    static APPEND: Statement = Statement {
+        sql: "WITH c AS (
+                  UPDATE ctx.contexts SET last_seq = last_seq + 1, updated_at = now()
+                   WHERE id = $1 RETURNING last_seq, encoding)
+              INSERT INTO ctx.messages (context_id, seq, role, content, metadata, tokens)
+              SELECT $1, c.last_seq, $2, $3, $4, ctx.count_tokens($3, c.encoding) FROM c
+              RETURNING seq",
+        args: &[UUIDOID, TEXTOID, TEXTOID, JSONBOID],
+        writes: true,
+    };
+    Spi::connect_mut(|client| {
+        let plan = APPEND.plan(client)?;
+        let mut table = client.update(
+            &*plan,
+            Some(1),
+            &[
+                context_id.into(),
+                role.into(),
+                content.into(),
+                JsonB(metadata).into(),
+            ],
+        )?;
+        let row = table.next().ok_or_else(|| unknown_context(context_id))?;
+        required(row.get(1)?, "seq")
+    })
+}
+
+/// Appends a JSON array of {role, content, metadata} in one round trip, all or nothing.
+#[pg_extern(volatile, parallel_unsafe)]
+fn append_many(context_id: Option<Uuid>, messages: Option<JsonB>) -> SetOfIterator<'static, i64> {
+    SetOfIterator::new(append_batch(context_id, messages).or_raise())
+}
+
+fn append_batch(context_id: Option<Uuid>, messages: Option<JsonB>) -> CtxResult<Vec<i64>> {
+    let context_id = required(context_id, "context_id")?;
+    let messages = required(messages, "messages")?;
+    let batch = rules::parse_batch(&messages.0, gucs::max_message_bytes())?;
+    static APPEND_MANY: Statement = Statement {
+        sql: "WITH c AS (
+                  UPDATE ctx.contexts SET last_seq = last_seq + $5, updated_at = now()
+                   WHERE id = $1 RETURNING last_seq - $5 AS base, encoding)
+              INSERT INTO ctx.messages (context_id, seq, role, content, metadata, tokens)
+              SELECT $1, c.base + m.ord, m.role, m.content, m.metadata,
+                     ctx.count_tokens(m.content, c.encoding)
+                FROM c, unnest($2::text[], $3::text[], $4::jsonb[]) WITH ORDINALITY AS m(role, content, metadata, ord)
+              RETURNING seq",
+        args: &[UUIDOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, INT8OID],
+        writes: true,
+    };
+    Spi::connect_mut(|client| {
+        if batch.is_empty() {
+            load_view(client, context_id, false)?; // still reject an unknown context
+            return Ok(Vec::new());
+        }
+        let count = batch.len() as i64;
+        let mut roles = Vec::with_capacity(batch.len());
+        let mut contents = Vec::with_capacity(batch.len());
+        let mut metadatas = Vec::with_capacity(batch.len());
+        for message in batch {
+            roles.push(message.role);
+            contents.push(message.content);
+            metadatas.push(JsonB(message.metadata));
+        }
+        let plan = APPEND_MANY.plan(client)?;
+        let table = client.update(
+            &*plan,
+            None,
+            &[
+                context_id.into(),
+                roles.into(),
+                contents.into(),
+                metadatas.into(),
+                count.into(),
+            ],
+        )?;
+        let mut seqs = table
+            .map(|row| required(row.get::<i64>(1)?, "seq"))
+            .collect::<CtxResult<Vec<_>>>()?;
+        if seqs.is_empty() {
+            return Err(unknown_context(context_id));
+        }
+        seqs.sort_unstable();
+        Ok(seqs)
+    })
+}
+
+/// Buffer memory: the latest summary (if newer than since_seq) and the active messages after
+/// since_seq, oldest first, at most max_rows rows.
+#[pg_extern(stable, parallel_safe)]
+fn messages(
+    context_id: Option<Uuid>,
+    since_seq: default!(Option<i64>, 0),
+    max_rows: default!(Option<i32>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(seq, i64),
+        name!(role, String),
+        name!(content, String),
+        name!(metadata, JsonB),
+        name!(tokens, i32),
+        name!(created_at, TimestampWithTimeZone),
+    ),
+> {
+    TableIterator::new(
+        read_messages(context_id, since_seq, max_rows)
+            .or_raise()
+            .into_iter()
+            .map(Row::message),
+    )
+}
+
+fn read_messages(
+    context_id: Option<Uuid>,
+    since_seq: Option<i64>,
+    max_rows: Option<i32>,
+) -> CtxResult<Vec<Row>> {
+    let context_id = required(context_id, "context_id")?;
+    let since_seq = non_negative(since_seq, "since_seq")?;
+    let max_rows = match max_rows {
+        Some(n) => Some(non_negative(Some(n as i64), "max_rows")?),
+        None => None,
+    };
+    Spi::connect(|client| {
+        let view = load_view(client, context_id, false)?;
+        let mut rows = Vec::new();
+        let mut room = max_rows.unwrap_or(i64::MAX);
+        if let Some(summary) = view
+            .summary
+            .as_ref()
+            .filter(|s| s.seq > since_seq && room > 0)
+        {
+            rows.push(summary.clone());
+            room -= 1;
+        }
+        let after = since_seq.max(view.compacted_through());
+        if room > 0 {
+            rows.extend(read_range(
+                client,
+                &view,
+                after,
+                view.last_seq,
+                max_rows.map(|_| room),
+            )?);
+        }
+        Ok(rows)
+    })
+}
+
+/// The last `last_n` rows of the active view (the summary is its first row), oldest first.
+#[pg_extern(stable, parallel_safe)]
+fn window(
+    context_id: Option<Uuid>,
+    last_n: Option<i32>,
+) -> TableIterator<
+    'static,
+    (
+        name!(seq, i64),
+        name!(role, String),
+        name!(content, String),
+        name!(metadata, JsonB),
+        name!(tokens, i32),
+        name!(created_at, TimestampWithTimeZone),
+    ),
+> {
+    TableIterator::new(
+        read_window(context_id, last_n)
+            .or_raise()
+            .into_iter()
+            .map(Row::message),
+    )
+}
+
+fn read_window(context_id: Option<Uuid>, last_n: Option<i32>) -> CtxResult<Vec<Row>> {
+    let context_id = required(context_id, "context_id")?;
+    let last_n = non_negative(last_n.map(i64::from), "last_n")?;
+    Spi::connect(|client| {
+        let view = load_view(client, context_id, false)?;
+        if last_n == 0 {
+            return Ok(Vec::new());
+        }
+        let after = view.compacted_through();
+        let newest = scan_newest(client, &view, after, view.last_seq, last_n)?;
+        let mut rows = Vec::new();
+        if (newest.len() as i64) < last_n {
+            rows.extend(view.summary.clone());
+        }
+        if let (Some(&(top, _)), Some(&(oldest, _))) = (newest.first(), newest.last()) {
+            rows.extend(read_range(client, &view, oldest - 1, top, None)?);
+        }
+        Ok(rows)
+    })
+}
+
+/// The newest messages whose stored token counts fit in `max_tokens`, oldest first, after the
+/// latest summary when it fits (it counts toward the budget). Reads O(window) rows.
+#[pg_extern(stable, parallel_safe)]
+fn token_window(
+    context_id: Option<Uuid>,
+    max_tokens: Option<i32>,
+) -> TableIterator<
+    'static,
+    (
+        name!(seq, i64),
+        name!(role, String),
+        name!(content, String),
+        name!(metadata, JsonB),
+        name!(tokens, i32),
+        name!(created_at, TimestampWithTimeZone),
+    ),
+> {
+    TableIterator::new(
+        read_token_window(context_id, max_tokens)
+            .or_raise()
+            .into_iter()
+            .map(Row::message),
+    )
+}
+
+/// Rows fetched per index probe while walking back from the newest message; grows so long
+/// windows take few probes and short ones read little.
+const FIRST_BATCH: i64 = 32;
+const MAX_BATCH: i64 = 4096;
+
+fn read_token_window(context_id: Option<Uuid>, max_tokens: Option<i32>) -> CtxResult<Vec<Row>> {
+    let context_id = required(context_id, "context_id")?;
+    let mut budget = non_negative(max_tokens.map(i64::from), "max_tokens")?;
+    Spi::connect(|client| {
+        let view = load_view(client, context_id, false)?;
+        let mut rows = Vec::new();
+        if let Some(summary) = view
+            .summary
+            .as_ref()
+            .filter(|s| i64::from(s.tokens) <= budget)
+        {
+            budget -= i64::from(summary.tokens);
+            rows.push(summary.clone());
+        }
+        // Walk back in growing batches until the budget closes; remember the window's ends.
+        let after = view.compacted_through();
+        let (mut top, mut oldest) = (None, None);
+        let (mut upto, mut batch) = (view.last_seq, FIRST_BATCH);
+        loop {
+            let newest = scan_newest(client, &view, after, upto, batch)?;
+            let taken = rules::newest_that_fit(newest.iter().map(|&(_, t)| t), &mut budget);
+            if taken > 0 {
+                top = top.or(Some(newest[0].0));
+                oldest = Some(newest[taken - 1].0);
+            }
+            if taken < newest.len() || (newest.len() as i64) < batch {
+                break;
+            }
+            upto = newest[taken - 1].0 - 1;
+            batch = (batch * 4).min(MAX_BATCH);
+        }
+        if let (Some(top), Some(oldest)) = (top, oldest) {
+            rows.extend(read_range(client, &view, oldest - 1, top, None)?);
+        }
+        Ok(rows)
+    })
+}
+
+/// Every message ever appended to the context's view (archived ones decompressed) and every
+/// summary, in seq order; a summary follows the last message it covers.
+#[pg_extern(stable, parallel_safe)]
+fn history(
+    context_id: Option<Uuid>,
+) -> TableIterator<
+    'static,
+    (
+        name!(seq, i64),
+        name!(role, String),
+        name!(content, String),
+        name!(metadata, JsonB),
+        name!(tokens, i32),
+        name!(created_at, TimestampWithTimeZone),
+        name!(archived, bool),
+    ),
+> {
+    TableIterator::new(
+        read_history(context_id)
+            .or_raise()
+            .into_iter()
+            .map(Row::history),
+    )
+}
+
+fn read_history(context_id: Option<Uuid>) -> CtxResult<Vec<Row>> {
+    let context_id = required(context_id, "context_id")?;
+    static SUMMARIES: Statement = Statement {
+        sql: "SELECT through_seq, content, metadata, tokens, created_at, version
+                FROM ctx.summaries WHERE context_id = $1 ORDER BY version",
+        args: &[UUIDOID],
+        writes: false,
+    };
+    Spi::connect(|client| {
+        let view = load_view(client, context_id, false)?;
+        let messages = read_range(client, &view, 0, view.last_seq, None)?;
+        let plan = SUMMARIES.plan(client)?;
+        let table = client.select(&*plan, None, &[context_id.into()])?;
+        let rows = table.collect::<Vec<_>>();
+        let latest = rows.len();
+        let mut summaries = Vec::with_capacity(latest);
+        for (i, row) in rows.into_iter().enumerate() {
+            summaries.push(Row {
+                seq: required(row.get(1)?, "through_seq")?,
+                role: rules::SUMMARY_ROLE.to_string(),
+                content: required(row.get(2)?, "content")?,
+                metadata: row.get::<JsonB>(3)?.map_or(json!({}), |j| j.0),
+                tokens: required(row.get(4)?, "tokens")?,
+                created_at: required(row.get(5)?, "created_at")?,
+                archived: i + 1 < latest, // superseded by a later compaction
+            });
+        }
+        // Merge: summaries follow the message with their through_seq (boundaries never decrease).
+        let mut merged = Vec::with_capacity(messages.len() + summaries.len());
+        let mut pending = summaries.into_iter().peekable();
+        for message in messages {
+            while pending.peek().is_some_and(|s| s.seq < message.seq) {
+                merged.extend(pending.next());
+            }
+            merged.push(message);
+        }
+        merged.extend(pending);
+        Ok(merged)
+    })
+}
+
+/// Replaces all but the last `keep_last` active messages with `summary`, keeping the originals
+/// lz4-compressed. Returns the summary's seq (the last seq it covers).
+#[pg_extern(volatile, parallel_unsafe)]
+fn compact(
+    context_id: Option<Uuid>,
+    summary: Option<&str>,
+    keep_last: default!(Option<i32>, 0),
+) -> i64 {
+    compact_context(context_id, summary, keep_last).or_raise()
+}
+
+fn compact_context(
+    context_id: Option<Uuid>,
+    summary: Option<&str>,
+    keep_last: Option<i32>,
+) -> CtxResult<i64> {
+    let context_id = required(context_id, "context_id")?;
+    let summary = required(summary, "summary")?;
+    rules::check_content(summary, gucs::max_message_bytes())?;
+    let keep_last = non_negative(keep_last.map(i64::from), "keep_last")?;
+    static ARCHIVE: Statement = Statement {
+        sql: "UPDATE ctx.messages SET content_lz4 = ctx.lz4_compress(content), content = NULL
+               WHERE context_id = $1 AND seq <= $2 AND content IS NOT NULL",
+        args: &[UUIDOID, INT8OID],
+        writes: true,
+    };
+    static INSERT_SUMMARY: Statement = Statement {
+        sql:
+            "INSERT INTO ctx.summaries (context_id, version, through_seq, content, metadata, tokens)
+              SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4, ctx.count_tokens($3, $5)
+                FROM ctx.summaries WHERE context_id = $1",
+        args: &[UUIDOID, INT8OID, TEXTOID, JSONBOID, TEXTOID],
+        writes: true,
+    };
+    Spi::connect_mut(|client| {
+        let view = load_view(client, context_id, true)?;
+        let active: Vec<i64> = scan_newest(
+            client,
+            &view,
+            view.compacted_through(),
+            view.last_seq,
+            i64::MAX,
+        )?
+        .into_iter()
+        .rev()
+        .map(|(seq, _)| seq)
+        .collect();
+        let covered = rules::compaction_range(&active, keep_last)?;
+        let (first, through) = (covered[0], covered[covered.len() - 1]);
+        let metadata =
+            json!({"summarized": covered.len(), "from_seq": first, "through_seq": through});
+        let plan = ARCHIVE.plan(client)?;
+        client.update(&*plan, None, &[context_id.into(), through.into()])?;
+        let plan = INSERT_SUMMARY.plan(client)?;
+        client.update(
+            &*plan,
+            None,
+            &[
+                context_id.into(),
+                through.into(),
+                summary.into(),
+                JsonB(metadata).into(),
+                view.encoding.as_str().into(),
+            ],
+        )?;
+        Ok(through)
+    })
+}
+
+/// A new context that sees this one's messages up to `at_seq` (default: all) without copying
+/// them; later appends on either side stay apart.
+#[pg_extern(volatile, parallel_unsafe)]
+fn fork(context_id: Option<Uuid>, at_seq: default!(Option<i64>, "NULL")) -> Uuid {
+    fork_context(context_id, at_seq).or_raise()
+}
+
+fn fork_context(context_id: Option<Uuid>, at_seq: Option<i64>) -> CtxResult<Uuid> {
+    let context_id = required(context_id, "context_id")?;
+    static INSERT_FORK: Statement = Statement {
+        sql: "INSERT INTO ctx.contexts (name, metadata, encoding, parent_id, ancestors, bounds, last_seq)
+              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        args: &[TEXTOID, JSONBOID, TEXTOID, UUIDOID, UUIDARRAYOID, INT8ARRAYOID, INT8OID],
+        writes: true,
+    };
+    // The fork inherits the summaries that cover only messages it sees.
+    static COPY_SUMMARIES: Statement = Statement {
+        sql: "INSERT INTO ctx.summaries (context_id, version, through_seq, content, metadata, tokens, created_at)
+              SELECT $1, version, through_seq, content, metadata, tokens, created_at
+                FROM ctx.summaries WHERE context_id = $2 AND through_seq <= $3",
+        args: &[UUIDOID, UUIDOID, INT8OID],
+        writes: true,
+    };
+    Spi::connect_mut(|client| {
+        let parent = load_view(client, context_id, false)?;
+        let at_seq = rules::fork_point(at_seq, parent.last_seq)?;
+        let lineage = parent.lineage.fork(*context_id.as_bytes(), at_seq);
+        let ancestors: Vec<Uuid> = lineage
+            .ancestors
+            .iter()
+            .map(|b| Uuid::from_bytes(*b))
+            .collect();
+        let plan = INSERT_FORK.plan(client)?;
+        let mut table = client.update(
+            &*plan,
+            Some(1),
+            &[
+                parent.name.clone().into(),
+                JsonB(parent.metadata.clone()).into(),
+                parent.encoding.as_str().into(),
+                context_id.into(),
+                ancestors.into(),
+                lineage.bounds.into(),
+                at_seq.into(),
+            ],
+        )?;
+        let row = table
+            .next()
+            .ok_or_else(|| CtxError::internal("INSERT returned no row"))?;
+        let fork_id: Uuid = required(row.get(1)?, "id")?;
+        let plan = COPY_SUMMARIES.plan(client)?;
+        client.update(
+            &*plan,
+            None,
+            &[fork_id.into(), context_id.into(), at_seq.into()],
+        )?;
+        Ok(fork_id)
+    })
+}
+
+/// Deletes a context and everything it owns. A context with forks is refused unless
+/// `cascade` is true, which deletes the forks (and theirs) too. Returns the number of
+/// contexts deleted.
+#[pg_extern(volatile, parallel_unsafe)]
+fn delete_context(context_id: Option<Uuid>, cascade: default!(Option<bool>, false)) -> i64 {
+    delete(context_id, cascade).or_raise()
+}
+
+fn delete(context_id: Option<Uuid>, cascade: Option<bool>) -> CtxResult<i64> {
+    let context_id = required(context_id, "context_id")?;
+    let cascade = required(cascade, "cascade")?;
+    static FORKS: Statement = Statement {
+        sql: "SELECT count(*) FROM ctx.contexts WHERE ancestors @> ARRAY[$1]",
+        args: &[UUIDOID],
+        writes: false,
+    };
+    static DELETE: Statement = Statement {
+        sql: "DELETE FROM ctx.contexts WHERE id = $1 OR ($2 AND ancestors @> ARRAY[$1])",
+        args: &[UUIDOID, BOOLOID],
+        writes: true,
+    };
+    Spi::connect_mut(|client| {
+        load_view(client, context_id, true)?;
+        if !cascade {
+            let plan = FORKS.plan(client)?;
+            let forks: i64 = client
+                .select(&*plan, Some(1), &[context_id.into()])?
+                .first()
+                .get_one()?
+                .unwrap_or(0);
+            if forks > 0 {
+                return Err(CtxError::new(
+                    ErrorKind::DependentObjects,
+                    format!(
+                        "cannot delete context \"{context_id}\": {forks} fork(s) read its messages"
+                    ),
+                )
+                .with_hint(
+                    "delete the forks first, or call ctx.delete_context(id, cascade => true)",
+                ));
+            }
+        }
+        let plan = DELETE.plan(client)?;
+        Ok(client
+            .update(&*plan, None, &[context_id.into(), cascade.into()])?
+            .len() as i64)
+    })
+}
+
+/// Number of tokens of `content` in `encoding` (default: the ctxstore.tokenizer setting).
+#[pg_extern(stable, parallel_safe)]
+fn count_tokens(content: Option<&str>, encoding: default!(Option<&str>, "NULL")) -> Option<i32> {
+    let encoding = match encoding {
+        Some(name) => Encoding::parse(name).or_raise(),
+        None => gucs::default_encoding(),
+    };
+    content.map(|text| i32::try_from(encoding.count(text)).unwrap_or(i32::MAX))
+}
+
+/// lz4 block (with its length prepended) of a text, as ctxstore archives message content.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn lz4_compress(content: &str) -> Vec<u8> {
+    archive::compress(content)
+}
+
+/// The text inside an lz4 block made by ctx.lz4_compress; corrupt input is an error.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn lz4_decompress(block: &[u8]) -> String {
+    archive::decompress(block).or_raise()
+}

@@ -1,0 +1,3 @@
+//! `#[pg_extern]` functions, one file per store.
+
+pub mod contexts;

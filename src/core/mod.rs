@@ -1,0 +1,6 @@
+//! Pure logic: no SPI, no Postgres calls. Unit-tested with plain `cargo test` and benchmarked
+//! with criterion.
+
+pub mod archive;
+pub mod conversation;
+pub mod tokenizer;

@@ -1,0 +1,148 @@
+//! The one error type of ctxstore. Every user-visible failure is a `CtxError`: a kind that fixes
+//! its SQLSTATE, a message, and optional detail and hint. Pure modules build them; only
+//! [`CtxError::raise`] touches Postgres.
+
+use std::fmt;
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+/// What went wrong, as far as the client needs to know: each kind is one SQLSTATE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 22004: a required argument was NULL.
+    NullValue,
+    /// 22023: an argument is out of range or malformed.
+    InvalidParameter,
+    /// 54000: a value exceeds a configured size limit.
+    TooLarge,
+    /// 42704: the named context (or other object) does not exist.
+    UndefinedObject,
+    /// 2BP01: the object cannot be removed while others depend on it.
+    DependentObjects,
+    /// 55000: the object is not in a state that allows the operation.
+    WrongState,
+    /// XX001: stored data failed an integrity check (corrupt archive, bad ciphertext).
+    DataCorrupted,
+    /// XX000: a bug in ctxstore, never a user mistake.
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn sqlstate(self) -> &'static str {
+        match self {
+            ErrorKind::NullValue => "22004",
+            ErrorKind::InvalidParameter => "22023",
+            ErrorKind::TooLarge => "54000",
+            ErrorKind::UndefinedObject => "42704",
+            ErrorKind::DependentObjects => "2BP01",
+            ErrorKind::WrongState => "55000",
+            ErrorKind::DataCorrupted => "XX001",
+            ErrorKind::Internal => "XX000",
+        }
+    }
+
+    fn pg_code(self) -> PgSqlErrorCode {
+        match self {
+            ErrorKind::NullValue => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            ErrorKind::InvalidParameter => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            ErrorKind::TooLarge => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            ErrorKind::UndefinedObject => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            ErrorKind::DependentObjects => PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
+            ErrorKind::WrongState => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            ErrorKind::DataCorrupted => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            ErrorKind::Internal => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CtxError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+pub type CtxResult<T> = Result<T, CtxError>;
+
+impl CtxError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        CtxError {
+            kind,
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidParameter, message)
+    }
+
+    /// A required argument was NULL.
+    pub fn null_argument(name: &str) -> Self {
+        Self::new(ErrorKind::NullValue, format!("{name} must not be NULL"))
+            .with_hint(format!("pass a non-NULL value for {name}"))
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+
+    /// Raises this error as a Postgres ERROR; never returns.
+    pub fn raise(self) -> ! {
+        let mut report = ErrorReport::new(self.kind.pg_code(), self.message, "ctxstore");
+        if let Some(detail) = self.detail {
+            report = report.set_detail(detail);
+        }
+        if let Some(hint) = self.hint {
+            report = report.set_hint(hint);
+        }
+        report.report(PgLogLevel::ERROR);
+        unreachable!("ereport(ERROR) returned")
+    }
+}
+
+impl fmt::Display for CtxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.kind.sqlstate())
+    }
+}
+
+impl std::error::Error for CtxError {}
+
+impl From<pgrx::spi::SpiError> for CtxError {
+    fn from(err: pgrx::spi::SpiError) -> Self {
+        CtxError::internal(format!("SPI failure: {err}"))
+    }
+}
+
+/// Unwraps a result at the SQL boundary, raising the error as a Postgres ERROR.
+pub trait OrRaise<T> {
+    fn or_raise(self) -> T;
+}
+
+impl<T> OrRaise<T> for CtxResult<T> {
+    fn or_raise(self) -> T {
+        match self {
+            Ok(value) => value,
+            Err(err) => err.raise(),
+        }
+    }
+}
+
+/// Unwraps a required (non-NULL) argument.
+pub fn required<T>(value: Option<T>, name: &str) -> CtxResult<T> {
+    value.ok_or_else(|| CtxError::null_argument(name))
+}

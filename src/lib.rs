@@ -1,0 +1,35 @@
+//! ctxstore: the persistence layer for AI agents' context and memory, as a Postgres extension.
+
+use pgrx::prelude::*;
+
+pub mod api;
+pub mod core;
+pub mod error;
+pub mod gucs;
+mod plans;
+
+::pgrx::pg_module_magic!();
+
+extension_sql_file!(
+    "schema/conversation.sql",
+    name = "conversation_schema",
+    bootstrap
+);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::register();
+    // Preloaded into the postmaster: build the tokenizer once; every backend inherits it.
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        gucs::default_encoding().warm_up();
+    }
+}
+
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

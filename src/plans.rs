@@ -1,0 +1,42 @@
+//! A per-backend cache of prepared SPI statements. Hot paths (append, windows) would otherwise
+//! parse and plan their SQL on every call; Postgres' plan cache revalidates kept plans after
+//! DDL, so a cached statement stays correct across schema changes.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use pgrx::pg_sys::{BuiltinOid, PgOid};
+use pgrx::spi::{OwnedPreparedStatement, SpiClient};
+
+use crate::error::CtxResult;
+
+/// A statement known at compile time: its SQL, argument types, and whether it writes.
+pub struct Statement {
+    pub sql: &'static str,
+    pub args: &'static [BuiltinOid],
+    pub writes: bool,
+}
+
+thread_local! {
+    static PLANS: RefCell<HashMap<&'static str, Rc<OwnedPreparedStatement>>> =
+        RefCell::new(HashMap::new());
+}
+
+impl Statement {
+    /// The kept plan for this statement, prepared on first use in this backend.
+    pub fn plan(&'static self, client: &SpiClient<'_>) -> CtxResult<Rc<OwnedPreparedStatement>> {
+        if let Some(plan) = PLANS.with(|plans| plans.borrow().get(self.sql).cloned()) {
+            return Ok(plan);
+        }
+        let types: Vec<PgOid> = self.args.iter().map(|&oid| PgOid::BuiltIn(oid)).collect();
+        let prepared = if self.writes {
+            client.prepare_mut(self.sql, &types)?
+        } else {
+            client.prepare(self.sql, &types)?
+        };
+        let plan = Rc::new(prepared.keep());
+        PLANS.with(|plans| plans.borrow_mut().insert(self.sql, plan.clone()));
+        Ok(plan)
+    }
+}

@@ -1,0 +1,53 @@
+-- The conversation store: contexts (threads), their append-only message log, and summaries.
+
+CREATE TABLE ctx.contexts (
+    id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    name        text,
+    metadata    jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
+    -- token encoding of every count stored for this context (fixed at creation)
+    encoding    text NOT NULL CHECK (encoding IN ('o200k_base', 'cl100k_base')),
+    -- fork lineage: ancestors nearest first, and the highest seq of each that this context sees
+    parent_id   uuid REFERENCES ctx.contexts (id),
+    ancestors   uuid[] NOT NULL DEFAULT '{}',
+    bounds      bigint[] NOT NULL DEFAULT '{}',
+    -- seq of the newest message in this context's view; appends take last_seq + 1 under the
+    -- row lock, which makes seqs gap-free and unique per context
+    last_seq    bigint NOT NULL DEFAULT 0 CHECK (last_seq >= 0),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    CHECK (cardinality(ancestors) = cardinality(bounds)),
+    CHECK ((parent_id IS NULL) = (cardinality(ancestors) = 0))
+);
+CREATE INDEX contexts_parent_idx ON ctx.contexts (parent_id) WHERE parent_id IS NOT NULL;
+
+CREATE TABLE ctx.messages (
+    context_id  uuid NOT NULL REFERENCES ctx.contexts (id) ON DELETE CASCADE,
+    seq         bigint NOT NULL CHECK (seq > 0),
+    role        text NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+    -- exactly one of content / content_lz4 is set: compaction archives the content in place,
+    -- lz4-compressed, so forks that still see the message keep reading it
+    content     text,
+    content_lz4 bytea,
+    metadata    jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
+    tokens      integer NOT NULL CHECK (tokens >= 0),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (context_id, seq),
+    CHECK ((content IS NULL) <> (content_lz4 IS NULL))
+);
+
+CREATE TABLE ctx.summaries (
+    context_id  uuid NOT NULL REFERENCES ctx.contexts (id) ON DELETE CASCADE,
+    version     integer NOT NULL CHECK (version > 0),
+    -- the summary stands for every message of the view with seq <= through_seq
+    through_seq bigint NOT NULL CHECK (through_seq > 0),
+    content     text NOT NULL,
+    metadata    jsonb NOT NULL DEFAULT '{}',
+    tokens      integer NOT NULL CHECK (tokens >= 0),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (context_id, version)
+);
+
+-- pg_dump keeps the rows of extension tables only when asked to.
+SELECT pg_catalog.pg_extension_config_dump('ctx.contexts', '');
+SELECT pg_catalog.pg_extension_config_dump('ctx.messages', '');
+SELECT pg_catalog.pg_extension_config_dump('ctx.summaries', '');
