@@ -813,7 +813,7 @@ fn delete(context_id: Option<Uuid>, cascade: Option<bool>) -> CtxResult<i64> {
                 return Err(CtxError::new(
                     ErrorKind::DependentObjects,
                     format!(
-                        "cannot delete context \"{context_id}\": {forks} fork(s) read its messages"
+                        "cannot delete a context that has forks: {forks} fork(s) read its messages"
                     ),
                 )
                 .with_hint(

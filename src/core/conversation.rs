@@ -123,7 +123,8 @@ fn parse_batch_item(i: usize, item: &Value, max_bytes: usize) -> CtxResult<NewMe
             Some(other) => Err(at(CtxError::invalid(format!(
                 "{name} must be a string, not {}",
                 json_type(other)
-            )))),
+            ))
+            .with_hint("serialise structured content to a JSON string first"))),
         }
     };
     let role = text_field("role")?;
