@@ -38,3 +38,7 @@ if ! sudo -u postgres "$pg_regress" --use-existing --bindir="$bindir" --host="$d
   echo "---- server log ($server)"; tail -n 50 "$datadir/server.log" || true
   exit 1
 fi
+if ! "$root/tests/concurrency.sh" "$bindir" "$datadir" "$port"; then
+  echo "---- server log ($server)"; tail -n 50 "$datadir/server.log" || true
+  exit 1
+fi

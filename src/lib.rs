@@ -25,6 +25,13 @@ pub extern "C-unwind" fn _PG_init() {
     }
 }
 
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    //! `#[pg_test]` tests, run inside a real Postgres by `cargo pgrx test`.
+    mod conversation_model;
+}
+
 #[cfg(test)]
 pub mod pg_test {
     pub fn setup(_options: Vec<&str>) {}

@@ -1,0 +1,21 @@
+# ctxstore — the two README commands, and helpers.
+.PHONY: demo demo-stop test setup lint bench
+
+demo:        ## build, install into PG 18, start a cluster and run the quickstart
+	scripts/demo.sh
+
+demo-stop:
+	scripts/cluster.sh stop pg18 tmp/demo18
+
+test:        ## every test tier on PG 15 and PG 18
+	scripts/test.sh
+
+setup:       ## prerequisites only (idempotent)
+	scripts/setup.sh
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+bench:       ## criterion benchmarks of the pure kernels
+	cargo bench --bench kernels
