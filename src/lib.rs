@@ -26,11 +26,7 @@ pub extern "C-unwind" fn _PG_init() {
 }
 
 #[cfg(any(test, feature = "pg_test"))]
-#[pg_schema]
-mod tests {
-    //! `#[pg_test]` tests, run inside a real Postgres by `cargo pgrx test`.
-    mod conversation_model;
-}
+mod tests;
 
 #[cfg(test)]
 pub mod pg_test {

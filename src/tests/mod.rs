@@ -1,0 +1,3 @@
+//! `#[pg_test]` tests, run inside a real Postgres by `cargo pgrx test`.
+
+mod conversation_model;
