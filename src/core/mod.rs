@@ -3,4 +3,5 @@
 
 pub mod archive;
 pub mod conversation;
+pub mod filter;
 pub mod tokenizer;

@@ -1,0 +1,506 @@
+//! The filter language shared by every ctxstore store: a JSON document compiled to a SQL boolean
+//! expression with bound parameters. Values and path keys only ever travel as parameters; the
+//! SQL text is built from fixed fragments and whitelisted column names, so no input can inject.
+//!
+//! ```text
+//! {"topic": "billing"}                              shorthand for $eq
+//! {"user.age": {"$gte": 18, "$lt": 65}}             dotted paths walk nested objects
+//! {"tags": {"$contains": "urgent"}}                 array contains (a value or all of an array)
+//! {"$or": [{"a": 1}, {"$not": {"b": {"$exists": true}}}]}
+//! {"importance": {"$gt": 0.5}}                      built-in columns by name
+//! ```
+//! Operators: $eq $ne $gt $gte $lt $lte $in $nin $like $ilike $exists $contains, and $and $or
+//! $not. `$ne` and `$nin` also match rows where the field is missing.
+
+use serde_json::{Map, Value};
+
+use crate::core::conversation::json_type;
+use crate::error::{CtxError, CtxResult};
+
+/// SQL type of a built-in column, which decides how values are bound and compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    Text,
+    Number,
+    Timestamp,
+    Uuid,
+    TextArray,
+}
+
+/// What a filter may address: built-in columns, and a jsonb column for every other path.
+pub struct FilterTarget {
+    /// SQL expression of the jsonb document (e.g. `m.metadata`).
+    pub document: &'static str,
+    /// (filter name, SQL expression, type) of the built-in columns.
+    pub columns: &'static [(&'static str, &'static str, ColumnType)],
+}
+
+/// A bound parameter of a compiled filter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Text(String),
+    TextArray(Vec<String>),
+    Number(f64),
+    Jsonb(Value),
+    JsonbArray(Vec<Value>),
+}
+
+/// A compiled filter: a SQL boolean expression whose placeholders start at the offset given to
+/// [`compile`], and their values in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlFilter {
+    pub sql: String,
+    pub params: Vec<Param>,
+}
+
+const MAX_DEPTH: usize = 32;
+const MAX_PATH_SEGMENTS: usize = 32;
+
+/// Compiles `filter` for `target`; the first placeholder is `$first_param`.
+pub fn compile(filter: &Value, target: &FilterTarget, first_param: usize) -> CtxResult<SqlFilter> {
+    let mut compiler = Compiler { target, first_param, params: Vec::new() };
+    let sql = match filter {
+        Value::Null => "true".to_string(),
+        Value::Object(map) => compiler.conjunction(map, "", 0)?,
+        other => return Err(malformed("", format!("a filter must be a JSON object, not {}", json_type(other)))),
+    };
+    Ok(SqlFilter { sql, params: compiler.params })
+}
+
+fn malformed(path: &str, message: impl Into<String>) -> CtxError {
+    let message = message.into();
+    let located = if path.is_empty() { format!("invalid filter: {message}") } else { format!("invalid filter at \"{path}\": {message}") };
+    CtxError::invalid(located).with_hint(
+        "filters look like {\"field\": value} or {\"field\": {\"$op\": value}}; operators: \
+         $eq $ne $gt $gte $lt $lte $in $nin $like $ilike $exists $contains $and $or $not",
+    )
+}
+
+struct Compiler<'a> {
+    target: &'a FilterTarget,
+    first_param: usize,
+    params: Vec<Param>,
+}
+
+/// Where a field lives: a built-in column, or a path inside the jsonb document.
+enum Field {
+    Column(&'static str, ColumnType),
+    Document(Vec<String>),
+}
+
+impl Compiler<'_> {
+    fn bind(&mut self, param: Param) -> String {
+        self.params.push(param);
+        format!("${}", self.first_param + self.params.len() - 1)
+    }
+
+    /// Every key of an object, ANDed.
+    fn conjunction(&mut self, map: &Map<String, Value>, at: &str, depth: usize) -> CtxResult<String> {
+        if depth > MAX_DEPTH {
+            return Err(malformed(at, format!("nested deeper than {MAX_DEPTH} levels")));
+        }
+        let mut parts = Vec::with_capacity(map.len());
+        for (key, value) in map {
+            parts.push(match key.as_str() {
+                "$and" | "$or" => self.logical(key, value, at, depth)?,
+                "$not" => match value {
+                    Value::Object(inner) => format!("NOT coalesce(({}), false)", self.conjunction(inner, &join(at, "$not"), depth + 1)?),
+                    other => return Err(malformed(&join(at, "$not"), format!("$not takes an object, not {}", json_type(other)))),
+                },
+                op if op.starts_with('$') => {
+                    return Err(malformed(&join(at, op), format!("unknown logical operator \"{op}\"")))
+                }
+                field => self.field(field, value, depth)?,
+            });
+        }
+        Ok(match parts.len() {
+            0 => "true".to_string(),
+            1 => parts.pop().unwrap_or_default(),
+            _ => parts.into_iter().map(|p| format!("({p})")).collect::<Vec<_>>().join(" AND "),
+        })
+    }
+
+    fn logical(&mut self, op: &str, value: &Value, at: &str, depth: usize) -> CtxResult<String> {
+        let here = join(at, op);
+        let items = value
+            .as_array()
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| malformed(&here, format!("{op} takes a non-empty array of filters")))?;
+        let mut parts = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let item_at = format!("{here}[{i}]");
+            match item {
+                Value::Object(inner) => parts.push(format!("({})", self.conjunction(inner, &item_at, depth + 1)?)),
+                other => return Err(malformed(&item_at, format!("expected a filter object, not {}", json_type(other)))),
+            }
+        }
+        Ok(parts.join(if op == "$and" { " AND " } else { " OR " }))
+    }
+
+    fn resolve(&self, name: &str) -> CtxResult<Field> {
+        if let Some(&(_, sql, kind)) = self.target.columns.iter().find(|(n, _, _)| *n == name) {
+            return Ok(Field::Column(sql, kind));
+        }
+        let segments: Vec<String> = name.split('.').map(str::to_string).collect();
+        if segments.iter().any(String::is_empty) {
+            return Err(malformed(name, "empty path segment (paths look like \"a.b.c\")"));
+        }
+        if segments.len() > MAX_PATH_SEGMENTS {
+            return Err(malformed(name, format!("paths have at most {MAX_PATH_SEGMENTS} segments")));
+        }
+        Ok(Field::Document(segments))
+    }
+
+    /// `{"field": value}` or `{"field": {"$op": value, ...}}`.
+    fn field(&mut self, name: &str, condition: &Value, depth: usize) -> CtxResult<String> {
+        let field = self.resolve(name)?;
+        let operators = match condition {
+            Value::Object(ops) if ops.keys().next().is_some_and(|k| k.starts_with('$')) => ops,
+            literal => return self.operator(&field, name, "$eq", literal),
+        };
+        if depth > MAX_DEPTH {
+            return Err(malformed(name, format!("nested deeper than {MAX_DEPTH} levels")));
+        }
+        let mut parts = Vec::with_capacity(operators.len());
+        for (op, operand) in operators {
+            if !op.starts_with('$') {
+                return Err(malformed(name, format!("cannot mix operators and plain keys (\"{op}\")")));
+            }
+            parts.push(self.operator(&field, name, op, operand)?);
+        }
+        Ok(if parts.len() == 1 { parts.pop().unwrap_or_default() } else { parts.join(" AND ") })
+    }
+
+    fn operator(&mut self, field: &Field, name: &str, op: &str, operand: &Value) -> CtxResult<String> {
+        match field {
+            Field::Document(path) => self.document_operator(path, name, op, operand),
+            Field::Column(sql, kind) => self.column_operator(sql, *kind, name, op, operand),
+        }
+    }
+
+    fn document_operator(&mut self, path: &[String], name: &str, op: &str, operand: &Value) -> CtxResult<String> {
+        let doc = self.target.document;
+        let path_param = self.bind(Param::TextArray(path.to_vec()));
+        let value = format!("({doc} #> {path_param}::text[])");
+        Ok(match op {
+            "$eq" => format!("coalesce({value} = {}::jsonb, false)", self.bind(Param::Jsonb(operand.clone()))),
+            "$ne" => format!("NOT coalesce({value} = {}::jsonb, false)", self.bind(Param::Jsonb(operand.clone()))),
+            "$gt" | "$gte" | "$lt" | "$lte" => {
+                let kind = match operand {
+                    Value::Number(_) => "number",
+                    Value::String(_) => "string",
+                    other => {
+                        return Err(malformed(name, format!("{op} compares numbers or strings, not {}", json_type(other))))
+                    }
+                };
+                let bound = self.bind(Param::Jsonb(operand.clone()));
+                format!("coalesce(jsonb_typeof({value}) = '{kind}' AND {value} {} {bound}::jsonb, false)", comparison(op))
+            }
+            "$in" | "$nin" => {
+                let list = operand
+                    .as_array()
+                    .ok_or_else(|| malformed(name, format!("{op} takes an array, not {}", json_type(operand))))?;
+                let bound = self.bind(Param::JsonbArray(list.clone()));
+                let test = format!("coalesce({value} = ANY({bound}::jsonb[]), false)");
+                if op == "$in" { test } else { format!("NOT {test}") }
+            }
+            "$like" | "$ilike" => {
+                let pattern = operand
+                    .as_str()
+                    .ok_or_else(|| malformed(name, format!("{op} takes a string pattern, not {}", json_type(operand))))?;
+                let bound = self.bind(Param::Text(pattern.to_string()));
+                let sql_op = if op == "$like" { "LIKE" } else { "ILIKE" };
+                format!("coalesce(jsonb_typeof({value}) = 'string' AND ({doc} #>> {path_param}::text[]) {sql_op} {bound}, false)")
+            }
+            "$exists" => match operand {
+                Value::Bool(true) => format!("{value} IS NOT NULL"),
+                Value::Bool(false) => format!("{value} IS NULL"),
+                other => return Err(malformed(name, format!("$exists takes true or false, not {}", json_type(other)))),
+            },
+            "$contains" => {
+                let needle = match operand {
+                    Value::Array(_) => operand.clone(),
+                    Value::Object(_) | Value::Null => {
+                        return Err(malformed(name, format!("$contains takes a value or an array, not {}", json_type(operand))))
+                    }
+                    scalar => Value::Array(vec![scalar.clone()]),
+                };
+                let bound = self.bind(Param::Jsonb(needle));
+                format!("coalesce(jsonb_typeof({value}) = 'array' AND {value} @> {bound}::jsonb, false)")
+            }
+            other => return Err(malformed(name, format!("unknown operator \"{other}\""))),
+        })
+    }
+
+    fn column_operator(&mut self, sql: &str, kind: ColumnType, name: &str, op: &str, operand: &Value) -> CtxResult<String> {
+        let cast = match kind {
+            ColumnType::Text => "text",
+            ColumnType::Number => "float8",
+            ColumnType::Timestamp => "timestamptz",
+            ColumnType::Uuid => "uuid",
+            ColumnType::TextArray => "text[]",
+        };
+        Ok(match op {
+            "$eq" | "$ne" | "$gt" | "$gte" | "$lt" | "$lte" => {
+                if operand.is_null() {
+                    return Ok(match op {
+                        "$eq" => format!("{sql} IS NULL"),
+                        "$ne" => format!("{sql} IS NOT NULL"),
+                        _ => return Err(malformed(name, format!("{op} cannot compare with null"))),
+                    });
+                }
+                if kind == ColumnType::TextArray {
+                    if matches!(op, "$eq" | "$ne") {
+                        let bound = self.bind(Param::TextArray(text_array(name, operand)?));
+                        let test = format!("coalesce({sql} = {bound}::text[], false)");
+                        return Ok(if op == "$eq" { test } else { format!("NOT {test}") });
+                    }
+                    return Err(malformed(name, format!("{op} does not apply to \"{name}\"")));
+                }
+                if matches!(kind, ColumnType::Uuid) && !matches!(op, "$eq" | "$ne") {
+                    return Err(malformed(name, format!("{op} does not apply to \"{name}\"")));
+                }
+                let bound = self.scalar(kind, name, op, operand)?;
+                let test = format!("coalesce({sql} {} {bound}::{cast}, false)", comparison(op));
+                if op == "$ne" { format!("NOT coalesce({sql} = {bound}::{cast}, false)") } else { test }
+            }
+            "$in" | "$nin" => {
+                let list = operand
+                    .as_array()
+                    .ok_or_else(|| malformed(name, format!("{op} takes an array, not {}", json_type(operand))))?;
+                if kind == ColumnType::TextArray {
+                    return Err(malformed(name, format!("{op} does not apply to \"{name}\"")));
+                }
+                let texts = list
+                    .iter()
+                    .map(|v| match (kind, v) {
+                        (ColumnType::Number, Value::Number(n)) => Ok(n.to_string()),
+                        (ColumnType::Number, other) => Err(malformed(name, format!("{op} on a number needs numbers, not {}", json_type(other)))),
+                        (_, Value::String(s)) => Ok(s.clone()),
+                        (_, other) => Err(malformed(name, format!("{op} needs strings here, not {}", json_type(other)))),
+                    })
+                    .collect::<CtxResult<Vec<_>>>()?;
+                let bound = self.bind(Param::TextArray(texts));
+                let test = format!("coalesce({sql} = ANY({bound}::text[]::{cast}[]), false)");
+                if op == "$in" { test } else { format!("NOT {test}") }
+            }
+            "$like" | "$ilike" if kind == ColumnType::Text => {
+                let pattern = operand
+                    .as_str()
+                    .ok_or_else(|| malformed(name, format!("{op} takes a string pattern, not {}", json_type(operand))))?;
+                let bound = self.bind(Param::Text(pattern.to_string()));
+                format!("coalesce({sql} {} {bound}, false)", if op == "$like" { "LIKE" } else { "ILIKE" })
+            }
+            "$exists" => match operand {
+                Value::Bool(true) => format!("{sql} IS NOT NULL"),
+                Value::Bool(false) => format!("{sql} IS NULL"),
+                other => return Err(malformed(name, format!("$exists takes true or false, not {}", json_type(other)))),
+            },
+            "$contains" if kind == ColumnType::TextArray => {
+                let needle = match operand {
+                    Value::String(s) => vec![s.clone()],
+                    other => text_array(name, other)?,
+                };
+                let bound = self.bind(Param::TextArray(needle));
+                format!("coalesce({sql} @> {bound}::text[], false)")
+            }
+            "$like" | "$ilike" | "$contains" => return Err(malformed(name, format!("{op} does not apply to \"{name}\""))),
+            other => return Err(malformed(name, format!("unknown operator \"{other}\""))),
+        })
+    }
+
+    /// Binds a scalar for a built-in column, checking its JSON type.
+    fn scalar(&mut self, kind: ColumnType, name: &str, op: &str, operand: &Value) -> CtxResult<String> {
+        let param = match (kind, operand) {
+            (ColumnType::Number, Value::Number(n)) => Param::Number(n.as_f64().unwrap_or(f64::NAN)),
+            (ColumnType::Number, other) => return Err(malformed(name, format!("{op} on \"{name}\" needs a number, not {}", json_type(other)))),
+            (_, Value::String(s)) => Param::Text(s.clone()),
+            (_, other) => return Err(malformed(name, format!("{op} on \"{name}\" needs a string, not {}", json_type(other)))),
+        };
+        Ok(self.bind(param))
+    }
+}
+
+fn text_array(name: &str, operand: &Value) -> CtxResult<Vec<String>> {
+    operand
+        .as_array()
+        .and_then(|items| items.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
+        .ok_or_else(|| malformed(name, format!("\"{name}\" compares with an array of strings, not {}", json_type(operand))))
+}
+
+fn comparison(op: &str) -> &'static str {
+    match op {
+        "$eq" => "=",
+        "$ne" => "<>",
+        "$gt" => ">",
+        "$gte" => ">=",
+        "$lt" => "<",
+        _ => "<=",
+    }
+}
+
+fn join(at: &str, key: &str) -> String {
+    if at.is_empty() { key.to_string() } else { format!("{at}.{key}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const TARGET: FilterTarget = FilterTarget {
+        document: "m.metadata",
+        columns: &[
+            ("content", "m.content", ColumnType::Text),
+            ("importance", "m.importance", ColumnType::Number),
+            ("created_at", "m.created_at", ColumnType::Timestamp),
+            ("id", "m.id", ColumnType::Uuid),
+            ("namespace", "m.namespace", ColumnType::TextArray),
+        ],
+    };
+
+    fn sql(filter: Value) -> SqlFilter {
+        compile(&filter, &TARGET, 3).unwrap()
+    }
+
+    fn err(filter: Value) -> CtxError {
+        compile(&filter, &TARGET, 1).unwrap_err()
+    }
+
+    #[test]
+    fn empty_and_null_filters_match_everything() {
+        assert_eq!(sql(json!({})).sql, "true");
+        assert_eq!(sql(Value::Null).sql, "true");
+    }
+
+    #[test]
+    fn shorthand_equality_binds_path_and_value() {
+        let f = sql(json!({"user.tier": "gold"}));
+        assert_eq!(f.sql, "coalesce((m.metadata #> $3::text[]) = $4::jsonb, false)");
+        assert_eq!(f.params, vec![Param::TextArray(vec!["user".into(), "tier".into()]), Param::Jsonb(json!("gold"))]);
+    }
+
+    #[test]
+    fn every_document_operator_compiles() {
+        let cases = [
+            (json!({"a": {"$eq": 1}}), "= $2::jsonb"),
+            (json!({"a": {"$ne": 1}}), "NOT coalesce("),
+            (json!({"a": {"$gt": 1}}), "jsonb_typeof((m.metadata #> $1::text[])) = 'number' AND (m.metadata #> $1::text[]) > $2::jsonb"),
+            (json!({"a": {"$gte": "2024"}}), "= 'string' AND (m.metadata #> $1::text[]) >= $2::jsonb"),
+            (json!({"a": {"$lt": 1}}), "< $2::jsonb"),
+            (json!({"a": {"$lte": 1}}), "<= $2::jsonb"),
+            (json!({"a": {"$in": [1, "x"]}}), "= ANY($2::jsonb[])"),
+            (json!({"a": {"$nin": [1]}}), "NOT coalesce((m.metadata #> $1::text[]) = ANY($2::jsonb[]), false)"),
+            (json!({"a": {"$like": "x%"}}), "(m.metadata #>> $1::text[]) LIKE $2"),
+            (json!({"a": {"$ilike": "x%"}}), "ILIKE $2"),
+            (json!({"a": {"$exists": true}}), "(m.metadata #> $1::text[]) IS NOT NULL"),
+            (json!({"a": {"$exists": false}}), "(m.metadata #> $1::text[]) IS NULL"),
+            (json!({"a": {"$contains": "x"}}), "= 'array' AND (m.metadata #> $1::text[]) @> $2::jsonb"),
+        ];
+        for (filter, expected) in cases {
+            let f = compile(&filter, &TARGET, 1).unwrap();
+            assert!(f.sql.contains(expected), "{filter}: {}", f.sql);
+        }
+        let f = compile(&json!({"tags": {"$contains": "x"}}), &TARGET, 1).unwrap();
+        assert_eq!(f.params[1], Param::Jsonb(json!(["x"])), "a scalar needle is wrapped in an array");
+    }
+
+    #[test]
+    fn logical_operators_nest() {
+        let f = sql(json!({"$or": [{"a": 1}, {"$and": [{"b": 2}, {"$not": {"c": 3}}]}], "d": 4}));
+        assert_eq!(f.params.len(), 8);
+        assert!(f.sql.contains(" OR "), "{}", f.sql);
+        assert!(f.sql.contains(" AND "), "{}", f.sql);
+        assert!(f.sql.contains("NOT coalesce(("), "{}", f.sql);
+        // placeholders are numbered in order from the offset
+        for n in 3..=10 {
+            assert!(f.sql.contains(&format!("${n}")), "{}", f.sql);
+        }
+        assert!(!f.sql.contains("$11"));
+    }
+
+    #[test]
+    fn several_operators_on_one_field_are_anded() {
+        let f = sql(json!({"age": {"$gte": 18, "$lt": 65}}));
+        assert!(f.sql.contains(">= $4::jsonb") && f.sql.contains("< $6::jsonb") && f.sql.contains(" AND "), "{}", f.sql);
+    }
+
+    #[test]
+    fn built_in_columns() {
+        let f = sql(json!({"importance": {"$gte": 0.5}, "content": {"$ilike": "%key%"}}));
+        assert!(f.sql.contains("m.importance >= $"), "{}", f.sql);
+        assert!(f.sql.contains("m.content ILIKE $"), "{}", f.sql);
+        let f = sql(json!({"created_at": {"$lt": "2026-01-01"}}));
+        assert_eq!(f.sql, "coalesce(m.created_at < $3::timestamptz, false)");
+        let f = sql(json!({"namespace": {"$contains": "facts"}}));
+        assert_eq!(f.sql, "coalesce(m.namespace @> $3::text[], false)");
+        let f = sql(json!({"id": {"$in": ["00000000-0000-0000-0000-000000000000"]}}));
+        assert!(f.sql.contains("= ANY($3::text[]::uuid[])"), "{}", f.sql);
+        assert_eq!(sql(json!({"content": null})).sql, "m.content IS NULL");
+    }
+
+    #[test]
+    fn injection_attempts_stay_parameters() {
+        let nasty = [
+            json!({"x'); DROP TABLE ctx.memories; --": 1}),
+            json!({"a": "'; DELETE FROM ctx.memories; --"}),
+            json!({"a": {"$like": "%' OR '1'='1"}}),
+            json!({"a": {"$in": ["1') OR true --"]}}),
+            json!({"a\"b": {"$contains": ["x\\\" OR 1=1"]}}),
+            json!({"$or": [{"content); DROP TABLE x; --": 1}]}),
+        ];
+        for filter in nasty {
+            let f = compile(&filter, &TARGET, 1).unwrap();
+            for forbidden in ["DROP", "DELETE", "'1'", "OR true", "--", ";"] {
+                assert!(!f.sql.contains(forbidden), "{filter} leaked into SQL: {}", f.sql);
+            }
+        }
+        // unknown operators are never passed through, whatever they contain
+        let e = err(json!({"a": {"$eq); DROP": 1}}));
+        assert!(e.message.contains("unknown operator"), "{}", e.message);
+    }
+
+    #[test]
+    fn malformed_filters_name_the_path() {
+        let cases = [
+            (json!([1]), "invalid filter: a filter must be a JSON object"),
+            (json!({"a": {"$gt": true}}), "at \"a\": $gt compares numbers or strings"),
+            (json!({"a.b": {"$in": 3}}), "at \"a.b\": $in takes an array"),
+            (json!({"a": {"$exists": "yes"}}), "$exists takes true or false"),
+            (json!({"a": {"$regex": "x"}}), "at \"a\": unknown operator \"$regex\""),
+            (json!({"$xor": []}), "at \"$xor\": unknown logical operator"),
+            (json!({"$or": []}), "at \"$or\": $or takes a non-empty array"),
+            (json!({"$or": [{"a": 1}, 2]}), "at \"$or[1]\": expected a filter object"),
+            (json!({"$and": [{"$not": 5}]}), "at \"$and[0].$not\": $not takes an object"),
+            (json!({"a..b": 1}), "empty path segment"),
+            (json!({"a": {"$gt": 1, "b": 2}}), "cannot mix operators and plain keys"),
+            (json!({"importance": {"$gt": "high"}}), "needs a number"),
+            (json!({"content": {"$contains": "x"}}), "$contains does not apply to \"content\""),
+            (json!({"a": {"$like": 5}}), "$like takes a string pattern"),
+            (json!({"a": {"$contains": {"k": 1}}}), "$contains takes a value or an array"),
+            (json!({"importance": {"$lt": null}}), "cannot compare with null"),
+        ];
+        for (filter, expected) in cases {
+            let e = err(filter.clone());
+            assert_eq!(e.kind.sqlstate(), "22023", "{filter}");
+            assert!(e.message.contains(expected), "{filter}: {}", e.message);
+            assert!(e.hint.is_some());
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let mut filter = json!({"a": 1});
+        for _ in 0..40 {
+            filter = json!({"$not": filter});
+        }
+        assert!(err(filter).message.contains("nested deeper than"));
+    }
+
+    #[test]
+    fn object_literals_compare_as_documents() {
+        // an object whose keys are not operators is a literal to compare with
+        let f = sql(json!({"a": {"b": 1}}));
+        assert_eq!(f.params[1], Param::Jsonb(json!({"b": 1})));
+    }
+}
