@@ -13,7 +13,7 @@ bindir=$("$pg_config" --bindir)
 pg_regress="$("$PG15_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress"
 datadir="$root/tmp/regress-$server"
 outdir="$root/tmp/regress-out-$server"
-port=$((56000 + ${server#pg}))
+port=${CTXSTORE_REGRESS_PORT:-$((56000 + ${server#pg}))}
 
 "$root/scripts/install.sh" "$server"
 rm -rf "$datadir" "$outdir"

@@ -28,6 +28,10 @@ pub static TOKENIZER: GucSetting<TokenizerSetting> =
 /// `ctxstore.max_message_bytes`: the largest message content accepted (bytes of UTF-8).
 pub static MAX_MESSAGE_BYTES: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
 
+/// `ctxstore.exact_recall_max_candidates`: recall scans candidates exactly up to this estimate,
+/// and uses the HNSW index (when one exists) above it.
+pub static EXACT_RECALL_MAX_CANDIDATES: GucSetting<i32> = GucSetting::<i32>::new(5000);
+
 pub fn register() {
     GucRegistry::define_enum_guc(
         c"ctxstore.tokenizer",
@@ -46,6 +50,16 @@ pub fn register() {
         i32::MAX / 2,
         GucContext::Suset,
         GucFlags::UNIT_BYTE,
+    );
+    GucRegistry::define_int_guc(
+        c"ctxstore.exact_recall_max_candidates",
+        c"Largest estimated candidate set that recall scans exactly.",
+        c"Above it, recall uses the HNSW index of ctx.create_vector_index when one exists. 0 always uses the index.",
+        &EXACT_RECALL_MAX_CANDIDATES,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::default(),
     );
     // SAFETY: called from _PG_init, after the variables above are defined.
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"ctxstore".as_ptr()) };

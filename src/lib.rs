@@ -15,6 +15,11 @@ extension_sql_file!(
     name = "conversation_schema",
     bootstrap
 );
+extension_sql_file!(
+    "schema/memories.sql",
+    name = "memories_schema",
+    requires = ["conversation_schema"]
+);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

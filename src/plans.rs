@@ -40,3 +40,13 @@ impl Statement {
         Ok(plan)
     }
 }
+
+/// The first column of the first row, or None when there is no row (or it is NULL).
+pub fn first_value<T: pgrx::FromDatum + pgrx::IntoDatum>(
+    table: pgrx::spi::SpiTupleTable<'_>,
+) -> CtxResult<Option<T>> {
+    match table.into_iter().next() {
+        Some(row) => Ok(row.get::<T>(1)?),
+        None => Ok(None),
+    }
+}

@@ -783,21 +783,36 @@ fn fork_context(context_id: Option<Uuid>, at_seq: Option<i64>) -> CtxResult<Uuid
 /// `cascade` is true, which deletes the forks (and theirs) too. Returns the number of
 /// contexts deleted.
 #[pg_extern(volatile, parallel_unsafe)]
-fn delete_context(context_id: Option<Uuid>, cascade: default!(Option<bool>, false)) -> i64 {
-    delete(context_id, cascade).or_raise()
+fn delete_context(
+    context_id: Option<Uuid>,
+    cascade: default!(Option<bool>, false),
+    forget_memories: default!(Option<bool>, false),
+) -> i64 {
+    delete(context_id, cascade, forget_memories).or_raise()
 }
 
-fn delete(context_id: Option<Uuid>, cascade: Option<bool>) -> CtxResult<i64> {
+fn delete(
+    context_id: Option<Uuid>,
+    cascade: Option<bool>,
+    forget_memories: Option<bool>,
+) -> CtxResult<i64> {
     let context_id = required(context_id, "context_id")?;
     let cascade = required(cascade, "cascade")?;
+    let forget_memories = required(forget_memories, "forget_memories")?;
     static FORKS: Statement = Statement {
         sql: "SELECT count(*) FROM ctx.contexts WHERE ancestors @> ARRAY[$1]",
         args: &[UUIDOID],
         writes: false,
     };
+    // Memories sourced from the deleted contexts are erased only when asked; otherwise they
+    // outlive them (their source_context becomes NULL).
     static DELETE: Statement = Statement {
-        sql: "DELETE FROM ctx.contexts WHERE id = $1 OR ($2 AND ancestors @> ARRAY[$1])",
-        args: &[UUIDOID, BOOLOID],
+        sql: "WITH gone AS (
+                  DELETE FROM ctx.contexts WHERE id = $1 OR ($2 AND ancestors @> ARRAY[$1]) RETURNING id),
+              forgotten AS (
+                  DELETE FROM ctx.memories WHERE $3 AND source_context IN (SELECT id FROM gone))
+              SELECT count(*) FROM gone",
+        args: &[UUIDOID, BOOLOID, BOOLOID],
         writes: true,
     };
     Spi::connect_mut(|client| {
@@ -822,9 +837,15 @@ fn delete(context_id: Option<Uuid>, cascade: Option<bool>) -> CtxResult<i64> {
             }
         }
         let plan = DELETE.plan(client)?;
-        Ok(client
-            .update(&*plan, None, &[context_id.into(), cascade.into()])?
-            .len() as i64)
+        let deleted: Option<i64> = client
+            .update(
+                &*plan,
+                Some(1),
+                &[context_id.into(), cascade.into(), forget_memories.into()],
+            )?
+            .first()
+            .get_one()?;
+        Ok(deleted.unwrap_or(0))
     })
 }
 

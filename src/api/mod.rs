@@ -1,3 +1,4 @@
 //! `#[pg_extern]` functions, one file per store.
 
 pub mod contexts;
+pub mod memories;

@@ -58,18 +58,34 @@ const MAX_PATH_SEGMENTS: usize = 32;
 
 /// Compiles `filter` for `target`; the first placeholder is `$first_param`.
 pub fn compile(filter: &Value, target: &FilterTarget, first_param: usize) -> CtxResult<SqlFilter> {
-    let mut compiler = Compiler { target, first_param, params: Vec::new() };
+    let mut compiler = Compiler {
+        target,
+        first_param,
+        params: Vec::new(),
+    };
     let sql = match filter {
         Value::Null => "true".to_string(),
         Value::Object(map) => compiler.conjunction(map, "", 0)?,
-        other => return Err(malformed("", format!("a filter must be a JSON object, not {}", json_type(other)))),
+        other => {
+            return Err(malformed(
+                "",
+                format!("a filter must be a JSON object, not {}", json_type(other)),
+            ))
+        }
     };
-    Ok(SqlFilter { sql, params: compiler.params })
+    Ok(SqlFilter {
+        sql,
+        params: compiler.params,
+    })
 }
 
 fn malformed(path: &str, message: impl Into<String>) -> CtxError {
     let message = message.into();
-    let located = if path.is_empty() { format!("invalid filter: {message}") } else { format!("invalid filter at \"{path}\": {message}") };
+    let located = if path.is_empty() {
+        format!("invalid filter: {message}")
+    } else {
+        format!("invalid filter at \"{path}\": {message}")
+    };
     CtxError::invalid(located).with_hint(
         "filters look like {\"field\": value} or {\"field\": {\"$op\": value}}; operators: \
          $eq $ne $gt $gte $lt $lte $in $nin $like $ilike $exists $contains $and $or $not",
@@ -95,20 +111,39 @@ impl Compiler<'_> {
     }
 
     /// Every key of an object, ANDed.
-    fn conjunction(&mut self, map: &Map<String, Value>, at: &str, depth: usize) -> CtxResult<String> {
+    fn conjunction(
+        &mut self,
+        map: &Map<String, Value>,
+        at: &str,
+        depth: usize,
+    ) -> CtxResult<String> {
         if depth > MAX_DEPTH {
-            return Err(malformed(at, format!("nested deeper than {MAX_DEPTH} levels")));
+            return Err(malformed(
+                at,
+                format!("nested deeper than {MAX_DEPTH} levels"),
+            ));
         }
         let mut parts = Vec::with_capacity(map.len());
         for (key, value) in map {
             parts.push(match key.as_str() {
                 "$and" | "$or" => self.logical(key, value, at, depth)?,
                 "$not" => match value {
-                    Value::Object(inner) => format!("NOT coalesce(({}), false)", self.conjunction(inner, &join(at, "$not"), depth + 1)?),
-                    other => return Err(malformed(&join(at, "$not"), format!("$not takes an object, not {}", json_type(other)))),
+                    Value::Object(inner) => format!(
+                        "NOT coalesce(({}), false)",
+                        self.conjunction(inner, &join(at, "$not"), depth + 1)?
+                    ),
+                    other => {
+                        return Err(malformed(
+                            &join(at, "$not"),
+                            format!("$not takes an object, not {}", json_type(other)),
+                        ))
+                    }
                 },
                 op if op.starts_with('$') => {
-                    return Err(malformed(&join(at, op), format!("unknown logical operator \"{op}\"")))
+                    return Err(malformed(
+                        &join(at, op),
+                        format!("unknown logical operator \"{op}\""),
+                    ))
                 }
                 field => self.field(field, value, depth)?,
             });
@@ -116,7 +151,11 @@ impl Compiler<'_> {
         Ok(match parts.len() {
             0 => "true".to_string(),
             1 => parts.pop().unwrap_or_default(),
-            _ => parts.into_iter().map(|p| format!("({p})")).collect::<Vec<_>>().join(" AND "),
+            _ => parts
+                .into_iter()
+                .map(|p| format!("({p})"))
+                .collect::<Vec<_>>()
+                .join(" AND "),
         })
     }
 
@@ -130,8 +169,16 @@ impl Compiler<'_> {
         for (i, item) in items.iter().enumerate() {
             let item_at = format!("{here}[{i}]");
             match item {
-                Value::Object(inner) => parts.push(format!("({})", self.conjunction(inner, &item_at, depth + 1)?)),
-                other => return Err(malformed(&item_at, format!("expected a filter object, not {}", json_type(other)))),
+                Value::Object(inner) => parts.push(format!(
+                    "({})",
+                    self.conjunction(inner, &item_at, depth + 1)?
+                )),
+                other => {
+                    return Err(malformed(
+                        &item_at,
+                        format!("expected a filter object, not {}", json_type(other)),
+                    ))
+                }
             }
         }
         Ok(parts.join(if op == "$and" { " AND " } else { " OR " }))
@@ -143,10 +190,16 @@ impl Compiler<'_> {
         }
         let segments: Vec<String> = name.split('.').map(str::to_string).collect();
         if segments.iter().any(String::is_empty) {
-            return Err(malformed(name, "empty path segment (paths look like \"a.b.c\")"));
+            return Err(malformed(
+                name,
+                "empty path segment (paths look like \"a.b.c\")",
+            ));
         }
         if segments.len() > MAX_PATH_SEGMENTS {
-            return Err(malformed(name, format!("paths have at most {MAX_PATH_SEGMENTS} segments")));
+            return Err(malformed(
+                name,
+                format!("paths have at most {MAX_PATH_SEGMENTS} segments"),
+            ));
         }
         Ok(Field::Document(segments))
     }
@@ -159,55 +212,96 @@ impl Compiler<'_> {
             literal => return self.operator(&field, name, "$eq", literal),
         };
         if depth > MAX_DEPTH {
-            return Err(malformed(name, format!("nested deeper than {MAX_DEPTH} levels")));
+            return Err(malformed(
+                name,
+                format!("nested deeper than {MAX_DEPTH} levels"),
+            ));
         }
         let mut parts = Vec::with_capacity(operators.len());
         for (op, operand) in operators {
             if !op.starts_with('$') {
-                return Err(malformed(name, format!("cannot mix operators and plain keys (\"{op}\")")));
+                return Err(malformed(
+                    name,
+                    format!("cannot mix operators and plain keys (\"{op}\")"),
+                ));
             }
             parts.push(self.operator(&field, name, op, operand)?);
         }
-        Ok(if parts.len() == 1 { parts.pop().unwrap_or_default() } else { parts.join(" AND ") })
+        Ok(if parts.len() == 1 {
+            parts.pop().unwrap_or_default()
+        } else {
+            parts.join(" AND ")
+        })
     }
 
-    fn operator(&mut self, field: &Field, name: &str, op: &str, operand: &Value) -> CtxResult<String> {
+    fn operator(
+        &mut self,
+        field: &Field,
+        name: &str,
+        op: &str,
+        operand: &Value,
+    ) -> CtxResult<String> {
         match field {
             Field::Document(path) => self.document_operator(path, name, op, operand),
             Field::Column(sql, kind) => self.column_operator(sql, *kind, name, op, operand),
         }
     }
 
-    fn document_operator(&mut self, path: &[String], name: &str, op: &str, operand: &Value) -> CtxResult<String> {
+    fn document_operator(
+        &mut self,
+        path: &[String],
+        name: &str,
+        op: &str,
+        operand: &Value,
+    ) -> CtxResult<String> {
         let doc = self.target.document;
         let path_param = self.bind(Param::TextArray(path.to_vec()));
         let value = format!("({doc} #> {path_param}::text[])");
         Ok(match op {
-            "$eq" => format!("coalesce({value} = {}::jsonb, false)", self.bind(Param::Jsonb(operand.clone()))),
-            "$ne" => format!("NOT coalesce({value} = {}::jsonb, false)", self.bind(Param::Jsonb(operand.clone()))),
+            "$eq" => format!(
+                "coalesce({value} = {}::jsonb, false)",
+                self.bind(Param::Jsonb(operand.clone()))
+            ),
+            "$ne" => format!(
+                "NOT coalesce({value} = {}::jsonb, false)",
+                self.bind(Param::Jsonb(operand.clone()))
+            ),
             "$gt" | "$gte" | "$lt" | "$lte" => {
                 let kind = match operand {
                     Value::Number(_) => "number",
                     Value::String(_) => "string",
                     other => {
-                        return Err(malformed(name, format!("{op} compares numbers or strings, not {}", json_type(other))))
+                        return Err(malformed(
+                            name,
+                            format!("{op} compares numbers or strings, not {}", json_type(other)),
+                        ))
                     }
                 };
                 let bound = self.bind(Param::Jsonb(operand.clone()));
                 format!("coalesce(jsonb_typeof({value}) = '{kind}' AND {value} {} {bound}::jsonb, false)", comparison(op))
             }
             "$in" | "$nin" => {
-                let list = operand
-                    .as_array()
-                    .ok_or_else(|| malformed(name, format!("{op} takes an array, not {}", json_type(operand))))?;
+                let list = operand.as_array().ok_or_else(|| {
+                    malformed(
+                        name,
+                        format!("{op} takes an array, not {}", json_type(operand)),
+                    )
+                })?;
                 let bound = self.bind(Param::JsonbArray(list.clone()));
                 let test = format!("coalesce({value} = ANY({bound}::jsonb[]), false)");
-                if op == "$in" { test } else { format!("NOT {test}") }
+                if op == "$in" {
+                    test
+                } else {
+                    format!("NOT {test}")
+                }
             }
             "$like" | "$ilike" => {
-                let pattern = operand
-                    .as_str()
-                    .ok_or_else(|| malformed(name, format!("{op} takes a string pattern, not {}", json_type(operand))))?;
+                let pattern = operand.as_str().ok_or_else(|| {
+                    malformed(
+                        name,
+                        format!("{op} takes a string pattern, not {}", json_type(operand)),
+                    )
+                })?;
                 let bound = self.bind(Param::Text(pattern.to_string()));
                 let sql_op = if op == "$like" { "LIKE" } else { "ILIKE" };
                 format!("coalesce(jsonb_typeof({value}) = 'string' AND ({doc} #>> {path_param}::text[]) {sql_op} {bound}, false)")
@@ -215,13 +309,24 @@ impl Compiler<'_> {
             "$exists" => match operand {
                 Value::Bool(true) => format!("{value} IS NOT NULL"),
                 Value::Bool(false) => format!("{value} IS NULL"),
-                other => return Err(malformed(name, format!("$exists takes true or false, not {}", json_type(other)))),
+                other => {
+                    return Err(malformed(
+                        name,
+                        format!("$exists takes true or false, not {}", json_type(other)),
+                    ))
+                }
             },
             "$contains" => {
                 let needle = match operand {
                     Value::Array(_) => operand.clone(),
                     Value::Object(_) | Value::Null => {
-                        return Err(malformed(name, format!("$contains takes a value or an array, not {}", json_type(operand))))
+                        return Err(malformed(
+                            name,
+                            format!(
+                                "$contains takes a value or an array, not {}",
+                                json_type(operand)
+                            ),
+                        ))
                     }
                     scalar => Value::Array(vec![scalar.clone()]),
                 };
@@ -232,7 +337,14 @@ impl Compiler<'_> {
         })
     }
 
-    fn column_operator(&mut self, sql: &str, kind: ColumnType, name: &str, op: &str, operand: &Value) -> CtxResult<String> {
+    fn column_operator(
+        &mut self,
+        sql: &str,
+        kind: ColumnType,
+        name: &str,
+        op: &str,
+        operand: &Value,
+    ) -> CtxResult<String> {
         let cast = match kind {
             ColumnType::Text => "text",
             ColumnType::Number => "float8",
@@ -253,48 +365,89 @@ impl Compiler<'_> {
                     if matches!(op, "$eq" | "$ne") {
                         let bound = self.bind(Param::TextArray(text_array(name, operand)?));
                         let test = format!("coalesce({sql} = {bound}::text[], false)");
-                        return Ok(if op == "$eq" { test } else { format!("NOT {test}") });
+                        return Ok(if op == "$eq" {
+                            test
+                        } else {
+                            format!("NOT {test}")
+                        });
                     }
-                    return Err(malformed(name, format!("{op} does not apply to \"{name}\"")));
+                    return Err(malformed(
+                        name,
+                        format!("{op} does not apply to \"{name}\""),
+                    ));
                 }
                 if matches!(kind, ColumnType::Uuid) && !matches!(op, "$eq" | "$ne") {
-                    return Err(malformed(name, format!("{op} does not apply to \"{name}\"")));
+                    return Err(malformed(
+                        name,
+                        format!("{op} does not apply to \"{name}\""),
+                    ));
                 }
                 let bound = self.scalar(kind, name, op, operand)?;
                 let test = format!("coalesce({sql} {} {bound}::{cast}, false)", comparison(op));
-                if op == "$ne" { format!("NOT coalesce({sql} = {bound}::{cast}, false)") } else { test }
+                if op == "$ne" {
+                    format!("NOT coalesce({sql} = {bound}::{cast}, false)")
+                } else {
+                    test
+                }
             }
             "$in" | "$nin" => {
-                let list = operand
-                    .as_array()
-                    .ok_or_else(|| malformed(name, format!("{op} takes an array, not {}", json_type(operand))))?;
+                let list = operand.as_array().ok_or_else(|| {
+                    malformed(
+                        name,
+                        format!("{op} takes an array, not {}", json_type(operand)),
+                    )
+                })?;
                 if kind == ColumnType::TextArray {
-                    return Err(malformed(name, format!("{op} does not apply to \"{name}\"")));
+                    return Err(malformed(
+                        name,
+                        format!("{op} does not apply to \"{name}\""),
+                    ));
                 }
                 let texts = list
                     .iter()
                     .map(|v| match (kind, v) {
                         (ColumnType::Number, Value::Number(n)) => Ok(n.to_string()),
-                        (ColumnType::Number, other) => Err(malformed(name, format!("{op} on a number needs numbers, not {}", json_type(other)))),
+                        (ColumnType::Number, other) => Err(malformed(
+                            name,
+                            format!("{op} on a number needs numbers, not {}", json_type(other)),
+                        )),
                         (_, Value::String(s)) => Ok(s.clone()),
-                        (_, other) => Err(malformed(name, format!("{op} needs strings here, not {}", json_type(other)))),
+                        (_, other) => Err(malformed(
+                            name,
+                            format!("{op} needs strings here, not {}", json_type(other)),
+                        )),
                     })
                     .collect::<CtxResult<Vec<_>>>()?;
                 let bound = self.bind(Param::TextArray(texts));
                 let test = format!("coalesce({sql} = ANY({bound}::text[]::{cast}[]), false)");
-                if op == "$in" { test } else { format!("NOT {test}") }
+                if op == "$in" {
+                    test
+                } else {
+                    format!("NOT {test}")
+                }
             }
             "$like" | "$ilike" if kind == ColumnType::Text => {
-                let pattern = operand
-                    .as_str()
-                    .ok_or_else(|| malformed(name, format!("{op} takes a string pattern, not {}", json_type(operand))))?;
+                let pattern = operand.as_str().ok_or_else(|| {
+                    malformed(
+                        name,
+                        format!("{op} takes a string pattern, not {}", json_type(operand)),
+                    )
+                })?;
                 let bound = self.bind(Param::Text(pattern.to_string()));
-                format!("coalesce({sql} {} {bound}, false)", if op == "$like" { "LIKE" } else { "ILIKE" })
+                format!(
+                    "coalesce({sql} {} {bound}, false)",
+                    if op == "$like" { "LIKE" } else { "ILIKE" }
+                )
             }
             "$exists" => match operand {
                 Value::Bool(true) => format!("{sql} IS NOT NULL"),
                 Value::Bool(false) => format!("{sql} IS NULL"),
-                other => return Err(malformed(name, format!("$exists takes true or false, not {}", json_type(other)))),
+                other => {
+                    return Err(malformed(
+                        name,
+                        format!("$exists takes true or false, not {}", json_type(other)),
+                    ))
+                }
             },
             "$contains" if kind == ColumnType::TextArray => {
                 let needle = match operand {
@@ -304,18 +457,45 @@ impl Compiler<'_> {
                 let bound = self.bind(Param::TextArray(needle));
                 format!("coalesce({sql} @> {bound}::text[], false)")
             }
-            "$like" | "$ilike" | "$contains" => return Err(malformed(name, format!("{op} does not apply to \"{name}\""))),
+            "$like" | "$ilike" | "$contains" => {
+                return Err(malformed(
+                    name,
+                    format!("{op} does not apply to \"{name}\""),
+                ))
+            }
             other => return Err(malformed(name, format!("unknown operator \"{other}\""))),
         })
     }
 
     /// Binds a scalar for a built-in column, checking its JSON type.
-    fn scalar(&mut self, kind: ColumnType, name: &str, op: &str, operand: &Value) -> CtxResult<String> {
+    fn scalar(
+        &mut self,
+        kind: ColumnType,
+        name: &str,
+        op: &str,
+        operand: &Value,
+    ) -> CtxResult<String> {
         let param = match (kind, operand) {
             (ColumnType::Number, Value::Number(n)) => Param::Number(n.as_f64().unwrap_or(f64::NAN)),
-            (ColumnType::Number, other) => return Err(malformed(name, format!("{op} on \"{name}\" needs a number, not {}", json_type(other)))),
+            (ColumnType::Number, other) => {
+                return Err(malformed(
+                    name,
+                    format!(
+                        "{op} on \"{name}\" needs a number, not {}",
+                        json_type(other)
+                    ),
+                ))
+            }
             (_, Value::String(s)) => Param::Text(s.clone()),
-            (_, other) => return Err(malformed(name, format!("{op} on \"{name}\" needs a string, not {}", json_type(other)))),
+            (_, other) => {
+                return Err(malformed(
+                    name,
+                    format!(
+                        "{op} on \"{name}\" needs a string, not {}",
+                        json_type(other)
+                    ),
+                ))
+            }
         };
         Ok(self.bind(param))
     }
@@ -324,8 +504,21 @@ impl Compiler<'_> {
 fn text_array(name: &str, operand: &Value) -> CtxResult<Vec<String>> {
     operand
         .as_array()
-        .and_then(|items| items.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
-        .ok_or_else(|| malformed(name, format!("\"{name}\" compares with an array of strings, not {}", json_type(operand))))
+        .and_then(|items| {
+            items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+        })
+        .ok_or_else(|| {
+            malformed(
+                name,
+                format!(
+                    "\"{name}\" compares with an array of strings, not {}",
+                    json_type(operand)
+                ),
+            )
+        })
 }
 
 fn comparison(op: &str) -> &'static str {
@@ -340,7 +533,11 @@ fn comparison(op: &str) -> &'static str {
 }
 
 fn join(at: &str, key: &str) -> String {
-    if at.is_empty() { key.to_string() } else { format!("{at}.{key}") }
+    if at.is_empty() {
+        key.to_string()
+    } else {
+        format!("{at}.{key}")
+    }
 }
 
 #[cfg(test)]
@@ -376,8 +573,17 @@ mod tests {
     #[test]
     fn shorthand_equality_binds_path_and_value() {
         let f = sql(json!({"user.tier": "gold"}));
-        assert_eq!(f.sql, "coalesce((m.metadata #> $3::text[]) = $4::jsonb, false)");
-        assert_eq!(f.params, vec![Param::TextArray(vec!["user".into(), "tier".into()]), Param::Jsonb(json!("gold"))]);
+        assert_eq!(
+            f.sql,
+            "coalesce((m.metadata #> $3::text[]) = $4::jsonb, false)"
+        );
+        assert_eq!(
+            f.params,
+            vec![
+                Param::TextArray(vec!["user".into(), "tier".into()]),
+                Param::Jsonb(json!("gold"))
+            ]
+        );
     }
 
     #[test]
@@ -402,7 +608,11 @@ mod tests {
             assert!(f.sql.contains(expected), "{filter}: {}", f.sql);
         }
         let f = compile(&json!({"tags": {"$contains": "x"}}), &TARGET, 1).unwrap();
-        assert_eq!(f.params[1], Param::Jsonb(json!(["x"])), "a scalar needle is wrapped in an array");
+        assert_eq!(
+            f.params[1],
+            Param::Jsonb(json!(["x"])),
+            "a scalar needle is wrapped in an array"
+        );
     }
 
     #[test]
@@ -422,7 +632,13 @@ mod tests {
     #[test]
     fn several_operators_on_one_field_are_anded() {
         let f = sql(json!({"age": {"$gte": 18, "$lt": 65}}));
-        assert!(f.sql.contains(">= $4::jsonb") && f.sql.contains("< $6::jsonb") && f.sql.contains(" AND "), "{}", f.sql);
+        assert!(
+            f.sql.contains(">= $4::jsonb")
+                && f.sql.contains("< $6::jsonb")
+                && f.sql.contains(" AND "),
+            "{}",
+            f.sql
+        );
     }
 
     #[test]
@@ -452,7 +668,11 @@ mod tests {
         for filter in nasty {
             let f = compile(&filter, &TARGET, 1).unwrap();
             for forbidden in ["DROP", "DELETE", "'1'", "OR true", "--", ";"] {
-                assert!(!f.sql.contains(forbidden), "{filter} leaked into SQL: {}", f.sql);
+                assert!(
+                    !f.sql.contains(forbidden),
+                    "{filter} leaked into SQL: {}",
+                    f.sql
+                );
             }
         }
         // unknown operators are never passed through, whatever they contain
@@ -464,21 +684,51 @@ mod tests {
     fn malformed_filters_name_the_path() {
         let cases = [
             (json!([1]), "invalid filter: a filter must be a JSON object"),
-            (json!({"a": {"$gt": true}}), "at \"a\": $gt compares numbers or strings"),
+            (
+                json!({"a": {"$gt": true}}),
+                "at \"a\": $gt compares numbers or strings",
+            ),
             (json!({"a.b": {"$in": 3}}), "at \"a.b\": $in takes an array"),
-            (json!({"a": {"$exists": "yes"}}), "$exists takes true or false"),
-            (json!({"a": {"$regex": "x"}}), "at \"a\": unknown operator \"$regex\""),
+            (
+                json!({"a": {"$exists": "yes"}}),
+                "$exists takes true or false",
+            ),
+            (
+                json!({"a": {"$regex": "x"}}),
+                "at \"a\": unknown operator \"$regex\"",
+            ),
             (json!({"$xor": []}), "at \"$xor\": unknown logical operator"),
-            (json!({"$or": []}), "at \"$or\": $or takes a non-empty array"),
-            (json!({"$or": [{"a": 1}, 2]}), "at \"$or[1]\": expected a filter object"),
-            (json!({"$and": [{"$not": 5}]}), "at \"$and[0].$not\": $not takes an object"),
+            (
+                json!({"$or": []}),
+                "at \"$or\": $or takes a non-empty array",
+            ),
+            (
+                json!({"$or": [{"a": 1}, 2]}),
+                "at \"$or[1]\": expected a filter object",
+            ),
+            (
+                json!({"$and": [{"$not": 5}]}),
+                "at \"$and[0].$not\": $not takes an object",
+            ),
             (json!({"a..b": 1}), "empty path segment"),
-            (json!({"a": {"$gt": 1, "b": 2}}), "cannot mix operators and plain keys"),
+            (
+                json!({"a": {"$gt": 1, "b": 2}}),
+                "cannot mix operators and plain keys",
+            ),
             (json!({"importance": {"$gt": "high"}}), "needs a number"),
-            (json!({"content": {"$contains": "x"}}), "$contains does not apply to \"content\""),
+            (
+                json!({"content": {"$contains": "x"}}),
+                "$contains does not apply to \"content\"",
+            ),
             (json!({"a": {"$like": 5}}), "$like takes a string pattern"),
-            (json!({"a": {"$contains": {"k": 1}}}), "$contains takes a value or an array"),
-            (json!({"importance": {"$lt": null}}), "cannot compare with null"),
+            (
+                json!({"a": {"$contains": {"k": 1}}}),
+                "$contains takes a value or an array",
+            ),
+            (
+                json!({"importance": {"$lt": null}}),
+                "cannot compare with null",
+            ),
         ];
         for (filter, expected) in cases {
             let e = err(filter.clone());

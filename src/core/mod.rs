@@ -4,4 +4,7 @@
 pub mod archive;
 pub mod conversation;
 pub mod filter;
+pub mod knn;
+pub mod namespace;
+pub mod scoring;
 pub mod tokenizer;

@@ -1,0 +1,1010 @@
+//! SQL functions of long-term memory: remember, update (supersede), forget, hybrid recall,
+//! namespaces and vector indexes. The ranking rules are in `core::{knn, scoring, filter}`.
+
+use std::collections::HashMap;
+
+use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
+use pgrx::pg_sys::BuiltinOid::*;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::{JsonB, Uuid};
+use serde_json::{json, Value};
+
+use crate::core::filter::{self, ColumnType, FilterTarget, Param};
+use crate::core::knn::{self, Metric, TopK};
+use crate::core::namespace;
+use crate::core::scoring::Weights;
+use crate::error::{required, CtxError, CtxResult, ErrorKind, OrRaise};
+use crate::plans::{first_value, Statement};
+
+/// What filters over memories may address.
+pub const MEMORY_FILTER: FilterTarget = FilterTarget {
+    document: "m.metadata",
+    columns: &[
+        ("id", "m.id", ColumnType::Uuid),
+        ("content", "m.content", ColumnType::Text),
+        ("namespace", "m.namespace", ColumnType::TextArray),
+        ("importance", "m.importance", ColumnType::Number),
+        ("access_count", "m.access_count", ColumnType::Number),
+        ("created_at", "m.created_at", ColumnType::Timestamp),
+        (
+            "last_accessed_at",
+            "m.last_accessed_at",
+            ColumnType::Timestamp,
+        ),
+        ("expires_at", "m.expires_at", ColumnType::Timestamp),
+        ("source_context", "m.source_context", ColumnType::Uuid),
+    ],
+};
+
+fn unknown_memory(id: Uuid) -> CtxError {
+    CtxError::new(
+        ErrorKind::UndefinedObject,
+        format!("memory \"{id}\" does not exist"),
+    )
+    .with_hint("it may have been forgotten or may have expired; recall returns current ids")
+}
+
+fn check_importance(importance: f32) -> CtxResult<()> {
+    if !(0.0..=1.0).contains(&importance) {
+        return Err(CtxError::invalid(format!(
+            "importance must be between 0 and 1, got {importance}"
+        ))
+        .with_hint("pass a real in [0, 1]; 0.5 is neutral"));
+    }
+    Ok(())
+}
+
+fn object_or_empty(metadata: Option<JsonB>) -> CtxResult<Value> {
+    let value = metadata.map_or(json!({}), |j| j.0);
+    crate::core::conversation::check_metadata(&value, "metadata")?;
+    Ok(value)
+}
+
+fn checked_embedding(
+    embedding: Option<Vec<Option<f32>>>,
+    what: &str,
+) -> CtxResult<Option<Vec<f32>>> {
+    let Some(values) = embedding else {
+        return Ok(None);
+    };
+    let values = values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.ok_or_else(|| {
+                CtxError::new(
+                    ErrorKind::NullValue,
+                    format!("{what} has a NULL at position {}", i + 1),
+                )
+                .with_hint("embeddings must not contain NULL elements")
+            })
+        })
+        .collect::<CtxResult<Vec<f32>>>()?;
+    knn::validate(&values, what)?;
+    Ok(Some(values))
+}
+
+fn checked_namespace(
+    namespace: Option<Vec<Option<String>>>,
+    name: &str,
+    allow_empty: bool,
+) -> CtxResult<Vec<String>> {
+    let labels = required(namespace, name)?
+        .into_iter()
+        .map(|l| {
+            l.ok_or_else(|| {
+                CtxError::new(
+                    ErrorKind::NullValue,
+                    format!("{name} contains a NULL label"),
+                )
+            })
+        })
+        .collect::<CtxResult<Vec<String>>>()?;
+    namespace::validate(&labels, allow_empty)?;
+    Ok(labels)
+}
+
+fn positive_ttl(ttl: Option<Interval>) -> CtxResult<Option<Interval>> {
+    match ttl {
+        Some(t)
+            if t.months() < 0
+                || t.days() < 0
+                || t.micros() < 0
+                || (t.months() == 0 && t.days() == 0 && t.micros() == 0) =>
+        {
+            Err(CtxError::invalid("ttl must be a positive interval")
+                .with_hint("e.g. ttl => '30 days'"))
+        }
+        other => Ok(other),
+    }
+}
+
+static INSERT_MEMORY: Statement = Statement {
+    sql:
+        "INSERT INTO ctx.memories (id, namespace, ns_key, content, embedding, metadata, importance,
+                                    source_context, source_seq, expires_at)
+          VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7, $8, now() + $9) RETURNING id",
+    args: &[
+        TEXTARRAYOID,
+        TEXTOID,
+        TEXTOID,
+        FLOAT4ARRAYOID,
+        JSONBOID,
+        FLOAT4OID,
+        UUIDOID,
+        INT8OID,
+        INTERVALOID,
+    ],
+    writes: true,
+};
+
+// A new version of the current row of $1 with the given fields replaced (NULL: keep);
+// the old version's validity ends now.
+static SUPERSEDE: Statement = Statement {
+    sql: "WITH old AS (
+              UPDATE ctx.memories SET valid_to = now()
+               WHERE id = $1 AND valid_to IS NULL
+           RETURNING *)
+          INSERT INTO ctx.memories (id, version, namespace, ns_key, content, embedding, metadata, importance,
+                                    source_context, source_seq, created_at, last_accessed_at, access_count,
+                                    expires_at, valid_from)
+          SELECT id, version + 1, namespace, ns_key, coalesce($2, content), coalesce($3, embedding),
+                 CASE WHEN $6 THEN metadata || coalesce($4, '{}') ELSE coalesce($4, metadata) END,
+                 CASE WHEN $6 THEN greatest(importance, coalesce($5, importance)) ELSE coalesce($5, importance) END,
+                 source_context, source_seq, created_at, last_accessed_at, access_count,
+                 coalesce(now() + $7, expires_at), now()
+            FROM old
+          RETURNING id",
+    args: &[UUIDOID, TEXTOID, FLOAT4ARRAYOID, JSONBOID, FLOAT4OID, BOOLOID, INTERVALOID],
+    writes: true,
+};
+
+/// Stores a memory; with `dedup_threshold`, a near-duplicate in the same namespace is updated
+/// instead (its id is returned).
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(volatile, parallel_unsafe)]
+fn remember(
+    namespace: Option<Vec<Option<String>>>,
+    content: Option<&str>,
+    embedding: default!(Option<Vec<Option<f32>>>, "NULL"),
+    metadata: default!(Option<JsonB>, "'{}'"),
+    importance: default!(Option<f32>, 0.5),
+    ttl: default!(Option<Interval>, "NULL"),
+    dedup_threshold: default!(Option<f32>, "NULL"),
+    source_context: default!(Option<Uuid>, "NULL"),
+    source_seq: default!(Option<i64>, "NULL"),
+) -> Uuid {
+    let args = (|| -> CtxResult<_> {
+        let labels = checked_namespace(namespace, "namespace", false)?;
+        let content = required(content, "content")?;
+        crate::core::conversation::check_content(content, crate::gucs::max_message_bytes())?;
+        let embedding = checked_embedding(embedding, "embedding")?;
+        let metadata = object_or_empty(metadata)?;
+        let importance = required(importance, "importance")?;
+        check_importance(importance)?;
+        let ttl = positive_ttl(ttl)?;
+        if let Some(t) = dedup_threshold {
+            if !(t > 0.0 && t <= 1.0) {
+                return Err(CtxError::invalid(format!(
+                    "dedup_threshold must be in (0, 1], got {t}"
+                ))
+                .with_hint("a cosine similarity such as 0.95; NULL disables deduplication"));
+            }
+        }
+        Ok((labels, content, embedding, metadata, importance, ttl))
+    })();
+    let (labels, content, embedding, metadata, importance, ttl) = args.or_raise();
+    Spi::connect_mut(|client| -> CtxResult<Uuid> {
+        let key = namespace::key(&labels);
+        if let Some(e) = &embedding {
+            check_namespace_dims(client, &key, e.len())?;
+        }
+        if let Some(threshold) = dedup_threshold {
+            if let Some(existing) =
+                find_duplicate(client, &key, content, embedding.as_deref(), threshold)?
+            {
+                let plan = SUPERSEDE.plan(client)?;
+                let args: [DatumWithOid; 7] = [
+                    existing.into(),
+                    content.into(),
+                    embedding.clone().into(),
+                    JsonB(metadata).into(),
+                    importance.into(),
+                    true.into(),
+                    ttl.into(),
+                ];
+                client.update(&*plan, Some(1), &args)?;
+                return Ok(existing);
+            }
+        }
+        let plan = INSERT_MEMORY.plan(client)?;
+        let args: [DatumWithOid; 9] = [
+            labels.into(),
+            key.as_str().into(),
+            content.into(),
+            embedding.into(),
+            JsonB(metadata).into(),
+            importance.into(),
+            source_context.into(),
+            source_seq.into(),
+            ttl.into(),
+        ];
+        let mut table = client.update(&*plan, Some(1), &args)?;
+        required(
+            table
+                .next()
+                .ok_or_else(|| CtxError::internal("INSERT returned no row"))?
+                .get(1)?,
+            "id",
+        )
+    })
+    .or_raise()
+}
+
+/// Embeddings in one namespace share a dimension, so recall can compare them all.
+fn check_namespace_dims(client: &SpiClient<'_>, key: &str, dims: usize) -> CtxResult<()> {
+    static DIMS: Statement = Statement {
+        sql: "SELECT cardinality(embedding) FROM ctx.memories
+               WHERE ns_key = $1 AND valid_to IS NULL AND embedding IS NOT NULL LIMIT 1",
+        args: &[TEXTOID],
+        writes: false,
+    };
+    let plan = DIMS.plan(client)?;
+    let existing: Option<i32> = first_value(client.select(&*plan, Some(1), &[key.into()])?)?;
+    match existing {
+        Some(d) if d as usize != dims => Err(CtxError::invalid(format!(
+            "embedding has {dims} dimensions but this namespace holds {d}-dimensional embeddings"
+        ))
+        .with_hint("use the same embedding model for a namespace, or store these memories in another namespace")),
+        _ => Ok(()),
+    }
+}
+
+/// The current memory of the namespace most similar to `embedding` (≥ threshold), or with
+/// exactly this content when no embedding is given.
+fn find_duplicate(
+    client: &SpiClient<'_>,
+    key: &str,
+    content: &str,
+    embedding: Option<&[f32]>,
+    threshold: f32,
+) -> CtxResult<Option<Uuid>> {
+    static SAME_CONTENT: Statement = Statement {
+        sql: "SELECT id FROM ctx.memories m
+               WHERE ns_key = $1 AND valid_to IS NULL AND content = $2
+                 AND (expires_at IS NULL OR expires_at > now())
+               ORDER BY created_at LIMIT 1",
+        args: &[TEXTOID, TEXTOID],
+        writes: false,
+    };
+    static EMBEDDINGS: Statement = Statement {
+        sql: "SELECT id, embedding FROM ctx.memories m
+               WHERE ns_key = $1 AND valid_to IS NULL AND embedding IS NOT NULL
+                 AND (expires_at IS NULL OR expires_at > now())
+               ORDER BY created_at",
+        args: &[TEXTOID],
+        writes: false,
+    };
+    let Some(query) = embedding else {
+        let plan = SAME_CONTENT.plan(client)?;
+        return first_value(client.select(&*plan, Some(1), &[key.into(), content.into()])?);
+    };
+    let mut best = TopK::new(query, Metric::Cosine, 1);
+    let plan = EMBEDDINGS.plan(client)?;
+    for row in client.select(&*plan, None, &[key.into()])? {
+        let id: Uuid = required(row.get(1)?, "id")?;
+        let stored: Vec<f32> = row.get(2)?.unwrap_or_default();
+        best.push(&stored, id);
+    }
+    Ok(best
+        .into_sorted()
+        .into_iter()
+        .find(|(_, sim)| *sim >= threshold)
+        .map(|(id, _)| id))
+}
+
+/// Supersedes a memory: the new version is current, the old one stays readable as of the
+/// time it was valid. NULL arguments keep the old value. Returns the memory's id.
+#[pg_extern(volatile, parallel_unsafe)]
+fn update_memory(
+    id: Option<Uuid>,
+    content: default!(Option<&str>, "NULL"),
+    embedding: default!(Option<Vec<Option<f32>>>, "NULL"),
+    metadata: default!(Option<JsonB>, "NULL"),
+    importance: default!(Option<f32>, "NULL"),
+) -> Uuid {
+    (|| -> CtxResult<Uuid> {
+        let id = required(id, "id")?;
+        if let Some(content) = content {
+            crate::core::conversation::check_content(content, crate::gucs::max_message_bytes())?;
+        }
+        let embedding = checked_embedding(embedding, "embedding")?;
+        if let Some(m) = &metadata {
+            crate::core::conversation::check_metadata(&m.0, "metadata")?;
+        }
+        if let Some(i) = importance {
+            check_importance(i)?;
+        }
+        Spi::connect_mut(|client| {
+            if let Some(e) = &embedding {
+                static KEY: Statement = Statement {
+                    sql: "SELECT ns_key FROM ctx.memories WHERE id = $1 AND valid_to IS NULL",
+                    args: &[UUIDOID],
+                    writes: false,
+                };
+                let plan = KEY.plan(client)?;
+                let key: Option<String> =
+                    first_value(client.select(&*plan, Some(1), &[id.into()])?)?;
+                let key = key.ok_or_else(|| unknown_memory(id))?;
+                check_namespace_dims_except(client, &key, e.len(), id)?;
+            }
+            let plan = SUPERSEDE.plan(client)?;
+            let args: [DatumWithOid; 7] = [
+                id.into(),
+                content.into(),
+                embedding.into(),
+                metadata.into(),
+                importance.into(),
+                false.into(),
+                Option::<Interval>::None.into(),
+            ];
+            let table = client.update(&*plan, Some(1), &args)?;
+            if table.is_empty() {
+                return Err(unknown_memory(id));
+            }
+            Ok(id)
+        })
+    })()
+    .or_raise()
+}
+
+fn check_namespace_dims_except(
+    client: &SpiClient<'_>,
+    key: &str,
+    dims: usize,
+    id: Uuid,
+) -> CtxResult<()> {
+    static DIMS: Statement = Statement {
+        sql: "SELECT cardinality(embedding) FROM ctx.memories
+               WHERE ns_key = $1 AND valid_to IS NULL AND embedding IS NOT NULL AND id <> $2 LIMIT 1",
+        args: &[TEXTOID, UUIDOID],
+        writes: false,
+    };
+    let plan = DIMS.plan(client)?;
+    let existing: Option<i32> =
+        first_value(client.select(&*plan, Some(1), &[key.into(), id.into()])?)?;
+    match existing {
+        Some(d) if d as usize != dims => Err(CtxError::invalid(format!(
+            "embedding has {dims} dimensions but this namespace holds {d}-dimensional embeddings"
+        ))
+        .with_hint("use the same embedding model for a namespace")),
+        _ => Ok(()),
+    }
+}
+
+/// Erases a memory, every version of it. Returns false when there was nothing to forget.
+#[pg_extern(volatile, parallel_unsafe, name = "forget")]
+fn forget_id(id: Option<Uuid>) -> bool {
+    let id = required(id, "id").or_raise();
+    static DELETE: Statement = Statement {
+        sql: "DELETE FROM ctx.memories WHERE id = $1",
+        args: &[UUIDOID],
+        writes: true,
+    };
+    Spi::connect_mut(|client| -> CtxResult<bool> {
+        let plan = DELETE.plan(client)?;
+        Ok(!client.update(&*plan, None, &[id.into()])?.is_empty())
+    })
+    .or_raise()
+}
+
+/// Erases every memory in the namespace (and below it) that matches the filter. Returns the
+/// number of memories forgotten.
+#[pg_extern(volatile, parallel_unsafe, name = "forget")]
+fn forget_matching(
+    namespace: Option<Vec<Option<String>>>,
+    filter: default!(Option<JsonB>, "'{}'"),
+) -> i64 {
+    (|| -> CtxResult<i64> {
+        let labels = checked_namespace(namespace, "namespace", true)?;
+        let scope = Scope::new(&labels, true, None, filter.map(|j| j.0).as_ref())?;
+        let sql = format!(
+            "WITH f AS (SELECT DISTINCT m.id FROM ctx.memories m WHERE {}),
+                  d AS (DELETE FROM ctx.memories x USING f WHERE x.id = f.id RETURNING x.id)
+             SELECT count(DISTINCT id) FROM d",
+            scope.predicate
+        );
+        Spi::connect_mut(|client| {
+            let count: Option<i64> =
+                first_value(client.update(sql.as_str(), Some(1), &scope.args())?)?;
+            Ok(count.unwrap_or(0))
+        })
+    })()
+    .or_raise()
+}
+
+/// The rows a recall may return, as a SQL predicate over `ctx.memories m` and its arguments.
+struct Scope {
+    predicate: String,
+    params: Vec<ScopeParam>,
+}
+
+enum ScopeParam {
+    Filter(Param),
+    Timestamp(TimestampWithTimeZone),
+}
+
+impl Scope {
+    fn new(
+        prefix: &[String],
+        include_descendants: bool,
+        as_of: Option<TimestampWithTimeZone>,
+        filter: Option<&Value>,
+    ) -> CtxResult<Scope> {
+        let mut params = Vec::new();
+        let mut parts = Vec::new();
+        if include_descendants {
+            let (low, high) = namespace::descendants_range(prefix);
+            if !low.is_empty() {
+                params.push(ScopeParam::Filter(Param::Text(low)));
+                parts.push(format!("m.ns_key >= ${}", params.len()));
+            }
+            if let Some(high) = high {
+                params.push(ScopeParam::Filter(Param::Text(high)));
+                parts.push(format!("m.ns_key < ${}", params.len()));
+            }
+        } else {
+            params.push(ScopeParam::Filter(Param::Text(namespace::key(prefix))));
+            parts.push(format!("m.ns_key = ${}", params.len()));
+        }
+        match as_of {
+            None => parts.push("m.valid_to IS NULL".into()),
+            Some(ts) => {
+                params.push(ScopeParam::Timestamp(ts));
+                let n = params.len();
+                parts.push(format!("m.valid_from <= ${n}::timestamptz AND (m.valid_to IS NULL OR m.valid_to > ${n}::timestamptz)"));
+            }
+        }
+        parts.push("(m.expires_at IS NULL OR m.expires_at > now())".into());
+        let compiled = filter::compile(
+            filter.unwrap_or(&Value::Null),
+            &MEMORY_FILTER,
+            params.len() + 1,
+        )?;
+        if compiled.sql != "true" {
+            parts.push(format!("({})", compiled.sql));
+        }
+        params.extend(compiled.params.into_iter().map(ScopeParam::Filter));
+        Ok(Scope {
+            predicate: parts.join(" AND "),
+            params,
+        })
+    }
+
+    fn next_param(&self) -> usize {
+        self.params.len() + 1
+    }
+
+    fn args(&self) -> Vec<DatumWithOid<'static>> {
+        self.params
+            .iter()
+            .map(|p| match p {
+                ScopeParam::Filter(param) => param_datum(param),
+                ScopeParam::Timestamp(ts) => (*ts).into(),
+            })
+            .collect()
+    }
+}
+
+fn param_datum(param: &Param) -> DatumWithOid<'static> {
+    match param {
+        Param::Text(s) => s.clone().into(),
+        Param::TextArray(v) => v.clone().into(),
+        Param::Number(n) => (*n).into(),
+        Param::Jsonb(v) => JsonB(v.clone()).into(),
+        Param::JsonbArray(v) => v.iter().cloned().map(JsonB).collect::<Vec<_>>().into(),
+    }
+}
+
+/// A memory being ranked.
+struct Candidate {
+    id: Uuid,
+    namespace: Vec<String>,
+    content: String,
+    metadata: Value,
+    importance: f32,
+    created_at: TimestampWithTimeZone,
+    age_secs: f64,
+    embedding: Option<Vec<f32>>,
+    text_rank: f64,
+}
+
+/// Hybrid recall: vector similarity, full-text rank, recency and importance in one score.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+#[pg_extern(volatile, parallel_unsafe)]
+fn recall(
+    namespace: Option<Vec<Option<String>>>,
+    query_embedding: default!(Option<Vec<Option<f32>>>, "NULL"),
+    query_text: default!(Option<&str>, "NULL"),
+    k: default!(Option<i32>, 10),
+    filter: default!(Option<JsonB>, "'{}'"),
+    weights: default!(Option<JsonB>, "NULL"),
+    as_of: default!(Option<TimestampWithTimeZone>, "NULL"),
+    include_descendants: default!(Option<bool>, true),
+) -> TableIterator<
+    'static,
+    (
+        name!(id, Uuid),
+        name!(namespace, Vec<String>),
+        name!(content, String),
+        name!(metadata, JsonB),
+        name!(importance, f32),
+        name!(similarity, Option<f32>),
+        name!(text_rank, Option<f32>),
+        name!(score, f32),
+        name!(created_at, TimestampWithTimeZone),
+    ),
+> {
+    let request = (|| -> CtxResult<RecallRequest> {
+        let labels = checked_namespace(namespace, "namespace", true)?;
+        let k = required(k, "k")?;
+        crate::core::conversation::check_non_negative(k.into(), "k")?;
+        let include_descendants = required(include_descendants, "include_descendants")?;
+        if labels.is_empty() && !include_descendants {
+            return Err(
+                CtxError::invalid("the root namespace '{}' holds no memories itself")
+                    .with_hint("pass include_descendants => true to search everything"),
+            );
+        }
+        Ok(RecallRequest {
+            scope: Scope::new(
+                &labels,
+                include_descendants,
+                as_of,
+                filter.map(|j| j.0).as_ref(),
+            )?,
+            query: checked_embedding(query_embedding, "query_embedding")?,
+            text: query_text
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string),
+            k: k as usize,
+            weights: Weights::from_json(weights.map(|j| j.0).as_ref())?,
+            historical: as_of.is_some(),
+        })
+    })()
+    .or_raise();
+    let rows = Spi::connect_mut(|client| run_recall(client, &request)).or_raise();
+    let has_text = request.text.is_some();
+    TableIterator::new(rows.into_iter().map(move |(c, similarity, score)| {
+        let text_rank = has_text.then_some(c.text_rank as f32);
+        (
+            c.id,
+            c.namespace,
+            c.content,
+            JsonB(c.metadata),
+            c.importance,
+            similarity,
+            text_rank,
+            score as f32,
+            c.created_at,
+        )
+    }))
+}
+
+struct RecallRequest {
+    scope: Scope,
+    query: Option<Vec<f32>>,
+    text: Option<String>,
+    k: usize,
+    weights: Weights,
+    historical: bool,
+}
+
+/// Vector and text candidates are over-fetched so the hybrid score can reorder them.
+fn pool_size(k: usize) -> usize {
+    (k * 4).max(40)
+}
+
+type Ranked = (Candidate, Option<f32>, f64);
+
+fn run_recall(client: &mut SpiClient<'_>, request: &RecallRequest) -> CtxResult<Vec<Ranked>> {
+    if request.k == 0 {
+        return Ok(Vec::new());
+    }
+    let mut keys: Vec<(Uuid, i32)> = Vec::new();
+    let metric = match &request.query {
+        Some(query) => {
+            let metric = index_metric(client, query.len())?.map_or(Metric::Cosine, |(m, _)| m);
+            keys.extend(vector_candidates(client, request, query, metric)?);
+            metric
+        }
+        None => Metric::Cosine,
+    };
+    if let Some(text) = &request.text {
+        let sql = format!(
+            "SELECT m.id, m.version FROM ctx.memories m, websearch_to_tsquery('english', ${q}) q
+              WHERE {} AND m.fts @@ q ORDER BY ts_rank_cd(m.fts, q) DESC, m.created_at DESC LIMIT {}",
+            request.scope.predicate,
+            pool_size(request.k),
+            q = request.scope.next_param(),
+        );
+        let mut args = request.scope.args();
+        args.push(text.clone().into());
+        for row in client.select(sql.as_str(), None, &args)? {
+            keys.push((
+                required(row.get(1)?, "id")?,
+                required(row.get(2)?, "version")?,
+            ));
+        }
+    }
+    if request.query.is_none() && request.text.is_none() {
+        // filter-only: the most recent matches
+        let sql = format!(
+            "SELECT m.id, m.version FROM ctx.memories m WHERE {} ORDER BY m.created_at DESC, m.id LIMIT {}",
+            request.scope.predicate, request.k
+        );
+        for row in client.select(sql.as_str(), None, &request.scope.args())? {
+            keys.push((
+                required(row.get(1)?, "id")?,
+                required(row.get(2)?, "version")?,
+            ));
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    let candidates = load_candidates(client, &keys, request.text.as_deref())?;
+
+    let mut ranked: Vec<Ranked> = candidates
+        .into_iter()
+        .map(|c| {
+            let similarity = match (&request.query, &c.embedding) {
+                (Some(q), Some(e)) if e.len() == q.len() => Some(metric.similarity(q, e)),
+                (Some(_), _) => Some(0.0),
+                (None, _) => None,
+            };
+            let score = request.weights.score(
+                similarity.unwrap_or(0.0) as f64,
+                c.text_rank,
+                c.age_secs,
+                c.importance as f64,
+            );
+            (c, similarity, score)
+        })
+        .collect();
+    if request.query.is_none() && request.text.is_none() {
+        ranked.sort_by(|a, b| {
+            b.0.created_at
+                .cmp(&a.0.created_at)
+                .then(a.0.id.as_bytes().cmp(b.0.id.as_bytes()))
+        });
+    } else {
+        ranked.sort_by(|a, b| {
+            b.2.total_cmp(&a.2)
+                .then(a.0.id.as_bytes().cmp(b.0.id.as_bytes()))
+        });
+    }
+    ranked.truncate(request.k);
+
+    if !request.historical && !ranked.is_empty() {
+        static TOUCH: Statement = Statement {
+            sql: "UPDATE ctx.memories SET last_accessed_at = now(), access_count = access_count + 1
+                   WHERE id = ANY($1) AND valid_to IS NULL",
+            args: &[UUIDARRAYOID],
+            writes: true,
+        };
+        let ids: Vec<Uuid> = ranked.iter().map(|(c, _, _)| c.id).collect();
+        let plan = TOUCH.plan(client)?;
+        client.update(&*plan, None, &[ids.into()])?;
+    }
+    Ok(ranked)
+}
+
+fn load_candidates(
+    client: &SpiClient<'_>,
+    keys: &[(Uuid, i32)],
+    text: Option<&str>,
+) -> CtxResult<Vec<Candidate>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    static LOAD: Statement = Statement {
+        sql: "SELECT m.id, m.version, m.namespace, m.content, m.metadata, m.importance, m.created_at,
+                     extract(epoch FROM now() - m.last_accessed_at)::float8, m.embedding,
+                     CASE WHEN $3::text IS NULL THEN 0
+                          ELSE ts_rank_cd(m.fts, websearch_to_tsquery('english', $3::text)) END::float8
+                FROM unnest($1::uuid[], $2::int[]) AS k(id, version)
+                JOIN ctx.memories m ON m.id = k.id AND m.version = k.version",
+        args: &[UUIDARRAYOID, INT4ARRAYOID, TEXTOID],
+        writes: false,
+    };
+    let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+    let versions: Vec<i32> = keys.iter().map(|k| k.1).collect();
+    let plan = LOAD.plan(client)?;
+    client
+        .select(&*plan, None, &[ids.into(), versions.into(), text.into()])?
+        .map(|row| {
+            Ok(Candidate {
+                id: required(row.get(1)?, "id")?,
+                namespace: required(row.get(3)?, "namespace")?,
+                content: required(row.get(4)?, "content")?,
+                metadata: row.get::<JsonB>(5)?.map_or(json!({}), |j| j.0),
+                importance: required(row.get(6)?, "importance")?,
+                created_at: required(row.get(7)?, "created_at")?,
+                age_secs: row.get(8)?.unwrap_or(0.0),
+                embedding: row.get(9)?,
+                text_rank: row.get(10)?.unwrap_or(0.0),
+            })
+        })
+        .collect()
+}
+
+/// The metric and index name of the HNSW index for this dimension, if one was created.
+fn index_metric(client: &SpiClient<'_>, dims: usize) -> CtxResult<Option<(Metric, String)>> {
+    static INDEX: Statement = Statement {
+        sql: "SELECT v.metric, v.index_name FROM ctx.vector_indexes v
+                JOIN pg_catalog.pg_class c ON c.relname = v.index_name
+                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'ctx'
+               WHERE v.dims = $1",
+        args: &[INT4OID],
+        writes: false,
+    };
+    let plan = INDEX.plan(client)?;
+    let table = client.select(&*plan, Some(1), &[(dims as i32).into()])?;
+    match table.into_iter().next() {
+        Some(row) => {
+            let metric: String = required(row.get(1)?, "metric")?;
+            Ok(Some((
+                Metric::parse(&metric)?,
+                required(row.get(2)?, "index_name")?,
+            )))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The schema pgvector is installed in, if it is.
+fn vector_schema(client: &SpiClient<'_>) -> CtxResult<Option<String>> {
+    let table = client.select(
+        "SELECT quote_ident(n.nspname) FROM pg_catalog.pg_extension e
+           JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector'",
+        Some(1),
+        &[],
+    )?;
+    first_value(table)
+}
+
+/// The ids of the best vector matches: through HNSW when an index exists and the candidate
+/// set is large, else (or when the index yields too few rows) by an exact scan in Rust.
+fn vector_candidates(
+    client: &mut SpiClient<'_>,
+    request: &RecallRequest,
+    query: &[f32],
+    metric: Metric,
+) -> CtxResult<Vec<(Uuid, i32)>> {
+    let want = pool_size(request.k);
+    if !request.historical {
+        if let (Some(_), Some(schema)) =
+            (index_metric(client, query.len())?, vector_schema(client)?)
+        {
+            // Below the threshold an exact scan of the candidates is both exact and faster.
+            let threshold = f64::from(crate::gucs::EXACT_RECALL_MAX_CANDIDATES.get());
+            if estimated_candidates(client, request, query.len())? > threshold {
+                let found = hnsw_candidates(client, request, query, metric, &schema, want)?;
+                if found.len() >= want.min(request.k) {
+                    return Ok(found);
+                }
+            }
+        }
+    }
+    exact_candidates(client, request, query, metric, want)
+}
+
+fn estimated_candidates(
+    client: &mut SpiClient<'_>,
+    request: &RecallRequest,
+    dims: usize,
+) -> CtxResult<f64> {
+    let sql = format!(
+        "EXPLAIN (FORMAT JSON) SELECT 1 FROM ctx.memories m WHERE {} AND cardinality(m.embedding) = {dims}",
+        request.scope.predicate
+    );
+    // EXPLAIN is refused in read-only SPI; recall writes access counts anyway.
+    let plan: Option<pgrx::Json> =
+        first_value(client.update(sql.as_str(), None, &request.scope.args())?)?;
+    Ok(plan
+        .and_then(|p| p.0.pointer("/0/Plan/Plan Rows").and_then(Value::as_f64))
+        .unwrap_or(f64::MAX))
+}
+
+fn hnsw_candidates(
+    client: &mut SpiClient<'_>,
+    request: &RecallRequest,
+    query: &[f32],
+    metric: Metric,
+    schema: &str,
+    want: usize,
+) -> CtxResult<Vec<(Uuid, i32)>> {
+    let dims = query.len();
+    let (_, operator) = metric.pgvector_opclass();
+    let sql = format!(
+        "SELECT m.id, m.version FROM ctx.memories m
+          WHERE {} AND cardinality(m.embedding) = {dims} AND m.valid_to IS NULL
+          ORDER BY (m.embedding::{schema}.vector({dims})) OPERATOR({schema}.{operator}) (${q}::real[]::{schema}.vector({dims}))
+          LIMIT {want}",
+        request.scope.predicate,
+        q = request.scope.next_param(),
+    );
+    let mut args = request.scope.args();
+    args.push(query.to_vec().into());
+    // Iterative scans keep walking the graph until enough rows pass the filter; the settings
+    // are restored when this function returns.
+    let ef_search = (want * 3).clamp(100, 1000).to_string();
+    let found = with_settings(
+        &[
+            ("hnsw.iterative_scan", "relaxed_order"),
+            ("hnsw.ef_search", &ef_search),
+        ],
+        || {
+            client
+                .select(sql.as_str(), None, &args)?
+                .map(|row| {
+                    Ok((
+                        required(row.get(1)?, "id")?,
+                        required(row.get(2)?, "version")?,
+                    ))
+                })
+                .collect::<CtxResult<Vec<_>>>()
+        },
+    )?;
+    Ok(found)
+}
+
+/// Runs `f` with GUCs set as a function's SET clause would, restoring them afterwards.
+fn with_settings<T>(settings: &[(&str, &str)], f: impl FnOnce() -> T) -> T {
+    // SAFETY: the standard fmgr pattern: a new GUC nest level, SET at it, pop it after.
+    let level = unsafe { pg_sys::NewGUCNestLevel() };
+    for (name, value) in settings {
+        let name = std::ffi::CString::new(*name).unwrap_or_default();
+        let value = std::ffi::CString::new(*value).unwrap_or_default();
+        unsafe {
+            pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+        }
+    }
+    let result = f();
+    unsafe { pg_sys::AtEOXact_GUC(true, level) };
+    result
+}
+
+fn exact_candidates(
+    client: &SpiClient<'_>,
+    request: &RecallRequest,
+    query: &[f32],
+    metric: Metric,
+    want: usize,
+) -> CtxResult<Vec<(Uuid, i32)>> {
+    let sql = format!(
+        "SELECT m.id, m.version, m.embedding FROM ctx.memories m WHERE {} AND m.embedding IS NOT NULL",
+        request.scope.predicate
+    );
+    let mut top = TopK::new(query, metric, want);
+    let mut other_dims: HashMap<usize, usize> = HashMap::new();
+    let mut cursor = client.open_cursor(sql.as_str(), &request.scope.args());
+    loop {
+        let batch = cursor.fetch(1024)?;
+        if batch.is_empty() {
+            break;
+        }
+        for row in batch {
+            let embedding: Vec<f32> = row.get(3)?.unwrap_or_default();
+            if embedding.len() != query.len() {
+                *other_dims.entry(embedding.len()).or_default() += 1;
+                continue;
+            }
+            let key: (Uuid, i32) = (
+                required(row.get(1)?, "id")?,
+                required(row.get(2)?, "version")?,
+            );
+            top.push(&embedding, key);
+        }
+    }
+    let found: Vec<(Uuid, i32)> = top.into_sorted().into_iter().map(|(key, _)| key).collect();
+    if found.is_empty() {
+        if let Some((dims, _)) = other_dims.iter().max_by_key(|(_, n)| **n) {
+            return Err(CtxError::invalid(format!(
+                "query_embedding has {} dimensions but the memories searched have {dims}",
+                query.len()
+            ))
+            .with_hint("embed the query with the model used for these memories"));
+        }
+    }
+    Ok(found)
+}
+
+/// The namespaces that hold current memories, under `prefix`, cut to `max_depth` labels.
+#[pg_extern(stable, parallel_safe)]
+fn list_namespaces(
+    prefix: default!(Option<Vec<Option<String>>>, "'{}'"),
+    max_depth: default!(Option<i32>, "NULL"),
+) -> SetOfIterator<'static, Vec<String>> {
+    let namespaces = (|| -> CtxResult<Vec<Vec<String>>> {
+        let labels = checked_namespace(prefix, "prefix", true)?;
+        if let Some(d) = max_depth {
+            if d < 1 {
+                return Err(
+                    CtxError::invalid(format!("max_depth must be at least 1, got {d}"))
+                        .with_hint("pass NULL for full depth"),
+                );
+            }
+        }
+        let scope = Scope::new(&labels, true, None, None)?;
+        let depth = max_depth.map_or("".to_string(), |d| format!("[1:{d}]"));
+        let sql = format!(
+            "SELECT DISTINCT m.namespace{depth} AS ns FROM ctx.memories m WHERE {} ORDER BY 1",
+            scope.predicate
+        );
+        Spi::connect(|client| {
+            client
+                .select(sql.as_str(), None, &scope.args())?
+                .map(|row| required(row.get::<Vec<String>>(1)?, "namespace"))
+                .collect()
+        })
+    })()
+    .or_raise();
+    SetOfIterator::new(namespaces)
+}
+
+/// Builds an HNSW index (pgvector) for memories with `dims`-dimensional embeddings; recall
+/// then uses it for large candidate sets. Returns the index name.
+#[pg_extern(volatile, parallel_unsafe)]
+fn create_vector_index(dims: Option<i32>, metric: default!(Option<&str>, "'cosine'")) -> String {
+    (|| -> CtxResult<String> {
+        let dims = required(dims, "dims")?;
+        if !(1..=2000).contains(&dims) {
+            return Err(CtxError::invalid(format!("dims must be between 1 and 2000, got {dims}"))
+                .with_hint("pgvector's HNSW indexes vectors of up to 2000 dimensions"));
+        }
+        let metric = Metric::parse(required(metric, "metric")?)?;
+        Spi::connect_mut(|client| {
+            let schema = vector_schema(client)?.ok_or_else(|| {
+                CtxError::new(ErrorKind::WrongState, "the vector extension (pgvector) is not installed")
+                    .with_hint("run CREATE EXTENSION vector; without it, recall uses exact search")
+            })?;
+            let name = format!("memories_hnsw_{dims}");
+            if let Some((existing, _)) = index_metric(client, dims as usize)? {
+                if existing == metric {
+                    return Ok(name);
+                }
+                client.update(format!("DROP INDEX IF EXISTS ctx.{name}").as_str(), None, &[])?;
+            }
+            let (opclass, _) = metric.pgvector_opclass();
+            client.update(
+                format!(
+                    "CREATE INDEX {name} ON ctx.memories USING hnsw ((embedding::{schema}.vector({dims})) {schema}.{opclass})
+                      WHERE cardinality(embedding) = {dims} AND valid_to IS NULL"
+                )
+                .as_str(),
+                None,
+                &[],
+            )?;
+            client.update(
+                "INSERT INTO ctx.vector_indexes (dims, metric, index_name) VALUES ($1, $2, $3)
+                 ON CONFLICT (dims) DO UPDATE SET metric = excluded.metric, index_name = excluded.index_name, created_at = now()",
+                None,
+                &[dims.into(), metric.name().into(), name.as_str().into()],
+            )?;
+            Ok(name)
+        })
+    })()
+    .or_raise()
+}

@@ -1,0 +1,43 @@
+-- Long-term memory: facts, preferences and episodes in namespaces, with optional embeddings,
+-- full-text search, importance, TTL and versions valid over time (for as-of queries).
+
+CREATE TABLE ctx.memories (
+    id               uuid NOT NULL,
+    version          integer NOT NULL DEFAULT 1 CHECK (version > 0),
+    namespace        text[] NOT NULL CHECK (cardinality(namespace) BETWEEN 1 AND 32),
+    -- sort key of the namespace (labels joined by U+001F): prefix scans are btree ranges
+    ns_key           text COLLATE "C" NOT NULL,
+    content          text NOT NULL,
+    embedding        real[] CHECK (cardinality(embedding) > 0),
+    metadata         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
+    importance       real NOT NULL DEFAULT 0.5 CHECK (importance >= 0 AND importance <= 1),
+    -- where the memory came from; the memory outlives its context unless asked otherwise
+    source_context   uuid REFERENCES ctx.contexts (id) ON DELETE SET NULL,
+    source_seq       bigint,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    last_accessed_at timestamptz NOT NULL DEFAULT now(),
+    access_count     bigint NOT NULL DEFAULT 0,
+    expires_at       timestamptz,
+    -- this version is the memory's content during [valid_from, valid_to); NULL valid_to = current
+    valid_from       timestamptz NOT NULL DEFAULT now(),
+    valid_to         timestamptz,
+    fts              tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED,
+    PRIMARY KEY (id, version),
+    CHECK (valid_to IS NULL OR valid_to >= valid_from)
+);
+CREATE UNIQUE INDEX memories_current_idx ON ctx.memories (id) WHERE valid_to IS NULL;
+CREATE INDEX memories_ns_idx ON ctx.memories (ns_key, created_at);
+CREATE INDEX memories_fts_idx ON ctx.memories USING gin (fts);
+CREATE INDEX memories_source_idx ON ctx.memories (source_context) WHERE source_context IS NOT NULL;
+CREATE INDEX memories_expiry_idx ON ctx.memories (expires_at) WHERE expires_at IS NOT NULL;
+
+-- HNSW indexes made by ctx.create_vector_index, one per embedding dimension.
+CREATE TABLE ctx.vector_indexes (
+    dims        integer PRIMARY KEY CHECK (dims BETWEEN 1 AND 2000),
+    metric      text NOT NULL CHECK (metric IN ('cosine', 'l2', 'inner_product')),
+    index_name  text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+SELECT pg_catalog.pg_extension_config_dump('ctx.memories', '');
+SELECT pg_catalog.pg_extension_config_dump('ctx.vector_indexes', '');

@@ -1,0 +1,177 @@
+-- Long-term memory: remember, recall (vector / text / hybrid / filter-only), filters, dedup,
+-- supersede + as-of, TTL, forget, namespaces. Exact search (no pgvector needed).
+CREATE EXTENSION IF NOT EXISTS ctxstore;
+\pset footer off
+
+SELECT ctx.remember('{user,1,facts}', 'Alice prefers tea over coffee', '{1,0,0}', '{"topic": "drinks", "tags": ["food", "prefs"], "score": 7}', 0.9) IS NOT NULL AS stored;
+SELECT ctx.remember('{user,1,facts}', 'Alice lives in Lyon, France', '{0,1,0}', '{"topic": "home", "tags": ["geo"], "score": 3}', 0.6) IS NOT NULL;
+SELECT ctx.remember('{user,1,facts}', 'Alice is allergic to peanuts', '{0.9,0.1,0}', '{"topic": "health", "tags": ["food"], "score": 9, "meta": {"source": "chat"}}', 1.0) IS NOT NULL;
+SELECT ctx.remember('{user,1,episodes}', 'Alice booked a train to Paris', '{0,0.8,0.2}', '{"topic": "travel", "score": 5}') IS NOT NULL;
+SELECT ctx.remember('{user,2,facts}', 'Bob prefers coffee', '{1,0,0}', '{"topic": "drinks"}') IS NOT NULL;
+SELECT ctx.remember('{user,1,notes}', 'No embedding for this one about tea ceremonies', metadata => '{"topic": "drinks"}') IS NOT NULL;
+
+-- vector-only: cosine similarity, most similar first
+SELECT content, round(similarity::numeric, 3) AS sim, text_rank
+  FROM ctx.recall('{user,1}', query_embedding => '{1,0,0}', k => 3);
+-- text-only: full-text rank
+SELECT content, similarity, round(text_rank::numeric, 3) > 0 AS ranked
+  FROM ctx.recall('{user,1}', query_text => 'tea', k => 5);
+-- hybrid: text can lift a memory the vector alone ranks lower
+SELECT content FROM ctx.recall('{user,1}', '{0,1,0}', 'peanuts', k => 2,
+                               weights => '{"similarity": 1, "text": 5}');
+SELECT content FROM ctx.recall('{user,1}', '{0,1,0}', 'peanuts', k => 2,
+                               weights => '{"similarity": 1, "text": 0}');
+-- filter-only: newest first
+SELECT content FROM ctx.recall('{user,1}', k => 3);
+-- exact namespace only
+SELECT content FROM ctx.recall('{user,1}', k => 10, include_descendants => false);
+SELECT content FROM ctx.recall('{user,1,facts}', k => 10, include_descendants => false);
+SELECT count(*) FROM ctx.recall('{}', k => 100);
+-- scores: similarity·1 + recency·0.2 + importance·0.2 (text 0 without a query text)
+SELECT content, round(score::numeric, 3) AS score, importance
+  FROM ctx.recall('{user,1,facts}', '{1,0,0}', k => 1);
+SELECT content, round(score::numeric, 3) AS score
+  FROM ctx.recall('{user,1,facts}', '{1,0,0}', k => 1, weights => '{"recency": 0, "importance": 0}');
+
+-- the filter language, on metadata and built-in columns
+SELECT string_agg(content, ' | ' ORDER BY content) AS matches, f
+  FROM (VALUES ('{"topic": "drinks"}'),
+               ('{"topic": {"$ne": "drinks"}}'),
+               ('{"score": {"$gt": 5}}'),
+               ('{"score": {"$gte": 5, "$lt": 9}}'),
+               ('{"score": {"$lte": 3}}'),
+               ('{"topic": {"$in": ["home", "health"]}}'),
+               ('{"topic": {"$nin": ["home", "health"]}}'),
+               ('{"tags": {"$contains": "food"}}'),
+               ('{"tags": {"$contains": ["food", "prefs"]}}'),
+               ('{"meta.source": "chat"}'),
+               ('{"meta": {"$exists": true}}'),
+               ('{"tags": {"$exists": false}}'),
+               ('{"content": {"$like": "Alice %"}}'),
+               ('{"content": {"$ilike": "%TEA%"}}'),
+               ('{"importance": {"$gte": 0.9}}'),
+               ('{"$or": [{"topic": "home"}, {"score": 9}]}'),
+               ('{"$and": [{"tags": {"$contains": "food"}}, {"$not": {"topic": "drinks"}}]}'),
+               ('{"namespace": {"$contains": "episodes"}}')) AS t(f)
+  CROSS JOIN LATERAL ctx.recall('{user}', k => 100, filter => f::jsonb) r
+ GROUP BY f ORDER BY f;
+-- injection attempts are just values or unknown paths
+SELECT count(*) FROM ctx.recall('{user}', k => 100, filter => '{"topic": "x''); DELETE FROM ctx.memories; --"}');
+SELECT count(*) FROM ctx.recall('{user}', k => 100, filter => '{"a'') OR true; --": 1}');
+SELECT count(*) FROM ctx.memories;
+
+-- recall counts accesses
+SELECT access_count FROM ctx.memories WHERE content = 'Alice is allergic to peanuts';
+
+-- dedup: a near-duplicate updates the existing memory instead of adding one
+SELECT ctx.remember('{user,1,facts}', 'Alice prefers tea to coffee', '{0.999,0.01,0}', '{"confirmed": true}', 0.5,
+                    dedup_threshold => 0.99) AS dedup_id \gset
+SELECT count(*) AS current_memories FROM ctx.memories WHERE namespace = '{user,1,facts}' AND valid_to IS NULL;
+SELECT content, metadata, importance FROM ctx.memories WHERE id = :'dedup_id' AND valid_to IS NULL;
+-- below the threshold: a new memory
+SELECT ctx.remember('{user,1,facts}', 'Alice enjoys green tea', '{0.7,0.7,0}', dedup_threshold => 0.99) = :'dedup_id' AS deduplicated;
+-- without an embedding, dedup matches identical content
+SELECT ctx.remember('{user,1,notes}', 'No embedding for this one about tea ceremonies', dedup_threshold => 0.9)
+     = (SELECT id FROM ctx.memories WHERE namespace = '{user,1,notes}') AS same_note;
+
+-- supersede + as-of: the old version stays readable as of when it was valid
+SELECT id AS lyon FROM ctx.memories WHERE content = 'Alice lives in Lyon, France' \gset
+SELECT clock_timestamp() AS before_move \gset
+SELECT ctx.update_memory(:'lyon', content => 'Alice lives in Berlin, Germany', metadata => '{"topic": "home", "moved": true}') = :'lyon' AS same_id;
+SELECT content, metadata FROM ctx.recall('{user,1,facts}', k => 10, filter => '{"topic": "home"}');
+SELECT content, metadata FROM ctx.recall('{user,1,facts}', k => 10, filter => '{"topic": "home"}', as_of => :'before_move');
+SELECT version, content, valid_to IS NULL AS current FROM ctx.memories WHERE id = :'lyon' ORDER BY version;
+SELECT content FROM ctx.recall('{user,1,facts}', query_text => 'Lyon', k => 10, as_of => :'before_move');
+SELECT count(*) FROM ctx.recall('{user,1,facts}', query_text => 'Lyon', k => 10);
+-- importance and embedding updates
+SELECT ctx.update_memory(:'lyon', importance => 0.1, embedding => '{0,0.5,0.5}') IS NOT NULL;
+SELECT importance, embedding, content FROM ctx.memories WHERE id = :'lyon' AND valid_to IS NULL;
+
+-- TTL: expired memories are never returned
+SELECT ctx.remember('{user,1,scratch}', 'short-lived', '{1,0,0}', ttl => '1 millisecond') IS NOT NULL;
+SELECT ctx.remember('{user,1,scratch}', 'long-lived', '{1,0,0}', ttl => '1 day') IS NOT NULL;
+SELECT pg_sleep(0.05);
+SELECT content FROM ctx.recall('{user,1,scratch}', '{1,0,0}');
+SELECT content FROM ctx.recall('{user,1,scratch}');
+SELECT content FROM ctx.recall('{user,1,scratch}', query_text => 'lived');
+
+-- namespaces
+SELECT ctx.list_namespaces();
+SELECT ctx.list_namespaces('{user,1}');
+SELECT ctx.list_namespaces(max_depth => 2);
+SELECT ctx.list_namespaces('{nobody}');
+
+-- forget: one memory (all its versions), or by namespace and filter
+SELECT ctx.forget(:'lyon'::uuid);
+SELECT ctx.forget(:'lyon'::uuid);
+SELECT count(*) FROM ctx.memories WHERE id = :'lyon';
+SELECT ctx.forget('{user,1}', '{"topic": "drinks"}');
+SELECT ctx.forget('{user,2}'::text[]);
+SELECT string_agg(content, ' | ' ORDER BY content) FROM ctx.recall('{}', k => 100);
+
+-- memories sourced from a context outlive it unless asked
+SELECT ctx.create_context('source') AS src \gset
+SELECT ctx.remember('{user,3}', 'from the chat', source_context => :'src', source_seq => 1) AS m1 \gset
+SELECT ctx.delete_context(:'src');
+SELECT source_context IS NULL AS detached FROM ctx.memories WHERE id = :'m1';
+SELECT ctx.create_context('source 2') AS src2 \gset
+SELECT ctx.remember('{user,3}', 'also from a chat', source_context => :'src2') IS NOT NULL;
+SELECT ctx.delete_context(:'src2', forget_memories => true);
+SELECT content FROM ctx.recall('{user,3}');
+
+-- bad input: specific SQLSTATEs, nothing stored
+SELECT ctx.remember('{}', 'x');
+\echo :SQLSTATE
+SELECT ctx.remember('{a,""}', 'x');
+\echo :SQLSTATE
+SELECT ctx.remember(NULL, 'x');
+\echo :SQLSTATE
+SELECT ctx.remember('{a}', NULL);
+\echo :SQLSTATE
+SELECT ctx.remember('{a}', 'x', '{}');
+\echo :SQLSTATE
+SELECT ctx.remember('{a}', 'x', '{1,NaN}');
+\echo :SQLSTATE
+SELECT ctx.remember('{a}', 'x', '{1,Infinity}');
+\echo :SQLSTATE
+SELECT ctx.remember('{a}', 'x', '{1,NULL}');
+\echo :SQLSTATE
+SELECT ctx.remember('{user,1,facts}', 'x', '{1,0}');
+\echo :SQLSTATE
+SELECT ctx.remember('{a}', 'x', importance => 1.5);
+\echo :SQLSTATE
+SELECT ctx.remember('{a}', 'x', ttl => '-1 day');
+\echo :SQLSTATE
+SELECT ctx.remember('{a}', 'x', dedup_threshold => 0);
+\echo :SQLSTATE
+SELECT ctx.remember('{a}', 'x', metadata => '[]');
+\echo :SQLSTATE
+SELECT * FROM ctx.recall('{user}', '{1,0}');
+\echo :SQLSTATE
+SELECT * FROM ctx.recall('{user}', k => -1);
+\echo :SQLSTATE
+SELECT * FROM ctx.recall('{user}', filter => '{"score": {"$gt": true}}');
+\echo :SQLSTATE
+SELECT * FROM ctx.recall('{user}', filter => '{"$or": [{"a": 1}, {"b": {"$regex": "x"}}]}');
+\echo :SQLSTATE
+SELECT * FROM ctx.recall('{user}', filter => '[1]');
+\echo :SQLSTATE
+SELECT * FROM ctx.recall('{user}', weights => '{"similarity": -1}');
+\echo :SQLSTATE
+SELECT * FROM ctx.recall('{user}', weights => '{"half_life": "soon"}');
+\echo :SQLSTATE
+SELECT * FROM ctx.recall('{}', include_descendants => false);
+\echo :SQLSTATE
+SELECT ctx.update_memory('00000000-0000-0000-0000-000000000000', content => 'x');
+\echo :SQLSTATE
+SELECT ctx.update_memory(NULL);
+\echo :SQLSTATE
+SELECT ctx.list_namespaces(max_depth => 0);
+\echo :SQLSTATE
+SELECT ctx.create_vector_index(0);
+\echo :SQLSTATE
+SELECT ctx.create_vector_index(3, 'hamming');
+\echo :SQLSTATE
+SELECT ctx.create_vector_index(3);
+\echo :SQLSTATE
+SELECT count(*) FROM ctx.recall('{}', k => 0);
