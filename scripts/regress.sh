@@ -42,3 +42,4 @@ if ! "$root/tests/concurrency.sh" "$bindir" "$datadir" "$port"; then
   echo "---- server log ($server)"; tail -n 50 "$datadir/server.log" || true
   exit 1
 fi
+echo "sql tests: $(( ${#tests[@]} + 1 )) passed ($server: ${#tests[@]} pg_regress files + concurrency)"

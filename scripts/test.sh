@@ -13,17 +13,36 @@ cd "$root"
 
 "$root/scripts/setup.sh"
 
+log="$root/tmp/test-run.log"
+mkdir -p "$root/tmp" && : > "$log"
+passed=0
+# Runs a tier, shows its output, and adds the tests it reports as passed to the total.
+tier() {
+  local pattern=$1; shift
+  { "$@" 2>&1; echo $? > "$root/tmp/tier.status"; } | tee -a "$log" | tee "$root/tmp/tier.log"
+  local status
+  status=$(cat "$root/tmp/tier.status")
+  if [ "$status" -ne 0 ]; then
+    echo "FAILED: $*" >&2
+    echo "ctxstore: $passed passed, 1 failed"
+    exit "$status"
+  fi
+  local n
+  n=$({ grep -Eo "$pattern" "$root/tmp/tier.log" || true; } | { grep -Eo '[0-9]+' || true; } | awk '{ s += $1 } END { print s + 0 }')
+  passed=$((passed + ${n:-0}))
+}
+
 echo "==> tier 1: unit tests (no Postgres)"
-cargo test --lib -- core:: 2>&1 | grep -E '^(test result|failures|---- |thread )' || true
-cargo test --lib -- core:: >/dev/null 2>&1 || { cargo test --lib -- core::; exit 1; }
+tier 'test result: ok\. [0-9]+ passed' cargo test --lib -- core::
 
 for server in "${servers[@]}"; do
   echo "==> tier 2: #[pg_test] on $server"
   pgdata="$root/tmp/pgtest-$server"
   mkdir -p "$pgdata" && chown postgres:postgres "$pgdata"
-  cargo pgrx test "$server" --runas postgres --pgdata "$pgdata"
+  tier 'test result: ok\. [0-9]+ passed' cargo pgrx test "$server" --runas postgres --pgdata "$pgdata"
 
   echo "==> tier 3: SQL regression + concurrency on $server"
-  "$root/scripts/regress.sh" "$server"
+  tier 'sql tests: [0-9]+ passed' "$root/scripts/regress.sh" "$server"
 done
-echo "==> all tests passed on: ${servers[*]}"
+echo "==> all tiers passed on: ${servers[*]}"
+echo "ctxstore: $passed passed, 0 failed"
