@@ -34,3 +34,11 @@ SELECT seq, role, archived, left(content, 50) AS content FROM ctx.history(:'thre
 SELECT ctx.fork(:'thread', at_seq => 3) AS branch \gset
 SELECT ctx.append(:'branch', 'user', 'Actually, I want to delete my account instead.');
 SELECT seq, role, left(content, 60) AS content FROM ctx.messages(:'branch');
+
+\echo '--- long-term memory: facts in a namespace, recalled by vector + text + recency + importance'
+SELECT ctx.remember('{user,u42,facts}', 'Prefers answers as numbered steps', '{0.9,0.1,0.0}', '{"topic": "style"}', importance => 0.9) IS NOT NULL AS stored;
+SELECT ctx.remember('{user,u42,facts}', 'Uses the Python SDK for key rotation', '{0.1,0.9,0.1}', '{"topic": "tooling", "tags": ["python"]}') IS NOT NULL AS stored;
+SELECT ctx.remember('{user,u42,facts}', 'Works in the Europe/Paris time zone', '{0.2,0.2,0.9}', '{"topic": "profile"}') IS NOT NULL AS stored;
+SELECT content, round(similarity::numeric, 2) AS similarity, round(score::numeric, 2) AS score
+  FROM ctx.recall('{user,u42}', query_embedding => '{0.2,0.9,0.1}', query_text => 'rotate key SDK', k => 2);
+SELECT content FROM ctx.recall('{user,u42}', filter => '{"tags": {"$contains": "python"}}');

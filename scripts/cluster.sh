@@ -5,7 +5,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/env.sh"
-action=$1 server=$2 datadir=$3
+action=$1 server=$2 datadir=$(realpath -m "$3")
 bindir=$("$(pg_config_for "$server")" --bindir)
 as_pg() { sudo -u postgres "$@"; }
 

@@ -198,7 +198,7 @@ fn remember(
     Spi::connect_mut(|client| -> CtxResult<Uuid> {
         let key = namespace::key(&labels);
         if let Some(e) = &embedding {
-            check_namespace_dims(client, &key, e.len())?;
+            check_namespace_dims(client, &key, e.len(), None)?;
         }
         if let Some(threshold) = dedup_threshold {
             if let Some(existing) =
@@ -242,16 +242,24 @@ fn remember(
     .or_raise()
 }
 
-/// Embeddings in one namespace share a dimension, so recall can compare them all.
-fn check_namespace_dims(client: &SpiClient<'_>, key: &str, dims: usize) -> CtxResult<()> {
+/// Embeddings in one namespace share a dimension, so recall can compare them all. `except`
+/// leaves out the memory being updated.
+fn check_namespace_dims(
+    client: &SpiClient<'_>,
+    key: &str,
+    dims: usize,
+    except: Option<Uuid>,
+) -> CtxResult<()> {
     static DIMS: Statement = Statement {
         sql: "SELECT cardinality(embedding) FROM ctx.memories
-               WHERE ns_key = $1 AND valid_to IS NULL AND embedding IS NOT NULL LIMIT 1",
-        args: &[TEXTOID],
+               WHERE ns_key = $1 AND valid_to IS NULL AND embedding IS NOT NULL
+                 AND id IS DISTINCT FROM $2 LIMIT 1",
+        args: &[TEXTOID, UUIDOID],
         writes: false,
     };
     let plan = DIMS.plan(client)?;
-    let existing: Option<i32> = first_value(client.select(&*plan, Some(1), &[key.into()])?)?;
+    let existing: Option<i32> =
+        first_value(client.select(&*plan, Some(1), &[key.into(), except.into()])?)?;
     match existing {
         Some(d) if d as usize != dims => Err(CtxError::invalid(format!(
             "embedding has {dims} dimensions but this namespace holds {d}-dimensional embeddings"
@@ -337,7 +345,7 @@ fn update_memory(
                 let key: Option<String> =
                     first_value(client.select(&*plan, Some(1), &[id.into()])?)?;
                 let key = key.ok_or_else(|| unknown_memory(id))?;
-                check_namespace_dims_except(client, &key, e.len(), id)?;
+                check_namespace_dims(client, &key, e.len(), Some(id))?;
             }
             let plan = SUPERSEDE.plan(client)?;
             let args: [DatumWithOid; 7] = [
@@ -357,30 +365,6 @@ fn update_memory(
         })
     })()
     .or_raise()
-}
-
-fn check_namespace_dims_except(
-    client: &SpiClient<'_>,
-    key: &str,
-    dims: usize,
-    id: Uuid,
-) -> CtxResult<()> {
-    static DIMS: Statement = Statement {
-        sql: "SELECT cardinality(embedding) FROM ctx.memories
-               WHERE ns_key = $1 AND valid_to IS NULL AND embedding IS NOT NULL AND id <> $2 LIMIT 1",
-        args: &[TEXTOID, UUIDOID],
-        writes: false,
-    };
-    let plan = DIMS.plan(client)?;
-    let existing: Option<i32> =
-        first_value(client.select(&*plan, Some(1), &[key.into(), id.into()])?)?;
-    match existing {
-        Some(d) if d as usize != dims => Err(CtxError::invalid(format!(
-            "embedding has {dims} dimensions but this namespace holds {d}-dimensional embeddings"
-        ))
-        .with_hint("use the same embedding model for a namespace")),
-        _ => Ok(()),
-    }
 }
 
 /// Erases a memory, every version of it. Returns false when there was nothing to forget.
@@ -790,7 +774,7 @@ fn vector_candidates(
         {
             // Below the threshold an exact scan of the candidates is both exact and faster.
             let threshold = f64::from(crate::gucs::EXACT_RECALL_MAX_CANDIDATES.get());
-            if estimated_candidates(client, request, query.len())? > threshold {
+            if estimated_candidates(client, request)? > threshold {
                 let found = hnsw_candidates(client, request, query, metric, &schema, want)?;
                 if found.len() >= want.min(request.k) {
                     return Ok(found);
@@ -801,13 +785,10 @@ fn vector_candidates(
     exact_candidates(client, request, query, metric, want)
 }
 
-fn estimated_candidates(
-    client: &mut SpiClient<'_>,
-    request: &RecallRequest,
-    dims: usize,
-) -> CtxResult<f64> {
+/// The planner's estimate of the candidate rows (a namespace holds one embedding dimension).
+fn estimated_candidates(client: &mut SpiClient<'_>, request: &RecallRequest) -> CtxResult<f64> {
     let sql = format!(
-        "EXPLAIN (FORMAT JSON) SELECT 1 FROM ctx.memories m WHERE {} AND cardinality(m.embedding) = {dims}",
+        "EXPLAIN (FORMAT JSON) SELECT 1 FROM ctx.memories m WHERE {}",
         request.scope.predicate
     );
     // EXPLAIN is refused in read-only SPI; recall writes access counts anyway.
@@ -906,7 +887,13 @@ fn exact_candidates(
             break;
         }
         for row in batch {
-            let embedding: Vec<f32> = row.get(3)?.unwrap_or_default();
+            // Read the array in place: no per-element conversion in the hot loop.
+            let Some(array) = row.get::<pgrx::Array<f32>>(3)? else {
+                continue;
+            };
+            let Ok(embedding) = array.as_slice() else {
+                continue;
+            };
             if embedding.len() != query.len() {
                 *other_dims.entry(embedding.len()).or_default() += 1;
                 continue;
@@ -915,7 +902,7 @@ fn exact_candidates(
                 required(row.get(1)?, "id")?,
                 required(row.get(2)?, "version")?,
             );
-            top.push(&embedding, key);
+            top.push(embedding, key);
         }
     }
     let found: Vec<(Uuid, i32)> = top.into_sorted().into_iter().map(|(key, _)| key).collect();

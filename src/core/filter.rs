@@ -117,12 +117,7 @@ impl Compiler<'_> {
         at: &str,
         depth: usize,
     ) -> CtxResult<String> {
-        if depth > MAX_DEPTH {
-            return Err(malformed(
-                at,
-                format!("nested deeper than {MAX_DEPTH} levels"),
-            ));
-        }
+        check_depth(at, depth)?;
         let mut parts = Vec::with_capacity(map.len());
         for (key, value) in map {
             parts.push(match key.as_str() {
@@ -211,12 +206,7 @@ impl Compiler<'_> {
             Value::Object(ops) if ops.keys().next().is_some_and(|k| k.starts_with('$')) => ops,
             literal => return self.operator(&field, name, "$eq", literal),
         };
-        if depth > MAX_DEPTH {
-            return Err(malformed(
-                name,
-                format!("nested deeper than {MAX_DEPTH} levels"),
-            ));
-        }
+        check_depth(name, depth)?;
         let mut parts = Vec::with_capacity(operators.len());
         for (op, operand) in operators {
             if !op.starts_with('$') {
@@ -255,6 +245,17 @@ impl Compiler<'_> {
         operand: &Value,
     ) -> CtxResult<String> {
         let doc = self.target.document;
+        if op == "$eq" && !operand.is_array() && !operand.is_object() {
+            // For a scalar, containment of {"a": {"b": v}} is exactly "a.b equals v", and a GIN
+            // (jsonb_path_ops) index can answer it.
+            let nested = path.iter().rev().fold(operand.clone(), |inner, key| {
+                Value::Object(Map::from_iter([(key.clone(), inner)]))
+            });
+            return Ok(format!(
+                "{doc} @> {}::jsonb",
+                self.bind(Param::Jsonb(nested))
+            ));
+        }
         let path_param = self.bind(Param::TextArray(path.to_vec()));
         let value = format!("({doc} #> {path_param}::text[])");
         Ok(match op {
@@ -521,6 +522,16 @@ fn text_array(name: &str, operand: &Value) -> CtxResult<Vec<String>> {
         })
 }
 
+fn check_depth(at: &str, depth: usize) -> CtxResult<()> {
+    if depth > MAX_DEPTH {
+        return Err(malformed(
+            at,
+            format!("nested deeper than {MAX_DEPTH} levels"),
+        ));
+    }
+    Ok(())
+}
+
 fn comparison(op: &str) -> &'static str {
     match op {
         "$eq" => "=",
@@ -571,25 +582,25 @@ mod tests {
     }
 
     #[test]
-    fn shorthand_equality_binds_path_and_value() {
+    fn shorthand_equality_is_an_indexable_containment() {
         let f = sql(json!({"user.tier": "gold"}));
+        assert_eq!(f.sql, "m.metadata @> $3::jsonb");
+        assert_eq!(
+            f.params,
+            vec![Param::Jsonb(json!({"user": {"tier": "gold"}}))]
+        );
+        // arrays and objects compare as whole values instead
+        let f = sql(json!({"tags": {"$eq": ["a"]}}));
         assert_eq!(
             f.sql,
             "coalesce((m.metadata #> $3::text[]) = $4::jsonb, false)"
-        );
-        assert_eq!(
-            f.params,
-            vec![
-                Param::TextArray(vec!["user".into(), "tier".into()]),
-                Param::Jsonb(json!("gold"))
-            ]
         );
     }
 
     #[test]
     fn every_document_operator_compiles() {
         let cases = [
-            (json!({"a": {"$eq": 1}}), "= $2::jsonb"),
+            (json!({"a": {"$eq": 1}}), "m.metadata @> $1::jsonb"),
             (json!({"a": {"$ne": 1}}), "NOT coalesce("),
             (json!({"a": {"$gt": 1}}), "jsonb_typeof((m.metadata #> $1::text[])) = 'number' AND (m.metadata #> $1::text[]) > $2::jsonb"),
             (json!({"a": {"$gte": "2024"}}), "= 'string' AND (m.metadata #> $1::text[]) >= $2::jsonb"),
@@ -618,15 +629,15 @@ mod tests {
     #[test]
     fn logical_operators_nest() {
         let f = sql(json!({"$or": [{"a": 1}, {"$and": [{"b": 2}, {"$not": {"c": 3}}]}], "d": 4}));
-        assert_eq!(f.params.len(), 8);
+        assert_eq!(f.params.len(), 4);
         assert!(f.sql.contains(" OR "), "{}", f.sql);
         assert!(f.sql.contains(" AND "), "{}", f.sql);
         assert!(f.sql.contains("NOT coalesce(("), "{}", f.sql);
         // placeholders are numbered in order from the offset
-        for n in 3..=10 {
+        for n in 3..=6 {
             assert!(f.sql.contains(&format!("${n}")), "{}", f.sql);
         }
-        assert!(!f.sql.contains("$11"));
+        assert!(!f.sql.contains("$7"));
     }
 
     #[test]

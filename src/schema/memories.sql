@@ -24,10 +24,12 @@ CREATE TABLE ctx.memories (
     fts              tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED,
     PRIMARY KEY (id, version),
     CHECK (valid_to IS NULL OR valid_to >= valid_from)
-);
+) WITH (fillfactor = 70);  -- room for HOT updates of access counts: recall never rewrites the vector index
+
 CREATE UNIQUE INDEX memories_current_idx ON ctx.memories (id) WHERE valid_to IS NULL;
 CREATE INDEX memories_ns_idx ON ctx.memories (ns_key, created_at);
 CREATE INDEX memories_fts_idx ON ctx.memories USING gin (fts);
+CREATE INDEX memories_metadata_idx ON ctx.memories USING gin (metadata jsonb_path_ops);
 CREATE INDEX memories_source_idx ON ctx.memories (source_context) WHERE source_context IS NOT NULL;
 CREATE INDEX memories_expiry_idx ON ctx.memories (expires_at) WHERE expires_at IS NOT NULL;
 

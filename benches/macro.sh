@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Macro benchmarks on a throwaway PG 18 cluster (release build): latency of the hot SQL paths
+# against the plain-SQL baseline a client library would run, measured with pgbench in the same
+# run. Prints a markdown table.   benches/macro.sh [seconds per workload, default 10]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/scripts/env.sh"
+seconds=${1:-10}
+datadir="$root/tmp/bench18"
+port=${CTXSTORE_BENCH_PORT:-55518}
+bindir=$("$PG18_CONFIG" --bindir)
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)
+
+"$root/scripts/install.sh" pg18 --release
+rm -rf "$datadir"
+trap '"$root/scripts/cluster.sh" stop pg18 "$datadir"' EXIT
+"$root/scripts/cluster.sh" start pg18 "$datadir" "$port" "shared_preload_libraries=ctxstore-$version" \
+  "shared_buffers=512MB" "max_wal_size=4GB"
+psql() { sudo -u postgres "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$datadir" -p "$port" -U postgres -d postgres "$@"; }
+work=$(mktemp -d); chmod 755 "$work"
+
+echo "loading data..." >&2
+psql -f "$root/benches/sql/load.sql" >/dev/null
+
+# name | pgbench script; each runs $seconds on 1 client, reporting the mean latency
+run() {
+  local name=$1 sql=$2 clients=${3:-1}
+  echo "$sql" > "$work/q.sql"
+  local out
+  out=$(sudo -u postgres "$bindir/pgbench" -n -h "$datadir" -p "$port" -U postgres -c "$clients" -j "$clients" \
+        -T "$seconds" -f "$work/q.sql" postgres 2>&1)
+  local lat tps
+  lat=$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')
+  tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p')
+  printf '| %s | %s | %s | %s |\n' "$name" "$clients" "$lat" "$tps"
+}
+
+echo "| workload | clients | mean latency (ms) | tps |"
+echo "|---|---|---|---|"
+for n in 100 1000 10000; do
+  run "token_window(4000), thread of $n" "SELECT count(*) FROM ctx.token_window((SELECT id FROM ctx.contexts WHERE name = 'thread-$n'), 4000);"
+  run "baseline: fetch whole thread of $n (client trims)" "SELECT count(*), sum(length(content)) FROM (SELECT content FROM bench_history WHERE session = $n ORDER BY id) t;"
+  run "floor: indexed last 100 rows of $n" "SELECT count(*) FROM (SELECT content FROM bench_history WHERE session = $n ORDER BY id DESC LIMIT 100) t;"
+done
+for c in 1 2; do
+  run "ctx.append (tokenized, gap-free seq)" "SELECT ctx.append((SELECT id FROM ctx.contexts WHERE name = 'append-target'), 'user', 'The quick brown fox jumps over the lazy dog, again and again, for the benchmark.');" "$c"
+  run "baseline: INSERT into a langchain-shaped table" "INSERT INTO bench_history (session, content) VALUES (0, 'The quick brown fox jumps over the lazy dog, again and again, for the benchmark.');" "$c"
+done
+q="(SELECT array_agg((random() - 0.5)::real) FROM generate_series(1, 384))"
+for sel in 100 10 1; do
+  f=$([ "$sel" = 100 ] && echo '{}' || echo "{\"b$sel\": 0}")
+  run "recall k=10, 20k×384d, $sel % match, exact path" "SET ctxstore.exact_recall_max_candidates = 100000000; SELECT count(*) FROM ctx.recall('{bench}', $q, k => 10, filter => '$f');"
+  run "recall k=10, 20k×384d, $sel % match, HNSW path" "SET ctxstore.exact_recall_max_candidates = 0; SELECT count(*) FROM ctx.recall('{bench}', $q, k => 10, filter => '$f');"
+  run "recall k=10, 20k×384d, $sel % match, auto" "SELECT count(*) FROM ctx.recall('{bench}', $q, k => 10, filter => '$f');"
+done
