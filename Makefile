@@ -1,5 +1,5 @@
 # ctxstore — the two README commands, and helpers.
-.PHONY: demo demo-stop test setup lint bench
+.PHONY: demo demo-stop test setup lint bench bench-sql
 
 demo:        ## build, install into PG 18, start a cluster and run the quickstart
 	scripts/demo.sh
@@ -19,3 +19,7 @@ lint:
 
 bench:       ## criterion benchmarks of the pure kernels
 	cargo bench --bench kernels
+
+bench-sql:   ## SQL macro benchmarks against plain-SQL baselines on a throwaway PG 18 cluster
+	scripts/setup.sh
+	benches/macro.sh

@@ -25,3 +25,4 @@ SELECT count(ctx.remember('{bench}', 'memory ' || i,
   FROM generate_series(1, 20000) i;
 SELECT ctx.create_vector_index(384);
 VACUUM ANALYZE;
+CHECKPOINT;
