@@ -22,6 +22,8 @@ pub enum ErrorKind {
     DependentObjects,
     /// 55000: the object is not in a state that allows the operation.
     WrongState,
+    /// 40001: an optimistic-concurrency check failed; retry with fresh data.
+    SerializationFailure,
     /// XX001: stored data failed an integrity check (corrupt archive, bad ciphertext).
     DataCorrupted,
     /// XX000: a bug in ctxstore, never a user mistake.
@@ -37,6 +39,7 @@ impl ErrorKind {
             ErrorKind::UndefinedObject => "42704",
             ErrorKind::DependentObjects => "2BP01",
             ErrorKind::WrongState => "55000",
+            ErrorKind::SerializationFailure => "40001",
             ErrorKind::DataCorrupted => "XX001",
             ErrorKind::Internal => "XX000",
         }
@@ -50,6 +53,7 @@ impl ErrorKind {
             ErrorKind::UndefinedObject => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             ErrorKind::DependentObjects => PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
             ErrorKind::WrongState => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            ErrorKind::SerializationFailure => PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
             ErrorKind::DataCorrupted => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
             ErrorKind::Internal => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
         }

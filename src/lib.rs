@@ -20,6 +20,11 @@ extension_sql_file!(
     name = "memories_schema",
     requires = ["conversation_schema"]
 );
+extension_sql_file!(
+    "schema/state.sql",
+    name = "state_schema",
+    requires = ["conversation_schema"]
+);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

@@ -9,6 +9,7 @@ use std::rc::Rc;
 use pgrx::pg_sys::{BuiltinOid, PgOid};
 use pgrx::spi::{OwnedPreparedStatement, SpiClient};
 
+use crate::core::filter::Param;
 use crate::error::CtxResult;
 
 /// A statement known at compile time: its SQL, argument types, and whether it writes.
@@ -48,5 +49,21 @@ pub fn first_value<T: pgrx::FromDatum + pgrx::IntoDatum>(
     match table.into_iter().next() {
         Some(row) => Ok(row.get::<T>(1)?),
         None => Ok(None),
+    }
+}
+
+/// A compiled filter's parameter as an SPI argument.
+pub fn param_datum(param: &Param) -> pgrx::datum::DatumWithOid<'static> {
+    match param {
+        Param::Text(s) => s.clone().into(),
+        Param::TextArray(v) => v.clone().into(),
+        Param::Number(n) => (*n).into(),
+        Param::Jsonb(v) => pgrx::JsonB(v.clone()).into(),
+        Param::JsonbArray(v) => v
+            .iter()
+            .cloned()
+            .map(pgrx::JsonB)
+            .collect::<Vec<_>>()
+            .into(),
     }
 }

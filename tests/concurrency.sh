@@ -33,6 +33,19 @@ sudo -u postgres "$bindir/pgbench" -n -h "$host" -p "$port" -U postgres -c "$cli
   -f "$work/append.sql@6" -f "$work/batch.sql@2" -f "$work/compact.sql@1" -f "$work/read.sql@1" \
   ctxstore_concurrency > "$work/pgbench.log" 2>&1 || { cat "$work/pgbench.log"; exit 1; }
 
+# Concurrent merge patches of one document: every patch adds its own key, none may be lost.
+psql -d ctxstore_concurrency -c "CREATE SEQUENCE patch_seq"
+echo "SELECT ctx.patch('{concurrency}', 'doc', jsonb_build_object('k' || nextval('patch_seq'), :client_id));" > "$work/patch.sql"
+sudo -u postgres "$bindir/pgbench" -n -h "$host" -p "$port" -U postgres -c "$clients" -j 2 -t 50 \
+  -f "$work/patch.sql" ctxstore_concurrency > "$work/patch.log" 2>&1 || { cat "$work/patch.log"; exit 1; }
+keys=$(psql -d ctxstore_concurrency -tA -c "SELECT count(*) FROM jsonb_object_keys(ctx.get('{concurrency}', 'doc'))")
+version=$(psql -d ctxstore_concurrency -tA -c "SELECT version FROM ctx.search_state('{concurrency}')")
+echo "concurrency: $clients clients x 50 patches of one document -> $keys keys, version $version"
+if [ "$keys" -ne $((clients * 50)) ] || [ "$version" -ne $((clients * 50)) ]; then
+  echo "FAILED: lost patches (expected $((clients * 50)) keys and version)" >&2
+  exit 1
+fi
+
 result=$(psql -d ctxstore_concurrency -tA -F ' ' <<SQL
 WITH h AS (SELECT seq FROM ctx.history('$id') WHERE role <> 'summary')
 SELECT count(*), count(DISTINCT seq), min(seq), max(seq),

@@ -769,6 +769,22 @@ fn fork_context(context_id: Option<Uuid>, at_seq: Option<i64>) -> CtxResult<Uuid
             .next()
             .ok_or_else(|| CtxError::internal("INSERT returned no row"))?;
         let fork_id: Uuid = required(row.get(1)?, "id")?;
+        // ... and its working memory as of now.
+        static COPY_WORKING_MEMORY: Statement = Statement {
+            sql: "INSERT INTO ctx.state (namespace, ns_key, key, value, version)
+                  SELECT namespace, ns_key, $1::text, value, 1 FROM ctx.state
+                   WHERE ns_key = $3 AND key = $2::text AND version > 0
+                     AND (expires_at IS NULL OR expires_at > now())",
+            args: &[UUIDOID, UUIDOID, TEXTOID],
+            writes: true,
+        };
+        let plan = COPY_WORKING_MEMORY.plan(client)?;
+        let wm_key = crate::api::state::working_memory_key();
+        client.update(
+            &*plan,
+            None,
+            &[fork_id.into(), context_id.into(), wm_key.as_str().into()],
+        )?;
         let plan = COPY_SUMMARIES.plan(client)?;
         client.update(
             &*plan,
@@ -810,9 +826,11 @@ fn delete(
         sql: "WITH gone AS (
                   DELETE FROM ctx.contexts WHERE id = $1 OR ($2 AND ancestors @> ARRAY[$1]) RETURNING id),
               forgotten AS (
-                  DELETE FROM ctx.memories WHERE $3 AND source_context IN (SELECT id FROM gone))
+                  DELETE FROM ctx.memories WHERE $3 AND source_context IN (SELECT id FROM gone)),
+              working AS (
+                  DELETE FROM ctx.state WHERE ns_key = $4 AND key IN (SELECT id::text FROM gone))
               SELECT count(*) FROM gone",
-        args: &[UUIDOID, BOOLOID, BOOLOID],
+        args: &[UUIDOID, BOOLOID, BOOLOID, TEXTOID],
         writes: true,
     };
     Spi::connect_mut(|client| {
@@ -841,7 +859,12 @@ fn delete(
             .update(
                 &*plan,
                 Some(1),
-                &[context_id.into(), cascade.into(), forget_memories.into()],
+                &[
+                    context_id.into(),
+                    cascade.into(),
+                    forget_memories.into(),
+                    crate::api::state::working_memory_key().into(),
+                ],
             )?
             .first()
             .get_one()?;

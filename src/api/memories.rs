@@ -15,7 +15,7 @@ use crate::core::knn::{self, Metric, TopK};
 use crate::core::namespace;
 use crate::core::scoring::Weights;
 use crate::error::{required, CtxError, CtxResult, ErrorKind, OrRaise};
-use crate::plans::{first_value, Statement};
+use crate::plans::{first_value, param_datum, Statement};
 
 /// What filters over memories may address.
 pub const MEMORY_FILTER: FilterTarget = FilterTarget {
@@ -428,20 +428,14 @@ impl Scope {
     ) -> CtxResult<Scope> {
         let mut params = Vec::new();
         let mut parts = Vec::new();
-        if include_descendants {
-            let (low, high) = namespace::descendants_range(prefix);
-            if !low.is_empty() {
-                params.push(ScopeParam::Filter(Param::Text(low)));
-                parts.push(format!("m.ns_key >= ${}", params.len()));
-            }
-            if let Some(high) = high {
-                params.push(ScopeParam::Filter(Param::Text(high)));
-                parts.push(format!("m.ns_key < ${}", params.len()));
-            }
-        } else {
-            params.push(ScopeParam::Filter(Param::Text(namespace::key(prefix))));
-            parts.push(format!("m.ns_key = ${}", params.len()));
-        }
+        let (key_parts, key_params) =
+            namespace::key_conditions("m.ns_key", prefix, include_descendants, 1);
+        parts.extend(key_parts);
+        params.extend(
+            key_params
+                .into_iter()
+                .map(|k| ScopeParam::Filter(Param::Text(k))),
+        );
         match as_of {
             None => parts.push("m.valid_to IS NULL".into()),
             Some(ts) => {
@@ -478,16 +472,6 @@ impl Scope {
                 ScopeParam::Timestamp(ts) => (*ts).into(),
             })
             .collect()
-    }
-}
-
-fn param_datum(param: &Param) -> DatumWithOid<'static> {
-    match param {
-        Param::Text(s) => s.clone().into(),
-        Param::TextArray(v) => v.clone().into(),
-        Param::Number(n) => (*n).into(),
-        Param::Jsonb(v) => JsonB(v.clone()).into(),
-        Param::JsonbArray(v) => v.iter().cloned().map(JsonB).collect::<Vec<_>>().into(),
     }
 }
 

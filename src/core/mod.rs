@@ -5,6 +5,7 @@ pub mod archive;
 pub mod conversation;
 pub mod filter;
 pub mod knn;
+pub mod merge_patch;
 pub mod namespace;
 pub mod scoring;
 pub mod tokenizer;

@@ -65,6 +65,32 @@ pub fn descendants_range(prefix: &[String]) -> (String, Option<String>) {
     (low, Some(high))
 }
 
+/// SQL conditions on `column` (a namespace key) selecting `prefix` — and its descendants when
+/// asked — with the key bounds as text parameters numbered from `first_param`.
+pub fn key_conditions(
+    column: &str,
+    prefix: &[String],
+    descendants: bool,
+    first_param: usize,
+) -> (Vec<String>, Vec<String>) {
+    let (mut parts, mut params) = (Vec::new(), Vec::new());
+    if !descendants {
+        parts.push(format!("{column} = ${first_param}"));
+        params.push(key(prefix));
+        return (parts, params);
+    }
+    let (low, high) = descendants_range(prefix);
+    if !low.is_empty() {
+        parts.push(format!("{column} >= ${}", first_param + params.len()));
+        params.push(low);
+    }
+    if let Some(high) = high {
+        parts.push(format!("{column} < ${}", first_param + params.len()));
+        params.push(high);
+    }
+    (parts, params)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +121,17 @@ mod tests {
             assert!(!(k >= low && k < high), "{k:?}");
         }
         assert_eq!(descendants_range(&[]), (String::new(), None));
+    }
+
+    #[test]
+    fn key_conditions_number_their_parameters() {
+        let (parts, params) = key_conditions("m.ns_key", &ns(&["a"]), true, 3);
+        assert_eq!(parts, vec!["m.ns_key >= $3", "m.ns_key < $4"]);
+        assert_eq!(params.len(), 2);
+        let (parts, params) = key_conditions("s.ns_key", &ns(&["a", "b"]), false, 1);
+        assert_eq!(parts, vec!["s.ns_key = $1"]);
+        assert_eq!(params, vec![key(&ns(&["a", "b"]))]);
+        assert_eq!(key_conditions("k", &[], true, 1), (vec![], vec![]));
     }
 
     #[test]

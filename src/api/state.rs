@@ -1,0 +1,414 @@
+//! SQL functions of the key-value state store and of working memory: versioned JSON documents,
+//! optimistic concurrency, RFC 7396 merge patches under a row lock, TTLs, filtered search.
+
+use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
+use pgrx::pg_sys::BuiltinOid::*;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::{JsonB, Uuid};
+use serde_json::{json, Value};
+
+use crate::core::filter::{self, ColumnType, FilterTarget};
+use crate::core::{merge_patch, namespace};
+use crate::error::{required, CtxError, CtxResult, ErrorKind, OrRaise};
+use crate::plans::{first_value, param_datum, Statement};
+
+/// What filters over state may address: the document, and these columns.
+pub const STATE_FILTER: FilterTarget = FilterTarget {
+    document: "s.value",
+    columns: &[
+        ("key", "s.key", ColumnType::Text),
+        ("namespace", "s.namespace", ColumnType::TextArray),
+        ("version", "s.version", ColumnType::Number),
+        ("created_at", "s.created_at", ColumnType::Timestamp),
+        ("updated_at", "s.updated_at", ColumnType::Timestamp),
+        ("expires_at", "s.expires_at", ColumnType::Timestamp),
+    ],
+};
+
+/// Working memory of context X is the document at ({ctx,working_memory}, X).
+const WORKING_MEMORY_NAMESPACE: [&str; 2] = ["ctx", "working_memory"];
+
+pub fn working_memory_key() -> String {
+    namespace::key(&WORKING_MEMORY_NAMESPACE.map(String::from))
+}
+
+const MAX_KEY_BYTES: usize = 1024;
+
+/// A validated (namespace, key) address.
+struct Address {
+    labels: Vec<String>,
+    ns_key: String,
+    key: String,
+}
+
+fn address(namespace: Option<Vec<Option<String>>>, key: Option<&str>) -> CtxResult<Address> {
+    let labels = required(namespace, "namespace")?
+        .into_iter()
+        .map(|l| {
+            l.ok_or_else(|| CtxError::new(ErrorKind::NullValue, "namespace contains a NULL label"))
+        })
+        .collect::<CtxResult<Vec<String>>>()?;
+    namespace::validate(&labels, false)?;
+    let key = required(key, "key")?;
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(CtxError::invalid(format!(
+            "key must be 1 to {MAX_KEY_BYTES} bytes, got {}",
+            key.len()
+        ))
+        .with_hint("use a short, non-empty identifier such as 'profile'"));
+    }
+    Ok(Address {
+        ns_key: namespace::key(&labels),
+        labels,
+        key: key.to_string(),
+    })
+}
+
+fn conflict(detail: String) -> CtxError {
+    CtxError::new(
+        ErrorKind::SerializationFailure,
+        "version conflict: the stored version is not the expected one",
+    )
+    .with_detail(detail)
+    .with_hint("read the value again (ctx.get / ctx.search_state) and retry with its version")
+}
+
+fn non_positive_ttl(ttl: &Option<Interval>) -> CtxResult<()> {
+    if let Some(t) = ttl {
+        if t.months() < 0
+            || t.days() < 0
+            || t.micros() < 0
+            || (t.months() == 0 && t.days() == 0 && t.micros() == 0)
+        {
+            return Err(CtxError::invalid("ttl must be a positive interval")
+                .with_hint("e.g. ttl => '1 hour'"));
+        }
+    }
+    Ok(())
+}
+
+/// Writes a value; returns its new version (1 for a new key). With `expected_version`, the write
+/// happens only if the stored version is that one (0: only if the key does not exist), else
+/// SQLSTATE 40001.
+#[pg_extern(volatile, parallel_unsafe)]
+fn put(
+    namespace: Option<Vec<Option<String>>>,
+    key: Option<&str>,
+    value: Option<JsonB>,
+    ttl: default!(Option<Interval>, "NULL"),
+    expected_version: default!(Option<i64>, "NULL"),
+) -> i64 {
+    (|| -> CtxResult<i64> {
+        let at = address(namespace, key)?;
+        let value = required(value, "value")?;
+        non_positive_ttl(&ttl)?;
+        if let Some(v) = expected_version {
+            crate::core::conversation::check_non_negative(v, "expected_version")?;
+        }
+        static UPSERT: Statement = Statement {
+            sql: "INSERT INTO ctx.state AS s (namespace, ns_key, key, value, version, expires_at)
+                  VALUES ($1, $2, $3, $4, 1, now() + $5)
+                  ON CONFLICT (ns_key, key) DO UPDATE
+                     SET value = excluded.value, version = s.version + 1, updated_at = now(),
+                         expires_at = excluded.expires_at
+                   WHERE NOT $6 OR s.expires_at <= now()
+                  RETURNING version",
+            args: &[TEXTARRAYOID, TEXTOID, TEXTOID, JSONBOID, INTERVALOID, BOOLOID],
+            writes: true,
+        };
+        static UPDATE_IF: Statement = Statement {
+            sql: "UPDATE ctx.state SET value = $3, version = version + 1, updated_at = now(), expires_at = now() + $4
+                   WHERE ns_key = $1 AND key = $2 AND version = $5 AND (expires_at IS NULL OR expires_at > now())
+                  RETURNING version",
+            args: &[TEXTOID, TEXTOID, JSONBOID, INTERVALOID, INT8OID],
+            writes: true,
+        };
+        Spi::connect_mut(|client| {
+            let written: Option<i64> = match expected_version {
+                Some(expected) if expected > 0 => {
+                    let plan = UPDATE_IF.plan(client)?;
+                    let args: [DatumWithOid; 5] =
+                        [at.ns_key.as_str().into(), at.key.as_str().into(), value.into(), ttl.into(), expected.into()];
+                    first_value(client.update(&*plan, Some(1), &args)?)?
+                }
+                _ => {
+                    let only_if_absent = expected_version == Some(0);
+                    let plan = UPSERT.plan(client)?;
+                    let args: [DatumWithOid; 6] = [
+                        at.labels.clone().into(),
+                        at.ns_key.as_str().into(),
+                        at.key.as_str().into(),
+                        value.into(),
+                        ttl.into(),
+                        only_if_absent.into(),
+                    ];
+                    first_value(client.update(&*plan, Some(1), &args)?)?
+                }
+            };
+            written.ok_or_else(|| {
+                let stored = stored_version(client, &at).ok().flatten();
+                conflict(match (expected_version, stored) {
+                    (Some(e), Some(s)) => format!("expected version {e}, stored version is {s}"),
+                    (Some(e), None) => format!("expected version {e}, but the key does not exist"),
+                    (None, _) => "the write was not applied".to_string(),
+                })
+            })
+        })
+    })()
+    .or_raise()
+}
+
+fn stored_version(client: &SpiClient<'_>, at: &Address) -> CtxResult<Option<i64>> {
+    static VERSION: Statement = Statement {
+        sql: "SELECT version FROM ctx.state WHERE ns_key = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > now())",
+        args: &[TEXTOID, TEXTOID],
+        writes: false,
+    };
+    let plan = VERSION.plan(client)?;
+    first_value(client.select(
+        &*plan,
+        Some(1),
+        &[at.ns_key.as_str().into(), at.key.as_str().into()],
+    )?)
+}
+
+static GET: Statement = Statement {
+    sql: "SELECT value FROM ctx.state
+           WHERE ns_key = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > now())",
+    args: &[TEXTOID, TEXTOID],
+    writes: false,
+};
+
+/// The value at (namespace, key), or NULL when there is none (or it expired).
+#[pg_extern(stable, parallel_safe)]
+fn get(namespace: Option<Vec<Option<String>>>, key: Option<&str>) -> Option<JsonB> {
+    let at = address(namespace, key).or_raise();
+    Spi::connect(|client| -> CtxResult<Option<JsonB>> {
+        let plan = GET.plan(client)?;
+        first_value(client.select(
+            &*plan,
+            Some(1),
+            &[at.ns_key.as_str().into(), at.key.as_str().into()],
+        )?)
+    })
+    .or_raise()
+}
+
+/// Applies an RFC 7396 merge patch under the row lock (creating the document from `{}` when
+/// absent) and returns the new document. Concurrent patches serialise: none is lost.
+#[pg_extern(volatile, parallel_unsafe)]
+fn patch(namespace: Option<Vec<Option<String>>>, key: Option<&str>, patch: Option<JsonB>) -> JsonB {
+    (|| -> CtxResult<JsonB> {
+        let at = address(namespace, key)?;
+        let patch = required(patch, "patch")?;
+        Spi::connect_mut(|client| apply_patch(client, &at, &patch.0).map(JsonB))
+    })()
+    .or_raise()
+}
+
+fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxResult<Value> {
+    // Make sure a row exists to lock; a concurrent creator makes this wait, then do nothing.
+    static ENSURE: Statement = Statement {
+        sql: "INSERT INTO ctx.state (namespace, ns_key, key, value, version) VALUES ($1, $2, $3, '{}', 0)
+              ON CONFLICT (ns_key, key) DO NOTHING",
+        args: &[TEXTARRAYOID, TEXTOID, TEXTOID],
+        writes: true,
+    };
+    static LOCK: Statement = Statement {
+        sql: "SELECT value, version = 0 OR coalesce(expires_at <= now(), false) FROM ctx.state
+               WHERE ns_key = $1 AND key = $2 FOR UPDATE",
+        args: &[TEXTOID, TEXTOID],
+        writes: true,
+    };
+    static WRITE: Statement = Statement {
+        sql: "UPDATE ctx.state SET value = $3, version = version + 1, updated_at = now(),
+                     expires_at = CASE WHEN $4 THEN NULL ELSE expires_at END
+               WHERE ns_key = $1 AND key = $2",
+        args: &[TEXTOID, TEXTOID, JSONBOID, BOOLOID],
+        writes: true,
+    };
+    let plan = ENSURE.plan(client)?;
+    client.update(
+        &*plan,
+        None,
+        &[
+            at.labels.clone().into(),
+            at.ns_key.as_str().into(),
+            at.key.as_str().into(),
+        ],
+    )?;
+    let plan = LOCK.plan(client)?;
+    let row = client
+        .update(
+            &*plan,
+            Some(1),
+            &[at.ns_key.as_str().into(), at.key.as_str().into()],
+        )?
+        .into_iter()
+        .next()
+        .ok_or_else(|| CtxError::internal("the patched row vanished under its lock"))?;
+    let fresh: bool = row.get(2)?.unwrap_or(true);
+    let mut document = if fresh {
+        json!({})
+    } else {
+        row.get::<JsonB>(1)?.map_or(json!({}), |j| j.0)
+    };
+    merge_patch::apply(&mut document, patch);
+    let plan = WRITE.plan(client)?;
+    let args: [DatumWithOid; 4] = [
+        at.ns_key.as_str().into(),
+        at.key.as_str().into(),
+        JsonB(document.clone()).into(),
+        fresh.into(),
+    ];
+    client.update(&*plan, None, &args)?;
+    Ok(document)
+}
+
+/// Deletes (namespace, key); returns whether a live value was there.
+#[pg_extern(volatile, parallel_unsafe)]
+fn delete_key(namespace: Option<Vec<Option<String>>>, key: Option<&str>) -> bool {
+    let at = address(namespace, key).or_raise();
+    static DELETE: Statement = Statement {
+        sql: "DELETE FROM ctx.state WHERE ns_key = $1 AND key = $2
+              RETURNING expires_at IS NULL OR expires_at > now()",
+        args: &[TEXTOID, TEXTOID],
+        writes: true,
+    };
+    Spi::connect_mut(|client| -> CtxResult<bool> {
+        let plan = DELETE.plan(client)?;
+        Ok(first_value(client.update(
+            &*plan,
+            Some(1),
+            &[at.ns_key.as_str().into(), at.key.as_str().into()],
+        )?)?
+        .unwrap_or(false))
+    })
+    .or_raise()
+}
+
+/// Live values under a namespace prefix that match a filter, by namespace then key.
+#[pg_extern(stable, parallel_safe)]
+fn search_state(
+    namespace_prefix: Option<Vec<Option<String>>>,
+    filter: default!(Option<JsonB>, "'{}'"),
+    max_rows: default!(Option<i32>, 100),
+    skip: default!(Option<i32>, 0),
+) -> TableIterator<
+    'static,
+    (
+        name!(namespace, Vec<String>),
+        name!(key, String),
+        name!(value, JsonB),
+        name!(version, i64),
+        name!(updated_at, TimestampWithTimeZone),
+    ),
+> {
+    let rows = (|| -> CtxResult<Vec<_>> {
+        let prefix = required(namespace_prefix, "namespace_prefix")?
+            .into_iter()
+            .map(|l| {
+                l.ok_or_else(|| {
+                    CtxError::new(
+                        ErrorKind::NullValue,
+                        "namespace_prefix contains a NULL label",
+                    )
+                })
+            })
+            .collect::<CtxResult<Vec<String>>>()?;
+        namespace::validate(&prefix, true)?;
+        let max_rows = i64::from(required(max_rows, "max_rows")?);
+        let skip = i64::from(required(skip, "skip")?);
+        crate::core::conversation::check_non_negative(max_rows, "max_rows")?;
+        crate::core::conversation::check_non_negative(skip, "skip")?;
+        let (mut parts, keys) = namespace::key_conditions("s.ns_key", &prefix, true, 1);
+        let mut args: Vec<DatumWithOid> = keys.into_iter().map(DatumWithOid::from).collect();
+        parts.push("(s.expires_at IS NULL OR s.expires_at > now())".into());
+        parts.push("s.version > 0".into());
+        let compiled = filter::compile(
+            &filter.map_or(Value::Null, |j| j.0),
+            &STATE_FILTER,
+            args.len() + 1,
+        )?;
+        parts.push(format!("({})", compiled.sql));
+        args.extend(compiled.params.iter().map(param_datum));
+        let sql = format!(
+            "SELECT s.namespace, s.key, s.value, s.version, s.updated_at FROM ctx.state s
+              WHERE {} ORDER BY s.ns_key, s.key LIMIT {max_rows} OFFSET {skip}",
+            parts.join(" AND ")
+        );
+        Spi::connect(|client| {
+            client
+                .select(sql.as_str(), None, &args)?
+                .map(|row| {
+                    Ok((
+                        required(row.get::<Vec<String>>(1)?, "namespace")?,
+                        required(row.get::<String>(2)?, "key")?,
+                        required(row.get::<JsonB>(3)?, "value")?,
+                        required(row.get::<i64>(4)?, "version")?,
+                        required(row.get::<TimestampWithTimeZone>(5)?, "updated_at")?,
+                    ))
+                })
+                .collect()
+        })
+    })()
+    .or_raise();
+    TableIterator::new(rows)
+}
+
+fn working_memory_address(client: &SpiClient<'_>, context_id: Uuid) -> CtxResult<Address> {
+    static EXISTS: Statement = Statement {
+        sql: "SELECT true FROM ctx.contexts WHERE id = $1",
+        args: &[UUIDOID],
+        writes: false,
+    };
+    let plan = EXISTS.plan(client)?;
+    if first_value::<bool>(client.select(&*plan, Some(1), &[context_id.into()])?)?.is_none() {
+        return Err(CtxError::new(
+            ErrorKind::UndefinedObject,
+            format!("context \"{context_id}\" does not exist"),
+        )
+        .with_hint(
+            "create it with ctx.create_context(), or check the id (it may have been deleted)",
+        ));
+    }
+    Ok(Address {
+        labels: WORKING_MEMORY_NAMESPACE.map(String::from).to_vec(),
+        ns_key: working_memory_key(),
+        key: context_id.to_string(),
+    })
+}
+
+/// The working-memory document of a context (`{}` until something is written).
+#[pg_extern(stable, parallel_safe)]
+fn working_memory(context_id: Option<Uuid>) -> JsonB {
+    (|| -> CtxResult<JsonB> {
+        let context_id = required(context_id, "context_id")?;
+        Spi::connect(|client| {
+            let at = working_memory_address(client, context_id)?;
+            let plan = GET.plan(client)?;
+            let value: Option<JsonB> = first_value(client.select(
+                &*plan,
+                Some(1),
+                &[at.ns_key.as_str().into(), at.key.as_str().into()],
+            )?)?;
+            Ok(value.unwrap_or(JsonB(json!({}))))
+        })
+    })()
+    .or_raise()
+}
+
+/// Merges `patch` (RFC 7396) into the context's working memory atomically; returns the result.
+#[pg_extern(volatile, parallel_unsafe)]
+fn update_working_memory(context_id: Option<Uuid>, patch: Option<JsonB>) -> JsonB {
+    (|| -> CtxResult<JsonB> {
+        let context_id = required(context_id, "context_id")?;
+        let patch = required(patch, "patch")?;
+        Spi::connect_mut(|client| {
+            let at = working_memory_address(client, context_id)?;
+            apply_patch(client, &at, &patch.0).map(JsonB)
+        })
+    })()
+    .or_raise()
+}
