@@ -245,7 +245,6 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
             Some(1),
             &[at.ns_key.as_str().into(), at.key.as_str().into()],
         )?
-        .into_iter()
         .next()
         .ok_or_else(|| CtxError::internal("the patched row vanished under its lock"))?;
     let fresh: bool = row.get(2)?.unwrap_or(true);
