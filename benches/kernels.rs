@@ -124,5 +124,40 @@ fn filter_compiler(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, tokenizer, lz4, batch, knn, filter_compiler);
+/// Typed state validation: the per-backend cache of compiled schemas vs compiling on every write.
+fn schema_validation(c: &mut Criterion) {
+    let definition = serde_json::json!({
+        "type": "object", "required": ["first", "last"],
+        "properties": {
+            "first": {"type": "string"}, "last": {"type": "string"},
+            "age": {"type": "integer", "minimum": 0},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "address": {"type": "object", "properties": {"city": {"type": "string"}, "zip": {"type": "string", "pattern": "^[0-9]{5}$"}}}
+        }
+    });
+    let value = serde_json::json!({"first": "Ada", "last": "Lovelace", "age": 36, "tags": ["math", "poetry"],
+                                   "address": {"city": "London", "zip": "12345"}});
+    let compiled = ctxstore::core::schema::compile(&definition).unwrap();
+    c.bench_function("schema_validate/cached_compiled", |b| {
+        b.iter(|| compiled.check(black_box(&value), "p", 1).unwrap())
+    });
+    c.bench_function("schema_validate/compile_each_time", |b| {
+        b.iter(|| {
+            ctxstore::core::schema::compile(black_box(&definition))
+                .unwrap()
+                .check(&value, "p", 1)
+                .unwrap()
+        })
+    });
+}
+
+criterion_group!(
+    benches,
+    tokenizer,
+    lz4,
+    batch,
+    knn,
+    filter_compiler,
+    schema_validation
+);
 criterion_main!(benches);

@@ -24,6 +24,10 @@ pub enum ErrorKind {
     WrongState,
     /// 40001: an optimistic-concurrency check failed; retry with fresh data.
     SerializationFailure,
+    /// 23514: a value does not satisfy its declared schema.
+    CheckViolation,
+    /// 42710: the object already exists (with another definition).
+    DuplicateObject,
     /// XX001: stored data failed an integrity check (corrupt archive, bad ciphertext).
     DataCorrupted,
     /// XX000: a bug in ctxstore, never a user mistake.
@@ -40,6 +44,8 @@ impl ErrorKind {
             ErrorKind::DependentObjects => "2BP01",
             ErrorKind::WrongState => "55000",
             ErrorKind::SerializationFailure => "40001",
+            ErrorKind::CheckViolation => "23514",
+            ErrorKind::DuplicateObject => "42710",
             ErrorKind::DataCorrupted => "XX001",
             ErrorKind::Internal => "XX000",
         }
@@ -54,6 +60,8 @@ impl ErrorKind {
             ErrorKind::DependentObjects => PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
             ErrorKind::WrongState => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             ErrorKind::SerializationFailure => PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+            ErrorKind::CheckViolation => PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
+            ErrorKind::DuplicateObject => PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
             ErrorKind::DataCorrupted => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
             ErrorKind::Internal => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
         }

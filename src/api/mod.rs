@@ -2,4 +2,5 @@
 
 pub mod contexts;
 pub mod memories;
+pub mod schemas;
 pub mod state;

@@ -8,6 +8,7 @@ use pgrx::spi::SpiClient;
 use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
+use crate::api::schemas;
 use crate::core::filter::{self, ColumnType, FilterTarget};
 use crate::core::{merge_patch, namespace};
 use crate::error::{required, CtxError, CtxResult, ErrorKind, OrRaise};
@@ -96,6 +97,7 @@ fn put(
     namespace: Option<Vec<Option<String>>>,
     key: Option<&str>,
     value: Option<JsonB>,
+    schema: default!(Option<&str>, "NULL"),
     ttl: default!(Option<Interval>, "NULL"),
     expected_version: default!(Option<i64>, "NULL"),
 ) -> i64 {
@@ -107,41 +109,62 @@ fn put(
             crate::core::conversation::check_non_negative(v, "expected_version")?;
         }
         static UPSERT: Statement = Statement {
-            sql: "INSERT INTO ctx.state AS s (namespace, ns_key, key, value, version, expires_at)
-                  VALUES ($1, $2, $3, $4, 1, now() + $5)
+            sql: "INSERT INTO ctx.state AS s (namespace, ns_key, key, value, version, expires_at,
+                                              schema_name, schema_version)
+                  VALUES ($1, $2, $3, $4, 1, now() + $5, $7, $8)
                   ON CONFLICT (ns_key, key) DO UPDATE
                      SET value = excluded.value, version = s.version + 1, updated_at = now(),
-                         expires_at = excluded.expires_at
+                         expires_at = excluded.expires_at, schema_name = excluded.schema_name,
+                         schema_version = excluded.schema_version
                    WHERE NOT $6 OR s.expires_at <= now()
                   RETURNING version",
-            args: &[TEXTARRAYOID, TEXTOID, TEXTOID, JSONBOID, INTERVALOID, BOOLOID],
+            args: &[TEXTARRAYOID, TEXTOID, TEXTOID, JSONBOID, INTERVALOID, BOOLOID, TEXTOID, INT4OID],
             writes: true,
         };
         static UPDATE_IF: Statement = Statement {
-            sql: "UPDATE ctx.state SET value = $3, version = version + 1, updated_at = now(), expires_at = now() + $4
+            sql: "UPDATE ctx.state SET value = $3, version = version + 1, updated_at = now(), expires_at = now() + $4,
+                         schema_name = $6, schema_version = $7
                    WHERE ns_key = $1 AND key = $2 AND version = $5 AND (expires_at IS NULL OR expires_at > now())
                   RETURNING version",
-            args: &[TEXTOID, TEXTOID, JSONBOID, INTERVALOID, INT8OID],
+            args: &[TEXTOID, TEXTOID, JSONBOID, INTERVALOID, INT8OID, TEXTOID, INT4OID],
             writes: true,
         };
-        Spi::connect_mut(|client| {
+                Spi::connect_mut(|client| {
+            // A typed write: validate against the schema's latest version and stamp it.
+            let stamp: Option<i32> = match schema {
+                Some(name) => {
+                    let version = schemas::latest_version(client, name)?;
+                    schemas::compiled(client, name, version)?.check(&value.0, name, version)?;
+                    Some(version)
+                }
+                None => None,
+            };
             let written: Option<i64> = match expected_version {
                 Some(expected) if expected > 0 => {
                     let plan = UPDATE_IF.plan(client)?;
-                    let args: [DatumWithOid; 5] =
-                        [at.ns_key.as_str().into(), at.key.as_str().into(), value.into(), ttl.into(), expected.into()];
+                    let args: [DatumWithOid; 7] = [
+                        at.ns_key.as_str().into(),
+                        at.key.as_str().into(),
+                        value.into(),
+                        ttl.into(),
+                        expected.into(),
+                        schema.into(),
+                        stamp.into(),
+                    ];
                     first_value(client.update(&*plan, Some(1), &args)?)?
                 }
                 _ => {
                     let only_if_absent = expected_version == Some(0);
                     let plan = UPSERT.plan(client)?;
-                    let args: [DatumWithOid; 6] = [
+                    let args: [DatumWithOid; 8] = [
                         at.labels.clone().into(),
                         at.ns_key.as_str().into(),
                         at.key.as_str().into(),
                         value.into(),
                         ttl.into(),
                         only_if_absent.into(),
+                        schema.into(),
+                        stamp.into(),
                     ];
                     first_value(client.update(&*plan, Some(1), &args)?)?
                 }
@@ -174,25 +197,53 @@ fn stored_version(client: &SpiClient<'_>, at: &Address) -> CtxResult<Option<i64>
 }
 
 static GET: Statement = Statement {
-    sql: "SELECT value FROM ctx.state
+    sql: "SELECT value, schema_name, schema_version FROM ctx.state
            WHERE ns_key = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > now())",
     args: &[TEXTOID, TEXTOID],
     writes: false,
 };
 
+/// A stored value as its readers see it: migrated to its schema's latest version when it was
+/// written under an older one (as far as registered migrations go).
+fn read_typed(
+    client: &SpiClient<'_>,
+    value: Value,
+    schema: Option<(String, i32)>,
+) -> CtxResult<Value> {
+    let Some((name, version)) = schema else {
+        return Ok(value);
+    };
+    if schemas::latest_version(client, &name)? <= version {
+        return Ok(value);
+    }
+    Ok(schemas::migrate(client, &name, version, value)?.0)
+}
+
+fn read_value(client: &SpiClient<'_>, at: &Address) -> CtxResult<Option<Value>> {
+    let plan = GET.plan(client)?;
+    let Some(row) = client
+        .select(
+            &*plan,
+            Some(1),
+            &[at.ns_key.as_str().into(), at.key.as_str().into()],
+        )?
+        .next()
+    else {
+        return Ok(None);
+    };
+    let value = required(row.get::<JsonB>(1)?, "value")?.0;
+    let schema = match (row.get::<String>(2)?, row.get::<i32>(3)?) {
+        (Some(name), Some(version)) => Some((name, version)),
+        _ => None,
+    };
+    read_typed(client, value, schema).map(Some)
+}
+
 /// The value at (namespace, key), or NULL when there is none (or it expired).
 #[pg_extern(stable, parallel_safe)]
 fn get(namespace: Option<Vec<Option<String>>>, key: Option<&str>) -> Option<JsonB> {
     let at = address(namespace, key).or_raise();
-    Spi::connect(|client| -> CtxResult<Option<JsonB>> {
-        let plan = GET.plan(client)?;
-        first_value(client.select(
-            &*plan,
-            Some(1),
-            &[at.ns_key.as_str().into(), at.key.as_str().into()],
-        )?)
-    })
-    .or_raise()
+    Spi::connect(|client| read_value(client, &at).map(|v| v.map(JsonB))).or_raise()
 }
 
 /// Applies an RFC 7396 merge patch under the row lock (creating the document from `{}` when
@@ -216,16 +267,16 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
         writes: true,
     };
     static LOCK: Statement = Statement {
-        sql: "SELECT value, version = 0 OR coalesce(expires_at <= now(), false) FROM ctx.state
-               WHERE ns_key = $1 AND key = $2 FOR UPDATE",
+        sql: "SELECT value, version = 0 OR coalesce(expires_at <= now(), false), schema_name, schema_version
+                FROM ctx.state WHERE ns_key = $1 AND key = $2 FOR UPDATE",
         args: &[TEXTOID, TEXTOID],
         writes: true,
     };
     static WRITE: Statement = Statement {
         sql: "UPDATE ctx.state SET value = $3, version = version + 1, updated_at = now(),
-                     expires_at = CASE WHEN $4 THEN NULL ELSE expires_at END
+                     expires_at = CASE WHEN $4 THEN NULL ELSE expires_at END, schema_version = $5
                WHERE ns_key = $1 AND key = $2",
-        args: &[TEXTOID, TEXTOID, JSONBOID, BOOLOID],
+        args: &[TEXTOID, TEXTOID, JSONBOID, BOOLOID, INT4OID],
         writes: true,
     };
     let plan = ENSURE.plan(client)?;
@@ -248,18 +299,33 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
         .next()
         .ok_or_else(|| CtxError::internal("the patched row vanished under its lock"))?;
     let fresh: bool = row.get(2)?.unwrap_or(true);
-    let mut document = if fresh {
+    let schema = match (fresh, row.get::<String>(3)?, row.get::<i32>(4)?) {
+        (false, Some(name), Some(version)) => Some((name, version)),
+        _ => None,
+    };
+    let stored = if fresh {
         json!({})
     } else {
         row.get::<JsonB>(1)?.map_or(json!({}), |j| j.0)
     };
+    // A typed document is patched at its schema's latest version and must still match it.
+    let mut document = read_typed(client, stored, schema.clone())?;
     merge_patch::apply(&mut document, patch);
+    let stamp = match &schema {
+        Some((name, _)) => {
+            let latest = schemas::latest_version(client, name)?;
+            schemas::compiled(client, name, latest)?.check(&document, name, latest)?;
+            Some(latest)
+        }
+        None => None,
+    };
     let plan = WRITE.plan(client)?;
-    let args: [DatumWithOid; 4] = [
+    let args: [DatumWithOid; 5] = [
         at.ns_key.as_str().into(),
         at.key.as_str().into(),
         JsonB(document.clone()).into(),
         fresh.into(),
+        stamp.into(),
     ];
     client.update(&*plan, None, &args)?;
     Ok(document)
@@ -333,18 +399,24 @@ fn search_state(
         parts.push(format!("({})", compiled.sql));
         args.extend(compiled.params.iter().map(param_datum));
         let sql = format!(
-            "SELECT s.namespace, s.key, s.value, s.version, s.updated_at FROM ctx.state s
+            "SELECT s.namespace, s.key, s.value, s.version, s.updated_at, s.schema_name, s.schema_version
+               FROM ctx.state s
               WHERE {} ORDER BY s.ns_key, s.key LIMIT {max_rows} OFFSET {skip}",
             parts.join(" AND ")
         );
         Spi::connect(|client| {
             client
                 .select(sql.as_str(), None, &args)?
-                .map(|row| {
+                                .map(|row| {
+                    let schema = match (row.get::<String>(6)?, row.get::<i32>(7)?) {
+                        (Some(name), Some(version)) => Some((name, version)),
+                        _ => None,
+                    };
+                    let value = read_typed(client, required(row.get::<JsonB>(3)?, "value")?.0, schema)?;
                     Ok((
                         required(row.get::<Vec<String>>(1)?, "namespace")?,
                         required(row.get::<String>(2)?, "key")?,
-                        required(row.get::<JsonB>(3)?, "value")?,
+                        JsonB(value),
                         required(row.get::<i64>(4)?, "version")?,
                         required(row.get::<TimestampWithTimeZone>(5)?, "updated_at")?,
                     ))
@@ -386,13 +458,7 @@ fn working_memory(context_id: Option<Uuid>) -> JsonB {
         let context_id = required(context_id, "context_id")?;
         Spi::connect(|client| {
             let at = working_memory_address(client, context_id)?;
-            let plan = GET.plan(client)?;
-            let value: Option<JsonB> = first_value(client.select(
-                &*plan,
-                Some(1),
-                &[at.ns_key.as_str().into(), at.key.as_str().into()],
-            )?)?;
-            Ok(value.unwrap_or(JsonB(json!({}))))
+            Ok(JsonB(read_value(client, &at)?.unwrap_or(json!({}))))
         })
     })()
     .or_raise()

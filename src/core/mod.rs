@@ -7,5 +7,6 @@ pub mod filter;
 pub mod knn;
 pub mod merge_patch;
 pub mod namespace;
+pub mod schema;
 pub mod scoring;
 pub mod tokenizer;

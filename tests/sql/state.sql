@@ -37,7 +37,7 @@ SELECT key FROM ctx.search_state('{app}', '{"langs": {"$contains": "fr"}}');
 SELECT key FROM ctx.search_state('{app}', '{"$or": [{"age": {"$gte": 40}}, {"name": {"$like": "C%"}}]}');
 SELECT key FROM ctx.search_state('{app}', '{"key": {"$in": ["u1", "u3"]}, "version": {"$gte": 2}}');
 SELECT key FROM ctx.search_state('{app}', max_rows => 2, skip => 1);
-SELECT count(*) FROM ctx.search_state('{}');
+SELECT count(*) FROM ctx.search_state('{}', '{"namespace": {"$contains": "app"}}');
 
 -- TTL: expired values are gone for every reader, and can be recreated
 SELECT ctx.put('{app,sessions}', 's1', '{"token": "x"}', ttl => '1 millisecond');
