@@ -276,20 +276,29 @@ fn object_or_empty(metadata: Option<JsonB>, what: &str) -> CtxResult<Value> {
 fn create_context(
     name: default!(Option<&str>, "NULL"),
     metadata: default!(Option<JsonB>, "'{}'"),
+    metadata_schema: default!(Option<&str>, "NULL"),
 ) -> Uuid {
     let metadata = object_or_empty(metadata, "metadata").or_raise();
     let encoding = gucs::default_encoding().name();
     static INSERT: Statement = Statement {
-        sql: "INSERT INTO ctx.contexts (name, metadata, encoding) VALUES ($1, $2, $3) RETURNING id",
-        args: &[TEXTOID, JSONBOID, TEXTOID],
+        sql: "INSERT INTO ctx.contexts (name, metadata, encoding, metadata_schema) VALUES ($1, $2, $3, $4) RETURNING id",
+        args: &[TEXTOID, JSONBOID, TEXTOID, TEXTOID],
         writes: true,
     };
     Spi::connect_mut(|client| -> CtxResult<Uuid> {
+        if let Some(schema) = metadata_schema {
+            crate::api::schemas::latest_version(client, schema)?; // must exist
+        }
         let plan = INSERT.plan(client)?;
         let mut table = client.update(
             &*plan,
             Some(1),
-            &[name.into(), JsonB(metadata).into(), encoding.into()],
+            &[
+                name.into(),
+                JsonB(metadata).into(),
+                encoding.into(),
+                metadata_schema.into(),
+            ],
         )?;
         let row = table
             .next()
@@ -333,6 +342,7 @@ fn append_one(
         writes: true,
     };
     Spi::connect_mut(|client| {
+        check_message_metadata(client, context_id, std::slice::from_ref(&metadata))?;
         let plan = APPEND.plan(client)?;
         let mut table = client.update(
             &*plan,
@@ -376,6 +386,8 @@ fn append_batch(context_id: Option<Uuid>, messages: Option<JsonB>) -> CtxResult<
             load_view(client, context_id, false)?; // still reject an unknown context
             return Ok(Vec::new());
         }
+        let all_metadata: Vec<Value> = batch.iter().map(|m| m.metadata.clone()).collect();
+        check_message_metadata(client, context_id, &all_metadata)?;
         let count = batch.len() as i64;
         let mut roles = Vec::with_capacity(batch.len());
         let mut contents = Vec::with_capacity(batch.len());
@@ -406,6 +418,39 @@ fn append_batch(context_id: Option<Uuid>, messages: Option<JsonB>) -> CtxResult<
         seqs.sort_unstable();
         Ok(seqs)
     })
+}
+
+/// When the context was created with a `metadata_schema`, every message's metadata must match
+/// the schema's latest version (SQLSTATE 23514 otherwise).
+fn check_message_metadata(
+    client: &SpiClient<'_>,
+    context_id: Uuid,
+    metadata: &[Value],
+) -> CtxResult<()> {
+    static SCHEMA: Statement = Statement {
+        sql: "SELECT metadata_schema FROM ctx.contexts WHERE id = $1",
+        args: &[UUIDOID],
+        writes: false,
+    };
+    let plan = SCHEMA.plan(client)?;
+    let schema: Option<String> =
+        crate::plans::first_value(client.select(&*plan, Some(1), &[context_id.into()])?)?;
+    let Some(name) = schema else { return Ok(()) };
+    let version = crate::api::schemas::latest_version(client, &name)?;
+    let compiled = crate::api::schemas::compiled(client, &name, version)?;
+    for (i, m) in metadata.iter().enumerate() {
+        compiled.check(m, &name, version).map_err(|e| {
+            if metadata.len() > 1 {
+                CtxError {
+                    message: format!("messages[{i}] metadata: {}", e.message),
+                    ..e
+                }
+            } else {
+                e
+            }
+        })?;
+    }
+    Ok(())
 }
 
 /// Buffer memory: the latest summary (if newer than since_seq) and the active messages after
@@ -729,8 +774,9 @@ fn fork(context_id: Option<Uuid>, at_seq: default!(Option<i64>, "NULL")) -> Uuid
 fn fork_context(context_id: Option<Uuid>, at_seq: Option<i64>) -> CtxResult<Uuid> {
     let context_id = required(context_id, "context_id")?;
     static INSERT_FORK: Statement = Statement {
-        sql: "INSERT INTO ctx.contexts (name, metadata, encoding, parent_id, ancestors, bounds, last_seq)
-              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        sql: "INSERT INTO ctx.contexts (name, metadata, encoding, parent_id, ancestors, bounds, last_seq, metadata_schema)
+              SELECT $1, $2, $3, $4, $5, $6, $7, metadata_schema FROM ctx.contexts WHERE id = $4
+              RETURNING id",
         args: &[TEXTOID, JSONBOID, TEXTOID, UUIDOID, UUIDARRAYOID, INT8ARRAYOID, INT8OID],
         writes: true,
     };

@@ -123,8 +123,8 @@ fn positive_ttl(ttl: Option<Interval>) -> CtxResult<Option<Interval>> {
 static INSERT_MEMORY: Statement = Statement {
     sql:
         "INSERT INTO ctx.memories (id, namespace, ns_key, content, embedding, metadata, importance,
-                                    source_context, source_seq, expires_at)
-          VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7, $8, now() + $9) RETURNING id",
+                                    source_context, source_seq, expires_at, schema_name, schema_version)
+          VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7, $8, now() + $9, $10, $11) RETURNING id",
     args: &[
         TEXTARRAYOID,
         TEXTOID,
@@ -135,6 +135,8 @@ static INSERT_MEMORY: Statement = Statement {
         UUIDOID,
         INT8OID,
         INTERVALOID,
+        TEXTOID,
+        INT4OID,
     ],
     writes: true,
 };
@@ -148,15 +150,15 @@ static SUPERSEDE: Statement = Statement {
            RETURNING *)
           INSERT INTO ctx.memories (id, version, namespace, ns_key, content, embedding, metadata, importance,
                                     source_context, source_seq, created_at, last_accessed_at, access_count,
-                                    expires_at, valid_from)
+                                                                        expires_at, valid_from, schema_name, schema_version)
           SELECT id, version + 1, namespace, ns_key, coalesce($2, content), coalesce($3, embedding),
                  CASE WHEN $6 THEN metadata || coalesce($4, '{}') ELSE coalesce($4, metadata) END,
                  CASE WHEN $6 THEN greatest(importance, coalesce($5, importance)) ELSE coalesce($5, importance) END,
                  source_context, source_seq, created_at, last_accessed_at, access_count,
-                 coalesce(now() + $7, expires_at), now()
+                                  coalesce(now() + $7, expires_at), now(), coalesce($9, schema_name), coalesce($8, schema_version)
             FROM old
           RETURNING id",
-    args: &[UUIDOID, TEXTOID, FLOAT4ARRAYOID, JSONBOID, FLOAT4OID, BOOLOID, INTERVALOID],
+    args: &[UUIDOID, TEXTOID, FLOAT4ARRAYOID, JSONBOID, FLOAT4OID, BOOLOID, INTERVALOID, INT4OID, TEXTOID],
     writes: true,
 };
 
@@ -174,6 +176,7 @@ fn remember(
     dedup_threshold: default!(Option<f32>, "NULL"),
     source_context: default!(Option<Uuid>, "NULL"),
     source_seq: default!(Option<i64>, "NULL"),
+    schema: default!(Option<&str>, "NULL"),
 ) -> Uuid {
     let args = (|| -> CtxResult<_> {
         let labels = checked_namespace(namespace, "namespace", false)?;
@@ -200,12 +203,22 @@ fn remember(
         if let Some(e) = &embedding {
             check_namespace_dims(client, &key, e.len(), None)?;
         }
+        // Typed metadata: validated against the schema's latest version and stamped with it.
+        let stamp = match schema {
+            Some(name) => {
+                let version = crate::api::schemas::latest_version(client, name)?;
+                crate::api::schemas::compiled(client, name, version)?
+                    .check(&metadata, name, version)?;
+                Some(version)
+            }
+            None => None,
+        };
         if let Some(threshold) = dedup_threshold {
             if let Some(existing) =
                 find_duplicate(client, &key, content, embedding.as_deref(), threshold)?
             {
                 let plan = SUPERSEDE.plan(client)?;
-                let args: [DatumWithOid; 7] = [
+                let args: [DatumWithOid; 9] = [
                     existing.into(),
                     content.into(),
                     embedding.clone().into(),
@@ -213,13 +226,15 @@ fn remember(
                     importance.into(),
                     true.into(),
                     ttl.into(),
+                    stamp.into(),
+                    schema.into(),
                 ];
                 client.update(&*plan, Some(1), &args)?;
                 return Ok(existing);
             }
         }
         let plan = INSERT_MEMORY.plan(client)?;
-        let args: [DatumWithOid; 9] = [
+        let args: [DatumWithOid; 11] = [
             labels.into(),
             key.as_str().into(),
             content.into(),
@@ -229,6 +244,8 @@ fn remember(
             source_context.into(),
             source_seq.into(),
             ttl.into(),
+            schema.into(),
+            stamp.into(),
         ];
         let mut table = client.update(&*plan, Some(1), &args)?;
         required(
@@ -347,8 +364,13 @@ fn update_memory(
                 let key = key.ok_or_else(|| unknown_memory(id))?;
                 check_namespace_dims(client, &key, e.len(), Some(id))?;
             }
+            // New metadata of a typed memory must match its schema's latest version.
+            let stamp = match &metadata {
+                Some(m) => typed_metadata_stamp(client, id, &m.0)?,
+                None => None,
+            };
             let plan = SUPERSEDE.plan(client)?;
-            let args: [DatumWithOid; 7] = [
+            let args: [DatumWithOid; 9] = [
                 id.into(),
                 content.into(),
                 embedding.into(),
@@ -356,6 +378,8 @@ fn update_memory(
                 importance.into(),
                 false.into(),
                 Option::<Interval>::None.into(),
+                stamp.into(),
+                Option::<&str>::None.into(),
             ];
             let table = client.update(&*plan, Some(1), &args)?;
             if table.is_empty() {
@@ -365,6 +389,24 @@ fn update_memory(
         })
     })()
     .or_raise()
+}
+
+fn typed_metadata_stamp(
+    client: &SpiClient<'_>,
+    id: Uuid,
+    metadata: &Value,
+) -> CtxResult<Option<i32>> {
+    static SCHEMA: Statement = Statement {
+        sql: "SELECT schema_name FROM ctx.memories WHERE id = $1 AND valid_to IS NULL",
+        args: &[UUIDOID],
+        writes: false,
+    };
+    let plan = SCHEMA.plan(client)?;
+    let schema: Option<String> = first_value(client.select(&*plan, Some(1), &[id.into()])?)?;
+    let Some(name) = schema else { return Ok(None) };
+    let version = crate::api::schemas::latest_version(client, &name)?;
+    crate::api::schemas::compiled(client, &name, version)?.check(metadata, &name, version)?;
+    Ok(Some(version))
 }
 
 /// Erases a memory, every version of it. Returns false when there was nothing to forget.

@@ -5,7 +5,9 @@ CREATE TABLE ctx.contexts (
     name        text,
     metadata    jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
     -- token encoding of every count stored for this context (fixed at creation)
-    encoding    text NOT NULL CHECK (encoding IN ('o200k_base', 'cl100k_base')),
+        encoding    text NOT NULL CHECK (encoding IN ('o200k_base', 'cl100k_base')),
+    -- registered schema (ctx.register_schema) that every message's metadata must match, if any
+    metadata_schema text,
     -- fork lineage: ancestors nearest first, and the highest seq of each that this context sees
     parent_id   uuid REFERENCES ctx.contexts (id),
     ancestors   uuid[] NOT NULL DEFAULT '{}',

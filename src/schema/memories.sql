@@ -21,7 +21,10 @@ CREATE TABLE ctx.memories (
     -- this version is the memory's content during [valid_from, valid_to); NULL valid_to = current
     valid_from       timestamptz NOT NULL DEFAULT now(),
     valid_to         timestamptz,
-    fts              tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED,
+        fts              tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED,
+    -- the registered schema the metadata was validated against, if any
+    schema_name      text,
+    schema_version   integer,
     PRIMARY KEY (id, version),
     CHECK (valid_to IS NULL OR valid_to >= valid_from)
 ) WITH (fillfactor = 70);  -- room for HOT updates of access counts: recall never rewrites the vector index

@@ -91,3 +91,29 @@ SELECT ctx.register_migration('profile', 1, 2, NULL);
 \echo :SQLSTATE
 SELECT ctx.migrate_state('nope');
 \echo :SQLSTATE
+
+-- typed message metadata: a context created with a metadata schema validates every append
+SELECT ctx.register_schema('msg_meta', 1, '{"type": "object", "properties": {"model": {"type": "string"}, "latency_ms": {"type": "number"}}, "additionalProperties": false}');
+SELECT ctx.create_context('typed', metadata_schema => 'msg_meta') AS t \gset
+SELECT ctx.append(:'t', 'assistant', 'hello', '{"model": "gpt-4o", "latency_ms": 120}');
+SELECT ctx.append(:'t', 'assistant', 'hello', '{"model": 4}');
+\echo :SQLSTATE
+SELECT ctx.append_many(:'t', '[{"role": "user", "content": "a"}, {"role": "user", "content": "b", "metadata": {"mood": "happy"}}]');
+\echo :SQLSTATE
+SELECT ctx.fork(:'t') AS tf \gset
+SELECT ctx.append(:'tf', 'user', 'x', '{"unknown": true}');
+\echo :SQLSTATE
+SELECT count(*) FROM ctx.messages(:'t');
+SELECT ctx.create_context('typed?', metadata_schema => 'no_such_schema');
+\echo :SQLSTATE
+
+-- typed memory metadata: validated on remember and on update_memory
+SELECT ctx.register_schema('fact', 1, '{"type": "object", "required": ["topic"], "properties": {"topic": {"type": "string"}}}');
+SELECT ctx.remember('{typed}', 'Likes tea', metadata => '{"topic": "drinks"}', schema => 'fact') AS fm \gset
+SELECT schema_name, schema_version FROM ctx.memories WHERE id = :'fm';
+SELECT ctx.remember('{typed}', 'No topic', metadata => '{"kind": "x"}', schema => 'fact');
+\echo :SQLSTATE
+SELECT ctx.update_memory(:'fm', metadata => '{"topic": 5}');
+\echo :SQLSTATE
+SELECT ctx.update_memory(:'fm', metadata => '{"topic": "beverages"}') IS NOT NULL AS updated;
+SELECT metadata, schema_name, schema_version FROM ctx.memories WHERE id = :'fm' AND valid_to IS NULL;
