@@ -10,6 +10,7 @@ use pgrx::spi::SpiClient;
 use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
+use crate::api::args::{check_ttl, namespace_arg};
 use crate::core::filter::{self, ColumnType, FilterTarget, Param};
 use crate::core::knn::{self, Metric, TopK};
 use crate::core::namespace;
@@ -85,41 +86,6 @@ fn checked_embedding(
     Ok(Some(values))
 }
 
-fn checked_namespace(
-    namespace: Option<Vec<Option<String>>>,
-    name: &str,
-    allow_empty: bool,
-) -> CtxResult<Vec<String>> {
-    let labels = required(namespace, name)?
-        .into_iter()
-        .map(|l| {
-            l.ok_or_else(|| {
-                CtxError::new(
-                    ErrorKind::NullValue,
-                    format!("{name} contains a NULL label"),
-                )
-            })
-        })
-        .collect::<CtxResult<Vec<String>>>()?;
-    namespace::validate(&labels, allow_empty)?;
-    Ok(labels)
-}
-
-fn positive_ttl(ttl: Option<Interval>) -> CtxResult<Option<Interval>> {
-    match ttl {
-        Some(t)
-            if t.months() < 0
-                || t.days() < 0
-                || t.micros() < 0
-                || (t.months() == 0 && t.days() == 0 && t.micros() == 0) =>
-        {
-            Err(CtxError::invalid("ttl must be a positive interval")
-                .with_hint("e.g. ttl => '30 days'"))
-        }
-        other => Ok(other),
-    }
-}
-
 static INSERT_MEMORY: Statement = Statement {
     sql:
         "INSERT INTO ctx.memories (id, namespace, ns_key, content, embedding, metadata, importance,
@@ -179,14 +145,14 @@ fn remember(
     schema: default!(Option<&str>, "NULL"),
 ) -> Uuid {
     let args = (|| -> CtxResult<_> {
-        let labels = checked_namespace(namespace, "namespace", false)?;
+        let labels = namespace_arg(namespace, "namespace", false)?;
         let content = required(content, "content")?;
         crate::core::conversation::check_content(content, crate::gucs::max_message_bytes())?;
         let embedding = checked_embedding(embedding, "embedding")?;
         let metadata = object_or_empty(metadata)?;
         let importance = required(importance, "importance")?;
         check_importance(importance)?;
-        let ttl = positive_ttl(ttl)?;
+        check_ttl(&ttl)?;
         if let Some(t) = dedup_threshold {
             if !(t > 0.0 && t <= 1.0) {
                 return Err(CtxError::invalid(format!(
@@ -433,7 +399,7 @@ fn forget_matching(
     filter: default!(Option<JsonB>, "'{}'"),
 ) -> i64 {
     (|| -> CtxResult<i64> {
-        let labels = checked_namespace(namespace, "namespace", true)?;
+        let labels = namespace_arg(namespace, "namespace", true)?;
         let scope = Scope::new(&labels, true, None, filter.map(|j| j.0).as_ref())?;
         let sql = format!(
             "WITH f AS (SELECT DISTINCT m.id FROM ctx.memories m WHERE {}),
@@ -557,7 +523,7 @@ fn recall(
     ),
 > {
     let request = (|| -> CtxResult<RecallRequest> {
-        let labels = checked_namespace(namespace, "namespace", true)?;
+        let labels = namespace_arg(namespace, "namespace", true)?;
         let k = required(k, "k")?;
         crate::core::conversation::check_non_negative(k.into(), "k")?;
         let include_descendants = required(include_descendants, "include_descendants")?;
@@ -951,7 +917,7 @@ fn list_namespaces(
     max_depth: default!(Option<i32>, "NULL"),
 ) -> SetOfIterator<'static, Vec<String>> {
     let namespaces = (|| -> CtxResult<Vec<Vec<String>>> {
-        let labels = checked_namespace(prefix, "prefix", true)?;
+        let labels = namespace_arg(prefix, "prefix", true)?;
         if let Some(d) = max_depth {
             if d < 1 {
                 return Err(

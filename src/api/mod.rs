@@ -1,5 +1,6 @@
 //! `#[pg_extern]` functions, one file per store.
 
+mod args;
 pub mod contexts;
 pub mod memories;
 pub mod schemas;

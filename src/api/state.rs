@@ -8,6 +8,7 @@ use pgrx::spi::SpiClient;
 use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
+use crate::api::args::{check_ttl, namespace_arg};
 use crate::api::schemas;
 use crate::core::filter::{self, ColumnType, FilterTarget};
 use crate::core::{merge_patch, namespace};
@@ -44,13 +45,7 @@ struct Address {
 }
 
 fn address(namespace: Option<Vec<Option<String>>>, key: Option<&str>) -> CtxResult<Address> {
-    let labels = required(namespace, "namespace")?
-        .into_iter()
-        .map(|l| {
-            l.ok_or_else(|| CtxError::new(ErrorKind::NullValue, "namespace contains a NULL label"))
-        })
-        .collect::<CtxResult<Vec<String>>>()?;
-    namespace::validate(&labels, false)?;
+    let labels = namespace_arg(namespace, "namespace", false)?;
     let key = required(key, "key")?;
     if key.is_empty() || key.len() > MAX_KEY_BYTES {
         return Err(CtxError::invalid(format!(
@@ -75,20 +70,6 @@ fn conflict(detail: String) -> CtxError {
     .with_hint("read the value again (ctx.get / ctx.search_state) and retry with its version")
 }
 
-fn non_positive_ttl(ttl: &Option<Interval>) -> CtxResult<()> {
-    if let Some(t) = ttl {
-        if t.months() < 0
-            || t.days() < 0
-            || t.micros() < 0
-            || (t.months() == 0 && t.days() == 0 && t.micros() == 0)
-        {
-            return Err(CtxError::invalid("ttl must be a positive interval")
-                .with_hint("e.g. ttl => '1 hour'"));
-        }
-    }
-    Ok(())
-}
-
 /// Writes a value; returns its new version (1 for a new key). With `expected_version`, the write
 /// happens only if the stored version is that one (0: only if the key does not exist), else
 /// SQLSTATE 40001.
@@ -104,7 +85,7 @@ fn put(
     (|| -> CtxResult<i64> {
         let at = address(namespace, key)?;
         let value = required(value, "value")?;
-        non_positive_ttl(&ttl)?;
+        check_ttl(&ttl)?;
         if let Some(v) = expected_version {
             crate::core::conversation::check_non_negative(v, "expected_version")?;
         }
@@ -371,18 +352,7 @@ fn search_state(
     ),
 > {
     let rows = (|| -> CtxResult<Vec<_>> {
-        let prefix = required(namespace_prefix, "namespace_prefix")?
-            .into_iter()
-            .map(|l| {
-                l.ok_or_else(|| {
-                    CtxError::new(
-                        ErrorKind::NullValue,
-                        "namespace_prefix contains a NULL label",
-                    )
-                })
-            })
-            .collect::<CtxResult<Vec<String>>>()?;
-        namespace::validate(&prefix, true)?;
+        let prefix = namespace_arg(namespace_prefix, "namespace_prefix", true)?;
         let max_rows = i64::from(required(max_rows, "max_rows")?);
         let skip = i64::from(required(skip, "skip")?);
         crate::core::conversation::check_non_negative(max_rows, "max_rows")?;
