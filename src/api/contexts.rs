@@ -36,14 +36,32 @@ type HistoryRow = (
 
 /// A message or summary as read back.
 #[derive(Clone)]
-struct Row {
-    seq: i64,
-    role: String,
-    content: String,
-    metadata: Value,
-    tokens: i32,
-    created_at: TimestampWithTimeZone,
-    archived: bool,
+pub(crate) struct Row {
+    pub seq: i64,
+    pub role: String,
+    pub content: String,
+    pub metadata: Value,
+    pub tokens: i32,
+    pub created_at: TimestampWithTimeZone,
+    pub archived: bool,
+}
+
+/// Which roles a read returns: context assembly reads system messages apart from the others.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Roles {
+    All,
+    SystemOnly,
+    NonSystem,
+}
+
+impl Roles {
+    fn param(self) -> &'static str {
+        match self {
+            Roles::All => "all",
+            Roles::SystemOnly => "system",
+            Roles::NonSystem => "other",
+        }
+    }
 }
 
 impl Row {
@@ -66,19 +84,19 @@ impl Row {
 }
 
 /// A context as its readers see it: where its messages live and its latest summary.
-struct View {
-    id: Uuid,
-    name: Option<String>,
-    metadata: Value,
-    encoding: String,
-    last_seq: i64,
-    lineage: Lineage,
-    summary: Option<Row>,
+pub(crate) struct View {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub metadata: Value,
+    pub encoding: String,
+    pub last_seq: i64,
+    pub lineage: Lineage,
+    pub summary: Option<Row>,
 }
 
 impl View {
     /// Messages at or below this seq are replaced by the summary.
-    fn compacted_through(&self) -> i64 {
+    pub fn compacted_through(&self) -> i64 {
         self.summary.as_ref().map_or(0, |s| s.seq)
     }
 
@@ -125,7 +143,7 @@ static LOCK_VIEW: Statement = Statement {
     writes: true,
 };
 
-fn unknown_context(id: Uuid) -> CtxError {
+pub(crate) fn unknown_context(id: Uuid) -> CtxError {
     CtxError::new(
         ErrorKind::UndefinedObject,
         format!("context \"{id}\" does not exist"),
@@ -133,7 +151,7 @@ fn unknown_context(id: Uuid) -> CtxError {
     .with_hint("create it with ctx.create_context(), or check the id (it may have been deleted)")
 }
 
-fn load_view(client: &SpiClient<'_>, id: Uuid, lock: bool) -> CtxResult<View> {
+pub(crate) fn load_view(client: &SpiClient<'_>, id: Uuid, lock: bool) -> CtxResult<View> {
     let statement = if lock { &LOCK_VIEW } else { &LOAD_VIEW };
     let plan = statement.plan(client)?;
     let mut table = client.select(&*plan, Some(1), &[id.into()])?;
@@ -170,10 +188,18 @@ static SCAN_NEWEST: Statement = Statement {
             FROM unnest($1::uuid[], $2::bigint[]) AS s(cid, hi)
            CROSS JOIN LATERAL (
                  SELECT seq, tokens FROM ctx.messages
-                  WHERE context_id = s.cid AND seq > $3 AND seq <= least(s.hi, $4)
+                                    WHERE context_id = s.cid AND seq > $3 AND seq <= least(s.hi, $4)
+                    AND ($6 = 'all' OR ($6 = 'system') = (role = 'system'))
                   ORDER BY seq DESC LIMIT $5) m
            ORDER BY m.seq DESC LIMIT $5",
-    args: &[UUIDARRAYOID, INT8ARRAYOID, INT8OID, INT8OID, INT8OID],
+    args: &[
+        UUIDARRAYOID,
+        INT8ARRAYOID,
+        INT8OID,
+        INT8OID,
+        INT8OID,
+        TEXTOID,
+    ],
     writes: false,
 };
 
@@ -183,10 +209,18 @@ static READ_RANGE: Statement = Statement {
             FROM unnest($1::uuid[], $2::bigint[]) AS s(cid, hi)
            CROSS JOIN LATERAL (
                  SELECT * FROM ctx.messages
-                  WHERE context_id = s.cid AND seq > $3 AND seq <= least(s.hi, $4)
+                                    WHERE context_id = s.cid AND seq > $3 AND seq <= least(s.hi, $4)
+                    AND ($6 = 'all' OR ($6 = 'system') = (role = 'system'))
                   ORDER BY seq LIMIT $5) m
            ORDER BY m.seq LIMIT $5",
-    args: &[UUIDARRAYOID, INT8ARRAYOID, INT8OID, INT8OID, INT8OID],
+    args: &[
+        UUIDARRAYOID,
+        INT8ARRAYOID,
+        INT8OID,
+        INT8OID,
+        INT8OID,
+        TEXTOID,
+    ],
     writes: false,
 };
 
@@ -197,6 +231,7 @@ fn scan_newest(
     after: i64,
     upto: i64,
     limit: i64,
+    roles: Roles,
 ) -> CtxResult<Vec<(i64, i64)>> {
     let (ids, his) = view.segments();
     let plan = SCAN_NEWEST.plan(client)?;
@@ -209,6 +244,7 @@ fn scan_newest(
             after.into(),
             upto.into(),
             limit.into(),
+            roles.param().into(),
         ],
     )?;
     table
@@ -222,12 +258,13 @@ fn scan_newest(
 }
 
 /// The view's messages in (after, upto], oldest first, at most `limit` (None: all).
-fn read_range(
+pub(crate) fn read_range(
     client: &SpiClient<'_>,
     view: &View,
     after: i64,
     upto: i64,
     limit: Option<i64>,
+    roles: Roles,
 ) -> CtxResult<Vec<Row>> {
     let (ids, his) = view.segments();
     let plan = READ_RANGE.plan(client)?;
@@ -240,6 +277,7 @@ fn read_range(
             after.into(),
             upto.into(),
             limit.into(),
+            roles.param().into(),
         ],
     )?;
     let compacted_through = view.compacted_through();
@@ -510,6 +548,7 @@ fn read_messages(
                 after,
                 view.last_seq,
                 max_rows.map(|_| room),
+                Roles::All,
             )?);
         }
         Ok(rows)
@@ -549,13 +588,20 @@ fn read_window(context_id: Option<Uuid>, last_n: Option<i32>) -> CtxResult<Vec<R
             return Ok(Vec::new());
         }
         let after = view.compacted_through();
-        let newest = scan_newest(client, &view, after, view.last_seq, last_n)?;
+        let newest = scan_newest(client, &view, after, view.last_seq, last_n, Roles::All)?;
         let mut rows = Vec::new();
         if (newest.len() as i64) < last_n {
             rows.extend(view.summary.clone());
         }
         if let (Some(&(top, _)), Some(&(oldest, _))) = (newest.first(), newest.last()) {
-            rows.extend(read_range(client, &view, oldest - 1, top, None)?);
+            rows.extend(read_range(
+                client,
+                &view,
+                oldest - 1,
+                top,
+                None,
+                Roles::All,
+            )?);
         }
         Ok(rows)
     })
@@ -605,28 +651,39 @@ fn read_token_window(context_id: Option<Uuid>, max_tokens: Option<i32>) -> CtxRe
             budget -= i64::from(summary.tokens);
             rows.push(summary.clone());
         }
-        // Walk back in growing batches until the budget closes; remember the window's ends.
-        let after = view.compacted_through();
-        let (mut top, mut oldest) = (None, None);
-        let (mut upto, mut batch) = (view.last_seq, FIRST_BATCH);
-        loop {
-            let newest = scan_newest(client, &view, after, upto, batch)?;
-            let taken = rules::newest_that_fit(newest.iter().map(|&(_, t)| t), &mut budget);
-            if taken > 0 {
-                top = top.or(Some(newest[0].0));
-                oldest = Some(newest[taken - 1].0);
-            }
-            if taken < newest.len() || (newest.len() as i64) < batch {
-                break;
-            }
-            upto = newest[taken - 1].0 - 1;
-            batch = (batch * 4).min(MAX_BATCH);
-        }
-        if let (Some(top), Some(oldest)) = (top, oldest) {
-            rows.extend(read_range(client, &view, oldest - 1, top, None)?);
-        }
+        rows.extend(newest_within(client, &view, &mut budget, Roles::All)?);
         Ok(rows)
     })
+}
+
+/// The newest active messages (of `roles`) whose token counts fit in `budget`, oldest first;
+/// the budget is reduced by what they use. Walks back in growing batches: O(window).
+pub(crate) fn newest_within(
+    client: &SpiClient<'_>,
+    view: &View,
+    budget: &mut i64,
+    roles: Roles,
+) -> CtxResult<Vec<Row>> {
+    let after = view.compacted_through();
+    let (mut top, mut oldest) = (None, None);
+    let (mut upto, mut batch) = (view.last_seq, FIRST_BATCH);
+    loop {
+        let newest = scan_newest(client, view, after, upto, batch, roles)?;
+        let taken = rules::newest_that_fit(newest.iter().map(|&(_, t)| t), budget);
+        if taken > 0 {
+            top = top.or(Some(newest[0].0));
+            oldest = Some(newest[taken - 1].0);
+        }
+        if taken < newest.len() || (newest.len() as i64) < batch {
+            break;
+        }
+        upto = newest[taken - 1].0 - 1;
+        batch = (batch * 4).min(MAX_BATCH);
+    }
+    match (top, oldest) {
+        (Some(top), Some(oldest)) => read_range(client, view, oldest - 1, top, None, roles),
+        _ => Ok(Vec::new()),
+    }
 }
 
 /// Every message ever appended to the context's view (archived ones decompressed) and every
@@ -664,7 +721,7 @@ fn read_history(context_id: Option<Uuid>) -> CtxResult<Vec<Row>> {
     };
     Spi::connect(|client| {
         let view = load_view(client, context_id, false)?;
-        let messages = read_range(client, &view, 0, view.last_seq, None)?;
+        let messages = read_range(client, &view, 0, view.last_seq, None, Roles::All)?;
         let plan = SUMMARIES.plan(client)?;
         let table = client.select(&*plan, None, &[context_id.into()])?;
         let rows = table.collect::<Vec<_>>();
@@ -737,6 +794,7 @@ fn compact_context(
             view.compacted_through(),
             view.last_seq,
             i64::MAX,
+            Roles::All,
         )?
         .into_iter()
         .rev()

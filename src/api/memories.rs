@@ -987,3 +987,38 @@ fn create_vector_index(dims: Option<i32>, metric: default!(Option<&str>, "'cosin
     })()
     .or_raise()
 }
+
+/// A memory recalled for context assembly.
+pub(crate) struct Recalled {
+    pub id: Uuid,
+    pub namespace: Vec<String>,
+    pub content: String,
+    pub score: f64,
+}
+
+/// Recall with default weights under `namespace` (descendants included), for `ctx.build_context`.
+pub(crate) fn recall_for_assembly(
+    client: &mut SpiClient<'_>,
+    namespace: &[String],
+    query: Option<Vec<f32>>,
+    text: Option<String>,
+    k: usize,
+) -> CtxResult<Vec<Recalled>> {
+    let request = RecallRequest {
+        scope: Scope::new(namespace, true, None, None)?,
+        query,
+        text,
+        k,
+        weights: Weights::default(),
+        historical: false,
+    };
+    Ok(run_recall(client, &request)?
+        .into_iter()
+        .map(|(c, _, score)| Recalled {
+            id: c.id,
+            namespace: c.namespace,
+            content: c.content,
+            score,
+        })
+        .collect())
+}

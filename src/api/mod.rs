@@ -1,6 +1,7 @@
 //! `#[pg_extern]` functions, one file per store.
 
 mod args;
+pub mod assembly;
 pub mod contexts;
 pub mod memories;
 pub mod schemas;

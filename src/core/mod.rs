@@ -2,6 +2,7 @@
 //! with criterion.
 
 pub mod archive;
+pub mod assembly;
 pub mod conversation;
 pub mod filter;
 pub mod knn;

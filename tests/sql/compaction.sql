@@ -1,5 +1,7 @@
 -- Compaction: a summary replaces older messages, the originals stay (lz4) in history.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS ctxstore;
+RESET client_min_messages;
 \pset footer off
 
 SELECT ctx.create_context('compaction') AS c \gset

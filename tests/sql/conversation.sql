@@ -1,5 +1,7 @@
 -- Conversation core: contexts, appends, buffer and windows, token counting.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS ctxstore;
+RESET client_min_messages;
 \pset footer off
 
 SELECT ctx.create_context('t1', '{"user": "u1"}') AS c \gset

@@ -1,5 +1,7 @@
 -- Every bad input gets a specific SQLSTATE and a hint, and changes nothing.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS ctxstore;
+RESET client_min_messages;
 \pset footer off
 \set VERBOSITY default
 

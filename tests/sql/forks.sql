@@ -1,5 +1,7 @@
 -- Forks: a new context that sees its parent's messages up to a seq, without copying them.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS ctxstore;
+RESET client_min_messages;
 \pset footer off
 
 SELECT ctx.create_context('root', '{"app": "demo"}') AS a \gset

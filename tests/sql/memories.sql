@@ -1,6 +1,8 @@
 -- Long-term memory: remember, recall (vector / text / hybrid / filter-only), filters, dedup,
 -- supersede + as-of, TTL, forget, namespaces. Exact search (no pgvector needed).
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS ctxstore;
+RESET client_min_messages;
 \pset footer off
 
 SELECT ctx.remember('{user,1,facts}', 'Alice prefers tea over coffee', '{1,0,0}', '{"topic": "drinks", "tags": ["food", "prefs"], "score": 7}', 0.9) IS NOT NULL AS stored;

@@ -1,6 +1,8 @@
 -- Recall through pgvector's HNSW index (PG 18 + pgvector only): same top-k as the exact path,
 -- and recall@10 >= 0.95 against brute force with a 1 %-selective filter over 20k memories.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS ctxstore;
+RESET client_min_messages;
 CREATE EXTENSION IF NOT EXISTS vector;
 \pset footer off
 

@@ -1,6 +1,8 @@
 -- Schema registry: typed state validated against JSON Schemas, versioned, migrated on read and
 -- in bulk along registered migration chains.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS ctxstore;
+RESET client_min_messages;
 \pset footer off
 \set SHOW_CONTEXT never
 

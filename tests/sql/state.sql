@@ -1,6 +1,8 @@
 -- Key-value state: versioned JSON documents, optimistic concurrency, merge patch, TTL, search,
 -- and working memory bound to a context (inherited by forks).
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS ctxstore;
+RESET client_min_messages;
 \pset footer off
 
 SELECT ctx.put('{app,users}', 'u1', '{"name": "Ada", "tier": "gold", "langs": ["en", "fr"]}');

@@ -1,5 +1,7 @@
 -- Every call joins the caller's transaction: ROLLBACK undoes it, and seqs stay gap-free.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS ctxstore;
+RESET client_min_messages;
 \pset footer off
 
 SELECT ctx.create_context('tx') AS c \gset

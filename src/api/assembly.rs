@@ -1,0 +1,284 @@
+//! `ctx.build_context`: the context to send to the model for this turn, assembled in one call
+//! within one token budget — system messages, working memory, recalled memories, the latest
+//! summary and the most recent messages that fit. The sharing rules are in `core::assembly`.
+
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::{JsonB, Uuid};
+use serde_json::{json, Value};
+
+use crate::api::contexts::{load_view, newest_within, read_range, Roles, View};
+use crate::api::memories::recall_for_assembly;
+use crate::core::assembly::{parse_namespaces, section_cap, AssemblyOptions};
+use crate::core::tokenizer::Encoding;
+use crate::error::{required, CtxError, CtxResult, ErrorKind, OrRaise};
+
+/// One row of an assembled context.
+struct Part {
+    section: &'static str,
+    role: String,
+    content: String,
+    tokens: i64,
+    source: Value,
+}
+
+struct Request {
+    context_id: Uuid,
+    max_tokens: i64,
+    query: Option<Vec<f32>>,
+    text: Option<String>,
+    options: AssemblyOptions,
+}
+
+fn request(
+    context_id: Option<Uuid>,
+    max_tokens: Option<i32>,
+    query_embedding: Option<Vec<Option<f32>>>,
+    query_text: Option<&str>,
+    options: Option<JsonB>,
+) -> CtxResult<Request> {
+    let context_id = required(context_id, "context_id")?;
+    let max_tokens = i64::from(required(max_tokens, "max_tokens")?);
+    crate::core::conversation::check_non_negative(max_tokens, "max_tokens")?;
+    let query = match query_embedding {
+        Some(values) => {
+            let values = values
+                .into_iter()
+                .map(|v| {
+                    v.ok_or_else(|| {
+                        CtxError::new(ErrorKind::NullValue, "query_embedding has a NULL element")
+                    })
+                })
+                .collect::<CtxResult<Vec<f32>>>()?;
+            crate::core::knn::validate(&values, "query_embedding")?;
+            Some(values)
+        }
+        None => None,
+    };
+    Ok(Request {
+        context_id,
+        max_tokens,
+        query,
+        text: query_text
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
+        options: AssemblyOptions::from_json(&options.map_or(Value::Null, |j| j.0))?,
+    })
+}
+
+fn assemble(client: &mut SpiClient<'_>, request: &Request) -> CtxResult<Vec<Part>> {
+    let view = load_view(client, request.context_id, false)?;
+    let encoding = Encoding::parse(&view.encoding)?;
+    let count = |text: &str| encoding.count(text) as i64;
+    let mut remaining = request.max_tokens;
+    let mut parts = Vec::new();
+
+    // 1. System messages: all of them, even those a compaction covered, or an error — silently
+    //    dropping the instructions is worse.
+    let system = read_range(client, &view, 0, view.last_seq, None, Roles::SystemOnly)?;
+    let system_tokens: i64 = system.iter().map(|r| i64::from(r.tokens)).sum();
+    if system_tokens > remaining {
+        return Err(CtxError::new(
+            ErrorKind::TooLarge,
+            format!(
+                "the system messages need {system_tokens} tokens, above max_tokens ({})",
+                request.max_tokens
+            ),
+        )
+        .with_hint("raise max_tokens or shorten the system messages"));
+    }
+    remaining -= system_tokens;
+    for row in system {
+        parts.push(Part {
+            section: "system",
+            role: row.role,
+            content: row.content,
+            tokens: row.tokens.into(),
+            source: json!({"seq": row.seq}),
+        });
+    }
+
+    // 2. Working memory, rendered as a system message, within its share.
+    if request.options.working_memory {
+        if let Some(document) = working_memory(client, request.context_id)? {
+            let content = format!("Working memory (JSON): {document}");
+            let tokens = count(&content);
+            if tokens
+                <= section_cap(
+                    request.max_tokens,
+                    request.options.working_memory_share,
+                    remaining,
+                )
+            {
+                remaining -= tokens;
+                parts.push(Part {
+                    section: "working_memory",
+                    role: "system".into(),
+                    content,
+                    tokens,
+                    source: json!({"working_memory": request.context_id.to_string()}),
+                });
+            }
+        }
+    }
+
+    // 3. Recalled memories, best first, while they fit in their share.
+    if request.options.memories > 0 && (request.query.is_some() || request.text.is_some()) {
+        let mut cap = section_cap(request.max_tokens, request.options.memory_share, remaining);
+        for memory in recalled(client, request, &view)? {
+            let content = format!("Relevant memory: {}", memory.content);
+            let tokens = count(&content);
+            if tokens > cap {
+                continue; // a shorter one may still fit
+            }
+            cap -= tokens;
+            remaining -= tokens;
+            parts.push(Part {
+                section: "memory",
+                role: "system".into(),
+                content,
+                tokens,
+                source: json!({"memory_id": memory.id.to_string(), "namespace": memory.namespace, "score": memory.score}),
+            });
+        }
+    }
+
+    // 4. The latest summary, then 5. the newest other messages that fit in what is left.
+    if request.options.summary {
+        if let Some(summary) = view.summary.as_ref() {
+            let content = format!("Summary of the earlier conversation: {}", summary.content);
+            let tokens = count(&content);
+            if tokens <= remaining {
+                remaining -= tokens;
+                parts.push(Part {
+                    section: "summary",
+                    role: "system".into(),
+                    content,
+                    tokens,
+                    source: json!({"summary_through_seq": summary.seq}),
+                });
+            }
+        }
+    }
+    for row in newest_within(client, &view, &mut remaining, Roles::NonSystem)? {
+        let mut source = json!({"seq": row.seq});
+        for key in ["tool_call_id", "tool_calls", "name"] {
+            if let Some(v) = row.metadata.get(key) {
+                source[key] = v.clone();
+            }
+        }
+        parts.push(Part {
+            section: "messages",
+            role: row.role,
+            content: row.content,
+            tokens: row.tokens.into(),
+            source,
+        });
+    }
+    Ok(parts)
+}
+
+fn working_memory(client: &SpiClient<'_>, context_id: Uuid) -> CtxResult<Option<Value>> {
+    let document: Option<JsonB> = crate::plans::first_value(client.select(
+        "SELECT ctx.working_memory($1)",
+        Some(1),
+        &[context_id.into()],
+    )?)?;
+    Ok(document
+        .map(|d| d.0)
+        .filter(|d| d.as_object().is_none_or(|o| !o.is_empty())))
+}
+
+fn recalled(
+    client: &mut SpiClient<'_>,
+    request: &Request,
+    view: &View,
+) -> CtxResult<Vec<crate::api::memories::Recalled>> {
+    let namespaces = match &request.options.memory_namespaces {
+        Some(list) => list.clone(),
+        None => match view.metadata.get("memory_namespace") {
+            Some(v) => parse_namespaces(v)?,
+            None => return Ok(Vec::new()),
+        },
+    };
+    let mut all = Vec::new();
+    for namespace in &namespaces {
+        all.extend(recall_for_assembly(
+            client,
+            namespace,
+            request.query.clone(),
+            request.text.clone(),
+            request.options.memories,
+        )?);
+    }
+    all.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.id.as_bytes().cmp(b.id.as_bytes()))
+    });
+    all.dedup_by(|a, b| a.id == b.id);
+    all.truncate(request.options.memories);
+    Ok(all)
+}
+
+/// The context to send to the model: system messages, working memory, recalled memories, the
+/// latest summary and the most recent messages that fit, never more than `max_tokens` in all.
+#[pg_extern(volatile, parallel_unsafe)]
+fn build_context(
+    context_id: Option<Uuid>,
+    max_tokens: Option<i32>,
+    query_embedding: default!(Option<Vec<Option<f32>>>, "NULL"),
+    query_text: default!(Option<&str>, "NULL"),
+    options: default!(Option<JsonB>, "'{}'"),
+) -> TableIterator<
+    'static,
+    (
+        name!(position, i32),
+        name!(section, String),
+        name!(role, String),
+        name!(content, String),
+        name!(tokens, i32),
+        name!(source, JsonB),
+    ),
+> {
+    let request = request(context_id, max_tokens, query_embedding, query_text, options).or_raise();
+    let parts = Spi::connect_mut(|client| assemble(client, &request)).or_raise();
+    TableIterator::new(parts.into_iter().enumerate().map(|(i, p)| {
+        (
+            i as i32 + 1,
+            p.section.to_string(),
+            p.role,
+            p.content,
+            p.tokens as i32,
+            JsonB(p.source),
+        )
+    }))
+}
+
+/// The same context as an OpenAI-style `messages` array (summary and memories as system
+/// messages; tool messages keep their `tool_call_id`, assistant messages their `tool_calls`).
+#[pg_extern(volatile, parallel_unsafe)]
+fn build_context_json(
+    context_id: Option<Uuid>,
+    max_tokens: Option<i32>,
+    query_embedding: default!(Option<Vec<Option<f32>>>, "NULL"),
+    query_text: default!(Option<&str>, "NULL"),
+    options: default!(Option<JsonB>, "'{}'"),
+) -> JsonB {
+    let request = request(context_id, max_tokens, query_embedding, query_text, options).or_raise();
+    let parts = Spi::connect_mut(|client| assemble(client, &request)).or_raise();
+    let messages = parts
+        .into_iter()
+        .map(|p| {
+            let mut message = json!({"role": p.role, "content": p.content});
+            for key in ["tool_call_id", "tool_calls", "name"] {
+                if let Some(v) = p.source.get(key) {
+                    message[key] = v.clone();
+                }
+            }
+            message
+        })
+        .collect();
+    JsonB(Value::Array(messages))
+}
