@@ -47,6 +47,13 @@ for c in 1 2; do
   run "baseline: INSERT into a langchain-shaped table" "INSERT INTO bench_history (session, content) VALUES (0, 'The quick brown fox jumps over the lazy dog, again and again, for the benchmark.');" "$c"
 done
 q="(SELECT array_agg((random() - 0.5)::real) FROM generate_series(1, 384))"
+t10k="(SELECT id FROM ctx.contexts WHERE name = 'thread-10000')"
+run "build_context(4000): 10k-message thread + 20k memories, one call" \
+  "SELECT count(*) FROM ctx.build_context($t10k, 4000, $q, 'memory', '{\"memory_namespaces\": [[\"bench\"]]}');"
+run "baseline: same pieces as 3 client calls (window, recall, working memory)" \
+  "SELECT count(*) FROM ctx.token_window($t10k, 3000);
+SELECT count(*) FROM ctx.recall('{bench}', $q, 'memory', k => 5);
+SELECT ctx.working_memory($t10k);"
 for sel in 100 10 1; do
   f=$([ "$sel" = 100 ] && echo '{}' || echo "{\"b$sel\": 0}")
   run "recall k=10, 20k×384d, $sel % match, exact path" "SET ctxstore.exact_recall_max_candidates = 100000000; SELECT count(*) FROM ctx.recall('{bench}', $q, k => 10, filter => '$f');"
