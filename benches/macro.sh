@@ -25,6 +25,8 @@ psql -f "$root/benches/sql/load.sql" >/dev/null
 # name | pgbench script; each runs $seconds on 1 client, reporting the mean latency
 run() {
   local name=$1 sql=$2 clients=${3:-1}
+  # CTXSTORE_BENCH_ONLY=text runs only the workloads whose name contains it
+  if [ -n "${CTXSTORE_BENCH_ONLY:-}" ] && [[ $name != *"$CTXSTORE_BENCH_ONLY"* ]]; then return; fi
   echo "$sql" > "$work/q.sql"
   local out
   out=$(sudo -u postgres "$bindir/pgbench" -n -h "$datadir" -p "$port" -U postgres -c "$clients" -j "$clients" \
@@ -49,10 +51,10 @@ done
 q="(SELECT array_agg((random() - 0.5)::real) FROM generate_series(1, 384))"
 t10k="(SELECT id FROM ctx.contexts WHERE name = 'thread-10000')"
 run "build_context(4000): 10k-message thread + 20k memories, one call" \
-  "SELECT count(*) FROM ctx.build_context($t10k, 4000, $q, 'memory', '{\"memory_namespaces\": [[\"bench\"]]}');"
-run "baseline: same pieces as 3 client calls (window, recall, working memory)" \
+  "SELECT count(*) FROM ctx.build_context($t10k, 4000, $q, 'memory 77', '{\"memory_namespaces\": [[\"bench\"]]}');"
+run "build_context baseline: the same pieces as 3 client calls (window, recall, working memory)" \
   "SELECT count(*) FROM ctx.token_window($t10k, 3000);
-SELECT count(*) FROM ctx.recall('{bench}', $q, 'memory', k => 5);
+SELECT count(*) FROM ctx.recall('{bench}', $q, 'memory 77', k => 5);
 SELECT ctx.working_memory($t10k);"
 for sel in 100 10 1; do
   f=$([ "$sel" = 100 ] && echo '{}' || echo "{\"b$sel\": 0}")

@@ -203,16 +203,38 @@ static SCAN_NEWEST: Statement = Statement {
     writes: false,
 };
 
+macro_rules! range_query {
+    ($roles:literal) => {
+        concat!(
+            "SELECT m.seq, m.role, coalesce(m.content, ctx.lz4_decompress(m.content_lz4)),
+                    m.metadata, m.tokens, m.created_at
+               FROM unnest($1::uuid[], $2::bigint[]) AS s(cid, hi)
+              CROSS JOIN LATERAL (
+                    SELECT * FROM ctx.messages
+                     WHERE context_id = s.cid AND seq > $3 AND seq <= least(s.hi, $4) ",
+            $roles,
+            " ORDER BY seq LIMIT $5) m
+              ORDER BY m.seq LIMIT $5"
+        )
+    };
+}
+
 static READ_RANGE: Statement = Statement {
-    sql: "SELECT m.seq, m.role, coalesce(m.content, ctx.lz4_decompress(m.content_lz4)),
-                 m.metadata, m.tokens, m.created_at
-            FROM unnest($1::uuid[], $2::bigint[]) AS s(cid, hi)
-           CROSS JOIN LATERAL (
-                 SELECT * FROM ctx.messages
-                                    WHERE context_id = s.cid AND seq > $3 AND seq <= least(s.hi, $4)
-                    AND ($6 = 'all' OR ($6 = 'system') = (role = 'system'))
-                  ORDER BY seq LIMIT $5) m
-           ORDER BY m.seq LIMIT $5",
+    sql: range_query!("AND ($6 = 'all' OR ($6 = 'system') = (role = 'system'))"),
+    args: &[
+        UUIDARRAYOID,
+        INT8ARRAYOID,
+        INT8OID,
+        INT8OID,
+        INT8OID,
+        TEXTOID,
+    ],
+    writes: false,
+};
+
+// System messages through their partial index (a literal role, which a parameter is not).
+static READ_SYSTEM: Statement = Statement {
+    sql: range_query!("AND role = 'system' AND $6 = 'system'"),
     args: &[
         UUIDARRAYOID,
         INT8ARRAYOID,
@@ -267,7 +289,12 @@ pub(crate) fn read_range(
     roles: Roles,
 ) -> CtxResult<Vec<Row>> {
     let (ids, his) = view.segments();
-    let plan = READ_RANGE.plan(client)?;
+    let statement = if roles == Roles::SystemOnly {
+        &READ_SYSTEM
+    } else {
+        &READ_RANGE
+    };
+    let plan = statement.plan(client)?;
     let table = client.select(
         &*plan,
         None,

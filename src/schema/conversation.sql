@@ -33,9 +33,11 @@ CREATE TABLE ctx.messages (
     metadata    jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
     tokens      integer NOT NULL CHECK (tokens >= 0),
     created_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (context_id, seq),
+        PRIMARY KEY (context_id, seq),
     CHECK ((content IS NULL) <> (content_lz4 IS NULL))
 );
+-- context assembly reads every system message of a thread; they are few
+CREATE INDEX messages_system_idx ON ctx.messages (context_id, seq) WHERE role = 'system';
 
 CREATE TABLE ctx.summaries (
     context_id  uuid NOT NULL REFERENCES ctx.contexts (id) ON DELETE CASCADE,
