@@ -2,7 +2,7 @@
 //! compaction and forks. Argument checks and SPI only; the rules are in `core::conversation`.
 
 use pgrx::datum::TimestampWithTimeZone;
-use pgrx::pg_sys::BuiltinOid::*;
+use pgrx::pg_sys::BuiltinOid::{self, *};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::{JsonB, Uuid};
@@ -183,6 +183,16 @@ pub(crate) fn load_view(client: &SpiClient<'_>, id: Uuid, lock: bool) -> CtxResu
     })
 }
 
+/// Arguments of the range reads: segment ids, their bounds, (after, upto], limit, roles.
+const RANGE_ARGS: &[BuiltinOid] = &[
+    UUIDARRAYOID,
+    INT8ARRAYOID,
+    INT8OID,
+    INT8OID,
+    INT8OID,
+    TEXTOID,
+];
+
 static SCAN_NEWEST: Statement = Statement {
     sql: "SELECT m.seq, m.tokens
             FROM unnest($1::uuid[], $2::bigint[]) AS s(cid, hi)
@@ -192,14 +202,7 @@ static SCAN_NEWEST: Statement = Statement {
                     AND ($6 = 'all' OR ($6 = 'system') = (role = 'system'))
                   ORDER BY seq DESC LIMIT $5) m
            ORDER BY m.seq DESC LIMIT $5",
-    args: &[
-        UUIDARRAYOID,
-        INT8ARRAYOID,
-        INT8OID,
-        INT8OID,
-        INT8OID,
-        TEXTOID,
-    ],
+    args: RANGE_ARGS,
     writes: false,
 };
 
@@ -221,28 +224,14 @@ macro_rules! range_query {
 
 static READ_RANGE: Statement = Statement {
     sql: range_query!("AND ($6 = 'all' OR ($6 = 'system') = (role = 'system'))"),
-    args: &[
-        UUIDARRAYOID,
-        INT8ARRAYOID,
-        INT8OID,
-        INT8OID,
-        INT8OID,
-        TEXTOID,
-    ],
+    args: RANGE_ARGS,
     writes: false,
 };
 
 // System messages through their partial index (a literal role, which a parameter is not).
 static READ_SYSTEM: Statement = Statement {
     sql: range_query!("AND role = 'system' AND $6 = 'system'"),
-    args: &[
-        UUIDARRAYOID,
-        INT8ARRAYOID,
-        INT8OID,
-        INT8OID,
-        INT8OID,
-        TEXTOID,
-    ],
+    args: RANGE_ARGS,
     writes: false,
 };
 
