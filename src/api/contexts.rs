@@ -319,7 +319,7 @@ fn non_negative(value: Option<i64>, name: &str) -> CtxResult<i64> {
     Ok(value)
 }
 
-fn object_or_empty(metadata: Option<JsonB>, what: &str) -> CtxResult<Value> {
+pub(crate) fn object_or_empty(metadata: Option<JsonB>, what: &str) -> CtxResult<Value> {
     let value = metadata.map_or(json!({}), |j| j.0);
     rules::check_metadata(&value, what)?;
     Ok(value)

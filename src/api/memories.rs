@@ -56,12 +56,6 @@ fn check_importance(importance: f32) -> CtxResult<()> {
     Ok(())
 }
 
-fn object_or_empty(metadata: Option<JsonB>) -> CtxResult<Value> {
-    let value = metadata.map_or(json!({}), |j| j.0);
-    crate::core::conversation::check_metadata(&value, "metadata")?;
-    Ok(value)
-}
-
 fn checked_embedding(
     embedding: Option<Vec<Option<f32>>>,
     what: &str,
@@ -149,7 +143,7 @@ fn remember(
         let content = required(content, "content")?;
         crate::core::conversation::check_content(content, crate::gucs::max_message_bytes())?;
         let embedding = checked_embedding(embedding, "embedding")?;
-        let metadata = object_or_empty(metadata)?;
+        let metadata = crate::api::contexts::object_or_empty(metadata, "metadata")?;
         let importance = required(importance, "importance")?;
         check_importance(importance)?;
         check_ttl(&ttl)?;
@@ -170,15 +164,9 @@ fn remember(
             check_namespace_dims(client, &key, e.len(), None)?;
         }
         // Typed metadata: validated against the schema's latest version and stamped with it.
-        let stamp = match schema {
-            Some(name) => {
-                let version = crate::api::schemas::latest_version(client, name)?;
-                crate::api::schemas::compiled(client, name, version)?
-                    .check(&metadata, name, version)?;
-                Some(version)
-            }
-            None => None,
-        };
+        let stamp = schema
+            .map(|name| crate::api::schemas::check_latest(client, name, &metadata))
+            .transpose()?;
         if let Some(threshold) = dedup_threshold {
             if let Some(existing) =
                 find_duplicate(client, &key, content, embedding.as_deref(), threshold)?
@@ -370,9 +358,7 @@ fn typed_metadata_stamp(
     let plan = SCHEMA.plan(client)?;
     let schema: Option<String> = first_value(client.select(&*plan, Some(1), &[id.into()])?)?;
     let Some(name) = schema else { return Ok(None) };
-    let version = crate::api::schemas::latest_version(client, &name)?;
-    crate::api::schemas::compiled(client, &name, version)?.check(metadata, &name, version)?;
-    Ok(Some(version))
+    crate::api::schemas::check_latest(client, &name, metadata).map(Some)
 }
 
 /// Erases a memory, every version of it. Returns false when there was nothing to forget.

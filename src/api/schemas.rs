@@ -88,6 +88,14 @@ pub fn compiled(client: &SpiClient<'_>, name: &str, version: i32) -> CtxResult<R
     Ok(compiled)
 }
 
+/// Validates `value` against the latest version of schema `name`; returns that version (the
+/// stamp a typed write records).
+pub fn check_latest(client: &SpiClient<'_>, name: &str, value: &Value) -> CtxResult<i32> {
+    let version = latest_version(client, name)?;
+    compiled(client, name, version)?.check(value, name, version)?;
+    Ok(version)
+}
+
 /// Migrates `value`, stored under `name` at `from`, along the registered chain as far as it
 /// goes (ideally to the latest version). Returns the value and the version it now conforms to.
 pub fn migrate(

@@ -112,14 +112,7 @@ fn put(
         };
                 Spi::connect_mut(|client| {
             // A typed write: validate against the schema's latest version and stamp it.
-            let stamp: Option<i32> = match schema {
-                Some(name) => {
-                    let version = schemas::latest_version(client, name)?;
-                    schemas::compiled(client, name, version)?.check(&value.0, name, version)?;
-                    Some(version)
-                }
-                None => None,
-            };
+                        let stamp = schema.map(|name| schemas::check_latest(client, name, &value.0)).transpose()?;
             let written: Option<i64> = match expected_version {
                 Some(expected) if expected > 0 => {
                     let plan = UPDATE_IF.plan(client)?;
@@ -292,14 +285,10 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
     // A typed document is patched at its schema's latest version and must still match it.
     let mut document = read_typed(client, stored, schema.clone())?;
     merge_patch::apply(&mut document, patch);
-    let stamp = match &schema {
-        Some((name, _)) => {
-            let latest = schemas::latest_version(client, name)?;
-            schemas::compiled(client, name, latest)?.check(&document, name, latest)?;
-            Some(latest)
-        }
-        None => None,
-    };
+    let stamp = schema
+        .as_ref()
+        .map(|(name, _)| schemas::check_latest(client, name, &document))
+        .transpose()?;
     let plan = WRITE.plan(client)?;
     let args: [DatumWithOid; 5] = [
         at.ns_key.as_str().into(),
@@ -406,13 +395,7 @@ fn working_memory_address(client: &SpiClient<'_>, context_id: Uuid) -> CtxResult
     };
     let plan = EXISTS.plan(client)?;
     if first_value::<bool>(client.select(&*plan, Some(1), &[context_id.into()])?)?.is_none() {
-        return Err(CtxError::new(
-            ErrorKind::UndefinedObject,
-            format!("context \"{context_id}\" does not exist"),
-        )
-        .with_hint(
-            "create it with ctx.create_context(), or check the id (it may have been deleted)",
-        ));
+        return Err(crate::api::contexts::unknown_context(context_id));
     }
     Ok(Address {
         labels: WORKING_MEMORY_NAMESPACE.map(String::from).to_vec(),
