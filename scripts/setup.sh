@@ -40,9 +40,10 @@ if ! cargo pgrx --version 2>/dev/null | grep -q "$PGRX_VERSION"; then
   cargo install --locked cargo-pgrx --version "=$PGRX_VERSION"
 fi
 
-# 4. Register the existing servers with pgrx (cannot download Postgres here).
+# 4. Register the existing servers with pgrx (cannot download Postgres here). Paths are
+#    matched whole and quoted: another checkout's paths may contain this one's.
 cfg="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
-if ! { [ -f "$cfg" ] && grep -q "$PG18_CONFIG" "$cfg" && grep -q "$PG15_CONFIG" "$cfg"; }; then
+if ! { [ -f "$cfg" ] && grep -qF "\"$PG18_CONFIG\"" "$cfg" && grep -qF "\"$PG15_CONFIG\"" "$cfg"; }; then
   log "cargo pgrx init"
   cargo pgrx init --pg15 "$PG15_CONFIG" --pg18 "$PG18_CONFIG" >/dev/null
 fi

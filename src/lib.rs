@@ -25,6 +25,11 @@ extension_sql_file!(
     name = "state_schema",
     requires = ["conversation_schema"]
 );
+extension_sql_file!(
+    "schema/processors.sql",
+    name = "processors_schema",
+    requires = ["conversation_schema"]
+);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

@@ -7,9 +7,13 @@ use pgrx::spi::SpiClient;
 use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
-use crate::api::contexts::{load_view, newest_within, read_range, Roles, View};
+use crate::api::contexts::{
+    load_view, newest_processed, newest_within, read_range, Roles, Row, View,
+};
 use crate::api::memories::recall_for_assembly;
+use crate::api::processors::Pipeline;
 use crate::core::assembly::{parse_namespaces, section_cap, AssemblyOptions};
+use crate::core::processors::ReadMessage;
 use crate::core::tokenizer::Encoding;
 use crate::error::{required, CtxError, CtxResult, ErrorKind, OrRaise};
 
@@ -76,7 +80,11 @@ fn assemble(client: &mut SpiClient<'_>, request: &Request) -> CtxResult<Vec<Part
 
     // 1. System messages: all of them, even those a compaction covered, or an error — silently
     //    dropping the instructions is worse.
-    let system = read_range(client, &view, 0, view.last_seq, None, Roles::SystemOnly)?;
+    let pipeline = view.read_pipeline(client, request.options.processors.as_ref())?;
+    let mut system = read_range(client, &view, 0, view.last_seq, None, Roles::SystemOnly)?;
+    if !pipeline.reads_unchanged() {
+        system = through_processors(&pipeline, system)?;
+    }
     let system_tokens: i64 = system.iter().map(|r| i64::from(r.tokens)).sum();
     if system_tokens > remaining {
         return Err(CtxError::new(
@@ -161,7 +169,19 @@ fn assemble(client: &mut SpiClient<'_>, request: &Request) -> CtxResult<Vec<Part
             }
         }
     }
-    for row in newest_within(client, &view, &mut remaining, Roles::NonSystem)? {
+    let recent = if pipeline.reads_unchanged() {
+        newest_within(client, &view, &mut remaining, Roles::NonSystem)?
+    } else {
+        newest_processed(
+            client,
+            &view,
+            &mut remaining,
+            i64::MAX,
+            Roles::NonSystem,
+            &pipeline,
+        )?
+    };
+    for row in recent {
         let mut source = json!({"seq": row.seq});
         for key in ["tool_call_id", "tool_calls", "name"] {
             if let Some(v) = row.metadata.get(key) {
@@ -177,6 +197,29 @@ fn assemble(client: &mut SpiClient<'_>, request: &Request) -> CtxResult<Vec<Part
         });
     }
     Ok(parts)
+}
+
+/// System messages through the per-message read processors (they are pinned: no budget walk).
+fn through_processors(pipeline: &Pipeline, rows: Vec<Row>) -> CtxResult<Vec<Row>> {
+    let mut kept = Vec::with_capacity(rows.len());
+    for row in rows {
+        let message = ReadMessage {
+            role: row.role.clone(),
+            content: row.content.clone(),
+            metadata: row.metadata.clone(),
+            tokens: row.tokens.into(),
+        };
+        if let Some(m) = pipeline.read(row.seq, message)? {
+            kept.push(Row {
+                role: m.role,
+                content: m.content,
+                metadata: m.metadata,
+                tokens: m.tokens as i32,
+                ..row
+            });
+        }
+    }
+    Ok(kept)
 }
 
 fn working_memory(client: &SpiClient<'_>, context_id: Uuid) -> CtxResult<Option<Value>> {

@@ -8,8 +8,10 @@ use pgrx::spi::SpiClient;
 use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
+use crate::api::processors::{Pipeline, WriteItem};
 use crate::core::archive;
 use crate::core::conversation::{self as rules, Lineage};
+use crate::core::processors::{Dedup, ReadMessage, Stage};
 use crate::core::tokenizer::Encoding;
 use crate::error::{required, CtxError, CtxResult, ErrorKind, OrRaise};
 use crate::gucs;
@@ -92,9 +94,28 @@ pub(crate) struct View {
     pub last_seq: i64,
     pub lineage: Lineage,
     pub summary: Option<Row>,
+    /// The context's processor configuration (ctx.configure_context_processors).
+    pub processors: Value,
 }
 
 impl View {
+    /// The read processors of this context, with one call's `overlay` of their parameters.
+    pub fn read_pipeline(
+        &self,
+        client: &SpiClient<'_>,
+        overlay: Option<&Value>,
+    ) -> CtxResult<Pipeline> {
+        Pipeline::for_context(
+            client,
+            Stage::Read,
+            self.id,
+            &self.metadata,
+            &self.processors,
+            overlay,
+            Encoding::parse(&self.encoding)?,
+        )
+    }
+
     /// Messages at or below this seq are replaced by the summary.
     pub fn compacted_through(&self) -> i64 {
         self.summary.as_ref().map_or(0, |s| s.seq)
@@ -119,7 +140,7 @@ macro_rules! view_query {
     ($($tail:literal)?) => {
         concat!(
             "SELECT c.name, c.metadata, c.encoding, c.last_seq, c.ancestors, c.bounds,
-                    s.through_seq, s.content, s.metadata, s.tokens, s.created_at
+                    s.through_seq, s.content, s.metadata, s.tokens, s.created_at, c.processors
                FROM ctx.contexts c
                LEFT JOIN LATERAL (
                     SELECT through_seq, content, metadata, tokens, created_at FROM ctx.summaries
@@ -180,6 +201,7 @@ pub(crate) fn load_view(client: &SpiClient<'_>, id: Uuid, lock: bool) -> CtxResu
             bounds: row.get(6)?.unwrap_or_default(),
         },
         summary,
+        processors: row.get::<JsonB>(12)?.map_or(Value::Null, |j| j.0),
     })
 }
 
@@ -331,12 +353,17 @@ fn create_context(
     name: default!(Option<&str>, "NULL"),
     metadata: default!(Option<JsonB>, "'{}'"),
     metadata_schema: default!(Option<&str>, "NULL"),
+    processors: default!(Option<JsonB>, "'{}'"),
 ) -> Uuid {
     let metadata = object_or_empty(metadata, "metadata").or_raise();
+    let processors = processors.map_or(json!({}), |j| j.0);
+    crate::core::processors::Config::check(&processors, crate::core::processors::Level::Context)
+        .or_raise();
     let encoding = gucs::default_encoding().name();
     static INSERT: Statement = Statement {
-        sql: "INSERT INTO ctx.contexts (name, metadata, encoding, metadata_schema) VALUES ($1, $2, $3, $4) RETURNING id",
-        args: &[TEXTOID, JSONBOID, TEXTOID, TEXTOID],
+        sql: "INSERT INTO ctx.contexts (name, metadata, encoding, metadata_schema, processors)
+              VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        args: &[TEXTOID, JSONBOID, TEXTOID, TEXTOID, JSONBOID],
         writes: true,
     };
     Spi::connect_mut(|client| -> CtxResult<Uuid> {
@@ -352,6 +379,7 @@ fn create_context(
                 JsonB(metadata).into(),
                 encoding.into(),
                 metadata_schema.into(),
+                JsonB(processors).into(),
             ],
         )?;
         let row = table
@@ -369,7 +397,7 @@ fn append(
     role: Option<&str>,
     content: Option<&str>,
     metadata: default!(Option<JsonB>, "'{}'"),
-) -> i64 {
+) -> Option<i64> {
     append_one(context_id, role, content, metadata).or_raise()
 }
 
@@ -378,13 +406,14 @@ fn append_one(
     role: Option<&str>,
     content: Option<&str>,
     metadata: Option<JsonB>,
-) -> CtxResult<i64> {
+) -> CtxResult<Option<i64>> {
     let context_id = required(context_id, "context_id")?;
     let role = required(role, "role")?;
     let content = required(content, "content")?;
     rules::check_role(role)?;
     rules::check_content(content, gucs::max_message_bytes())?;
     let metadata = object_or_empty(metadata, "metadata")?;
+    let message = WriteItem::message(role.to_string(), content.to_string(), metadata);
     static APPEND: Statement = Statement {
         sql: "WITH c AS (
                   UPDATE ctx.contexts SET last_seq = last_seq + 1, updated_at = now()
@@ -396,20 +425,25 @@ fn append_one(
         writes: true,
     };
     Spi::connect_mut(|client| {
-        check_message_metadata(client, context_id, std::slice::from_ref(&metadata))?;
+        let Some(message) = process_writes(client, context_id, vec![message])?
+            .pop()
+            .flatten()
+        else {
+            return Ok(None); // a processor dropped it
+        };
         let plan = APPEND.plan(client)?;
         let mut table = client.update(
             &*plan,
             Some(1),
             &[
                 context_id.into(),
-                role.into(),
-                content.into(),
-                JsonB(metadata).into(),
+                message.role.clone().into(),
+                message.content.clone().into(),
+                JsonB(message.stamped_metadata()).into(),
             ],
         )?;
         let row = table.next().ok_or_else(|| unknown_context(context_id))?;
-        required(row.get(1)?, "seq")
+        Ok(Some(required(row.get(1)?, "seq")?))
     })
 }
 
@@ -440,16 +474,25 @@ fn append_batch(context_id: Option<Uuid>, messages: Option<JsonB>) -> CtxResult<
             load_view(client, context_id, false)?; // still reject an unknown context
             return Ok(Vec::new());
         }
-        let all_metadata: Vec<Value> = batch.iter().map(|m| m.metadata.clone()).collect();
-        check_message_metadata(client, context_id, &all_metadata)?;
-        let count = batch.len() as i64;
-        let mut roles = Vec::with_capacity(batch.len());
-        let mut contents = Vec::with_capacity(batch.len());
-        let mut metadatas = Vec::with_capacity(batch.len());
-        for message in batch {
-            roles.push(message.role);
-            contents.push(message.content);
-            metadatas.push(JsonB(message.metadata));
+        let items = batch
+            .into_iter()
+            .map(|m| WriteItem::message(m.role, m.content, m.metadata))
+            .collect();
+        let kept: Vec<WriteItem> = process_writes(client, context_id, items)?
+            .into_iter()
+            .flatten()
+            .collect();
+        if kept.is_empty() {
+            return Ok(Vec::new()); // processors dropped every message
+        }
+        let count = kept.len() as i64;
+        let mut roles = Vec::with_capacity(kept.len());
+        let mut contents = Vec::with_capacity(kept.len());
+        let mut metadatas = Vec::with_capacity(kept.len());
+        for message in kept {
+            metadatas.push(JsonB(message.stamped_metadata()));
+            roles.push(message.role.unwrap_or_default());
+            contents.push(message.content.unwrap_or_default());
         }
         let plan = APPEND_MANY.plan(client)?;
         let table = client.update(
@@ -474,37 +517,76 @@ fn append_batch(context_id: Option<Uuid>, messages: Option<JsonB>) -> CtxResult<
     })
 }
 
-/// When the context was created with a `metadata_schema`, every message's metadata must match
-/// the schema's latest version (SQLSTATE 23514 otherwise).
-fn check_message_metadata(
+/// Runs the context's write processors over new messages (`None`: dropped by a processor),
+/// then checks the metadata of those kept against the context's `metadata_schema`, if any
+/// (SQLSTATE 23514). Errors name `messages[i]` when there are several.
+fn process_writes(
     client: &SpiClient<'_>,
     context_id: Uuid,
-    metadata: &[Value],
-) -> CtxResult<()> {
-    static SCHEMA: Statement = Statement {
-        sql: "SELECT metadata_schema FROM ctx.contexts WHERE id = $1",
+    messages: Vec<WriteItem>,
+) -> CtxResult<Vec<Option<WriteItem>>> {
+    static CONTEXT: Statement = Statement {
+        sql:
+            "SELECT metadata_schema, processors, metadata, encoding FROM ctx.contexts WHERE id = $1",
         args: &[UUIDOID],
         writes: false,
     };
-    let plan = SCHEMA.plan(client)?;
-    let schema: Option<String> =
-        crate::plans::first_value(client.select(&*plan, Some(1), &[context_id.into()])?)?;
-    let Some(name) = schema else { return Ok(()) };
-    let version = crate::api::schemas::latest_version(client, &name)?;
-    let compiled = crate::api::schemas::compiled(client, &name, version)?;
-    for (i, m) in metadata.iter().enumerate() {
-        compiled.check(m, &name, version).map_err(|e| {
-            if metadata.len() > 1 {
-                CtxError {
-                    message: format!("messages[{i}] metadata: {}", e.message),
-                    ..e
-                }
-            } else {
-                e
+    let plan = CONTEXT.plan(client)?;
+    let mut table = client.select(&*plan, Some(1), &[context_id.into()])?;
+    let row = table.next().ok_or_else(|| unknown_context(context_id))?;
+    let schema: Option<String> = row.get(1)?;
+    let stored: Value = row.get::<JsonB>(2)?.map_or(Value::Null, |j| j.0);
+    let context_metadata: Value = row.get::<JsonB>(3)?.map_or(Value::Null, |j| j.0);
+    let encoding = Encoding::parse(&required::<String>(row.get(4)?, "encoding")?)?;
+    let pipeline = Pipeline::for_context(
+        client,
+        Stage::Write,
+        context_id,
+        &context_metadata,
+        &stored,
+        None,
+        encoding,
+    )?;
+    let compiled = match &schema {
+        Some(name) => {
+            let version = crate::api::schemas::latest_version(client, name)?;
+            Some((
+                name,
+                version,
+                crate::api::schemas::compiled(client, name, version)?,
+            ))
+        }
+        None => None,
+    };
+    let several = messages.len() > 1;
+    let name_it = |i: usize, e: CtxError| {
+        if several {
+            CtxError {
+                message: format!("messages[{i}]: {}", e.message),
+                ..e
             }
-        })?;
+        } else {
+            e
+        }
+    };
+    let mut out = Vec::with_capacity(messages.len());
+    for (i, message) in messages.into_iter().enumerate() {
+        let processed = pipeline.write(message).map_err(|e| name_it(i, e))?;
+        if let (Some(m), Some((name, version, compiled))) = (&processed, &compiled) {
+            compiled.check(&m.metadata, name, *version).map_err(|e| {
+                if several {
+                    CtxError {
+                        message: format!("messages[{i}] metadata: {}", e.message),
+                        ..e
+                    }
+                } else {
+                    e
+                }
+            })?;
+        }
+        out.push(processed);
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Buffer memory: the latest summary (if newer than since_seq) and the active messages after
@@ -603,6 +685,17 @@ fn read_window(context_id: Option<Uuid>, last_n: Option<i32>) -> CtxResult<Vec<R
         if last_n == 0 {
             return Ok(Vec::new());
         }
+        let pipeline = view.read_pipeline(client, None)?;
+        if !pipeline.reads_unchanged() {
+            let mut budget = i64::MAX;
+            let kept = newest_processed(client, &view, &mut budget, last_n, Roles::All, &pipeline)?;
+            let mut rows = Vec::new();
+            if (kept.len() as i64) < last_n {
+                rows.extend(view.summary.clone());
+            }
+            rows.extend(kept);
+            return Ok(rows);
+        }
         let after = view.compacted_through();
         let newest = scan_newest(client, &view, after, view.last_seq, last_n, Roles::All)?;
         let mut rows = Vec::new();
@@ -667,7 +760,19 @@ fn read_token_window(context_id: Option<Uuid>, max_tokens: Option<i32>) -> CtxRe
             budget -= i64::from(summary.tokens);
             rows.push(summary.clone());
         }
-        rows.extend(newest_within(client, &view, &mut budget, Roles::All)?);
+        let pipeline = view.read_pipeline(client, None)?;
+        if pipeline.reads_unchanged() {
+            rows.extend(newest_within(client, &view, &mut budget, Roles::All)?);
+        } else {
+            rows.extend(newest_processed(
+                client,
+                &view,
+                &mut budget,
+                i64::MAX,
+                Roles::All,
+                &pipeline,
+            )?);
+        }
         Ok(rows)
     })
 }
@@ -700,6 +805,73 @@ pub(crate) fn newest_within(
         (Some(top), Some(oldest)) => read_range(client, view, oldest - 1, top, None, roles),
         _ => Ok(Vec::new()),
     }
+}
+
+/// Like `newest_within`, through the read processors: walks back from the newest message,
+/// runs each through the pipeline (dropped ones cost nothing), skips repeats when `dedup` is
+/// on, and stops at the first that does not fit in the budget (capped by `token_limit`) or
+/// after `max_rows` messages. Oldest first; the budget is reduced by what they use.
+pub(crate) fn newest_processed(
+    client: &SpiClient<'_>,
+    view: &View,
+    budget: &mut i64,
+    max_rows: i64,
+    roles: Roles,
+    pipeline: &Pipeline,
+) -> CtxResult<Vec<Row>> {
+    let after = view.compacted_through();
+    let granted = pipeline
+        .token_limit()
+        .map_or(*budget, |limit| limit.min(*budget));
+    let mut left = granted;
+    let mut dedup = Dedup::default();
+    let mut kept = Vec::new();
+    let (mut upto, mut batch) = (view.last_seq, FIRST_BATCH);
+    'walk: while (kept.len() as i64) < max_rows {
+        let newest = scan_newest(client, view, after, upto, batch, roles)?;
+        let (Some(&(top, _)), Some(&(oldest, _))) = (newest.first(), newest.last()) else {
+            break;
+        };
+        for row in read_range(client, view, oldest - 1, top, None, roles)?
+            .into_iter()
+            .rev()
+        {
+            let message = ReadMessage {
+                role: row.role.clone(),
+                content: row.content.clone(),
+                metadata: row.metadata.clone(),
+                tokens: row.tokens.into(),
+            };
+            let Some(message) = pipeline.read(row.seq, message)? else {
+                continue;
+            };
+            if pipeline.dedup() && dedup.repeats(&message) {
+                continue;
+            }
+            if message.tokens > left {
+                break 'walk;
+            }
+            left -= message.tokens;
+            kept.push(Row {
+                role: message.role,
+                content: message.content,
+                metadata: message.metadata,
+                tokens: message.tokens as i32,
+                ..row
+            });
+            if (kept.len() as i64) >= max_rows {
+                break 'walk;
+            }
+        }
+        if (newest.len() as i64) < batch {
+            break;
+        }
+        upto = oldest - 1;
+        batch = (batch * 4).min(MAX_BATCH);
+    }
+    *budget -= granted - left;
+    kept.reverse();
+    Ok(kept)
 }
 
 /// Every message ever appended to the context's view (archived ones decompressed) and every
@@ -848,8 +1020,8 @@ fn fork(context_id: Option<Uuid>, at_seq: default!(Option<i64>, "NULL")) -> Uuid
 fn fork_context(context_id: Option<Uuid>, at_seq: Option<i64>) -> CtxResult<Uuid> {
     let context_id = required(context_id, "context_id")?;
     static INSERT_FORK: Statement = Statement {
-        sql: "INSERT INTO ctx.contexts (name, metadata, encoding, parent_id, ancestors, bounds, last_seq, metadata_schema)
-              SELECT $1, $2, $3, $4, $5, $6, $7, metadata_schema FROM ctx.contexts WHERE id = $4
+        sql: "INSERT INTO ctx.contexts (name, metadata, encoding, parent_id, ancestors, bounds, last_seq, metadata_schema, processors)
+              SELECT $1, $2, $3, $4, $5, $6, $7, metadata_schema, processors FROM ctx.contexts WHERE id = $4
               RETURNING id",
         args: &[TEXTOID, JSONBOID, TEXTOID, UUIDOID, UUIDARRAYOID, INT8ARRAYOID, INT8OID],
         writes: true,

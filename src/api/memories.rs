@@ -11,9 +11,11 @@ use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
 use crate::api::args::{check_ttl, namespace_arg};
+use crate::api::processors::{Pipeline, WriteItem};
 use crate::core::filter::{self, ColumnType, FilterTarget, Param};
 use crate::core::knn::{self, Metric, TopK};
 use crate::core::namespace;
+use crate::core::processors::Kind;
 use crate::core::scoring::Weights;
 use crate::error::{required, CtxError, CtxResult, ErrorKind, OrRaise};
 use crate::plans::{first_value, param_datum, Statement};
@@ -137,7 +139,7 @@ fn remember(
     source_context: default!(Option<Uuid>, "NULL"),
     source_seq: default!(Option<i64>, "NULL"),
     schema: default!(Option<&str>, "NULL"),
-) -> Uuid {
+) -> Option<Uuid> {
     let args = (|| -> CtxResult<_> {
         let labels = namespace_arg(namespace, "namespace", false)?;
         let content = required(content, "content")?;
@@ -158,11 +160,18 @@ fn remember(
         Ok((labels, content, embedding, metadata, importance, ttl))
     })();
     let (labels, content, embedding, metadata, importance, ttl) = args.or_raise();
-    Spi::connect_mut(|client| -> CtxResult<Uuid> {
+    Spi::connect_mut(|client| -> CtxResult<Option<Uuid>> {
         let key = namespace::key(&labels);
         if let Some(e) = &embedding {
             check_namespace_dims(client, &key, e.len(), None)?;
         }
+        let pipeline = Pipeline::for_namespace(client, Kind::Memory, &labels, Some(&metadata))?;
+        let Some(item) = pipeline.write(WriteItem::memory(Some(content.to_string()), metadata))?
+        else {
+            return Ok(None); // a processor dropped it
+        };
+        let metadata = item.stamped_metadata();
+        let content = item.content.as_deref().unwrap_or_default();
         // Typed metadata: validated against the schema's latest version and stamped with it.
         let stamp = schema
             .map(|name| crate::api::schemas::check_latest(client, name, &metadata))
@@ -184,7 +193,7 @@ fn remember(
                     schema.into(),
                 ];
                 client.update(&*plan, Some(1), &args)?;
-                return Ok(existing);
+                return Ok(Some(existing));
             }
         }
         let plan = INSERT_MEMORY.plan(client)?;
@@ -209,6 +218,7 @@ fn remember(
                 .get(1)?,
             "id",
         )
+        .map(Some)
     })
     .or_raise()
 }
@@ -292,8 +302,8 @@ fn update_memory(
     embedding: default!(Option<Vec<Option<f32>>>, "NULL"),
     metadata: default!(Option<JsonB>, "NULL"),
     importance: default!(Option<f32>, "NULL"),
-) -> Uuid {
-    (|| -> CtxResult<Uuid> {
+) -> Option<Uuid> {
+    (|| -> CtxResult<Option<Uuid>> {
         let id = required(id, "id")?;
         if let Some(content) = content {
             crate::core::conversation::check_content(content, crate::gucs::max_message_bytes())?;
@@ -306,18 +316,37 @@ fn update_memory(
             check_importance(i)?;
         }
         Spi::connect_mut(|client| {
+            static CURRENT: Statement = Statement {
+                sql: "SELECT ns_key, namespace, metadata FROM ctx.memories
+                       WHERE id = $1 AND valid_to IS NULL",
+                args: &[UUIDOID],
+                writes: false,
+            };
+            let plan = CURRENT.plan(client)?;
+            let mut table = client.select(&*plan, Some(1), &[id.into()])?;
+            let row = table.next().ok_or_else(|| unknown_memory(id))?;
+            let key: String = required(row.get(1)?, "ns_key")?;
+            let labels: Vec<String> = required(row.get(2)?, "namespace")?;
+            let stored_metadata: Value = row.get::<JsonB>(3)?.map_or(Value::Null, |j| j.0);
             if let Some(e) = &embedding {
-                static KEY: Statement = Statement {
-                    sql: "SELECT ns_key FROM ctx.memories WHERE id = $1 AND valid_to IS NULL",
-                    args: &[UUIDOID],
-                    writes: false,
-                };
-                let plan = KEY.plan(client)?;
-                let key: Option<String> =
-                    first_value(client.select(&*plan, Some(1), &[id.into()])?)?;
-                let key = key.ok_or_else(|| unknown_memory(id))?;
                 check_namespace_dims(client, &key, e.len(), Some(id))?;
             }
+            // New content or metadata goes through the namespace's write processors.
+            let (content, metadata) = if content.is_some() || metadata.is_some() {
+                let given = metadata.is_some();
+                let metadata = metadata.map_or(stored_metadata, |m| m.0);
+                let pipeline =
+                    Pipeline::for_namespace(client, Kind::Memory, &labels, Some(&metadata))?;
+                let item = WriteItem::memory(content.map(str::to_string), metadata);
+                let Some(item) = pipeline.write(item)? else {
+                    return Ok(None); // a processor dropped the update
+                };
+                let metadata =
+                    (given || item.redacted.is_some()).then(|| JsonB(item.stamped_metadata()));
+                (item.content, metadata)
+            } else {
+                (None, None)
+            };
             // New metadata of a typed memory must match its schema's latest version.
             let stamp = match &metadata {
                 Some(m) => typed_metadata_stamp(client, id, &m.0)?,
@@ -339,7 +368,7 @@ fn update_memory(
             if table.is_empty() {
                 return Err(unknown_memory(id));
             }
-            Ok(id)
+            Ok(Some(id))
         })
     })()
     .or_raise()

@@ -1,8 +1,9 @@
 //! `#[pg_extern]` functions, one file per store.
 
-mod args;
+pub(crate) mod args;
 pub mod assembly;
 pub mod contexts;
 pub mod memories;
+pub mod processors;
 pub mod schemas;
 pub mod state;

@@ -9,8 +9,10 @@ use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
 use crate::api::args::{check_ttl, namespace_arg};
+use crate::api::processors::{Pipeline, WriteItem};
 use crate::api::schemas;
 use crate::core::filter::{self, ColumnType, FilterTarget};
+use crate::core::processors::{record_counts, Kind};
 use crate::core::{merge_patch, namespace};
 use crate::error::{required, CtxError, CtxResult, ErrorKind, OrRaise};
 use crate::plans::{first_value, param_datum, Statement};
@@ -81,8 +83,8 @@ fn put(
     schema: default!(Option<&str>, "NULL"),
     ttl: default!(Option<Interval>, "NULL"),
     expected_version: default!(Option<i64>, "NULL"),
-) -> i64 {
-    (|| -> CtxResult<i64> {
+) -> Option<i64> {
+    (|| -> CtxResult<Option<i64>> {
         let at = address(namespace, key)?;
         let value = required(value, "value")?;
         check_ttl(&ttl)?;
@@ -91,32 +93,40 @@ fn put(
         }
         static UPSERT: Statement = Statement {
             sql: "INSERT INTO ctx.state AS s (namespace, ns_key, key, value, version, expires_at,
-                                              schema_name, schema_version)
-                  VALUES ($1, $2, $3, $4, 1, now() + $5, $7, $8)
+                                              schema_name, schema_version, redacted)
+                  VALUES ($1, $2, $3, $4, 1, now() + $5, $7, $8, $9)
                   ON CONFLICT (ns_key, key) DO UPDATE
                      SET value = excluded.value, version = s.version + 1, updated_at = now(),
                          expires_at = excluded.expires_at, schema_name = excluded.schema_name,
-                         schema_version = excluded.schema_version
+                         schema_version = excluded.schema_version, redacted = excluded.redacted
                    WHERE NOT $6 OR s.expires_at <= now()
                   RETURNING version",
-            args: &[TEXTARRAYOID, TEXTOID, TEXTOID, JSONBOID, INTERVALOID, BOOLOID, TEXTOID, INT4OID],
+            args: &[TEXTARRAYOID, TEXTOID, TEXTOID, JSONBOID, INTERVALOID, BOOLOID, TEXTOID, INT4OID, JSONBOID],
             writes: true,
         };
         static UPDATE_IF: Statement = Statement {
             sql: "UPDATE ctx.state SET value = $3, version = version + 1, updated_at = now(), expires_at = now() + $4,
-                         schema_name = $6, schema_version = $7
+                         schema_name = $6, schema_version = $7, redacted = $8
                    WHERE ns_key = $1 AND key = $2 AND version = $5 AND (expires_at IS NULL OR expires_at > now())
                   RETURNING version",
-            args: &[TEXTOID, TEXTOID, JSONBOID, INTERVALOID, INT8OID, TEXTOID, INT4OID],
+            args: &[TEXTOID, TEXTOID, JSONBOID, INTERVALOID, INT8OID, TEXTOID, INT4OID, JSONBOID],
             writes: true,
         };
-                Spi::connect_mut(|client| {
+        Spi::connect_mut(|client| {
+            let pipeline = Pipeline::for_namespace(client, Kind::State, &at.labels, None)?;
+            let Some(item) = pipeline.write(WriteItem::state(value.0))? else {
+                return Ok(None); // a processor dropped it
+            };
+            let redacted = item.redacted.as_ref().map(|c| JsonB(record_counts(None, c)));
+            let value = JsonB(item.value.unwrap_or(Value::Null));
             // A typed write: validate against the schema's latest version and stamp it.
-                        let stamp = schema.map(|name| schemas::check_latest(client, name, &value.0)).transpose()?;
+            let stamp = schema
+                .map(|name| schemas::check_latest(client, name, &value.0))
+                .transpose()?;
             let written: Option<i64> = match expected_version {
                 Some(expected) if expected > 0 => {
                     let plan = UPDATE_IF.plan(client)?;
-                    let args: [DatumWithOid; 7] = [
+                    let args: [DatumWithOid; 8] = [
                         at.ns_key.as_str().into(),
                         at.key.as_str().into(),
                         value.into(),
@@ -124,13 +134,14 @@ fn put(
                         expected.into(),
                         schema.into(),
                         stamp.into(),
+                        redacted.into(),
                     ];
                     first_value(client.update(&*plan, Some(1), &args)?)?
                 }
                 _ => {
                     let only_if_absent = expected_version == Some(0);
                     let plan = UPSERT.plan(client)?;
-                    let args: [DatumWithOid; 8] = [
+                    let args: [DatumWithOid; 9] = [
                         at.labels.clone().into(),
                         at.ns_key.as_str().into(),
                         at.key.as_str().into(),
@@ -139,11 +150,12 @@ fn put(
                         only_if_absent.into(),
                         schema.into(),
                         stamp.into(),
+                        redacted.into(),
                     ];
                     first_value(client.update(&*plan, Some(1), &args)?)?
                 }
             };
-            written.ok_or_else(|| {
+            written.map(Some).ok_or_else(|| {
                 let stored = stored_version(client, &at).ok().flatten();
                 conflict(match (expected_version, stored) {
                     (Some(e), Some(s)) => format!("expected version {e}, stored version is {s}"),
@@ -241,16 +253,18 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
         writes: true,
     };
     static LOCK: Statement = Statement {
-        sql: "SELECT value, version = 0 OR coalesce(expires_at <= now(), false), schema_name, schema_version
+        sql: "SELECT value, version = 0 OR coalesce(expires_at <= now(), false), schema_name, schema_version,
+                     redacted, version
                 FROM ctx.state WHERE ns_key = $1 AND key = $2 FOR UPDATE",
         args: &[TEXTOID, TEXTOID],
         writes: true,
     };
     static WRITE: Statement = Statement {
         sql: "UPDATE ctx.state SET value = $3, version = version + 1, updated_at = now(),
-                     expires_at = CASE WHEN $4 THEN NULL ELSE expires_at END, schema_version = $5
+                     expires_at = CASE WHEN $4 THEN NULL ELSE expires_at END, schema_version = $5,
+                     redacted = $6
                WHERE ns_key = $1 AND key = $2",
-        args: &[TEXTOID, TEXTOID, JSONBOID, BOOLOID, INT4OID],
+        args: &[TEXTOID, TEXTOID, JSONBOID, BOOLOID, INT4OID, JSONBOID],
         writes: true,
     };
     let plan = ENSURE.plan(client)?;
@@ -285,17 +299,45 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
     // A typed document is patched at its schema's latest version and must still match it.
     let mut document = read_typed(client, stored, schema.clone())?;
     merge_patch::apply(&mut document, patch);
+    let pipeline = Pipeline::for_namespace(client, Kind::State, &at.labels, None)?;
+    let Some(item) = pipeline.write(WriteItem::state(document.clone()))? else {
+        // a processor dropped the write: leave no placeholder row behind
+        if row.get::<i64>(6)? == Some(0) {
+            client.update(
+                "DELETE FROM ctx.state WHERE ns_key = $1 AND key = $2 AND version = 0",
+                None,
+                &[at.ns_key.as_str().into(), at.key.as_str().into()],
+            )?;
+            return Ok(json!({}));
+        }
+        return read_typed(
+            client,
+            row.get::<JsonB>(1)?.map_or(json!({}), |j| j.0),
+            schema,
+        );
+    };
+    let previously: Option<Value> = if fresh {
+        None
+    } else {
+        row.get::<JsonB>(5)?.map(|j| j.0)
+    };
+    let redacted = match &item.redacted {
+        Some(counts) => Some(record_counts(previously.as_ref(), counts)),
+        None => previously,
+    };
+    let document = item.value.unwrap_or(Value::Null);
     let stamp = schema
         .as_ref()
         .map(|(name, _)| schemas::check_latest(client, name, &document))
         .transpose()?;
     let plan = WRITE.plan(client)?;
-    let args: [DatumWithOid; 5] = [
+    let args: [DatumWithOid; 6] = [
         at.ns_key.as_str().into(),
         at.key.as_str().into(),
         JsonB(document.clone()).into(),
         fresh.into(),
         stamp.into(),
+        redacted.map(JsonB).into(),
     ];
     client.update(&*plan, None, &args)?;
     Ok(document)

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::core::conversation::json_type;
 use crate::core::namespace;
+use crate::core::processors::{Config, Level};
 use crate::error::{CtxError, CtxResult};
 
 /// What to assemble; every field has a documented default.
@@ -21,6 +22,8 @@ pub struct AssemblyOptions {
     pub working_memory_share: f64,
     /// Whether to include the latest summary (default true).
     pub summary: bool,
+    /// Read-processor parameters for this call, over the context's (default none).
+    pub processors: Option<Value>,
 }
 
 impl Default for AssemblyOptions {
@@ -32,6 +35,7 @@ impl Default for AssemblyOptions {
             working_memory: true,
             working_memory_share: 0.2,
             summary: true,
+            processors: None,
         }
     }
 }
@@ -39,7 +43,8 @@ impl Default for AssemblyOptions {
 fn bad(message: String) -> CtxError {
     CtxError::invalid(format!("invalid options: {message}")).with_hint(
         "options look like {\"memory_namespaces\": [[\"user\", \"42\"]], \"memories\": 5, \"memory_share\": 0.25, \
-         \"working_memory\": true, \"working_memory_share\": 0.2, \"summary\": true}",
+         \"working_memory\": true, \"working_memory_share\": 0.2, \"summary\": true, \
+         \"processors\": {\"drop_tool_messages\": true}}",
     )
 }
 
@@ -78,6 +83,10 @@ impl AssemblyOptions {
                 "working_memory" => options.working_memory = flag(key, value)?,
                 "working_memory_share" => options.working_memory_share = share(key, value)?,
                 "summary" => options.summary = flag(key, value)?,
+                "processors" => {
+                    Config::check(value, Level::Call)?;
+                    options.processors = Some(value.clone());
+                }
                 other => return Err(bad(format!("unknown key \"{other}\""))),
             }
         }

@@ -8,6 +8,8 @@ pub mod filter;
 pub mod knn;
 pub mod merge_patch;
 pub mod namespace;
+pub mod processors;
+pub mod redact;
 pub mod schema;
 pub mod scoring;
 pub mod tokenizer;

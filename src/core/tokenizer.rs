@@ -56,6 +56,19 @@ impl Encoding {
         }
         self.tokenizer().count(text)
     }
+
+    /// The text of the first `max_tokens` tokens of `text` (fewer if the cut would split a
+    /// UTF-8 character).
+    pub fn prefix(self, text: &str, max_tokens: usize) -> String {
+        let tokens = self.tokenizer().encode(text);
+        let mut n = max_tokens.min(tokens.len());
+        loop {
+            if let Some(prefix) = self.tokenizer().decode(&tokens[..n]) {
+                return prefix;
+            }
+            n -= 1; // a token ending inside a character: n = 0 always decodes
+        }
+    }
 }
 
 #[cfg(test)]

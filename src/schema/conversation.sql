@@ -8,6 +8,8 @@ CREATE TABLE ctx.contexts (
         encoding    text NOT NULL CHECK (encoding IN ('o200k_base', 'cl100k_base')),
     -- registered schema (ctx.register_schema) that every message's metadata must match, if any
     metadata_schema text,
+    -- parameters of the built-in processors for this context (ctx.configure_context_processors)
+    processors  jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(processors) = 'object'),
     -- fork lineage: ancestors nearest first, and the highest seq of each that this context sees
     parent_id   uuid REFERENCES ctx.contexts (id),
     ancestors   uuid[] NOT NULL DEFAULT '{}',

@@ -67,6 +67,8 @@ CREATE TABLE ctx.state (
     -- the registered schema the value was validated against, if any
     schema_name    text,
     schema_version integer,
+    -- how many secrets / personal data the write processors replaced, by kind ({"card": 1})
+    redacted    jsonb,
     PRIMARY KEY (ns_key, key),
     FOREIGN KEY (schema_name, schema_version) REFERENCES ctx.schemas (name, version),
     CHECK ((schema_name IS NULL) = (schema_version IS NULL))

@@ -2,3 +2,4 @@
 
 mod conversation_model;
 mod memories;
+mod processors;

@@ -1,0 +1,732 @@
+//! The processor pipeline at run time: loads the registry and the configuration that applies,
+//! runs built-ins and user functions in priority order, and the SQL functions that manage them
+//! (register/enable/disable/unregister, per-context and per-namespace configuration).
+//! The rules themselves (configuration, scopes, transforms) are in `core::processors`.
+
+use pgrx::callconv::{Arg, ArgAbi};
+use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
+use pgrx::pg_sys::BuiltinOid::*;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::{JsonB, Uuid};
+use serde_json::{json, Value};
+
+use crate::api::contexts::unknown_context;
+use crate::core::namespace;
+use crate::core::processors::{
+    self as rules, apply_read_builtin, Config, Kind, Level, ReadMessage, Scope, Stage, Target,
+};
+use crate::core::redact::{self, Counts};
+use crate::core::tokenizer::Encoding;
+use crate::error::{required, CtxError, CtxResult, ErrorKind, OrRaise};
+use crate::plans::Statement;
+
+/// A `regprocedure` argument: a function given by signature, `'my_fn(jsonb)'`.
+pub struct RegProcedure(pub pg_sys::Oid);
+
+impl FromDatum for RegProcedure {
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        typoid: pg_sys::Oid,
+    ) -> Option<Self> {
+        unsafe { pg_sys::Oid::from_polymorphic_datum(datum, is_null, typoid) }.map(RegProcedure)
+    }
+}
+
+impl IntoDatum for RegProcedure {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        self.0.into_datum()
+    }
+
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::REGPROCEDUREOID
+    }
+}
+
+unsafe impl<'fcx> ArgAbi<'fcx> for RegProcedure {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        let index = arg.index();
+        unsafe { arg.unbox_arg_using_from_datum() }
+            .unwrap_or_else(|| panic!("argument {index} must not be null"))
+    }
+}
+
+impl_sql_translatable!(RegProcedure, "regprocedure");
+
+/// One step of a stage, in priority order.
+enum Step {
+    Builtin(&'static str),
+    User { name: String, function: pg_sys::Oid },
+}
+
+struct Registered {
+    name: String,
+    function: Option<pg_sys::Oid>,
+    exists: bool,
+    scope: Value,
+    enabled: bool,
+}
+
+static REGISTRY: Statement = Statement {
+    sql: "SELECT r.name, r.fn::oid, p.oid IS NOT NULL, r.scope, r.enabled
+            FROM ctx.processor_registry r LEFT JOIN pg_catalog.pg_proc p ON p.oid = r.fn
+           WHERE r.stage = $1
+           ORDER BY r.priority, r.name",
+    args: &[TEXTOID],
+    writes: false,
+};
+
+fn registry(client: &SpiClient<'_>, stage: Stage) -> CtxResult<Vec<Registered>> {
+    let plan = REGISTRY.plan(client)?;
+    client
+        .select(&*plan, None, &[stage.name().into()])?
+        .map(|row| {
+            Ok(Registered {
+                name: required(row.get(1)?, "name")?,
+                function: row.get(2)?,
+                exists: row.get(3)?.unwrap_or(false),
+                scope: row.get::<JsonB>(4)?.map_or(Value::Null, |j| j.0),
+                enabled: row.get(5)?.unwrap_or(false),
+            })
+        })
+        .collect()
+}
+
+/// The processors of one stage for one item, ready to run.
+pub(crate) struct Pipeline {
+    stage: Stage,
+    kind: Kind,
+    config: Config,
+    steps: Vec<Step>,
+    encoding: Encoding,
+    context_id: Option<Uuid>,
+    namespace: Vec<String>,
+}
+
+impl Pipeline {
+    fn build(
+        client: &SpiClient<'_>,
+        stage: Stage,
+        config: Config,
+        target: &Target<'_>,
+        encoding: Encoding,
+    ) -> CtxResult<Pipeline> {
+        let mut disabled = Vec::new();
+        let mut steps = Vec::new();
+        for r in registry(client, stage)? {
+            match (r.function, rules::builtin(&r.name)) {
+                (None, Some(b)) if r.enabled => steps.push(Step::Builtin(b.name)),
+                (None, _) => disabled.push(r.name),
+                (Some(function), _) if r.enabled => {
+                    // checked at registration; parsing again keeps one definition of a scope
+                    let scope = Scope::parse(&r.scope)?;
+                    if !scope.matches(target) {
+                        continue;
+                    }
+                    if !r.exists {
+                        return Err(CtxError::new(
+                            ErrorKind::UndefinedObject,
+                            format!("processor \"{}\": its function no longer exists", r.name),
+                        )
+                        .with_hint("ctx.unregister_processor() it, or register it again with an existing function"));
+                    }
+                    steps.push(Step::User {
+                        name: r.name,
+                        function,
+                    });
+                }
+                (Some(_), _) => {}
+            }
+        }
+        Ok(Pipeline {
+            stage,
+            kind: target.kind,
+            config: config.without(&disabled),
+            steps,
+            encoding,
+            context_id: None,
+            namespace: target.namespace.map(<[String]>::to_vec).unwrap_or_default(),
+        })
+    }
+
+    /// The pipeline of a context's messages: its stored configuration, then `overlay` (one
+    /// build_context call's `processors` option).
+    pub fn for_context(
+        client: &SpiClient<'_>,
+        stage: Stage,
+        context_id: Uuid,
+        context_metadata: &Value,
+        stored: &Value,
+        overlay: Option<&Value>,
+        encoding: Encoding,
+    ) -> CtxResult<Pipeline> {
+        let mut config = Config::default();
+        config.overlay(stored, Level::Context)?;
+        if let Some(overlay) = overlay {
+            config.overlay(overlay, Level::Call)?;
+        }
+        let id = context_id.to_string();
+        let target = Target {
+            kind: Kind::Message,
+            context_id: Some(&id),
+            namespace: None,
+            metadata: Some(context_metadata),
+        };
+        let mut pipeline = Pipeline::build(client, stage, config, &target, encoding)?;
+        pipeline.context_id = Some(context_id);
+        Ok(pipeline)
+    }
+
+    /// The write pipeline of a memory or state entry in `namespace`.
+    pub fn for_namespace(
+        client: &SpiClient<'_>,
+        kind: Kind,
+        namespace: &[String],
+        metadata: Option<&Value>,
+    ) -> CtxResult<Pipeline> {
+        static CONFIGS: Statement = Statement {
+            sql: "SELECT config FROM ctx.namespace_processors WHERE ns_key = ANY($1)
+                   ORDER BY cardinality(namespace)",
+            args: &[TEXTARRAYOID],
+            writes: false,
+        };
+        let prefixes: Vec<String> = (1..=namespace.len())
+            .map(|n| namespace::key(&namespace[..n]))
+            .collect();
+        let plan = CONFIGS.plan(client)?;
+        let mut config = Config::default();
+        for row in client.select(&*plan, None, &[prefixes.into()])? {
+            if let Some(doc) = row.get::<JsonB>(1)? {
+                config.overlay(&doc.0, Level::Namespace)?;
+            }
+        }
+        let target = Target {
+            kind,
+            context_id: None,
+            namespace: Some(namespace),
+            metadata,
+        };
+        Pipeline::build(
+            client,
+            Stage::Write,
+            config,
+            &target,
+            crate::gucs::default_encoding(),
+        )
+    }
+
+    /// Whether reads through this pipeline equal the stored rows (no step would act).
+    pub fn reads_unchanged(&self) -> bool {
+        self.config.reads_unchanged() && !self.steps.iter().any(|s| matches!(s, Step::User { .. }))
+    }
+
+    pub fn dedup(&self) -> bool {
+        self.config.dedup
+    }
+
+    pub fn token_limit(&self) -> Option<i64> {
+        self.config.token_limit.map(i64::from)
+    }
+
+    /// Runs the write stage over one item; `None` when a user processor dropped it.
+    pub fn write(&self, mut item: WriteItem) -> CtxResult<Option<WriteItem>> {
+        debug_assert_eq!(self.stage, Stage::Write);
+        let mut counts = Counts::new();
+        for step in &self.steps {
+            match step {
+                Step::Builtin("normalize") if self.config.normalize => {
+                    if let Some(content) = &item.content {
+                        if let std::borrow::Cow::Owned(clean) = rules::normalize(content) {
+                            item.content = Some(clean);
+                        }
+                    }
+                }
+                Step::Builtin("size_limit") => {
+                    if let (Some(limit), Some(content)) = (self.config.size_limit, &item.content) {
+                        let tokens = self.encoding.count(content);
+                        if tokens > limit as usize {
+                            return Err(CtxError::new(
+                                ErrorKind::TooLarge,
+                                format!(
+                                    "the {} has {tokens} tokens, above the size_limit processor's {limit}",
+                                    self.kind.name()
+                                ),
+                            )
+                            .with_hint("split it, summarise it, or raise size_limit in the processor configuration"));
+                        }
+                    }
+                }
+                Step::Builtin("redact_secrets") if self.config.redact_secrets => {
+                    item.redact(&redact::Selection::new(true, &[]), &mut counts);
+                }
+                Step::Builtin("redact_pii") if !self.config.redact_pii.is_empty() => {
+                    item.redact(
+                        &redact::Selection::new(false, &self.config.redact_pii),
+                        &mut counts,
+                    );
+                }
+                Step::Builtin(_) => {}
+                Step::User { name, function } => {
+                    let doc = item.document(self.kind, self.context_id, &self.namespace);
+                    match call_processor(name, *function, doc)? {
+                        None => return Ok(None),
+                        Some(out) => item.take(self.kind, name, out)?,
+                    }
+                }
+            }
+        }
+        item.redacted = (!counts.is_empty()).then_some(counts);
+        Ok(Some(item))
+    }
+
+    /// Runs the per-message read steps over one message; `None` drops it. The set-level
+    /// built-ins (dedup, token_limit) are the caller's: they depend on the other messages.
+    pub fn read(&self, seq: i64, message: ReadMessage) -> CtxResult<Option<ReadMessage>> {
+        debug_assert_eq!(self.stage, Stage::Read);
+        let mut message = message;
+        for step in &self.steps {
+            match step {
+                Step::Builtin(name) => {
+                    if !apply_read_builtin(name, &self.config, &mut message, self.encoding) {
+                        return Ok(None);
+                    }
+                }
+                Step::User { name, function } => {
+                    let doc = json!({
+                        "kind": "message", "stage": "read",
+                        "context_id": self.context_id.map(|id| id.to_string()),
+                        "seq": seq, "role": message.role, "content": message.content,
+                        "metadata": message.metadata, "tokens": message.tokens,
+                    });
+                    let Some(out) = call_processor(name, *function, doc)? else {
+                        return Ok(None);
+                    };
+                    let mut item =
+                        WriteItem::message(message.role, message.content, message.metadata);
+                    item.take(Kind::Message, name, out)?;
+                    let content = item.content.unwrap_or_default();
+                    message = ReadMessage {
+                        tokens: self.encoding.count(&content) as i64,
+                        role: item.role.unwrap_or_default(),
+                        content,
+                        metadata: item.metadata,
+                    };
+                }
+            }
+        }
+        Ok(Some(message))
+    }
+}
+
+/// What a write stores, as the processors see and change it.
+pub(crate) struct WriteItem {
+    pub role: Option<String>,
+    pub content: Option<String>,
+    pub metadata: Value,
+    /// State entries: the JSON value.
+    pub value: Option<Value>,
+    /// What the redaction built-ins replaced, by kind (filled by `Pipeline::write`).
+    pub redacted: Option<Counts>,
+}
+
+impl WriteItem {
+    pub fn message(role: String, content: String, metadata: Value) -> WriteItem {
+        WriteItem {
+            role: Some(role),
+            content: Some(content),
+            metadata,
+            value: None,
+            redacted: None,
+        }
+    }
+
+    pub fn memory(content: Option<String>, metadata: Value) -> WriteItem {
+        WriteItem {
+            role: None,
+            content,
+            metadata,
+            value: None,
+            redacted: None,
+        }
+    }
+
+    pub fn state(value: Value) -> WriteItem {
+        WriteItem {
+            role: None,
+            content: None,
+            metadata: Value::Null,
+            value: Some(value),
+            redacted: None,
+        }
+    }
+
+    fn redact(&mut self, selection: &redact::Selection, counts: &mut Counts) {
+        if let Some(content) = &self.content {
+            if let Some(clean) = redact::redact(content, selection, counts) {
+                self.content = Some(clean);
+            }
+        }
+        rules::redact_json(&mut self.metadata, selection, counts);
+        if let Some(value) = &mut self.value {
+            rules::redact_json(value, selection, counts);
+        }
+    }
+
+    /// The metadata to store: the item's, with this write's redaction counts added to
+    /// `metadata.redacted`.
+    pub fn stamped_metadata(&self) -> Value {
+        let mut metadata = self.metadata.clone();
+        if let (Some(counts), Some(map)) = (&self.redacted, metadata.as_object_mut()) {
+            let merged = rules::record_counts(map.get("redacted"), counts);
+            map.insert("redacted".into(), merged);
+        }
+        metadata
+    }
+
+    fn document(&self, kind: Kind, context_id: Option<Uuid>, namespace: &[String]) -> Value {
+        let mut doc = json!({"kind": kind.name(), "stage": "write"});
+        match kind {
+            Kind::Message => {
+                doc["context_id"] = json!(context_id.map(|id| id.to_string()));
+                doc["role"] = json!(self.role);
+                doc["content"] = json!(self.content);
+                doc["metadata"] = self.metadata.clone();
+            }
+            Kind::Memory => {
+                doc["namespace"] = json!(namespace);
+                doc["content"] = json!(self.content);
+                doc["metadata"] = self.metadata.clone();
+            }
+            Kind::State => {
+                doc["namespace"] = json!(namespace);
+                doc["value"] = self.value.clone().unwrap_or(Value::Null);
+            }
+        }
+        doc
+    }
+
+    /// Takes back what a user processor returned, checking its shape.
+    fn take(&mut self, kind: Kind, processor: &str, out: Value) -> CtxResult<()> {
+        let bad = |what: String| {
+            CtxError::invalid(format!("processor \"{processor}\" returned {what}")).with_hint(
+                "a processor returns the document it was given, changed, or NULL to drop the item",
+            )
+        };
+        let Value::Object(mut map) = out else {
+            return Err(bad(format!("{out}, not an object")));
+        };
+        if kind == Kind::State {
+            self.value = Some(
+                map.remove("value")
+                    .ok_or_else(|| bad("no \"value\"".into()))?,
+            );
+            return Ok(());
+        }
+        if self.content.is_some() {
+            match map.remove("content") {
+                Some(Value::String(s)) => self.content = Some(s),
+                Some(other) => return Err(bad(format!("a content that is {other}, not a string"))),
+                None => return Err(bad("no \"content\"".into())),
+            }
+        }
+        if let Some(metadata) = map.remove("metadata") {
+            crate::core::conversation::check_metadata(&metadata, "metadata")
+                .map_err(|e| bad(e.message))?;
+            self.metadata = metadata;
+        }
+        if kind == Kind::Message {
+            if let Some(role) = map.remove("role") {
+                let role = role
+                    .as_str()
+                    .filter(|r| crate::core::conversation::check_role(r).is_ok())
+                    .ok_or_else(|| bad(format!("the role {role}")))?;
+                self.role = Some(role.to_string());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Calls a user processor (jsonb -> jsonb, NULL drops). Its errors abort the call with the
+/// processor's name in the message, their SQLSTATE, detail and hint kept.
+fn call_processor(name: &str, function: pg_sys::Oid, doc: Value) -> CtxResult<Option<Value>> {
+    let result = PgTryBuilder::new(|| unsafe { call_jsonb_function(function, doc.clone()) })
+        .catch_others(|caught| {
+            let report = match caught {
+                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
+                CaughtError::RustPanic { ereport, .. } => ereport,
+            };
+            let mut again = ErrorReport::new(
+                report.sql_error_code(),
+                format!("processor \"{name}\" failed: {}", report.message()),
+                "ctxstore processor",
+            );
+            if let Some(detail) = report.detail() {
+                again = again.set_detail(detail.to_string());
+            }
+            if let Some(hint) = report.hint() {
+                again = again.set_hint(hint.to_string());
+            }
+            again.report(PgLogLevel::ERROR);
+            unreachable!("ERROR does not return")
+        })
+        .execute();
+    Ok(result)
+}
+
+/// fmgr call of a one-argument jsonb function that may return NULL (OidFunctionCall cannot).
+unsafe fn call_jsonb_function(function: pg_sys::Oid, doc: Value) -> Option<Value> {
+    unsafe {
+        let mut flinfo = pg_sys::FmgrInfo::default();
+        pg_sys::fmgr_info(function, &mut flinfo);
+        let fcinfo = pg_sys::palloc0(
+            std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>()
+                + std::mem::size_of::<pg_sys::NullableDatum>(),
+        ) as *mut pg_sys::FunctionCallInfoBaseData;
+        let call = &mut *fcinfo;
+        call.flinfo = &mut flinfo;
+        call.fncollation = pg_sys::DEFAULT_COLLATION_OID;
+        call.nargs = 1;
+        let args = call.args.as_mut_slice(1);
+        args[0].value = JsonB(doc).into_datum().expect("jsonb is never NULL");
+        args[0].isnull = false;
+        let entry = flinfo.fn_addr.expect("fmgr_info sets fn_addr");
+        let datum = pg_sys::ffi::pg_guard_ffi_boundary(|| entry(fcinfo));
+        let result = JsonB::from_datum(datum, call.isnull).map(|j| j.0);
+        pg_sys::pfree(fcinfo.cast());
+        result
+    }
+}
+
+fn processor_name(name: Option<&str>) -> CtxResult<&str> {
+    let name = required(name, "name")?;
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid {
+        return Err(
+            CtxError::invalid(format!("invalid processor name \"{name}\""))
+                .with_hint("use lower-case letters, digits and underscores, e.g. 'mask_order_ids'"),
+        );
+    }
+    Ok(name)
+}
+
+fn unknown_processor(name: &str) -> CtxError {
+    CtxError::new(
+        ErrorKind::UndefinedObject,
+        format!("processor \"{name}\" does not exist"),
+    )
+    .with_hint("SELECT name FROM ctx.processors lists them")
+}
+
+/// Plugs a user function (jsonb -> jsonb, NULL drops the item) into a stage.
+#[pg_extern(volatile, parallel_unsafe)]
+fn register_processor(
+    name: Option<&str>,
+    stage: Option<&str>,
+    r#fn: Option<RegProcedure>,
+    priority: default!(Option<i32>, 100),
+    scope: default!(Option<JsonB>, "'{}'"),
+) {
+    register(name, stage, r#fn, priority, scope).or_raise()
+}
+
+fn register(
+    name: Option<&str>,
+    stage: Option<&str>,
+    function: Option<RegProcedure>,
+    priority: Option<i32>,
+    scope: Option<JsonB>,
+) -> CtxResult<()> {
+    let name = processor_name(name)?;
+    let stage = Stage::parse(required(stage, "stage")?)?;
+    let function = required(function, "fn")?.0;
+    let priority = required(priority, "priority")?;
+    if !(0..=10_000).contains(&priority) {
+        return Err(CtxError::invalid(format!(
+            "priority must be between 0 and 10000, got {priority}"
+        ))
+        .with_hint("lower runs first; the built-ins use 10 to 51 (write) and 10 to 1000 (read)"));
+    }
+    let scope = scope.map_or(json!({}), |j| j.0);
+    Scope::parse(&scope)?;
+    Spi::connect_mut(|client| {
+        let signature_ok: Option<bool> = crate::plans::first_value(client.select(
+            "SELECT p.pronargs = 1 AND p.proargtypes[0] = 'jsonb'::regtype
+                    AND p.prorettype = 'jsonb'::regtype AND NOT p.proretset AND p.prokind = 'f'
+               FROM pg_catalog.pg_proc p WHERE p.oid = $1",
+            Some(1),
+            &[function.into()],
+        )?)?;
+        if signature_ok != Some(true) {
+            return Err(CtxError::invalid(
+                "a processor function must take one jsonb and return jsonb",
+            )
+            .with_hint(
+                "CREATE FUNCTION f(item jsonb) RETURNS jsonb ... (return NULL to drop the item)",
+            ));
+        }
+        let table = client.update(
+            "INSERT INTO ctx.processor_registry (name, stage, fn, priority, scope)
+             VALUES ($1, $2, $3::regprocedure, $4, $5) ON CONFLICT (name) DO NOTHING RETURNING 1",
+            Some(1),
+            &[
+                name.into(),
+                stage.name().into(),
+                function.into(),
+                priority.into(),
+                JsonB(scope).into(),
+            ],
+        )?;
+        if table.is_empty() {
+            return Err(CtxError::new(
+                ErrorKind::DuplicateObject,
+                format!("processor \"{name}\" already exists"),
+            )
+            .with_hint("ctx.unregister_processor() it first, or choose another name"));
+        }
+        Ok(())
+    })
+}
+
+fn set_enabled(name: Option<&str>, enabled: bool) -> CtxResult<()> {
+    let name = required(name, "name")?;
+    Spi::connect_mut(|client| {
+        let table = client.update(
+            "UPDATE ctx.processor_registry SET enabled = $2 WHERE name = $1 RETURNING 1",
+            Some(1),
+            &[name.into(), enabled.into()],
+        )?;
+        if table.is_empty() {
+            return Err(unknown_processor(name));
+        }
+        Ok(())
+    })
+}
+
+/// Switches a processor (built-in or user) off for every context and namespace.
+#[pg_extern(volatile, parallel_unsafe)]
+fn disable_processor(name: Option<&str>) {
+    set_enabled(name, false).or_raise()
+}
+
+/// Switches a processor back on.
+#[pg_extern(volatile, parallel_unsafe)]
+fn enable_processor(name: Option<&str>) {
+    set_enabled(name, true).or_raise()
+}
+
+/// Removes a user processor (built-ins can only be disabled).
+#[pg_extern(volatile, parallel_unsafe)]
+fn unregister_processor(name: Option<&str>) {
+    let name = required(name, "name").or_raise();
+    Spi::connect_mut(|client| -> CtxResult<()> {
+        let builtin: Option<bool> = crate::plans::first_value(client.update(
+            "DELETE FROM ctx.processor_registry WHERE name = $1 AND fn IS NOT NULL RETURNING false",
+            Some(1),
+            &[name.into()],
+        )?)?;
+        if builtin.is_some() {
+            return Ok(());
+        }
+        if rules::builtin(name).is_some() {
+            return Err(CtxError::new(
+                ErrorKind::WrongState,
+                format!("\"{name}\" is a built-in processor and cannot be removed"),
+            )
+            .with_hint("ctx.disable_processor() switches it off"));
+        }
+        Err(unknown_processor(name))
+    })
+    .or_raise()
+}
+
+/// Sets the built-in processors' parameters of a context (NULL resets to the defaults) and
+/// returns the effective configuration.
+#[pg_extern(volatile, parallel_unsafe)]
+fn configure_context_processors(context_id: Option<Uuid>, config: Option<JsonB>) -> JsonB {
+    let context_id = required(context_id, "context_id").or_raise();
+    let config = config.map_or(json!({}), |j| j.0);
+    Config::check(&config, Level::Context).or_raise();
+    Spi::connect_mut(|client| -> CtxResult<JsonB> {
+        let table = client.update(
+            "UPDATE ctx.contexts SET processors = $2, updated_at = now() WHERE id = $1 RETURNING 1",
+            Some(1),
+            &[context_id.into(), JsonB(config).into()],
+        )?;
+        if table.is_empty() {
+            return Err(unknown_context(context_id));
+        }
+        effective_for_context(client, context_id)
+    })
+    .or_raise()
+}
+
+/// The built-in processors' effective parameters for a context (defaults, its configuration,
+/// processors disabled for everyone).
+#[pg_extern(stable, parallel_safe)]
+fn processor_config(context_id: Option<Uuid>) -> JsonB {
+    let context_id = required(context_id, "context_id").or_raise();
+    Spi::connect(|client| effective_for_context(client, context_id)).or_raise()
+}
+
+fn effective_for_context(client: &SpiClient<'_>, context_id: Uuid) -> CtxResult<JsonB> {
+    let row: Option<JsonB> = crate::plans::first_value(client.select(
+        "SELECT processors FROM ctx.contexts WHERE id = $1",
+        Some(1),
+        &[context_id.into()],
+    )?)?;
+    let stored = row.ok_or_else(|| unknown_context(context_id))?.0;
+    let mut config = Config::default();
+    config.overlay(&stored, Level::Context)?;
+    let disabled: Vec<String> = client
+        .select(
+            "SELECT name FROM ctx.processor_registry WHERE fn IS NULL AND NOT enabled",
+            None,
+            &[],
+        )?
+        .map(|row| required(row.get::<String>(1)?, "name"))
+        .collect::<CtxResult<_>>()?;
+    Ok(JsonB(config.without(&disabled).to_json()))
+}
+
+/// Sets the write-stage built-ins' parameters for a namespace and everything below it (NULL or
+/// '{}' removes the setting); returns what is stored.
+#[pg_extern(volatile, parallel_unsafe)]
+fn configure_namespace_processors(
+    namespace: Option<Vec<Option<String>>>,
+    config: Option<JsonB>,
+) -> JsonB {
+    let labels = crate::api::args::namespace_arg(namespace, "namespace", false).or_raise();
+    let config = config.map_or(json!({}), |j| j.0);
+    Config::check(&config, Level::Namespace).or_raise();
+    let key = namespace::key(&labels);
+    Spi::connect_mut(|client| -> CtxResult<()> {
+        if config.as_object().is_some_and(|m| m.is_empty()) {
+            client.update(
+                "DELETE FROM ctx.namespace_processors WHERE ns_key = $1",
+                None,
+                &[key.clone().into()],
+            )?;
+        } else {
+            client.update(
+                "INSERT INTO ctx.namespace_processors (namespace, ns_key, config) VALUES ($1, $2, $3)
+                 ON CONFLICT (ns_key) DO UPDATE SET config = excluded.config, updated_at = now()",
+                None,
+                &[
+                    labels.clone().into(),
+                    key.clone().into(),
+                    JsonB(config.clone()).into(),
+                ],
+            )?;
+        }
+        Ok(())
+    })
+    .or_raise();
+    JsonB(config)
+}

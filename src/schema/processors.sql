@@ -1,0 +1,48 @@
+-- Processors: the transforms every write (append, remember, put) and read (windows,
+-- build_context) goes through. Built-ins are rows here too, so they can be listed, ordered and
+-- switched off like user processors; their parameters live with each context or namespace.
+
+CREATE TABLE ctx.processor_registry (
+    name        text PRIMARY KEY CHECK (name ~ '^[a-z_][a-z0-9_]{0,62}$'),
+    stage       text NOT NULL CHECK (stage IN ('write', 'read')),
+    -- a function jsonb -> jsonb (NULL drops the item); NULL for built-ins
+    fn          regprocedure,
+    -- lower runs first; built-ins and user processors share one order per stage
+    priority    integer NOT NULL CHECK (priority BETWEEN 0 AND 10000),
+    scope       jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(scope) = 'object'),
+    enabled     boolean NOT NULL DEFAULT true,
+    description text NOT NULL DEFAULT '',
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- Write-stage built-in parameters by namespace (memories and state); longer prefixes override.
+CREATE TABLE ctx.namespace_processors (
+    namespace   text[] PRIMARY KEY CHECK (cardinality(namespace) BETWEEN 1 AND 32),
+    ns_key      text COLLATE "C" NOT NULL UNIQUE,
+    config      jsonb NOT NULL CHECK (jsonb_typeof(config) = 'object'),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- The built-ins (kept equal to core::processors::BUILTINS by a test).
+INSERT INTO ctx.processor_registry (name, stage, priority, description) VALUES
+    ('normalize', 'write', 10, 'Unicode NFC, CRLF/CR to LF, control characters other than tab and newline removed (messages and memories)'),
+    ('size_limit', 'write', 20, 'rejects (SQLSTATE 54000) a message or memory above N tokens; off by default'),
+    ('redact_secrets', 'write', 50, 'card numbers (Luhn), API keys and tokens, JWTs, private keys, password=... values; on by default'),
+    ('redact_pii', 'write', 51, 'email addresses and phone numbers (true, or a list of "email", "phone"); off by default'),
+    ('drop_roles', 'read', 10, 'drops messages of the listed roles'),
+    ('drop_tool_messages', 'read', 20, 'drops tool results and assistant messages that only carry tool calls'),
+    ('truncate', 'read', 900, 'cuts each message to N tokens, marked with "…[truncated]"'),
+    ('dedup', 'read', 950, 'keeps only the newest of messages with the same role and content'),
+    ('token_limit', 'read', 1000, 'at most N tokens of messages in all (the newest that fit)');
+
+CREATE VIEW ctx.processors AS
+SELECT name, stage,
+       CASE WHEN fn IS NULL THEN 'builtin' ELSE 'user' END AS kind,
+       fn AS function, priority, scope, enabled, description, created_at
+  FROM ctx.processor_registry
+ ORDER BY stage DESC, priority, name;
+
+-- User processors and namespace settings are data: pg_dump keeps them. Built-in rows come back
+-- with CREATE EXTENSION (an administrator's disable_processor of a built-in is not dumped).
+SELECT pg_catalog.pg_extension_config_dump('ctx.processor_registry', 'WHERE fn IS NOT NULL');
+SELECT pg_catalog.pg_extension_config_dump('ctx.namespace_processors', '');
