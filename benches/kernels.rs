@@ -3,6 +3,8 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use ctxstore::core::filter::{self, ColumnType, FilterTarget};
 use ctxstore::core::knn::{Metric, TopK};
+use ctxstore::core::processors::normalize;
+use ctxstore::core::redact::{self, Counts, Kind, Selection};
 use ctxstore::core::{archive, conversation, tokenizer::Encoding};
 
 fn chat_text(bytes: usize) -> String {
@@ -151,8 +153,40 @@ fn schema_validation(c: &mut Criterion) {
     });
 }
 
+// Write-path processors run on every append: the clean case must cost little.
+fn processors(c: &mut Criterion) {
+    let mut group = c.benchmark_group("write_processors");
+    let clean = chat_text(4096);
+    let dirty = format!(
+        "{}card 4111 1111 1111 1111, key sk-proj-abcdefghijklmnopqrstuvwxyz0123, mail ada@example.com{}",
+        &clean[..2000],
+        &clean[..2000]
+    );
+    let secrets = Selection::new(true, &[]);
+    let everything = Selection::new(true, &Kind::PERSONAL);
+    group.throughput(Throughput::Bytes(4096));
+    group.bench_function("redact_secrets/clean/4KiB", |b| {
+        b.iter(|| redact::redact(black_box(&clean), &secrets, &mut Counts::new()))
+    });
+    group.bench_function("redact_secrets+pii/clean/4KiB", |b| {
+        b.iter(|| redact::redact(black_box(&clean), &everything, &mut Counts::new()))
+    });
+    group.bench_function("redact_secrets+pii/3 hits/4KiB", |b| {
+        b.iter(|| redact::redact(black_box(&dirty), &everything, &mut Counts::new()))
+    });
+    group.bench_function("normalize/clean/4KiB", |b| {
+        b.iter(|| normalize(black_box(&clean)).len())
+    });
+    // baseline: what every append already pays
+    group.bench_function("baseline: count_tokens/4KiB", |b| {
+        b.iter(|| Encoding::O200kBase.count(black_box(&clean)))
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
+    processors,
     tokenizer,
     lz4,
     batch,

@@ -48,6 +48,10 @@ for c in 1 2; do
   run "ctx.append (tokenized, gap-free seq)" "SELECT ctx.append((SELECT id FROM ctx.contexts WHERE name = 'append-target'), 'user', 'The quick brown fox jumps over the lazy dog, again and again, for the benchmark.');" "$c"
   run "baseline: INSERT into a langchain-shaped table" "INSERT INTO bench_history (session, content) VALUES (0, 'The quick brown fox jumps over the lazy dog, again and again, for the benchmark.');" "$c"
 done
+run "token_window(4000) through read processors (drop_tool_messages, dedup, truncate 40), thread of 10000" \
+  "SELECT count(*) FROM ctx.token_window((SELECT id FROM ctx.contexts WHERE name = 'thread-10000-processed'), 4000);"
+run "ctx.append of a message with a card number and an API key (redacted)" \
+  "SELECT ctx.append((SELECT id FROM ctx.contexts WHERE name = 'append-target'), 'user', 'Pay with 4111 1111 1111 1111 and use key sk-proj-abcdefghijklmnopqrstuvwxyz0123 please.');"
 q="(SELECT array_agg((random() - 0.5)::real) FROM generate_series(1, 384))"
 t10k="(SELECT id FROM ctx.contexts WHERE name = 'thread-10000')"
 run "build_context(4000): 10k-message thread + 20k memories, one call" \

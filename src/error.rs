@@ -28,6 +28,12 @@ pub enum ErrorKind {
     CheckViolation,
     /// 42710: the object already exists (with another definition).
     DuplicateObject,
+    /// 42883: a function the operation needs does not exist.
+    UndefinedFunction,
+    /// 42501: the current role lacks a privilege the operation needs.
+    InsufficientPrivilege,
+    /// 39000: a user function (a processor) returned something ctxstore cannot use.
+    ExternalRoutine,
     /// XX001: stored data failed an integrity check (corrupt archive, bad ciphertext).
     DataCorrupted,
     /// XX000: a bug in ctxstore, never a user mistake.
@@ -46,6 +52,9 @@ impl ErrorKind {
             ErrorKind::SerializationFailure => "40001",
             ErrorKind::CheckViolation => "23514",
             ErrorKind::DuplicateObject => "42710",
+            ErrorKind::UndefinedFunction => "42883",
+            ErrorKind::InsufficientPrivilege => "42501",
+            ErrorKind::ExternalRoutine => "39000",
             ErrorKind::DataCorrupted => "XX001",
             ErrorKind::Internal => "XX000",
         }
@@ -62,6 +71,11 @@ impl ErrorKind {
             ErrorKind::SerializationFailure => PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
             ErrorKind::CheckViolation => PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
             ErrorKind::DuplicateObject => PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+            ErrorKind::UndefinedFunction => PgSqlErrorCode::ERRCODE_UNDEFINED_FUNCTION,
+            ErrorKind::InsufficientPrivilege => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            ErrorKind::ExternalRoutine => {
+                PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION
+            }
             ErrorKind::DataCorrupted => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
             ErrorKind::Internal => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
         }

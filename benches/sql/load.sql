@@ -18,6 +18,10 @@ BEGIN
       SELECT n, repeat('Agents remember what users said and answer with care. ', 1 + i % 7) FROM generate_series(1, n) i;
   END LOOP;
   PERFORM ctx.create_context('append-target');
+  -- the 10k thread seen through read processors (a fork: same messages, its own configuration)
+  c := ctx.fork((SELECT id FROM ctx.contexts WHERE name = 'thread-10000'));
+  UPDATE ctx.contexts SET name = 'thread-10000-processed' WHERE id = c;
+  PERFORM ctx.configure_context_processors(c, '{"drop_tool_messages": true, "dedup": true, "truncate": 40}');
 END $$;
 SELECT count(ctx.remember('{bench}', 'memory ' || i,
           (SELECT array_agg((random() - 0.5)::real) FROM generate_series(1, 384) WHERE i > 0),

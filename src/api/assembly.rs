@@ -180,6 +180,7 @@ fn assemble(client: &mut SpiClient<'_>, request: &Request) -> CtxResult<Vec<Part
             Roles::NonSystem,
             &pipeline,
         )?
+        .0
     };
     for row in recent {
         let mut source = json!({"seq": row.seq});

@@ -572,6 +572,10 @@ fn process_writes(
     let mut out = Vec::with_capacity(messages.len());
     for (i, message) in messages.into_iter().enumerate() {
         let processed = pipeline.write(message).map_err(|e| name_it(i, e))?;
+        // placeholders and user processors can make a message longer
+        if let Some(content) = processed.as_ref().and_then(|m| m.content.as_deref()) {
+            rules::check_content(content, gucs::max_message_bytes()).map_err(|e| name_it(i, e))?;
+        }
         if let (Some(m), Some((name, version, compiled))) = (&processed, &compiled) {
             compiled.check(&m.metadata, name, *version).map_err(|e| {
                 if several {
@@ -654,7 +658,8 @@ fn read_messages(
 }
 
 /// The last `last_n` rows of the active view (the summary is its first row), oldest first.
-#[pg_extern(stable, parallel_safe)]
+// parallel restricted: read processors may be user functions that are not parallel safe
+#[pg_extern(stable, parallel_restricted)]
 fn window(
     context_id: Option<Uuid>,
     last_n: Option<i32>,
@@ -688,9 +693,12 @@ fn read_window(context_id: Option<Uuid>, last_n: Option<i32>) -> CtxResult<Vec<R
         let pipeline = view.read_pipeline(client, None)?;
         if !pipeline.reads_unchanged() {
             let mut budget = i64::MAX;
-            let kept = newest_processed(client, &view, &mut budget, last_n, Roles::All, &pipeline)?;
+            let (kept, exhausted) =
+                newest_processed(client, &view, &mut budget, last_n, Roles::All, &pipeline)?;
             let mut rows = Vec::new();
-            if (kept.len() as i64) < last_n {
+            // the summary stands for what comes before the window: only when nothing is left
+            // out in between
+            if exhausted && (kept.len() as i64) < last_n {
                 rows.extend(view.summary.clone());
             }
             rows.extend(kept);
@@ -718,7 +726,7 @@ fn read_window(context_id: Option<Uuid>, last_n: Option<i32>) -> CtxResult<Vec<R
 
 /// The newest messages whose stored token counts fit in `max_tokens`, oldest first, after the
 /// latest summary when it fits (it counts toward the budget). Reads O(window) rows.
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_restricted)]
 fn token_window(
     context_id: Option<Uuid>,
     max_tokens: Option<i32>,
@@ -764,14 +772,9 @@ fn read_token_window(context_id: Option<Uuid>, max_tokens: Option<i32>) -> CtxRe
         if pipeline.reads_unchanged() {
             rows.extend(newest_within(client, &view, &mut budget, Roles::All)?);
         } else {
-            rows.extend(newest_processed(
-                client,
-                &view,
-                &mut budget,
-                i64::MAX,
-                Roles::All,
-                &pipeline,
-            )?);
+            rows.extend(
+                newest_processed(client, &view, &mut budget, i64::MAX, Roles::All, &pipeline)?.0,
+            );
         }
         Ok(rows)
     })
@@ -810,7 +813,9 @@ pub(crate) fn newest_within(
 /// Like `newest_within`, through the read processors: walks back from the newest message,
 /// runs each through the pipeline (dropped ones cost nothing), skips repeats when `dedup` is
 /// on, and stops at the first that does not fit in the budget (capped by `token_limit`) or
-/// after `max_rows` messages. Oldest first; the budget is reduced by what they use.
+/// after `max_rows` messages. Oldest first; the budget is reduced by what they use. Also says
+/// whether the walk reached the oldest active message (nothing left out between the summary
+/// and these rows).
 pub(crate) fn newest_processed(
     client: &SpiClient<'_>,
     view: &View,
@@ -818,7 +823,7 @@ pub(crate) fn newest_processed(
     max_rows: i64,
     roles: Roles,
     pipeline: &Pipeline,
-) -> CtxResult<Vec<Row>> {
+) -> CtxResult<(Vec<Row>, bool)> {
     let after = view.compacted_through();
     let granted = pipeline
         .token_limit()
@@ -827,9 +832,11 @@ pub(crate) fn newest_processed(
     let mut dedup = Dedup::default();
     let mut kept = Vec::new();
     let (mut upto, mut batch) = (view.last_seq, FIRST_BATCH);
+    let mut exhausted = false;
     'walk: while (kept.len() as i64) < max_rows {
         let newest = scan_newest(client, view, after, upto, batch, roles)?;
         let (Some(&(top, _)), Some(&(oldest, _))) = (newest.first(), newest.last()) else {
+            exhausted = true;
             break;
         };
         for row in read_range(client, view, oldest - 1, top, None, roles)?
@@ -845,7 +852,7 @@ pub(crate) fn newest_processed(
             let Some(message) = pipeline.read(row.seq, message)? else {
                 continue;
             };
-            if pipeline.dedup() && dedup.repeats(&message) {
+            if pipeline.dedup() && dedup.repeats(&message.role, &row.content) {
                 continue;
             }
             if message.tokens > left {
@@ -864,6 +871,7 @@ pub(crate) fn newest_processed(
             }
         }
         if (newest.len() as i64) < batch {
+            exhausted = true;
             break;
         }
         upto = oldest - 1;
@@ -871,7 +879,7 @@ pub(crate) fn newest_processed(
     }
     *budget -= granted - left;
     kept.reverse();
-    Ok(kept)
+    Ok((kept, exhausted))
 }
 
 /// Every message ever appended to the context's view (archived ones decompressed) and every

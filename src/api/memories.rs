@@ -170,12 +170,14 @@ fn remember(
         else {
             return Ok(None); // a processor dropped it
         };
-        let metadata = item.stamped_metadata();
         let content = item.content.as_deref().unwrap_or_default();
+        crate::core::conversation::check_content(content, crate::gucs::max_message_bytes())?;
         // Typed metadata: validated against the schema's latest version and stamped with it.
+        // The redaction counts (`redacted`, reserved) are added after validation.
         let stamp = schema
-            .map(|name| crate::api::schemas::check_latest(client, name, &metadata))
+            .map(|name| crate::api::schemas::check_latest(client, name, &item.metadata))
             .transpose()?;
+        let metadata = item.stamped_metadata();
         if let Some(threshold) = dedup_threshold {
             if let Some(existing) =
                 find_duplicate(client, &key, content, embedding.as_deref(), threshold)?
@@ -332,8 +334,9 @@ fn update_memory(
                 check_namespace_dims(client, &key, e.len(), Some(id))?;
             }
             // New content or metadata goes through the namespace's write processors.
-            let (content, metadata) = if content.is_some() || metadata.is_some() {
+            let (content, checked, metadata) = if content.is_some() || metadata.is_some() {
                 let given = metadata.is_some();
+                let stored = stored_metadata.clone();
                 let metadata = metadata.map_or(stored_metadata, |m| m.0);
                 let pipeline =
                     Pipeline::for_namespace(client, Kind::Memory, &labels, Some(&metadata))?;
@@ -341,15 +344,23 @@ fn update_memory(
                 let Some(item) = pipeline.write(item)? else {
                     return Ok(None); // a processor dropped the update
                 };
-                let metadata =
-                    (given || item.redacted.is_some()).then(|| JsonB(item.stamped_metadata()));
-                (item.content, metadata)
+                // stored when given, or when a processor changed it
+                let changed = given || item.redacted.is_some() || item.metadata != stored;
+                let checked = changed.then(|| item.metadata.clone());
+                let metadata = changed.then(|| JsonB(item.stamped_metadata()));
+                if let Some(content) = &item.content {
+                    crate::core::conversation::check_content(
+                        content,
+                        crate::gucs::max_message_bytes(),
+                    )?;
+                }
+                (item.content, checked, metadata)
             } else {
-                (None, None)
+                (None, None, None)
             };
             // New metadata of a typed memory must match its schema's latest version.
-            let stamp = match &metadata {
-                Some(m) => typed_metadata_stamp(client, id, &m.0)?,
+            let stamp = match &checked {
+                Some(m) => typed_metadata_stamp(client, id, m)?,
                 None => None,
             };
             let plan = SUPERSEDE.plan(client)?;

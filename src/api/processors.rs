@@ -3,12 +3,14 @@
 //! (register/enable/disable/unregister, per-context and per-namespace configuration).
 //! The rules themselves (configuration, scopes, transforms) are in `core::processors`.
 
+use std::cell::RefCell;
+
 use pgrx::callconv::{Arg, ArgAbi};
 use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
 use pgrx::pg_sys::BuiltinOid::*;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
-use pgrx::{JsonB, Uuid};
+use pgrx::{JsonB, PgMemoryContexts, Uuid};
 use serde_json::{json, Value};
 
 use crate::api::contexts::unknown_context;
@@ -57,19 +59,28 @@ impl_sql_translatable!(RegProcedure, "regprocedure");
 /// One step of a stage, in priority order.
 enum Step {
     Builtin(&'static str),
-    User { name: String, function: pg_sys::Oid },
+    User(UserFunction),
+}
+
+/// A user processor's function, looked up once per pipeline.
+struct UserFunction {
+    name: String,
+    flinfo: Box<pg_sys::FmgrInfo>,
 }
 
 struct Registered {
     name: String,
     function: Option<pg_sys::Oid>,
     exists: bool,
+    executable: bool,
     scope: Value,
     enabled: bool,
 }
 
 static REGISTRY: Statement = Statement {
-    sql: "SELECT r.name, r.fn::oid, p.oid IS NOT NULL, r.scope, r.enabled
+    sql: "SELECT r.name, r.fn::oid, p.oid IS NOT NULL,
+                 CASE WHEN p.oid IS NULL THEN false ELSE has_function_privilege(p.oid, 'EXECUTE') END,
+                 r.scope, r.enabled
             FROM ctx.processor_registry r LEFT JOIN pg_catalog.pg_proc p ON p.oid = r.fn
            WHERE r.stage = $1
            ORDER BY r.priority, r.name",
@@ -86,8 +97,9 @@ fn registry(client: &SpiClient<'_>, stage: Stage) -> CtxResult<Vec<Registered>> 
                 name: required(row.get(1)?, "name")?,
                 function: row.get(2)?,
                 exists: row.get(3)?.unwrap_or(false),
-                scope: row.get::<JsonB>(4)?.map_or(Value::Null, |j| j.0),
-                enabled: row.get(5)?.unwrap_or(false),
+                executable: row.get(4)?.unwrap_or(false),
+                scope: row.get::<JsonB>(5)?.map_or(Value::Null, |j| j.0),
+                enabled: row.get(6)?.unwrap_or(false),
             })
         })
         .collect()
@@ -102,6 +114,8 @@ pub(crate) struct Pipeline {
     encoding: Encoding,
     context_id: Option<Uuid>,
     namespace: Vec<String>,
+    /// Where user functions run; reset after each call so a long walk does not grow memory.
+    scratch: Option<RefCell<PgMemoryContexts>>,
 }
 
 impl Pipeline {
@@ -126,19 +140,35 @@ impl Pipeline {
                     }
                     if !r.exists {
                         return Err(CtxError::new(
-                            ErrorKind::UndefinedObject,
+                            ErrorKind::UndefinedFunction,
                             format!("processor \"{}\": its function no longer exists", r.name),
                         )
                         .with_hint("ctx.unregister_processor() it, or register it again with an existing function"));
                     }
-                    steps.push(Step::User {
+                    if !r.executable {
+                        return Err(CtxError::new(
+                            ErrorKind::InsufficientPrivilege,
+                            format!(
+                                "processor \"{}\": permission denied to execute its function",
+                                r.name
+                            ),
+                        )
+                        .with_hint("GRANT EXECUTE on the function to this role, or narrow the processor's scope"));
+                    }
+                    let mut flinfo = Box::new(pg_sys::FmgrInfo::default());
+                    unsafe { pg_sys::fmgr_info(function, &mut *flinfo) };
+                    steps.push(Step::User(UserFunction {
                         name: r.name,
-                        function,
-                    });
+                        flinfo,
+                    }));
                 }
                 (Some(_), _) => {}
             }
         }
+        let scratch = steps
+            .iter()
+            .any(|s| matches!(s, Step::User(_)))
+            .then(|| RefCell::new(PgMemoryContexts::new("ctxstore processors")));
         Ok(Pipeline {
             stage,
             kind: target.kind,
@@ -147,6 +177,7 @@ impl Pipeline {
             encoding,
             context_id: None,
             namespace: target.namespace.map(<[String]>::to_vec).unwrap_or_default(),
+            scratch,
         })
     }
 
@@ -218,7 +249,7 @@ impl Pipeline {
 
     /// Whether reads through this pipeline equal the stored rows (no step would act).
     pub fn reads_unchanged(&self) -> bool {
-        self.config.reads_unchanged() && !self.steps.iter().any(|s| matches!(s, Step::User { .. }))
+        self.config.reads_unchanged() && self.scratch.is_none()
     }
 
     pub fn dedup(&self) -> bool {
@@ -267,11 +298,11 @@ impl Pipeline {
                     );
                 }
                 Step::Builtin(_) => {}
-                Step::User { name, function } => {
+                Step::User(function) => {
                     let doc = item.document(self.kind, self.context_id, &self.namespace);
-                    match call_processor(name, *function, doc)? {
+                    match self.call(function, doc)? {
                         None => return Ok(None),
-                        Some(out) => item.take(self.kind, name, out)?,
+                        Some(out) => item.take(self.kind, &function.name, out)?,
                     }
                 }
             }
@@ -292,19 +323,19 @@ impl Pipeline {
                         return Ok(None);
                     }
                 }
-                Step::User { name, function } => {
+                Step::User(function) => {
                     let doc = json!({
                         "kind": "message", "stage": "read",
                         "context_id": self.context_id.map(|id| id.to_string()),
                         "seq": seq, "role": message.role, "content": message.content,
                         "metadata": message.metadata, "tokens": message.tokens,
                     });
-                    let Some(out) = call_processor(name, *function, doc)? else {
+                    let Some(out) = self.call(function, doc)? else {
                         return Ok(None);
                     };
                     let mut item =
                         WriteItem::message(message.role, message.content, message.metadata);
-                    item.take(Kind::Message, name, out)?;
+                    item.take(Kind::Message, &function.name, out)?;
                     let content = item.content.unwrap_or_default();
                     message = ReadMessage {
                         tokens: self.encoding.count(&content) as i64,
@@ -409,7 +440,11 @@ impl WriteItem {
     /// Takes back what a user processor returned, checking its shape.
     fn take(&mut self, kind: Kind, processor: &str, out: Value) -> CtxResult<()> {
         let bad = |what: String| {
-            CtxError::invalid(format!("processor \"{processor}\" returned {what}")).with_hint(
+            CtxError::new(
+                ErrorKind::ExternalRoutine,
+                format!("processor \"{processor}\" returned {what}"),
+            )
+            .with_hint(
                 "a processor returns the document it was given, changed, or NULL to drop the item",
             )
         };
@@ -448,10 +483,27 @@ impl WriteItem {
     }
 }
 
+impl Pipeline {
+    /// Runs a user function in the scratch memory context, which is reset afterwards.
+    fn call(&self, function: &UserFunction, doc: Value) -> CtxResult<Option<Value>> {
+        let scratch = self
+            .scratch
+            .as_ref()
+            .ok_or_else(|| CtxError::internal("a user processor without a scratch context"))?;
+        let mut scratch = scratch.borrow_mut();
+        let flinfo: *const pg_sys::FmgrInfo = &*function.flinfo;
+        let result = unsafe {
+            scratch.switch_to(|_| call_processor(&function.name, flinfo.cast_mut(), doc))
+        };
+        unsafe { scratch.reset() };
+        Ok(result)
+    }
+}
+
 /// Calls a user processor (jsonb -> jsonb, NULL drops). Its errors abort the call with the
 /// processor's name in the message, their SQLSTATE, detail and hint kept.
-fn call_processor(name: &str, function: pg_sys::Oid, doc: Value) -> CtxResult<Option<Value>> {
-    let result = PgTryBuilder::new(|| unsafe { call_jsonb_function(function, doc.clone()) })
+fn call_processor(name: &str, flinfo: *mut pg_sys::FmgrInfo, doc: Value) -> Option<Value> {
+    PgTryBuilder::new(|| unsafe { call_jsonb_function(flinfo, doc.clone()) })
         .catch_others(|caught| {
             let report = match caught {
                 CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
@@ -471,27 +523,24 @@ fn call_processor(name: &str, function: pg_sys::Oid, doc: Value) -> CtxResult<Op
             again.report(PgLogLevel::ERROR);
             unreachable!("ERROR does not return")
         })
-        .execute();
-    Ok(result)
+        .execute()
 }
 
 /// fmgr call of a one-argument jsonb function that may return NULL (OidFunctionCall cannot).
-unsafe fn call_jsonb_function(function: pg_sys::Oid, doc: Value) -> Option<Value> {
+unsafe fn call_jsonb_function(flinfo: *mut pg_sys::FmgrInfo, doc: Value) -> Option<Value> {
     unsafe {
-        let mut flinfo = pg_sys::FmgrInfo::default();
-        pg_sys::fmgr_info(function, &mut flinfo);
         let fcinfo = pg_sys::palloc0(
             std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>()
                 + std::mem::size_of::<pg_sys::NullableDatum>(),
         ) as *mut pg_sys::FunctionCallInfoBaseData;
         let call = &mut *fcinfo;
-        call.flinfo = &mut flinfo;
+        call.flinfo = flinfo;
         call.fncollation = pg_sys::DEFAULT_COLLATION_OID;
         call.nargs = 1;
         let args = call.args.as_mut_slice(1);
         args[0].value = JsonB(doc).into_datum().expect("jsonb is never NULL");
         args[0].isnull = false;
-        let entry = flinfo.fn_addr.expect("fmgr_info sets fn_addr");
+        let entry = (*flinfo).fn_addr.expect("fmgr_info sets fn_addr");
         let datum = pg_sys::ffi::pg_guard_ffi_boundary(|| entry(fcinfo));
         let result = JsonB::from_datum(datum, call.isnull).map(|j| j.0);
         pg_sys::pfree(fcinfo.cast());
@@ -556,14 +605,28 @@ fn register(
     let scope = scope.map_or(json!({}), |j| j.0);
     Scope::parse(&scope)?;
     Spi::connect_mut(|client| {
-        let signature_ok: Option<bool> = crate::plans::first_value(client.select(
+        let mut table = client.select(
             "SELECT p.pronargs = 1 AND p.proargtypes[0] = 'jsonb'::regtype
-                    AND p.prorettype = 'jsonb'::regtype AND NOT p.proretset AND p.prokind = 'f'
+                    AND p.prorettype = 'jsonb'::regtype AND NOT p.proretset AND p.prokind = 'f',
+                    p.provolatile <> 'v'
                FROM pg_catalog.pg_proc p WHERE p.oid = $1",
             Some(1),
             &[function.into()],
-        )?)?;
-        if signature_ok != Some(true) {
+        )?;
+        let (signature_ok, read_only) = match table.next() {
+            Some(row) => (
+                row.get::<bool>(1)?.unwrap_or(false),
+                row.get::<bool>(2)?.unwrap_or(false),
+            ),
+            None => (false, false),
+        };
+        if stage == Stage::Read && signature_ok && !read_only {
+            return Err(CtxError::invalid(
+                "a read processor must be STABLE or IMMUTABLE: reads must not write",
+            )
+            .with_hint("ALTER FUNCTION ... STABLE, or register it in the write stage"));
+        }
+        if !signature_ok {
             return Err(CtxError::invalid(
                 "a processor function must take one jsonb and return jsonb",
             )

@@ -310,6 +310,9 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
             )?;
             return Ok(json!({}));
         }
+        if fresh {
+            return Ok(json!({})); // expired: nothing live to return
+        }
         return read_typed(
             client,
             row.get::<JsonB>(1)?.map_or(json!({}), |j| j.0),

@@ -512,8 +512,10 @@ pub fn normalize(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Redacts every string in a JSON document (keys are kept): state values and metadata.
+/// Redacts every string in a JSON document (keys are kept): state values and metadata. The
+/// whole value of a key that names a secret (`"password": "…"`) is a credential.
 pub fn redact_json(value: &mut Value, selection: &redact::Selection, counts: &mut redact::Counts) {
+    let credentials = selection.kinds.contains(&Detected::Credential);
     match value {
         Value::String(s) => {
             if let Some(clean) = redact::redact(s, selection, counts) {
@@ -523,9 +525,22 @@ pub fn redact_json(value: &mut Value, selection: &redact::Selection, counts: &mu
         Value::Array(items) => items
             .iter_mut()
             .for_each(|v| redact_json(v, selection, counts)),
-        Value::Object(map) => map
-            .values_mut()
-            .for_each(|v| redact_json(v, selection, counts)),
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    Value::String(secret)
+                        if credentials
+                            && !secret.is_empty()
+                            && !secret.starts_with("[REDACTED")
+                            && redact::is_sensitive_key(key) =>
+                    {
+                        *secret = Detected::Credential.placeholder();
+                        *counts.entry(Detected::Credential.name()).or_default() += 1;
+                    }
+                    _ => redact_json(v, selection, counts),
+                }
+            }
+        }
         _ => {}
     }
 }
@@ -584,7 +599,17 @@ pub fn apply_read_builtin(
 ) -> bool {
     match name {
         "drop_roles" => !config.drop_roles.contains(&message.role),
-        "drop_tool_messages" => !(config.drop_tool_messages && is_tool_traffic(message)),
+        "drop_tool_messages" if config.drop_tool_messages => {
+            if is_tool_traffic(message) {
+                return false;
+            }
+            // the calls' results are gone: an assistant message keeps its text, not its calls
+            // (a model API rejects tool_calls without their tool messages)
+            if let Some(map) = message.metadata.as_object_mut() {
+                map.remove("tool_calls");
+            }
+            true
+        }
         "truncate" => {
             if let Some(limit) = config.truncate {
                 if message.tokens > i64::from(limit) {
@@ -609,7 +634,9 @@ fn is_tool_traffic(message: &ReadMessage) -> bool {
             && message.content.trim().is_empty())
 }
 
-/// `dedup`: remembers (role, content) of the messages kept so far, newest first.
+/// `dedup`: remembers (role, stored content) of the messages kept so far, newest first. The
+/// stored content, not the processed one: two long messages that `truncate` cut to the same
+/// prefix are not repeats.
 #[derive(Default)]
 pub struct Dedup {
     seen: HashSet<(String, String)>,
@@ -617,10 +644,10 @@ pub struct Dedup {
 
 impl Dedup {
     /// Whether a message (visited newest first) repeats a newer one.
-    pub fn repeats(&mut self, message: &ReadMessage) -> bool {
+    pub fn repeats(&mut self, role: &str, stored_content: &str) -> bool {
         !self
             .seen
-            .insert((message.role.clone(), message.content.trim().to_string()))
+            .insert((role.to_string(), stored_content.trim().to_string()))
     }
 }
 
@@ -807,15 +834,28 @@ mod tests {
         assert!(answer.tokens <= 8 && answer.content.ends_with(TRUNCATION_MARK));
         assert_eq!(answer.tokens, e.count(&answer.content) as i64);
         assert!(answer.metadata["truncated_from_tokens"].as_i64().unwrap() > 8);
+        let mut both = msg(
+            "assistant",
+            "Calling the tool now.",
+            json!({"tool_calls": [{"id": "c"}], "x": 1}),
+        );
+        assert!(apply_read_builtin(
+            "drop_tool_messages",
+            &config,
+            &mut both,
+            e
+        ));
+        assert_eq!(both.metadata, json!({"x": 1}));
         let mut dedup = Dedup::default();
-        assert!(!dedup.repeats(&msg("user", "hi", json!({}))));
-        assert!(dedup.repeats(&msg("user", " hi ", json!({}))));
-        assert!(!dedup.repeats(&msg("assistant", "hi", json!({}))));
+        assert!(!dedup.repeats("user", "hi"));
+        assert!(dedup.repeats("user", " hi "));
+        assert!(!dedup.repeats("assistant", "hi"));
     }
 
     #[test]
     fn redaction_counts_accumulate_in_json() {
-        let mut value = json!({"card": "4111 1111 1111 1111", "notes": ["mail a@b.io", 3]});
+        let mut value = json!({"card": "4111 1111 1111 1111", "notes": ["mail a@b.io", 3],
+                               "db": {"DB_PASSWORD": "x1", "password_hint": ""}});
         let mut counts = redact::Counts::new();
         redact_json(
             &mut value,
@@ -824,7 +864,11 @@ mod tests {
         );
         assert_eq!(value["card"], "[REDACTED:card]");
         assert_eq!(value["notes"][0], "mail [REDACTED:email]");
+        assert_eq!(
+            value["db"],
+            json!({"DB_PASSWORD": "[REDACTED:credential]", "password_hint": ""})
+        );
         let recorded = record_counts(Some(&json!({"card": 2})), &counts);
-        assert_eq!(recorded, json!({"card": 3, "email": 1}));
+        assert_eq!(recorded, json!({"card": 3, "email": 1, "credential": 1}));
     }
 }

@@ -65,41 +65,46 @@ impl Kind {
 /// How many of each kind a redaction replaced.
 pub type Counts = BTreeMap<&'static str, u64>;
 
-struct Detector {
-    kind: Kind,
-    pattern: Regex,
-    /// Only this capture group is replaced (credential values keep their `password=`).
-    group: usize,
-    /// A check on the match the pattern cannot express.
-    accept: fn(&str) -> bool,
+/// Names of keys whose values are secrets, in `key=value` text and in JSON objects.
+macro_rules! sensitive_keys {
+    () => {
+        "password|passwd|pwd|secret|api[_-]?key|access[_-]?key|auth[_-]?token|access[_-]?token|refresh[_-]?token|private[_-]?key|client[_-]?secret"
+    };
 }
 
-fn always(_: &str) -> bool {
-    true
+struct Detector {
+    kind: Kind,
+    /// Finds candidates; when the pattern has groups, the first that took part is what gets
+    /// replaced (a credential's value keeps its `password=`).
+    pattern: Regex,
+    /// The byte ranges of a candidate to replace: checks a pattern cannot express.
+    spans: fn(&str) -> Vec<(usize, usize)>,
+}
+
+fn whole(candidate: &str) -> Vec<(usize, usize)> {
+    vec![(0, candidate.len())]
 }
 
 fn detectors() -> &'static [Detector] {
     static DETECTORS: OnceLock<Vec<Detector>> = OnceLock::new();
     DETECTORS.get_or_init(|| {
-        let d = |kind, pattern: &str, group, accept| Detector {
+        let d = |kind, pattern: &str, spans| Detector {
             kind,
             pattern: Regex::new(pattern).expect("detector patterns are valid"),
-            group,
-            accept,
+            spans,
         };
         vec![
             // Whole blocks first: a key's base64 body must not be picked apart by later detectors.
+            // (a block cut off before its END line is redacted to the end of the text)
             d(
                 Kind::PrivateKey,
-                r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
-                0,
-                always,
+                r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[\s\S]*)",
+                whole,
             ),
             d(
                 Kind::Jwt,
                 r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
-                0,
-                always,
+                whole,
             ),
             d(
                 Kind::ApiKey,
@@ -116,21 +121,26 @@ fn detectors() -> &'static [Detector] {
                     r")\b",
                     r"|(?i:\bbearer\s+)([A-Za-z0-9._~+/-]{20,}=*)"
                 ),
-                0,
-                always,
+                whole,
             ),
             d(
                 Kind::Credential,
-                r#"(?i)\b(?:password|passwd|pwd|secret|client_secret|api[_-]?key|access[_-]?token|auth[_-]?token|private[_-]?key)["']?\s*[:=]\s*["']?([^\s"',;]{6,})"#,
-                1,
+                concat!(
+                    // DB_PASSWORD=…, "api_key": "…", client-secret: '…'
+                    r#"(?i)\b[a-z0-9_.-]*?(?:"#,
+                    sensitive_keys!(),
+                    r#")[a-z0-9_-]*["']?\s*[:=]\s*(?:"([^"\n]{4,})"|'([^'\n]{4,})'|([^\s"'&,;]{4,}))"#,
+                    // the password of a connection URL: postgres://user:…@host
+                    r"|\b[a-z][a-z0-9+.-]*://[^\s:/@]+:([^\s@/]+)@"
+                ),
                 not_a_placeholder,
             ),
-            d(Kind::Card, r"\b\d(?:[ -]?\d){12,18}\b", 0, is_card_number),
+            // digit runs (with single spaces or dashes); card numbers are found inside them
+            d(Kind::Card, r"\b\d(?:[ -]?\d)*\b", card_numbers),
             d(
                 Kind::Email,
                 r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b",
-                0,
-                always,
+                whole,
             ),
             d(
                 Kind::Phone,
@@ -140,15 +150,82 @@ fn detectors() -> &'static [Detector] {
                     // North American: (555) 123-4567, 555-123-4567, 555.123.4567
                     r"|(?:\(\d{3}\)\s?|\b\d{3}[.-])\d{3}[.-]\d{4}\b"
                 ),
-                0,
-                is_phone_number,
+                phone_number,
             ),
         ]
     })
 }
 
-fn not_a_placeholder(value: &str) -> bool {
-    !value.starts_with("[REDACTED")
+/// Whether a JSON key names a secret (`password`, `DB_PASSWORD`, `apiKey`, `client_secret`).
+pub fn is_sensitive_key(key: &str) -> bool {
+    static PATTERN: OnceLock<Regex> = OnceLock::new();
+    PATTERN
+        .get_or_init(|| {
+            Regex::new(concat!("(?i)(?:", sensitive_keys!(), ")"))
+                .expect("the key pattern is valid")
+        })
+        .is_match(key)
+}
+
+fn not_a_placeholder(value: &str) -> Vec<(usize, usize)> {
+    if value.starts_with("[REDACTED") {
+        Vec::new()
+    } else {
+        whole(value)
+    }
+}
+
+fn phone_number(candidate: &str) -> Vec<(usize, usize)> {
+    if is_phone_number(candidate) {
+        whole(candidate)
+    } else {
+        Vec::new()
+    }
+}
+
+/// The card numbers inside a run of digit groups: `qty 2 4111 1111 1111 1111 123` holds one,
+/// between group boundaries, even though the whole run is no card number.
+fn card_numbers(run: &str) -> Vec<(usize, usize)> {
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    let mut start = None;
+    for (i, b) in run.bytes().enumerate() {
+        match (b.is_ascii_digit(), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                groups.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        groups.push((s, run.len()));
+    }
+    let mut found = Vec::new();
+    let mut first = 0;
+    while first < groups.len() {
+        // the longest card number starting at this group
+        let mut best = None;
+        let mut digits = 0;
+        for last in first..groups.len() {
+            digits += groups[last].1 - groups[last].0;
+            if digits > 19 {
+                break;
+            }
+            let span = (groups[first].0, groups[last].1);
+            if digits >= 13 && is_card_number(&run[span.0..span.1]) {
+                best = Some((last, span));
+            }
+        }
+        match best {
+            Some((last, span)) => {
+                found.push(span);
+                first = last + 1;
+            }
+            None => first += 1,
+        }
+    }
+    found
 }
 
 /// Luhn-valid, 13 to 19 digits, a known card network's prefix and length, and separators (if
@@ -257,20 +334,15 @@ pub fn redact(text: &str, selection: &Selection, counts: &mut Counts) -> Option<
         let mut last = 0;
         let mut found = 0u64;
         for caps in detector.pattern.captures_iter(source) {
-            // the bearer alternative of the API-key pattern captures only the token
-            let m = if detector.kind == Kind::ApiKey {
-                caps.get(1).or_else(|| caps.get(0))
-            } else {
-                caps.get(detector.group)
-            };
-            let Some(m) = m else { continue };
-            if !(detector.accept)(m.as_str()) {
+            let Some(m) = caps.iter().skip(1).flatten().next().or_else(|| caps.get(0)) else {
                 continue;
+            };
+            for (from, to) in (detector.spans)(m.as_str()) {
+                out.push_str(&source[last..m.start() + from]);
+                out.push_str(&detector.kind.placeholder());
+                last = m.start() + to;
+                found += 1;
             }
-            out.push_str(&source[last..m.start()]);
-            out.push_str(&detector.kind.placeholder());
-            last = m.end();
-            found += 1;
         }
         if found > 0 {
             out.push_str(&source[last..]);
@@ -364,6 +436,53 @@ mod tests {
                 "[REDACTED:private_key]\nafter",
                 "private_key",
             ),
+            (
+                "key: -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqh",
+                "key: [REDACTED:private_key]",
+                "private_key",
+            ),
+            (
+                "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF\n-----END PGP PRIVATE KEY BLOCK-----",
+                "[REDACTED:private_key]",
+                "private_key",
+            ),
+            // a card next to other digits: a CVV, an expiry, a quantity
+            (
+                "4111 1111 1111 1111 123",
+                "[REDACTED:card] 123",
+                "card",
+            ),
+            (
+                "4111-1111-1111-1111 12/28",
+                "[REDACTED:card] 12/28",
+                "card",
+            ),
+            ("qty 2 4111 1111 1111 1111", "qty 2 [REDACTED:card]", "card"),
+            (
+                "DB_PASSWORD=s3cr3t! and more",
+                "DB_PASSWORD=[REDACTED:credential] and more",
+                "credential",
+            ),
+            (
+                "aws_secret_access_key = wJalrXUtnFEMI",
+                "aws_secret_access_key = [REDACTED:credential]",
+                "credential",
+            ),
+            (
+                "password: \"correct horse battery\"",
+                "password: \"[REDACTED:credential]\"",
+                "credential",
+            ),
+            (
+                "/login?password=hunter22&user=bob",
+                "/login?password=[REDACTED:credential]&user=bob",
+                "credential",
+            ),
+            (
+                "postgres://app:pa55word@db.internal:5432/x",
+                "postgres://app:[REDACTED:credential]@db.internal:5432/x",
+                "credential",
+            ),
         ];
         for (input, expected, kind) in cases {
             let (out, counts) = run(input, &Selection::new(true, &[]));
@@ -387,6 +506,9 @@ mod tests {
             "AKIA is a prefix, AKIAshort",          // not an AWS key
             "password: [REDACTED:credential]",      // already redacted
             "my password is strong",                // no assignment
+            "run pwd && ls",                        // a command, not a password
+            "see https://example.com/a:b@c",        // a URL without credentials shape
+            "ORD4111111111111111",                  // digits glued to letters
             "email me at support (at) example.com", // obfuscated, not an address
             "user@localhost",                       // no TLD
             "call +1.2.3",                          // too few digits
@@ -431,6 +553,23 @@ mod tests {
         assert_eq!(out, "[REDACTED:card] and [REDACTED:card], [REDACTED:email]");
         assert_eq!(counts.get("card"), Some(&2));
         assert!(redact("x", &Selection::default(), &mut counts).is_none());
+    }
+
+    #[test]
+    fn sensitive_keys() {
+        for key in [
+            "password",
+            "DB_PASSWORD",
+            "apiKey",
+            "api-key",
+            "client_secret",
+            "refreshToken",
+        ] {
+            assert!(is_sensitive_key(key), "{key}");
+        }
+        for key in ["name", "tokens", "keyboard", "passage"] {
+            assert!(!is_sensitive_key(key), "{key}");
+        }
     }
 
     #[test]

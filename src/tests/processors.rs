@@ -22,7 +22,7 @@ fn model(raw: &[(i64, ReadMessage)], config: &Config, budget: i64) -> Vec<i64> {
         let pass = ["drop_roles", "drop_tool_messages", "truncate"]
             .iter()
             .all(|name| apply_read_builtin(name, config, &mut m, Encoding::O200kBase));
-        if !pass || (config.dedup && dedup.repeats(&m)) {
+        if !pass || (config.dedup && dedup.repeats(&m.role, &message.content)) {
             continue;
         }
         if m.tokens > left {

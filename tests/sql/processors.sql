@@ -12,6 +12,9 @@ SELECT ctx.create_context('redaction') AS c \gset
 SELECT ctx.append(:'c', 'user', 'my card is 4111 1111 1111 1111, key sk-proj-abcdefghijklmnopqrstuvwxyz0123, mail ada@example.com') AS s1;
 SELECT ctx.append(:'c', 'user', 'order 4111 1111 1111 1112 and invoice 1234567890123452 on 2026-11-25, v1.2.3, 10.0.0.12') AS s2;
 SELECT ctx.append(:'c', 'assistant', 'ok', '{"tool_calls": [{"function": {"arguments": "{\"password\": \"hunter2hunter2\"}"}}]}') AS s3;
+-- near-misses stay; cards next to other digits and credentials in env-style or URL form do not
+SELECT ctx.append(:'c', 'user', 'qty 2 4111 1111 1111 1111 123, DB_PASSWORD=s3cr3t!, postgres://app:pa55word@db/x, run pwd') AS s3b;
+SELECT content, metadata->'redacted' AS redacted FROM ctx.messages(:'c', since_seq => 3);
 SELECT seq, content, metadata FROM ctx.messages(:'c');
 -- nothing of the original is stored anywhere
 SELECT count(*) AS leaked FROM ctx.messages m
@@ -23,11 +26,11 @@ SELECT ctx.configure_context_processors(:'c', '{"redact_pii": ["email"]}') ->> '
 SELECT ctx.append(:'c', 'user', 'write to ada@example.com or call +44 20 7946 0958') AS s4;
 SELECT ctx.configure_context_processors(:'c', '{"redact_pii": true}') ->> 'redact_pii' AS pii;
 SELECT ctx.append(:'c', 'user', 'call (555) 123-4567; not a phone: 123-45-6789, 2026-11-25') AS s5;
-SELECT seq, content, metadata->'redacted' AS redacted FROM ctx.messages(:'c', since_seq => 3);
+SELECT seq, content, metadata->'redacted' AS redacted FROM ctx.messages(:'c', since_seq => 4);
 -- forks inherit the configuration; append_many goes through the same pipeline
 SELECT ctx.fork(:'c') AS f \gset
 SELECT ctx.append_many(:'f', '[{"role": "user", "content": "bob@example.org"}, {"role": "user", "content": "plain"}]');
-SELECT seq, content FROM ctx.messages(:'f', since_seq => 5);
+SELECT seq, content FROM ctx.messages(:'f', since_seq => 6);
 -- a context created with processors switched off stores the text as given
 SELECT ctx.create_context('raw', processors => '{"redact_secrets": false, "normalize": false}') AS raw \gset
 SELECT ctx.append(:'raw', 'user', E'card 4111111111111111\r\nend');
@@ -52,7 +55,7 @@ SELECT ctx.remember('{crm,internal}', 'ops contact ops@example.com') AS mi \gset
 SELECT content FROM ctx.memories WHERE id = :'mi';
 SELECT ctx.update_memory(:'m', content => 'Ada moved; new mail ada@new.example') IS NOT NULL AS updated;
 SELECT content, metadata->'redacted' AS redacted FROM ctx.memories WHERE id = :'m' AND valid_to IS NULL;
-SELECT ctx.put('{crm,ada}', 'profile', '{"email": "ada@example.com", "notes": ["token ghp_abcdefghijklmnopqrstuvwxyz0123456789"]}');
+SELECT ctx.put('{crm,ada}', 'profile', '{"email": "ada@example.com", "notes": ["token ghp_abcdefghijklmnopqrstuvwxyz0123456789"], "db": {"DB_PASSWORD": "x1"}}');
 SELECT ctx.get('{crm,ada}', 'profile');
 SELECT ctx.patch('{crm,ada}', 'profile', '{"backup": "ada@backup.example"}');
 SELECT redacted FROM ctx.state WHERE namespace = '{crm,ada}' AND key = 'profile';
@@ -85,6 +88,14 @@ SELECT seq, role, content, tokens, tokens = ctx.count_tokens(content) AS exact, 
 SELECT ctx.configure_context_processors(:'r', '{"token_limit": 12}') ->> 'token_limit' AS token_limit;
 SELECT seq, tokens FROM ctx.token_window(:'r', 1000);
 SELECT sum(tokens) <= 12 AS capped FROM ctx.token_window(:'r', 1000);
+-- the summary heads a window only when nothing is left out between it and the window
+SELECT ctx.create_context('summarized') AS sm \gset
+SELECT count(*) FROM ctx.append_many(:'sm', (SELECT jsonb_agg(jsonb_build_object('role', 'user', 'content', 'message number ' || i)) FROM generate_series(1, 6) i));
+SELECT ctx.compact(:'sm', 'They counted to three.', keep_last => 3) AS summary_seq;
+SELECT ctx.configure_context_processors(:'sm', '{"dedup": true}') ->> 'dedup' AS dedup;
+SELECT seq, role, content FROM ctx.window(:'sm', 10);
+SELECT ctx.configure_context_processors(:'sm', '{"token_limit": 8}') ->> 'token_limit' AS token_limit;
+SELECT seq, role, content FROM ctx.window(:'sm', 10);
 -- ctx.messages and ctx.history are the raw log: no read processors
 SELECT count(*) AS raw_rows FROM ctx.messages(:'r');
 SELECT ctx.configure_context_processors(:'r', NULL) = ctx.processor_config(:'r') AS reset;
@@ -99,6 +110,12 @@ SELECT bool_and(used <= b) AS within_budget, bool_and(exact) AS exact
                        coalesce(bool_and(tokens = ctx.count_tokens(content)), true) AS exact
                   FROM ctx.build_context(:'r', b, options => jsonb_build_object('processors', p.procs))) x;
 SELECT jsonb_array_length(ctx.build_context_json(:'r', 200, options => '{"processors": {"drop_tool_messages": true}}')) AS messages;
+-- an assistant message with text and tool calls keeps its text; its calls go with their results
+SELECT ctx.append(:'r', 'assistant', 'Let me check the forecast.', '{"tool_calls": [{"id": "c2", "type": "function", "function": {"name": "weather", "arguments": "{}"}}]}') AS s;
+SELECT m->>'role' AS role, m->>'content' AS content, m ? 'tool_calls' AS has_calls
+  FROM jsonb_array_elements(ctx.build_context_json(:'r', 200, options => '{"processors": {"drop_tool_messages": true}}')) m;
+SELECT count(*) FILTER (WHERE m ? 'tool_calls') AS with_calls
+  FROM jsonb_array_elements(ctx.build_context_json(:'r', 200)) m;
 -- write-stage keys are not per-call options
 SELECT ctx.build_context(:'r', 100, options => '{"processors": {"redact_pii": true}}');
 
@@ -115,7 +132,7 @@ $$;
 CREATE FUNCTION tag_second(item jsonb) RETURNS jsonb LANGUAGE sql AS $$
   SELECT jsonb_set(item, '{metadata,order}', coalesce(item->'metadata'->'order', '[]') || '"second"')
 $$;
-CREATE FUNCTION shout(item jsonb) RETURNS jsonb LANGUAGE sql AS $$
+CREATE FUNCTION shout(item jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
   SELECT jsonb_set(item, '{content}', to_jsonb(upper(item->>'content')))
 $$;
 CREATE FUNCTION strict_guard(item jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -170,6 +187,7 @@ SELECT ctx.enable_processor('redact_secrets');
 -- Errors
 SELECT ctx.register_processor('shout', 'read', 'shout(jsonb)');
 SELECT ctx.register_processor('bad_sig', 'write', 'not_a_processor(int)');
+SELECT ctx.register_processor('volatile_read', 'read', 'tag_first(jsonb)');
 SELECT ctx.register_processor('bad_stage', 'rewrite', 'shout(jsonb)');
 SELECT ctx.register_processor('Bad Name', 'write', 'shout(jsonb)');
 SELECT ctx.register_processor('bad_scope', 'write', 'shout(jsonb)', scope => '{"tenant": 1}');
@@ -198,4 +216,4 @@ SELECT ctx.configure_namespace_processors('{crm}', NULL);
 SELECT ctx.forget('{crm}'::text[]);
 SELECT ctx.delete_key('{crm,ada}', 'profile'), ctx.delete_key('{crm,ada}', 'beat');
 SELECT ctx.delete_context(id, cascade => true) FROM ctx.contexts
- WHERE name IN ('redaction', 'raw', 'norm', 'reads', 'users') AND parent_id IS NULL;
+ WHERE name IN ('redaction', 'raw', 'norm', 'reads', 'users', 'summarized') AND parent_id IS NULL;
