@@ -34,6 +34,13 @@ extension_sql_file!(
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::register();
+    // the processor registry is cached per backend; changes to it invalidate the cache
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(
+            Some(api::processors::forget_registry),
+            pg_sys::Datum::from(0),
+        )
+    };
     // Preloaded into the postmaster: build the tokenizer once; every backend inherits it.
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         gucs::default_encoding().warm_up();

@@ -843,6 +843,10 @@ pub(crate) fn newest_processed(
             .into_iter()
             .rev()
         {
+            // repeats are skipped before any processing: cheap, and keyed on what is stored
+            if pipeline.dedup() && dedup.repeats(&row.role, &row.content) {
+                continue;
+            }
             let message = ReadMessage {
                 role: row.role.clone(),
                 content: row.content.clone(),
@@ -852,9 +856,6 @@ pub(crate) fn newest_processed(
             let Some(message) = pipeline.read(row.seq, message)? else {
                 continue;
             };
-            if pipeline.dedup() && dedup.repeats(&message.role, &row.content) {
-                continue;
-            }
             if message.tokens > left {
                 break 'walk;
             }

@@ -68,41 +68,94 @@ struct UserFunction {
     flinfo: Box<pg_sys::FmgrInfo>,
 }
 
+#[derive(Clone)]
 struct Registered {
     name: String,
     function: Option<pg_sys::Oid>,
-    exists: bool,
-    executable: bool,
     scope: Value,
     enabled: bool,
 }
 
+thread_local! {
+    /// The registry rows of each stage (write, read), read once per backend: every append and
+    /// window needs them, and they change rarely. Cleared by any relcache invalidation, which
+    /// the functions that change the registry send for its table.
+    static REGISTRY_CACHE: RefCell<[Option<Vec<Registered>>; 2]> = const { RefCell::new([None, None]) };
+}
+
+/// Relcache invalidation callback (registered in `_PG_init`).
+pub(crate) unsafe extern "C-unwind" fn forget_registry(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
+    REGISTRY_CACHE.with(|cache| *cache.borrow_mut() = [None, None]);
+}
+
+/// Tells every backend (this one at the next command, others at commit) to reload the registry.
+fn registry_changed(client: &SpiClient<'_>) -> CtxResult<()> {
+    let table: Option<pg_sys::Oid> = crate::plans::first_value(client.select(
+        "SELECT 'ctx.processor_registry'::regclass::oid",
+        Some(1),
+        &[],
+    )?)?;
+    if let Some(oid) = table {
+        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(oid) };
+    }
+    Ok(())
+}
+
 static REGISTRY: Statement = Statement {
-    sql: "SELECT r.name, r.fn::oid, p.oid IS NOT NULL,
-                 CASE WHEN p.oid IS NULL THEN false ELSE has_function_privilege(p.oid, 'EXECUTE') END,
-                 r.scope, r.enabled
-            FROM ctx.processor_registry r LEFT JOIN pg_catalog.pg_proc p ON p.oid = r.fn
-           WHERE r.stage = $1
-           ORDER BY r.priority, r.name",
+    sql: "SELECT r.name, r.fn::oid, r.scope, r.enabled FROM ctx.processor_registry r
+           WHERE r.stage = $1 ORDER BY r.priority, r.name",
     args: &[TEXTOID],
     writes: false,
 };
 
 fn registry(client: &SpiClient<'_>, stage: Stage) -> CtxResult<Vec<Registered>> {
+    let slot = stage as usize;
+    if let Some(rows) = REGISTRY_CACHE.with(|cache| cache.borrow()[slot].clone()) {
+        return Ok(rows);
+    }
     let plan = REGISTRY.plan(client)?;
-    client
+    let rows = client
         .select(&*plan, None, &[stage.name().into()])?
         .map(|row| {
             Ok(Registered {
                 name: required(row.get(1)?, "name")?,
                 function: row.get(2)?,
-                exists: row.get(3)?.unwrap_or(false),
-                executable: row.get(4)?.unwrap_or(false),
-                scope: row.get::<JsonB>(5)?.map_or(Value::Null, |j| j.0),
-                enabled: row.get(6)?.unwrap_or(false),
+                scope: row.get::<JsonB>(3)?.map_or(Value::Null, |j| j.0),
+                enabled: row.get(4)?.unwrap_or(false),
             })
         })
-        .collect()
+        .collect::<CtxResult<Vec<_>>>()?;
+    REGISTRY_CACHE.with(|cache| cache.borrow_mut()[slot] = Some(rows.clone()));
+    Ok(rows)
+}
+
+/// Whether a user processor's function still exists, and whether the current role may run it
+/// (checked at each use: functions are dropped and privileges change without touching the
+/// registry).
+fn usable(client: &SpiClient<'_>, name: &str, function: pg_sys::Oid) -> CtxResult<()> {
+    static CHECK: Statement = Statement {
+        sql: "SELECT has_function_privilege(p.oid, 'EXECUTE') FROM pg_catalog.pg_proc p WHERE p.oid = $1",
+        args: &[OIDOID],
+        writes: false,
+    };
+    let plan = CHECK.plan(client)?;
+    let executable: Option<bool> =
+        crate::plans::first_value(client.select(&*plan, Some(1), &[function.into()])?)?;
+    match executable {
+        None => Err(CtxError::new(
+            ErrorKind::UndefinedFunction,
+            format!("processor \"{name}\": its function no longer exists"),
+        )
+        .with_hint(
+            "ctx.unregister_processor() it, or register it again with an existing function",
+        )),
+        Some(false) => Err(CtxError::new(
+            ErrorKind::InsufficientPrivilege,
+            format!("processor \"{name}\": permission denied to execute its function"),
+        )
+        .with_hint("GRANT EXECUTE on the function to this role, or narrow the processor's scope")),
+        Some(true) => Ok(()),
+    }
 }
 
 /// The processors of one stage for one item, ready to run.
@@ -138,23 +191,7 @@ impl Pipeline {
                     if !scope.matches(target) {
                         continue;
                     }
-                    if !r.exists {
-                        return Err(CtxError::new(
-                            ErrorKind::UndefinedFunction,
-                            format!("processor \"{}\": its function no longer exists", r.name),
-                        )
-                        .with_hint("ctx.unregister_processor() it, or register it again with an existing function"));
-                    }
-                    if !r.executable {
-                        return Err(CtxError::new(
-                            ErrorKind::InsufficientPrivilege,
-                            format!(
-                                "processor \"{}\": permission denied to execute its function",
-                                r.name
-                            ),
-                        )
-                        .with_hint("GRANT EXECUTE on the function to this role, or narrow the processor's scope"));
-                    }
+                    usable(client, &r.name, function)?;
                     let mut flinfo = Box::new(pg_sys::FmgrInfo::default());
                     unsafe { pg_sys::fmgr_info(function, &mut *flinfo) };
                     steps.push(Step::User(UserFunction {
@@ -653,7 +690,7 @@ fn register(
             )
             .with_hint("ctx.unregister_processor() it first, or choose another name"));
         }
-        Ok(())
+        registry_changed(client)
     })
 }
 
@@ -668,7 +705,7 @@ fn set_enabled(name: Option<&str>, enabled: bool) -> CtxResult<()> {
         if table.is_empty() {
             return Err(unknown_processor(name));
         }
-        Ok(())
+        registry_changed(client)
     })
 }
 
@@ -695,7 +732,7 @@ fn unregister_processor(name: Option<&str>) {
             &[name.into()],
         )?)?;
         if builtin.is_some() {
-            return Ok(());
+            return registry_changed(client);
         }
         if rules::builtin(name).is_some() {
             return Err(CtxError::new(

@@ -123,7 +123,7 @@ pub const BUILTINS: &[Builtin] = &[
         name: "dedup",
         stage: Stage::Read,
         priority: 950,
-        description: "keeps only the newest of messages with the same role and content",
+        description: "keeps only the newest of messages with the same role and stored content",
     },
     Builtin {
         name: "token_limit",

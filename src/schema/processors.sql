@@ -32,7 +32,7 @@ INSERT INTO ctx.processor_registry (name, stage, priority, description) VALUES
     ('drop_roles', 'read', 10, 'drops messages of the listed roles'),
     ('drop_tool_messages', 'read', 20, 'drops tool results and assistant messages that only carry tool calls'),
     ('truncate', 'read', 900, 'cuts each message to N tokens, marked with "…[truncated]"'),
-    ('dedup', 'read', 950, 'keeps only the newest of messages with the same role and content'),
+    ('dedup', 'read', 950, 'keeps only the newest of messages with the same role and stored content'),
     ('token_limit', 'read', 1000, 'at most N tokens of messages in all (the newest that fit)');
 
 CREATE VIEW ctx.processors AS

@@ -18,11 +18,14 @@ fn model(raw: &[(i64, ReadMessage)], config: &Config, budget: i64) -> Vec<i64> {
     let mut dedup = Dedup::default();
     let mut kept = Vec::new();
     for (seq, message) in raw.iter().rev() {
+        if config.dedup && dedup.repeats(&message.role, &message.content) {
+            continue;
+        }
         let mut m = message.clone();
         let pass = ["drop_roles", "drop_tool_messages", "truncate"]
             .iter()
             .all(|name| apply_read_builtin(name, config, &mut m, Encoding::O200kBase));
-        if !pass || (config.dedup && dedup.repeats(&m.role, &message.content)) {
+        if !pass {
             continue;
         }
         if m.tokens > left {
