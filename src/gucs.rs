@@ -1,5 +1,7 @@
 //! Every `ctxstore.*` setting, defined in one place.
 
+use std::ffi::CString;
+
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 
 use crate::core::tokenizer::Encoding;
@@ -32,7 +34,61 @@ pub static MAX_MESSAGE_BYTES: GucSetting<i32> = GucSetting::<i32>::new(1024 * 10
 /// and uses the HNSW index (when one exists) above it.
 pub static EXACT_RECALL_MAX_CANDIDATES: GucSetting<i32> = GucSetting::<i32>::new(5000);
 
+/// `ctxstore.master_key`: the master keys (`id:hex`, first = current); superuser-only, hidden
+/// from non-superusers. `ctxstore.master_key_file`: a file holding them instead.
+pub static MASTER_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static MASTER_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// `ctxstore.encrypt_new_contexts`: the default of `ctx.create_context(encrypted => …)`.
+pub static ENCRYPT_NEW_CONTEXTS: GucSetting<bool> = GucSetting::<bool>::new(false);
+
+/// `ctxstore.tenant`: the tenant of the session (row-level security compares rows with it).
+pub static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// `ctxstore.traceparent`: a W3C traceparent the audit log records with each change.
+pub static TRACEPARENT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
 pub fn register() {
+    GucRegistry::define_string_guc(
+        c"ctxstore.master_key",
+        c"Master keys that wrap the data keys of encrypted contexts and namespaces.",
+        c"'key_id:<64 hex digits>' entries separated by commas; the first wraps new keys. Superuser only, hidden from others.",
+        &MASTER_KEY,
+        GucContext::Suset,
+        GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL | GucFlags::NO_RESET_ALL,
+    );
+    GucRegistry::define_string_guc(
+        c"ctxstore.master_key_file",
+        c"File holding the master keys (one 'key_id:hex' per line), used when ctxstore.master_key is empty.",
+        c"Read by the server process; make it readable only by the server's OS user.",
+        &MASTER_KEY_FILE,
+        GucContext::Suset,
+        GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_bool_guc(
+        c"ctxstore.encrypt_new_contexts",
+        c"Whether ctx.create_context encrypts new contexts by default.",
+        c"",
+        &ENCRYPT_NEW_CONTEXTS,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"ctxstore.tenant",
+        c"The tenant of this session: row-level security limits every ctxstore table to it.",
+        c"Set by the application per session or with SET LOCAL per transaction; a role bound with ctx.bind_role_to_tenant always has its tenant.",
+        &TENANT,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"ctxstore.traceparent",
+        c"W3C traceparent of the current request, recorded in the audit log.",
+        c"",
+        &TRACEPARENT,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     GucRegistry::define_enum_guc(
         c"ctxstore.tokenizer",
         c"Token encoding used by new contexts and by ctx.count_tokens.",
@@ -71,4 +127,23 @@ pub fn max_message_bytes() -> usize {
 
 pub fn default_encoding() -> Encoding {
     TOKENIZER.get().encoding()
+}
+
+fn non_empty(setting: &GucSetting<Option<CString>>) -> Option<String> {
+    setting
+        .get()
+        .map(|s| s.to_string_lossy().trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+pub fn master_key() -> Option<String> {
+    non_empty(&MASTER_KEY)
+}
+
+pub fn master_key_file() -> Option<String> {
+    non_empty(&MASTER_KEY_FILE)
+}
+
+pub fn encrypt_new_contexts() -> bool {
+    ENCRYPT_NEW_CONTEXTS.get()
 }

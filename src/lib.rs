@@ -30,6 +30,33 @@ extension_sql_file!(
     name = "processors_schema",
     requires = ["conversation_schema"]
 );
+// after every table: it adds tenancy policies and audit triggers to all of them
+extension_sql_file!(
+    "schema/security.sql",
+    name = "security_schema",
+    requires = [
+        "conversation_schema",
+        "memories_schema",
+        "state_schema",
+        "processors_schema"
+    ]
+);
+
+// Administrators' functions are not for every role (ctx.grant_access(role, admin => true)).
+extension_sql!(
+    r#"
+REVOKE EXECUTE ON FUNCTION ctx.rotate_master_key(text) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION ctx.grant_admin_functions(role regrole) RETURNS void
+LANGUAGE plpgsql AS $body$
+BEGIN
+    EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.rotate_master_key(text) TO %s', role);
+END
+$body$;
+REVOKE EXECUTE ON FUNCTION ctx.grant_admin_functions(regrole) FROM PUBLIC;
+"#,
+    name = "admin_privileges",
+    finalize
+);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

@@ -8,6 +8,7 @@ use pgrx::spi::SpiClient;
 use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
+use crate::api::keys;
 use crate::api::processors::{Pipeline, WriteItem};
 use crate::core::archive;
 use crate::core::conversation::{self as rules, Lineage};
@@ -96,6 +97,8 @@ pub(crate) struct View {
     pub summary: Option<Row>,
     /// The context's processor configuration (ctx.configure_context_processors).
     pub processors: Value,
+    /// Whether its messages and summaries are stored encrypted.
+    pub encrypted: bool,
 }
 
 impl View {
@@ -140,10 +143,12 @@ macro_rules! view_query {
     ($($tail:literal)?) => {
         concat!(
             "SELECT c.name, c.metadata, c.encoding, c.last_seq, c.ancestors, c.bounds,
-                    s.through_seq, s.content, s.metadata, s.tokens, s.created_at, c.processors
+                    s.through_seq, s.content, s.metadata, s.tokens, s.created_at, c.processors,
+                    c.encrypted, s.content_enc, s.version
                FROM ctx.contexts c
                LEFT JOIN LATERAL (
-                    SELECT through_seq, content, metadata, tokens, created_at FROM ctx.summaries
+                    SELECT through_seq, content, content_enc, metadata, tokens, created_at, version
+                      FROM ctx.summaries
                      WHERE context_id = c.id ORDER BY version DESC LIMIT 1) s ON true
               WHERE c.id = $1 ",
             $($tail)?
@@ -176,13 +181,21 @@ pub(crate) fn load_view(client: &SpiClient<'_>, id: Uuid, lock: bool) -> CtxResu
     let statement = if lock { &LOCK_VIEW } else { &LOAD_VIEW };
     let plan = statement.plan(client)?;
     let mut table = client.select(&*plan, Some(1), &[id.into()])?;
-    let row = table.next().ok_or_else(|| unknown_context(id))?;
+    let Some(row) = table.next() else {
+        return Err(keys::missing_context(client, id));
+    };
     let ancestors: Vec<Uuid> = row.get(5)?.unwrap_or_default();
     let summary = match row.get::<i64>(7)? {
         Some(through_seq) => Some(Row {
             seq: through_seq,
             role: rules::SUMMARY_ROLE.to_string(),
-            content: row.get(8)?.unwrap_or_default(),
+            content: match row.get::<Vec<u8>>(14)? {
+                Some(sealed) => {
+                    let version: i32 = required(row.get(15)?, "summary version")?;
+                    open_summary(client, id, version, &sealed)?
+                }
+                None => row.get(8)?.unwrap_or_default(),
+            },
             metadata: row.get::<JsonB>(9)?.map_or(Value::Null, |j| j.0),
             tokens: row.get(10)?.unwrap_or(0),
             created_at: required(row.get(11)?, "summary created_at")?,
@@ -202,7 +215,34 @@ pub(crate) fn load_view(client: &SpiClient<'_>, id: Uuid, lock: bool) -> CtxResu
         },
         summary,
         processors: row.get::<JsonB>(12)?.map_or(Value::Null, |j| j.0),
+        encrypted: row.get(13)?.unwrap_or(false),
     })
+}
+
+fn summary_aad(context_id: Uuid, version: i32) -> Vec<u8> {
+    keys::row_aad(
+        "summaries.content",
+        &[context_id.as_bytes(), &version.to_be_bytes()],
+    )
+}
+
+fn open_summary(
+    client: &SpiClient<'_>,
+    context_id: Uuid,
+    version: i32,
+    sealed: &[u8],
+) -> CtxResult<String> {
+    let key = keys::data_key(client, &keys::Scope::Context(context_id))?;
+    keys::open_text(
+        &key,
+        sealed,
+        &summary_aad(context_id, version),
+        &format!("summary {version} of context {context_id}"),
+    )
+}
+
+fn message_aad(context_id: Uuid, seq: i64, column: &str) -> Vec<u8> {
+    keys::row_aad(column, &[context_id.as_bytes(), &seq.to_be_bytes()])
 }
 
 /// Arguments of the range reads: segment ids, their bounds, (after, upto], limit, roles.
@@ -232,7 +272,7 @@ macro_rules! range_query {
     ($roles:literal) => {
         concat!(
             "SELECT m.seq, m.role, coalesce(m.content, ctx.lz4_decompress(m.content_lz4)),
-                    m.metadata, m.tokens, m.created_at
+                    m.metadata, m.tokens, m.created_at, m.context_id, m.content_enc, m.metadata_enc
                FROM unnest($1::uuid[], $2::bigint[]) AS s(cid, hi)
               CROSS JOIN LATERAL (
                     SELECT * FROM ctx.messages
@@ -322,11 +362,39 @@ pub(crate) fn read_range(
     table
         .map(|row| {
             let seq = required(row.get::<i64>(1)?, "seq")?;
+            let (content, metadata) = match row.get::<Vec<u8>>(8)? {
+                // encrypted: opened with the key of the context that wrote it (maybe an ancestor)
+                Some(sealed) => {
+                    let owner: Uuid = required(row.get(7)?, "context_id")?;
+                    let key = keys::data_key(client, &keys::Scope::Context(owner))?;
+                    let what = format!("message {seq} of context {owner}");
+                    let content = keys::open_text(
+                        &key,
+                        &sealed,
+                        &message_aad(owner, seq, "messages.content"),
+                        &what,
+                    )?;
+                    let metadata = match row.get::<Vec<u8>>(9)? {
+                        Some(m) => keys::open_json(
+                            &key,
+                            &m,
+                            &message_aad(owner, seq, "messages.metadata"),
+                            &what,
+                        )?,
+                        None => json!({}),
+                    };
+                    (content, metadata)
+                }
+                None => (
+                    required(row.get(3)?, "content")?,
+                    row.get::<JsonB>(4)?.map_or(json!({}), |j| j.0),
+                ),
+            };
             Ok(Row {
                 seq,
                 role: required(row.get(2)?, "role")?,
-                content: required(row.get(3)?, "content")?,
-                metadata: row.get::<JsonB>(4)?.map_or(json!({}), |j| j.0),
+                content,
+                metadata,
                 tokens: required(row.get(5)?, "tokens")?,
                 created_at: required(row.get(6)?, "created_at")?,
                 archived: seq <= compacted_through,
@@ -354,16 +422,18 @@ fn create_context(
     metadata: default!(Option<JsonB>, "'{}'"),
     metadata_schema: default!(Option<&str>, "NULL"),
     processors: default!(Option<JsonB>, "'{}'"),
+    encrypted: default!(Option<bool>, "NULL"),
 ) -> Uuid {
+    let encrypted = encrypted.unwrap_or_else(gucs::encrypt_new_contexts);
     let metadata = object_or_empty(metadata, "metadata").or_raise();
     let processors = processors.map_or(json!({}), |j| j.0);
     crate::core::processors::Config::check(&processors, crate::core::processors::Level::Context)
         .or_raise();
     let encoding = gucs::default_encoding().name();
     static INSERT: Statement = Statement {
-        sql: "INSERT INTO ctx.contexts (name, metadata, encoding, metadata_schema, processors)
-              VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        args: &[TEXTOID, JSONBOID, TEXTOID, TEXTOID, JSONBOID],
+        sql: "INSERT INTO ctx.contexts (name, metadata, encoding, metadata_schema, processors, encrypted)
+              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        args: &[TEXTOID, JSONBOID, TEXTOID, TEXTOID, JSONBOID, BOOLOID],
         writes: true,
     };
     Spi::connect_mut(|client| -> CtxResult<Uuid> {
@@ -380,12 +450,17 @@ fn create_context(
                 encoding.into(),
                 metadata_schema.into(),
                 JsonB(processors).into(),
+                encrypted.into(),
             ],
         )?;
         let row = table
             .next()
             .ok_or_else(|| CtxError::internal("INSERT returned no row"))?;
-        required(row.get(1)?, "id")
+        let id: Uuid = required(row.get(1)?, "id")?;
+        if encrypted {
+            keys::create_key(client, &keys::Scope::Context(id), None)?;
+        }
+        Ok(id)
     })
     .or_raise()
 }
@@ -425,12 +500,13 @@ fn append_one(
         writes: true,
     };
     Spi::connect_mut(|client| {
-        let Some(message) = process_writes(client, context_id, vec![message])?
-            .pop()
-            .flatten()
-        else {
+        let (mut processed, sealed) = process_writes(client, context_id, vec![message])?;
+        let Some(message) = processed.pop().flatten() else {
             return Ok(None); // a processor dropped it
         };
+        if let Some(encoding) = sealed {
+            return Ok(append_sealed(client, context_id, encoding, vec![message])?.pop());
+        }
         let plan = APPEND.plan(client)?;
         let mut table = client.update(
             &*plan,
@@ -478,12 +554,13 @@ fn append_batch(context_id: Option<Uuid>, messages: Option<JsonB>) -> CtxResult<
             .into_iter()
             .map(|m| WriteItem::message(m.role, m.content, m.metadata))
             .collect();
-        let kept: Vec<WriteItem> = process_writes(client, context_id, items)?
-            .into_iter()
-            .flatten()
-            .collect();
+        let (processed, sealed) = process_writes(client, context_id, items)?;
+        let kept: Vec<WriteItem> = processed.into_iter().flatten().collect();
         if kept.is_empty() {
             return Ok(Vec::new()); // processors dropped every message
+        }
+        if let Some(encoding) = sealed {
+            return append_sealed(client, context_id, encoding, kept);
         }
         let count = kept.len() as i64;
         let mut roles = Vec::with_capacity(kept.len());
@@ -524,17 +601,20 @@ fn process_writes(
     client: &SpiClient<'_>,
     context_id: Uuid,
     messages: Vec<WriteItem>,
-) -> CtxResult<Vec<Option<WriteItem>>> {
+) -> CtxResult<(Vec<Option<WriteItem>>, Option<Encoding>)> {
     static CONTEXT: Statement = Statement {
-        sql:
-            "SELECT metadata_schema, processors, metadata, encoding FROM ctx.contexts WHERE id = $1",
+        sql: "SELECT metadata_schema, processors, metadata, encoding, encrypted
+                FROM ctx.contexts WHERE id = $1",
         args: &[UUIDOID],
         writes: false,
     };
     let plan = CONTEXT.plan(client)?;
     let mut table = client.select(&*plan, Some(1), &[context_id.into()])?;
-    let row = table.next().ok_or_else(|| unknown_context(context_id))?;
+    let Some(row) = table.next() else {
+        return Err(keys::missing_context(client, context_id));
+    };
     let schema: Option<String> = row.get(1)?;
+    let encrypted: bool = row.get(5)?.unwrap_or(false);
     let stored: Value = row.get::<JsonB>(2)?.map_or(Value::Null, |j| j.0);
     let context_metadata: Value = row.get::<JsonB>(3)?.map_or(Value::Null, |j| j.0);
     let encoding = Encoding::parse(&required::<String>(row.get(4)?, "encoding")?)?;
@@ -590,7 +670,81 @@ fn process_writes(
         }
         out.push(processed);
     }
-    Ok(out)
+    Ok((out, encrypted.then_some(encoding)))
+}
+
+/// Appends messages of an encrypted context: seqs are reserved first, because each ciphertext
+/// is bound to its seq; token counts are taken from the plaintext here.
+fn append_sealed(
+    client: &mut SpiClient<'_>,
+    context_id: Uuid,
+    encoding: Encoding,
+    messages: Vec<WriteItem>,
+) -> CtxResult<Vec<i64>> {
+    static RESERVE: Statement = Statement {
+        sql: "UPDATE ctx.contexts SET last_seq = last_seq + $2, updated_at = now()
+               WHERE id = $1 RETURNING last_seq - $2",
+        args: &[UUIDOID, INT8OID],
+        writes: true,
+    };
+    static INSERT_SEALED: Statement = Statement {
+        sql: "INSERT INTO ctx.messages (context_id, seq, role, content_enc, metadata_enc, tokens)
+              SELECT $1, $2 + m.ord, m.role, m.content, m.metadata, m.tokens
+                FROM unnest($3::text[], $4::bytea[], $5::bytea[], $6::int[])
+                     WITH ORDINALITY AS m(role, content, metadata, tokens, ord)",
+        args: &[
+            UUIDOID,
+            INT8OID,
+            TEXTARRAYOID,
+            BYTEAARRAYOID,
+            BYTEAARRAYOID,
+            INT4ARRAYOID,
+        ],
+        writes: true,
+    };
+    let plan = RESERVE.plan(client)?;
+    let base: i64 = crate::plans::first_value(client.update(
+        &*plan,
+        Some(1),
+        &[context_id.into(), (messages.len() as i64).into()],
+    )?)?
+    .ok_or_else(|| unknown_context(context_id))?;
+    let key = keys::data_key(client, &keys::Scope::Context(context_id))?;
+    let (mut roles, mut contents, mut metadatas, mut tokens) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (i, message) in messages.into_iter().enumerate() {
+        let seq = base + i as i64 + 1;
+        let content = message.content.clone().unwrap_or_default();
+        let metadata = serde_json::to_vec(&message.stamped_metadata())
+            .map_err(|e| CtxError::internal(format!("metadata serialisation: {e}")))?;
+        tokens.push(encoding.count(&content) as i32);
+        contents.push(keys::seal(
+            &key,
+            content.as_bytes(),
+            &message_aad(context_id, seq, "messages.content"),
+        )?);
+        metadatas.push(keys::seal(
+            &key,
+            &metadata,
+            &message_aad(context_id, seq, "messages.metadata"),
+        )?);
+        roles.push(message.role.unwrap_or_default());
+    }
+    let count = roles.len() as i64;
+    let plan = INSERT_SEALED.plan(client)?;
+    client.update(
+        &*plan,
+        None,
+        &[
+            context_id.into(),
+            base.into(),
+            roles.into(),
+            contents.into(),
+            metadatas.into(),
+            tokens.into(),
+        ],
+    )?;
+    Ok((base + 1..=base + count).collect())
 }
 
 /// Buffer memory: the latest summary (if newer than since_seq) and the active messages after
@@ -911,7 +1065,7 @@ fn history(
 fn read_history(context_id: Option<Uuid>) -> CtxResult<Vec<Row>> {
     let context_id = required(context_id, "context_id")?;
     static SUMMARIES: Statement = Statement {
-        sql: "SELECT through_seq, content, metadata, tokens, created_at, version
+        sql: "SELECT through_seq, content, metadata, tokens, created_at, version, content_enc
                 FROM ctx.summaries WHERE context_id = $1 ORDER BY version",
         args: &[UUIDOID],
         writes: false,
@@ -928,7 +1082,15 @@ fn read_history(context_id: Option<Uuid>) -> CtxResult<Vec<Row>> {
             summaries.push(Row {
                 seq: required(row.get(1)?, "through_seq")?,
                 role: rules::SUMMARY_ROLE.to_string(),
-                content: required(row.get(2)?, "content")?,
+                content: match row.get::<Vec<u8>>(7)? {
+                    Some(sealed) => open_summary(
+                        client,
+                        context_id,
+                        required(row.get(6)?, "version")?,
+                        &sealed,
+                    )?,
+                    None => required(row.get(2)?, "content")?,
+                },
                 metadata: row.get::<JsonB>(3)?.map_or(json!({}), |j| j.0),
                 tokens: required(row.get(4)?, "tokens")?,
                 created_at: required(row.get(5)?, "created_at")?,
@@ -1003,6 +1165,17 @@ fn compact_context(
             json!({"summarized": covered.len(), "from_seq": first, "through_seq": through});
         let plan = ARCHIVE.plan(client)?;
         client.update(&*plan, None, &[context_id.into(), through.into()])?;
+        if view.encrypted {
+            insert_sealed_summary(
+                client,
+                context_id,
+                through,
+                summary,
+                metadata,
+                Encoding::parse(&view.encoding)?,
+            )?;
+            return Ok(through);
+        }
         let plan = INSERT_SUMMARY.plan(client)?;
         client.update(
             &*plan,
@@ -1019,6 +1192,63 @@ fn compact_context(
     })
 }
 
+/// Writes the summary of an encrypted context (under its row lock: the version is next).
+fn insert_sealed_summary(
+    client: &mut SpiClient<'_>,
+    context_id: Uuid,
+    through: i64,
+    content: &str,
+    metadata: Value,
+    encoding: Encoding,
+) -> CtxResult<()> {
+    let version: i32 = crate::plans::first_value(client.select(
+        "SELECT coalesce(max(version), 0) + 1 FROM ctx.summaries WHERE context_id = $1",
+        Some(1),
+        &[context_id.into()],
+    )?)?
+    .unwrap_or(1);
+    insert_summary_version(
+        client,
+        context_id,
+        version,
+        through,
+        content,
+        metadata,
+        encoding.count(content) as i32,
+        None,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_summary_version(
+    client: &mut SpiClient<'_>,
+    context_id: Uuid,
+    version: i32,
+    through: i64,
+    content: &str,
+    metadata: Value,
+    tokens: i32,
+    created_at: Option<TimestampWithTimeZone>,
+) -> CtxResult<()> {
+    let key = keys::data_key(client, &keys::Scope::Context(context_id))?;
+    let sealed = keys::seal(&key, content.as_bytes(), &summary_aad(context_id, version))?;
+    client.update(
+        "INSERT INTO ctx.summaries (context_id, version, through_seq, content_enc, metadata, tokens, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()))",
+        None,
+        &[
+            context_id.into(),
+            version.into(),
+            through.into(),
+            sealed.into(),
+            JsonB(metadata).into(),
+            tokens.into(),
+            created_at.into(),
+        ],
+    )?;
+    Ok(())
+}
+
 /// A new context that sees this one's messages up to `at_seq` (default: all) without copying
 /// them; later appends on either side stay apart.
 #[pg_extern(volatile, parallel_unsafe)]
@@ -1029,8 +1259,8 @@ fn fork(context_id: Option<Uuid>, at_seq: default!(Option<i64>, "NULL")) -> Uuid
 fn fork_context(context_id: Option<Uuid>, at_seq: Option<i64>) -> CtxResult<Uuid> {
     let context_id = required(context_id, "context_id")?;
     static INSERT_FORK: Statement = Statement {
-        sql: "INSERT INTO ctx.contexts (name, metadata, encoding, parent_id, ancestors, bounds, last_seq, metadata_schema, processors)
-              SELECT $1, $2, $3, $4, $5, $6, $7, metadata_schema, processors FROM ctx.contexts WHERE id = $4
+        sql: "INSERT INTO ctx.contexts (name, metadata, encoding, parent_id, ancestors, bounds, last_seq, metadata_schema, processors, encrypted)
+              SELECT $1, $2, $3, $4, $5, $6, $7, metadata_schema, processors, encrypted FROM ctx.contexts WHERE id = $4
               RETURNING id",
         args: &[TEXTOID, JSONBOID, TEXTOID, UUIDOID, UUIDARRAYOID, INT8ARRAYOID, INT8OID],
         writes: true,
@@ -1070,6 +1300,10 @@ fn fork_context(context_id: Option<Uuid>, at_seq: Option<i64>) -> CtxResult<Uuid
             .next()
             .ok_or_else(|| CtxError::internal("INSERT returned no row"))?;
         let fork_id: Uuid = required(row.get(1)?, "id")?;
+        if parent.encrypted {
+            // the fork writes with its own key; what it inherits is re-sealed for it below
+            keys::create_key(client, &keys::Scope::Context(fork_id), None)?;
+        }
         // ... and its working memory as of now.
         static COPY_WORKING_MEMORY: Statement = Statement {
             sql: "INSERT INTO ctx.state (namespace, ns_key, key, value, version)
@@ -1079,13 +1313,20 @@ fn fork_context(context_id: Option<Uuid>, at_seq: Option<i64>) -> CtxResult<Uuid
             args: &[UUIDOID, UUIDOID, TEXTOID],
             writes: true,
         };
-        let plan = COPY_WORKING_MEMORY.plan(client)?;
-        let wm_key = crate::api::state::working_memory_key();
-        client.update(
-            &*plan,
-            None,
-            &[fork_id.into(), context_id.into(), wm_key.as_str().into()],
-        )?;
+        if !parent.encrypted {
+            let plan = COPY_WORKING_MEMORY.plan(client)?;
+            let wm_key = crate::api::state::working_memory_key();
+            client.update(
+                &*plan,
+                None,
+                &[fork_id.into(), context_id.into(), wm_key.as_str().into()],
+            )?;
+        }
+        if parent.encrypted {
+            copy_sealed_summaries(client, context_id, fork_id, at_seq)?;
+            crate::api::state::reseal_working_memory(client, context_id, fork_id)?;
+            return Ok(fork_id);
+        }
         let plan = COPY_SUMMARIES.plan(client)?;
         client.update(
             &*plan,
@@ -1094,6 +1335,47 @@ fn fork_context(context_id: Option<Uuid>, at_seq: Option<i64>) -> CtxResult<Uuid
         )?;
         Ok(fork_id)
     })
+}
+
+/// The summaries a fork inherits, opened with the parent's key and sealed with the fork's.
+fn copy_sealed_summaries(
+    client: &mut SpiClient<'_>,
+    parent: Uuid,
+    fork: Uuid,
+    at_seq: i64,
+) -> CtxResult<()> {
+    let rows: Vec<(i32, i64, Vec<u8>, Value, i32, TimestampWithTimeZone)> = client
+        .select(
+            "SELECT version, through_seq, content_enc, metadata, tokens, created_at
+               FROM ctx.summaries WHERE context_id = $1 AND through_seq <= $2 ORDER BY version",
+            None,
+            &[parent.into(), at_seq.into()],
+        )?
+        .map(|row| {
+            Ok((
+                required(row.get(1)?, "version")?,
+                required(row.get(2)?, "through_seq")?,
+                required(row.get(3)?, "content_enc")?,
+                row.get::<JsonB>(4)?.map_or(json!({}), |j| j.0),
+                required(row.get(5)?, "tokens")?,
+                required(row.get(6)?, "created_at")?,
+            ))
+        })
+        .collect::<CtxResult<_>>()?;
+    for (version, through, sealed, metadata, tokens, created_at) in rows {
+        let content = open_summary(client, parent, version, &sealed)?;
+        insert_summary_version(
+            client,
+            fork,
+            version,
+            through,
+            &content,
+            metadata,
+            tokens,
+            Some(created_at),
+        )?;
+    }
+    Ok(())
 }
 
 /// Deletes a context and everything it owns. A context with forks is refused unless
@@ -1121,19 +1403,6 @@ fn delete(
         args: &[UUIDOID],
         writes: false,
     };
-    // Memories sourced from the deleted contexts are erased only when asked; otherwise they
-    // outlive them (their source_context becomes NULL).
-    static DELETE: Statement = Statement {
-        sql: "WITH gone AS (
-                  DELETE FROM ctx.contexts WHERE id = $1 OR ($2 AND ancestors @> ARRAY[$1]) RETURNING id),
-              forgotten AS (
-                  DELETE FROM ctx.memories WHERE $3 AND source_context IN (SELECT id FROM gone)),
-              working AS (
-                  DELETE FROM ctx.state WHERE ns_key = $4 AND key IN (SELECT id::text FROM gone))
-              SELECT count(*) FROM gone",
-        args: &[UUIDOID, BOOLOID, BOOLOID, TEXTOID],
-        writes: true,
-    };
     Spi::connect_mut(|client| {
         load_view(client, context_id, true)?;
         if !cascade {
@@ -1155,22 +1424,50 @@ fn delete(
                 ));
             }
         }
-        let plan = DELETE.plan(client)?;
-        let deleted: Option<i64> = client
-            .update(
-                &*plan,
-                Some(1),
-                &[
-                    context_id.into(),
-                    cascade.into(),
-                    forget_memories.into(),
-                    crate::api::state::working_memory_key().into(),
-                ],
-            )?
-            .first()
-            .get_one()?;
-        Ok(deleted.unwrap_or(0))
+        delete_rows(client, context_id, cascade, forget_memories)
     })
+}
+
+/// Deletes a context (and its forks with `cascade`), its working memory, the data keys of
+/// encrypted ones (shredded keys keep their tombstone) and, when asked, the memories sourced
+/// from it. Returns the number of contexts deleted.
+pub(crate) fn delete_rows(
+    client: &mut SpiClient<'_>,
+    context_id: Uuid,
+    cascade: bool,
+    forget_memories: bool,
+) -> CtxResult<i64> {
+    // Memories sourced from the deleted contexts are erased only when asked; otherwise they
+    // outlive them (their source_context becomes NULL).
+    static DELETE: Statement = Statement {
+        sql: "WITH gone AS (
+                  DELETE FROM ctx.contexts WHERE id = $1 OR ($2 AND ancestors @> ARRAY[$1]) RETURNING id),
+              forgotten AS (
+                  DELETE FROM ctx.memories WHERE $3 AND source_context IN (SELECT id FROM gone)),
+              working AS (
+                  DELETE FROM ctx.state WHERE ns_key = $4 AND key IN (SELECT id::text FROM gone)),
+              unkeyed AS (
+                  DELETE FROM ctx.data_keys
+                   WHERE scope IN (SELECT 'context:' || id FROM gone) AND wrapped IS NOT NULL)
+              SELECT count(*) FROM gone",
+        args: &[UUIDOID, BOOLOID, BOOLOID, TEXTOID],
+        writes: true,
+    };
+    let plan = DELETE.plan(client)?;
+    let deleted: Option<i64> = client
+        .update(
+            &*plan,
+            Some(1),
+            &[
+                context_id.into(),
+                cascade.into(),
+                forget_memories.into(),
+                crate::api::state::working_memory_key().into(),
+            ],
+        )?
+        .first()
+        .get_one()?;
+    Ok(deleted.unwrap_or(0))
 }
 
 /// Number of tokens of `content` in `encoding` (default: the ctxstore.tokenizer setting).

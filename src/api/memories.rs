@@ -11,7 +11,9 @@ use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
 use crate::api::args::{check_ttl, namespace_arg};
+use crate::api::keys;
 use crate::api::processors::{Pipeline, WriteItem};
+use crate::core::crypto::Key;
 use crate::core::filter::{self, ColumnType, FilterTarget, Param};
 use crate::core::knn::{self, Metric, TopK};
 use crate::core::namespace;
@@ -85,8 +87,10 @@ fn checked_embedding(
 static INSERT_MEMORY: Statement = Statement {
     sql:
         "INSERT INTO ctx.memories (id, namespace, ns_key, content, embedding, metadata, importance,
-                                    source_context, source_seq, expires_at, schema_name, schema_version)
-          VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7, $8, now() + $9, $10, $11) RETURNING id",
+                                    source_context, source_seq, expires_at, schema_name, schema_version,
+                                    content_enc, metadata_enc)
+          VALUES (coalesce($12, gen_random_uuid()), $1, $2, $3, $4, $5, $6, $7, $8, now() + $9, $10, $11, $13, $14)
+          RETURNING id",
     args: &[
         TEXTARRAYOID,
         TEXTOID,
@@ -99,6 +103,9 @@ static INSERT_MEMORY: Statement = Statement {
         INTERVALOID,
         TEXTOID,
         INT4OID,
+        UUIDOID,
+        BYTEAOID,
+        BYTEAOID,
     ],
     writes: true,
 };
@@ -112,15 +119,20 @@ static SUPERSEDE: Statement = Statement {
            RETURNING *)
           INSERT INTO ctx.memories (id, version, namespace, ns_key, content, embedding, metadata, importance,
                                     source_context, source_seq, created_at, last_accessed_at, access_count,
-                                                                        expires_at, valid_from, schema_name, schema_version)
-          SELECT id, version + 1, namespace, ns_key, coalesce($2, content), coalesce($3, embedding),
-                 CASE WHEN $6 THEN metadata || coalesce($4, '{}') ELSE coalesce($4, metadata) END,
+                                                                        expires_at, valid_from, schema_name, schema_version, content_enc, metadata_enc)
+          SELECT id, version + 1, namespace, ns_key,
+                 CASE WHEN $10::bytea IS NOT NULL THEN NULL ELSE coalesce($2, content) END,
+                 coalesce($3, embedding),
+                 CASE WHEN $11::bytea IS NOT NULL THEN '{}'
+                      WHEN $6 THEN metadata || coalesce($4, '{}') ELSE coalesce($4, metadata) END,
                  CASE WHEN $6 THEN greatest(importance, coalesce($5, importance)) ELSE coalesce($5, importance) END,
                  source_context, source_seq, created_at, last_accessed_at, access_count,
-                                  coalesce(now() + $7, expires_at), now(), coalesce($9, schema_name), coalesce($8, schema_version)
+                                  coalesce(now() + $7, expires_at), now(), coalesce($9, schema_name), coalesce($8, schema_version),
+                 CASE WHEN $2 IS NOT NULL THEN NULL ELSE coalesce($10, content_enc) END,
+                 coalesce($11, metadata_enc)
             FROM old
           RETURNING id",
-    args: &[UUIDOID, TEXTOID, FLOAT4ARRAYOID, JSONBOID, FLOAT4OID, BOOLOID, INTERVALOID, INT4OID, TEXTOID],
+    args: &[UUIDOID, TEXTOID, FLOAT4ARRAYOID, JSONBOID, FLOAT4OID, BOOLOID, INTERVALOID, INT4OID, TEXTOID, BYTEAOID, BYTEAOID],
     writes: true,
 };
 
@@ -178,39 +190,78 @@ fn remember(
             .map(|name| crate::api::schemas::check_latest(client, name, &item.metadata))
             .transpose()?;
         let metadata = item.stamped_metadata();
+        let sealing = keys::namespace_scope(client, &labels)?
+            .map(|scope| keys::data_key(client, &scope))
+            .transpose()?;
         if let Some(threshold) = dedup_threshold {
             if let Some(existing) =
                 find_duplicate(client, &key, content, embedding.as_deref(), threshold)?
             {
+                let (plain, sealed) = match &sealing {
+                    // encrypted: the merge of old and new metadata happens here
+                    Some(data_key) => {
+                        let mut merged = current_metadata(client, existing, data_key)?;
+                        if let (Some(m), Some(new)) = (merged.as_object_mut(), metadata.as_object())
+                        {
+                            m.extend(new.clone());
+                        }
+                        (
+                            None,
+                            Some(seal_memory(data_key, existing, content, &merged)?),
+                        )
+                    }
+                    None => (Some(content), None),
+                };
                 let plan = SUPERSEDE.plan(client)?;
-                let args: [DatumWithOid; 9] = [
+                let args: [DatumWithOid; 11] = [
                     existing.into(),
-                    content.into(),
+                    plain.into(),
                     embedding.clone().into(),
-                    JsonB(metadata).into(),
+                    sealed.is_none().then(|| JsonB(metadata.clone())).into(),
                     importance.into(),
                     true.into(),
                     ttl.into(),
                     stamp.into(),
                     schema.into(),
+                    sealed.as_ref().map(|s| s.0.clone()).into(),
+                    sealed.map(|s| s.1).into(),
                 ];
                 client.update(&*plan, Some(1), &args)?;
                 return Ok(Some(existing));
             }
         }
+        let (id, plain, sealed) = match &sealing {
+            Some(data_key) => {
+                let id = Uuid::from_bytes(keys::random_id()?);
+                (
+                    Some(id),
+                    None,
+                    Some(seal_memory(data_key, id, content, &metadata)?),
+                )
+            }
+            None => (None, Some(content), None),
+        };
         let plan = INSERT_MEMORY.plan(client)?;
-        let args: [DatumWithOid; 11] = [
+        let args: [DatumWithOid; 14] = [
             labels.into(),
             key.as_str().into(),
-            content.into(),
+            plain.into(),
             embedding.into(),
-            JsonB(metadata).into(),
+            JsonB(if sealed.is_some() {
+                json!({})
+            } else {
+                metadata
+            })
+            .into(),
             importance.into(),
             source_context.into(),
             source_seq.into(),
             ttl.into(),
             schema.into(),
             stamp.into(),
+            id.into(),
+            sealed.as_ref().map(|s| s.0.clone()).into(),
+            sealed.map(|s| s.1).into(),
         ];
         let mut table = client.update(&*plan, Some(1), &args)?;
         required(
@@ -319,7 +370,7 @@ fn update_memory(
         }
         Spi::connect_mut(|client| {
             static CURRENT: Statement = Statement {
-                sql: "SELECT ns_key, namespace, metadata FROM ctx.memories
+                sql: "SELECT ns_key, namespace, metadata, metadata_enc FROM ctx.memories
                        WHERE id = $1 AND valid_to IS NULL",
                 args: &[UUIDOID],
                 writes: false,
@@ -329,7 +380,14 @@ fn update_memory(
             let row = table.next().ok_or_else(|| unknown_memory(id))?;
             let key: String = required(row.get(1)?, "ns_key")?;
             let labels: Vec<String> = required(row.get(2)?, "namespace")?;
-            let stored_metadata: Value = row.get::<JsonB>(3)?.map_or(Value::Null, |j| j.0);
+            let sealed_metadata: Option<Vec<u8>> = row.get(4)?;
+            let mut stored_metadata: Value = row.get::<JsonB>(3)?.map_or(Value::Null, |j| j.0);
+            let sealing = keys::namespace_scope(client, &labels)?
+                .map(|scope| keys::data_key(client, &scope))
+                .transpose()?;
+            if let (Some(data_key), Some(sealed)) = (&sealing, &sealed_metadata) {
+                stored_metadata = open_memory_metadata(data_key, id, sealed)?;
+            }
             if let Some(e) = &embedding {
                 check_namespace_dims(client, &key, e.len(), Some(id))?;
             }
@@ -363,8 +421,24 @@ fn update_memory(
                 Some(m) => typed_metadata_stamp(client, id, m)?,
                 None => None,
             };
+            // encrypted namespace: what changes is sealed, the rest is kept as it is
+            let (content, metadata, sealed_content, sealed_metadata) = match &sealing {
+                Some(data_key) => (
+                    None,
+                    None,
+                    content
+                        .map(|c| {
+                            keys::seal(data_key, c.as_bytes(), &memory_aad(id, "memories.content"))
+                        })
+                        .transpose()?,
+                    metadata
+                        .map(|m| seal_json(data_key, &m.0, &memory_aad(id, "memories.metadata")))
+                        .transpose()?,
+                ),
+                None => (content, metadata, None, None),
+            };
             let plan = SUPERSEDE.plan(client)?;
-            let args: [DatumWithOid; 9] = [
+            let args: [DatumWithOid; 11] = [
                 id.into(),
                 content.into(),
                 embedding.into(),
@@ -374,6 +448,8 @@ fn update_memory(
                 Option::<Interval>::None.into(),
                 stamp.into(),
                 Option::<&str>::None.into(),
+                sealed_content.into(),
+                sealed_metadata.into(),
             ];
             let table = client.update(&*plan, Some(1), &args)?;
             if table.is_empty() {
@@ -383,6 +459,55 @@ fn update_memory(
         })
     })()
     .or_raise()
+}
+
+fn memory_aad(id: Uuid, column: &str) -> Vec<u8> {
+    keys::row_aad(column, &[id.as_bytes()])
+}
+
+fn seal_json(data_key: &Key, value: &Value, aad: &[u8]) -> CtxResult<Vec<u8>> {
+    let bytes = serde_json::to_vec(value)
+        .map_err(|e| CtxError::internal(format!("metadata serialisation: {e}")))?;
+    keys::seal(data_key, &bytes, aad)
+}
+
+/// (content, metadata) ciphertexts of a memory in an encrypted namespace.
+fn seal_memory(
+    data_key: &Key,
+    id: Uuid,
+    content: &str,
+    metadata: &Value,
+) -> CtxResult<(Vec<u8>, Vec<u8>)> {
+    Ok((
+        keys::seal(
+            data_key,
+            content.as_bytes(),
+            &memory_aad(id, "memories.content"),
+        )?,
+        seal_json(data_key, metadata, &memory_aad(id, "memories.metadata"))?,
+    ))
+}
+
+fn open_memory_metadata(data_key: &Key, id: Uuid, sealed: &[u8]) -> CtxResult<Value> {
+    keys::open_json(
+        data_key,
+        sealed,
+        &memory_aad(id, "memories.metadata"),
+        &format!("the metadata of memory {id}"),
+    )
+}
+
+/// The decrypted metadata of a memory's current version (encrypted namespaces).
+fn current_metadata(client: &SpiClient<'_>, id: Uuid, data_key: &Key) -> CtxResult<Value> {
+    let sealed: Option<Vec<u8>> = first_value(client.select(
+        "SELECT metadata_enc FROM ctx.memories WHERE id = $1 AND valid_to IS NULL",
+        Some(1),
+        &[id.into()],
+    )?)?;
+    match sealed {
+        Some(sealed) => open_memory_metadata(data_key, id, &sealed),
+        None => Ok(json!({})),
+    }
 }
 
 fn typed_metadata_stamp(
@@ -715,7 +840,8 @@ fn load_candidates(
         sql: "SELECT m.id, m.version, m.namespace, m.content, m.metadata, m.importance, m.created_at,
                      extract(epoch FROM now() - m.last_accessed_at)::float8, m.embedding,
                      CASE WHEN $3::text IS NULL THEN 0
-                          ELSE ts_rank_cd(m.fts, websearch_to_tsquery('english', $3::text)) END::float8
+                          ELSE ts_rank_cd(m.fts, websearch_to_tsquery('english', $3::text)) END::float8,
+                     m.content_enc, m.metadata_enc
                 FROM unnest($1::uuid[], $2::int[]) AS k(id, version)
                 JOIN ctx.memories m ON m.id = k.id AND m.version = k.version",
         args: &[UUIDARRAYOID, INT4ARRAYOID, TEXTOID],
@@ -724,14 +850,54 @@ fn load_candidates(
     let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
     let versions: Vec<i32> = keys.iter().map(|k| k.1).collect();
     let plan = LOAD.plan(client)?;
+    // encrypted namespaces' keys, looked up once per namespace
+    let mut data_keys: HashMap<Vec<String>, Key> = HashMap::new();
     client
         .select(&*plan, None, &[ids.into(), versions.into(), text.into()])?
         .map(|row| {
+            let id: Uuid = required(row.get(1)?, "id")?;
+            let namespace: Vec<String> = required(row.get(3)?, "namespace")?;
+            let (content, metadata) = match row.get::<Vec<u8>>(11)? {
+                Some(sealed) => {
+                    let data_key = match data_keys.get(&namespace) {
+                        Some(k) => *k,
+                        None => {
+                            let scope =
+                                keys::namespace_scope(client, &namespace)?.ok_or_else(|| {
+                                    CtxError::new(
+                                        ErrorKind::DataCorrupted,
+                                        format!(
+                                            "memory {id} is encrypted but its namespace has no key"
+                                        ),
+                                    )
+                                })?;
+                            let k = keys::data_key(client, &scope)?;
+                            data_keys.insert(namespace.clone(), k);
+                            k
+                        }
+                    };
+                    let content = keys::open_text(
+                        &data_key,
+                        &sealed,
+                        &memory_aad(id, "memories.content"),
+                        &format!("memory {id}"),
+                    )?;
+                    let metadata = match row.get::<Vec<u8>>(12)? {
+                        Some(m) => open_memory_metadata(&data_key, id, &m)?,
+                        None => json!({}),
+                    };
+                    (content, metadata)
+                }
+                None => (
+                    required(row.get(4)?, "content")?,
+                    row.get::<JsonB>(5)?.map_or(json!({}), |j| j.0),
+                ),
+            };
             Ok(Candidate {
-                id: required(row.get(1)?, "id")?,
-                namespace: required(row.get(3)?, "namespace")?,
-                content: required(row.get(4)?, "content")?,
-                metadata: row.get::<JsonB>(5)?.map_or(json!({}), |j| j.0),
+                id,
+                namespace,
+                content,
+                metadata,
                 importance: required(row.get(6)?, "importance")?,
                 created_at: required(row.get(7)?, "created_at")?,
                 age_secs: row.get(8)?.unwrap_or(0.0),

@@ -3,6 +3,7 @@
 pub(crate) mod args;
 pub mod assembly;
 pub mod contexts;
+pub mod keys;
 pub mod memories;
 pub mod processors;
 pub mod schemas;

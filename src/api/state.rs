@@ -9,6 +9,7 @@ use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
 use crate::api::args::{check_ttl, namespace_arg};
+use crate::api::keys;
 use crate::api::processors::{Pipeline, WriteItem};
 use crate::api::schemas;
 use crate::core::filter::{self, ColumnType, FilterTarget};
@@ -93,23 +94,24 @@ fn put(
         }
         static UPSERT: Statement = Statement {
             sql: "INSERT INTO ctx.state AS s (namespace, ns_key, key, value, version, expires_at,
-                                              schema_name, schema_version, redacted)
-                  VALUES ($1, $2, $3, $4, 1, now() + $5, $7, $8, $9)
-                  ON CONFLICT (ns_key, key) DO UPDATE
+                                              schema_name, schema_version, redacted, value_enc)
+                  VALUES ($1, $2, $3, $4, 1, now() + $5, $7, $8, $9, $10)
+                  ON CONFLICT (tenant, ns_key, key) DO UPDATE
                      SET value = excluded.value, version = s.version + 1, updated_at = now(),
                          expires_at = excluded.expires_at, schema_name = excluded.schema_name,
-                         schema_version = excluded.schema_version, redacted = excluded.redacted
+                         schema_version = excluded.schema_version, redacted = excluded.redacted,
+                         value_enc = excluded.value_enc
                    WHERE NOT $6 OR s.expires_at <= now()
                   RETURNING version",
-            args: &[TEXTARRAYOID, TEXTOID, TEXTOID, JSONBOID, INTERVALOID, BOOLOID, TEXTOID, INT4OID, JSONBOID],
+            args: &[TEXTARRAYOID, TEXTOID, TEXTOID, JSONBOID, INTERVALOID, BOOLOID, TEXTOID, INT4OID, JSONBOID, BYTEAOID],
             writes: true,
         };
         static UPDATE_IF: Statement = Statement {
             sql: "UPDATE ctx.state SET value = $3, version = version + 1, updated_at = now(), expires_at = now() + $4,
-                         schema_name = $6, schema_version = $7, redacted = $8
+                         schema_name = $6, schema_version = $7, redacted = $8, value_enc = $9
                    WHERE ns_key = $1 AND key = $2 AND version = $5 AND (expires_at IS NULL OR expires_at > now())
                   RETURNING version",
-            args: &[TEXTOID, TEXTOID, JSONBOID, INTERVALOID, INT8OID, TEXTOID, INT4OID, JSONBOID],
+            args: &[TEXTOID, TEXTOID, JSONBOID, INTERVALOID, INT8OID, TEXTOID, INT4OID, JSONBOID, BYTEAOID],
             writes: true,
         };
         Spi::connect_mut(|client| {
@@ -123,10 +125,11 @@ fn put(
             let stamp = schema
                 .map(|name| schemas::check_latest(client, name, &value.0))
                 .transpose()?;
+            let (value, sealed) = to_store(client, &at, value.0)?;
             let written: Option<i64> = match expected_version {
                 Some(expected) if expected > 0 => {
                     let plan = UPDATE_IF.plan(client)?;
-                    let args: [DatumWithOid; 8] = [
+                    let args: [DatumWithOid; 9] = [
                         at.ns_key.as_str().into(),
                         at.key.as_str().into(),
                         value.into(),
@@ -135,13 +138,14 @@ fn put(
                         schema.into(),
                         stamp.into(),
                         redacted.into(),
+                        sealed.into(),
                     ];
                     first_value(client.update(&*plan, Some(1), &args)?)?
                 }
                 _ => {
                     let only_if_absent = expected_version == Some(0);
                     let plan = UPSERT.plan(client)?;
-                    let args: [DatumWithOid; 9] = [
+                    let args: [DatumWithOid; 10] = [
                         at.labels.clone().into(),
                         at.ns_key.as_str().into(),
                         at.key.as_str().into(),
@@ -151,6 +155,7 @@ fn put(
                         schema.into(),
                         stamp.into(),
                         redacted.into(),
+                        sealed.into(),
                     ];
                     first_value(client.update(&*plan, Some(1), &args)?)?
                 }
@@ -168,6 +173,101 @@ fn put(
     .or_raise()
 }
 
+/// The data key an entry is sealed with: its context's for the working memory of an encrypted
+/// context, else its encrypted namespace's; None when it is stored in the clear.
+fn sealing_scope(client: &SpiClient<'_>, at: &Address) -> CtxResult<Option<keys::Scope>> {
+    if at.ns_key == working_memory_key() {
+        static ENCRYPTED: Statement = Statement {
+            sql: "SELECT id FROM ctx.contexts
+                   WHERE encrypted AND id = CASE WHEN $1 ~ '^[0-9a-f-]{36}$' THEN $1::uuid END",
+            args: &[TEXTOID],
+            writes: false,
+        };
+        let plan = ENCRYPTED.plan(client)?;
+        let id: Option<Uuid> =
+            first_value(client.select(&*plan, Some(1), &[at.key.as_str().into()])?)?;
+        return Ok(id.map(keys::Scope::Context));
+    }
+    keys::namespace_scope(client, &at.labels)
+}
+
+fn value_aad(at: &Address) -> Vec<u8> {
+    keys::row_aad("state.value", &[at.ns_key.as_bytes(), at.key.as_bytes()])
+}
+
+/// What to store for `value`: itself, or JSON null and its ciphertext.
+fn to_store(
+    client: &SpiClient<'_>,
+    at: &Address,
+    value: Value,
+) -> CtxResult<(JsonB, Option<Vec<u8>>)> {
+    let Some(scope) = sealing_scope(client, at)? else {
+        return Ok((JsonB(value), None));
+    };
+    let key = keys::data_key(client, &scope)?;
+    let bytes = serde_json::to_vec(&value)
+        .map_err(|e| CtxError::internal(format!("value serialisation: {e}")))?;
+    Ok((
+        JsonB(Value::Null),
+        Some(keys::seal(&key, &bytes, &value_aad(at))?),
+    ))
+}
+
+/// A stored value, decrypted when it was sealed.
+fn stored_value(
+    client: &SpiClient<'_>,
+    at: &Address,
+    value: Option<JsonB>,
+    sealed: Option<Vec<u8>>,
+) -> CtxResult<Value> {
+    let Some(sealed) = sealed else {
+        return Ok(value.map_or(Value::Null, |j| j.0));
+    };
+    let scope = sealing_scope(client, at)?.ok_or_else(|| {
+        CtxError::new(
+            ErrorKind::DataCorrupted,
+            format!(
+                "the value at {:?}/{} is encrypted but its namespace has no key",
+                at.labels, at.key
+            ),
+        )
+    })?;
+    let key = keys::data_key(client, &scope)?;
+    keys::open_json(
+        &key,
+        &sealed,
+        &value_aad(at),
+        &format!("the value at {:?}/{}", at.labels, at.key),
+    )
+}
+
+/// Copies the working memory of an encrypted context to its new fork, re-sealed with the
+/// fork's key.
+pub(crate) fn reseal_working_memory(
+    client: &mut SpiClient<'_>,
+    from: Uuid,
+    to: Uuid,
+) -> CtxResult<()> {
+    let source = working_memory_address(client, from)?;
+    let Some(document) = read_value(client, &source)? else {
+        return Ok(());
+    };
+    let target = working_memory_address(client, to)?;
+    let (value, sealed) = to_store(client, &target, document)?;
+    client.update(
+        "INSERT INTO ctx.state (namespace, ns_key, key, value, value_enc, version) VALUES ($1, $2, $3, $4, $5, 1)",
+        None,
+        &[
+            target.labels.clone().into(),
+            target.ns_key.as_str().into(),
+            target.key.as_str().into(),
+            value.into(),
+            sealed.into(),
+        ],
+    )?;
+    Ok(())
+}
+
 fn stored_version(client: &SpiClient<'_>, at: &Address) -> CtxResult<Option<i64>> {
     static VERSION: Statement = Statement {
         sql: "SELECT version FROM ctx.state WHERE ns_key = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > now())",
@@ -183,7 +283,7 @@ fn stored_version(client: &SpiClient<'_>, at: &Address) -> CtxResult<Option<i64>
 }
 
 static GET: Statement = Statement {
-    sql: "SELECT value, schema_name, schema_version FROM ctx.state
+    sql: "SELECT value, schema_name, schema_version, value_enc FROM ctx.state
            WHERE ns_key = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > now())",
     args: &[TEXTOID, TEXTOID],
     writes: false,
@@ -217,7 +317,7 @@ fn read_value(client: &SpiClient<'_>, at: &Address) -> CtxResult<Option<Value>> 
     else {
         return Ok(None);
     };
-    let value = required(row.get::<JsonB>(1)?, "value")?.0;
+    let value = stored_value(client, at, row.get::<JsonB>(1)?, row.get::<Vec<u8>>(4)?)?;
     let schema = match (row.get::<String>(2)?, row.get::<i32>(3)?) {
         (Some(name), Some(version)) => Some((name, version)),
         _ => None,
@@ -248,13 +348,13 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
     // Make sure a row exists to lock; a concurrent creator makes this wait, then do nothing.
     static ENSURE: Statement = Statement {
         sql: "INSERT INTO ctx.state (namespace, ns_key, key, value, version) VALUES ($1, $2, $3, '{}', 0)
-              ON CONFLICT (ns_key, key) DO NOTHING",
+              ON CONFLICT (tenant, ns_key, key) DO NOTHING",
         args: &[TEXTARRAYOID, TEXTOID, TEXTOID],
         writes: true,
     };
     static LOCK: Statement = Statement {
         sql: "SELECT value, version = 0 OR coalesce(expires_at <= now(), false), schema_name, schema_version,
-                     redacted, version
+                     redacted, version, value_enc
                 FROM ctx.state WHERE ns_key = $1 AND key = $2 FOR UPDATE",
         args: &[TEXTOID, TEXTOID],
         writes: true,
@@ -262,9 +362,11 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
     static WRITE: Statement = Statement {
         sql: "UPDATE ctx.state SET value = $3, version = version + 1, updated_at = now(),
                      expires_at = CASE WHEN $4 THEN NULL ELSE expires_at END, schema_version = $5,
-                     redacted = $6
+                     redacted = $6, value_enc = $7
                WHERE ns_key = $1 AND key = $2",
-        args: &[TEXTOID, TEXTOID, JSONBOID, BOOLOID, INT4OID, JSONBOID],
+        args: &[
+            TEXTOID, TEXTOID, JSONBOID, BOOLOID, INT4OID, JSONBOID, BYTEAOID,
+        ],
         writes: true,
     };
     let plan = ENSURE.plan(client)?;
@@ -294,7 +396,7 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
     let stored = if fresh {
         json!({})
     } else {
-        row.get::<JsonB>(1)?.map_or(json!({}), |j| j.0)
+        stored_value(client, at, row.get::<JsonB>(1)?, row.get::<Vec<u8>>(7)?)?
     };
     // A typed document is patched at its schema's latest version and must still match it.
     let mut document = read_typed(client, stored, schema.clone())?;
@@ -313,11 +415,8 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
         if fresh {
             return Ok(json!({})); // expired: nothing live to return
         }
-        return read_typed(
-            client,
-            row.get::<JsonB>(1)?.map_or(json!({}), |j| j.0),
-            schema,
-        );
+        let current = stored_value(client, at, row.get::<JsonB>(1)?, row.get::<Vec<u8>>(7)?)?;
+        return read_typed(client, current, schema);
     };
     let previously: Option<Value> = if fresh {
         None
@@ -334,13 +433,15 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
         .map(|(name, _)| schemas::check_latest(client, name, &document))
         .transpose()?;
     let plan = WRITE.plan(client)?;
-    let args: [DatumWithOid; 6] = [
+    let (stored_json, sealed) = to_store(client, at, document.clone())?;
+    let args: [DatumWithOid; 7] = [
         at.ns_key.as_str().into(),
         at.key.as_str().into(),
-        JsonB(document.clone()).into(),
+        stored_json.into(),
         fresh.into(),
         stamp.into(),
         redacted.map(JsonB).into(),
+        sealed.into(),
     ];
     client.update(&*plan, None, &args)?;
     Ok(document)
@@ -403,7 +504,8 @@ fn search_state(
         parts.push(format!("({})", compiled.sql));
         args.extend(compiled.params.iter().map(param_datum));
         let sql = format!(
-            "SELECT s.namespace, s.key, s.value, s.version, s.updated_at, s.schema_name, s.schema_version
+            "SELECT s.namespace, s.key, s.value, s.version, s.updated_at, s.schema_name, s.schema_version,
+                    s.ns_key, s.value_enc
                FROM ctx.state s
               WHERE {} ORDER BY s.ns_key, s.key LIMIT {max_rows} OFFSET {skip}",
             parts.join(" AND ")
@@ -416,7 +518,13 @@ fn search_state(
                         (Some(name), Some(version)) => Some((name, version)),
                         _ => None,
                     };
-                    let value = read_typed(client, required(row.get::<JsonB>(3)?, "value")?.0, schema)?;
+                    let at = Address {
+                        labels: required(row.get::<Vec<String>>(1)?, "namespace")?,
+                        ns_key: required(row.get::<String>(8)?, "ns_key")?,
+                        key: required(row.get::<String>(2)?, "key")?,
+                    };
+                    let stored = stored_value(client, &at, row.get::<JsonB>(3)?, row.get::<Vec<u8>>(9)?)?;
+                    let value = read_typed(client, stored, schema)?;
                     Ok((
                         required(row.get::<Vec<String>>(1)?, "namespace")?,
                         required(row.get::<String>(2)?, "key")?,

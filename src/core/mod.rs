@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod assembly;
 pub mod conversation;
+pub mod crypto;
 pub mod filter;
 pub mod knn;
 pub mod merge_patch;

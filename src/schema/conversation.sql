@@ -1,13 +1,30 @@
 -- The conversation store: contexts (threads), their append-only message log, and summaries.
 
+-- The tenant of the current session: ctxstore.tenant (set by the application), unless the
+-- current role is bound to a tenant (ctx.bind_role_to_tenant), which then wins. Row-level
+-- security compares every row's tenant with it.
+CREATE TABLE ctx.tenant_roles (
+    role_name   name PRIMARY KEY,
+    tenant      text NOT NULL CHECK (tenant <> '')
+);
+-- (security invoker: current_user must be the caller; the bindings are readable by everyone)
+CREATE FUNCTION ctx.current_tenant() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT coalesce((SELECT tenant FROM ctx.tenant_roles WHERE role_name = current_user),
+                    current_setting('ctxstore.tenant', true), '')
+$$;
+
 CREATE TABLE ctx.contexts (
     id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    tenant      text NOT NULL DEFAULT ctx.current_tenant(),
     name        text,
     metadata    jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
     -- token encoding of every count stored for this context (fixed at creation)
         encoding    text NOT NULL CHECK (encoding IN ('o200k_base', 'cl100k_base')),
     -- registered schema (ctx.register_schema) that every message's metadata must match, if any
     metadata_schema text,
+    -- content and metadata of its messages and summaries are stored encrypted (ctx.data_keys)
+    encrypted   boolean NOT NULL DEFAULT false,
     -- parameters of the built-in processors for this context (ctx.configure_context_processors)
     processors  jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(processors) = 'object'),
     -- fork lineage: ancestors nearest first, and the highest seq of each that this context sees
@@ -26,31 +43,38 @@ CREATE INDEX contexts_parent_idx ON ctx.contexts (parent_id) WHERE parent_id IS 
 
 CREATE TABLE ctx.messages (
     context_id  uuid NOT NULL REFERENCES ctx.contexts (id) ON DELETE CASCADE,
+    tenant      text NOT NULL DEFAULT ctx.current_tenant(),
     seq         bigint NOT NULL CHECK (seq > 0),
     role        text NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
-    -- exactly one of content / content_lz4 is set: compaction archives the content in place,
-    -- lz4-compressed, so forks that still see the message keep reading it
+    -- exactly one of content / content_lz4 / content_enc is set: compaction archives the
+    -- content in place, lz4-compressed, so forks that still see the message keep reading it;
+    -- encrypted contexts store lz4 + AES-256-GCM ciphertext (and metadata_enc; metadata is {})
     content     text,
     content_lz4 bytea,
+    content_enc bytea,
+    metadata_enc bytea,
     metadata    jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
     tokens      integer NOT NULL CHECK (tokens >= 0),
     created_at  timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (context_id, seq),
-    CHECK ((content IS NULL) <> (content_lz4 IS NULL))
+    CHECK (num_nonnulls(content, content_lz4, content_enc) = 1)
 );
 -- context assembly reads every system message of a thread; they are few
 CREATE INDEX messages_system_idx ON ctx.messages (context_id, seq) WHERE role = 'system';
 
 CREATE TABLE ctx.summaries (
     context_id  uuid NOT NULL REFERENCES ctx.contexts (id) ON DELETE CASCADE,
+    tenant      text NOT NULL DEFAULT ctx.current_tenant(),
     version     integer NOT NULL CHECK (version > 0),
     -- the summary stands for every message of the view with seq <= through_seq
     through_seq bigint NOT NULL CHECK (through_seq > 0),
-    content     text NOT NULL,
+    content     text,
+    content_enc bytea,  -- encrypted contexts
     metadata    jsonb NOT NULL DEFAULT '{}',
     tokens      integer NOT NULL CHECK (tokens >= 0),
     created_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (context_id, version)
+    PRIMARY KEY (context_id, version),
+    CHECK (num_nonnulls(content, content_enc) = 1)
 );
 
 -- pg_dump keeps the rows of extension tables only when asked to.

@@ -3,11 +3,16 @@
 
 CREATE TABLE ctx.memories (
     id               uuid NOT NULL,
+    tenant           text NOT NULL DEFAULT ctx.current_tenant(),
     version          integer NOT NULL DEFAULT 1 CHECK (version > 0),
     namespace        text[] NOT NULL CHECK (cardinality(namespace) BETWEEN 1 AND 32),
     -- sort key of the namespace (labels joined by U+001F): prefix scans are btree ranges
     ns_key           text COLLATE "C" NOT NULL,
-    content          text NOT NULL,
+    -- content and metadata are ciphertext (content_enc, metadata_enc) in encrypted namespaces;
+    -- metadata is then {} and the full-text vector empty
+    content          text,
+    content_enc      bytea,
+    metadata_enc     bytea,
     embedding        real[] CHECK (cardinality(embedding) > 0),
     metadata         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
     importance       real NOT NULL DEFAULT 0.5 CHECK (importance >= 0 AND importance <= 1),
@@ -21,11 +26,12 @@ CREATE TABLE ctx.memories (
     -- this version is the memory's content during [valid_from, valid_to); NULL valid_to = current
     valid_from       timestamptz NOT NULL DEFAULT now(),
     valid_to         timestamptz,
-        fts              tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED,
+        fts              tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, coalesce(content, ''))) STORED,
     -- the registered schema the metadata was validated against, if any
     schema_name      text,
     schema_version   integer,
     PRIMARY KEY (id, version),
+    CHECK (num_nonnulls(content, content_enc) = 1),
     CHECK (valid_to IS NULL OR valid_to >= valid_from)
 ) WITH (fillfactor = 70);  -- room for HOT updates of access counts: recall never rewrites the vector index
 

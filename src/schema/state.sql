@@ -55,10 +55,12 @@ END
 $body$;
 
 CREATE TABLE ctx.state (
+    tenant      text NOT NULL DEFAULT ctx.current_tenant(),
     namespace   text[] NOT NULL CHECK (cardinality(namespace) BETWEEN 1 AND 32),
     ns_key      text COLLATE "C" NOT NULL,  -- sort key of the namespace (see ctx.memories)
     key         text NOT NULL CHECK (key <> ''),
-    value       jsonb NOT NULL,
+    value       jsonb NOT NULL,  -- JSON null when the namespace is encrypted (then in value_enc)
+    value_enc   bytea,
     -- 1 on the first write, +1 on every write; 0 only inside the transaction a patch creates it in
     version     bigint NOT NULL CHECK (version >= 0),
     created_at  timestamptz NOT NULL DEFAULT now(),
@@ -69,7 +71,7 @@ CREATE TABLE ctx.state (
     schema_version integer,
     -- how many secrets / personal data the write processors replaced, by kind ({"card": 1})
     redacted    jsonb,
-    PRIMARY KEY (ns_key, key),
+    PRIMARY KEY (tenant, ns_key, key),
     FOREIGN KEY (schema_name, schema_version) REFERENCES ctx.schemas (name, version),
     CHECK ((schema_name IS NULL) = (schema_version IS NULL))
 ) WITH (fillfactor = 80);

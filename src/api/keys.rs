@@ -1,0 +1,502 @@
+//! Data keys of encrypted contexts and namespaces: created on first use, stored only wrapped by
+//! the master key (`ctxstore.master_key` or `ctxstore.master_key_file`, never in a table),
+//! cached unwrapped per backend; master-key rotation and crypto-shredding. The cryptography is
+//! in `core::crypto`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use pgrx::pg_sys::BuiltinOid::*;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::Uuid;
+
+use crate::core::crypto::{self, Key, MasterKeys, KEY_LEN, NONCE_LEN};
+use crate::core::namespace;
+use crate::error::{required, CtxError, CtxResult, ErrorKind, OrRaise};
+use crate::gucs;
+use crate::plans::Statement;
+
+/// What a data key encrypts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    Context(Uuid),
+    /// A namespace prefix (its sort key) and everything below it.
+    Namespace(String),
+}
+
+impl Scope {
+    pub fn name(&self) -> String {
+        match self {
+            Scope::Context(id) => format!("context:{id}"),
+            Scope::Namespace(key) => format!("namespace:{key}"),
+        }
+    }
+}
+
+/// Random bytes from the server's strong source (OpenSSL when built with it).
+fn random<const N: usize>() -> CtxResult<[u8; N]> {
+    let mut bytes = [0u8; N];
+    if !unsafe { pg_sys::pg_strong_random(bytes.as_mut_ptr().cast(), N) } {
+        return Err(CtxError::internal(
+            "the server's strong random source failed",
+        ));
+    }
+    Ok(bytes)
+}
+
+pub(crate) fn nonce() -> CtxResult<[u8; NONCE_LEN]> {
+    random()
+}
+
+#[derive(Default)]
+struct Cache {
+    /// The master-key setting the entries were unwrapped under: a change empties the cache.
+    spec: String,
+    master: Option<MasterKeys>,
+    keys: HashMap<String, Key>,
+    hits: u64,
+    misses: u64,
+}
+
+/// Unwrapped data keys kept per backend; bounded, emptied when the master key setting changes
+/// and on rotation or shredding in this backend.
+const CACHE_CAPACITY: usize = 4096;
+
+thread_local! {
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+}
+
+fn master_key_spec() -> CtxResult<String> {
+    if let Some(spec) = gucs::master_key() {
+        return Ok(spec);
+    }
+    if let Some(path) = gucs::master_key_file() {
+        return std::fs::read_to_string(&path).map_err(|e| {
+            CtxError::new(
+                ErrorKind::WrongState,
+                format!("cannot read ctxstore.master_key_file \"{path}\": {e}"),
+            )
+            .with_hint("the file must be readable by the server's operating-system user")
+        });
+    }
+    Err(CtxError::new(
+        ErrorKind::WrongState,
+        "encryption needs a master key, and none is configured",
+    )
+    .with_hint(
+        "a superuser sets ctxstore.master_key = 'key_id:<64 hex digits>' (e.g. in postgresql.conf), \
+         or ctxstore.master_key_file; openssl rand -hex 32 makes a key",
+    ))
+}
+
+/// Runs `f` with the master keys, parsed once per setting value.
+fn with_master<T>(f: impl FnOnce(&MasterKeys) -> CtxResult<T>) -> CtxResult<T> {
+    let spec = master_key_spec()?;
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.master.is_none() || cache.spec != spec {
+            let parsed = MasterKeys::parse(&spec)?;
+            *cache = Cache {
+                spec,
+                master: Some(parsed),
+                hits: cache.hits,
+                misses: cache.misses,
+                ..Cache::default()
+            };
+        }
+        f(cache.master.as_ref().expect("parsed above"))
+    })
+}
+
+fn cached(scope: &str) -> CtxResult<Option<Key>> {
+    let spec = master_key_spec()?;
+    Ok(CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.spec != spec {
+            return None;
+        }
+        let found = cache.keys.get(scope).copied();
+        if found.is_some() {
+            cache.hits += 1;
+        }
+        found
+    }))
+}
+
+fn remember_key(scope: String, key: Key) {
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        cache.misses += 1;
+        if cache.keys.len() >= CACHE_CAPACITY {
+            cache.keys.clear();
+        }
+        cache.keys.insert(scope, key);
+    })
+}
+
+fn forget_keys() {
+    CACHE.with(|cache| cache.borrow_mut().keys.clear());
+}
+
+static LOAD: Statement = Statement {
+    sql: "SELECT master_key_id, wrapped, shredded_at IS NOT NULL FROM ctx.data_keys
+           WHERE tenant = ctx.current_tenant() AND scope = $1",
+    args: &[TEXTOID],
+    writes: false,
+};
+
+/// The data key of `scope`, which must exist.
+pub(crate) fn data_key(client: &SpiClient<'_>, scope: &Scope) -> CtxResult<Key> {
+    let name = scope.name();
+    if let Some(key) = cached(&name)? {
+        return Ok(key);
+    }
+    let plan = LOAD.plan(client)?;
+    let mut table = client.select(&*plan, Some(1), &[name.as_str().into()])?;
+    let row = table.next().ok_or_else(|| {
+        CtxError::new(
+            ErrorKind::DataCorrupted,
+            format!("the data key of {name} is missing"),
+        )
+        .with_hint("ctx.data_keys lost a row: restore it from a backup")
+    })?;
+    if row.get::<bool>(3)?.unwrap_or(false) {
+        return Err(shredded(&name));
+    }
+    let key_id: String = required(row.get(1)?, "master_key_id")?;
+    let wrapped: Vec<u8> = required(row.get(2)?, "wrapped")?;
+    let key =
+        with_master(|master| crypto::unwrap_key(master.get(&key_id)?, &wrapped, name.as_bytes()))?;
+    remember_key(name, key);
+    Ok(key)
+}
+
+fn shredded(scope: &str) -> CtxError {
+    CtxError::new(
+        ErrorKind::WrongState,
+        format!("{scope} was shredded: its data can never be read again"),
+    )
+}
+
+/// Creates the data key of a new encrypted scope (wrapped with the current master key).
+pub(crate) fn create_key(
+    client: &mut SpiClient<'_>,
+    scope: &Scope,
+    labels: Option<&[String]>,
+) -> CtxResult<()> {
+    static INSERT: Statement = Statement {
+        sql: "INSERT INTO ctx.data_keys (scope, namespace, master_key_id, wrapped) VALUES ($1, $2, $3, $4)",
+        args: &[TEXTOID, TEXTARRAYOID, TEXTOID, BYTEAOID],
+        writes: true,
+    };
+    let name = scope.name();
+    let data_key: Key = random::<KEY_LEN>()?;
+    let nonce = nonce()?;
+    let (key_id, wrapped) = with_master(|master| {
+        let (id, kek) = master.current();
+        Ok((
+            id.to_string(),
+            crypto::wrap_key(kek, nonce, &data_key, name.as_bytes()),
+        ))
+    })?;
+    let plan = INSERT.plan(client)?;
+    client.update(
+        &*plan,
+        None,
+        &[
+            name.as_str().into(),
+            labels.map(<[String]>::to_vec).into(),
+            key_id.into(),
+            wrapped.into(),
+        ],
+    )?;
+    remember_key(name, data_key);
+    Ok(())
+}
+
+/// The encrypted namespace prefix `labels` falls under (the nearest), if any.
+pub(crate) fn namespace_scope(
+    client: &SpiClient<'_>,
+    labels: &[String],
+) -> CtxResult<Option<Scope>> {
+    static NEAREST: Statement = Statement {
+        sql: "SELECT scope, shredded_at IS NOT NULL FROM ctx.data_keys
+               WHERE tenant = ctx.current_tenant() AND scope = ANY($1)
+               ORDER BY length(scope) DESC LIMIT 1",
+        args: &[TEXTARRAYOID],
+        writes: false,
+    };
+    let scopes: Vec<String> = (1..=labels.len())
+        .map(|n| Scope::Namespace(namespace::key(&labels[..n])).name())
+        .collect();
+    let plan = NEAREST.plan(client)?;
+    let mut table = client.select(&*plan, Some(1), &[scopes.into()])?;
+    let Some(row) = table.next() else {
+        return Ok(None);
+    };
+    let name: String = required(row.get(1)?, "scope")?;
+    if row.get::<bool>(2)?.unwrap_or(false) {
+        return Err(shredded(&name));
+    }
+    Ok(Some(Scope::Namespace(
+        name.trim_start_matches("namespace:").to_string(),
+    )))
+}
+
+/// Why a context id is not found: deleted, never existed, or shredded.
+pub(crate) fn missing_context(client: &SpiClient<'_>, id: Uuid) -> CtxError {
+    let shredded_at: Option<String> = client
+        .select(
+            "SELECT shredded_at::text FROM ctx.data_keys
+              WHERE tenant = ctx.current_tenant() AND scope = $1 AND shredded_at IS NOT NULL",
+            Some(1),
+            &[Scope::Context(id).name().into()],
+        )
+        .ok()
+        .and_then(|t| crate::plans::first_value(t).ok().flatten());
+    match shredded_at {
+        Some(at) => CtxError::new(
+            ErrorKind::UndefinedObject,
+            format!("context \"{id}\" was shredded: its data can never be read again"),
+        )
+        .with_detail(format!("its data key was destroyed at {at}")),
+        None => crate::api::contexts::unknown_context(id),
+    }
+}
+
+/// Marks a namespace (and everything below it) encrypted: new memories and state there are
+/// stored encrypted with its own data key. It must not hold data yet.
+#[pg_extern(volatile, parallel_unsafe)]
+fn encrypt_namespace(namespace: Option<Vec<Option<String>>>) {
+    let labels = crate::api::args::namespace_arg(namespace, "namespace", false).or_raise();
+    let key = namespace::key(&labels);
+    Spi::connect_mut(|client| -> CtxResult<()> {
+        if namespace_scope(client, &labels)?.is_some() {
+            return Err(CtxError::new(
+                ErrorKind::DuplicateObject,
+                format!("namespace {labels:?} is already encrypted (or lies under an encrypted one)"),
+            ));
+        }
+        let (lo, hi) = namespace::descendants_range(&labels);
+        let occupied: Option<bool> = crate::plans::first_value(client.select(
+            "SELECT true WHERE EXISTS (SELECT 1 FROM ctx.memories WHERE ns_key >= $1 AND ($2::text IS NULL OR ns_key < $2))
+                         OR EXISTS (SELECT 1 FROM ctx.state WHERE ns_key >= $1 AND ($2::text IS NULL OR ns_key < $2))",
+            Some(1),
+            &[lo.into(), hi.into()],
+        )?)?;
+        if occupied.is_some() {
+            return Err(CtxError::new(
+                ErrorKind::WrongState,
+                format!("namespace {labels:?} already holds memories or state"),
+            )
+            .with_hint("encrypt a namespace before writing to it, or move its data to a new encrypted namespace"));
+        }
+        create_key(client, &Scope::Namespace(key), Some(&labels))
+    })
+    .or_raise()
+}
+
+/// Re-wraps every data key of this tenant (all of them for a role that bypasses row-level
+/// security) with master key `new_key_id`, which must be configured; the data is not touched.
+/// Returns how many keys were re-wrapped.
+#[pg_extern(volatile, parallel_unsafe)]
+fn rotate_master_key(new_key_id: Option<&str>) -> i64 {
+    let new_key_id = required(new_key_id, "new_key_id").or_raise();
+    Spi::connect_mut(|client| -> CtxResult<i64> {
+        let rows: Vec<(String, String, String, Vec<u8>)> = client
+            .update(
+                "SELECT tenant, scope, master_key_id, wrapped FROM ctx.data_keys
+                  WHERE wrapped IS NOT NULL AND master_key_id <> $1 FOR UPDATE",
+                None,
+                &[new_key_id.into()],
+            )?
+            .map(|row| {
+                Ok((
+                    required(row.get(1)?, "tenant")?,
+                    required(row.get(2)?, "scope")?,
+                    required(row.get(3)?, "master_key_id")?,
+                    required(row.get(4)?, "wrapped")?,
+                ))
+            })
+            .collect::<CtxResult<_>>()?;
+        let rewrapped = with_master(|master| {
+            let new_kek = master.get(new_key_id)?;
+            rows.iter()
+                .map(|(tenant, scope, old_id, wrapped)| {
+                    let data_key =
+                        crypto::unwrap_key(master.get(old_id)?, wrapped, scope.as_bytes())?;
+                    Ok((
+                        tenant.clone(),
+                        scope.clone(),
+                        crypto::wrap_key(new_kek, nonce()?, &data_key, scope.as_bytes()),
+                    ))
+                })
+                .collect::<CtxResult<Vec<_>>>()
+        })?;
+        for (tenant, scope, wrapped) in &rewrapped {
+            client.update(
+                "UPDATE ctx.data_keys SET master_key_id = $3, wrapped = $4, rotated_at = now()
+                  WHERE tenant = $1 AND scope = $2",
+                None,
+                &[
+                    tenant.as_str().into(),
+                    scope.as_str().into(),
+                    new_key_id.into(),
+                    wrapped.clone().into(),
+                ],
+            )?;
+        }
+        forget_keys();
+        Ok(rewrapped.len() as i64)
+    })
+    .or_raise()
+}
+
+/// Destroys the data key of `scope` (keeping a tombstone), so its ciphertext can never be read.
+fn destroy_key(client: &mut SpiClient<'_>, scope: &Scope) -> CtxResult<bool> {
+    let table = client.update(
+        "UPDATE ctx.data_keys SET wrapped = NULL, master_key_id = NULL, shredded_at = now()
+          WHERE tenant = ctx.current_tenant() AND scope = $1 AND wrapped IS NOT NULL RETURNING 1",
+        Some(1),
+        &[scope.name().into()],
+    )?;
+    forget_keys();
+    Ok(!table.is_empty())
+}
+
+/// Crypto-shreds an encrypted context: destroys its data key (and its forks' with `cascade`),
+/// then deletes the rows. Reading it afterwards says it was shredded.
+#[pg_extern(volatile, parallel_unsafe)]
+fn shred(context_id: Option<Uuid>, cascade: default!(Option<bool>, false)) -> i64 {
+    let context_id = required(context_id, "context_id").or_raise();
+    let cascade = cascade.unwrap_or(false);
+    Spi::connect_mut(|client| -> CtxResult<i64> {
+        let encrypted: Option<bool> = crate::plans::first_value(client.update(
+            "SELECT encrypted FROM ctx.contexts WHERE id = $1 FOR UPDATE",
+            Some(1),
+            &[context_id.into()],
+        )?)?;
+        match encrypted {
+            None => return Err(missing_context(client, context_id)),
+            Some(false) => {
+                return Err(CtxError::new(
+                    ErrorKind::WrongState,
+                    format!("context \"{context_id}\" is not encrypted: there is no key to shred"),
+                )
+                .with_hint("ctx.delete_context() deletes it; create contexts with encrypted => true to be able to shred them"))
+            }
+            Some(true) => {}
+        }
+        let forks: Vec<Uuid> = client
+            .select(
+                "SELECT id FROM ctx.contexts WHERE ancestors @> ARRAY[$1]",
+                None,
+                &[context_id.into()],
+            )?
+            .map(|row| required(row.get::<Uuid>(1)?, "id"))
+            .collect::<CtxResult<_>>()?;
+        if !forks.is_empty() && !cascade {
+            return Err(CtxError::new(
+                ErrorKind::DependentObjects,
+                format!("context \"{context_id}\" has {} fork(s) that read its messages", forks.len()),
+            )
+            .with_hint("pass cascade => true to shred the forks too"));
+        }
+        for id in std::iter::once(context_id).chain(forks.iter().copied()) {
+            destroy_key(client, &Scope::Context(id))?;
+        }
+        crate::api::contexts::delete_rows(client, context_id, cascade, false)
+    })
+    .or_raise()
+}
+
+/// Crypto-shreds an encrypted namespace: destroys its data key, then deletes its memories and
+/// state (everything below it too).
+#[pg_extern(volatile, parallel_unsafe)]
+fn shred_namespace(namespace: Option<Vec<Option<String>>>) -> i64 {
+    let labels = crate::api::args::namespace_arg(namespace, "namespace", false).or_raise();
+    let scope = Scope::Namespace(namespace::key(&labels));
+    Spi::connect_mut(|client| -> CtxResult<i64> {
+        if !destroy_key(client, &scope)? {
+            return Err(CtxError::new(
+                ErrorKind::WrongState,
+                format!("namespace {labels:?} is not an encrypted namespace (or was already shredded)"),
+            )
+            .with_hint("ctx.forget() deletes memories; ctx.encrypt_namespace() makes a namespace shreddable"));
+        }
+        let (lo, hi) = namespace::descendants_range(&labels);
+        let memories = client.update(
+            "DELETE FROM ctx.memories WHERE ns_key >= $1 AND ($2::text IS NULL OR ns_key < $2)",
+            None,
+            &[lo.clone().into(), hi.clone().into()],
+        )?;
+        let removed = memories.len() as i64;
+        let state = client.update(
+            "DELETE FROM ctx.state WHERE ns_key >= $1 AND ($2::text IS NULL OR ns_key < $2)",
+            None,
+            &[lo.into(), hi.into()],
+        )?;
+        Ok(removed + state.len() as i64)
+    })
+    .or_raise()
+}
+
+/// This backend's data-key cache: hits, misses (keys unwrapped) and entries.
+#[pg_extern(volatile, parallel_unsafe)]
+fn key_cache_stats(
+) -> TableIterator<'static, (name!(hits, i64), name!(misses, i64), name!(entries, i32))> {
+    let (hits, misses, entries) = CACHE.with(|cache| {
+        let cache = cache.borrow();
+        (
+            cache.hits as i64,
+            cache.misses as i64,
+            cache.keys.len() as i32,
+        )
+    });
+    TableIterator::once((hits, misses, entries))
+}
+
+/// Associated data of a stored value: the table and column, then the row's identity.
+pub(crate) fn row_aad(column: &str, ids: &[&[u8]]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = vec![b"ctxstore", column.as_bytes()];
+    parts.extend_from_slice(ids);
+    crypto::aad(&parts)
+}
+
+pub(crate) fn seal(key: &Key, plaintext: &[u8], aad: &[u8]) -> CtxResult<Vec<u8>> {
+    Ok(crypto::seal(key, nonce()?, plaintext, aad))
+}
+
+pub(crate) fn open_text(key: &Key, sealed: &[u8], aad: &[u8], what: &str) -> CtxResult<String> {
+    let bytes = crypto::open(key, sealed, aad, what)?;
+    String::from_utf8(bytes).map_err(|_| {
+        CtxError::new(
+            ErrorKind::DataCorrupted,
+            format!("{what} decrypted to invalid UTF-8"),
+        )
+    })
+}
+
+pub(crate) fn open_json(
+    key: &Key,
+    sealed: &[u8],
+    aad: &[u8],
+    what: &str,
+) -> CtxResult<serde_json::Value> {
+    let bytes = crypto::open(key, sealed, aad, what)?;
+    serde_json::from_slice(&bytes).map_err(|_| {
+        CtxError::new(
+            ErrorKind::DataCorrupted,
+            format!("{what} decrypted to invalid JSON"),
+        )
+    })
+}
+
+/// A random (version 4) UUID's bytes, for rows whose ciphertext is bound to their id.
+pub(crate) fn random_id() -> CtxResult<[u8; 16]> {
+    let mut bytes: [u8; 16] = random()?;
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    Ok(bytes)
+}

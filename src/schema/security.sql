@@ -1,0 +1,264 @@
+-- Security: data keys of encrypted contexts and namespaces, tenant isolation with row-level
+-- security, and a tamper-evident audit log.
+
+-- Data keys, only ever stored wrapped by a master key that lives outside the database.
+-- A shredded key keeps its row (wrapped = NULL) so reads can say what happened.
+CREATE TABLE ctx.data_keys (
+    tenant        text NOT NULL DEFAULT ctx.current_tenant(),
+    scope         text NOT NULL,  -- 'context:<uuid>' or 'namespace:<namespace key>'
+    namespace     text[],         -- the labels of a namespace scope, for reading
+    master_key_id text,
+    wrapped       bytea,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    rotated_at    timestamptz,
+    shredded_at   timestamptz,
+    PRIMARY KEY (tenant, scope),
+    CHECK ((wrapped IS NULL) = (shredded_at IS NOT NULL)),
+    CHECK ((wrapped IS NULL) = (master_key_id IS NULL))
+);
+SELECT pg_catalog.pg_extension_config_dump('ctx.data_keys', '');
+
+-- Tenant isolation: every data table holds its tenant, and row-level security limits reads
+-- and writes to the session's. Table owners and roles with BYPASSRLS are not limited.
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['contexts', 'messages', 'summaries', 'memories', 'state', 'data_keys'] LOOP
+        EXECUTE format('ALTER TABLE ctx.%I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format($p$CREATE POLICY tenant_isolation ON ctx.%I
+                          USING (tenant = (SELECT ctx.current_tenant()))
+                          WITH CHECK (tenant = (SELECT ctx.current_tenant()))$p$, t);
+    END LOOP;
+END $$;
+
+GRANT SELECT ON ctx.tenant_roles TO PUBLIC;
+
+CREATE FUNCTION ctx.bind_role_to_tenant(role regrole, tenant text) RETURNS void
+LANGUAGE plpgsql AS $body$
+BEGIN
+    IF bind_role_to_tenant.role IS NULL THEN
+        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF bind_role_to_tenant.tenant IS NULL THEN
+        DELETE FROM ctx.tenant_roles WHERE role_name = bind_role_to_tenant.role::text;
+        RETURN;
+    END IF;
+    IF bind_role_to_tenant.tenant = '' THEN
+        RAISE EXCEPTION 'a tenant name must not be empty' USING ERRCODE = '22023',
+            HINT = 'NULL removes the binding';
+    END IF;
+    INSERT INTO ctx.tenant_roles (role_name, tenant)
+    VALUES (bind_role_to_tenant.role::text, bind_role_to_tenant.tenant)
+    ON CONFLICT (role_name) DO UPDATE SET tenant = excluded.tenant;
+END
+$body$;
+
+-- The audit log: one row per inserted, updated or deleted row of a ctxstore table. Never the
+-- content: the changed column names and the row's identity. Rows are chained by SHA-256 when
+-- sealed (ctx.seal_audit, ctx.verify_audit): an edit, deletion or reordering of a sealed row
+-- breaks the chain.
+CREATE TABLE ctx.audit_log (
+    id            bigint PRIMARY KEY,
+    at            timestamptz NOT NULL,
+    tenant        text NOT NULL,
+    actor         text NOT NULL,   -- the effective role (SET ROLE) or the session user
+    session_role  text NOT NULL,
+    application   text,
+    table_name    text NOT NULL,
+    operation     text NOT NULL CHECK (operation IN ('INSERT', 'UPDATE', 'DELETE')),
+    row_key       jsonb NOT NULL,
+    columns       text[] NOT NULL,
+    xid           xid8 NOT NULL,
+    trace_id      text,
+    row_hash      bytea NOT NULL,
+    chain_seq     bigint UNIQUE,
+    chain_hash    bytea
+);
+CREATE SEQUENCE ctx.audit_log_id_seq OWNED BY ctx.audit_log.id;
+CREATE INDEX audit_log_unsealed_idx ON ctx.audit_log (id) WHERE chain_seq IS NULL;
+CREATE INDEX audit_log_table_idx ON ctx.audit_log (table_name, at);
+ALTER TABLE ctx.audit_log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON ctx.audit_log FOR SELECT USING (tenant = (SELECT ctx.current_tenant()));
+SELECT pg_catalog.pg_extension_config_dump('ctx.audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('ctx.audit_log_id_seq', '');
+
+-- The head of the chain: where the next sealed row continues from.
+CREATE TABLE ctx.audit_chain (
+    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    last_seq   bigint NOT NULL,
+    last_hash  bytea NOT NULL
+);
+INSERT INTO ctx.audit_chain VALUES (true, 0, sha256('ctxstore audit log'::bytea));
+SELECT pg_catalog.pg_extension_config_dump('ctx.audit_chain', '');
+
+-- The canonical hash of an audit row's content (everything but the chain columns).
+CREATE FUNCTION ctx.audit_row_hash(r ctx.audit_log) RETURNS bytea
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT sha256(convert_to(jsonb_build_array(
+        r.id, r.at, r.tenant, r.actor, r.session_role, r.application, r.table_name, r.operation,
+        r.row_key, r.columns, r.xid::text, r.trace_id)::text, 'UTF8'))
+$$;
+
+-- The trace id of the current request: ctxstore.traceparent, else a sqlcommenter
+-- traceparent='00-<trace id>-<span id>-<flags>' carried in application_name.
+CREATE FUNCTION ctx.current_trace_id() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT coalesce(
+        substring(current_setting('ctxstore.traceparent', true) FROM '^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$'),
+        substring(current_setting('application_name', true) FROM 'traceparent=''?[0-9a-f]{2}-([0-9a-f]{32})-'))
+$$;
+
+-- Runs as the extension owner: users cannot write the log themselves.
+CREATE FUNCTION ctx.audit_trigger() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+DECLARE
+    new_row jsonb := CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END;
+    old_row jsonb := CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END;
+    subject jsonb := coalesce(new_row, old_row);
+    entry ctx.audit_log;
+    role_setting text := current_setting('role', true);
+BEGIN
+    entry.id := nextval('ctx.audit_log_id_seq');
+    entry.at := clock_timestamp();
+    entry.tenant := coalesce(subject ->> 'tenant', ctx.current_tenant());
+    entry.actor := CASE WHEN role_setting IS NULL OR role_setting = 'none' THEN session_user::text ELSE role_setting END;
+    entry.session_role := session_user::text;
+    entry.application := nullif(current_setting('application_name', true), '');
+    entry.table_name := TG_TABLE_NAME;
+    entry.operation := TG_OP;
+    entry.row_key := (SELECT jsonb_object_agg(k, subject -> k) FROM unnest(TG_ARGV) AS k);
+    entry.columns := CASE TG_OP
+        WHEN 'UPDATE' THEN (SELECT coalesce(array_agg(n.key ORDER BY n.key), '{}')
+                              FROM jsonb_each(new_row) n WHERE n.value IS DISTINCT FROM old_row -> n.key)
+        ELSE (SELECT coalesce(array_agg(n.key ORDER BY n.key), '{}')
+                FROM jsonb_each(subject) n WHERE n.value <> 'null'::jsonb)
+    END;
+    entry.xid := pg_current_xact_id();
+    entry.trace_id := ctx.current_trace_id();
+    entry.row_hash := ctx.audit_row_hash(entry);
+    INSERT INTO ctx.audit_log SELECT entry.*;
+    RETURN NULL;
+END
+$body$;
+
+-- Audited tables and the columns that identify their rows.
+CREATE TABLE ctx.audited_tables (
+    table_name  text PRIMARY KEY,
+    key_columns text[] NOT NULL
+);
+INSERT INTO ctx.audited_tables VALUES
+    ('contexts', '{id}'), ('messages', '{context_id,seq}'), ('summaries', '{context_id,version}'),
+    ('memories', '{id,version}'), ('state', '{tenant,namespace,key}'), ('data_keys', '{tenant,scope}'),
+    ('schemas', '{name,version}'), ('schema_migrations', '{name,from_version}'),
+    ('processor_registry', '{name}'), ('namespace_processors', '{namespace}'),
+    ('vector_indexes', '{dims}'), ('tenant_roles', '{role_name}');
+
+DO $$
+DECLARE t record;
+BEGIN
+    FOR t IN SELECT * FROM ctx.audited_tables LOOP
+        EXECUTE format('CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON ctx.%I
+                        FOR EACH ROW EXECUTE FUNCTION ctx.audit_trigger(%s)',
+                       t.table_name, (SELECT string_agg(quote_literal(c), ', ') FROM unnest(t.key_columns) c));
+    END LOOP;
+END $$;
+
+-- Switches auditing of one table off or on (administrators).
+CREATE FUNCTION ctx.set_audit(table_name text, enabled boolean) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+BEGIN
+    IF set_audit.table_name IS NULL OR set_audit.enabled IS NULL THEN
+        RAISE EXCEPTION 'table_name and enabled must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ctx.audited_tables a WHERE a.table_name = set_audit.table_name) THEN
+        RAISE EXCEPTION 'ctx.% is not an audited table', set_audit.table_name USING ERRCODE = '42P01',
+            HINT = 'SELECT table_name FROM ctx.audited_tables lists them';
+    END IF;
+    EXECUTE format('ALTER TABLE ctx.%I %s TRIGGER audit', set_audit.table_name,
+                   CASE WHEN set_audit.enabled THEN 'ENABLE' ELSE 'DISABLE' END);
+END
+$body$;
+
+-- Chains every committed, unsealed audit row after the head, in id order. Concurrent callers
+-- wait for each other; returns how many rows were sealed.
+CREATE FUNCTION ctx.seal_audit() RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+DECLARE
+    seq bigint;
+    head bytea;
+    r record;
+    sealed bigint := 0;
+BEGIN
+    SELECT last_seq, last_hash INTO seq, head FROM ctx.audit_chain FOR UPDATE;
+    FOR r IN SELECT id, row_hash FROM ctx.audit_log WHERE chain_seq IS NULL ORDER BY id LOOP
+        seq := seq + 1;
+        head := sha256(head || r.row_hash);
+        UPDATE ctx.audit_log SET chain_seq = seq, chain_hash = head WHERE id = r.id;
+        sealed := sealed + 1;
+    END LOOP;
+    UPDATE ctx.audit_chain SET last_seq = seq, last_hash = head;
+    RETURN sealed;
+END
+$body$;
+
+-- Seals, then checks every row's hash and the chain from the start to the head. first_bad_id
+-- is the first row that was altered, reordered or follows a removed row; NULL with ok = false
+-- means rows were removed from the end.
+CREATE FUNCTION ctx.verify_audit() RETURNS TABLE(ok boolean, checked bigint, first_bad_id bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+DECLARE
+    expected_seq bigint := 0;
+    head bytea := sha256('ctxstore audit log'::bytea);
+    r ctx.audit_log;
+    n bigint := 0;
+    chain record;
+BEGIN
+    PERFORM ctx.seal_audit();
+    FOR r IN SELECT * FROM ctx.audit_log ORDER BY chain_seq LOOP
+        expected_seq := expected_seq + 1;
+        head := sha256(head || ctx.audit_row_hash(r));
+        IF r.chain_seq IS DISTINCT FROM expected_seq OR r.row_hash IS DISTINCT FROM ctx.audit_row_hash(r)
+           OR r.chain_hash IS DISTINCT FROM head THEN
+            RETURN QUERY SELECT false, n, r.id;
+            RETURN;
+        END IF;
+        n := n + 1;
+    END LOOP;
+    SELECT last_seq, last_hash INTO chain FROM ctx.audit_chain;
+    IF chain.last_seq <> expected_seq OR chain.last_hash <> head THEN
+        RETURN QUERY SELECT false, n, NULL::bigint;
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT true, n, NULL::bigint;
+END
+$body$;
+
+-- Privileges: the log is written only by the trigger; administrators' functions are not
+-- for everyone.
+REVOKE ALL ON ctx.audit_log, ctx.audit_chain FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION ctx.set_audit(text, boolean), ctx.seal_audit(), ctx.verify_audit(),
+    ctx.bind_role_to_tenant(regrole, text) FROM PUBLIC;
+
+-- Grants what an application role (or, with admin, an administrator) needs.
+CREATE FUNCTION ctx.grant_access(role regrole, admin boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql AS $body$
+BEGIN
+    IF grant_access.role IS NULL THEN
+        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA ctx TO %s', grant_access.role);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ctx.contexts, ctx.messages, ctx.summaries,
+                    ctx.memories, ctx.state, ctx.data_keys TO %s', grant_access.role);
+    EXECUTE format('GRANT SELECT ON ctx.schemas, ctx.schema_migrations, ctx.processor_registry, ctx.processors,
+                    ctx.namespace_processors, ctx.vector_indexes, ctx.tenant_roles, ctx.audit_log,
+                    ctx.audited_tables TO %s', grant_access.role);
+    IF grant_access.admin THEN
+        EXECUTE format('GRANT INSERT, UPDATE, DELETE ON ctx.schemas, ctx.schema_migrations,
+                        ctx.processor_registry, ctx.namespace_processors TO %s', grant_access.role);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.set_audit(text, boolean), ctx.seal_audit(),
+                        ctx.verify_audit() TO %s', grant_access.role);
+        PERFORM ctx.grant_admin_functions(grant_access.role);
+    END IF;
+END
+$body$;
+REVOKE EXECUTE ON FUNCTION ctx.grant_access(regrole, boolean) FROM PUBLIC;

@@ -1,0 +1,234 @@
+-- Security: encryption at rest, rotation, crypto-shredding, tenant isolation, audit.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS ctxstore;
+RESET client_min_messages;
+\pset footer off
+-- runs a statement and shows its outcome with ids masked (they differ every run)
+CREATE FUNCTION pg_temp.try(statement text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE statement;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM,
+        '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<id>', 'g');
+END $$;
+
+-- Without a master key, encryption refuses to start and names the setting.
+SELECT ctx.create_context('no key', encrypted => true);
+SET ctxstore.master_key = 'k1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
+-- it is not listed by SHOW ALL / pg_settings (and non-superusers cannot SHOW it, see below)
+SELECT count(*) AS listed FROM pg_settings WHERE name = 'ctxstore.master_key';
+
+-- Encrypted context: everything reads back; the table holds only ciphertext.
+SELECT ctx.create_context('vault', '{"memory_namespace": ["vault", "ada"]}', encrypted => true) AS v \gset
+SELECT ctx.append(:'v', 'system', 'You are discreet.');
+SELECT ctx.append(:'v', 'user', 'my locker code is 4477', '{"topic": "locker"}');
+SELECT ctx.append_many(:'v', '[{"role": "assistant", "content": "noted"}, {"role": "user", "content": "also the bike lock: 1234"}]');
+SELECT seq, role, content, metadata, tokens = ctx.count_tokens(content) AS exact FROM ctx.messages(:'v');
+SELECT count(*) FILTER (WHERE content IS NULL AND content_enc IS NOT NULL AND metadata = '{}' AND metadata_enc IS NOT NULL) AS sealed,
+       count(*) FILTER (WHERE position('locker'::bytea IN content_enc) > 0) AS readable
+  FROM ctx.messages WHERE context_id = :'v';
+SELECT seq, content FROM ctx.window(:'v', 2);
+SELECT seq, content FROM ctx.token_window(:'v', 12);
+SELECT ctx.update_working_memory(:'v', '{"locker": 4477}');
+SELECT value, value_enc IS NOT NULL AS sealed FROM ctx.state WHERE key = :'v';
+SELECT section, content FROM ctx.build_context(:'v', 200) ORDER BY position;
+-- compaction keeps the summary and the archived originals encrypted
+SELECT ctx.compact(:'v', 'Ada shared two lock codes.', keep_last => 1);
+SELECT content IS NULL AND content_enc IS NOT NULL AS summary_sealed FROM ctx.summaries WHERE context_id = :'v';
+SELECT seq, role, content FROM ctx.messages(:'v');
+SELECT seq, content, archived FROM ctx.history(:'v');
+-- a fork reads its parent's ciphertext and its inherited summary, and writes with its own key
+SELECT ctx.fork(:'v') AS vf \gset
+SELECT ctx.append(:'vf', 'user', 'fork secret');
+SELECT seq, content FROM ctx.messages(:'vf');
+SELECT ctx.working_memory(:'vf');
+SELECT count(*) AS data_keys FROM ctx.data_keys WHERE scope IN ('context:' || :'v', 'context:' || :'vf');
+
+-- A ciphertext moved to another row, or altered, does not open: it errors, never garbage.
+BEGIN;
+UPDATE ctx.messages SET content_enc = (SELECT content_enc FROM ctx.messages WHERE context_id = :'v' AND seq = 2)
+ WHERE context_id = :'v' AND seq = 4;
+SELECT pg_temp.try(format('SELECT content FROM ctx.window(%L, 1)', :'v'));
+ROLLBACK;
+BEGIN;
+UPDATE ctx.messages SET content_enc = set_byte(content_enc, 20, get_byte(content_enc, 20) # 1)
+ WHERE context_id = :'v' AND seq = 4;
+SELECT pg_temp.try(format('SELECT content FROM ctx.window(%L, 1)', :'v'));
+ROLLBACK;
+
+-- Wrong master key under the same id: a clear error. A second key, then rotation: data intact.
+SET ctxstore.master_key = 'k1:ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
+SELECT content FROM ctx.window(:'v', 1);
+SET ctxstore.master_key = 'k2:a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf, k1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
+SELECT ctx.rotate_master_key('k2') >= 2 AS rotated;
+SELECT DISTINCT master_key_id FROM ctx.data_keys WHERE wrapped IS NOT NULL;
+SET ctxstore.master_key = 'k2:a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf';
+SELECT seq, content FROM ctx.messages(:'vf');
+SELECT ctx.rotate_master_key('k9');
+SELECT hits > 0 AS cache_hits, misses > 0 AS cache_misses FROM ctx.key_cache_stats();
+
+-- Encrypted namespaces: memories and state sealed, recall and reads decrypt.
+SELECT ctx.encrypt_namespace('{vault}');
+SELECT ctx.remember('{vault,ada}', 'Ada keeps a spare key under the mat', '{1,0,0}', '{"kind": "secret"}') AS m \gset
+SELECT content IS NULL AND content_enc IS NOT NULL AND metadata = '{}' AS sealed FROM ctx.memories WHERE id = :'m';
+SELECT content, metadata FROM ctx.recall('{vault}', '{1,0,0}', k => 1);
+SELECT ctx.update_memory(:'m', content => 'Ada moved the spare key') IS NOT NULL AS updated;
+SELECT content, metadata FROM ctx.recall('{vault}', '{1,0,0}', k => 1);
+SELECT ctx.remember('{vault,ada}', 'a near duplicate', '{0.99,0.01,0}', '{"extra": 1}', dedup_threshold => 0.9) = :'m' AS deduplicated;
+SELECT content, metadata FROM ctx.recall('{vault}', '{1,0,0}', k => 1);
+SELECT ctx.put('{vault,ada}', 'pin', '{"pin": "9911"}');
+SELECT ctx.patch('{vault,ada}', 'pin', '{"puk": "12345678"}');
+SELECT ctx.get('{vault,ada}', 'pin');
+SELECT value, value_enc IS NOT NULL AS sealed FROM ctx.state WHERE namespace = '{vault,ada}';
+SELECT key, value FROM ctx.search_state('{vault}');
+SELECT section, left(content, 40) AS content FROM ctx.build_context(:'v', 300, '{1,0,0}') WHERE section = 'memory';
+SELECT ctx.encrypt_namespace('{vault,inner}');
+SELECT ctx.remember('{plain}', 'in the clear') IS NOT NULL AS plain;
+SELECT ctx.encrypt_namespace('{plain}');
+
+-- Crypto-shredding: the key is destroyed, the rows deleted, reads say so.
+SELECT pg_temp.try(format('SELECT ctx.shred(%L)', :'v'));
+SELECT ctx.shred(:'v', cascade => true) AS contexts_shredded;
+SELECT pg_temp.try(format('SELECT ctx.messages(%L)', :'v'));
+SELECT pg_temp.try(format('SELECT ctx.append(%L, %L, %L)', :'vf', 'user', 'too late'));
+SELECT count(*) AS rows_left FROM ctx.messages WHERE context_id IN (:'v', :'vf');
+SELECT scope LIKE 'context:%' AS is_context, wrapped IS NULL AND shredded_at IS NOT NULL AS tombstone
+  FROM ctx.data_keys WHERE scope IN ('context:' || :'v', 'context:' || :'vf');
+SELECT ctx.create_context('plain ctx') AS p \gset
+SELECT pg_temp.try(format('SELECT ctx.shred(%L)', :'p'));
+SELECT ctx.shred_namespace('{vault}') AS rows_shredded;
+SELECT ctx.get('{vault,ada}', 'pin');
+SELECT ctx.remember('{vault,ada}', 'after shredding');
+SELECT ctx.shred_namespace('{plain}');
+
+-- Tenant isolation: two application roles, each limited to its tenant by row-level security.
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS ctx_tenant_a;
+DROP ROLE IF EXISTS ctx_tenant_b;
+RESET client_min_messages;
+CREATE FUNCTION pg_temp.noop_processor(item jsonb) RETURNS jsonb LANGUAGE sql STABLE AS 'SELECT item';
+CREATE ROLE ctx_tenant_a;
+CREATE ROLE ctx_tenant_b;
+SELECT ctx.grant_access('ctx_tenant_a'), ctx.grant_access('ctx_tenant_b');
+SET ROLE ctx_tenant_a;
+SET ctxstore.tenant = 'acme';
+SELECT ctx.create_context('acme chat', '{"memory_namespace": ["users", "u1"]}') AS a \gset
+SELECT ctx.append(:'a', 'user', 'acme confidential plan');
+SELECT ctx.remember('{users,u1}', 'acme memory', '{1,0,0}') AS am \gset
+SELECT ctx.put('{users,u1}', 'profile', '{"name": "acme user"}');
+SELECT ctx.update_working_memory(:'a', '{"step": 1}');
+SELECT count(*) AS own_rows FROM ctx.messages(:'a');
+RESET ROLE;
+SET ROLE ctx_tenant_b;
+SET ctxstore.tenant = 'globex';
+DO $$ BEGIN PERFORM current_setting('ctxstore.master_key'); RAISE NOTICE 'master key readable';
+EXCEPTION WHEN insufficient_privilege THEN RAISE NOTICE 'master key hidden (%)', SQLSTATE; END $$;
+-- direct table access: nothing of acme
+SELECT (SELECT count(*) FROM ctx.contexts) AS contexts, (SELECT count(*) FROM ctx.messages) AS messages,
+       (SELECT count(*) FROM ctx.summaries) AS summaries, (SELECT count(*) FROM ctx.memories) AS memories,
+       (SELECT count(*) FROM ctx.state) AS state, (SELECT count(*) FROM ctx.data_keys) AS keys,
+       (SELECT count(*) FROM ctx.audit_log) AS audit;
+UPDATE ctx.messages SET content = 'pwned' WHERE context_id = :'a';
+DELETE FROM ctx.memories WHERE id = :'am';
+INSERT INTO ctx.messages (context_id, tenant, seq, role, content, tokens) VALUES (:'a', 'acme', 99, 'user', 'x', 1);
+INSERT INTO ctx.contexts (tenant, encoding) VALUES ('acme', 'o200k_base');
+-- every function, with acme's ids (%1$L: a context, %2$L: a memory)
+SELECT attack, pg_temp.try(format(attack, :'a', :'am')) AS outcome FROM (VALUES
+    ('SELECT ctx.messages(%1$L)'), ('SELECT ctx.window(%1$L, 5)'), ('SELECT ctx.token_window(%1$L, 100)'),
+    ('SELECT ctx.history(%1$L)'), ('SELECT ctx.build_context(%1$L, 100)'),
+    ('SELECT ctx.build_context_json(%1$L, 100)'), ('SELECT ctx.append(%1$L, ''user'', ''injected'')'),
+    ('SELECT ctx.append_many(%1$L, ''[{"role": "user", "content": "x"}]'')'), ('SELECT ctx.fork(%1$L)'),
+    ('SELECT ctx.compact(%1$L, ''stolen summary'')'), ('SELECT ctx.delete_context(%1$L)'),
+    ('SELECT ctx.shred(%1$L)'), ('SELECT ctx.working_memory(%1$L)'),
+    ('SELECT ctx.update_working_memory(%1$L, ''{"step": 99}'')'),
+    ('SELECT ctx.configure_context_processors(%1$L, ''{}'')'), ('SELECT ctx.processor_config(%1$L)'),
+    ('SELECT ctx.update_memory(%2$L, content => ''overwritten'')'),
+    ('DO $d$ BEGIN IF ctx.forget(%2$L::uuid) THEN RAISE ''forgot another tenant''''s memory''; END IF; END $d$')
+  ) AS t(attack);
+SELECT count(*) AS recalled FROM ctx.recall('{users}', '{1,0,0}', 'acme');
+SELECT ctx.get('{users,u1}', 'profile') AS profile;
+SELECT count(*) AS found FROM ctx.search_state('{users}');
+SELECT count(*) AS namespaces FROM ctx.list_namespaces();
+-- the same namespace and key are globex's own, separate values
+SELECT ctx.put('{users,u1}', 'profile', '{"name": "globex user"}') AS version;
+-- the audit log: not writable, not others' rows
+SELECT attack, pg_temp.try(attack) AS outcome FROM (VALUES
+    ('UPDATE ctx.audit_log SET actor = ''nobody'''), ('DELETE FROM ctx.audit_log'), ('TRUNCATE ctx.audit_log'),
+    ('INSERT INTO ctx.audit_log (id) VALUES (1)'), ('SELECT ctx.verify_audit()'), ('SELECT ctx.seal_audit()'),
+    ('SELECT ctx.set_audit(''messages'', false)'), ('SELECT ctx.bind_role_to_tenant(''ctx_tenant_b'', ''acme'')'),
+    ('SELECT ctx.rotate_master_key(''k2'')'), ('INSERT INTO ctx.tenant_roles VALUES (''ctx_tenant_b'', ''acme'')'),
+    ('SELECT ctx.register_processor(''spy'', ''read'', ''pg_temp.noop_processor(jsonb)'')'),
+    ('SELECT ctx.disable_processor(''redact_secrets'')'),
+    ('SELECT ctx.configure_namespace_processors(''{users}'', ''{"redact_secrets": false}'')'),
+    ('SELECT ctx.register_schema(''s'', 1, ''{}'')')
+  ) AS t(attack);
+RESET ROLE;
+-- a role bound to a tenant cannot switch tenants with the setting
+SELECT ctx.bind_role_to_tenant('ctx_tenant_b', 'globex');
+SET ROLE ctx_tenant_b;
+SET ctxstore.tenant = 'acme';
+SELECT ctx.current_tenant(), (SELECT count(*) FROM ctx.messages) AS messages;
+SELECT pg_temp.try(format('SELECT ctx.messages(%L)', :'a'));
+RESET ROLE;
+-- acme's data is intact
+SET ROLE ctx_tenant_a;
+SET ctxstore.tenant = 'acme';
+SELECT seq, content FROM ctx.messages(:'a');
+SELECT ctx.get('{users,u1}', 'profile'), ctx.working_memory(:'a');
+SELECT content FROM ctx.recall('{users}', '{1,0,0}', k => 1);
+RESET ROLE;
+RESET ctxstore.tenant;
+
+-- Audit: every change is logged with its actor, tenant, row and columns — never content.
+SET application_name = 'agent-7';
+SET ctxstore.traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+SELECT ctx.create_context('audited') AS au \gset
+SELECT ctx.append(:'au', 'user', 'audit me');
+RESET ctxstore.traceparent;
+SELECT table_name, operation, actor, application, row_key - 'id' - 'context_id' AS row_key, columns, trace_id
+  FROM ctx.audit_log WHERE row_key ->> 'context_id' = :'au' OR row_key ->> 'id' = :'au' ORDER BY id;
+SELECT count(*) AS content_in_log FROM ctx.audit_log WHERE row_key::text LIKE '%audit me%';
+SELECT table_name, operation, tenant, row_key - 'id' - 'context_id' AS row_key
+  FROM ctx.audit_log WHERE tenant = 'acme' ORDER BY id LIMIT 3;
+RESET application_name;
+SELECT ok, checked > 0 AS checked, first_bad_id FROM ctx.verify_audit();
+-- a superuser edits, deletes or reorders sealed rows: detected
+BEGIN;
+UPDATE ctx.audit_log SET actor = 'someone else' WHERE chain_seq = 4;
+SELECT ok, first_bad_id = (SELECT id FROM ctx.audit_log WHERE chain_seq = 4) AS found_it FROM ctx.verify_audit();
+ROLLBACK;
+BEGIN;
+DELETE FROM ctx.audit_log WHERE chain_seq = 6;
+SELECT ok, first_bad_id = (SELECT id FROM ctx.audit_log WHERE chain_seq = 7) AS found_it FROM ctx.verify_audit();
+ROLLBACK;
+BEGIN;
+DELETE FROM ctx.audit_log WHERE chain_seq = (SELECT max(chain_seq) FROM ctx.audit_log);
+SELECT ok, first_bad_id FROM ctx.verify_audit();
+ROLLBACK;
+BEGIN;
+UPDATE ctx.audit_log SET chain_seq = -chain_seq WHERE chain_seq IN (1, 2);
+UPDATE ctx.audit_log SET chain_seq = CASE chain_seq WHEN -1 THEN 2 ELSE 1 END WHERE chain_seq IN (-1, -2);
+SELECT ok, first_bad_id IS NOT NULL AS found_it FROM ctx.verify_audit();
+ROLLBACK;
+SELECT ok FROM ctx.verify_audit();
+-- auditing can be switched off per table by an administrator
+SELECT ctx.set_audit('messages', false);
+SELECT count(*) AS before FROM ctx.audit_log WHERE table_name = 'messages' \gset
+SELECT ctx.append(:'au', 'user', 'not audited');
+SELECT count(*) - :before AS new_rows FROM ctx.audit_log WHERE table_name = 'messages';
+SELECT ctx.set_audit('messages', true);
+SELECT ctx.set_audit('nope', true);
+
+-- clean up what other tests count
+SELECT ctx.delete_context(id, cascade => true) FROM ctx.contexts
+ WHERE name IN ('audited', 'plain ctx') AND parent_id IS NULL;
+SELECT ctx.forget('{plain}'::text[]);
+DELETE FROM ctx.tenant_roles;
+DELETE FROM ctx.contexts WHERE tenant <> '';
+DELETE FROM ctx.memories WHERE tenant <> '';
+DELETE FROM ctx.state WHERE tenant <> '';
+DROP OWNED BY ctx_tenant_a, ctx_tenant_b;
+DROP ROLE ctx_tenant_a;
+DROP ROLE ctx_tenant_b;
+RESET ctxstore.master_key;
