@@ -15,7 +15,8 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)
 rm -rf "$datadir"
 trap '"$root/scripts/cluster.sh" stop pg18 "$datadir"' EXIT
 "$root/scripts/cluster.sh" start pg18 "$datadir" "$port" "shared_preload_libraries=ctxstore-$version" \
-  "shared_buffers=512MB" "max_wal_size=4GB"
+  "shared_buffers=512MB" "max_wal_size=4GB" \
+  "ctxstore.master_key=bench:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 psql() { sudo -u postgres "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$datadir" -p "$port" -U postgres -d postgres "$@"; }
 work=$(mktemp -d); chmod 755 "$work"
 
@@ -44,6 +45,14 @@ for n in 100 1000 10000; do
   run "baseline: fetch whole thread of $n (client trims)" "SELECT count(*), sum(length(content)) FROM (SELECT content FROM bench_history WHERE session = $n ORDER BY id) t;"
   run "floor: indexed last 100 rows of $n" "SELECT count(*) FROM (SELECT content FROM bench_history WHERE session = $n ORDER BY id DESC LIMIT 100) t;"
 done
+run "token_window(4000), encrypted thread of 1000" \
+  "SELECT count(*) FROM ctx.token_window((SELECT id FROM ctx.contexts WHERE name = 'encrypted-1000'), 4000);"
+run "ctx.append, encrypted context" \
+  "SELECT ctx.append((SELECT id FROM ctx.contexts WHERE name = 'append-encrypted'), 'user', 'The quick brown fox jumps over the lazy dog, again and again, for the benchmark.');"
+psql -c "SELECT ctx.set_audit('messages', false), ctx.set_audit('contexts', false)" >/dev/null
+run "ctx.append, audit off (baseline for the audit's cost)" \
+  "SELECT ctx.append((SELECT id FROM ctx.contexts WHERE name = 'append-target'), 'user', 'The quick brown fox jumps over the lazy dog, again and again, for the benchmark.');"
+psql -c "SELECT ctx.set_audit('messages', true), ctx.set_audit('contexts', true)" >/dev/null
 for c in 1 2; do
   run "ctx.append (tokenized, gap-free seq)" "SELECT ctx.append((SELECT id FROM ctx.contexts WHERE name = 'append-target'), 'user', 'The quick brown fox jumps over the lazy dog, again and again, for the benchmark.');" "$c"
   run "baseline: INSERT into a langchain-shaped table" "INSERT INTO bench_history (session, content) VALUES (0, 'The quick brown fox jumps over the lazy dog, again and again, for the benchmark.');" "$c"

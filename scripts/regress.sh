@@ -42,4 +42,8 @@ if ! "$root/tests/concurrency.sh" "$bindir" "$datadir" "$port"; then
   echo "---- server log ($server)"; tail -n 50 "$datadir/server.log" || true
   exit 1
 fi
-echo "sql tests: $(( ${#tests[@]} + 1 )) passed ($server: ${#tests[@]} pg_regress files + concurrency)"
+if ! "$root/tests/plaintext_scan.sh" "$bindir" "$datadir" "$port" "$datadir"; then
+  echo "---- server log ($server)"; tail -n 50 "$datadir/server.log" || true
+  exit 1
+fi
+echo "sql tests: $(( ${#tests[@]} + 2 )) passed ($server: ${#tests[@]} pg_regress files + concurrency + plaintext scan)"

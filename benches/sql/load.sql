@@ -18,6 +18,12 @@ BEGIN
       SELECT n, repeat('Agents remember what users said and answer with care. ', 1 + i % 7) FROM generate_series(1, n) i;
   END LOOP;
   PERFORM ctx.create_context('append-target');
+  PERFORM ctx.create_context('append-encrypted', encrypted => true);
+  c := ctx.create_context('encrypted-1000', encrypted => true);
+  PERFORM ctx.append_many(c, (SELECT jsonb_agg(jsonb_build_object(
+      'role', CASE WHEN i % 2 = 0 THEN 'user' ELSE 'assistant' END,
+      'content', repeat('Agents remember what users said and answer with care. ', 1 + i % 7)))
+    FROM generate_series(1, 1000) i));
   -- the 10k thread seen through read processors (a fork: same messages, its own configuration)
   c := ctx.fork((SELECT id FROM ctx.contexts WHERE name = 'thread-10000'));
   UPDATE ctx.contexts SET name = 'thread-10000-processed' WHERE id = c;
