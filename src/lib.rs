@@ -46,13 +46,6 @@ extension_sql_file!(
 extension_sql!(
     r#"
 REVOKE EXECUTE ON FUNCTION ctx.rotate_master_key(text) FROM PUBLIC;
-CREATE OR REPLACE FUNCTION ctx.grant_admin_functions(role regrole) RETURNS void
-LANGUAGE plpgsql AS $body$
-BEGIN
-    EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.rotate_master_key(text) TO %s', role);
-END
-$body$;
-REVOKE EXECUTE ON FUNCTION ctx.grant_admin_functions(regrole) FROM PUBLIC;
 "#,
     name = "admin_privileges",
     finalize

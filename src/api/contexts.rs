@@ -297,6 +297,43 @@ static READ_SYSTEM: Statement = Statement {
     writes: false,
 };
 
+// The same reads for a context without ancestors (the common case): plain bounds let the
+// planner see the seq range and walk the primary key backwards for LIMIT; behind a lateral
+// join it cannot, and with some statistics it picked a bitmap scan of the whole thread.
+static SCAN_NEWEST_ONE: Statement = Statement {
+    sql: "SELECT seq, tokens FROM ctx.messages
+           WHERE context_id = $1[1] AND seq > $3 AND seq <= $4
+             AND ($6 = 'all' OR ($6 = 'system') = (role = 'system'))
+           ORDER BY seq DESC LIMIT $5",
+    args: RANGE_ARGS,
+    writes: false,
+};
+
+macro_rules! range_query_one {
+    ($roles:literal) => {
+        concat!(
+            "SELECT seq, role, coalesce(content, ctx.lz4_decompress(content_lz4)),
+                    metadata, tokens, created_at, context_id, content_enc, metadata_enc
+               FROM ctx.messages
+              WHERE context_id = $1[1] AND seq > $3 AND seq <= $4 ",
+            $roles,
+            " ORDER BY seq LIMIT $5"
+        )
+    };
+}
+
+static READ_RANGE_ONE: Statement = Statement {
+    sql: range_query_one!("AND ($6 = 'all' OR ($6 = 'system') = (role = 'system'))"),
+    args: RANGE_ARGS,
+    writes: false,
+};
+
+static READ_SYSTEM_ONE: Statement = Statement {
+    sql: range_query_one!("AND role = 'system' AND $6 = 'system'"),
+    args: RANGE_ARGS,
+    writes: false,
+};
+
 /// (seq, tokens) of the view's messages in (after, upto], newest first, at most `limit`.
 fn scan_newest(
     client: &SpiClient<'_>,
@@ -307,7 +344,12 @@ fn scan_newest(
     roles: Roles,
 ) -> CtxResult<Vec<(i64, i64)>> {
     let (ids, his) = view.segments();
-    let plan = SCAN_NEWEST.plan(client)?;
+    let statement = if ids.len() == 1 {
+        &SCAN_NEWEST_ONE
+    } else {
+        &SCAN_NEWEST
+    };
+    let plan = statement.plan(client)?;
     let table = client.select(
         &*plan,
         None,
@@ -340,10 +382,11 @@ pub(crate) fn read_range(
     roles: Roles,
 ) -> CtxResult<Vec<Row>> {
     let (ids, his) = view.segments();
-    let statement = if roles == Roles::SystemOnly {
-        &READ_SYSTEM
-    } else {
-        &READ_RANGE
+    let statement = match (roles == Roles::SystemOnly, ids.len() == 1) {
+        (true, true) => &READ_SYSTEM_ONE,
+        (true, false) => &READ_SYSTEM,
+        (false, true) => &READ_RANGE_ONE,
+        (false, false) => &READ_RANGE,
     };
     let plan = statement.plan(client)?;
     let table = client.select(

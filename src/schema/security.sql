@@ -71,9 +71,11 @@ CREATE TABLE ctx.audit_log (
     xid           xid8 NOT NULL,
     trace_id      text,
     row_hash      bytea NOT NULL,
-    chain_seq     bigint UNIQUE,
+    chain_seq     bigint,
     chain_hash    bytea
 );
+-- partial: unsealed rows (chain_seq NULL) cost no entry here when written
+CREATE UNIQUE INDEX audit_log_chain_idx ON ctx.audit_log (chain_seq) WHERE chain_seq IS NOT NULL;
 CREATE SEQUENCE ctx.audit_log_id_seq OWNED BY ctx.audit_log.id;
 CREATE INDEX audit_log_unsealed_idx ON ctx.audit_log (id) WHERE chain_seq IS NULL;
 CREATE INDEX audit_log_table_idx ON ctx.audit_log (table_name, at);
@@ -257,7 +259,8 @@ BEGIN
                         ctx.processor_registry, ctx.namespace_processors TO %s', grant_access.role);
         EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.set_audit(text, boolean), ctx.seal_audit(),
                         ctx.verify_audit() TO %s', grant_access.role);
-        PERFORM ctx.grant_admin_functions(grant_access.role);
+        -- (created after this file; resolved when grant_access runs)
+        EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.rotate_master_key(text) TO %s', grant_access.role);
     END IF;
 END
 $body$;
