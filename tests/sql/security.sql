@@ -66,6 +66,16 @@ SELECT DISTINCT master_key_id FROM ctx.data_keys WHERE wrapped IS NOT NULL;
 SET ctxstore.master_key = 'k2:a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf';
 SELECT seq, content FROM ctx.messages(:'vf');
 SELECT ctx.rotate_master_key('k9');
+-- the keys can come from a file the server reads instead
+COPY (SELECT '# ctxstore master keys' UNION ALL SELECT 'k2:a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf')
+  TO '/tmp/ctxstore_regress_master.key';
+SET ctxstore.master_key = '';
+SET ctxstore.master_key_file = '/tmp/ctxstore_regress_master.key';
+SELECT count(*) AS readable FROM ctx.messages(:'vf');
+SET ctxstore.master_key_file = '/tmp/ctxstore_no_such.key';
+SELECT count(*) FROM ctx.messages(:'vf');
+RESET ctxstore.master_key_file;
+SET ctxstore.master_key = 'k2:a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf';
 SELECT hits > 0 AS cache_hits, misses > 0 AS cache_misses FROM ctx.key_cache_stats();
 
 -- Encrypted namespaces: memories and state sealed, recall and reads decrypt.
