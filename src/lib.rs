@@ -46,6 +46,19 @@ extension_sql_file!(
 extension_sql!(
     r#"
 REVOKE EXECUTE ON FUNCTION ctx.rotate_master_key(text) FROM PUBLIC;
+
+-- The audit trigger writes the log as the extension owner; users have no privilege on it.
+ALTER FUNCTION ctx.audit_trigger() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE EXECUTE ON FUNCTION ctx.audit_trigger() FROM PUBLIC;
+DO $$
+DECLARE t record;
+BEGIN
+    FOR t IN SELECT * FROM ctx.audited_tables LOOP
+        EXECUTE format('CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON ctx.%I
+                        FOR EACH ROW EXECUTE FUNCTION ctx.audit_trigger(%s)',
+                       t.table_name, (SELECT string_agg(quote_literal(c), ', ') FROM unnest(t.key_columns) c));
+    END LOOP;
+END $$;
 "#,
     name = "admin_privileges",
     finalize

@@ -2,6 +2,7 @@
 
 pub(crate) mod args;
 pub mod assembly;
+mod audit;
 pub mod contexts;
 pub mod keys;
 pub mod memories;

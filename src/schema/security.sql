@@ -70,7 +70,7 @@ CREATE TABLE ctx.audit_log (
     columns       text[] NOT NULL,
     xid           xid8 NOT NULL,
     trace_id      text,
-    row_hash      bytea NOT NULL,
+    row_hash      bytea,           -- set when sealed
     chain_seq     bigint,
     chain_hash    bytea
 );
@@ -110,39 +110,6 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
         substring(current_setting('application_name', true) FROM 'traceparent=''?[0-9a-f]{2}-([0-9a-f]{32})-'))
 $$;
 
--- Runs as the extension owner: users cannot write the log themselves.
-CREATE FUNCTION ctx.audit_trigger() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
-DECLARE
-    new_row jsonb := CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END;
-    old_row jsonb := CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END;
-    subject jsonb := coalesce(new_row, old_row);
-    entry ctx.audit_log;
-    role_setting text := current_setting('role', true);
-BEGIN
-    entry.id := nextval('ctx.audit_log_id_seq');
-    entry.at := clock_timestamp();
-    entry.tenant := coalesce(subject ->> 'tenant', ctx.current_tenant());
-    entry.actor := CASE WHEN role_setting IS NULL OR role_setting = 'none' THEN session_user::text ELSE role_setting END;
-    entry.session_role := session_user::text;
-    entry.application := nullif(current_setting('application_name', true), '');
-    entry.table_name := TG_TABLE_NAME;
-    entry.operation := TG_OP;
-    entry.row_key := (SELECT jsonb_object_agg(k, subject -> k) FROM unnest(TG_ARGV) AS k);
-    entry.columns := CASE TG_OP
-        WHEN 'UPDATE' THEN (SELECT coalesce(array_agg(n.key ORDER BY n.key), '{}')
-                              FROM jsonb_each(new_row) n WHERE n.value IS DISTINCT FROM old_row -> n.key)
-        ELSE (SELECT coalesce(array_agg(n.key ORDER BY n.key), '{}')
-                FROM jsonb_each(subject) n WHERE n.value <> 'null'::jsonb)
-    END;
-    entry.xid := pg_current_xact_id();
-    entry.trace_id := ctx.current_trace_id();
-    entry.row_hash := ctx.audit_row_hash(entry);
-    INSERT INTO ctx.audit_log SELECT entry.*;
-    RETURN NULL;
-END
-$body$;
-
 -- Audited tables and the columns that identify their rows.
 CREATE TABLE ctx.audited_tables (
     table_name  text PRIMARY KEY,
@@ -155,15 +122,7 @@ INSERT INTO ctx.audited_tables VALUES
     ('processor_registry', '{name}'), ('namespace_processors', '{namespace}'),
     ('vector_indexes', '{dims}'), ('tenant_roles', '{role_name}');
 
-DO $$
-DECLARE t record;
-BEGIN
-    FOR t IN SELECT * FROM ctx.audited_tables LOOP
-        EXECUTE format('CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON ctx.%I
-                        FOR EACH ROW EXECUTE FUNCTION ctx.audit_trigger(%s)',
-                       t.table_name, (SELECT string_agg(quote_literal(c), ', ') FROM unnest(t.key_columns) c));
-    END LOOP;
-END $$;
+-- (the triggers themselves are created last, with the Rust trigger function: lib.rs)
 
 -- Switches auditing of one table off or on (administrators).
 CREATE FUNCTION ctx.set_audit(table_name text, enabled boolean) RETURNS void
@@ -188,14 +147,15 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body
 DECLARE
     seq bigint;
     head bytea;
-    r record;
+    r ctx.audit_log;
     sealed bigint := 0;
 BEGIN
     SELECT last_seq, last_hash INTO seq, head FROM ctx.audit_chain FOR UPDATE;
-    FOR r IN SELECT id, row_hash FROM ctx.audit_log WHERE chain_seq IS NULL ORDER BY id LOOP
+    FOR r IN SELECT * FROM ctx.audit_log WHERE chain_seq IS NULL ORDER BY id LOOP
         seq := seq + 1;
+        r.row_hash := ctx.audit_row_hash(r);
         head := sha256(head || r.row_hash);
-        UPDATE ctx.audit_log SET chain_seq = seq, chain_hash = head WHERE id = r.id;
+        UPDATE ctx.audit_log SET row_hash = r.row_hash, chain_seq = seq, chain_hash = head WHERE id = r.id;
         sealed := sealed + 1;
     END LOOP;
     UPDATE ctx.audit_chain SET last_seq = seq, last_hash = head;

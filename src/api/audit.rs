@@ -1,0 +1,201 @@
+//! The audit trigger: one `ctx.audit_log` row per inserted, updated or deleted row of a
+//! ctxstore table. In Rust rather than PL/pgSQL because it runs on every append: it reads the
+//! key columns and compares old and new column images in place, never building a JSON copy
+//! of the row (which would include its content). It runs as the extension owner (SECURITY
+//! DEFINER, set in `lib.rs`), so users cannot write the log themselves; chaining the rows is
+//! `ctx.seal_audit`'s job (schema/security.sql).
+
+use pgrx::pg_sys::BuiltinOid::*;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::{json, Map, Value};
+
+use crate::error::{CtxError, CtxResult};
+use crate::plans::Statement;
+
+static INSERT: Statement = Statement {
+    sql: "INSERT INTO ctx.audit_log (id, at, tenant, actor, session_role, application, table_name,
+                                     operation, row_key, columns, xid, trace_id)
+          VALUES (nextval('ctx.audit_log_id_seq'), clock_timestamp(), coalesce($1, ctx.current_tenant()),
+                  CASE WHEN coalesce(current_setting('role', true), 'none') = 'none' THEN session_user::text
+                       ELSE current_setting('role', true) END,
+                  session_user::text, nullif(current_setting('application_name', true), ''),
+                  $2, $3, $4, $5, pg_current_xact_id(), ctx.current_trace_id())",
+    args: &[TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID],
+    writes: true,
+};
+
+/// One attribute of the audited row.
+struct Column {
+    name: String,
+    number: i32,
+    type_oid: pg_sys::Oid,
+    len: i16,
+    by_val: bool,
+}
+
+unsafe fn columns(desc: pg_sys::TupleDesc) -> Vec<Column> {
+    let desc = unsafe { pgrx::PgTupleDesc::from_pg_unchecked(desc) };
+    desc.iter()
+        .filter(|a| !a.attisdropped)
+        .map(|a| Column {
+            name: a.name().to_string(),
+            number: i32::from(a.attnum),
+            type_oid: a.atttypid,
+            len: a.attlen,
+            by_val: a.attbyval,
+        })
+        .collect()
+}
+
+unsafe fn value(
+    tuple: pg_sys::HeapTuple,
+    desc: pg_sys::TupleDesc,
+    column: &Column,
+) -> Option<pg_sys::Datum> {
+    let mut is_null = false;
+    let datum = unsafe { pg_sys::heap_getattr(tuple, column.number, desc, &mut is_null) };
+    (!is_null).then_some(datum)
+}
+
+/// Whether two stored images of a column are the same bytes (a TOASTed value left untouched
+/// by an UPDATE keeps its pointer, so it compares equal without being fetched).
+unsafe fn same_image(a: pg_sys::Datum, b: pg_sys::Datum, column: &Column) -> bool {
+    unsafe {
+        if column.by_val {
+            return a == b;
+        }
+        let (pa, pb) = (a.cast_mut_ptr::<u8>(), b.cast_mut_ptr::<u8>());
+        let len = if column.len > 0 {
+            column.len as usize
+        } else if column.len == -1 {
+            let la = pgrx::varlena::varsize_any(pa.cast());
+            if la != pgrx::varlena::varsize_any(pb.cast()) {
+                return false;
+            }
+            la
+        } else {
+            // cstring
+            let la = std::ffi::CStr::from_ptr(pa.cast()).to_bytes().len();
+            if la != std::ffi::CStr::from_ptr(pb.cast()).to_bytes().len() {
+                return false;
+            }
+            la
+        };
+        std::slice::from_raw_parts(pa, len) == std::slice::from_raw_parts(pb, len)
+    }
+}
+
+/// A key column's value as JSON: integers as numbers, text arrays as arrays, the rest as text.
+unsafe fn key_json(datum: pg_sys::Datum, column: &Column) -> Value {
+    unsafe {
+        match column.type_oid {
+            t if t == INT2OID.value() => json!(i16::from_datum(datum, false)),
+            t if t == INT4OID.value() => json!(i32::from_datum(datum, false)),
+            t if t == INT8OID.value() => json!(i64::from_datum(datum, false)),
+            t if t == TEXTARRAYOID.value() => json!(Vec::<String>::from_datum(datum, false)),
+            type_oid => {
+                let mut output = pg_sys::Oid::INVALID;
+                let mut is_varlena = false;
+                pg_sys::getTypeOutputInfo(type_oid, &mut output, &mut is_varlena);
+                let text = pg_sys::OidOutputFunctionCall(output, datum);
+                let value = std::ffi::CStr::from_ptr(text)
+                    .to_string_lossy()
+                    .into_owned();
+                pg_sys::pfree(text.cast());
+                json!(value)
+            }
+        }
+    }
+}
+
+fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
+    let data = trigger.trigger_data();
+    let operation = match trigger
+        .op()
+        .map_err(|e| CtxError::internal(format!("audit trigger: {e}")))?
+    {
+        PgTriggerOperation::Insert => "INSERT",
+        PgTriggerOperation::Update => "UPDATE",
+        PgTriggerOperation::Delete => "DELETE",
+        PgTriggerOperation::Truncate => return Ok(()),
+    };
+    let keys = trigger
+        .extra_args()
+        .map_err(|e| CtxError::internal(format!("audit trigger: {e}")))?;
+    let table = trigger
+        .table_name()
+        .map_err(|e| CtxError::internal(format!("audit trigger: {e}")))?;
+    let (row_key, tenant, changed) = unsafe {
+        let desc = (*data.tg_relation).rd_att;
+        let all = columns(desc);
+        // the row as it is now (the old one for a DELETE)
+        let subject = if operation == "UPDATE" {
+            data.tg_newtuple
+        } else {
+            data.tg_trigtuple
+        };
+        let mut row_key = Map::new();
+        for key in &keys {
+            if let Some(column) = all.iter().find(|c| &c.name == key) {
+                let v = value(subject, desc, column).map_or(Value::Null, |d| key_json(d, column));
+                row_key.insert(key.clone(), v);
+            }
+        }
+        let tenant = all
+            .iter()
+            .find(|c| c.name == "tenant")
+            .and_then(|c| value(subject, desc, c))
+            .and_then(|d| String::from_datum(d, false));
+        let changed: Vec<String> = if operation == "UPDATE" {
+            all.iter()
+                .filter(|c| {
+                    match (
+                        value(data.tg_trigtuple, desc, c),
+                        value(data.tg_newtuple, desc, c),
+                    ) {
+                        (None, None) => false,
+                        (Some(a), Some(b)) => !same_image(a, b, c),
+                        _ => true,
+                    }
+                })
+                .map(|c| c.name.clone())
+                .collect()
+        } else {
+            all.iter()
+                .filter(|c| value(subject, desc, c).is_some())
+                .map(|c| c.name.clone())
+                .collect()
+        };
+        (row_key, tenant, changed)
+    };
+    let mut changed = changed;
+    changed.sort_unstable();
+    Spi::connect_mut(|client| -> CtxResult<()> {
+        let plan = INSERT.plan(client)?;
+        client.update(
+            &*plan,
+            None,
+            &[
+                tenant.into(),
+                table.into(),
+                operation.into(),
+                JsonB(Value::Object(row_key)).into(),
+                changed.into(),
+            ],
+        )?;
+        Ok(())
+    })
+}
+
+/// AFTER ROW trigger on every audited table; its arguments name the key columns. (The SQL is
+/// spelled out: the generated form names `MODULE_PATHNAME`, which a versioned library has not.)
+#[pg_trigger(sql = r#"
+CREATE FUNCTION "audit_trigger"() RETURNS trigger LANGUAGE c AS '@MODULE_PATHNAME@', 'audit_trigger_wrapper';
+"#)]
+fn audit_trigger<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, CtxError> {
+    record(trigger)?;
+    Ok(None)
+}
