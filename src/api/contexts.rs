@@ -241,8 +241,13 @@ fn open_summary(
     )
 }
 
-fn message_aad(context_id: Uuid, seq: i64, column: &str) -> Vec<u8> {
-    keys::row_aad(column, &[context_id.as_bytes(), &seq.to_be_bytes()])
+/// A message's ciphertexts are bound to its context, seq and role (a `user` message cannot be
+/// turned into a `system` one by editing the plaintext role column).
+fn message_aad(context_id: Uuid, seq: i64, role: &str, column: &str) -> Vec<u8> {
+    keys::row_aad(
+        column,
+        &[context_id.as_bytes(), &seq.to_be_bytes(), role.as_bytes()],
+    )
 }
 
 /// Arguments of the range reads: segment ids, their bounds, (after, upto], limit, roles.
@@ -405,6 +410,7 @@ pub(crate) fn read_range(
     table
         .map(|row| {
             let seq = required(row.get::<i64>(1)?, "seq")?;
+            let role: String = required(row.get(2)?, "role")?;
             let (content, metadata) = match row.get::<Vec<u8>>(8)? {
                 // encrypted: opened with the key of the context that wrote it (maybe an ancestor)
                 Some(sealed) => {
@@ -414,14 +420,14 @@ pub(crate) fn read_range(
                     let content = keys::open_text(
                         &key,
                         &sealed,
-                        &message_aad(owner, seq, "messages.content"),
+                        &message_aad(owner, seq, &role, "messages.content"),
                         &what,
                     )?;
                     let metadata = match row.get::<Vec<u8>>(9)? {
                         Some(m) => keys::open_json(
                             &key,
                             &m,
-                            &message_aad(owner, seq, "messages.metadata"),
+                            &message_aad(owner, seq, &role, "messages.metadata"),
                             &what,
                         )?,
                         None => json!({}),
@@ -435,7 +441,7 @@ pub(crate) fn read_range(
             };
             Ok(Row {
                 seq,
-                role: required(row.get(2)?, "role")?,
+                role,
                 content,
                 metadata,
                 tokens: required(row.get(5)?, "tokens")?,
@@ -758,20 +764,21 @@ fn append_sealed(
     for (i, message) in messages.into_iter().enumerate() {
         let seq = base + i as i64 + 1;
         let content = message.content.clone().unwrap_or_default();
+        let role = message.role.clone().unwrap_or_default();
         let metadata = serde_json::to_vec(&message.stamped_metadata())
             .map_err(|e| CtxError::internal(format!("metadata serialisation: {e}")))?;
         tokens.push(encoding.count(&content) as i32);
         contents.push(keys::seal(
             &key,
             content.as_bytes(),
-            &message_aad(context_id, seq, "messages.content"),
+            &message_aad(context_id, seq, &role, "messages.content"),
         )?);
         metadatas.push(keys::seal(
             &key,
             &metadata,
-            &message_aad(context_id, seq, "messages.metadata"),
+            &message_aad(context_id, seq, &role, "messages.metadata"),
         )?);
-        roles.push(message.role.unwrap_or_default());
+        roles.push(role);
     }
     let count = roles.len() as i64;
     let plan = INSERT_SEALED.plan(client)?;
@@ -1351,7 +1358,7 @@ fn fork_context(context_id: Option<Uuid>, at_seq: Option<i64>) -> CtxResult<Uuid
         static COPY_WORKING_MEMORY: Statement = Statement {
             sql: "INSERT INTO ctx.state (namespace, ns_key, key, value, version)
                   SELECT namespace, ns_key, $1::text, value, 1 FROM ctx.state
-                   WHERE ns_key = $3 AND key = $2::text AND version > 0
+                   WHERE tenant = ctx.current_tenant() AND ns_key = $3 AND key = $2::text AND version > 0
                      AND (expires_at IS NULL OR expires_at > now())",
             args: &[UUIDOID, UUIDOID, TEXTOID],
             writes: true,

@@ -25,6 +25,22 @@ pub(crate) enum Scope {
     Namespace(String),
 }
 
+/// The tenant the current call runs for (data keys are per tenant).
+fn tenant(client: &SpiClient<'_>) -> CtxResult<String> {
+    static TENANT: Statement = Statement {
+        sql: "SELECT ctx.current_tenant()",
+        args: &[],
+        writes: false,
+    };
+    let plan = TENANT.plan(client)?;
+    Ok(crate::plans::first_value(client.select(&*plan, Some(1), &[])?)?.unwrap_or_default())
+}
+
+/// What a data key is bound to when wrapped, and cached under: tenant and scope.
+fn binding(tenant: &str, scope: &str) -> String {
+    format!("{tenant}\u{1f}{scope}")
+}
+
 impl Scope {
     pub fn name(&self) -> String {
         match self {
@@ -149,7 +165,8 @@ static LOAD: Statement = Statement {
 /// The data key of `scope`, which must exist.
 pub(crate) fn data_key(client: &SpiClient<'_>, scope: &Scope) -> CtxResult<Key> {
     let name = scope.name();
-    if let Some(key) = cached(&name)? {
+    let bound = binding(&tenant(client)?, &name);
+    if let Some(key) = cached(&bound)? {
         return Ok(key);
     }
     let plan = LOAD.plan(client)?;
@@ -167,8 +184,8 @@ pub(crate) fn data_key(client: &SpiClient<'_>, scope: &Scope) -> CtxResult<Key> 
     let key_id: String = required(row.get(1)?, "master_key_id")?;
     let wrapped: Vec<u8> = required(row.get(2)?, "wrapped")?;
     let key =
-        with_master(|master| crypto::unwrap_key(master.get(&key_id)?, &wrapped, name.as_bytes()))?;
-    remember_key(name, key);
+        with_master(|master| crypto::unwrap_key(master.get(&key_id)?, &wrapped, bound.as_bytes()))?;
+    remember_key(bound, key);
     Ok(key)
 }
 
@@ -191,13 +208,14 @@ pub(crate) fn create_key(
         writes: true,
     };
     let name = scope.name();
+    let bound = binding(&tenant(client)?, &name);
     let data_key: Key = random::<KEY_LEN>()?;
     let nonce = nonce()?;
     let (key_id, wrapped) = with_master(|master| {
         let (id, kek) = master.current();
         Ok((
             id.to_string(),
-            crypto::wrap_key(kek, nonce, &data_key, name.as_bytes()),
+            crypto::wrap_key(kek, nonce, &data_key, bound.as_bytes()),
         ))
     })?;
     let plan = INSERT.plan(client)?;
@@ -211,7 +229,7 @@ pub(crate) fn create_key(
             wrapped.into(),
         ],
     )?;
-    remember_key(name, data_key);
+    remember_key(bound, data_key);
     Ok(())
 }
 
@@ -280,8 +298,10 @@ fn encrypt_namespace(namespace: Option<Vec<Option<String>>>) {
         }
         let (lo, hi) = namespace::descendants_range(&labels);
         let occupied: Option<bool> = crate::plans::first_value(client.select(
-            "SELECT true WHERE EXISTS (SELECT 1 FROM ctx.memories WHERE ns_key >= $1 AND ($2::text IS NULL OR ns_key < $2))
-                         OR EXISTS (SELECT 1 FROM ctx.state WHERE ns_key >= $1 AND ($2::text IS NULL OR ns_key < $2))",
+            "SELECT true WHERE EXISTS (SELECT 1 FROM ctx.memories WHERE tenant = ctx.current_tenant()
+                                          AND ns_key >= $1 AND ($2::text IS NULL OR ns_key < $2))
+                         OR EXISTS (SELECT 1 FROM ctx.state WHERE tenant = ctx.current_tenant()
+                                          AND ns_key >= $1 AND ($2::text IS NULL OR ns_key < $2))",
             Some(1),
             &[lo.into(), hi.into()],
         )?)?;
@@ -324,12 +344,13 @@ fn rotate_master_key(new_key_id: Option<&str>) -> i64 {
             let new_kek = master.get(new_key_id)?;
             rows.iter()
                 .map(|(tenant, scope, old_id, wrapped)| {
+                    let bound = binding(tenant, scope);
                     let data_key =
-                        crypto::unwrap_key(master.get(old_id)?, wrapped, scope.as_bytes())?;
+                        crypto::unwrap_key(master.get(old_id)?, wrapped, bound.as_bytes())?;
                     Ok((
                         tenant.clone(),
                         scope.clone(),
-                        crypto::wrap_key(new_kek, nonce()?, &data_key, scope.as_bytes()),
+                        crypto::wrap_key(new_kek, nonce()?, &data_key, bound.as_bytes()),
                     ))
                 })
                 .collect::<CtxResult<Vec<_>>>()
@@ -427,13 +448,15 @@ fn shred_namespace(namespace: Option<Vec<Option<String>>>) -> i64 {
         }
         let (lo, hi) = namespace::descendants_range(&labels);
         let memories = client.update(
-            "DELETE FROM ctx.memories WHERE ns_key >= $1 AND ($2::text IS NULL OR ns_key < $2)",
+            "DELETE FROM ctx.memories WHERE tenant = ctx.current_tenant()
+                AND ns_key >= $1 AND ($2::text IS NULL OR ns_key < $2)",
             None,
             &[lo.clone().into(), hi.clone().into()],
         )?;
         let removed = memories.len() as i64;
         let state = client.update(
-            "DELETE FROM ctx.state WHERE ns_key >= $1 AND ($2::text IS NULL OR ns_key < $2)",
+            "DELETE FROM ctx.state WHERE tenant = ctx.current_tenant()
+                AND ns_key >= $1 AND ($2::text IS NULL OR ns_key < $2)",
             None,
             &[lo.into(), hi.into()],
         )?;

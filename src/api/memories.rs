@@ -194,9 +194,14 @@ fn remember(
             .map(|scope| keys::data_key(client, &scope))
             .transpose()?;
         if let Some(threshold) = dedup_threshold {
-            if let Some(existing) =
+            // (identical-text matching needs plaintext: in an encrypted namespace only
+            // embeddings are compared, and the text is never sent to a query)
+            let existing = if sealing.is_some() && embedding.is_none() {
+                None
+            } else {
                 find_duplicate(client, &key, content, embedding.as_deref(), threshold)?
-            {
+            };
+            if let Some(existing) = existing {
                 let (plain, sealed) = match &sealing {
                     // encrypted: the merge of old and new metadata happens here
                     Some(data_key) => {

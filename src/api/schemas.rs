@@ -203,15 +203,17 @@ fn migrate_state(name: Option<&str>) -> i64 {
     (|| -> CtxResult<i64> {
         let name = required(name, "name")?;
         static OLDER: Statement = Statement {
-            sql: "SELECT ns_key, key, value, schema_version FROM ctx.state
-                   WHERE schema_name = $1 AND schema_version < $2 FOR UPDATE",
+            // every tenant's values (the registry is shared); encrypted values are migrated
+            // when read, as their plaintext is not available to a bulk statement
+            sql: "SELECT ns_key, key, value, schema_version, tenant FROM ctx.state
+                   WHERE schema_name = $1 AND schema_version < $2 AND value_enc IS NULL FOR UPDATE",
             args: &[TEXTOID, INT4OID],
             writes: true,
         };
         static WRITE: Statement = Statement {
             sql: "UPDATE ctx.state SET value = $3, schema_version = $4, version = version + 1, updated_at = now()
-                   WHERE ns_key = $1 AND key = $2",
-            args: &[TEXTOID, TEXTOID, JSONBOID, INT4OID],
+                   WHERE tenant = $5 AND ns_key = $1 AND key = $2",
+            args: &[TEXTOID, TEXTOID, JSONBOID, INT4OID, TEXTOID],
             writes: true,
         };
         Spi::connect_mut(|client| {
@@ -226,12 +228,13 @@ fn migrate_state(name: Option<&str>) -> i64 {
                         required(row.get::<String>(2)?, "key")?,
                         required(row.get::<JsonB>(3)?, "value")?.0,
                         required(row.get::<i32>(4)?, "schema_version")?,
+                        required(row.get::<String>(5)?, "tenant")?,
                     ))
                 })
                 .collect::<CtxResult<Vec<_>>>()?;
             let write = WRITE.plan(client)?;
             let mut changed = 0;
-            for (ns_key, key, value, from) in rows {
+            for (ns_key, key, value, from, tenant) in rows {
                 let (migrated, reached) = migrate(client, name, from, value)?;
                 if reached != latest {
                     return Err(CtxError::new(
@@ -242,8 +245,13 @@ fn migrate_state(name: Option<&str>) -> i64 {
                     .with_hint("register the missing step with ctx.register_migration"));
                 }
                 target.check(&migrated, name, latest)?;
-                let args: [pgrx::datum::DatumWithOid; 4] =
-                    [ns_key.into(), key.as_str().into(), JsonB(migrated).into(), latest.into()];
+                let args: [pgrx::datum::DatumWithOid; 5] = [
+                    ns_key.into(),
+                    key.as_str().into(),
+                    JsonB(migrated).into(),
+                    latest.into(),
+                    tenant.into(),
+                ];
                 client.update(&*write, None, &args)?;
                 changed += 1;
             }

@@ -109,7 +109,7 @@ fn put(
         static UPDATE_IF: Statement = Statement {
             sql: "UPDATE ctx.state SET value = $3, version = version + 1, updated_at = now(), expires_at = now() + $4,
                          schema_name = $6, schema_version = $7, redacted = $8, value_enc = $9
-                   WHERE ns_key = $1 AND key = $2 AND version = $5 AND (expires_at IS NULL OR expires_at > now())
+                   WHERE tenant = ctx.current_tenant() AND ns_key = $1 AND key = $2 AND version = $5 AND (expires_at IS NULL OR expires_at > now())
                   RETURNING version",
             args: &[TEXTOID, TEXTOID, JSONBOID, INTERVALOID, INT8OID, TEXTOID, INT4OID, JSONBOID, BYTEAOID],
             writes: true,
@@ -192,6 +192,7 @@ fn sealing_scope(client: &SpiClient<'_>, at: &Address) -> CtxResult<Option<keys:
 }
 
 fn value_aad(at: &Address) -> Vec<u8> {
+    // (the data key is per tenant too; the tenant is bound where the key is wrapped)
     keys::row_aad("state.value", &[at.ns_key.as_bytes(), at.key.as_bytes()])
 }
 
@@ -270,7 +271,7 @@ pub(crate) fn reseal_working_memory(
 
 fn stored_version(client: &SpiClient<'_>, at: &Address) -> CtxResult<Option<i64>> {
     static VERSION: Statement = Statement {
-        sql: "SELECT version FROM ctx.state WHERE ns_key = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > now())",
+        sql: "SELECT version FROM ctx.state WHERE tenant = ctx.current_tenant() AND ns_key = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > now())",
         args: &[TEXTOID, TEXTOID],
         writes: false,
     };
@@ -284,7 +285,7 @@ fn stored_version(client: &SpiClient<'_>, at: &Address) -> CtxResult<Option<i64>
 
 static GET: Statement = Statement {
     sql: "SELECT value, schema_name, schema_version, value_enc FROM ctx.state
-           WHERE ns_key = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > now())",
+           WHERE tenant = ctx.current_tenant() AND ns_key = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > now())",
     args: &[TEXTOID, TEXTOID],
     writes: false,
 };
@@ -355,7 +356,7 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
     static LOCK: Statement = Statement {
         sql: "SELECT value, version = 0 OR coalesce(expires_at <= now(), false), schema_name, schema_version,
                      redacted, version, value_enc
-                FROM ctx.state WHERE ns_key = $1 AND key = $2 FOR UPDATE",
+                FROM ctx.state WHERE tenant = ctx.current_tenant() AND ns_key = $1 AND key = $2 FOR UPDATE",
         args: &[TEXTOID, TEXTOID],
         writes: true,
     };
@@ -363,7 +364,7 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
         sql: "UPDATE ctx.state SET value = $3, version = version + 1, updated_at = now(),
                      expires_at = CASE WHEN $4 THEN NULL ELSE expires_at END, schema_version = $5,
                      redacted = $6, value_enc = $7
-               WHERE ns_key = $1 AND key = $2",
+               WHERE tenant = ctx.current_tenant() AND ns_key = $1 AND key = $2",
         args: &[
             TEXTOID, TEXTOID, JSONBOID, BOOLOID, INT4OID, JSONBOID, BYTEAOID,
         ],
@@ -406,7 +407,7 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
         // a processor dropped the write: leave no placeholder row behind
         if row.get::<i64>(6)? == Some(0) {
             client.update(
-                "DELETE FROM ctx.state WHERE ns_key = $1 AND key = $2 AND version = 0",
+                "DELETE FROM ctx.state WHERE tenant = ctx.current_tenant() AND ns_key = $1 AND key = $2 AND version = 0",
                 None,
                 &[at.ns_key.as_str().into(), at.key.as_str().into()],
             )?;
@@ -452,7 +453,8 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
 fn delete_key(namespace: Option<Vec<Option<String>>>, key: Option<&str>) -> bool {
     let at = address(namespace, key).or_raise();
     static DELETE: Statement = Statement {
-        sql: "DELETE FROM ctx.state WHERE ns_key = $1 AND key = $2
+        sql:
+            "DELETE FROM ctx.state WHERE tenant = ctx.current_tenant() AND ns_key = $1 AND key = $2
               RETURNING expires_at IS NULL OR expires_at > now()",
         args: &[TEXTOID, TEXTOID],
         writes: true,
@@ -496,6 +498,7 @@ fn search_state(
         let mut args: Vec<DatumWithOid> = keys.into_iter().map(DatumWithOid::from).collect();
         parts.push("(s.expires_at IS NULL OR s.expires_at > now())".into());
         parts.push("s.version > 0".into());
+        parts.push("s.tenant = ctx.current_tenant()".into());
         let compiled = filter::compile(
             &filter.map_or(Value::Null, |j| j.0),
             &STATE_FILTER,

@@ -7,11 +7,14 @@ CREATE TABLE ctx.tenant_roles (
     role_name   name PRIMARY KEY,
     tenant      text NOT NULL CHECK (tenant <> '')
 );
--- (security invoker: current_user must be the caller; the bindings are readable by everyone)
+-- (security invoker: current_user must be the caller; the bindings are readable by everyone.
+-- search_path pinned: a caller's own operators must not change the lookup)
 CREATE FUNCTION ctx.current_tenant() RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT coalesce((SELECT tenant FROM ctx.tenant_roles WHERE role_name = current_user),
-                    current_setting('ctxstore.tenant', true), '')
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(
+        (SELECT tenant FROM ctx.tenant_roles WHERE role_name OPERATOR(pg_catalog.=) current_user),
+        (SELECT tenant FROM ctx.tenant_roles WHERE role_name OPERATOR(pg_catalog.=) session_user),
+        nullif(pg_catalog.current_setting('ctxstore.tenant', true), ''), '')
 $$;
 
 CREATE TABLE ctx.contexts (

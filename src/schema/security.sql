@@ -97,7 +97,7 @@ SELECT pg_catalog.pg_extension_config_dump('ctx.audit_chain', '');
 CREATE FUNCTION ctx.audit_row_hash(r ctx.audit_log) RETURNS bytea
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT sha256(convert_to(jsonb_build_array(
-        r.id, r.at, r.tenant, r.actor, r.session_role, r.application, r.table_name, r.operation,
+        r.id, extract(epoch FROM r.at), r.tenant, r.actor, r.session_role, r.application, r.table_name, r.operation,
         r.row_key, r.columns, r.xid::text, r.trace_id)::text, 'UTF8'))
 $$;
 
@@ -113,14 +113,15 @@ $$;
 -- Audited tables and the columns that identify their rows.
 CREATE TABLE ctx.audited_tables (
     table_name  text PRIMARY KEY,
-    key_columns text[] NOT NULL
+    key_columns text[] NOT NULL,
+    enabled     boolean NOT NULL DEFAULT true  -- switched by ctx.set_audit (itself audited)
 );
 INSERT INTO ctx.audited_tables VALUES
     ('contexts', '{id}'), ('messages', '{context_id,seq}'), ('summaries', '{context_id,version}'),
     ('memories', '{id,version}'), ('state', '{tenant,namespace,key}'), ('data_keys', '{tenant,scope}'),
     ('schemas', '{name,version}'), ('schema_migrations', '{name,from_version}'),
     ('processor_registry', '{name}'), ('namespace_processors', '{namespace}'),
-    ('vector_indexes', '{dims}'), ('tenant_roles', '{role_name}');
+    ('vector_indexes', '{dims}'), ('tenant_roles', '{role_name}'), ('audited_tables', '{table_name}');
 
 -- (the triggers themselves are created last, with the Rust trigger function: lib.rs)
 
@@ -135,6 +136,8 @@ BEGIN
         RAISE EXCEPTION 'ctx.% is not an audited table', set_audit.table_name USING ERRCODE = '42P01',
             HINT = 'SELECT table_name FROM ctx.audited_tables lists them';
     END IF;
+    -- recorded (the audited_tables row changes) before the trigger is switched
+    UPDATE ctx.audited_tables a SET enabled = set_audit.enabled WHERE a.table_name = set_audit.table_name;
     EXECUTE format('ALTER TABLE ctx.%I %s TRIGGER audit', set_audit.table_name,
                    CASE WHEN set_audit.enabled THEN 'ENABLE' ELSE 'DISABLE' END);
 END
@@ -176,7 +179,8 @@ DECLARE
     chain record;
 BEGIN
     PERFORM ctx.seal_audit();
-    FOR r IN SELECT * FROM ctx.audit_log ORDER BY chain_seq LOOP
+    -- rows committed after the seal above wait for the next one
+    FOR r IN SELECT * FROM ctx.audit_log WHERE chain_seq IS NOT NULL ORDER BY chain_seq LOOP
         expected_seq := expected_seq + 1;
         head := sha256(head || ctx.audit_row_hash(r));
         IF r.chain_seq IS DISTINCT FROM expected_seq OR r.row_hash IS DISTINCT FROM ctx.audit_row_hash(r)

@@ -56,6 +56,11 @@ UPDATE ctx.messages SET content_enc = set_byte(content_enc, 20, get_byte(content
  WHERE context_id = :'v' AND seq = 4;
 SELECT pg_temp.try(format('SELECT content FROM ctx.window(%L, 1)', :'v'));
 ROLLBACK;
+-- the role is bound too: a user message cannot be promoted to a system prompt
+BEGIN;
+UPDATE ctx.messages SET role = 'system' WHERE context_id = :'v' AND seq = 4;
+SELECT pg_temp.try(format('SELECT ctx.build_context(%L, 100)', :'v'));
+ROLLBACK;
 
 -- Wrong master key under the same id: a clear error. A second key, then rotation: data intact.
 SET ctxstore.master_key = 'k1:ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
@@ -162,6 +167,20 @@ SELECT count(*) AS found FROM ctx.search_state('{users}');
 SELECT count(*) AS namespaces FROM ctx.list_namespaces();
 -- the same namespace and key are globex's own, separate values
 SELECT ctx.put('{users,u1}', 'profile', '{"name": "globex user"}') AS version;
+-- and an encrypted namespace of the same name has its own key, even on this pooled session
+SELECT ctx.encrypt_namespace('{safe}');
+SELECT ctx.put('{safe}', 'k', '{"owner": "globex"}');
+RESET ROLE;
+SET ROLE ctx_tenant_a;
+SET ctxstore.tenant = 'acme';
+SELECT ctx.encrypt_namespace('{safe}');
+SELECT ctx.put('{safe}', 'k', '{"owner": "acme"}');
+SELECT ctx.get('{safe}', 'k') AS acme_reads;
+RESET ROLE;
+SET ROLE ctx_tenant_b;
+SET ctxstore.tenant = 'globex';
+SELECT ctx.get('{safe}', 'k') AS globex_reads;
+SELECT count(*) AS own_keys FROM ctx.data_keys;
 -- the audit log: not writable, not others' rows
 SELECT attack, pg_temp.try(attack) AS outcome FROM (VALUES
     ('UPDATE ctx.audit_log SET actor = ''nobody'''), ('DELETE FROM ctx.audit_log'), ('TRUNCATE ctx.audit_log'),
