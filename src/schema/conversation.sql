@@ -31,7 +31,7 @@ CREATE TABLE ctx.contexts (
     -- parameters of the built-in processors for this context (ctx.configure_context_processors)
     processors  jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(processors) = 'object'),
     -- fork lineage: ancestors nearest first, and the highest seq of each that this context sees
-    parent_id   uuid REFERENCES ctx.contexts (id),
+    parent_id   uuid,
     ancestors   uuid[] NOT NULL DEFAULT '{}',
     bounds      bigint[] NOT NULL DEFAULT '{}',
     -- seq of the newest message in this context's view; appends take last_seq + 1 under the
@@ -40,12 +40,16 @@ CREATE TABLE ctx.contexts (
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),
     CHECK (cardinality(ancestors) = cardinality(bounds)),
-    CHECK ((parent_id IS NULL) = (cardinality(ancestors) = 0))
+    CHECK ((parent_id IS NULL) = (cardinality(ancestors) = 0)),
+    -- references carry the tenant: a row of one tenant can never point at another's context
+    -- (foreign keys are checked without row-level security)
+    UNIQUE (tenant, id),
+    FOREIGN KEY (tenant, parent_id) REFERENCES ctx.contexts (tenant, id)
 );
 CREATE INDEX contexts_parent_idx ON ctx.contexts (parent_id) WHERE parent_id IS NOT NULL;
 
 CREATE TABLE ctx.messages (
-    context_id  uuid NOT NULL REFERENCES ctx.contexts (id) ON DELETE CASCADE,
+    context_id  uuid NOT NULL,
     tenant      text NOT NULL DEFAULT ctx.current_tenant(),
     seq         bigint NOT NULL CHECK (seq > 0),
     role        text NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
@@ -60,13 +64,14 @@ CREATE TABLE ctx.messages (
     tokens      integer NOT NULL CHECK (tokens >= 0),
     created_at  timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (context_id, seq),
+    FOREIGN KEY (tenant, context_id) REFERENCES ctx.contexts (tenant, id) ON DELETE CASCADE,
     CHECK (num_nonnulls(content, content_lz4, content_enc) = 1)
 );
 -- context assembly reads every system message of a thread; they are few
 CREATE INDEX messages_system_idx ON ctx.messages (context_id, seq) WHERE role = 'system';
 
 CREATE TABLE ctx.summaries (
-    context_id  uuid NOT NULL REFERENCES ctx.contexts (id) ON DELETE CASCADE,
+    context_id  uuid NOT NULL,
     tenant      text NOT NULL DEFAULT ctx.current_tenant(),
     version     integer NOT NULL CHECK (version > 0),
     -- the summary stands for every message of the view with seq <= through_seq
@@ -77,6 +82,7 @@ CREATE TABLE ctx.summaries (
     tokens      integer NOT NULL CHECK (tokens >= 0),
     created_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (context_id, version),
+    FOREIGN KEY (tenant, context_id) REFERENCES ctx.contexts (tenant, id) ON DELETE CASCADE,
     CHECK (num_nonnulls(content, content_enc) = 1)
 );
 

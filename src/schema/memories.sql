@@ -17,7 +17,7 @@ CREATE TABLE ctx.memories (
     metadata         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
     importance       real NOT NULL DEFAULT 0.5 CHECK (importance >= 0 AND importance <= 1),
     -- where the memory came from; the memory outlives its context unless asked otherwise
-    source_context   uuid REFERENCES ctx.contexts (id) ON DELETE SET NULL,
+    source_context   uuid,
     source_seq       bigint,
     created_at       timestamptz NOT NULL DEFAULT now(),
     last_accessed_at timestamptz NOT NULL DEFAULT now(),
@@ -32,6 +32,7 @@ CREATE TABLE ctx.memories (
     schema_version   integer,
     PRIMARY KEY (id, version),
     CHECK (num_nonnulls(content, content_enc) = 1),
+    FOREIGN KEY (tenant, source_context) REFERENCES ctx.contexts (tenant, id) ON DELETE SET NULL (source_context),
     CHECK (valid_to IS NULL OR valid_to >= valid_from)
 ) WITH (fillfactor = 70);  -- room for HOT updates of access counts: recall never rewrites the vector index
 

@@ -159,7 +159,11 @@ SELECT attack, pg_temp.try(format(attack, :'a', :'am')) AS outcome FROM (VALUES
     ('SELECT ctx.update_working_memory(%1$L, ''{"step": 99}'')'),
     ('SELECT ctx.configure_context_processors(%1$L, ''{}'')'), ('SELECT ctx.processor_config(%1$L)'),
     ('SELECT ctx.update_memory(%2$L, content => ''overwritten'')'),
-    ('DO $d$ BEGIN IF ctx.forget(%2$L::uuid) THEN RAISE ''forgot another tenant''''s memory''; END IF; END $d$')
+    ('DO $d$ BEGIN IF ctx.forget(%2$L::uuid) THEN RAISE ''forgot another tenant''''s memory''; END IF; END $d$'),
+    ('INSERT INTO ctx.messages (context_id, seq, role, content, tokens) VALUES (%1$L, 2, ''user'', ''squat'', 1)'),
+    ('INSERT INTO ctx.summaries (context_id, version, through_seq, content, tokens) VALUES (%1$L, 1, 1, ''x'', 1)'),
+    ('INSERT INTO ctx.contexts (encoding, parent_id, ancestors, bounds) VALUES (''o200k_base'', %1$L, ARRAY[%1$L]::uuid[], ''{1}'')'),
+    ('SELECT ctx.remember(''{users,u1}'', ''x'', source_context => %1$L)')
   ) AS t(attack);
 SELECT count(*) AS recalled FROM ctx.recall('{users}', '{1,0,0}', 'acme');
 SELECT ctx.get('{users,u1}', 'profile') AS profile;
