@@ -30,6 +30,11 @@ extension_sql_file!(
     name = "processors_schema",
     requires = ["conversation_schema"]
 );
+extension_sql_file!(
+    "schema/observability.sql",
+    name = "observability_schema",
+    requires = ["conversation_schema", "memories_schema", "state_schema"]
+);
 // after every table: it adds tenancy policies and audit triggers to all of them
 extension_sql_file!(
     "schema/security.sql",

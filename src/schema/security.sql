@@ -217,7 +217,7 @@ BEGIN
                     ctx.memories, ctx.state, ctx.data_keys TO %s', grant_access.role);
     EXECUTE format('GRANT SELECT ON ctx.schemas, ctx.schema_migrations, ctx.processor_registry, ctx.processors,
                     ctx.namespace_processors, ctx.vector_indexes, ctx.tenant_roles, ctx.audit_log,
-                    ctx.audited_tables TO %s', grant_access.role);
+                    ctx.audited_tables, ctx.context_stats, ctx.namespace_stats TO %s', grant_access.role);
     IF grant_access.admin THEN
         EXECUTE format('GRANT INSERT, UPDATE, DELETE ON ctx.schemas, ctx.schema_migrations,
                         ctx.processor_registry, ctx.namespace_processors TO %s', grant_access.role);

@@ -143,7 +143,8 @@ EXCEPTION WHEN insufficient_privilege THEN RAISE NOTICE 'master key hidden (%)',
 SELECT (SELECT count(*) FROM ctx.contexts) AS contexts, (SELECT count(*) FROM ctx.messages) AS messages,
        (SELECT count(*) FROM ctx.summaries) AS summaries, (SELECT count(*) FROM ctx.memories) AS memories,
        (SELECT count(*) FROM ctx.state) AS state, (SELECT count(*) FROM ctx.data_keys) AS keys,
-       (SELECT count(*) FROM ctx.audit_log) AS audit;
+       (SELECT count(*) FROM ctx.audit_log) AS audit, (SELECT count(*) FROM ctx.context_stats) AS context_stats,
+       (SELECT count(*) FROM ctx.namespace_stats WHERE namespace <> '{users,u1}') AS namespace_stats;
 UPDATE ctx.messages SET content = 'pwned' WHERE context_id = :'a';
 DELETE FROM ctx.memories WHERE id = :'am';
 INSERT INTO ctx.messages (context_id, tenant, seq, role, content, tokens) VALUES (:'a', 'acme', 99, 'user', 'x', 1);
