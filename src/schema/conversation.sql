@@ -17,6 +17,15 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
         nullif(pg_catalog.current_setting('ctxstore.tenant', true), ''), '')
 $$;
 
+-- The trace id of the current request: ctxstore.traceparent, else a sqlcommenter
+-- traceparent='00-<trace id>-<span id>-<flags>' carried in application_name.
+CREATE FUNCTION ctx.current_trace_id() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT coalesce(
+        substring(current_setting('ctxstore.traceparent', true) FROM '^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$'),
+        substring(current_setting('application_name', true) FROM 'traceparent=''?[0-9a-f]{2}-([0-9a-f]{32})-'))
+$$;
+
 CREATE TABLE ctx.contexts (
     id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     tenant      text NOT NULL DEFAULT ctx.current_tenant(),
@@ -63,7 +72,9 @@ CREATE TABLE ctx.messages (
     metadata    jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
     tokens      integer NOT NULL CHECK (tokens >= 0),
     created_at  timestamptz NOT NULL DEFAULT now(),
-        PRIMARY KEY (context_id, seq),
+    -- the W3C trace id of the request that appended it (ctxstore.traceparent), if any
+    trace_id    text DEFAULT ctx.current_trace_id(),
+    PRIMARY KEY (context_id, seq),
     FOREIGN KEY (tenant, context_id) REFERENCES ctx.contexts (tenant, id) ON DELETE CASCADE,
     CHECK (num_nonnulls(content, content_lz4, content_enc) = 1)
 );

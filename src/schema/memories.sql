@@ -30,6 +30,8 @@ CREATE TABLE ctx.memories (
     -- the registered schema the metadata was validated against, if any
     schema_name      text,
     schema_version   integer,
+    -- the W3C trace id of the request that wrote this version (ctxstore.traceparent), if any
+    trace_id         text DEFAULT ctx.current_trace_id(),
     PRIMARY KEY (id, version),
     CHECK (num_nonnulls(content, content_enc) = 1),
     FOREIGN KEY (tenant, source_context) REFERENCES ctx.contexts (tenant, id) ON DELETE SET NULL (source_context),

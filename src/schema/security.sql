@@ -101,14 +101,6 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         r.row_key, r.columns, r.xid::text, r.trace_id)::text, 'UTF8'))
 $$;
 
--- The trace id of the current request: ctxstore.traceparent, else a sqlcommenter
--- traceparent='00-<trace id>-<span id>-<flags>' carried in application_name.
-CREATE FUNCTION ctx.current_trace_id() RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT coalesce(
-        substring(current_setting('ctxstore.traceparent', true) FROM '^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$'),
-        substring(current_setting('application_name', true) FROM 'traceparent=''?[0-9a-f]{2}-([0-9a-f]{32})-'))
-$$;
 
 -- Audited tables and the columns that identify their rows.
 CREATE TABLE ctx.audited_tables (

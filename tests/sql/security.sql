@@ -219,7 +219,12 @@ SET application_name = 'agent-7';
 SET ctxstore.traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 SELECT ctx.create_context('audited') AS au \gset
 SELECT ctx.append(:'au', 'user', 'audit me');
+SELECT ctx.remember('{traced}', 'traced memory') AS tm \gset
 RESET ctxstore.traceparent;
+-- the trace id is on the rows themselves too
+SELECT (SELECT trace_id FROM ctx.messages WHERE context_id = :'au' AND seq = 1) AS message_trace,
+       (SELECT trace_id FROM ctx.memories WHERE id = :'tm') AS memory_trace;
+SELECT ctx.forget(:'tm'::uuid);
 SELECT table_name, operation, actor, application, row_key - 'id' - 'context_id' AS row_key, columns, trace_id
   FROM ctx.audit_log WHERE row_key ->> 'context_id' = :'au' OR row_key ->> 'id' = :'au' ORDER BY id;
 SELECT count(*) AS content_in_log FROM ctx.audit_log WHERE row_key::text LIKE '%audit me%';
