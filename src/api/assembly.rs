@@ -13,7 +13,6 @@ use crate::api::contexts::{
 use crate::api::memories::recall_for_assembly;
 use crate::api::processors::Pipeline;
 use crate::core::assembly::{parse_namespaces, section_cap, AssemblyOptions};
-use crate::core::processors::ReadMessage;
 use crate::core::tokenizer::Encoding;
 use crate::error::{required, CtxError, CtxResult, ErrorKind, OrRaise};
 
@@ -204,21 +203,7 @@ fn assemble(client: &mut SpiClient<'_>, request: &Request) -> CtxResult<Vec<Part
 fn through_processors(pipeline: &Pipeline, rows: Vec<Row>) -> CtxResult<Vec<Row>> {
     let mut kept = Vec::with_capacity(rows.len());
     for row in rows {
-        let message = ReadMessage {
-            role: row.role.clone(),
-            content: row.content.clone(),
-            metadata: row.metadata.clone(),
-            tokens: row.tokens.into(),
-        };
-        if let Some(m) = pipeline.read(row.seq, message)? {
-            kept.push(Row {
-                role: m.role,
-                content: m.content,
-                metadata: m.metadata,
-                tokens: m.tokens as i32,
-                ..row
-            });
-        }
+        kept.extend(row.through(pipeline)?);
     }
     Ok(kept)
 }

@@ -68,6 +68,23 @@ impl Roles {
 }
 
 impl Row {
+    /// This message as the read processors leave it (`None`: dropped), token count updated.
+    pub(crate) fn through(self, pipeline: &Pipeline) -> CtxResult<Option<Row>> {
+        let message = ReadMessage {
+            role: self.role,
+            content: self.content,
+            metadata: self.metadata,
+            tokens: self.tokens.into(),
+        };
+        Ok(pipeline.read(self.seq, message)?.map(|m| Row {
+            role: m.role,
+            content: m.content,
+            metadata: m.metadata,
+            tokens: m.tokens as i32,
+            ..self
+        }))
+    }
+
     fn message(self) -> MessageRow {
         (
             self.seq,
@@ -1051,26 +1068,14 @@ pub(crate) fn newest_processed(
             if pipeline.dedup() && dedup.repeats(&row.role, &row.content) {
                 continue;
             }
-            let message = ReadMessage {
-                role: row.role.clone(),
-                content: row.content.clone(),
-                metadata: row.metadata.clone(),
-                tokens: row.tokens.into(),
-            };
-            let Some(message) = pipeline.read(row.seq, message)? else {
+            let Some(row) = row.through(pipeline)? else {
                 continue;
             };
-            if message.tokens > left {
+            if i64::from(row.tokens) > left {
                 break 'walk;
             }
-            left -= message.tokens;
-            kept.push(Row {
-                role: message.role,
-                content: message.content,
-                metadata: message.metadata,
-                tokens: message.tokens as i32,
-                ..row
-            });
+            left -= i64::from(row.tokens);
+            kept.push(row);
             if (kept.len() as i64) >= max_rows {
                 break 'walk;
             }
