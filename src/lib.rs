@@ -31,6 +31,11 @@ extension_sql_file!(
     requires = ["conversation_schema"]
 );
 extension_sql_file!(
+    "schema/retention.sql",
+    name = "retention_schema",
+    requires = ["conversation_schema", "memories_schema", "state_schema"]
+);
+extension_sql_file!(
     "schema/observability.sql",
     name = "observability_schema",
     requires = ["conversation_schema", "memories_schema", "state_schema"]

@@ -63,3 +63,53 @@ if [ "$rows" -ne "$distinct" ] || [ "$first" -ne 1 ] || [ "$last" -ne "$rows" ] 
   cat "$work/pgbench.log" >&2
   exit 1
 fi
+
+# Sweeps under concurrent appends: one context keeps its newest 40 messages, one drops messages
+# older than an hour (100 back-dated ones to begin with), one has no policy. Sweeps run while
+# clients append to all three; afterwards exactly the expired messages are gone.
+ids=$(psql -d ctxstore_concurrency -tA <<'SQL'
+SELECT ctx.create_context('newest 40') AS kept \gset
+SELECT ctx.set_retention(:'kept', max_messages => 40);
+SELECT ctx.create_context('one hour') AS aged \gset
+SELECT count(*) FROM ctx.append_many(:'aged', (SELECT jsonb_agg(jsonb_build_object('role', 'user', 'content', 'old ' || i)) FROM generate_series(1, 100) i));
+UPDATE ctx.messages SET created_at = now() - interval '2 hours' WHERE context_id = :'aged';
+SELECT ctx.set_retention(:'aged', max_age => '1 hour');
+SELECT ctx.create_context('no policy') AS plain \gset
+SELECT :'kept', :'aged', :'plain';
+SQL
+)
+read -r kept aged plain <<<"$(echo "$ids" | tail -n1 | tr '|' ' ')"
+for c in kept aged plain; do
+  echo "SELECT ctx.append('${!c}', 'user', 'from ' || :client_id);" > "$work/append_$c.sql"
+done
+echo "SELECT ctx.sweep(25);" > "$work/sweep.sql"
+sudo -u postgres "$bindir/pgbench" -n -h "$host" -p "$port" -U postgres -c "$clients" -j 2 -t 100 \
+  -f "$work/append_kept.sql@3" -f "$work/append_aged.sql@3" -f "$work/append_plain.sql@2" -f "$work/sweep.sql@2" \
+  ctxstore_concurrency > "$work/sweep.log" 2>&1 || { cat "$work/sweep.log"; exit 1; }
+result=$(psql -d ctxstore_concurrency -tA -F ' ' <<SQL
+SELECT count(*) FILTER (WHERE m.context_id = '$kept' AND m.seq > c.last_seq - 40),
+       (SELECT last_seq FROM ctx.contexts WHERE id = '$kept'),
+       count(*) FILTER (WHERE m.context_id = '$aged' AND m.seq > 100),
+       (SELECT last_seq FROM ctx.contexts WHERE id = '$aged'),
+       count(*) FILTER (WHERE m.context_id = '$plain'),
+       (SELECT last_seq FROM ctx.contexts WHERE id = '$plain')
+  FROM ctx.messages m JOIN ctx.contexts c ON c.id = m.context_id;
+SELECT sum(ctx.sweep(1000)) FROM generate_series(1, 3);
+SELECT count(*) FILTER (WHERE context_id = '$kept'), count(*) FILTER (WHERE context_id = '$aged' AND seq <= 100)
+  FROM ctx.messages;
+SELECT count(*) FROM ctx.audit_log WHERE operation = 'DELETE' AND table_name = 'messages'
+   AND row_key ->> 'context_id' IN ('$kept', '$aged');
+SQL
+)
+read -r kept_recent kept_last aged_fresh aged_last plain_rows plain_last final_swept kept_left aged_old deletes <<<"$(echo $result)"
+failed=$(grep -Eo 'number of failed transactions: [0-9]+' "$work/sweep.log" | head -n1 | grep -Eo '[0-9]+$' || echo 0)
+echo "concurrency: sweeps during appends -> newest-40 context: $kept_recent of 40 kept (last seq $kept_last);" \
+     "1-hour context: $aged_fresh of $((aged_last - 100)) fresh kept; no-policy context: $plain_rows of $plain_last;" \
+     "after a final sweep ($final_swept rows): $kept_left and $aged_old old; $deletes audited deletes"
+if [ "$kept_recent" -ne 40 ] || [ "$aged_fresh" -ne $((aged_last - 100)) ] || [ "$plain_rows" -ne "$plain_last" ] \
+   || [ "$kept_left" -ne 40 ] || [ "$aged_old" -ne 0 ] || [ "$deletes" -ne $((kept_last - 40 + 100)) ] \
+   || [ "$failed" -ne 0 ] || [ "$kept_last" -lt 100 ]; then
+  echo "FAILED: a sweep lost unexpired messages or left expired ones" >&2
+  cat "$work/sweep.log" >&2
+  exit 1
+fi

@@ -116,6 +116,12 @@ pub(crate) struct View {
     pub processors: Value,
     /// Whether its messages and summaries are stored encrypted.
     pub encrypted: bool,
+    /// Per segment (own first, then ancestors): the highest expired seq and the oldest
+    /// unexpired creation time, under its owner's retention policy (ctx.set_retention) and,
+    /// for an ancestor's messages, also under this context's (a fork keeping the newest 10
+    /// shows 10, though its parent keeps more of its own).
+    retained_after: Vec<i64>,
+    retained_since: Vec<TimestampWithTimeZone>,
 }
 
 impl View {
@@ -141,8 +147,9 @@ impl View {
         self.summary.as_ref().map_or(0, |s| s.seq)
     }
 
-    /// (context ids, highest visible seq) for the own segment and each ancestor's.
-    fn segments(&self) -> (Vec<Uuid>, Vec<i64>) {
+    /// Statement arguments $1, $2, $7, $8: per segment (own, then each ancestor's) its
+    /// context id, highest visible seq, and retention bounds.
+    fn segments(&self) -> (Vec<Uuid>, Vec<i64>, Vec<i64>, Vec<TimestampWithTimeZone>) {
         let mut ids = vec![self.id];
         ids.extend(
             self.lineage
@@ -152,7 +159,12 @@ impl View {
         );
         let mut his = vec![i64::MAX];
         his.extend_from_slice(&self.lineage.bounds);
-        (ids, his)
+        (
+            ids,
+            his,
+            self.retained_after.clone(),
+            self.retained_since.clone(),
+        )
     }
 }
 
@@ -161,8 +173,20 @@ macro_rules! view_query {
         concat!(
             "SELECT c.name, c.metadata, c.encoding, c.last_seq, c.ancestors, c.bounds,
                     s.through_seq, s.content, s.metadata, s.tokens, s.created_at, c.processors,
-                    c.encrypted, s.content_enc, s.version
+                    c.encrypted, s.content_enc, s.version, r.after, r.since
                FROM ctx.contexts c
+               CROSS JOIN LATERAL (
+                    SELECT ARRAY[coalesce(c.last_seq - c.retain_max_messages, 0)] AS after,
+                           ARRAY[coalesce(now() - c.retain_max_age, '-infinity')] AS since
+                     WHERE cardinality(c.ancestors) = 0
+                    UNION ALL
+                    SELECT array_agg(greatest(coalesce(p.last_seq - p.retain_max_messages, 0),
+                                              coalesce(c.last_seq - c.retain_max_messages, 0)) ORDER BY a.ord),
+                           array_agg(greatest(coalesce(now() - p.retain_max_age, '-infinity'),
+                                              coalesce(now() - c.retain_max_age, '-infinity')) ORDER BY a.ord)
+                      FROM unnest(c.id || c.ancestors) WITH ORDINALITY AS a(id, ord)
+                      LEFT JOIN ctx.contexts p ON p.id = a.id
+                     WHERE cardinality(c.ancestors) > 0) r
                LEFT JOIN LATERAL (
                     SELECT through_seq, content, content_enc, metadata, tokens, created_at, version
                       FROM ctx.summaries
@@ -233,6 +257,8 @@ pub(crate) fn load_view(client: &SpiClient<'_>, id: Uuid, lock: bool) -> CtxResu
         summary,
         processors: row.get::<JsonB>(12)?.map_or(Value::Null, |j| j.0),
         encrypted: row.get(13)?.unwrap_or(false),
+        retained_after: required(row.get(16)?, "retention seq bounds")?,
+        retained_since: required(row.get(17)?, "retention time bounds")?,
     })
 }
 
@@ -267,7 +293,8 @@ fn message_aad(context_id: Uuid, seq: i64, role: &str, column: &str) -> Vec<u8> 
     )
 }
 
-/// Arguments of the range reads: segment ids, their bounds, (after, upto], limit, roles.
+/// Arguments of the range reads: segment ids, their bounds, (after, upto], limit, roles, and
+/// each segment's retention bounds (expired messages are never read).
 const RANGE_ARGS: &[BuiltinOid] = &[
     UUIDARRAYOID,
     INT8ARRAYOID,
@@ -275,14 +302,17 @@ const RANGE_ARGS: &[BuiltinOid] = &[
     INT8OID,
     INT8OID,
     TEXTOID,
+    INT8ARRAYOID,
+    TIMESTAMPTZARRAYOID,
 ];
 
 static SCAN_NEWEST: Statement = Statement {
     sql: "SELECT m.seq, m.tokens
-            FROM unnest($1::uuid[], $2::bigint[]) AS s(cid, hi)
+            FROM unnest($1::uuid[], $2::bigint[], $7::bigint[], $8::timestamptz[]) AS s(cid, hi, lo, since)
            CROSS JOIN LATERAL (
                  SELECT seq, tokens FROM ctx.messages
-                                    WHERE context_id = s.cid AND seq > $3 AND seq <= least(s.hi, $4)
+                  WHERE context_id = s.cid AND seq > greatest($3, s.lo) AND seq <= least(s.hi, $4)
+                    AND created_at >= s.since
                     AND ($6 = 'all' OR ($6 = 'system') = (role = 'system'))
                   ORDER BY seq DESC LIMIT $5) m
            ORDER BY m.seq DESC LIMIT $5",
@@ -295,10 +325,11 @@ macro_rules! range_query {
         concat!(
             "SELECT m.seq, m.role, coalesce(m.content, ctx.lz4_decompress(m.content_lz4)),
                     m.metadata, m.tokens, m.created_at, m.context_id, m.content_enc, m.metadata_enc
-               FROM unnest($1::uuid[], $2::bigint[]) AS s(cid, hi)
+               FROM unnest($1::uuid[], $2::bigint[], $7::bigint[], $8::timestamptz[]) AS s(cid, hi, lo, since)
               CROSS JOIN LATERAL (
                     SELECT * FROM ctx.messages
-                     WHERE context_id = s.cid AND seq > $3 AND seq <= least(s.hi, $4) ",
+                     WHERE context_id = s.cid AND seq > greatest($3, s.lo) AND seq <= least(s.hi, $4)
+                       AND created_at >= s.since ",
             $roles,
             " ORDER BY seq LIMIT $5) m
               ORDER BY m.seq LIMIT $5"
@@ -324,7 +355,8 @@ static READ_SYSTEM: Statement = Statement {
 // join it cannot, and with some statistics it picked a bitmap scan of the whole thread.
 static SCAN_NEWEST_ONE: Statement = Statement {
     sql: "SELECT seq, tokens FROM ctx.messages
-           WHERE context_id = $1[1] AND seq > $3 AND seq <= $4
+           WHERE context_id = $1[1] AND seq > greatest($3, $7[1]) AND seq <= $4
+             AND created_at >= $8[1]
              AND ($6 = 'all' OR ($6 = 'system') = (role = 'system'))
            ORDER BY seq DESC LIMIT $5",
     args: RANGE_ARGS,
@@ -337,7 +369,8 @@ macro_rules! range_query_one {
             "SELECT seq, role, coalesce(content, ctx.lz4_decompress(content_lz4)),
                     metadata, tokens, created_at, context_id, content_enc, metadata_enc
                FROM ctx.messages
-              WHERE context_id = $1[1] AND seq > $3 AND seq <= $4 ",
+              WHERE context_id = $1[1] AND seq > greatest($3, $7[1]) AND seq <= $4
+                AND created_at >= $8[1] ",
             $roles,
             " ORDER BY seq LIMIT $5"
         )
@@ -365,7 +398,7 @@ fn scan_newest(
     limit: i64,
     roles: Roles,
 ) -> CtxResult<Vec<(i64, i64)>> {
-    let (ids, his) = view.segments();
+    let (ids, his, los, sinces) = view.segments();
     let statement = if ids.len() == 1 {
         &SCAN_NEWEST_ONE
     } else {
@@ -382,6 +415,8 @@ fn scan_newest(
             upto.into(),
             limit.into(),
             roles.param().into(),
+            los.into(),
+            sinces.into(),
         ],
     )?;
     table
@@ -403,7 +438,7 @@ pub(crate) fn read_range(
     limit: Option<i64>,
     roles: Roles,
 ) -> CtxResult<Vec<Row>> {
-    let (ids, his) = view.segments();
+    let (ids, his, los, sinces) = view.segments();
     let statement = match (roles == Roles::SystemOnly, ids.len() == 1) {
         (true, true) => &READ_SYSTEM_ONE,
         (true, false) => &READ_SYSTEM,
@@ -421,6 +456,8 @@ pub(crate) fn read_range(
             upto.into(),
             limit.into(),
             roles.param().into(),
+            los.into(),
+            sinces.into(),
         ],
     )?;
     let compacted_through = view.compacted_through();

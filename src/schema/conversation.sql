@@ -46,6 +46,12 @@ CREATE TABLE ctx.contexts (
     -- seq of the newest message in this context's view; appends take last_seq + 1 under the
     -- row lock, which makes seqs gap-free and unique per context
     last_seq    bigint NOT NULL DEFAULT 0 CHECK (last_seq >= 0),
+    -- retention of its own messages (ctx.set_retention): older than retain_max_age, or not
+    -- among the newest retain_max_messages of its view, a message is expired: no read returns
+    -- it, and ctx.sweep deletes it; older than compact_older_than, ctx.sweep stores it lz4
+    retain_max_age      interval CHECK (retain_max_age > interval '0'),
+    retain_max_messages integer CHECK (retain_max_messages > 0),
+    compact_older_than  interval CHECK (compact_older_than > interval '0'),
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),
     CHECK (cardinality(ancestors) = cardinality(bounds)),
@@ -56,6 +62,9 @@ CREATE TABLE ctx.contexts (
     FOREIGN KEY (tenant, parent_id) REFERENCES ctx.contexts (tenant, id)
 );
 CREATE INDEX contexts_parent_idx ON ctx.contexts (parent_id) WHERE parent_id IS NOT NULL;
+-- the sweep visits only contexts with a retention policy
+CREATE INDEX contexts_retention_idx ON ctx.contexts (id)
+ WHERE retain_max_age IS NOT NULL OR retain_max_messages IS NOT NULL OR compact_older_than IS NOT NULL;
 
 CREATE TABLE ctx.messages (
     context_id  uuid NOT NULL,

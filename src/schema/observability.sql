@@ -9,10 +9,16 @@ SELECT c.id AS context_id,
        c.encrypted,
        count(m.seq) AS messages,
        count(m.seq) FILTER (WHERE m.content_lz4 IS NOT NULL) AS archived,
+       -- hidden from every read by the retention policy, not yet swept
+       count(m.seq) FILTER (WHERE m.seq <= c.last_seq - c.retain_max_messages
+                               OR m.created_at < now() - c.retain_max_age) AS expired,
        coalesce(sum(m.tokens), 0)::bigint AS tokens,
        coalesce(sum(pg_column_size(m.*)), 0)::bigint AS bytes,
        (SELECT count(*) FROM ctx.summaries s WHERE s.context_id = c.id) AS summaries,
-       greatest(c.updated_at, max(m.created_at)) AS last_activity
+       greatest(c.updated_at, max(m.created_at)) AS last_activity,
+       c.retain_max_age,
+       c.retain_max_messages,
+       c.compact_older_than
   FROM ctx.contexts c
   LEFT JOIN ctx.messages m ON m.context_id = c.id
  GROUP BY c.id;
@@ -39,34 +45,3 @@ SELECT 'state',
        max(updated_at)
   FROM ctx.state s
  GROUP BY tenant, namespace;
-
--- Retention: removes expired memories and state (their TTL passed; no read returns them any
--- more) in one bounded batch; rows another transaction holds are skipped, not waited for.
--- Deletions are audited like any other. Returns how many rows were removed.
-CREATE FUNCTION ctx.sweep(max_rows integer DEFAULT 10000) RETURNS bigint
-LANGUAGE plpgsql AS $body$
-DECLARE
-    removed bigint;
-    total bigint := 0;
-BEGIN
-    IF sweep.max_rows IS NULL OR sweep.max_rows < 1 THEN
-        RAISE EXCEPTION 'max_rows must be a positive number of rows, got %', sweep.max_rows
-            USING ERRCODE = '22023', HINT = 'sweep in batches, e.g. ctx.sweep(10000), until it returns 0';
-    END IF;
-    WITH doomed AS (
-        SELECT ctid FROM ctx.memories WHERE expires_at <= now()
-         LIMIT sweep.max_rows FOR UPDATE SKIP LOCKED),
-    gone AS (DELETE FROM ctx.memories m USING doomed d WHERE m.ctid = d.ctid RETURNING 1)
-    SELECT count(*) INTO removed FROM gone;
-    total := total + removed;
-    IF total < sweep.max_rows THEN
-        WITH doomed AS (
-            SELECT ctid FROM ctx.state WHERE expires_at <= now()
-             LIMIT sweep.max_rows - total FOR UPDATE SKIP LOCKED),
-        gone AS (DELETE FROM ctx.state s USING doomed d WHERE s.ctid = d.ctid RETURNING 1)
-        SELECT count(*) INTO removed FROM gone;
-        total := total + removed;
-    END IF;
-    RETURN total;
-END
-$body$;

@@ -24,19 +24,3 @@ SELECT store, namespace, live, expired, versions, bytes > 0 AS has_bytes
 DELETE FROM ctx.memories WHERE namespace[1] = 'stats';
 SELECT ctx.delete_key('{stats,b}', 'k1'), ctx.delete_key('{stats,b}', 'k2');
 SELECT ctx.delete_context(:'s', cascade => true);
-
--- Retention: expired memories and state are hidden at once and removed by ctx.sweep in batches.
-
-SELECT count(*) FROM (SELECT ctx.remember('{sweep}', 'memory ' || i, ttl => '1 hour') FROM generate_series(1, 3) i) r;
-SELECT count(*) FROM (SELECT ctx.put('{sweep}', 'k' || i, '{}', ttl => '1 hour') FROM generate_series(1, 3) i) p;
-SELECT ctx.remember('{sweep}', 'keeps') IS NOT NULL AS kept;
-UPDATE ctx.memories SET expires_at = now() - interval '1 second' WHERE namespace = '{sweep}' AND content <> 'keeps';
-UPDATE ctx.state SET expires_at = now() - interval '1 second' WHERE namespace = '{sweep}';
-SELECT count(*) AS recalled FROM ctx.recall('{sweep}', query_text => 'memory');
-SELECT ctx.get('{sweep}', 'k1') AS expired_value;
-SELECT ctx.sweep(4) AS first_batch, ctx.sweep(4) AS second_batch, ctx.sweep() AS nothing_left;
-SELECT count(*) AS memories_left FROM ctx.memories WHERE namespace = '{sweep}';
-SELECT count(*) AS audited_state_deletes FROM ctx.audit_log
- WHERE operation = 'DELETE' AND table_name = 'state' AND row_key -> 'namespace' = '["sweep"]';
-SELECT ctx.sweep(0);
-DELETE FROM ctx.memories WHERE namespace = '{sweep}';
