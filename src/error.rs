@@ -128,6 +128,7 @@ impl CtxError {
 
     /// Raises this error as a Postgres ERROR; never returns.
     pub fn raise(self) -> ! {
+        crate::api::metrics::error(self.kind.sqlstate());
         let mut report = ErrorReport::new(self.kind.pg_code(), self.message, "ctxstore");
         if let Some(detail) = self.detail {
             report = report.set_detail(detail);

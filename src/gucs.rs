@@ -48,7 +48,83 @@ pub static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::
 /// `ctxstore.traceparent`: a W3C traceparent the audit log records with each change.
 pub static TRACEPARENT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// `ctxstore.metrics`: whether calls update the metrics (ctx.metrics).
+pub static METRICS: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+/// `ctxstore.sweep_interval`: seconds between the background worker's sweeps (0: off).
+pub static SWEEP_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(0);
+
+/// `ctxstore.database`: the database the background worker sweeps.
+pub static DATABASE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"postgres"));
+
+/// `ctxstore.otlp_endpoint`: OTLP/HTTP base URL metrics and slow-call spans are pushed to.
+pub static OTLP_ENDPOINT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// `ctxstore.otlp_interval`: seconds between OTLP exports.
+pub static OTLP_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(10);
+
+/// `ctxstore.slow_call_ms`: calls slower than this are exported as spans (0: none).
+pub static SLOW_CALL_MS: GucSetting<i32> = GucSetting::<i32>::new(100);
+
 pub fn register() {
+    GucRegistry::define_bool_guc(
+        c"ctxstore.metrics",
+        c"Whether ctxstore calls update the metrics (ctx.metrics, ctx.metrics_prometheus).",
+        c"Counters live in shared memory when ctxstore is in shared_preload_libraries, else per session.",
+        &METRICS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"ctxstore.sweep_interval",
+        c"Seconds between sweeps by the background worker (0 turns them off).",
+        c"Needs ctxstore in shared_preload_libraries; each run calls ctx.sweep() in ctxstore.database until nothing is left.",
+        &SWEEP_INTERVAL,
+        0,
+        86_400,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    // (a server-start setting can only be defined while the library is preloaded)
+    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        GucRegistry::define_string_guc(
+            c"ctxstore.database",
+            c"The database ctxstore's background worker connects to for sweeps.",
+            c"",
+            &DATABASE,
+            GucContext::Postmaster,
+            GucFlags::default(),
+        );
+    }
+    GucRegistry::define_string_guc(
+        c"ctxstore.otlp_endpoint",
+        c"OTLP/HTTP endpoint (e.g. http://127.0.0.1:4318) the background worker pushes metrics and slow-call spans to.",
+        c"Empty turns export off. Plain http only; the worker posts to <endpoint>/v1/metrics and /v1/traces.",
+        &OTLP_ENDPOINT,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"ctxstore.otlp_interval",
+        c"Seconds between OTLP exports.",
+        c"",
+        &OTLP_INTERVAL,
+        1,
+        3600,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"ctxstore.slow_call_ms",
+        c"ctxstore calls slower than this many milliseconds are exported as OTLP spans (0: none).",
+        c"",
+        &SLOW_CALL_MS,
+        0,
+        3_600_000,
+        GucContext::Suset,
+        GucFlags::UNIT_MS,
+    );
     GucRegistry::define_string_guc(
         c"ctxstore.master_key",
         c"Master keys that wrap the data keys of encrypted contexts and namespaces.",
@@ -142,6 +218,18 @@ pub fn master_key() -> Option<String> {
 
 pub fn master_key_file() -> Option<String> {
     non_empty(&MASTER_KEY_FILE)
+}
+
+pub fn otlp_endpoint() -> Option<String> {
+    non_empty(&OTLP_ENDPOINT)
+}
+
+pub fn traceparent() -> Option<String> {
+    non_empty(&TRACEPARENT)
+}
+
+pub fn database() -> String {
+    non_empty(&DATABASE).unwrap_or_else(|| "postgres".to_string())
 }
 
 pub fn encrypt_new_contexts() -> bool {

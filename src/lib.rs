@@ -56,6 +56,11 @@ extension_sql_file!(
 extension_sql!(
     r#"
 REVOKE EXECUTE ON FUNCTION ctx.rotate_master_key(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION ctx.reset_metrics() FROM PUBLIC;
+
+-- Metrics as rows: counters, histogram buckets, sums and counts (ctx.metrics_prometheus has
+-- the same in the Prometheus text format).
+CREATE VIEW ctx.metrics AS SELECT name, labels, value FROM ctx.metric_samples();
 
 -- The audit trigger writes the log as the extension owner; users have no privilege on it.
 ALTER FUNCTION ctx.audit_trigger() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
@@ -87,6 +92,8 @@ pub extern "C-unwind" fn _PG_init() {
     // Preloaded into the postmaster: build the tokenizer once; every backend inherits it.
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         gucs::default_encoding().warm_up();
+        api::metrics::init_shared_memory();
+        api::worker::register();
     }
 }
 

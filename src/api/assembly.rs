@@ -2,6 +2,8 @@
 //! within one token budget — system messages, working memory, recalled memories, the latest
 //! summary and the most recent messages that fit. The sharing rules are in `core::assembly`.
 
+use crate::api::metrics;
+use crate::core::metrics::{Call, Counter};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::{JsonB, Uuid};
@@ -68,6 +70,24 @@ fn request(
             .map(str::to_string),
         options: AssemblyOptions::from_json(&options.map_or(Value::Null, |j| j.0))?,
     })
+}
+
+/// One assembly call, timed and counted.
+fn assembled(
+    context_id: Option<Uuid>,
+    max_tokens: Option<i32>,
+    query_embedding: Option<Vec<Option<f32>>>,
+    query_text: Option<&str>,
+    options: Option<JsonB>,
+) -> Vec<Part> {
+    let parts = metrics::timed(Call::Assembly, || {
+        let request = request(context_id, max_tokens, query_embedding, query_text, options)?;
+        Spi::connect_mut(|client| assemble(client, &request))
+    })
+    .or_raise();
+    metrics::count(Counter::WindowsAssembled, 1);
+    metrics::count(Counter::MessagesRead, parts.len() as u64);
+    parts
 }
 
 fn assemble(client: &mut SpiClient<'_>, request: &Request) -> CtxResult<Vec<Part>> {
@@ -271,8 +291,7 @@ fn build_context(
         name!(source, JsonB),
     ),
 > {
-    let request = request(context_id, max_tokens, query_embedding, query_text, options).or_raise();
-    let parts = Spi::connect_mut(|client| assemble(client, &request)).or_raise();
+    let parts = assembled(context_id, max_tokens, query_embedding, query_text, options);
     TableIterator::new(parts.into_iter().enumerate().map(|(i, p)| {
         (
             i as i32 + 1,
@@ -295,8 +314,7 @@ fn build_context_json(
     query_text: default!(Option<&str>, "NULL"),
     options: default!(Option<JsonB>, "'{}'"),
 ) -> JsonB {
-    let request = request(context_id, max_tokens, query_embedding, query_text, options).or_raise();
-    let parts = Spi::connect_mut(|client| assemble(client, &request)).or_raise();
+    let parts = assembled(context_id, max_tokens, query_embedding, query_text, options);
     let messages = parts
         .into_iter()
         .map(|p| {

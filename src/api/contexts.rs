@@ -9,9 +9,11 @@ use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
 use crate::api::keys;
+use crate::api::metrics;
 use crate::api::processors::{Pipeline, WriteItem};
 use crate::core::archive;
 use crate::core::conversation::{self as rules, Lineage};
+use crate::core::metrics::{Call, Counter};
 use crate::core::processors::{Dedup, ReadMessage, Stage};
 use crate::core::tokenizer::Encoding;
 use crate::error::{required, CtxError, CtxResult, ErrorKind, OrRaise};
@@ -576,7 +578,22 @@ fn append(
     content: Option<&str>,
     metadata: default!(Option<JsonB>, "'{}'"),
 ) -> Option<i64> {
-    append_one(context_id, role, content, metadata).or_raise()
+    let seq = metrics::timed(Call::Append, || {
+        append_one(context_id, role, content, metadata)
+    })
+    .or_raise();
+    metrics::count(Counter::MessagesAppended, 1);
+    seq
+}
+
+/// A read call: its latency, the kind of window served, and the messages returned.
+fn served(window: Option<Counter>, read: impl FnOnce() -> CtxResult<Vec<Row>>) -> Vec<Row> {
+    let rows = metrics::timed(Call::Read, read).or_raise();
+    if let Some(window) = window {
+        metrics::count(window, 1);
+    }
+    metrics::count(Counter::MessagesRead, rows.len() as u64);
+    rows
 }
 
 fn append_one(
@@ -629,7 +646,9 @@ fn append_one(
 /// Appends a JSON array of {role, content, metadata} in one round trip, all or nothing.
 #[pg_extern(volatile, parallel_unsafe)]
 fn append_many(context_id: Option<Uuid>, messages: Option<JsonB>) -> SetOfIterator<'static, i64> {
-    SetOfIterator::new(append_batch(context_id, messages).or_raise())
+    let seqs = metrics::timed(Call::Append, || append_batch(context_id, messages)).or_raise();
+    metrics::count(Counter::MessagesAppended, seqs.len() as u64);
+    SetOfIterator::new(seqs)
 }
 
 fn append_batch(context_id: Option<Uuid>, messages: Option<JsonB>) -> CtxResult<Vec<i64>> {
@@ -870,8 +889,7 @@ fn messages(
     ),
 > {
     TableIterator::new(
-        read_messages(context_id, since_seq, max_rows)
-            .or_raise()
+        served(None, || read_messages(context_id, since_seq, max_rows))
             .into_iter()
             .map(Row::message),
     )
@@ -933,10 +951,11 @@ fn window(
     ),
 > {
     TableIterator::new(
-        read_window(context_id, last_n)
-            .or_raise()
-            .into_iter()
-            .map(Row::message),
+        served(Some(Counter::WindowsLastN), || {
+            read_window(context_id, last_n)
+        })
+        .into_iter()
+        .map(Row::message),
     )
 }
 
@@ -1000,10 +1019,11 @@ fn token_window(
     ),
 > {
     TableIterator::new(
-        read_token_window(context_id, max_tokens)
-            .or_raise()
-            .into_iter()
-            .map(Row::message),
+        served(Some(Counter::WindowsTokens), || {
+            read_token_window(context_id, max_tokens)
+        })
+        .into_iter()
+        .map(Row::message),
     )
 }
 
@@ -1147,8 +1167,7 @@ fn history(
     ),
 > {
     TableIterator::new(
-        read_history(context_id)
-            .or_raise()
+        served(None, || read_history(context_id))
             .into_iter()
             .map(Row::history),
     )
@@ -1211,7 +1230,9 @@ fn compact(
     summary: Option<&str>,
     keep_last: default!(Option<i32>, 0),
 ) -> i64 {
-    compact_context(context_id, summary, keep_last).or_raise()
+    let seq = compact_context(context_id, summary, keep_last).or_raise();
+    metrics::count(Counter::Compactions, 1);
+    seq
 }
 
 fn compact_context(
@@ -1575,7 +1596,10 @@ fn count_tokens(content: Option<&str>, encoding: default!(Option<&str>, "NULL"))
 /// lz4 block (with its length prepended) of a text, as ctxstore archives message content.
 #[pg_extern(immutable, strict, parallel_safe)]
 fn lz4_compress(content: &str) -> Vec<u8> {
-    archive::compress(content)
+    let block = archive::compress(content);
+    metrics::count(Counter::BytesBeforeCompression, content.len() as u64);
+    metrics::count(Counter::BytesAfterCompression, block.len() as u64);
+    block
 }
 
 /// The text inside an lz4 block made by ctx.lz4_compress; corrupt input is an error.

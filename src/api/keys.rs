@@ -3,6 +3,8 @@
 //! cached unwrapped per backend; master-key rotation and crypto-shredding. The cryptography is
 //! in `core::crypto`.
 
+use crate::api::metrics;
+use crate::core::metrics::Counter;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -135,6 +137,7 @@ fn cached(scope: &str) -> CtxResult<Option<Key>> {
         let found = cache.keys.get(scope).copied();
         if found.is_some() {
             cache.hits += 1;
+            metrics::count(Counter::KeyCacheHits, 1);
         }
         found
     }))
@@ -144,6 +147,7 @@ fn remember_key(scope: String, key: Key) {
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         cache.misses += 1;
+        metrics::count(Counter::KeyCacheMisses, 1);
         if cache.keys.len() >= CACHE_CAPACITY {
             cache.keys.clear();
         }
@@ -488,11 +492,17 @@ pub(crate) fn row_aad(column: &str, ids: &[&[u8]]) -> Vec<u8> {
 }
 
 pub(crate) fn seal(key: &Key, plaintext: &[u8], aad: &[u8]) -> CtxResult<Vec<u8>> {
-    Ok(crypto::seal(key, nonce()?, plaintext, aad))
+    let sealed = crypto::seal(key, nonce()?, plaintext, aad);
+    metrics::count(Counter::Encryptions, 1);
+    metrics::count(Counter::BytesBeforeCompression, plaintext.len() as u64);
+    let stored = sealed.len().saturating_sub(crypto::SEAL_OVERHEAD);
+    metrics::count(Counter::BytesAfterCompression, stored as u64);
+    Ok(sealed)
 }
 
 pub(crate) fn open_text(key: &Key, sealed: &[u8], aad: &[u8], what: &str) -> CtxResult<String> {
     let bytes = crypto::open(key, sealed, aad, what)?;
+    metrics::count(Counter::Decryptions, 1);
     String::from_utf8(bytes).map_err(|_| {
         CtxError::new(
             ErrorKind::DataCorrupted,
@@ -508,6 +518,7 @@ pub(crate) fn open_json(
     what: &str,
 ) -> CtxResult<serde_json::Value> {
     let bytes = crypto::open(key, sealed, aad, what)?;
+    metrics::count(Counter::Decryptions, 1);
     serde_json::from_slice(&bytes).map_err(|_| {
         CtxError::new(
             ErrorKind::DataCorrupted,

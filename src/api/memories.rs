@@ -1,6 +1,8 @@
 //! SQL functions of long-term memory: remember, update (supersede), forget, hybrid recall,
 //! namespaces and vector indexes. The ranking rules are in `core::{knn, scoring, filter}`.
 
+use crate::api::metrics;
+use crate::core::metrics::{Call, Counter};
 use std::collections::HashMap;
 
 use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
@@ -232,6 +234,7 @@ fn remember(
                     sealed.map(|s| s.1).into(),
                 ];
                 client.update(&*plan, Some(1), &args)?;
+                metrics::count(Counter::MemoriesDeduplicated, 1);
                 return Ok(Some(existing));
             }
         }
@@ -269,14 +272,15 @@ fn remember(
             sealed.map(|s| s.1).into(),
         ];
         let mut table = client.update(&*plan, Some(1), &args)?;
-        required(
+        let id = required(
             table
                 .next()
                 .ok_or_else(|| CtxError::internal("INSERT returned no row"))?
                 .get(1)?,
             "id",
-        )
-        .map(Some)
+        )?;
+        metrics::count(Counter::MemoriesWritten, 1);
+        Ok(Some(id))
     })
     .or_raise()
 }
@@ -707,7 +711,10 @@ fn recall(
         })
     })()
     .or_raise();
-    let rows = Spi::connect_mut(|client| run_recall(client, &request)).or_raise();
+    let rows = metrics::timed(Call::Recall, || {
+        Spi::connect_mut(|client| run_recall(client, &request))
+    })
+    .or_raise();
     let has_text = request.text.is_some();
     TableIterator::new(rows.into_iter().map(move |(c, similarity, score)| {
         let text_rank = has_text.then_some(c.text_rank as f32);
@@ -755,6 +762,7 @@ fn run_recall(client: &mut SpiClient<'_>, request: &RecallRequest) -> CtxResult<
         None => Metric::Cosine,
     };
     if let Some(text) = &request.text {
+        metrics::count(Counter::RecallsText, 1);
         let sql = format!(
             "SELECT m.id, m.version FROM ctx.memories m, websearch_to_tsquery('english', ${q}) q
               WHERE {} AND m.fts @@ q ORDER BY ts_rank_cd(m.fts, q) DESC, m.created_at DESC LIMIT {}",
@@ -966,11 +974,13 @@ fn vector_candidates(
             if estimated_candidates(client, request)? > threshold {
                 let found = hnsw_candidates(client, request, query, metric, &schema, want)?;
                 if found.len() >= want.min(request.k) {
+                    metrics::count(Counter::RecallsHnsw, 1);
                     return Ok(found);
                 }
             }
         }
     }
+    metrics::count(Counter::RecallsExact, 1);
     exact_candidates(client, request, query, metric, want)
 }
 

@@ -1,6 +1,8 @@
 //! SQL functions of the key-value state store and of working memory: versioned JSON documents,
 //! optimistic concurrency, RFC 7396 merge patches under a row lock, TTLs, filtered search.
 
+use crate::api::metrics;
+use crate::core::metrics::{Call, Counter};
 use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
 use pgrx::pg_sys::BuiltinOid::*;
 use pgrx::prelude::*;
@@ -65,6 +67,7 @@ fn address(namespace: Option<Vec<Option<String>>>, key: Option<&str>) -> CtxResu
 }
 
 fn conflict(detail: String) -> CtxError {
+    metrics::count(Counter::StateConflicts, 1);
     CtxError::new(
         ErrorKind::SerializationFailure,
         "version conflict: the stored version is not the expected one",
@@ -85,7 +88,7 @@ fn put(
     ttl: default!(Option<Interval>, "NULL"),
     expected_version: default!(Option<i64>, "NULL"),
 ) -> Option<i64> {
-    (|| -> CtxResult<Option<i64>> {
+    let version = metrics::timed(Call::StateWrite, || -> CtxResult<Option<i64>> {
         let at = address(namespace, key)?;
         let value = required(value, "value")?;
         check_ttl(&ttl)?;
@@ -169,8 +172,10 @@ fn put(
                 })
             })
         })
-    })()
-    .or_raise()
+    })
+    .or_raise();
+    metrics::count(Counter::StatePuts, 1);
+    version
 }
 
 /// The data key an entry is sealed with: its context's for the working memory of an encrypted
@@ -337,12 +342,14 @@ fn get(namespace: Option<Vec<Option<String>>>, key: Option<&str>) -> Option<Json
 /// absent) and returns the new document. Concurrent patches serialise: none is lost.
 #[pg_extern(volatile, parallel_unsafe)]
 fn patch(namespace: Option<Vec<Option<String>>>, key: Option<&str>, patch: Option<JsonB>) -> JsonB {
-    (|| -> CtxResult<JsonB> {
+    let document = metrics::timed(Call::StateWrite, || -> CtxResult<JsonB> {
         let at = address(namespace, key)?;
         let patch = required(patch, "patch")?;
         Spi::connect_mut(|client| apply_patch(client, &at, &patch.0).map(JsonB))
-    })()
-    .or_raise()
+    })
+    .or_raise();
+    metrics::count(Counter::StatePatches, 1);
+    document
 }
 
 fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxResult<Value> {

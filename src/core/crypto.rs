@@ -20,6 +20,8 @@ pub const NONCE_LEN: usize = 12;
 const FORMAT: u8 = 1;
 const FLAG_LZ4: u8 = 1;
 const HEADER_LEN: usize = 2 + NONCE_LEN;
+/// What sealing adds to the (maybe compressed) plaintext: header and GCM tag.
+pub const SEAL_OVERHEAD: usize = HEADER_LEN + 16;
 /// Below this, compression cannot pay for its 4-byte length prefix.
 const MIN_COMPRESS: usize = 64;
 

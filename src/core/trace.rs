@@ -1,0 +1,216 @@
+//! W3C trace context parsing, and the fixed-size ring of slow-call spans the OTLP exporter
+//! drains (it lives in shared memory: no heap, bounded, the oldest overwritten when full).
+
+use crate::core::metrics::{Call, CALLS};
+
+/// (trace id, parent span id) of a `traceparent` header value: `00-<32 hex>-<16 hex>-<2 hex>`.
+/// All-zero ids are invalid per the spec.
+pub fn parse_traceparent(value: &str) -> Option<([u8; 16], [u8; 8])> {
+    let parts: Vec<&str> = value.trim().split('-').collect();
+    let [version, trace, span, flags] = parts.as_slice() else {
+        return None;
+    };
+    if version.len() != 2
+        || *version == "ff"
+        || flags.len() != 2
+        || !is_hex(version)
+        || !is_hex(flags)
+    {
+        return None;
+    }
+    let trace: [u8; 16] = decode_hex(trace)?;
+    let span: [u8; 8] = decode_hex(span)?;
+    if trace == [0; 16] || span == [0; 8] {
+        return None;
+    }
+    Some((trace, span))
+}
+
+/// The `traceparent='…'` a sqlcommenter-style client puts in a comment or application_name.
+pub fn traceparent_in_comment(text: &str) -> Option<([u8; 16], [u8; 8])> {
+    let start = text.find("traceparent=")? + "traceparent=".len();
+    let rest = text[start..].trim_start_matches(['\'', '"']);
+    parse_traceparent(rest.get(..55)?)
+}
+
+fn is_hex(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn decode_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N || !is_hex(s) {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// One slow call, as exported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct Span {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    /// all zero when the client sent no traceparent (the span is then a root)
+    pub parent_span_id: [u8; 8],
+    pub start_unix_ns: u64,
+    pub end_unix_ns: u64,
+    call: u8,
+}
+
+impl Span {
+    const EMPTY: Span = Span {
+        trace_id: [0; 16],
+        span_id: [0; 8],
+        parent_span_id: [0; 8],
+        start_unix_ns: 0,
+        end_unix_ns: 0,
+        call: 0,
+    };
+
+    /// A span for `call` that ended at `end_unix_ns` after `micros`; ids not given by the
+    /// client's traceparent come from `random`.
+    pub fn new(
+        call: Call,
+        parent: Option<([u8; 16], [u8; 8])>,
+        random: &[u8; 24],
+        end_unix_ns: u64,
+        micros: u64,
+    ) -> Span {
+        let mut span_id = [0u8; 8];
+        span_id.copy_from_slice(&random[16..]);
+        let (trace_id, parent_span_id) = parent.unwrap_or_else(|| {
+            let mut trace = [0u8; 16];
+            trace.copy_from_slice(&random[..16]);
+            (trace, [0; 8])
+        });
+        Span {
+            trace_id,
+            span_id,
+            parent_span_id,
+            start_unix_ns: end_unix_ns.saturating_sub(micros * 1000),
+            end_unix_ns,
+            call: call as u8,
+        }
+    }
+
+    /// `ctxstore.append`, `ctxstore.recall`, …
+    pub fn name(&self) -> String {
+        let call = CALLS
+            .get(self.call as usize)
+            .map_or("call", |(name, _)| name);
+        format!("ctxstore.{call}")
+    }
+}
+
+pub const RING_SLOTS: usize = 256;
+
+/// The newest `RING_SLOTS` slow-call spans; `take` returns those not taken before.
+#[repr(C)]
+pub struct SpanRing {
+    pushed: u64,
+    taken: u64,
+    slots: [Span; RING_SLOTS],
+}
+
+impl Default for SpanRing {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SpanRing {
+    pub const fn new() -> Self {
+        SpanRing {
+            pushed: 0,
+            taken: 0,
+            slots: [Span::EMPTY; RING_SLOTS],
+        }
+    }
+
+    pub fn push(&mut self, span: Span) {
+        self.slots[(self.pushed % RING_SLOTS as u64) as usize] = span;
+        self.pushed += 1;
+    }
+
+    /// Spans pushed since the last take, oldest first (at most `RING_SLOTS`: older ones were
+    /// overwritten).
+    pub fn take(&mut self) -> Vec<Span> {
+        let from = self
+            .taken
+            .max(self.pushed.saturating_sub(RING_SLOTS as u64));
+        let spans = (from..self.pushed)
+            .map(|i| self.slots[(i % RING_SLOTS as u64) as usize])
+            .collect();
+        self.taken = self.pushed;
+        spans
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn traceparent_parsing() {
+        let (trace, span) = parse_traceparent(TRACE).unwrap();
+        assert_eq!(trace[0], 0x4b);
+        assert_eq!(span, [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]);
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(parse_traceparent(bad), None, "{bad}");
+        }
+        let app = format!("agent /*traceparent='{TRACE}'*/");
+        assert_eq!(traceparent_in_comment(&app), parse_traceparent(TRACE));
+        assert_eq!(traceparent_in_comment("agent"), None);
+    }
+
+    #[test]
+    fn spans_keep_the_client_trace() {
+        let random = [7u8; 24];
+        let parent = parse_traceparent(TRACE);
+        let span = Span::new(Call::Recall, parent, &random, 5_000_000, 2_000);
+        assert_eq!(Some((span.trace_id, span.parent_span_id)), parent);
+        assert_eq!(span.span_id, [7; 8]);
+        assert_eq!(span.start_unix_ns, 3_000_000);
+        assert_eq!(span.name(), "ctxstore.recall");
+        let root = Span::new(Call::Append, None, &random, 10, 0);
+        assert_eq!((root.trace_id, root.parent_span_id), ([7; 16], [0; 8]));
+    }
+
+    #[test]
+    fn ring_is_bounded_and_takes_each_span_once() {
+        let mut ring = SpanRing::new();
+        let span = |n: u64| Span::new(Call::Append, None, &[1; 24], n, 0);
+        ring.push(span(1));
+        ring.push(span(2));
+        assert_eq!(
+            ring.take()
+                .iter()
+                .map(|s| s.end_unix_ns)
+                .collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert!(ring.take().is_empty());
+        for n in 0..(RING_SLOTS as u64 + 10) {
+            ring.push(span(n));
+        }
+        let taken = ring.take();
+        assert_eq!(taken.len(), RING_SLOTS);
+        assert_eq!(taken[0].end_unix_ns, 10);
+        assert_eq!(taken.last().unwrap().end_unix_ns, RING_SLOTS as u64 + 9);
+    }
+}
