@@ -83,8 +83,12 @@ for c in kept aged plain; do
   echo "SELECT ctx.append('${!c}', 'user', 'from ' || :client_id);" > "$work/append_$c.sql"
 done
 echo "SELECT ctx.sweep(25);" > "$work/sweep.sql"
+# readers, and a policy rewritten (unchanged) while sweeps run: it waits for them, never deadlocks
+echo "SELECT count(*) FROM ctx.token_window('$kept', 1000); SELECT count(*) FROM ctx.window('$aged', 50);" > "$work/read_retained.sql"
+echo "SELECT ctx.set_retention('$kept', max_messages => 40);" > "$work/policy.sql"
 sudo -u postgres "$bindir/pgbench" -n -h "$host" -p "$port" -U postgres -c "$clients" -j 2 -t 100 \
-  -f "$work/append_kept.sql@3" -f "$work/append_aged.sql@3" -f "$work/append_plain.sql@2" -f "$work/sweep.sql@2" \
+  -f "$work/append_kept.sql@6" -f "$work/append_aged.sql@6" -f "$work/append_plain.sql@4" -f "$work/sweep.sql@4" \
+  -f "$work/read_retained.sql@2" -f "$work/policy.sql@1" \
   ctxstore_concurrency > "$work/sweep.log" 2>&1 || { cat "$work/sweep.log"; exit 1; }
 result=$(psql -d ctxstore_concurrency -tA -F ' ' <<SQL
 SELECT count(*) FILTER (WHERE m.context_id = '$kept' AND m.seq > c.last_seq - 40),

@@ -86,7 +86,11 @@ fn assembled(
     })
     .or_raise();
     metrics::count(Counter::WindowsAssembled, 1);
-    metrics::count(Counter::MessagesRead, parts.len() as u64);
+    let messages = parts
+        .iter()
+        .filter(|p| matches!(p.section, "messages" | "system"))
+        .count();
+    metrics::count(Counter::MessagesRead, messages as u64);
     parts
 }
 

@@ -37,6 +37,7 @@ type HistoryRow = (
     name!(tokens, i32),
     name!(created_at, TimestampWithTimeZone),
     name!(archived, bool),
+    name!(trace_id, Option<String>),
 );
 
 /// A message or summary as read back.
@@ -49,6 +50,8 @@ pub(crate) struct Row {
     pub tokens: i32,
     pub created_at: TimestampWithTimeZone,
     pub archived: bool,
+    /// the W3C trace id of the request that appended it (messages only)
+    pub trace_id: Option<String>,
 }
 
 /// Which roles a read returns: context assembly reads system messages apart from the others.
@@ -99,9 +102,11 @@ impl Row {
     }
 
     fn history(self) -> HistoryRow {
-        let archived = self.archived;
+        let (archived, trace_id) = (self.archived, self.trace_id.clone());
         let (seq, role, content, metadata, tokens, created_at) = self.message();
-        (seq, role, content, metadata, tokens, created_at, archived)
+        (
+            seq, role, content, metadata, tokens, created_at, archived, trace_id,
+        )
     }
 }
 
@@ -119,9 +124,9 @@ pub(crate) struct View {
     /// Whether its messages and summaries are stored encrypted.
     pub encrypted: bool,
     /// Per segment (own first, then ancestors): the highest expired seq and the oldest
-    /// unexpired creation time, under its owner's retention policy (ctx.set_retention) and,
-    /// for an ancestor's messages, also under this context's (a fork keeping the newest 10
-    /// shows 10, though its parent keeps more of its own).
+    /// unexpired creation time, under its owner's retention policy (ctx.set_retention) and
+    /// those of the contexts between it and this one (a fork keeping the newest 10 shows 10,
+    /// though its parent keeps more of its own). Taken once per call, at statement time.
     retained_after: Vec<i64>,
     retained_since: Vec<TimestampWithTimeZone>,
 }
@@ -179,16 +184,20 @@ macro_rules! view_query {
                FROM ctx.contexts c
                CROSS JOIN LATERAL (
                     SELECT ARRAY[coalesce(c.last_seq - c.retain_max_messages, 0)] AS after,
-                           ARRAY[coalesce(now() - c.retain_max_age, '-infinity')] AS since
+                           ARRAY[coalesce(statement_timestamp() - c.retain_max_age, '-infinity')] AS since
                      WHERE cardinality(c.ancestors) = 0
                     UNION ALL
-                    SELECT array_agg(greatest(coalesce(p.last_seq - p.retain_max_messages, 0),
-                                              coalesce(c.last_seq - c.retain_max_messages, 0)) ORDER BY a.ord),
-                           array_agg(greatest(coalesce(now() - p.retain_max_age, '-infinity'),
-                                              coalesce(now() - c.retain_max_age, '-infinity')) ORDER BY a.ord)
-                      FROM unnest(c.id || c.ancestors) WITH ORDINALITY AS a(id, ord)
-                      LEFT JOIN ctx.contexts p ON p.id = a.id
-                     WHERE cardinality(c.ancestors) > 0) r
+                    -- a segment is read under its owner's policy and that of every context
+                    -- between it and the reader (each of them sees it): a running maximum
+                    SELECT array_agg(x.after ORDER BY x.ord), array_agg(x.since ORDER BY x.ord)
+                      FROM (SELECT a.ord,
+                                   max(coalesce(p.last_seq - p.retain_max_messages, 0)) OVER w AS after,
+                                   max(coalesce(statement_timestamp() - p.retain_max_age, '-infinity')) OVER w AS since
+                              FROM unnest(c.id || c.ancestors) WITH ORDINALITY AS a(id, ord)
+                              LEFT JOIN ctx.contexts p ON p.id = a.id
+                             WHERE cardinality(c.ancestors) > 0
+                            WINDOW w AS (ORDER BY a.ord ROWS UNBOUNDED PRECEDING)) x
+                    HAVING count(*) > 0) r
                LEFT JOIN LATERAL (
                     SELECT through_seq, content, content_enc, metadata, tokens, created_at, version
                       FROM ctx.summaries
@@ -243,6 +252,7 @@ pub(crate) fn load_view(client: &SpiClient<'_>, id: Uuid, lock: bool) -> CtxResu
             tokens: row.get(10)?.unwrap_or(0),
             created_at: required(row.get(11)?, "summary created_at")?,
             archived: false,
+            trace_id: None,
         }),
         None => None,
     };
@@ -326,7 +336,8 @@ macro_rules! range_query {
     ($roles:literal) => {
         concat!(
             "SELECT m.seq, m.role, coalesce(m.content, ctx.lz4_decompress(m.content_lz4)),
-                    m.metadata, m.tokens, m.created_at, m.context_id, m.content_enc, m.metadata_enc
+                    m.metadata, m.tokens, m.created_at, m.context_id, m.content_enc, m.metadata_enc,
+                    m.trace_id
                FROM unnest($1::uuid[], $2::bigint[], $7::bigint[], $8::timestamptz[]) AS s(cid, hi, lo, since)
               CROSS JOIN LATERAL (
                     SELECT * FROM ctx.messages
@@ -369,7 +380,7 @@ macro_rules! range_query_one {
     ($roles:literal) => {
         concat!(
             "SELECT seq, role, coalesce(content, ctx.lz4_decompress(content_lz4)),
-                    metadata, tokens, created_at, context_id, content_enc, metadata_enc
+                    metadata, tokens, created_at, context_id, content_enc, metadata_enc, trace_id
                FROM ctx.messages
               WHERE context_id = $1[1] AND seq > greatest($3, $7[1]) AND seq <= $4
                 AND created_at >= $8[1] ",
@@ -503,6 +514,7 @@ pub(crate) fn read_range(
                 tokens: required(row.get(5)?, "tokens")?,
                 created_at: required(row.get(6)?, "created_at")?,
                 archived: seq <= compacted_through,
+                trace_id: row.get(10)?,
             })
         })
         .collect()
@@ -582,7 +594,7 @@ fn append(
         append_one(context_id, role, content, metadata)
     })
     .or_raise();
-    metrics::count(Counter::MessagesAppended, 1);
+    metrics::count(Counter::MessagesAppended, u64::from(seq.is_some()));
     seq
 }
 
@@ -1164,6 +1176,7 @@ fn history(
         name!(tokens, i32),
         name!(created_at, TimestampWithTimeZone),
         name!(archived, bool),
+        name!(trace_id, Option<String>),
     ),
 > {
     TableIterator::new(
@@ -1206,6 +1219,7 @@ fn read_history(context_id: Option<Uuid>) -> CtxResult<Vec<Row>> {
                 tokens: required(row.get(4)?, "tokens")?,
                 created_at: required(row.get(5)?, "created_at")?,
                 archived: i + 1 < latest, // superseded by a later compaction
+                trace_id: None,
             });
         }
         // Merge: summaries follow the message with their through_seq (boundaries never decrease).

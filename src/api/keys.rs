@@ -494,9 +494,11 @@ pub(crate) fn row_aad(column: &str, ids: &[&[u8]]) -> Vec<u8> {
 pub(crate) fn seal(key: &Key, plaintext: &[u8], aad: &[u8]) -> CtxResult<Vec<u8>> {
     let sealed = crypto::seal(key, nonce()?, plaintext, aad);
     metrics::count(Counter::Encryptions, 1);
-    metrics::count(Counter::BytesBeforeCompression, plaintext.len() as u64);
-    let stored = sealed.len().saturating_sub(crypto::SEAL_OVERHEAD);
-    metrics::count(Counter::BytesAfterCompression, stored as u64);
+    if crypto::is_compressed(&sealed) {
+        metrics::count(Counter::BytesBeforeCompression, plaintext.len() as u64);
+        let stored = sealed.len().saturating_sub(crypto::SEAL_OVERHEAD);
+        metrics::count(Counter::BytesAfterCompression, stored as u64);
+    }
     Ok(sealed)
 }
 

@@ -29,7 +29,7 @@ static PRELOADED: AtomicBool = AtomicBool::new(false);
 
 /// Reserves the shared block; from `_PG_init` while shared_preload_libraries is processed.
 pub fn init_shared_memory() {
-    pg_shmem_init!(SHARED = Block::new());
+    pg_shmem_init!(SHARED = Block::starting_at(unix_ns()));
     pg_shmem_init!(SPANS = SpanRing::new());
     PRELOADED.store(true, Ordering::Relaxed);
 }
@@ -77,10 +77,14 @@ pub fn timed<T>(call: Call, f: impl FnOnce() -> CtxResult<T>) -> CtxResult<T> {
     result
 }
 
-fn record_span(call: Call, micros: u64) {
-    let end_ns = SystemTime::now()
+pub fn unix_ns() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn record_span(call: Call, micros: u64) {
+    let end_ns = unix_ns();
     let parent = gucs::traceparent()
         .and_then(|t| trace::parse_traceparent(&t))
         .or_else(|| {
@@ -169,8 +173,5 @@ fn metrics_prometheus() -> String {
 /// Zeroes every counter and histogram (server-wide when preloaded).
 #[pg_extern(volatile, parallel_unsafe)]
 fn reset_metrics() {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    block().reset(now);
+    block().reset(unix_ns());
 }

@@ -30,7 +30,7 @@ static STEPS: [(Statement, Counter); 5] = [
                  SELECT m.ctid FROM ctx.contexts c
                    JOIN ctx.messages m ON m.context_id = c.id AND m.seq <= c.last_seq - c.retain_max_messages
                   WHERE c.retain_max_messages IS NOT NULL
-                  LIMIT $1 FOR UPDATE OF m SKIP LOCKED),
+                  LIMIT $1 FOR UPDATE OF m SKIP LOCKED FOR KEY SHARE OF c SKIP LOCKED),
              gone AS (DELETE FROM ctx.messages m USING doomed d WHERE m.ctid = d.ctid RETURNING 1)
              SELECT count(*) FROM gone"
         ),
@@ -43,7 +43,7 @@ static STEPS: [(Statement, Counter); 5] = [
                  SELECT m.ctid FROM ctx.contexts c
                    JOIN ctx.messages m ON m.context_id = c.id AND m.created_at < now() - c.retain_max_age
                   WHERE c.retain_max_age IS NOT NULL
-                  LIMIT $1 FOR UPDATE OF m SKIP LOCKED),
+                  LIMIT $1 FOR UPDATE OF m SKIP LOCKED FOR KEY SHARE OF c SKIP LOCKED),
              gone AS (DELETE FROM ctx.messages m USING doomed d WHERE m.ctid = d.ctid RETURNING 1)
              SELECT count(*) FROM gone"
         ),
@@ -77,7 +77,7 @@ static STEPS: [(Statement, Counter); 5] = [
                    JOIN ctx.messages m ON m.context_id = c.id AND m.content IS NOT NULL
                                       AND m.created_at < now() - c.compact_older_than
                   WHERE c.compact_older_than IS NOT NULL
-                  LIMIT $1 FOR UPDATE OF m SKIP LOCKED),
+                  LIMIT $1 FOR UPDATE OF m SKIP LOCKED FOR KEY SHARE OF c SKIP LOCKED),
              squeezed AS (
                  UPDATE ctx.messages m SET content_lz4 = ctx.lz4_compress(m.content), content = NULL
                    FROM doomed d WHERE m.ctid = d.ctid RETURNING 1)

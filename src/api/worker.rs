@@ -2,9 +2,12 @@
 //! `ctxstore.sweep_interval` in `ctxstore.database`, and pushes metrics and slow-call spans to
 //! `ctxstore.otlp_endpoint` every `ctxstore.otlp_interval`. Backends never wait on it.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::bgworkers::{
+    BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
+};
+use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use prost::Message;
 
@@ -26,18 +29,13 @@ pub fn register() {
         .set_library(concat!("ctxstore-", env!("CARGO_PKG_VERSION")))
         .set_function("ctxstore_worker_main")
         .enable_spi_access()
+        // on a hot standby too: it exports the standby's metrics (and does not sweep)
+        .set_start_time(BgWorkerStartTime::ConsistentState)
         .set_restart_time(Some(Duration::from_secs(10)))
         .load();
 }
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 struct Exporter {
-    started_ns: u64,
     last_failure_log: Option<Instant>,
     attributes: Vec<(&'static str, String)>,
 }
@@ -47,8 +45,9 @@ impl Exporter {
         let spans = metrics::take_spans();
         let result = otlp::parse_endpoint(endpoint).and_then(|target| {
             let snapshot = metrics::snapshot();
-            let start = self.started_ns.max(snapshot.reset_unix_ns);
-            let request = otlp::metrics_request(&snapshot, start, now_ns(), &self.attributes);
+            let start = snapshot.reset_unix_ns;
+            let request =
+                otlp::metrics_request(&snapshot, start, metrics::unix_ns(), &self.attributes);
             check(otlp::post(
                 &target,
                 "/v1/metrics",
@@ -86,25 +85,58 @@ fn check(status: u16) -> Result<(), String> {
     }
 }
 
-/// Runs ctx.sweep in its own transactions until nothing is left (or the run's cap).
+/// Runs ctx.sweep in its own transactions until nothing is left, the run's cap, or shutdown.
+/// An error (say, the extension's SQL is older than this library) is logged and ends the run;
+/// the worker carries on (exports keep going, the next run retries).
 fn sweep() {
-    let installed = BackgroundWorker::transaction(|| {
+    // SAFETY: a plain read of shared state.
+    if unsafe { pg_sys::RecoveryInProgress() } {
+        return; // a standby: the primary sweeps, and deletions replicate
+    }
+    let installed = in_transaction(|| {
         Spi::get_one::<bool>(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'ctxstore')",
         )
+        .ok()
+        .flatten()
+        .unwrap_or(false)
     });
-    if !matches!(installed, Ok(Some(true))) {
+    if installed != Some(true) {
         return;
     }
     for _ in 0..SWEEP_BATCHES_PER_RUN {
-        let removed = BackgroundWorker::transaction(|| {
+        if BackgroundWorker::sigterm_received() {
+            return;
+        }
+        let removed = in_transaction(|| {
             use crate::error::OrRaise;
             retention::run(Some(SWEEP_BATCH)).or_raise()
         });
-        if removed < i64::from(SWEEP_BATCH) {
+        if removed.is_none_or(|n| n < i64::from(SWEEP_BATCH)) {
             break;
         }
     }
+}
+
+/// One transaction; an error aborts it, is logged, and gives None instead of ending the worker.
+fn in_transaction<R>(
+    body: impl FnOnce() -> R + std::panic::UnwindSafe + std::panic::RefUnwindSafe,
+) -> Option<R> {
+    PgTryBuilder::new(|| Some(BackgroundWorker::transaction(body)))
+        .catch_others(|error| {
+            let message = match &error {
+                CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => {
+                    report.message().to_string()
+                }
+                CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
+            };
+            // SAFETY: the failed transaction is still open; this is how Postgres' own workers
+            // recover from an error in their main loop.
+            unsafe { pg_sys::AbortCurrentTransaction() };
+            log!("ctxstore: background sweep failed, retrying next interval: {message}");
+            None
+        })
+        .execute()
 }
 
 #[pg_guard]
@@ -113,7 +145,6 @@ pub extern "C-unwind" fn ctxstore_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     BackgroundWorker::connect_worker_to_spi(Some(&gucs::database()), None);
     let mut exporter = Exporter {
-        started_ns: now_ns(),
         last_failure_log: None,
         attributes: vec![
             ("service.name", "ctxstore".to_string()),
@@ -131,6 +162,9 @@ pub extern "C-unwind" fn ctxstore_worker_main(_arg: pg_sys::Datum) {
         if sweep_every > 0 && last_sweep.elapsed() >= Duration::from_secs(sweep_every as u64) {
             sweep();
             last_sweep = Instant::now();
+        }
+        if BackgroundWorker::sigterm_received() {
+            break;
         }
         if let Some(endpoint) = gucs::otlp_endpoint() {
             let every = Duration::from_secs(gucs::OTLP_INTERVAL.get().max(1) as u64);

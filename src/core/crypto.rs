@@ -22,6 +22,11 @@ const FLAG_LZ4: u8 = 1;
 const HEADER_LEN: usize = 2 + NONCE_LEN;
 /// What sealing adds to the (maybe compressed) plaintext: header and GCM tag.
 pub const SEAL_OVERHEAD: usize = HEADER_LEN + 16;
+
+/// Whether a sealed value holds lz4-compressed plaintext.
+pub fn is_compressed(sealed: &[u8]) -> bool {
+    sealed.get(1).is_some_and(|flags| flags & FLAG_LZ4 != 0)
+}
 /// Below this, compression cannot pay for its 4-byte length prefix.
 const MIN_COMPRESS: usize = 64;
 

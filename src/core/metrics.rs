@@ -85,7 +85,11 @@ const BYTES: Family = Family {
 };
 
 /// A counter's family, its label (name, value) if any, and the counter.
-pub type CounterDef = (&'static Family, Option<(&'static str, &'static str)>, Counter);
+pub type CounterDef = (
+    &'static Family,
+    Option<(&'static str, &'static str)>,
+    Counter,
+);
 
 /// (family, label, counter), in family order: the exposition format wants a family's samples
 /// together.
@@ -237,7 +241,8 @@ pub struct Block {
     counters: [AtomicU64; COUNTERS.len()],
     durations: [Histogram; CALLS.len()],
     errors: [AtomicU64; ERROR_CLASSES.len()],
-    /// when `reset` last ran (Unix ns; 0: never): cumulative exports start there
+    /// when counting started: creation or the last `reset` (Unix ns); cumulative exports
+    /// start there
     reset_unix_ns: AtomicU64,
 }
 
@@ -275,11 +280,19 @@ impl Block {
         self.errors[slot].fetch_add(1, Relaxed);
     }
 
+    /// Zeroes everything, then records when (cumulative exports start there).
     pub fn reset(&self, now_unix_ns: u64) {
-        self.reset_unix_ns.store(now_unix_ns, Relaxed);
         self.counters.iter().for_each(|c| c.store(0, Relaxed));
         self.durations.iter().for_each(Histogram::reset);
         self.errors.iter().for_each(|c| c.store(0, Relaxed));
+        self.reset_unix_ns.store(now_unix_ns, Relaxed);
+    }
+
+    /// A block whose counting starts now (shared memory, at server start).
+    pub fn starting_at(now_unix_ns: u64) -> Self {
+        let block = Self::new();
+        block.reset_unix_ns.store(now_unix_ns, Relaxed);
+        block
     }
 
     /// The current values (each read atomically; the whole not at one instant).

@@ -228,13 +228,24 @@ pub fn post(
     body: &[u8],
     timeout: Duration,
 ) -> Result<u16, String> {
-    let addr = (endpoint.host.as_str(), endpoint.port)
+    // every resolved address in turn: "localhost" may resolve to ::1 first while the
+    // collector listens on 127.0.0.1
+    let addrs: Vec<_> = (endpoint.host.as_str(), endpoint.port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {}: {e}", endpoint.host))?
-        .next()
-        .ok_or_else(|| format!("no address for {}", endpoint.host))?;
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| format!("connect to {addr}: {e}"))?;
+        .collect();
+    let mut last_error = format!("no address for {}", endpoint.host);
+    let mut connected = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(stream) => {
+                connected = Some((stream, addr));
+                break;
+            }
+            Err(e) => last_error = format!("connect to {addr}: {e}"),
+        }
+    }
+    let (mut stream, addr) = connected.ok_or(last_error)?;
     stream
         .set_read_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
@@ -244,7 +255,11 @@ pub fn post(
     let head = format!(
         "POST {}{path} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         endpoint.prefix,
-        endpoint.host,
+        if endpoint.host.contains(':') {
+            format!("[{}]", endpoint.host)
+        } else {
+            endpoint.host.clone()
+        },
         endpoint.port,
         body.len()
     );

@@ -27,10 +27,19 @@ pub fn parse_traceparent(value: &str) -> Option<([u8; 16], [u8; 8])> {
 }
 
 /// The `traceparent='…'` a sqlcommenter-style client puts in a comment or application_name.
+/// application_name is cut at 63 bytes: when only the trace id survived, the span id is zero
+/// (the span becomes a root span of the client's trace).
 pub fn traceparent_in_comment(text: &str) -> Option<([u8; 16], [u8; 8])> {
     let start = text.find("traceparent=")? + "traceparent=".len();
     let rest = text[start..].trim_start_matches(['\'', '"']);
-    parse_traceparent(rest.get(..55)?)
+    if let Some(full) = rest.get(..55).and_then(parse_traceparent) {
+        return Some(full);
+    }
+    let trace: [u8; 16] = decode_hex(rest.get(3..35)?)?;
+    let version_ok = rest
+        .get(..3)
+        .is_some_and(|v| v.ends_with('-') && is_hex(&v[..2]));
+    (version_ok && trace != [0; 16]).then_some((trace, [0; 8]))
 }
 
 fn is_hex(s: &str) -> bool {
@@ -176,6 +185,10 @@ mod tests {
         let app = format!("agent /*traceparent='{TRACE}'*/");
         assert_eq!(traceparent_in_comment(&app), parse_traceparent(TRACE));
         assert_eq!(traceparent_in_comment("agent"), None);
+        // cut by application_name's 63-byte limit: the trace id is enough
+        let cut = &format!("agent-x /*traceparent='{TRACE}'*/")[..63];
+        let (trace, span) = traceparent_in_comment(cut).unwrap();
+        assert_eq!((trace, span), (parse_traceparent(TRACE).unwrap().0, [0; 8]));
     }
 
     #[test]

@@ -49,9 +49,9 @@ CREATE TABLE ctx.contexts (
     -- retention of its own messages (ctx.set_retention): older than retain_max_age, or not
     -- among the newest retain_max_messages of its view, a message is expired: no read returns
     -- it, and ctx.sweep deletes it; older than compact_older_than, ctx.sweep stores it lz4
-    retain_max_age      interval CHECK (retain_max_age > interval '0'),
+    retain_max_age      interval CHECK (retain_max_age > interval '0' AND retain_max_age <= interval '1000 years'),
     retain_max_messages integer CHECK (retain_max_messages > 0),
-    compact_older_than  interval CHECK (compact_older_than > interval '0'),
+    compact_older_than  interval CHECK (compact_older_than > interval '0' AND compact_older_than <= interval '1000 years'),
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),
     CHECK (cardinality(ancestors) = cardinality(bounds)),

@@ -38,3 +38,19 @@ SELECT ctx.reset_metrics();
 SELECT sum(value) AS after_reset FROM ctx.metrics WHERE name <> 'ctxstore_metrics_shared';
 SELECT ctx.delete_context(:'c');
 SELECT ctx.delete_key('{metrics}', 'k');
+
+-- Trace ids: the request's traceparent (setting or sqlcommenter comment in application_name)
+-- lands on the rows it writes and comes back from ctx.history.
+SET ctxstore.traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+SELECT ctx.create_context('traced') AS t \gset
+SELECT ctx.append(:'t', 'user', 'traced');
+RESET ctxstore.traceparent;
+-- (application_name keeps 63 bytes: the trace id survives, the span id is cut)
+SET client_min_messages = warning;
+SET application_name = 'agent /*traceparent=''00-1bf7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01''*/';
+RESET client_min_messages;
+SELECT ctx.append(:'t', 'assistant', 'traced by comment');
+RESET application_name;
+SELECT ctx.append(:'t', 'user', 'untraced');
+SELECT seq, role, trace_id FROM ctx.history(:'t');
+SELECT ctx.delete_context(:'t');

@@ -32,6 +32,14 @@ SELECT ctx.set_retention(:'f', max_messages => 2);
 SELECT string_agg(seq::text, ',') AS fork_messages FROM ctx.messages(:'f');
 SELECT string_agg(seq::text, ',') AS fork_window FROM ctx.token_window(:'f', 100000);
 
+-- a fork of the fork: the policies of every context in between apply to what it inherits
+SELECT ctx.fork(:'f') AS g \gset
+SELECT ctx.append(:'g', 'user', 'grandchild');
+SELECT string_agg(seq::text, ',') AS grandchild_messages FROM ctx.messages(:'g');
+SELECT ctx.set_retention(:'f');
+SELECT string_agg(seq::text, ',') AS grandchild_messages FROM ctx.messages(:'g');
+SELECT ctx.set_retention(:'f', max_messages => 2);
+
 -- the sweep deletes what no read returns, in batches, and nothing else
 SELECT ctx.sweep(2) AS first_batch, ctx.sweep() AS the_rest, ctx.sweep() AS nothing_left;
 SELECT string_agg(seq::text, ',' ORDER BY seq) AS stored FROM ctx.messages m WHERE m.context_id = :'r';
@@ -51,9 +59,16 @@ SELECT retain_max_age, retain_max_messages, compact_older_than FROM ctx.context_
 SELECT ctx.set_retention(:'r', max_age => '-1 day');
 SELECT ctx.set_retention(:'r', max_messages => 0);
 SELECT ctx.set_retention(:'r', compact_older_than => '0 seconds');
+SELECT ctx.set_retention(:'r', max_age => '100000 years');
 SELECT ctx.set_retention('00000000-0000-0000-0000-000000000000', max_messages => 5);
 SELECT ctx.set_retention(NULL);
 SELECT compact_older_than FROM ctx.context_stats WHERE context_id = :'r';
+
+-- a compacted context: the summary stays (it stands for what it covers), expired messages go
+SELECT ctx.compact(:'r', 'summary of 5 to 9', keep_last => 2);
+SELECT ctx.set_retention(:'r', max_messages => 1);
+SELECT seq, role, content FROM ctx.token_window(:'r', 1000);
+SELECT seq, role, content FROM ctx.window(:'r', 5);
 SELECT ctx.delete_context(:'r', cascade => true);
 
 -- Retention: expired memories and state are hidden at once and removed by ctx.sweep in batches.
