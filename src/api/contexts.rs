@@ -1163,6 +1163,8 @@ pub(crate) fn newest_processed(
 
 /// Every message ever appended to the context's view (archived ones decompressed) and every
 /// summary, in seq order; a summary follows the last message it covers.
+// (pgrx reads the column names from this signature: no type alias)
+#[allow(clippy::type_complexity)]
 #[pg_extern(stable, parallel_safe)]
 fn history(
     context_id: Option<Uuid>,
