@@ -213,8 +213,31 @@ fn encryption(c: &mut Criterion) {
     group.finish();
 }
 
+/// What an instrumented call adds: two clock reads, one histogram observation and a counter,
+/// against the clock reads alone.
+fn metrics(c: &mut Criterion) {
+    use ctxstore::core::metrics::{Block, Call, Counter};
+    let mut group = c.benchmark_group("metrics");
+    let block = Block::new();
+    group.bench_function("record one call (timer + histogram + counter)", |b| {
+        b.iter(|| {
+            let start = std::time::Instant::now();
+            block.observe(Call::Append, black_box(start.elapsed().as_micros() as u64));
+            block.add(Counter::MessagesAppended, 1);
+        })
+    });
+    group.bench_function("baseline: timer only", |b| {
+        b.iter(|| black_box(std::time::Instant::now().elapsed()))
+    });
+    group.bench_function("snapshot + Prometheus text", |b| {
+        b.iter(|| ctxstore::core::metrics::prometheus(&block.snapshot().samples(), &[]))
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
+    metrics,
     encryption,
     processors,
     tokenizer,

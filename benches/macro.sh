@@ -64,18 +64,19 @@ for c in 1 2; do
   run "ctx.append (tokenized, gap-free seq)" "SELECT ctx.append((SELECT id FROM ctx.contexts WHERE name = 'append-target'), 'user', 'The quick brown fox jumps over the lazy dog, again and again, for the benchmark.');" "$c"
   run "baseline: INSERT into a langchain-shaped table" "INSERT INTO bench_history (session, content) VALUES (0, 'The quick brown fox jumps over the lazy dog, again and again, for the benchmark.');" "$c"
 done
-# Metric collection's cost on ctx.append: on and off alternated (3 rounds each, to average
+# Metric collection's cost on ctx.append: on and off alternated (5 rounds each, to average
 # out drift), same session settings otherwise.
 if [ -z "${CTXSTORE_BENCH_ONLY:-}" ] || [[ "metrics" == *"$CTXSTORE_BENCH_ONLY"* ]]; then
   on=0 off=0
-  for round in 1 2 3; do
+  rounds=${CTXSTORE_BENCH_ROUNDS:-5}
+  for round in $(seq "$rounds"); do
     for m in on off; do
       PGOPTIONS="-c ctxstore.metrics=$m" run "ctx.append, metrics $m (round $round)" \
         "SELECT ctx.append((SELECT id FROM ctx.contexts WHERE name = 'append-target'), 'user', 'The quick brown fox jumps over the lazy dog, again and again, for the benchmark.');"
       if [ "$m" = on ]; then on=$(awk "BEGIN {print $on + $LAST_TPS}"); else off=$(awk "BEGIN {print $off + $LAST_TPS}"); fi
     done
   done
-  awk "BEGIN {printf \"metrics cost on ctx.append throughput: %.2f %% (mean tps %.1f with metrics, %.1f without)\\n\", 100 * ($off - $on) / $off, $on / 3, $off / 3}" >&2
+  awk "BEGIN {printf \"metrics cost on ctx.append throughput: %.2f %% (mean tps %.1f with metrics, %.1f without)\\n\", 100 * ($off - $on) / $off, $on / $rounds, $off / $rounds}" >&2
 fi
 run "token_window(4000) through read processors (drop_tool_messages, dedup, truncate 40), thread of 10000" \
   "SELECT count(*) FROM ctx.token_window((SELECT id FROM ctx.contexts WHERE name = 'thread-10000-processed'), 4000);"
