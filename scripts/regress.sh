@@ -47,4 +47,6 @@ if ! "$root/tests/plaintext_scan.sh" "$bindir" "$datadir" "$port" "$datadir"; th
   exit 1
 fi
 "$root/tests/observability.sh" "$server"
-echo "sql tests: $(( ${#tests[@]} + 3 )) passed ($server: ${#tests[@]} pg_regress files + concurrency + plaintext scan + observability)"
+"$root/tests/dump_restore.sh" "$server"
+"$root/tests/upgrade.sh" "$server"
+echo "sql tests: $(( ${#tests[@]} + 5 )) passed ($server: ${#tests[@]} pg_regress files + concurrency + plaintext scan + observability + dump/restore + upgrade)"

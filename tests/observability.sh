@@ -8,6 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/env.sh"
 server=$1
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)
 bindir=$("$(pg_config_for "$server")" --bindir)
 datadir="$root/tmp/observability-$server"
 port=$((57000 + ${server#pg}))
@@ -36,7 +37,7 @@ rport=$(cat "$work/port")
 
 rm -rf "$datadir"
 "$root/scripts/cluster.sh" start "$server" "$datadir" "$port" \
-  "shared_preload_libraries=ctxstore-0.1.0" \
+  "shared_preload_libraries=ctxstore-$version" \
   "ctxstore.sweep_interval=1" "ctxstore.otlp_endpoint=http://127.0.0.1:$rport" \
   "ctxstore.otlp_interval=1" "ctxstore.slow_call_ms=1"
 # (the worker sweeps ctxstore.database, by default postgres)

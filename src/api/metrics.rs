@@ -122,7 +122,7 @@ fn warn_if_local() {
             "ctxstore is not in shared_preload_libraries: these metrics count this session's calls only",
             "ctxstore",
         )
-        .set_hint("add ctxstore-0.1.0 to shared_preload_libraries and restart the server for server-wide metrics")
+        .set_hint("add the library of the installed version to shared_preload_libraries and restart the server for server-wide metrics: SELECT 'ctxstore-' || extversion FROM pg_extension WHERE extname = 'ctxstore'")
         .report(PgLogLevel::NOTICE);
     }
 }

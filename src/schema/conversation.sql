@@ -7,6 +7,7 @@ CREATE TABLE ctx.tenant_roles (
     role_name   name PRIMARY KEY,
     tenant      text NOT NULL CHECK (tenant <> '')
 );
+SELECT pg_catalog.pg_extension_config_dump('ctx.tenant_roles', '');
 -- (security invoker: current_user must be the caller; the bindings are readable by everyone.
 -- search_path pinned: a caller's own operators must not change the lookup)
 CREATE FUNCTION ctx.current_tenant() RETURNS text

@@ -84,13 +84,13 @@ CREATE POLICY tenant_isolation ON ctx.audit_log FOR SELECT USING (tenant = (SELE
 SELECT pg_catalog.pg_extension_config_dump('ctx.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('ctx.audit_log_id_seq', '');
 
--- The head of the chain: where the next sealed row continues from.
+-- The head of the chain: where the next sealed row continues from. Its one row is written by
+-- the first seal (a restored dump brings its own; an install must not have one to collide).
 CREATE TABLE ctx.audit_chain (
     singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     last_seq   bigint NOT NULL,
     last_hash  bytea NOT NULL
 );
-INSERT INTO ctx.audit_chain VALUES (true, 0, sha256('ctxstore audit log'::bytea));
 SELECT pg_catalog.pg_extension_config_dump('ctx.audit_chain', '');
 
 -- The canonical hash of an audit row's content (everything but the chain columns).
@@ -146,6 +146,10 @@ DECLARE
     sealed bigint := 0;
 BEGIN
     SELECT last_seq, last_hash INTO seq, head FROM ctx.audit_chain FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO ctx.audit_chain VALUES (true, 0, sha256('ctxstore audit log'::bytea)) ON CONFLICT DO NOTHING;
+        SELECT last_seq, last_hash INTO seq, head FROM ctx.audit_chain FOR UPDATE;
+    END IF;
     FOR r IN SELECT * FROM ctx.audit_log WHERE chain_seq IS NULL ORDER BY id LOOP
         seq := seq + 1;
         r.row_hash := ctx.audit_row_hash(r);

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Upgrade test:   upgrade.sh pg15|pg18   (after scripts/install.sh)
+# Builds the newest release recorded in RELEASES from its commit (a git worktree), installs it
+# beside the current build (each version has its own library), loads tests/upgrade/fixture.sql
+# with it, runs ALTER EXTENSION ctxstore UPDATE, and checks that
+#   (a) every fixture row reads back identically through the API (tests/upgrade/snapshot.sql),
+#   (b) the upgraded schema describes exactly like a fresh install's (tests/upgrade/describe.sql),
+#   (c) the current version differs from the release only with an upgrade script
+#       sql/ctxstore--<release>--<current>.sql, and the schema only changes with the version.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/scripts/env.sh"
+server=$1
+pg_config=$(pg_config_for "$server")
+bindir=$("$pg_config" --bindir)
+current=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)
+read -r release commit < <(grep -v '^#' "$root/RELEASES" | awk 'NF == 2' | tail -n1)
+datadir="$root/tmp/upgrade-$server"
+port=$((58000 + ${server#pg}))
+work=$(mktemp -d); chmod 755 "$work"
+worktree="$root/tmp/release-$release"
+fail() { echo "FAILED: $*" >&2; exit 1; }
+cleanup() { "$root/scripts/cluster.sh" stop "$server" "$datadir"; rm -rf "$work"; }
+trap cleanup EXIT
+
+# The release's tree, built with its own lock file into its own target directory.
+if ! git -C "$root" cat-file -e "$commit^{commit}" 2>/dev/null; then
+  git -C "$root" fetch -q origin "$commit" 2>/dev/null \
+    || fail "release $release: commit $commit is not in this clone (a shallow clone? fetch it or clone fully)"
+fi
+if ! [ -d "$worktree/.git" ] && ! [ -f "$worktree/.git" ]; then
+  rm -rf "$worktree"
+  git -C "$root" worktree prune
+  git -C "$root" worktree add -q --detach "$worktree" "$commit"
+fi
+echo "upgrade ($server): building release $release from ${commit:0:12}" >&2
+if ! (cd "$worktree" && CARGO_TARGET_DIR="$root/tmp/release-target" \
+       cargo pgrx install --pg-config "$pg_config" --no-default-features --features "$server") >"$work/build.log" 2>&1; then
+  tail -n 40 "$work/build.log" >&2
+  fail "building release $release"
+fi
+sharedir=$("$pg_config" --sharedir)/extension
+cp "$sharedir/ctxstore--$release.sql" "$work/release-schema.sql"
+# the current build last: its control file names the current default version
+"$root/scripts/install.sh" "$server" 2>/dev/null
+
+# (c) versions and scripts: a schema that differs from the release's needs a new version
+if [ "$current" = "$release" ]; then
+  if ! cmp -s "$sharedir/ctxstore--$current.sql" "$work/release-schema.sql"; then
+    fail "the generated schema changed since release $release, but Cargo.toml still says $release:" \
+         "bump the version and add sql/ctxstore--$release--<new>.sql"
+  fi
+  echo "upgrade ($server): $current is the released version and its schema is unchanged; nothing to upgrade"
+  exit 0
+fi
+script="$root/sql/ctxstore--$release--$current.sql"
+[ -f "$script" ] || fail "no upgrade script $script from the last release"
+head -n 3 "$script" | grep -q "\\\\echo Use \"ALTER EXTENSION ctxstore UPDATE TO '$current'\"" \
+  || fail "$script lacks the \\echo … \\quit guard"
+for f in "$root"/sql/ctxstore--*--*.sql; do
+  from=$(basename "$f" .sql | sed 's/^ctxstore--\(.*\)--.*/\1/')
+  if git -C "$root" cat-file -e "$commit:sql/$(basename "$f")" 2>/dev/null \
+     && ! git -C "$root" diff --quiet "$commit" -- "sql/$(basename "$f")"; then
+    fail "released upgrade script $(basename "$f") was edited after release $release"
+  fi
+done
+
+rm -rf "$datadir"
+"$root/scripts/cluster.sh" start "$server" "$datadir" "$port" \
+  "ctxstore.master_key=fixture:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+psql() { sudo -u postgres "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$datadir" -p "$port" -U postgres "$@"; }
+psql -d postgres -c "CREATE DATABASE upgraded" -c "CREATE DATABASE fresh"
+psql -d upgraded -c "CREATE EXTENSION ctxstore VERSION '$release'"
+[ "$(psql -d upgraded -tAc "SELECT extversion FROM pg_extension WHERE extname = 'ctxstore'")" = "$release" ] \
+  || fail "could not create version $release"
+psql -d upgraded -f "$root/tests/upgrade/fixture.sql" >/dev/null
+psql -d upgraded -f "$root/tests/upgrade/snapshot.sql" > "$work/before.txt"
+# each step in a new session: a backend that loaded one version's library must not load another's
+psql -d upgraded -c "ALTER EXTENSION ctxstore UPDATE"
+[ "$(psql -d upgraded -tAc "SELECT extversion FROM pg_extension WHERE extname = 'ctxstore'")" = "$current" ] \
+  || fail "ALTER EXTENSION ctxstore UPDATE did not reach $current"
+psql -d upgraded -f "$root/tests/upgrade/snapshot.sql" > "$work/after.txt"
+if ! diff -u "$work/before.txt" "$work/after.txt" > "$work/data.diff"; then
+  cat "$work/data.diff" >&2
+  fail "data read through the API changed across the upgrade $release -> $current"
+fi
+psql -d fresh -c "CREATE EXTENSION ctxstore"
+psql -d upgraded -f "$root/tests/upgrade/describe.sql" > "$work/upgraded-schema.txt"
+psql -d fresh -f "$root/tests/upgrade/describe.sql" > "$work/fresh-schema.txt"
+if ! diff -u "$work/fresh-schema.txt" "$work/upgraded-schema.txt" > "$work/schema.diff"; then
+  cat "$work/schema.diff" >&2
+  fail "the schema upgraded from $release differs from a fresh $current install (- fresh, + upgraded)"
+fi
+echo "upgrade ($server): $release -> $current keeps $(wc -l < "$work/before.txt") snapshot lines identical;" \
+     "upgraded schema equals a fresh install ($(wc -l < "$work/fresh-schema.txt") definitions compared)"
