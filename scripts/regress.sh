@@ -42,11 +42,20 @@ if ! "$root/tests/concurrency.sh" "$bindir" "$datadir" "$port"; then
   echo "---- server log ($server)"; tail -n 50 "$datadir/server.log" || true
   exit 1
 fi
+if ! "$root/tests/isolation.sh" "$bindir" "$datadir" "$port"; then
+  echo "---- server log ($server)"; tail -n 50 "$datadir/server.log" || true
+  exit 1
+fi
+if ! "$root/tests/fuzz_sql.sh" "$bindir" "$datadir" "$port"; then
+  echo "---- server log ($server)"; tail -n 50 "$datadir/server.log" || true
+  exit 1
+fi
 if ! "$root/tests/plaintext_scan.sh" "$bindir" "$datadir" "$port" "$datadir"; then
   echo "---- server log ($server)"; tail -n 50 "$datadir/server.log" || true
   exit 1
 fi
 "$root/tests/observability.sh" "$server"
 "$root/tests/dump_restore.sh" "$server"
+"$root/tests/crash.sh" "$server"
 "$root/tests/upgrade.sh" "$server"
-echo "sql tests: $(( ${#tests[@]} + 5 )) passed ($server: ${#tests[@]} pg_regress files + concurrency + plaintext scan + observability + dump/restore + upgrade)"
+echo "sql tests: $(( ${#tests[@]} + 8 )) passed ($server: ${#tests[@]} pg_regress files + concurrency + isolation + fuzz + plaintext scan + observability + dump/restore + crash + upgrade)"

@@ -41,3 +41,90 @@ pub fn check_ttl(ttl: &Option<Interval>) -> CtxResult<()> {
         _ => Ok(()),
     }
 }
+
+/// A `jsonb` argument, parsed inside the function so that what serde_json cannot represent
+/// (nesting deeper than 128 levels, numbers beyond ±1.8e308) is a clear 22023 error instead of
+/// a panic in the argument conversion (pgrx's `JsonB` parses before the function runs).
+pub struct JsonArg(String);
+
+impl JsonArg {
+    pub fn parse(self, name: &str) -> CtxResult<serde_json::Value> {
+        serde_json::from_str(&self.0).map_err(|e| {
+            let why = e.to_string();
+            let why = why.split(" at line").next().unwrap_or(&why).to_string();
+            CtxError::invalid(format!("{name} is not JSON ctxstore can use: {why}"))
+                .with_hint("keep JSON under 128 levels of nesting and numbers within ±1.8e308")
+        })
+    }
+}
+
+/// A `jsonb` argument or, when NULL, `default`.
+pub fn json_or(
+    value: Option<JsonArg>,
+    name: &str,
+    default: serde_json::Value,
+) -> CtxResult<serde_json::Value> {
+    value.map_or(Ok(default), |v| v.parse(name))
+}
+
+impl pgrx::FromDatum for JsonArg {
+    unsafe fn from_polymorphic_datum(
+        datum: pgrx::pg_sys::Datum,
+        is_null: bool,
+        _: pgrx::pg_sys::Oid,
+    ) -> Option<Self> {
+        if is_null {
+            return None;
+        }
+        // SAFETY: a non-NULL jsonb datum, as Postgres passes it (jsonb_out detoasts it); the
+        // text form is UTF-8 and is copied before the C string is freed.
+        unsafe {
+            let cstr = pgrx::direct_function_call::<&core::ffi::CStr>(
+                pgrx::pg_sys::jsonb_out,
+                &[Some(datum)],
+            )?;
+            let text = cstr.to_string_lossy().into_owned();
+            pgrx::pg_sys::pfree(cstr.as_ptr() as *mut core::ffi::c_void);
+            Some(JsonArg(text))
+        }
+    }
+}
+
+// SAFETY: unboxed like pgrx's own `JsonB`, through `FromDatum`.
+unsafe impl<'fcx> pgrx::callconv::ArgAbi<'fcx> for JsonArg {
+    unsafe fn unbox_arg_unchecked(arg: pgrx::callconv::Arg<'_, 'fcx>) -> Self {
+        let index = arg.index();
+        unsafe {
+            arg.unbox_arg_using_from_datum()
+                .unwrap_or_else(|| panic!("argument {index} must not be null"))
+        }
+    }
+
+    unsafe fn unbox_nullable_arg(
+        arg: pgrx::callconv::Arg<'_, 'fcx>,
+    ) -> pgrx::nullable::Nullable<Self> {
+        unsafe { arg.unbox_arg_using_from_datum().into() }
+    }
+}
+
+// SAFETY: the SQL type is jsonb, as for pgrx's `JsonB`.
+unsafe impl pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable for JsonArg {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(JsonArg);
+    const TYPE_ORIGIN: pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
+        pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::External;
+    const ARGUMENT_SQL: Result<
+        pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef,
+        pgrx::pgrx_sql_entity_graph::metadata::ArgumentError,
+    > = Ok(pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::literal("jsonb"));
+    const RETURN_SQL: Result<
+        pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef,
+        pgrx::pgrx_sql_entity_graph::metadata::ReturnsError,
+    > = Ok(pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef::One(
+        pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::literal("jsonb"),
+    ));
+}
+
+/// A `jsonb` argument as pgrx's `JsonB` (for code written against it), parse errors as 22023.
+pub fn jsonb(value: Option<JsonArg>, name: &str) -> CtxResult<Option<pgrx::JsonB>> {
+    value.map(|v| v.parse(name).map(pgrx::JsonB)).transpose()
+}

@@ -2,6 +2,7 @@
 //! within one token budget — system messages, working memory, recalled memories, the latest
 //! summary and the most recent messages that fit. The sharing rules are in `core::assembly`.
 
+use crate::api::args::{json_or, JsonArg};
 use crate::api::metrics;
 use crate::core::metrics::{Call, Counter};
 use pgrx::prelude::*;
@@ -40,7 +41,7 @@ fn request(
     max_tokens: Option<i32>,
     query_embedding: Option<Vec<Option<f32>>>,
     query_text: Option<&str>,
-    options: Option<JsonB>,
+    options: Option<JsonArg>,
 ) -> CtxResult<Request> {
     let context_id = required(context_id, "context_id")?;
     let max_tokens = i64::from(required(max_tokens, "max_tokens")?);
@@ -68,7 +69,7 @@ fn request(
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(str::to_string),
-        options: AssemblyOptions::from_json(&options.map_or(Value::Null, |j| j.0))?,
+        options: AssemblyOptions::from_json(&json_or(options, "options", Value::Null)?)?,
     })
 }
 
@@ -78,7 +79,7 @@ fn assembled(
     max_tokens: Option<i32>,
     query_embedding: Option<Vec<Option<f32>>>,
     query_text: Option<&str>,
-    options: Option<JsonB>,
+    options: Option<JsonArg>,
 ) -> Vec<Part> {
     let parts = metrics::timed(Call::Assembly, || {
         let request = request(context_id, max_tokens, query_embedding, query_text, options)?;
@@ -283,7 +284,7 @@ fn build_context(
     max_tokens: Option<i32>,
     query_embedding: default!(Option<Vec<Option<f32>>>, "NULL"),
     query_text: default!(Option<&str>, "NULL"),
-    options: default!(Option<JsonB>, "'{}'"),
+    options: default!(Option<JsonArg>, "'{}'"),
 ) -> TableIterator<
     'static,
     (
@@ -316,7 +317,7 @@ fn build_context_json(
     max_tokens: Option<i32>,
     query_embedding: default!(Option<Vec<Option<f32>>>, "NULL"),
     query_text: default!(Option<&str>, "NULL"),
-    options: default!(Option<JsonB>, "'{}'"),
+    options: default!(Option<JsonArg>, "'{}'"),
 ) -> JsonB {
     let parts = assembled(context_id, max_tokens, query_embedding, query_text, options);
     let messages = parts

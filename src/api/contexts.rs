@@ -8,6 +8,7 @@ use pgrx::spi::SpiClient;
 use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
+use crate::api::args::{json_or, JsonArg};
 use crate::api::keys;
 use crate::api::metrics;
 use crate::api::processors::{Pipeline, WriteItem};
@@ -526,8 +527,8 @@ fn non_negative(value: Option<i64>, name: &str) -> CtxResult<i64> {
     Ok(value)
 }
 
-pub(crate) fn object_or_empty(metadata: Option<JsonB>, what: &str) -> CtxResult<Value> {
-    let value = metadata.map_or(json!({}), |j| j.0);
+pub(crate) fn object_or_empty(metadata: Option<JsonArg>, what: &str) -> CtxResult<Value> {
+    let value = json_or(metadata, what, json!({}))?;
     rules::check_metadata(&value, what)?;
     Ok(value)
 }
@@ -536,14 +537,14 @@ pub(crate) fn object_or_empty(metadata: Option<JsonB>, what: &str) -> CtxResult<
 #[pg_extern(volatile, parallel_unsafe)]
 fn create_context(
     name: default!(Option<&str>, "NULL"),
-    metadata: default!(Option<JsonB>, "'{}'"),
+    metadata: default!(Option<JsonArg>, "'{}'"),
     metadata_schema: default!(Option<&str>, "NULL"),
-    processors: default!(Option<JsonB>, "'{}'"),
+    processors: default!(Option<JsonArg>, "'{}'"),
     encrypted: default!(Option<bool>, "NULL"),
 ) -> Uuid {
     let encrypted = encrypted.unwrap_or_else(gucs::encrypt_new_contexts);
     let metadata = object_or_empty(metadata, "metadata").or_raise();
-    let processors = processors.map_or(json!({}), |j| j.0);
+    let processors = json_or(processors, "processors", json!({})).or_raise();
     crate::core::processors::Config::check(&processors, crate::core::processors::Level::Context)
         .or_raise();
     let encoding = gucs::default_encoding().name();
@@ -588,7 +589,7 @@ fn append(
     context_id: Option<Uuid>,
     role: Option<&str>,
     content: Option<&str>,
-    metadata: default!(Option<JsonB>, "'{}'"),
+    metadata: default!(Option<JsonArg>, "'{}'"),
 ) -> Option<i64> {
     let seq = metrics::timed(Call::Append, || {
         append_one(context_id, role, content, metadata)
@@ -612,7 +613,7 @@ fn append_one(
     context_id: Option<Uuid>,
     role: Option<&str>,
     content: Option<&str>,
-    metadata: Option<JsonB>,
+    metadata: Option<JsonArg>,
 ) -> CtxResult<Option<i64>> {
     let context_id = required(context_id, "context_id")?;
     let role = required(role, "role")?;
@@ -657,16 +658,16 @@ fn append_one(
 
 /// Appends a JSON array of {role, content, metadata} in one round trip, all or nothing.
 #[pg_extern(volatile, parallel_unsafe)]
-fn append_many(context_id: Option<Uuid>, messages: Option<JsonB>) -> SetOfIterator<'static, i64> {
+fn append_many(context_id: Option<Uuid>, messages: Option<JsonArg>) -> SetOfIterator<'static, i64> {
     let seqs = metrics::timed(Call::Append, || append_batch(context_id, messages)).or_raise();
     metrics::count(Counter::MessagesAppended, seqs.len() as u64);
     SetOfIterator::new(seqs)
 }
 
-fn append_batch(context_id: Option<Uuid>, messages: Option<JsonB>) -> CtxResult<Vec<i64>> {
+fn append_batch(context_id: Option<Uuid>, messages: Option<JsonArg>) -> CtxResult<Vec<i64>> {
     let context_id = required(context_id, "context_id")?;
-    let messages = required(messages, "messages")?;
-    let batch = rules::parse_batch(&messages.0, gucs::max_message_bytes())?;
+    let messages = required(messages, "messages")?.parse("messages")?;
+    let batch = rules::parse_batch(&messages, gucs::max_message_bytes())?;
     static APPEND_MANY: Statement = Statement {
         sql: "WITH c AS (
                   UPDATE ctx.contexts SET last_seq = last_seq + $5, updated_at = now()
@@ -1532,8 +1533,20 @@ fn delete(
         args: &[UUIDOID],
         writes: false,
     };
+    // locks the row without reading content: a shredded context can still be deleted
+    static LOCK: Statement = Statement {
+        sql: "SELECT 1 FROM ctx.contexts WHERE id = $1 FOR UPDATE",
+        args: &[UUIDOID],
+        writes: true,
+    };
     Spi::connect_mut(|client| {
-        load_view(client, context_id, true)?;
+        let plan = LOCK.plan(client)?;
+        if client
+            .update(&*plan, Some(1), &[context_id.into()])?
+            .is_empty()
+        {
+            return Err(keys::missing_context(client, context_id));
+        }
         if !cascade {
             let plan = FORKS.plan(client)?;
             let forks: i64 = client

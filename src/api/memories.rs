@@ -1,6 +1,7 @@
 //! SQL functions of long-term memory: remember, update (supersede), forget, hybrid recall,
 //! namespaces and vector indexes. The ranking rules are in `core::{knn, scoring, filter}`.
 
+use crate::api::args::{jsonb, JsonArg};
 use crate::api::metrics;
 use crate::core::metrics::{Call, Counter};
 use std::collections::HashMap;
@@ -146,7 +147,7 @@ fn remember(
     namespace: Option<Vec<Option<String>>>,
     content: Option<&str>,
     embedding: default!(Option<Vec<Option<f32>>>, "NULL"),
-    metadata: default!(Option<JsonB>, "'{}'"),
+    metadata: default!(Option<JsonArg>, "'{}'"),
     importance: default!(Option<f32>, 0.5),
     ttl: default!(Option<Interval>, "NULL"),
     dedup_threshold: default!(Option<f32>, "NULL"),
@@ -362,11 +363,12 @@ fn update_memory(
     id: Option<Uuid>,
     content: default!(Option<&str>, "NULL"),
     embedding: default!(Option<Vec<Option<f32>>>, "NULL"),
-    metadata: default!(Option<JsonB>, "NULL"),
+    metadata: default!(Option<JsonArg>, "NULL"),
     importance: default!(Option<f32>, "NULL"),
 ) -> Option<Uuid> {
     (|| -> CtxResult<Option<Uuid>> {
         let id = required(id, "id")?;
+        let metadata = jsonb(metadata, "metadata")?;
         if let Some(content) = content {
             crate::core::conversation::check_content(content, crate::gucs::max_message_bytes())?;
         }
@@ -556,10 +558,11 @@ fn forget_id(id: Option<Uuid>) -> bool {
 #[pg_extern(volatile, parallel_unsafe, name = "forget")]
 fn forget_matching(
     namespace: Option<Vec<Option<String>>>,
-    filter: default!(Option<JsonB>, "'{}'"),
+    filter: default!(Option<JsonArg>, "'{}'"),
 ) -> i64 {
     (|| -> CtxResult<i64> {
         let labels = namespace_arg(namespace, "namespace", true)?;
+        let filter = jsonb(filter, "filter")?;
         let scope = Scope::new(&labels, true, None, filter.map(|j| j.0).as_ref())?;
         let sql = format!(
             "WITH f AS (SELECT DISTINCT m.id FROM ctx.memories m WHERE {}),
@@ -664,8 +667,8 @@ fn recall(
     query_embedding: default!(Option<Vec<Option<f32>>>, "NULL"),
     query_text: default!(Option<&str>, "NULL"),
     k: default!(Option<i32>, 10),
-    filter: default!(Option<JsonB>, "'{}'"),
-    weights: default!(Option<JsonB>, "NULL"),
+    filter: default!(Option<JsonArg>, "'{}'"),
+    weights: default!(Option<JsonArg>, "NULL"),
     as_of: default!(Option<TimestampWithTimeZone>, "NULL"),
     include_descendants: default!(Option<bool>, true),
 ) -> TableIterator<
@@ -684,6 +687,7 @@ fn recall(
 > {
     let request = (|| -> CtxResult<RecallRequest> {
         let labels = namespace_arg(namespace, "namespace", true)?;
+        let (filter, weights) = (jsonb(filter, "filter")?, jsonb(weights, "weights")?);
         let k = required(k, "k")?;
         crate::core::conversation::check_non_negative(k.into(), "k")?;
         let include_descendants = required(include_descendants, "include_descendants")?;

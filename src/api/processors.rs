@@ -3,6 +3,7 @@
 //! (register/enable/disable/unregister, per-context and per-namespace configuration).
 //! The rules themselves (configuration, scopes, transforms) are in `core::processors`.
 
+use crate::api::args::{json_or, jsonb, JsonArg};
 use std::cell::RefCell;
 
 use pgrx::callconv::{Arg, ArgAbi};
@@ -617,7 +618,7 @@ fn register_processor(
     stage: Option<&str>,
     r#fn: Option<RegProcedure>,
     priority: default!(Option<i32>, 100),
-    scope: default!(Option<JsonB>, "'{}'"),
+    scope: default!(Option<JsonArg>, "'{}'"),
 ) {
     register(name, stage, r#fn, priority, scope).or_raise()
 }
@@ -627,8 +628,9 @@ fn register(
     stage: Option<&str>,
     function: Option<RegProcedure>,
     priority: Option<i32>,
-    scope: Option<JsonB>,
+    scope: Option<JsonArg>,
 ) -> CtxResult<()> {
+    let scope = jsonb(scope, "scope")?;
     let name = processor_name(name)?;
     let stage = Stage::parse(required(stage, "stage")?)?;
     let function = required(function, "fn")?.0;
@@ -749,9 +751,9 @@ fn unregister_processor(name: Option<&str>) {
 /// Sets the built-in processors' parameters of a context (NULL resets to the defaults) and
 /// returns the effective configuration.
 #[pg_extern(volatile, parallel_unsafe)]
-fn configure_context_processors(context_id: Option<Uuid>, config: Option<JsonB>) -> JsonB {
+fn configure_context_processors(context_id: Option<Uuid>, config: Option<JsonArg>) -> JsonB {
     let context_id = required(context_id, "context_id").or_raise();
-    let config = config.map_or(json!({}), |j| j.0);
+    let config = json_or(config, "config", json!({})).or_raise();
     Config::check(&config, Level::Context).or_raise();
     Spi::connect_mut(|client| -> CtxResult<JsonB> {
         let table = client.update(
@@ -800,10 +802,10 @@ fn effective_for_context(client: &SpiClient<'_>, context_id: Uuid) -> CtxResult<
 #[pg_extern(volatile, parallel_unsafe)]
 fn configure_namespace_processors(
     namespace: Option<Vec<Option<String>>>,
-    config: Option<JsonB>,
+    config: Option<JsonArg>,
 ) -> JsonB {
     let labels = crate::api::args::namespace_arg(namespace, "namespace", false).or_raise();
-    let config = config.map_or(json!({}), |j| j.0);
+    let config = json_or(config, "config", json!({})).or_raise();
     Config::check(&config, Level::Namespace).or_raise();
     let key = namespace::key(&labels);
     Spi::connect_mut(|client| -> CtxResult<()> {

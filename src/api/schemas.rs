@@ -2,6 +2,7 @@
 //! and migrations of stored values along registered version chains.
 //! `ctx.register_migration` itself is SQL (src/schema/state.sql): it only checks and records.
 
+use crate::api::args::{jsonb, JsonArg};
 use std::cell::RefCell;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -140,8 +141,9 @@ fn call_migration(function: pg_sys::Oid, value: Value) -> CtxResult<Value> {
 /// Registers version `version` of the JSON Schema `name`. Versions are immutable: registering
 /// the same definition again is a no-op, a different one is refused.
 #[pg_extern(volatile, parallel_unsafe)]
-fn register_schema(name: Option<&str>, version: Option<i32>, json_schema: Option<JsonB>) {
+fn register_schema(name: Option<&str>, version: Option<i32>, json_schema: Option<JsonArg>) {
     (|| -> CtxResult<()> {
+        let json_schema = jsonb(json_schema, "json_schema")?;
         let name = required(name, "name")?;
         check_name(name)?;
         let version = required(version, "version")?;
@@ -179,10 +181,11 @@ fn register_schema(name: Option<&str>, version: Option<i32>, json_schema: Option
 #[pg_extern(stable, parallel_safe)]
 fn validate(
     name: Option<&str>,
-    value: Option<JsonB>,
+    value: Option<JsonArg>,
     version: default!(Option<i32>, "NULL"),
 ) -> bool {
     (|| -> CtxResult<bool> {
+        let value = jsonb(value, "value")?;
         let name = required(name, "name")?;
         let value = required(value, "value")?;
         Spi::connect(|client| {

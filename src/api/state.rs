@@ -1,6 +1,7 @@
 //! SQL functions of the key-value state store and of working memory: versioned JSON documents,
 //! optimistic concurrency, RFC 7396 merge patches under a row lock, TTLs, filtered search.
 
+use crate::api::args::{jsonb, JsonArg};
 use crate::api::metrics;
 use crate::core::metrics::{Call, Counter};
 use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
@@ -83,14 +84,14 @@ fn conflict(detail: String) -> CtxError {
 fn put(
     namespace: Option<Vec<Option<String>>>,
     key: Option<&str>,
-    value: Option<JsonB>,
+    value: Option<JsonArg>,
     schema: default!(Option<&str>, "NULL"),
     ttl: default!(Option<Interval>, "NULL"),
     expected_version: default!(Option<i64>, "NULL"),
 ) -> Option<i64> {
     let version = metrics::timed(Call::StateWrite, || -> CtxResult<Option<i64>> {
         let at = address(namespace, key)?;
-        let value = required(value, "value")?;
+        let value = required(jsonb(value, "value")?, "value")?;
         check_ttl(&ttl)?;
         if let Some(v) = expected_version {
             crate::core::conversation::check_non_negative(v, "expected_version")?;
@@ -341,10 +342,14 @@ fn get(namespace: Option<Vec<Option<String>>>, key: Option<&str>) -> Option<Json
 /// Applies an RFC 7396 merge patch under the row lock (creating the document from `{}` when
 /// absent) and returns the new document. Concurrent patches serialise: none is lost.
 #[pg_extern(volatile, parallel_unsafe)]
-fn patch(namespace: Option<Vec<Option<String>>>, key: Option<&str>, patch: Option<JsonB>) -> JsonB {
+fn patch(
+    namespace: Option<Vec<Option<String>>>,
+    key: Option<&str>,
+    patch: Option<JsonArg>,
+) -> JsonB {
     let document = metrics::timed(Call::StateWrite, || -> CtxResult<JsonB> {
         let at = address(namespace, key)?;
-        let patch = required(patch, "patch")?;
+        let patch = required(jsonb(patch, "patch")?, "patch")?;
         Spi::connect_mut(|client| apply_patch(client, &at, &patch.0).map(JsonB))
     })
     .or_raise();
@@ -482,7 +487,7 @@ fn delete_key(namespace: Option<Vec<Option<String>>>, key: Option<&str>) -> bool
 #[pg_extern(stable, parallel_safe)]
 fn search_state(
     namespace_prefix: Option<Vec<Option<String>>>,
-    filter: default!(Option<JsonB>, "'{}'"),
+    filter: default!(Option<JsonArg>, "'{}'"),
     max_rows: default!(Option<i32>, 100),
     skip: default!(Option<i32>, 0),
 ) -> TableIterator<
@@ -497,6 +502,7 @@ fn search_state(
 > {
     let rows = (|| -> CtxResult<Vec<_>> {
         let prefix = namespace_arg(namespace_prefix, "namespace_prefix", true)?;
+        let filter = jsonb(filter, "filter")?;
         let max_rows = i64::from(required(max_rows, "max_rows")?);
         let skip = i64::from(required(skip, "skip")?);
         crate::core::conversation::check_non_negative(max_rows, "max_rows")?;
@@ -582,10 +588,10 @@ fn working_memory(context_id: Option<Uuid>) -> JsonB {
 
 /// Merges `patch` (RFC 7396) into the context's working memory atomically; returns the result.
 #[pg_extern(volatile, parallel_unsafe)]
-fn update_working_memory(context_id: Option<Uuid>, patch: Option<JsonB>) -> JsonB {
+fn update_working_memory(context_id: Option<Uuid>, patch: Option<JsonArg>) -> JsonB {
     (|| -> CtxResult<JsonB> {
         let context_id = required(context_id, "context_id")?;
-        let patch = required(patch, "patch")?;
+        let patch = required(jsonb(patch, "patch")?, "patch")?;
         Spi::connect_mut(|client| {
             let at = working_memory_address(client, context_id)?;
             apply_patch(client, &at, &patch.0).map(JsonB)
