@@ -1,5 +1,5 @@
 # ctxstore — the two README commands, and helpers.
-.PHONY: demo demo-stop test setup lint bench bench-sql
+.PHONY: demo demo-stop test setup lint bench bench-sql package
 
 demo:        ## build, install into PG 18, start a cluster and run the quickstart
 	scripts/demo.sh
@@ -19,6 +19,10 @@ lint:
 
 bench:       ## criterion benchmarks of the pure kernels
 	cargo bench --bench kernels
+
+package:     ## release artifacts in target/dist: a tarball per server, a .deb for Debian's PG 15, PGXN zip + META.json
+	scripts/setup.sh
+	scripts/package.sh
 
 bench-sql:   ## SQL macro benchmarks against plain-SQL baselines on a throwaway PG 18 cluster
 	scripts/setup.sh

@@ -58,4 +58,5 @@ fi
 "$root/tests/dump_restore.sh" "$server"
 "$root/tests/crash.sh" "$server"
 "$root/tests/upgrade.sh" "$server"
-echo "sql tests: $(( ${#tests[@]} + 8 )) passed ($server: ${#tests[@]} pg_regress files + concurrency + isolation + fuzz + plaintext scan + observability + dump/restore + crash + upgrade)"
+"$root/tests/package.sh" "$server"
+echo "sql tests: $(( ${#tests[@]} + 9 )) passed ($server: ${#tests[@]} pg_regress files + concurrency + isolation + fuzz + plaintext scan + observability + dump/restore + crash + upgrade + package)"

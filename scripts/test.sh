@@ -34,6 +34,8 @@ tier() {
 
 echo "==> tier 1: unit tests (no Postgres)"
 tier 'test result: ok\. [0-9]+ passed' cargo test --lib -- core::
+echo "==> tier 1: property tests (proptest)"
+tier 'test result: ok\. [0-9]+ passed' cargo test --test properties
 
 for server in "${servers[@]}"; do
   echo "==> tier 2: #[pg_test] on $server"
