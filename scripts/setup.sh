@@ -44,6 +44,11 @@ if ! cargo pgrx --version 2>/dev/null | grep -q "$PGRX_VERSION"; then
   log "cargo install cargo-pgrx $PGRX_VERSION"
   cargo install --locked cargo-pgrx --version "=$PGRX_VERSION"
 fi
+# cargo-fuzz, for the libFuzzer targets in tests/fuzz (scripts/fuzz.sh)
+if ! cargo fuzz --version 2>/dev/null | grep -q 0.13.2; then
+  log "cargo install cargo-fuzz 0.13.2"
+  cargo install --locked cargo-fuzz --version 0.13.2
+fi
 
 # 4. Register the existing servers with pgrx (cannot download Postgres here). Paths are
 #    matched whole and quoted: another checkout's paths may contain this one's.

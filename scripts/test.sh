@@ -36,6 +36,8 @@ echo "==> tier 1: unit tests (no Postgres)"
 tier 'test result: ok\. [0-9]+ passed' cargo test --lib -- core::
 echo "==> tier 1: property tests (proptest)"
 tier 'test result: ok\. [0-9]+ passed' cargo test --test properties
+echo "==> tier 1: libFuzzer targets, a bounded slice (scripts/fuzz.sh 60 for longer runs)"
+tier 'fuzz targets: [0-9]+ passed' "$root/scripts/fuzz.sh" "${CTXSTORE_FUZZ_SECONDS:-10}"
 
 for server in "${servers[@]}"; do
   echo "==> tier 2: #[pg_test] on $server"

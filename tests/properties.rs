@@ -2,7 +2,9 @@
 //! input never panic, and the codecs round-trip. Run with `cargo test --test properties`.
 
 use ctxstore::core::filter::{self, ColumnType, FilterTarget};
-use ctxstore::core::{archive, conversation, crypto, merge_patch, namespace, redact, tokenizer, trace};
+use ctxstore::core::{
+    archive, conversation, crypto, merge_patch, namespace, redact, tokenizer, trace,
+};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -20,19 +22,32 @@ const TARGET: FilterTarget = FilterTarget {
 /// Arbitrary JSON, biased towards what filters and message batches look like.
 fn json_value() -> impl Strategy<Value = Value> {
     let key = prop_oneof![
-        Just("$and".to_string()), Just("$or".to_string()), Just("$not".to_string()),
-        Just("$eq".to_string()), Just("$in".to_string()), Just("$gt".to_string()),
-        Just("$exists".to_string()), Just("$contains".to_string()), Just("role".to_string()),
-        Just("content".to_string()), Just("metadata".to_string()), Just("importance".to_string()),
-        Just("created_at".to_string()), Just("namespace".to_string()), "[a-z$.]{0,6}",
+        Just("$and".to_string()),
+        Just("$or".to_string()),
+        Just("$not".to_string()),
+        Just("$eq".to_string()),
+        Just("$in".to_string()),
+        Just("$gt".to_string()),
+        Just("$exists".to_string()),
+        Just("$contains".to_string()),
+        Just("role".to_string()),
+        Just("content".to_string()),
+        Just("metadata".to_string()),
+        Just("importance".to_string()),
+        Just("created_at".to_string()),
+        Just("namespace".to_string()),
+        "[a-z$.]{0,6}",
     ];
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
         ".{0,12}".prop_map(Value::String),
-        Just(json!("user")), Just(json!("2026-01-01T00:00:00Z")),
+        Just(json!("user")),
+        Just(json!("2026-01-01T00:00:00Z")),
     ];
     leaf.prop_recursive(5, 64, 6, move |inner| {
         prop_oneof![

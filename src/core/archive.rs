@@ -27,8 +27,14 @@ pub fn decompress(block: &[u8]) -> CtxResult<String> {
         )));
     }
     let claimed = u32::from_le_bytes([block[0], block[1], block[2], block[3]]) as usize;
-    if claimed > MAX_DECOMPRESSED {
-        return Err(corrupt(format!("header claims {claimed} bytes")));
+    // lz4 expands at most ~255x (one extra length byte per 255 bytes of a match): a claim
+    // beyond that is corrupt, and is refused before allocating it
+    let possible = (block.len() - 4).saturating_mul(256).saturating_add(64);
+    if claimed > MAX_DECOMPRESSED || claimed > possible {
+        return Err(corrupt(format!(
+            "header claims {claimed} bytes, more than {} compressed bytes can hold",
+            block.len() - 4
+        )));
     }
     let bytes =
         lz4_flex::block::decompress_size_prepended(block).map_err(|e| corrupt(e.to_string()))?;
@@ -44,6 +50,22 @@ pub fn decompress(block: &[u8]) -> CtxResult<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn highly_compressible_text_round_trips_within_the_bound() {
+        for text in [
+            "a".repeat(10_000_000),
+            " ".repeat(1),
+            String::new(),
+            "ab".repeat(300_000),
+        ] {
+            assert_eq!(decompress(&compress(&text)).unwrap(), text);
+        }
+        // 12 bytes claiming 1 MiB: refused before any allocation
+        let mut forged = (1u32 << 20).to_le_bytes().to_vec();
+        forged.extend_from_slice(&[0u8; 8]);
+        assert!(decompress(&forged).is_err());
+    }
 
     #[test]
     fn round_trips() {
