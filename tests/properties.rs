@@ -1,23 +1,15 @@
 //! Property tests of the pure kernels (proptest): the parsers and compilers that take user
 //! input never panic, and the codecs round-trip. Run with `cargo test --test properties`.
 
-use ctxstore::core::filter::{self, ColumnType, FilterTarget};
+use ctxstore::core::filter::{self, FilterTarget};
 use ctxstore::core::{
     archive, conversation, crypto, merge_patch, namespace, redact, tokenizer, trace,
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-const TARGET: FilterTarget = FilterTarget {
-    document: "m.metadata",
-    columns: &[
-        ("content", "m.content", ColumnType::Text),
-        ("importance", "m.importance", ColumnType::Number),
-        ("created_at", "m.created_at", ColumnType::Timestamp),
-        ("id", "m.id", ColumnType::Uuid),
-        ("namespace", "m.namespace", ColumnType::TextArray),
-    ],
-};
+/// The real memory filter target (columns and the metadata document).
+const TARGET: FilterTarget = ctxstore::api::memories::MEMORY_FILTER;
 
 /// Arbitrary JSON, biased towards what filters and message batches look like.
 fn json_value() -> impl Strategy<Value = Value> {

@@ -55,7 +55,7 @@ mod tests {
     fn highly_compressible_text_round_trips_within_the_bound() {
         for text in [
             "a".repeat(10_000_000),
-            " ".repeat(1),
+            " ".to_string(),
             String::new(),
             "ab".repeat(300_000),
         ] {
