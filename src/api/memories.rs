@@ -1172,7 +1172,14 @@ fn create_vector_index(dims: Option<i32>, metric: default!(Option<&str>, "'cosin
             })?;
             let name = format!("memories_hnsw_{dims}");
             if let Some((existing, _)) = index_metric(client, dims as usize)? {
-                if existing == metric {
+                // (a restored dump has the registry row but not the index: pg_dump never dumps
+                // indexes on an extension's tables, so the index is checked, not assumed)
+                let present: Option<bool> = first_value(client.select(
+                    "SELECT to_regclass(format('ctx.%I', $1::text)) IS NOT NULL",
+                    Some(1),
+                    &[name.as_str().into()],
+                )?)?;
+                if existing == metric && present == Some(true) {
                     return Ok(name);
                 }
                 client.update(format!("DROP INDEX IF EXISTS ctx.{name}").as_str(), None, &[])?;

@@ -14,6 +14,10 @@ SELECT count(ctx.remember('{bench}', 'memory ' || i,
   FROM generate_series(1, 20000) i;
 SELECT ctx.create_vector_index(32);
 SELECT ctx.create_vector_index(32, 'cosine');
+-- the registry row without its index (as after pg_dump / pg_restore): creating it again rebuilds it
+DROP INDEX ctx.memories_hnsw_32;
+SELECT ctx.create_vector_index(dims, metric) FROM ctx.vector_indexes;
+SELECT to_regclass('ctx.memories_hnsw_32') IS NOT NULL AS rebuilt;
 SELECT indexdef LIKE '%USING hnsw%vector_cosine_ops%' AS hnsw FROM pg_indexes WHERE indexname = 'memories_hnsw_32';
 ANALYZE ctx.memories;
 
