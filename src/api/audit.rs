@@ -109,6 +109,10 @@ unsafe fn key_json(datum: pg_sys::Datum, column: &Column) -> Value {
     }
 }
 
+/// Columns a read updates (`ctx.recall` counts accesses); updates touching only these are not
+/// audited.
+const ACCESS_BOOKKEEPING: [&str; 2] = ["last_accessed_at", "access_count"];
+
 fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
     let data = trigger.trigger_data();
     let operation = match trigger
@@ -169,6 +173,14 @@ fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
         };
         (row_key, tenant, changed)
     };
+    // A recall's access bookkeeping is a read, not a change: logging it would write k audit
+    // rows per recall (and make every read path pay for the audit trail).
+    if operation == "UPDATE"
+        && !changed.is_empty()
+        && changed.iter().all(|c| ACCESS_BOOKKEEPING.contains(&c.as_str()))
+    {
+        return Ok(());
+    }
     let mut changed = changed;
     changed.sort_unstable();
     Spi::connect_mut(|client| -> CtxResult<()> {

@@ -224,6 +224,12 @@ RESET ctxstore.traceparent;
 -- the trace id is on the rows themselves too
 SELECT (SELECT trace_id FROM ctx.messages WHERE context_id = :'au' AND seq = 1) AS message_trace,
        (SELECT trace_id FROM ctx.memories WHERE id = :'tm') AS memory_trace;
+-- a recall's access bookkeeping is a read, not logged; a new version is
+SELECT count(*) AS recalled FROM ctx.recall('{traced}');
+SELECT (SELECT access_count FROM ctx.memories WHERE id = :'tm') AS access_count;
+SELECT ctx.update_memory(:'tm', importance => 0.9) IS NOT NULL AS updated;
+SELECT operation, row_key ->> 'version' AS version, columns
+  FROM ctx.audit_log WHERE table_name = 'memories' AND row_key ->> 'id' = :'tm' ORDER BY id;
 SELECT ctx.forget(:'tm'::uuid);
 SELECT table_name, operation, actor, application, row_key - 'id' - 'context_id' AS row_key, columns, trace_id
   FROM ctx.audit_log WHERE row_key ->> 'context_id' = :'au' OR row_key ->> 'id' = :'au' ORDER BY id;
