@@ -6,6 +6,7 @@ use ctxstore::core::filter::{self, ColumnType, FilterTarget};
 use ctxstore::core::knn::{Metric, TopK};
 use ctxstore::core::processors::normalize;
 use ctxstore::core::redact::{self, Counts, Kind, Selection};
+use ctxstore::core::scoring::Weights;
 use ctxstore::core::{archive, conversation, tokenizer::Encoding};
 
 fn chat_text(bytes: usize) -> String {
@@ -235,8 +236,46 @@ fn metrics(c: &mut Criterion) {
     group.finish();
 }
 
+/// Hybrid scoring of a recall's candidate pool (40 for k = 10): the score of each candidate
+/// and the sort, against ranking by similarity alone.
+fn hybrid_scoring(c: &mut Criterion) {
+    let weights = Weights::default();
+    let mut seed = 7u64;
+    let pool: Vec<(f64, f64, f64, f64)> = pseudo_random(&mut seed, 160)
+        .chunks(4)
+        .map(|x| {
+            (
+                x[0] as f64,
+                x[1].abs() as f64,
+                x[2].abs() as f64 * 1e6,
+                x[3].abs() as f64,
+            )
+        })
+        .collect();
+    let mut group = c.benchmark_group("hybrid_scoring");
+    group.bench_function("score + sort/40 candidates", |b| {
+        b.iter(|| {
+            let mut scored: Vec<f64> = black_box(&pool)
+                .iter()
+                .map(|&(s, t, age, imp)| weights.score(s, t, age, imp))
+                .collect();
+            scored.sort_by(|a, b| b.total_cmp(a));
+            scored
+        })
+    });
+    group.bench_function("baseline: sort by similarity/40 candidates", |b| {
+        b.iter(|| {
+            let mut scored: Vec<f64> = black_box(&pool).iter().map(|p| p.0).collect();
+            scored.sort_by(|a, b| b.total_cmp(a));
+            scored
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
+    hybrid_scoring,
     metrics,
     encryption,
     processors,

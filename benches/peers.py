@@ -369,8 +369,10 @@ def bench_append(server: Server, plan: Plan, results: Results) -> None:
     scripts = {
         "ctx.append (audit on)": f"SELECT ctx.append((SELECT plain FROM bench_clients WHERE client = :client_id), 'user', '{text}');",
         "ctx.append (audit on, encrypted)": f"SELECT ctx.append((SELECT encrypted FROM bench_clients WHERE client = :client_id), 'user', '{text}');",
+        "ctx.append (audit off)": f"SELECT ctx.append((SELECT plain FROM bench_clients WHERE client = :client_id), 'user', '{text}');",
         "bare INSERT, langchain-postgres table": f"INSERT INTO langchain_messages (session_id, message) VALUES ((SELECT session FROM bench_clients WHERE client = :client_id), '{message}');",
     }
+    BARE = "bare INSERT, langchain-postgres table"
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="ctxstore-pgbench-"))
     os.chmod(workdir, 0o777)
     tps: dict[tuple[str, int], list[float]] = {}
@@ -379,21 +381,26 @@ def bench_append(server: Server, plan: Plan, results: Results) -> None:
     for rnd in range(plan.pgbench_rounds):
         for clients in (1, 2):
             for name in names[rnd % len(names):] + names[: rnd % len(names)]:
+                audit_off = "audit off" in name
+                if audit_off:
+                    conn.execute("SELECT ctx.set_audit('messages', false), ctx.set_audit('contexts', false)")
                 t, ls = server.pgbench("bench_append", scripts[name], clients, plan.pgbench_seconds, workdir)
+                if audit_off:
+                    conn.execute("SELECT ctx.set_audit('messages', true), ctx.set_audit('contexts', true)")
                 tps.setdefault((name, clients), []).append(t)
                 lat.setdefault((name, clients), []).extend(ls)
     shutil.rmtree(workdir, ignore_errors=True)
     for clients in (1, 2):
-        base = median(tps[(names[2], clients)])
+        base = median(tps[(BARE, clients)])
         for name in names:
             t = median(tps[(name, clients)])
             row = results.add("P2", Row(f"{clients} client{'s' if clients > 1 else ''}", name,
                                         median(lat[(name, clients)]), p95(lat[(name, clients)]), {"tps": t}))
-            if name != names[2]:
+            if name != BARE:
                 row.extra["ratio"] = f"{t / base:.2f}× the INSERT's throughput"
         print(f"  {clients} client(s): " + ", ".join(f"{n} {median(tps[(n, clients)]):,.0f} tps" for n in names), flush=True)
     for clients in (1, 2):
-        base = median(tps[(names[2], clients)])
+        base = median(tps[(BARE, clients)])
         audit = median(tps[(names[0], clients)]) / base
         enc = median(tps[(names[1], clients)]) / base
         results.verdict(f"P2: ctx.append with audit ≥ 0.8× a bare INSERT ({clients} client{'s' if clients > 1 else ''})",
@@ -403,6 +410,7 @@ def bench_append(server: Server, plan: Plan, results: Results) -> None:
     audited = conn.execute("SELECT count(*) FROM ctx.audit_log WHERE table_name = 'messages'").fetchone()[0]
     results.note("P2", f"{plan.pgbench_rounds} alternating round(s) of {plan.pgbench_seconds} s per workload and client count "
                        f"(pgbench, one context per client; throughput is the median over rounds, latencies pooled). "
+                       "Audit off: `ctx.set_audit('messages' / 'contexts', false)` around that workload only. "
                        f"{audited:,} audit rows were written for the appended messages.")
     conn.close()
 
@@ -618,11 +626,11 @@ def bench_growth(server: Server, plan: Plan, results: Results) -> None:
             conn.execute("SELECT ctx.set_audit('messages', false)")
             while missing > 0:
                 contexts = min(50, (missing + 999) // 1000)
-                conn.execute("""SELECT count(*) FROM generate_series(%s, %s) k,
+                conn.execute("""SELECT count(*) FROM generate_series(%s::int, %s::int) k,
                                   LATERAL ctx.append_many(ctx.create_context('filler-' || k),
                                     (SELECT jsonb_agg(jsonb_build_object('role', CASE WHEN i %% 2 = 0 THEN 'user' ELSE 'assistant' END,
                                             'content', 'Filler message ' || i || ' of thread ' || k || ': the agent answered with care and detail.'))
-                                       FROM generate_series(1, least(1000, %s)) i))""",
+                                       FROM generate_series(1, least(1000, %s::int)) i))""",
                              [filler, filler + contexts - 1, missing])
                 filler += contexts
                 missing -= min(missing, contexts * 1000)
@@ -721,7 +729,22 @@ SECTION_TITLES = {
 }
 
 
-def write_report(results: Results, plan: Plan, mode: str, server: Server, out: pathlib.Path, started: float, pg_version: str) -> None:
+def kernel_table() -> list[str]:
+    """The criterion medians of the pure kernels (`cargo bench --bench kernels`, run just before)."""
+    rows = []
+    for bench in sorted((ROOT / "target" / "criterion").glob("**/new/benchmark.json")):
+        full_id = json.loads(bench.read_text())["full_id"]
+        estimate = json.loads((bench.parent / "estimates.json").read_text())["median"]["point_estimate"]
+        shown = f"{estimate:,.0f} ns" if estimate < 10_000 else (f"{estimate / 1000:,.1f} µs" if estimate < 10_000_000 else f"{estimate / 1e6:,.1f} ms")
+        rows.append(f"| {full_id} | {shown} |")
+    if not rows:
+        return []
+    return ["## Kernels (criterion, pure Rust, no server)", "",
+            "Medians; each group names its baseline (`baseline: …`).", "",
+            "| benchmark | median |", "|---|---|", *rows, ""]
+
+
+def write_report(results: Results, plan: Plan, mode: str, server: Server, out: pathlib.Path, started: float, pg_version: str, kernels: bool) -> None:
     made = charts(results, out)
     lines = [
         "# ctxstore benchmarks against the peers",
@@ -780,6 +803,8 @@ def write_report(results: Results, plan: Plan, mode: str, server: Server, out: p
         for title_, path in made:
             if title_.startswith(section):
                 lines += [f"![{title_}]({path})", ""]
+    if kernels:
+        lines += kernel_table()
     if notes_file.exists():
         lines += [notes_file.read_text().rstrip(), ""]
     (out / "BENCHMARKS.md").write_text("\n".join(lines))
@@ -791,6 +816,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="CI smoke sizes")
     parser.add_argument("--out", type=pathlib.Path, help="where BENCHMARKS.md and charts/ go (default: benches/, or tmp/bench-quick with --quick)")
     parser.add_argument("--only", default="P1,P2,P3,P5,P6", help="comma-separated workloads")
+    parser.add_argument("--kernels", action="store_true", help="add the criterion results in target/criterion to the report")
     parser.add_argument("--port", type=int, default=int(os.environ.get("CTXSTORE_BENCH_PORT", "55519")))
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
@@ -806,7 +832,7 @@ def main() -> None:
         workloads = {"P1": bench_prompt_window, "P2": bench_append, "P3": bench_recall, "P5": bench_storage, "P6": bench_growth}
         for name in args.only.split(","):
             workloads[name.strip()](server, plan, results)
-        write_report(results, plan, "quick" if args.quick else "full", server, out, started, pg_version)
+        write_report(results, plan, "quick" if args.quick else "full", server, out, started, pg_version, args.kernels)
     finally:
         server.stop()
     if args.quick:

@@ -177,7 +177,9 @@ fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
     // rows per recall (and make every read path pay for the audit trail).
     if operation == "UPDATE"
         && !changed.is_empty()
-        && changed.iter().all(|c| ACCESS_BOOKKEEPING.contains(&c.as_str()))
+        && changed
+            .iter()
+            .all(|c| ACCESS_BOOKKEEPING.contains(&c.as_str()))
     {
         return Ok(());
     }
