@@ -157,6 +157,15 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'disable_processor_wrapper';
 
+CREATE OR REPLACE FUNCTION "embedding_similarity"(
+	"a" real[],
+	"b" real[],
+	"metric" TEXT DEFAULT 'cosine'
+) RETURNS real
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'embedding_similarity_wrapper';
+
 CREATE OR REPLACE FUNCTION "enable_processor"(
 	"name" TEXT
 ) RETURNS void

@@ -1070,6 +1070,9 @@ fn with_settings<T>(settings: &[(&str, &str)], f: impl FnOnce() -> T) -> T {
     result
 }
 
+/// The best matches by an exact scan: the executor walks the scope's candidates (through the
+/// namespace index) and keeps the top `want` by `ctx.embedding_similarity`, which reads each
+/// stored array in place — nothing is copied out to Rust but the winners' keys.
 fn exact_candidates(
     client: &SpiClient<'_>,
     request: &RecallRequest,
@@ -1078,39 +1081,36 @@ fn exact_candidates(
     want: usize,
 ) -> CtxResult<Vec<(Uuid, i32)>> {
     let sql = format!(
-        "SELECT m.id, m.version, m.embedding FROM ctx.memories m WHERE {} AND m.embedding IS NOT NULL",
-        request.scope.predicate
+        "SELECT m.id, m.version FROM ctx.memories m
+          WHERE {} AND cardinality(m.embedding) = {dims}
+          ORDER BY ctx.embedding_similarity(m.embedding, ${q}::real[], '{metric}') DESC NULLS LAST, m.id
+          LIMIT {want}",
+        request.scope.predicate,
+        dims = query.len(),
+        q = request.scope.next_param(),
+        metric = metric.name(),
     );
-    let mut top = TopK::new(query, metric, want);
-    let mut other_dims: HashMap<usize, usize> = HashMap::new();
-    let mut cursor = client.open_cursor(sql.as_str(), &request.scope.args());
-    loop {
-        let batch = cursor.fetch(1024)?;
-        if batch.is_empty() {
-            break;
-        }
-        for row in batch {
-            // Read the array in place: no per-element conversion in the hot loop.
-            let Some(array) = row.get::<pgrx::Array<f32>>(3)? else {
-                continue;
-            };
-            let Ok(embedding) = array.as_slice() else {
-                continue;
-            };
-            if embedding.len() != query.len() {
-                *other_dims.entry(embedding.len()).or_default() += 1;
-                continue;
-            }
-            let key: (Uuid, i32) = (
+    let mut args = request.scope.args();
+    args.push(query.to_vec().into());
+    let found = client
+        .select(sql.as_str(), None, &args)?
+        .map(|row| {
+            Ok((
                 required(row.get(1)?, "id")?,
                 required(row.get(2)?, "version")?,
-            );
-            top.push(embedding, key);
-        }
-    }
-    let found: Vec<(Uuid, i32)> = top.into_sorted().into_iter().map(|(key, _)| key).collect();
+            ))
+        })
+        .collect::<CtxResult<Vec<(Uuid, i32)>>>()?;
     if found.is_empty() {
-        if let Some((dims, _)) = other_dims.iter().max_by_key(|(_, n)| **n) {
+        // nothing of the query's dimension: say which dimension the scope's embeddings have
+        let sql = format!(
+            "SELECT cardinality(m.embedding) FROM ctx.memories m
+              WHERE {} AND m.embedding IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
+            request.scope.predicate
+        );
+        let other: Option<i32> =
+            first_value(client.select(sql.as_str(), Some(1), &request.scope.args())?)?;
+        if let Some(dims) = other {
             return Err(CtxError::invalid(format!(
                 "query_embedding has {} dimensions but the memories searched have {dims}",
                 query.len()
@@ -1119,6 +1119,25 @@ fn exact_candidates(
         }
     }
     Ok(found)
+}
+
+/// Similarity of two embeddings under `metric` (`cosine`, `l2`, `inner_product`), as recall
+/// scores them; NULL when their dimensions differ or an element is NULL. Recall's exact scan
+/// runs it inside the executor, reading each stored array in place.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn embedding_similarity(
+    a: pgrx::Array<'_, f32>,
+    b: pgrx::Array<'_, f32>,
+    metric: default!(&str, "'cosine'"),
+) -> Option<f32> {
+    let metric = match metric {
+        "cosine" => Metric::Cosine,
+        other => Metric::parse(other).or_raise(),
+    };
+    let (Ok(a), Ok(b)) = (a.as_slice(), b.as_slice()) else {
+        return None;
+    };
+    (a.len() == b.len() && !a.is_empty()).then(|| metric.similarity(a, b))
 }
 
 /// The namespaces that hold current memories, under `prefix`, cut to `max_depth` labels.

@@ -177,3 +177,15 @@ SELECT ctx.create_vector_index(3, 'hamming');
 SELECT ctx.create_vector_index(3);
 \echo :SQLSTATE
 SELECT count(*) FROM ctx.recall('{}', k => 0);
+
+-- ctx.embedding_similarity: recall's scoring, callable from SQL
+SELECT ctx.embedding_similarity('{1,0,0}', '{0.6,0.8,0}') AS cosine,
+       ctx.embedding_similarity('{1,0,0}', '{1,0,0}', 'l2') AS l2_same,
+       ctx.embedding_similarity('{0,0}', '{3,4}', 'l2') AS l2,
+       ctx.embedding_similarity('{1,2}', '{3,4}', 'inner_product') AS ip,
+       ctx.embedding_similarity('{1,2}', '{3,4,5}') AS other_dims,
+       ctx.embedding_similarity('{1,NULL}', '{3,4}') AS null_element,
+       ctx.embedding_similarity('{}', '{}') AS empty,
+       ctx.embedding_similarity(NULL, '{1}') AS null_arg;
+SELECT ctx.embedding_similarity('{1}', '{1}', 'hamming');
+\echo :SQLSTATE
