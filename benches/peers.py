@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import glob
 import gzip
 import hashlib
@@ -55,7 +56,7 @@ class Plan:
     growth_calls: int
 
 
-FULL = Plan((100, 1_000, 10_000), 30, 10, 3, 100_000, 50, 10_000, (1_000, 100_000, 1_000_000), 200)
+FULL = Plan((100, 1_000, 10_000), 60, 10, 3, 100_000, 50, 10_000, (1_000, 100_000, 1_000_000), 200)
 QUICK = Plan((100, 1_000, 10_000), 5, 2, 1, 5_000, 10, 1_000, (1_000, 10_000, 50_000), 30)
 
 
@@ -71,19 +72,39 @@ def p95(xs: list[float]) -> float:
     return float(np.percentile(xs, 95))
 
 
-def time_alternating(contenders: dict[str, Callable[[], object]], calls: int, warmup: int = 2) -> dict[str, list[float]]:
-    """Milliseconds per call for each contender; the contenders take turns call by call (the
-    starting one rotates), so drift on the machine hits all of them alike."""
-    names = list(contenders)
+def timed_call(f: Callable[[], object]) -> float:
+    """Milliseconds of one call. As timeit does, no garbage collection inside it: a Python
+    peer's garbage would otherwise be collected during whichever call came next. (Collecting
+    before every call is no better: walking the heap evicts the CPU caches the call then
+    misses; `collect_then_warm` does it once per block, before the warm-up calls.)"""
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        f()
+        return (time.perf_counter() - start) * 1000
+    finally:
+        gc.enable()
+
+
+def collect_then_warm(f: Callable[[], object], warmup: int) -> None:
+    gc.collect()
     for _ in range(warmup):
-        for name in names:
-            contenders[name]()
+        f()
+
+
+def time_alternating(contenders: dict[str, Callable[[], object]], calls: int, rounds: int = 5, warmup: int = 2) -> dict[str, list[float]]:
+    """Milliseconds per call for each contender. The contenders take turns in blocks (`rounds`
+    blocks of calls/rounds calls each, the starting one rotating): drift on the machine hits
+    all of them alike, and each runs warm, as its users would call it — not right after another
+    contender has filled the CPU caches with a 10,000-message thread."""
+    names = list(contenders)
     samples: dict[str, list[float]] = {name: [] for name in names}
-    for i in range(calls):
-        for name in names[i % len(names):] + names[: i % len(names)]:
-            start = time.perf_counter()
-            contenders[name]()
-            samples[name].append((time.perf_counter() - start) * 1000)
+    block = max(1, -(-calls // rounds))
+    for r in range(-(-calls // block)):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            collect_then_warm(contenders[name], warmup)
+            for _ in range(min(block, calls - r * block)):
+                samples[name].append(timed_call(contenders[name]))
     return samples
 
 
@@ -321,7 +342,7 @@ def bench_prompt_window(server: Server, plan: Plan, results: Results) -> None:
                 "SELECT role, content FROM ctx.messages WHERE context_id = %s ORDER BY seq DESC LIMIT %s", [context, floor_rows]
             ).fetchall()
 
-        calls = plan.window_calls if n < 10_000 else max(plan.window_calls // 2, 5)
+        calls = plan.window_calls if n < 10_000 else max(plan.window_calls // 3, 5)
         samples = time_alternating(
             {"ctxstore": ctxstore_window, "langchain-postgres + trim_messages": langchain_trim, "floor": floor}, calls
         )
@@ -494,46 +515,60 @@ def bench_recall(server: Server, plan: Plan, results: Results) -> None:
     ctx = server.connect("bench_recall", prepare_threshold=0)
     section = "P3"
     for label, column in selectivities:
-        recalls: dict[str, list[float]] = {}
-        samples: dict[str, list[float]] = {}
+        queries = []
         for j in range(len(probes)):
             bucket = None if column is None else (j % 10 if column == "g" else (j * 7) % 100)
             mask = np.ones(n, bool) if column is None else ((g if column == "g" else h) == bucket)
             sims = data_unit[mask] @ unit[j]
-            truth = set(ids[mask][np.argsort(-sims)[:10]].tolist())
             if column is None:
                 namespace = ["bench"]
             elif column == "g":
                 namespace = ["bench", f"g{bucket}"]
             else:
                 namespace = ["bench", f"g{bucket % 10}", f"h{bucket}"]
-            where = "" if column is None else f"WHERE {column} = {bucket}"
-            literal = "{" + ",".join(repr(float(x)) for x in probes[j]) + "}"
-            found: dict[str, list[int]] = {}
+            queries.append({
+                "j": j,
+                "truth": set(ids[mask][np.argsort(-sims)[:10]].tolist()),
+                "namespace": namespace,
+                "where": "" if column is None else f"WHERE {column} = {bucket}",
+                "literal": "{" + ",".join(repr(float(x)) for x in probes[j]) + "}",
+            })
 
-            def ctxstore():
-                rows = ctx.execute("SELECT content FROM ctx.recall(%s, %s::real[], k => 10, weights => %s)",
-                                   [namespace, literal, weights]).fetchall()
-                found["ctxstore"] = [int(r[0].split()[1]) for r in rows]
+        def ctxstore(q):
+            rows = ctx.execute("SELECT content FROM ctx.recall(%s, %s::real[], k => 10, weights => %s)",
+                               [q["namespace"], q["literal"], weights]).fetchall()
+            return [int(r[0].split()[1]) for r in rows]
 
-            def pgvector_default():
-                rows = raw.execute(f"SELECT id FROM raw_memories {where} ORDER BY embedding <=> %s LIMIT 10", [probes[j]]).fetchall()
-                found["pgvector, defaults"] = [r[0] for r in rows]
+        def pgvector_default(q):
+            rows = raw.execute(f"SELECT id FROM raw_memories {q['where']} ORDER BY embedding <=> %s LIMIT 10", [probes[q['j']]]).fetchall()
+            return [r[0] for r in rows]
 
-            def pgvector_iterative():
-                rows = iterative.execute(f"SELECT id FROM raw_memories {where} ORDER BY embedding <=> %s LIMIT 10", [probes[j]]).fetchall()
-                found["pgvector, iterative scan"] = [r[0] for r in rows]
+        def pgvector_iterative(q):
+            rows = iterative.execute(f"SELECT id FROM raw_memories {q['where']} ORDER BY embedding <=> %s LIMIT 10", [probes[q['j']]]).fetchall()
+            return [r[0] for r in rows]
 
-            def langgraph():
-                items = store.search(tuple(namespace), query=f"query {j}", limit=10)
-                found["LangGraph PostgresStore.search"] = [int(item.key) for item in items]
+        def langgraph(q):
+            items = store.search(tuple(q["namespace"]), query=f"query {q['j']}", limit=10)
+            return [int(item.key) for item in items]
 
-            timed = time_alternating({"ctxstore": ctxstore, "pgvector, defaults": pgvector_default,
-                                      "pgvector, iterative scan": pgvector_iterative,
-                                      "LangGraph PostgresStore.search": langgraph}, calls=1, warmup=1 if j == 0 else 0)
-            for name, xs in timed.items():
-                samples.setdefault(name, []).extend(xs)
-                recalls.setdefault(name, []).append(len(truth & set(found[name])) / 10)
+        contenders = {"ctxstore": ctxstore, "pgvector, defaults": pgvector_default,
+                      "pgvector, iterative scan": pgvector_iterative, "LangGraph PostgresStore.search": langgraph}
+        recalls: dict[str, list[float]] = {name: [] for name in contenders}
+        samples: dict[str, list[float]] = {name: [] for name in contenders}
+        names = list(contenders)
+        # Each contender runs every query in a block (steady state: one untimed pass first, so
+        # no contender pays for reading pages into shared buffers on the others' behalf); two
+        # rounds, the order rotating.
+        for rnd in range(2):
+            for name in names[rnd % len(names):] + names[: rnd % len(names)]:
+                gc.collect()
+                for q in queries:
+                    contenders[name](q)
+                for q in queries:
+                    found: list[int] = []
+                    samples[name].append(timed_call(lambda: found.extend(contenders[name](q))))
+                    if rnd == 0:
+                        recalls[name].append(len(q["truth"] & set(found)) / 10)
         rows = {}
         for name, xs in samples.items():
             rows[name] = results.add(section, Row(f"{label} of {n:,}", name, median(xs), p95(xs),
@@ -635,8 +670,9 @@ def bench_growth(server: Server, plan: Plan, results: Results) -> None:
                 filler += contexts
                 missing -= min(missing, contexts * 1000)
             conn.execute("SELECT ctx.set_audit('messages', true)")
-            conn.execute("VACUUM ANALYZE")
             print(f"  grew to {step:,} messages in {time.perf_counter() - started:.0f} s", flush=True)
+        # every step measured in the same state: vacuumed and analyzed, hint bits set
+        conn.execute("VACUUM ANALYZE")
         total = conn.execute("SELECT count(*) FROM ctx.messages").fetchone()[0]
         cur = conn.cursor()
         samples = time_alternating({

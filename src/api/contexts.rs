@@ -622,12 +622,14 @@ fn append_one(
     rules::check_content(content, gucs::max_message_bytes())?;
     let metadata = object_or_empty(metadata, "metadata")?;
     let message = WriteItem::message(role.to_string(), content.to_string(), metadata);
+    // The message's tenant is its context's (the foreign key says so): taken from the row
+    // just locked rather than evaluating ctx.current_tenant() again for the column default.
     static APPEND: Statement = Statement {
         sql: "WITH c AS (
                   UPDATE ctx.contexts SET last_seq = last_seq + 1, updated_at = now()
-                   WHERE id = $1 RETURNING last_seq, encoding)
-              INSERT INTO ctx.messages (context_id, seq, role, content, metadata, tokens)
-              SELECT $1, c.last_seq, $2, $3, $4, ctx.count_tokens($3, c.encoding) FROM c
+                   WHERE id = $1 RETURNING last_seq, encoding, tenant)
+              INSERT INTO ctx.messages (context_id, tenant, seq, role, content, metadata, tokens)
+              SELECT $1, c.tenant, c.last_seq, $2, $3, $4, ctx.count_tokens($3, c.encoding) FROM c
               RETURNING seq",
         args: &[UUIDOID, TEXTOID, TEXTOID, JSONBOID],
         writes: true,
@@ -671,9 +673,9 @@ fn append_batch(context_id: Option<Uuid>, messages: Option<JsonArg>) -> CtxResul
     static APPEND_MANY: Statement = Statement {
         sql: "WITH c AS (
                   UPDATE ctx.contexts SET last_seq = last_seq + $5, updated_at = now()
-                   WHERE id = $1 RETURNING last_seq - $5 AS base, encoding)
-              INSERT INTO ctx.messages (context_id, seq, role, content, metadata, tokens)
-              SELECT $1, c.base + m.ord, m.role, m.content, m.metadata,
+                   WHERE id = $1 RETURNING last_seq - $5 AS base, encoding, tenant)
+              INSERT INTO ctx.messages (context_id, tenant, seq, role, content, metadata, tokens)
+              SELECT $1, c.tenant, c.base + m.ord, m.role, m.content, m.metadata,
                      ctx.count_tokens(m.content, c.encoding)
                 FROM c, unnest($2::text[], $3::text[], $4::jsonb[]) WITH ORDINALITY AS m(role, content, metadata, ord)
               RETURNING seq",
@@ -1081,7 +1083,9 @@ pub(crate) fn newest_within(
 ) -> CtxResult<Vec<Row>> {
     let after = view.compacted_through();
     let (mut top, mut oldest) = (None, None);
-    let (mut upto, mut batch) = (view.last_seq, FIRST_BATCH);
+    // sized so a typical window (messages of ~30+ tokens) is found in one probe
+    let first = (*budget / 32).clamp(FIRST_BATCH, MAX_BATCH);
+    let (mut upto, mut batch) = (view.last_seq, first);
     loop {
         let newest = scan_newest(client, view, after, upto, batch, roles)?;
         let taken = rules::newest_that_fit(newest.iter().map(|&(_, t)| t), budget);
