@@ -158,8 +158,8 @@ def tool_output(rng: random.Random) -> str:
 
 
 class Server:
-    def __init__(self, root: pathlib.Path, port: int):
-        self.datadir = root / "tmp" / "bench-peers18"
+    def __init__(self, port: int):
+        self.datadir = ROOT / "tmp" / "bench-peers18"
         self.port = port
         self.pg_config = subprocess.check_output(["bash", "-c", f"source {ROOT}/scripts/env.sh; echo $PG18_CONFIG"], text=True).strip()
         self.bindir = subprocess.check_output([self.pg_config, "--bindir"], text=True).strip()
@@ -277,6 +277,12 @@ def ratio_text(x: float) -> str:
     return f"{x:,.1f}×" if x >= 10 else f"{x:.2f}×"
 
 
+def append_messages(conn: psycopg.Connection, context, messages: list[dict]) -> None:
+    """Appends `{"role", "content", "metadata"?}` messages to a context, 1,000 per call."""
+    for start in range(0, len(messages), 1000):
+        conn.execute("SELECT count(*) FROM ctx.append_many(%s, %s)", [context, Jsonb(messages[start:start + 1000])])
+
+
 # ---------------------------------------------------------------------------------------------
 # P1 prompt window
 
@@ -322,9 +328,7 @@ def bench_prompt_window(server: Server, plan: Plan, results: Results) -> None:
         for start in range(0, n, 1000):
             history.add_messages([classes[r](content=c) for r, c in turns[start:start + 1000]])
         context = conn.execute("SELECT ctx.create_context(%s)", [f"thread-{n}"]).fetchone()[0]
-        for start in range(0, n, 1000):
-            batch = [{"role": r, "content": c} for r, c in turns[start:start + 1000]]
-            conn.execute("SELECT count(*) FROM ctx.append_many(%s, %s)", [context, Jsonb(batch)])
+        append_messages(conn, context, [{"role": r, "content": c} for r, c in turns])
         conn.execute("VACUUM ANALYZE")
 
         ctx_cur, floor_cur = conn.cursor(), conn.cursor()
@@ -542,20 +546,19 @@ def bench_recall(server: Server, plan: Plan, results: Results) -> None:
                                [q["namespace"], q["literal"], weights]).fetchall()
             return [int(r[0].split()[1]) for r in rows]
 
-        def pgvector_default(q):
-            rows = raw.execute(f"SELECT id FROM raw_memories {q['where']} ORDER BY embedding <=> %s LIMIT 10", [probes[q['j']]]).fetchall()
-            return [r[0] for r in rows]
-
-        def pgvector_iterative(q):
-            rows = iterative.execute(f"SELECT id FROM raw_memories {q['where']} ORDER BY embedding <=> %s LIMIT 10", [probes[q['j']]]).fetchall()
-            return [r[0] for r in rows]
+        def raw_pgvector(session):
+            def search(q):
+                rows = session.execute(f"SELECT id FROM raw_memories {q['where']} ORDER BY embedding <=> %s LIMIT 10",
+                                       [probes[q["j"]]]).fetchall()
+                return [r[0] for r in rows]
+            return search
 
         def langgraph(q):
             items = store.search(tuple(q["namespace"]), query=f"query {q['j']}", limit=10)
             return [int(item.key) for item in items]
 
-        contenders = {"ctxstore": ctxstore, "pgvector, defaults": pgvector_default,
-                      "pgvector, iterative scan": pgvector_iterative, "LangGraph PostgresStore.search": langgraph}
+        contenders = {"ctxstore": ctxstore, "pgvector, defaults": raw_pgvector(raw),
+                      "pgvector, iterative scan": raw_pgvector(iterative), "LangGraph PostgresStore.search": langgraph}
         recalls: dict[str, list[float]] = {name: [] for name in contenders}
         samples: dict[str, list[float]] = {name: [] for name in contenders}
         names = list(contenders)
@@ -622,10 +625,9 @@ def bench_storage(server: Server, plan: Plan, results: Results) -> None:
             return (HumanMessage if role == "user" else AIMessage)(content=content)
 
         for start in range(0, n, 500):
-            chunk = messages[start:start + 500]
-            history.add_messages([as_langchain(*m) for m in chunk])
-            batch = [{"role": r, "content": c, **({"metadata": {"tool_call_id": call}} if call else {})} for r, c, call in chunk]
-            conn.execute("SELECT count(*) FROM ctx.append_many(%s, %s)", [context, Jsonb(batch)])
+            history.add_messages([as_langchain(*m) for m in messages[start:start + 500]])
+        append_messages(conn, context, [{"role": r, "content": c, **({"metadata": {"tool_call_id": call}} if call else {})}
+                                        for r, c, call in messages])
         conn.execute("VACUUM (FULL, ANALYZE)")
         size = lambda rel: conn.execute("SELECT pg_total_relation_size(%s::regclass)", [rel]).fetchone()[0]
         ours, theirs, audit = size("ctx.messages"), size("langchain_messages"), size("ctx.audit_log")
@@ -651,7 +653,7 @@ def bench_growth(server: Server, plan: Plan, results: Results) -> None:
     conn = server.connect("bench_growth", prepare_threshold=0)
     turns = chat_turns(1000, seed=6)
     window_ctx = conn.execute("SELECT ctx.create_context('window-1000')").fetchone()[0]
-    conn.execute("SELECT count(*) FROM ctx.append_many(%s, %s)", [window_ctx, Jsonb([{"role": r, "content": c} for r, c in turns])])
+    append_messages(conn, window_ctx, [{"role": r, "content": c} for r, c in turns])
     append_ctx = conn.execute("SELECT ctx.create_context('appends')").fetchone()[0]
     text = "Could you book me a window seat on the 9:40 train to Lyon tomorrow, and remind me an hour before?"
     filler = 0
@@ -783,7 +785,7 @@ def kernel_table() -> list[str]:
             "| benchmark | median |", "|---|---|", *rows, ""]
 
 
-def write_report(results: Results, plan: Plan, mode: str, server: Server, out: pathlib.Path, started: float, pg_version: str, kernels: bool) -> None:
+def write_report(results: Results, mode: str, server: Server, out: pathlib.Path, started: float, pg_version: str, kernels: bool) -> None:
     made = charts(results, out)
     lines = [
         "# ctxstore benchmarks against the peers",
@@ -863,7 +865,7 @@ def main() -> None:
     out = args.out or (ROOT / "tmp" / "bench-quick" if args.quick else ROOT / "benches")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    server = Server(ROOT, args.port)
+    server = Server(args.port)
     server.start()
     results = Results()
     try:
@@ -872,7 +874,7 @@ def main() -> None:
         workloads = {"P1": bench_prompt_window, "P2": bench_append, "P3": bench_recall, "P5": bench_storage, "P6": bench_growth}
         for name in args.only.split(","):
             workloads[name.strip()](server, plan, results)
-        write_report(results, plan, "quick" if args.quick else "full", server, out, started, pg_version, args.kernels)
+        write_report(results, "quick" if args.quick else "full", server, out, started, pg_version, args.kernels)
     finally:
         server.stop()
     if args.quick:

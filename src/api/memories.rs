@@ -1130,10 +1130,7 @@ fn embedding_similarity(
     b: pgrx::Array<'_, f32>,
     metric: default!(&str, "'cosine'"),
 ) -> Option<f32> {
-    let metric = match metric {
-        "cosine" => Metric::Cosine,
-        other => Metric::parse(other).or_raise(),
-    };
+    let metric = Metric::parse(metric).or_raise();
     let (Ok(a), Ok(b)) = (a.as_slice(), b.as_slice()) else {
         return None;
     };

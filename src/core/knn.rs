@@ -1,7 +1,7 @@
-//! Exact k-nearest-neighbour search over embeddings: the recall path when pgvector is absent
-//! or a query is selective enough that scanning its candidates beats an index. The distance
-//! loops run over fixed-width chunks with independent accumulators so the compiler vectorises
-//! them.
+//! Similarity metrics and exact top-k over embeddings: the scores of recall (its exact scan
+//! calls them per row through `ctx.embedding_similarity`) and the nearest-duplicate search of
+//! `ctx.remember`. The distance loops run over fixed-width chunks with independent
+//! accumulators so the compiler vectorises them.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -23,15 +23,23 @@ pub enum Metric {
 }
 
 impl Metric {
+    /// Case-insensitive, surrounding spaces ignored; allocation-free, since
+    /// `ctx.embedding_similarity` parses its argument once per row.
     pub fn parse(name: &str) -> CtxResult<Metric> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "cosine" => Ok(Metric::Cosine),
-            "l2" | "euclidean" => Ok(Metric::L2),
-            "ip" | "inner_product" | "dot" => Ok(Metric::InnerProduct),
-            _ => Err(
+        let trimmed = name.trim();
+        let name_is =
+            |spellings: &[&str]| spellings.iter().any(|s| trimmed.eq_ignore_ascii_case(s));
+        if name_is(&["cosine"]) {
+            Ok(Metric::Cosine)
+        } else if name_is(&["l2", "euclidean"]) {
+            Ok(Metric::L2)
+        } else if name_is(&["ip", "inner_product", "dot"]) {
+            Ok(Metric::InnerProduct)
+        } else {
+            Err(
                 CtxError::invalid(format!("unknown vector metric \"{name}\""))
                     .with_hint("use cosine, l2 or inner_product"),
-            ),
+            )
         }
     }
 
