@@ -52,6 +52,21 @@ extension_sql_file!(
     ]
 );
 
+extension_sql_file!(
+    "schema/checkpoints.sql",
+    name = "checkpoints_schema",
+    requires = [
+        "security_schema",
+        api::sealing::context_seal,
+        api::sealing::context_unseal
+    ]
+);
+extension_sql_file!(
+    "schema/llm_cache.sql",
+    name = "llm_cache_schema",
+    requires = ["security_schema"]
+);
+
 // Administrators' functions are not for every role (ctx.grant_access(role, admin => true)).
 extension_sql!(
     r#"

@@ -502,6 +502,12 @@ pub(crate) fn seal(key: &Key, plaintext: &[u8], aad: &[u8]) -> CtxResult<Vec<u8>
     Ok(sealed)
 }
 
+pub(crate) fn open_bytes(key: &Key, sealed: &[u8], aad: &[u8], what: &str) -> CtxResult<Vec<u8>> {
+    let bytes = crypto::open(key, sealed, aad, what)?;
+    metrics::count(Counter::Decryptions, 1);
+    Ok(bytes)
+}
+
 pub(crate) fn open_text(key: &Key, sealed: &[u8], aad: &[u8], what: &str) -> CtxResult<String> {
     let bytes = crypto::open(key, sealed, aad, what)?;
     metrics::count(Counter::Decryptions, 1);

@@ -10,5 +10,6 @@ pub mod metrics;
 pub mod processors;
 pub mod retention;
 pub mod schemas;
+pub mod sealing;
 pub mod state;
 pub mod worker;

@@ -211,6 +211,9 @@ BEGIN
     EXECUTE format('GRANT USAGE ON SCHEMA ctx TO %s', grant_access.role);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ctx.contexts, ctx.messages, ctx.summaries,
                     ctx.memories, ctx.state, ctx.data_keys TO %s', grant_access.role);
+    -- (created after this file; resolved when grant_access runs)
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ctx.threads, ctx.checkpoints, ctx.checkpoint_blobs,
+                    ctx.checkpoint_writes, ctx.llm_cache TO %s', grant_access.role);
     EXECUTE format('GRANT SELECT ON ctx.schemas, ctx.schema_migrations, ctx.processor_registry, ctx.processors,
                     ctx.namespace_processors, ctx.vector_indexes, ctx.tenant_roles, ctx.audit_log,
                     ctx.audited_tables, ctx.context_stats, ctx.namespace_stats TO %s', grant_access.role);
