@@ -70,3 +70,21 @@ class Database:
     async def in_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Runs a sync method from async code (an adapter given a sync connection)."""
         return await asyncio.to_thread(fn, *args, **kwargs)
+
+    def run(self, *steps: tuple[str, Any]) -> list[dict[str, Any]]:
+        """Runs statements in one transaction; returns the rows of the last."""
+        rows: list[dict[str, Any]] = []
+        with self.cursor() as cur:
+            for sql, params in steps:
+                cur.execute(sql, params)
+                rows = cur.fetchall() if cur.description else []
+        return rows
+
+    async def arun(self, *steps: tuple[str, Any]) -> list[dict[str, Any]]:
+        """:meth:`run` on an async connection."""
+        rows: list[dict[str, Any]] = []
+        async with self.acursor() as cur:
+            for sql, params in steps:
+                await cur.execute(sql, params)
+                rows = await cur.fetchall() if cur.description else []
+        return rows
