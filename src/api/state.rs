@@ -490,6 +490,7 @@ fn search_state(
     filter: default!(Option<JsonArg>, "'{}'"),
     max_rows: default!(Option<i32>, 100),
     skip: default!(Option<i32>, 0),
+    include_descendants: default!(Option<bool>, true),
 ) -> TableIterator<
     'static,
     (
@@ -498,6 +499,8 @@ fn search_state(
         name!(value, JsonB),
         name!(version, i64),
         name!(updated_at, TimestampWithTimeZone),
+        name!(created_at, TimestampWithTimeZone),
+        name!(expires_at, Option<TimestampWithTimeZone>),
     ),
 > {
     let rows = (|| -> CtxResult<Vec<_>> {
@@ -507,7 +510,14 @@ fn search_state(
         let skip = i64::from(required(skip, "skip")?);
         crate::core::conversation::check_non_negative(max_rows, "max_rows")?;
         crate::core::conversation::check_non_negative(skip, "skip")?;
-        let (mut parts, keys) = namespace::key_conditions("s.ns_key", &prefix, true, 1);
+        let descendants = required(include_descendants, "include_descendants")?;
+        if !descendants && prefix.is_empty() {
+            return Err(CtxError::invalid(
+                "'{}' with include_descendants => false names no namespace",
+            )
+            .with_hint("pass the namespace whose own values you want"));
+        }
+        let (mut parts, keys) = namespace::key_conditions("s.ns_key", &prefix, descendants, 1);
         let mut args: Vec<DatumWithOid> = keys.into_iter().map(DatumWithOid::from).collect();
         parts.push("(s.expires_at IS NULL OR s.expires_at > now())".into());
         parts.push("s.version > 0".into());
@@ -521,7 +531,7 @@ fn search_state(
         args.extend(compiled.params.iter().map(param_datum));
         let sql = format!(
             "SELECT s.namespace, s.key, s.value, s.version, s.updated_at, s.schema_name, s.schema_version,
-                    s.ns_key, s.value_enc
+                    s.ns_key, s.value_enc, s.created_at, s.expires_at
                FROM ctx.state s
               WHERE {} ORDER BY s.ns_key, s.key LIMIT {max_rows} OFFSET {skip}",
             parts.join(" AND ")
@@ -547,6 +557,8 @@ fn search_state(
                         JsonB(value),
                         required(row.get::<i64>(4)?, "version")?,
                         required(row.get::<TimestampWithTimeZone>(5)?, "updated_at")?,
+                        required(row.get::<TimestampWithTimeZone>(10)?, "created_at")?,
+                        row.get::<TimestampWithTimeZone>(11)?,
                     ))
                 })
                 .collect()

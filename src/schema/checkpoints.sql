@@ -89,7 +89,7 @@ INSERT INTO ctx.audited_tables VALUES
     ('checkpoint_writes', '{context_id,checkpoint_ns,checkpoint_id,task_id,idx}');
 
 CREATE FUNCTION ctx.thread_context(thread_id text, create_missing boolean DEFAULT true,
-                                   encrypted boolean DEFAULT NULL) RETURNS uuid
+                                   encrypted boolean DEFAULT NULL, processors jsonb DEFAULT NULL) RETURNS uuid
 LANGUAGE plpgsql AS $body$
 DECLARE
     found_id uuid;
@@ -113,7 +113,8 @@ BEGIN
     SELECT t.context_id INTO found_id FROM ctx.threads t
      WHERE t.tenant = tenant_name AND t.thread_id = thread_context.thread_id;
     IF found_id IS NULL THEN
-        found_id := ctx.create_context(name => thread_context.thread_id, encrypted => thread_context.encrypted);
+        found_id := ctx.create_context(name => thread_context.thread_id, encrypted => thread_context.encrypted,
+                                       processors => coalesce(thread_context.processors, '{}'));
         INSERT INTO ctx.threads (thread_id, context_id) VALUES (thread_context.thread_id, found_id);
     END IF;
     RETURN found_id;

@@ -7,6 +7,7 @@ connection is already inside one: ctxstore's writes join the application's trans
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar, Union
@@ -44,6 +45,10 @@ class Database:
             )
         self.conn = conn
         self.is_async = isinstance(conn, async_types)
+        # one connection serves one statement at a time: callers in several threads (LangGraph
+        # writes from a thread pool) or tasks take turns; a pool hands each its own connection
+        self._lock = threading.RLock()
+        self._alock: asyncio.Lock | None = None
 
     @contextmanager
     def cursor(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
@@ -52,7 +57,7 @@ class Database:
                 "this adapter was given an async connection: use its async (a-prefixed) methods"
             )
         if isinstance(self.conn, psycopg.Connection):
-            with self.conn.transaction(), self.conn.cursor(row_factory=dict_row) as cur:
+            with self._lock, self.conn.transaction(), self.conn.cursor(row_factory=dict_row) as cur:
                 yield cur
         else:
             with self.conn.connection() as c, c.transaction(), c.cursor(row_factory=dict_row) as cur:  # type: ignore[union-attr]
@@ -61,7 +66,9 @@ class Database:
     @asynccontextmanager
     async def acursor(self) -> AsyncIterator[psycopg.AsyncCursor[dict[str, Any]]]:
         if isinstance(self.conn, psycopg.AsyncConnection):
-            async with self.conn.transaction(), self.conn.cursor(row_factory=dict_row) as cur:
+            if self._alock is None:
+                self._alock = asyncio.Lock()
+            async with self._alock, self.conn.transaction(), self.conn.cursor(row_factory=dict_row) as cur:
                 yield cur
         else:
             async with self.conn.connection() as c, c.transaction(), c.cursor(row_factory=dict_row) as cur:  # type: ignore[union-attr]

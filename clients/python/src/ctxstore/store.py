@@ -1,0 +1,274 @@
+"""LangGraph's long-term memory store (``langgraph.store.base.BaseStore``) on ctxstore.
+
+Items are ctxstore state values (``ctx.put`` / ``ctx.search_state``) in namespace
+``(root, *namespace)``: versioned, audited, per tenant, encryptable by namespace. With an index
+configuration, the text at each indexed field is embedded on the client and stored as a
+ctxstore memory in the same namespace (``ctx.remember``), carrying the item's key and a copy of
+its value so that filters and vector ranking run together in one ``ctx.recall``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from langgraph.store.base import (
+    BaseStore,
+    GetOp,
+    IndexConfig,
+    Item,
+    ListNamespacesOp,
+    Op,
+    PutOp,
+    Result,
+    SearchItem,
+    SearchOp,
+    TTLConfig,
+    ensure_embeddings,
+    get_text_at_path,
+    tokenize_path,
+    validate_op_namespace,
+)
+from psycopg.types.json import Jsonb
+
+from ctxstore._db import Connection, Database
+
+_GET = """SELECT namespace, key, value, created_at, updated_at
+            FROM ctx.search_state(%s::text[], %s, 1, 0, include_descendants => false)"""
+_SEARCH = """SELECT namespace, key, value, created_at, updated_at
+               FROM ctx.search_state(%s::text[], %s, %s, %s)"""
+_PUT = "SELECT ctx.put(%s::text[], %s, %s, ttl => %s)"
+_DELETE = "SELECT ctx.delete_key(%s::text[], %s)"
+_FORGET = "SELECT ctx.forget(%s::text[], %s)"
+_REMEMBER = """SELECT ctx.remember(%s::text[], d.content, d.embedding::real[], %s, ttl => %s)
+                 FROM unnest(%s::text[], %s::text[]) AS d(content, embedding)"""
+_RECALL = """SELECT namespace, metadata->>'lg_key' AS key, similarity
+               FROM ctx.recall(%s::text[], %s::real[], k => %s, filter => %s, weights => %s)"""
+_SIMILARITY_ONLY = Jsonb({"similarity": 1, "text": 0, "recency": 0, "importance": 0})
+_NAMESPACES = """SELECT DISTINCT s.namespace[2:%s] AS ns FROM ctx.state s
+                  WHERE s.tenant = ctx.current_tenant() AND s.namespace[1] = %s AND s.version > 0
+                    AND (s.expires_at IS NULL OR s.expires_at > now()) {conditions}
+                  ORDER BY 1 LIMIT %s OFFSET %s"""
+
+
+def _vector_literal(vector: Sequence[float]) -> str:
+    return "{" + ",".join(repr(float(x)) for x in vector) + "}"
+
+
+class CtxstoreStore(BaseStore):
+    """A LangGraph store whose items live in ctxstore.
+
+    ``index`` (``{"dims": ..., "embed": ..., "fields": [...]}``) enables semantic search with a
+    client-side embedding function; ``ttl`` (``{"default_ttl": minutes}``) gives items a time
+    to live. ``root`` is the first label of every ctxstore namespace the store uses (LangGraph
+    reserves "langgraph" for itself, so no application namespace can collide with it).
+    Filters use ctxstore's filter language, which includes LangGraph's operators ($eq, $ne,
+    $gt, $gte, $lt, $lte) and adds $in, $nin, $contains, $exists, $or, $and, $not.
+    """
+
+    supports_ttl = True
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        index: IndexConfig | None = None,
+        ttl: TTLConfig | None = None,
+        root: str = "langgraph",
+    ) -> None:
+        self._db = Database(conn)
+        self.root = root
+        self.ttl_config = ttl
+        self.index_config = index
+        if index is not None:
+            self.embeddings = ensure_embeddings(index["embed"])
+            fields = index.get("fields") or ["$"]
+            self.index_fields = {f: (tokenize_path(f) if f != "$" else "$") for f in fields}
+
+    # -- planning: ops -> statements -----------------------------------------------------
+
+    def _ns(self, namespace: Sequence[str]) -> list[str]:
+        return [self.root, *namespace]
+
+    def _index_texts(self, op: PutOp) -> list[tuple[str, str]]:
+        """(field, text) pairs to embed for a put; none without an index or with index=False."""
+        if self.index_config is None or op.value is None or op.index is False:
+            return []
+        fields = (
+            self.index_fields
+            if op.index is None
+            else {f: (tokenize_path(f) if f != "$" else "$") for f in op.index}
+        )
+        pairs = []
+        for field, path in fields.items():
+            texts = [str(op.value)] if path == "$" else get_text_at_path(op.value, path)
+            pairs.extend((field, t) for t in texts)
+        return pairs
+
+    @staticmethod
+    def _ttl(minutes: float | None) -> timedelta | None:
+        return timedelta(minutes=minutes) if minutes is not None else None
+
+    def _put_steps(self, op: PutOp, vectors: list[list[float]], texts: list[tuple[str, str]]) -> list[tuple[str, Any]]:
+        ns = self._ns(op.namespace)
+        own = Jsonb({"namespace": ns, "lg_key": op.key})
+        steps: list[tuple[str, Any]] = []
+        if self.index_config is not None:
+            steps.append((_FORGET, (ns, own)))
+        if op.value is None:
+            steps.append((_DELETE, (ns, op.key)))
+            return steps
+        ttl = self._ttl(op.ttl)
+        steps.append((_PUT, (ns, op.key, Jsonb(op.value), ttl)))
+        if texts:
+            metadata = Jsonb({"lg_key": op.key, "value": op.value})
+            steps.append(
+                (_REMEMBER, (ns, metadata, ttl, [t for _, t in texts], [_vector_literal(v) for v in vectors]))
+            )
+        return steps
+
+    @staticmethod
+    def _value_filter(filter: dict[str, Any] | None) -> dict[str, Any]:
+        """A LangGraph filter on item values, addressed inside the memory copy of the value."""
+        return {f"value.{k}": v for k, v in (filter or {}).items()}
+
+    def _namespaces_step(self, op: ListNamespacesOp) -> tuple[str, Any]:
+        conditions, params = [], []
+        for condition in op.match_conditions or ():
+            path = list(condition.path)
+            if condition.match_type == "prefix":
+                conditions.append("cardinality(s.namespace) >= %s")
+                params.append(len(path) + 1)
+                for i, label in enumerate(path):
+                    if label != "*":
+                        conditions.append("s.namespace[%s] = %s")
+                        params.extend([i + 2, label])
+            else:
+                conditions.append("cardinality(s.namespace) >= %s")
+                params.append(len(path) + 1)
+                for i, label in enumerate(path):
+                    if label != "*":
+                        conditions.append("s.namespace[cardinality(s.namespace) - %s] = %s")
+                        params.extend([len(path) - 1 - i, label])
+        sql = _NAMESPACES.format(conditions="".join(f" AND {c}" for c in conditions))
+        depth = (op.max_depth + 1) if op.max_depth is not None else 33
+        return sql, (depth, self.root, *params, op.limit, op.offset)
+
+    def _item(self, row: dict[str, Any], score: float | None = None, search: bool = False) -> Item:
+        namespace = tuple(row["namespace"][1:])
+        if search:
+            return SearchItem(
+                namespace, row["key"], row["value"], row["created_at"], row["updated_at"], score
+            )
+        return Item(
+            value=row["value"],
+            key=row["key"],
+            namespace=namespace,
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    # -- execution: one transaction per batch ------------------------------------------
+    # Each op runs as a generator that yields statements and receives their rows, so the
+    # same logic drives a sync cursor and an async one.
+
+    def _op(self, op: Op, texts: list[tuple[str, str]], vectors: list[list[float]], query: list[float] | None) -> Generator[tuple[str, Any], list[dict[str, Any]], Result]:
+        if isinstance(op, GetOp):
+            rows = yield (_GET, (self._ns(op.namespace), Jsonb({"key": op.key})))
+            return self._item(rows[0]) if rows else None
+        if isinstance(op, PutOp):
+            for step in self._put_steps(op, vectors, texts):
+                yield step
+            return None
+        if isinstance(op, ListNamespacesOp):
+            rows = yield self._namespaces_step(op)
+            return [tuple(r["ns"]) for r in rows]
+        if isinstance(op, SearchOp) and query is None:
+            rows = yield (_SEARCH, (self._ns(op.namespace_prefix), Jsonb(op.filter or {}), op.limit, op.offset))
+            return [self._item(r, None, search=True) for r in rows]
+        if isinstance(op, SearchOp):
+            return (yield from self._vector_search(op, query))
+        raise ValueError(f"unknown store operation {type(op).__name__}")
+
+    def _vector_search(self, op: SearchOp, vector: list[float]) -> Generator[tuple[str, Any], list[dict[str, Any]], list[SearchItem]]:
+        """Items ranked by their best-matching indexed field: recall enough memories to cover
+        offset + limit distinct items (doubling k while several fields of one item match)."""
+        ns = self._ns(op.namespace_prefix)
+        wanted = op.offset + op.limit
+        k = max(wanted * len(self.index_fields), 10)
+        while True:
+            rows = yield (_RECALL, (ns, _vector_literal(vector), k, Jsonb(self._value_filter(op.filter)), _SIMILARITY_ONLY))
+            best: dict[tuple[tuple[str, ...], str], float] = {}
+            for r in rows:  # best first: the first hit of an item is its score
+                best.setdefault((tuple(r["namespace"]), r["key"]), float(r["similarity"]))
+            if len(rows) < k or len(best) >= wanted:
+                break
+            k *= 2
+        items = []
+        for (item_ns, key), score in list(best.items())[op.offset : wanted]:
+            found = yield (_GET, (list(item_ns), Jsonb({"key": key})))
+            if found:
+                items.append(self._item(found[0], score, search=True))
+        return items
+
+    def _prepare(self, ops: Iterable[Op]) -> tuple[list[Op], list[str], list[str]]:
+        ops = list(ops)
+        for op in ops:
+            validate_op_namespace(op)
+        queries = [op.query for op in ops if isinstance(op, SearchOp) and op.query]
+        if queries and self.index_config is None:
+            raise ValueError("search with a query needs a store created with index=...")
+        texts = [t for op in ops if isinstance(op, PutOp) for _, t in self._index_texts(op)]
+        return ops, queries, texts
+
+    def _generators(self, ops: list[Op], vectors: list[list[float]]) -> list[Generator[Any, Any, Result]]:
+        at = 0
+        query_vectors = {}
+        for i, op in enumerate(ops):
+            if isinstance(op, SearchOp) and op.query:
+                query_vectors[i] = vectors[at]
+                at += 1
+        generators = []
+        for i, op in enumerate(ops):
+            texts = self._index_texts(op) if isinstance(op, PutOp) else []
+            generators.append(self._op(op, texts, vectors[at : at + len(texts)], query_vectors.get(i)))
+            at += len(texts)
+        return generators
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        ops, queries, texts = self._prepare(ops)
+        vectors = [self.embeddings.embed_query(q) for q in queries]
+        vectors += self.embeddings.embed_documents(texts) if texts else []
+        results: list[Result] = []
+        with self._db.cursor() as cur:
+            for gen in self._generators(ops, vectors):
+                try:
+                    statement = next(gen)
+                    while True:
+                        cur.execute(*statement)
+                        statement = gen.send(cur.fetchall() if cur.description else [])
+                except StopIteration as done:
+                    results.append(done.value)
+        return results
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        if not self._db.is_async:
+            return await self._db.in_thread(self.batch, ops)
+        ops, queries, texts = self._prepare(ops)
+        vectors = [await self.embeddings.aembed_query(q) for q in queries]
+        vectors += await self.embeddings.aembed_documents(texts) if texts else []
+        results: list[Result] = []
+        async with self._db.acursor() as cur:
+            for gen in self._generators(ops, vectors):
+                try:
+                    statement = next(gen)
+                    while True:
+                        await cur.execute(*statement)
+                        statement = gen.send(await cur.fetchall() if cur.description else [])
+                except StopIteration as done:
+                    results.append(done.value)
+        return results
+
+
+__all__ = ["CtxstoreStore"]

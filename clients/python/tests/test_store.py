@@ -1,0 +1,124 @@
+"""CtxstoreStore (LangGraph BaseStore): items, namespaces, filters, vector search, TTL."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+from langgraph.store.base import GetOp, PutOp, SearchOp
+
+from ctxstore.store import CtxstoreStore
+
+VOCABULARY = ["pizza", "pasta", "sushi", "cat", "dog", "python", "rust", "tea", "coffee"]
+
+
+def embed(texts: list[str]) -> list[list[float]]:
+    """Bag of words over a fixed vocabulary: similarity is word overlap."""
+    vectors = []
+    for text in texts:
+        words = text.lower().split()
+        vector = [float(words.count(w)) for w in VOCABULARY]
+        vectors.append(vector if any(vector) else [0.01] * len(VOCABULARY))
+    return vectors
+
+
+INDEX = {"dims": len(VOCABULARY), "embed": embed, "fields": ["text"]}
+
+
+def test_put_get_update_delete(conn: psycopg.Connection) -> None:
+    store = CtxstoreStore(conn)
+    assert store.get(("users", "u1"), "profile") is None
+    store.put(("users", "u1"), "profile", {"name": "Ada", "langs": ["rust"]})
+    item = store.get(("users", "u1"), "profile")
+    assert item.value == {"name": "Ada", "langs": ["rust"]}
+    assert item.namespace == ("users", "u1") and item.key == "profile"
+    created = item.created_at
+    store.put(("users", "u1"), "profile", {"name": "Ada L."})
+    item = store.get(("users", "u1"), "profile")
+    assert item.value == {"name": "Ada L."} and item.created_at == created and item.updated_at >= created
+    store.delete(("users", "u1"), "profile")
+    assert store.get(("users", "u1"), "profile") is None
+
+
+def test_batch_runs_in_one_transaction(conn: psycopg.Connection) -> None:
+    store = CtxstoreStore(conn)
+    results = store.batch(
+        [
+            PutOp(("docs",), "a", {"n": 1}),
+            GetOp(("docs",), "a"),
+            SearchOp(("docs",), filter={"n": 1}),
+        ]
+    )
+    assert results[0] is None and results[1].value == {"n": 1} and [i.key for i in results[2]] == ["a"]
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        store.batch([PutOp(("docs",), "b", {"n": 2}), PutOp(("docs",), "", {"n": 3})])
+    assert store.get(("docs",), "b") is None  # the failed batch left nothing behind
+
+
+def test_search_with_filters_and_paging(conn: psycopg.Connection) -> None:
+    store = CtxstoreStore(conn)
+    for n in range(6):
+        store.put(("shop", "items"), f"i{n}", {"price": n * 10, "tag": "even" if n % 2 == 0 else "odd"})
+    store.put(("shop", "items", "archived"), "old", {"price": 5, "tag": "even"})
+    assert [i.key for i in store.search(("shop",), filter={"tag": "even"}, limit=10)] == ["i0", "i2", "i4", "old"]
+    assert [i.key for i in store.search(("shop", "items"), filter={"price": {"$gte": 30}})] == ["i3", "i4", "i5"]
+    assert [i.key for i in store.search(("shop",), limit=2, offset=1)] == ["i1", "i2"]
+    assert all(i.score is None for i in store.search(("shop",)))
+
+
+def test_list_namespaces(conn: psycopg.Connection) -> None:
+    store = CtxstoreStore(conn)
+    for ns in [("a", "x", "v1"), ("a", "y", "v1"), ("a", "y", "v2"), ("b", "x", "v1")]:
+        store.put(ns, "k", {"ok": True})
+    assert store.list_namespaces() == [("a", "x", "v1"), ("a", "y", "v1"), ("a", "y", "v2"), ("b", "x", "v1")]
+    assert store.list_namespaces(prefix=("a",)) == [("a", "x", "v1"), ("a", "y", "v1"), ("a", "y", "v2")]
+    assert store.list_namespaces(suffix=("v1",)) == [("a", "x", "v1"), ("a", "y", "v1"), ("b", "x", "v1")]
+    assert store.list_namespaces(prefix=("*", "x")) == [("a", "x", "v1"), ("b", "x", "v1")]
+    assert store.list_namespaces(max_depth=1) == [("a",), ("b",)]
+    assert store.list_namespaces(limit=1, offset=1) == [("a", "y", "v1")]
+
+
+def test_vector_search_ranks_by_meaning_and_filters(conn: psycopg.Connection) -> None:
+    store = CtxstoreStore(conn, index=INDEX)
+    store.put(("memories",), "m1", {"text": "I love pizza and pasta", "kind": "food"})
+    store.put(("memories",), "m2", {"text": "my cat and my dog", "kind": "pets"})
+    store.put(("memories",), "m3", {"text": "sushi with tea", "kind": "food"})
+    store.put(("memories",), "m4", {"text": "pizza party secret"}, index=False)
+    hits = store.search(("memories",), query="pizza pasta", limit=2)
+    assert hits[0].key == "m1"
+    assert hits[0].score > 0.9
+    assert all(h.key != "m4" for h in store.search(("memories",), query="pizza", limit=10))
+    food = store.search(("memories",), query="cat", filter={"kind": "food"}, limit=5)
+    assert {h.key for h in food} == {"m1", "m3"}
+    # re-indexing on update: m2 is about food now
+    store.put(("memories",), "m2", {"text": "pasta pasta pasta", "kind": "food"})
+    assert store.search(("memories",), query="pasta", limit=1)[0].key == "m2"
+    store.delete(("memories",), "m2")
+    assert all(h.key != "m2" for h in store.search(("memories",), query="pasta", limit=10))
+
+
+def test_ttl_expires_items(conn: psycopg.Connection) -> None:
+    store = CtxstoreStore(conn, index=INDEX)
+    store.put(("tmp",), "short", {"text": "coffee"}, ttl=0.005)  # 0.3 seconds
+    store.put(("tmp",), "long", {"text": "coffee tea"})
+    assert store.get(("tmp",), "short") is not None
+    time.sleep(0.5)
+    assert store.get(("tmp",), "short") is None
+    assert [h.key for h in store.search(("tmp",), query="coffee", limit=5)] == ["long"]
+
+
+def test_query_without_index_is_refused(conn: psycopg.Connection) -> None:
+    with pytest.raises(ValueError, match="index"):
+        CtxstoreStore(conn).search(("x",), query="anything")
+
+
+async def test_async_connection(aconn: psycopg.AsyncConnection) -> None:
+    store = CtxstoreStore(aconn, index=INDEX)
+    await store.aput(("a",), "k1", {"text": "rust and python"})
+    await store.aput(("a", "b"), "k2", {"text": "tea"})
+    assert (await store.aget(("a",), "k1")).value == {"text": "rust and python"}
+    assert [h.key for h in await store.asearch(("a",), query="python", limit=1)] == ["k1"]
+    assert await store.alist_namespaces(prefix=("a",)) == [("a",), ("a", "b")]
+    await store.adelete(("a",), "k1")
+    assert await store.aget(("a",), "k1") is None
