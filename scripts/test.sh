@@ -3,6 +3,7 @@
 #   1. unit tests of the pure kernels (plain cargo test, no Postgres)
 #   2. #[pg_test] tests inside Postgres (cargo pgrx test, run as postgres)
 #   3. pg_regress SQL tests + the concurrency test against an installed build
+#   4. the Python adapters against LangChain's and LangGraph's published test suites
 # Pass servers to restrict:  scripts/test.sh pg18
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,6 +48,9 @@ for server in "${servers[@]}"; do
 
   echo "==> tier 3: SQL regression + concurrency on $server"
   tier 'sql tests: [0-9]+ passed' "$root/scripts/regress.sh" "$server"
+
+  echo "==> tier 4: Python adapters (LangChain / LangGraph suites) on $server"
+  tier 'client tests: [0-9]+ passed' "$root/tests/clients.sh" "$server"
 done
 echo "==> all tiers passed on: ${servers[*]}"
 echo "ctxstore: $passed passed, 0 failed"

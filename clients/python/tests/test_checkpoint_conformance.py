@@ -5,6 +5,7 @@ printed and written to tests/reports/."""
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 
 import pytest
@@ -14,7 +15,7 @@ from langgraph.checkpoint.conformance.report import ProgressCallbacks
 
 from ctxstore.checkpoint import AsyncCtxstoreSaver, CtxstoreSaver
 
-REPORTS = pathlib.Path(__file__).parent / "reports"
+REPORTS = pathlib.Path(os.environ.get("CTXSTORE_REPORTS") or pathlib.Path(__file__).parent / "reports")
 
 
 @checkpointer_test(name="CtxstoreSaver")
