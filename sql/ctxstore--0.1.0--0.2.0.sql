@@ -1,5 +1,8 @@
 -- ctxstore 0.1.0 -> 0.2.0
 \echo Use "ALTER EXTENSION ctxstore UPDATE TO '0.2.0'" to load this file. \quit
+-- Layout: hand-written changes, then the function section (regenerated with
+-- scripts/upgrade_functions.py from the generated schema), then the statements that must run
+-- with the new library (after the "(after the function section" line).
 
 -- pg_dump keeps the role bindings of tenants (they are data).
 SELECT pg_catalog.pg_extension_config_dump('ctx.tenant_roles', '');
@@ -32,6 +35,568 @@ BEGIN
     RETURN sealed;
 END
 $body$;
+
+-- ctx.search_state: include_descendants, and created_at / expires_at in its rows (the function
+-- section below creates the new signature).
+DROP FUNCTION ctx.search_state(text[], jsonb, integer, integer);
+
+-- Application roles get the new tables too.
+CREATE OR REPLACE FUNCTION ctx.grant_access(role regrole, admin boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql AS $body$
+BEGIN
+    IF grant_access.role IS NULL THEN
+        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA ctx TO %s', grant_access.role);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ctx.contexts, ctx.messages, ctx.summaries,
+                    ctx.memories, ctx.state, ctx.data_keys TO %s', grant_access.role);
+    -- (created after this file; resolved when grant_access runs)
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ctx.threads, ctx.checkpoints, ctx.checkpoint_blobs,
+                    ctx.checkpoint_writes, ctx.llm_cache TO %s', grant_access.role);
+    EXECUTE format('GRANT SELECT ON ctx.schemas, ctx.schema_migrations, ctx.processor_registry, ctx.processors,
+                    ctx.namespace_processors, ctx.vector_indexes, ctx.tenant_roles, ctx.audit_log,
+                    ctx.audited_tables, ctx.context_stats, ctx.namespace_stats TO %s', grant_access.role);
+    IF grant_access.admin THEN
+        EXECUTE format('GRANT INSERT, UPDATE, DELETE ON ctx.schemas, ctx.schema_migrations,
+                        ctx.processor_registry, ctx.namespace_processors TO %s', grant_access.role);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.set_audit(text, boolean), ctx.seal_audit(),
+                        ctx.verify_audit() TO %s', grant_access.role);
+        -- (created after this file; resolved when grant_access runs)
+        EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.rotate_master_key(text) TO %s', grant_access.role);
+    END IF;
+END
+$body$;
+
+-- The checkpoint store and the LLM response cache, as src/schema/checkpoints.sql and
+-- src/schema/llm_cache.sql create them. Their SQL functions call ctx.context_seal/unseal, which
+-- the function section below creates: bodies are checked when the script has run.
+SET LOCAL check_function_bodies = off;
+
+-- The checkpoint store of graph-based agents (LangGraph's BaseCheckpointSaver contract): per
+-- thread and namespace, checkpoints with parent pointers and metadata, channel values stored
+-- once per (channel, version), and the pending writes of each task.
+--
+-- A thread is a context: its checkpoints live beside its messages and working memory, follow
+-- its tenant, are sealed with its data key when it is encrypted, and go when it is deleted or
+-- shredded. Thread ids are the application's own strings; ctx.threads maps them to contexts.
+
+CREATE TABLE ctx.threads (
+    tenant      text NOT NULL DEFAULT ctx.current_tenant(),
+    thread_id   text NOT NULL CHECK (thread_id <> '' AND octet_length(thread_id) <= 1024),
+    context_id  uuid NOT NULL UNIQUE,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant, thread_id),
+    FOREIGN KEY (tenant, context_id) REFERENCES ctx.contexts (tenant, id) ON DELETE CASCADE
+);
+
+CREATE TABLE ctx.checkpoints (
+    context_id    uuid NOT NULL,
+    tenant        text NOT NULL DEFAULT ctx.current_tenant(),
+    checkpoint_ns text NOT NULL DEFAULT '',
+    -- LangGraph's ids are time-ordered (uuid6): byte order is creation order
+    checkpoint_id text COLLATE "C" NOT NULL CHECK (checkpoint_id <> ''),
+    parent_checkpoint_id text COLLATE "C",
+    -- metadata.run_id, for ctx.checkpoint_delete_runs
+    run_id        text,
+    -- the checkpoint without its channel values (versions, versions seen, timestamps: no
+    -- application data, so it stays readable for garbage collection of unreferenced values)
+    checkpoint    jsonb NOT NULL CHECK (jsonb_typeof(checkpoint) = 'object'),
+    -- {} in an encrypted context, where metadata_enc holds it
+    metadata      jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
+    metadata_enc  bytea,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    trace_id      text DEFAULT ctx.current_trace_id(),
+    PRIMARY KEY (context_id, checkpoint_ns, checkpoint_id),
+    FOREIGN KEY (tenant, context_id) REFERENCES ctx.contexts (tenant, id) ON DELETE CASCADE
+);
+CREATE INDEX checkpoints_run_idx ON ctx.checkpoints (run_id) WHERE run_id IS NOT NULL;
+
+-- A channel's value at a version, shared by every checkpoint that saw that version.
+CREATE TABLE ctx.checkpoint_blobs (
+    context_id    uuid NOT NULL,
+    tenant        text NOT NULL DEFAULT ctx.current_tenant(),
+    checkpoint_ns text NOT NULL DEFAULT '',
+    channel       text NOT NULL,
+    version       text NOT NULL,
+    -- the client serializer's type tag ('empty': the channel had no value)
+    type          text NOT NULL,
+    blob          bytea,  -- lz4 + AES-256-GCM in an encrypted context
+    PRIMARY KEY (context_id, checkpoint_ns, channel, version),
+    FOREIGN KEY (tenant, context_id) REFERENCES ctx.contexts (tenant, id) ON DELETE CASCADE
+);
+
+CREATE TABLE ctx.checkpoint_writes (
+    context_id    uuid NOT NULL,
+    tenant        text NOT NULL DEFAULT ctx.current_tenant(),
+    checkpoint_ns text NOT NULL DEFAULT '',
+    checkpoint_id text COLLATE "C" NOT NULL,
+    task_id       text NOT NULL,
+    task_path     text NOT NULL DEFAULT '',
+    idx           integer NOT NULL,
+    channel       text NOT NULL,
+    type          text NOT NULL,
+    blob          bytea NOT NULL,  -- lz4 + AES-256-GCM in an encrypted context
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (context_id, checkpoint_ns, checkpoint_id, task_id, idx),
+    FOREIGN KEY (tenant, context_id) REFERENCES ctx.contexts (tenant, id) ON DELETE CASCADE
+);
+
+SELECT pg_catalog.pg_extension_config_dump('ctx.threads', '');
+SELECT pg_catalog.pg_extension_config_dump('ctx.checkpoints', '');
+SELECT pg_catalog.pg_extension_config_dump('ctx.checkpoint_blobs', '');
+SELECT pg_catalog.pg_extension_config_dump('ctx.checkpoint_writes', '');
+
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['threads', 'checkpoints', 'checkpoint_blobs', 'checkpoint_writes'] LOOP
+        EXECUTE format('ALTER TABLE ctx.%I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format($p$CREATE POLICY tenant_isolation ON ctx.%I
+                          USING (tenant = (SELECT ctx.current_tenant()))
+                          WITH CHECK (tenant = (SELECT ctx.current_tenant()))$p$, t);
+    END LOOP;
+END $$;
+
+
+CREATE FUNCTION ctx.thread_context(thread_id text, create_missing boolean DEFAULT true,
+                                   encrypted boolean DEFAULT NULL, processors jsonb DEFAULT NULL) RETURNS uuid
+LANGUAGE plpgsql AS $body$
+DECLARE
+    found_id uuid;
+    tenant_name text := ctx.current_tenant();
+BEGIN
+    IF thread_context.thread_id IS NULL THEN
+        RAISE EXCEPTION 'thread_id must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF thread_context.thread_id = '' OR octet_length(thread_context.thread_id) > 1024 THEN
+        RAISE EXCEPTION 'a thread id must be 1 to 1,024 bytes long' USING ERRCODE = '22023',
+            HINT = 'use the id your framework gives the conversation, e.g. LangGraph''s thread_id';
+    END IF;
+    SELECT t.context_id INTO found_id FROM ctx.threads t
+     WHERE t.tenant = tenant_name AND t.thread_id = thread_context.thread_id;
+    IF found_id IS NOT NULL OR NOT coalesce(create_missing, true) THEN
+        RETURN found_id;
+    END IF;
+    -- two sessions creating the same thread: the second waits and finds the first's
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
+        'ctxstore.thread' || chr(31) || tenant_name || chr(31) || thread_context.thread_id, 0));
+    SELECT t.context_id INTO found_id FROM ctx.threads t
+     WHERE t.tenant = tenant_name AND t.thread_id = thread_context.thread_id;
+    IF found_id IS NULL THEN
+        found_id := ctx.create_context(name => thread_context.thread_id, encrypted => thread_context.encrypted,
+                                       processors => coalesce(thread_context.processors, '{}'));
+        INSERT INTO ctx.threads (thread_id, context_id) VALUES (thread_context.thread_id, found_id);
+    END IF;
+    RETURN found_id;
+END
+$body$;
+
+-- Puts take this lock shared, garbage collection exclusive: a put that reuses a stored channel
+-- value never sees it deleted under it.
+CREATE FUNCTION ctx.checkpoint_put(thread_id text, checkpoint_ns text, checkpoint jsonb,
+                                   metadata jsonb DEFAULT '{}', parent_checkpoint_id text DEFAULT NULL,
+                                   channels text[] DEFAULT '{}', versions text[] DEFAULT '{}',
+                                   types text[] DEFAULT '{}', blobs bytea[] DEFAULT '{}')
+RETURNS text
+LANGUAGE plpgsql AS $body$
+DECLARE
+    cid uuid;
+    sealed boolean;
+    new_id text := checkpoint_put.checkpoint->>'id';
+    ns text := coalesce(checkpoint_put.checkpoint_ns, '');
+    md jsonb := coalesce(checkpoint_put.metadata, '{}');
+BEGIN
+    IF checkpoint_put.checkpoint IS NULL THEN
+        RAISE EXCEPTION 'checkpoint must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF jsonb_typeof(checkpoint_put.checkpoint) <> 'object' OR jsonb_typeof(checkpoint_put.checkpoint->'id') IS DISTINCT FROM 'string'
+       OR new_id = '' THEN
+        RAISE EXCEPTION 'checkpoint must be a JSON object with a non-empty string "id"' USING ERRCODE = '22023';
+    END IF;
+    IF checkpoint_put.checkpoint ? 'channel_values' THEN
+        RAISE EXCEPTION 'checkpoint must not carry channel_values' USING ERRCODE = '22023',
+            HINT = 'pass each channel''s value in channels/versions/types/blobs; they are stored once per version';
+    END IF;
+    IF jsonb_typeof(md) <> 'object' THEN
+        RAISE EXCEPTION 'metadata must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    IF cardinality(coalesce(checkpoint_put.channels, '{}')) <> cardinality(coalesce(checkpoint_put.versions, '{}'))
+       OR cardinality(coalesce(checkpoint_put.channels, '{}')) <> cardinality(coalesce(checkpoint_put.types, '{}'))
+       OR cardinality(coalesce(checkpoint_put.channels, '{}')) <> cardinality(coalesce(checkpoint_put.blobs, '{}')) THEN
+        RAISE EXCEPTION 'channels, versions, types and blobs must have the same length' USING ERRCODE = '22023';
+    END IF;
+    IF array_position(checkpoint_put.channels, NULL) IS NOT NULL OR array_position(checkpoint_put.versions, NULL) IS NOT NULL
+       OR array_position(checkpoint_put.types, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'channels, versions and types must not contain NULL' USING ERRCODE = '22004';
+    END IF;
+    cid := ctx.thread_context(checkpoint_put.thread_id);
+    SELECT c.encrypted INTO sealed FROM ctx.contexts c WHERE c.id = cid;
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || cid::text, 0));
+
+    INSERT INTO ctx.checkpoint_blobs AS b (context_id, checkpoint_ns, channel, version, type, blob)
+    SELECT cid, ns, v.channel, v.version, v.type,
+           CASE WHEN sealed AND v.blob IS NOT NULL
+                THEN ctx.context_seal(cid, v.blob, concat_ws(chr(31), 'checkpoint_blobs', ns, v.channel, v.version))
+                ELSE v.blob END
+      FROM unnest(checkpoint_put.channels, checkpoint_put.versions, checkpoint_put.types, checkpoint_put.blobs)
+           AS v(channel, version, type, blob)
+    ON CONFLICT ON CONSTRAINT checkpoint_blobs_pkey DO NOTHING;
+
+    INSERT INTO ctx.checkpoints AS c (context_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id,
+                                      checkpoint, metadata, metadata_enc)
+    VALUES (cid, ns, new_id, checkpoint_put.parent_checkpoint_id, md->>'run_id', checkpoint_put.checkpoint,
+            CASE WHEN sealed THEN '{}' ELSE md END,
+            CASE WHEN sealed THEN ctx.context_seal(cid, convert_to(md::text, 'UTF8'),
+                                                  concat_ws(chr(31), 'checkpoints.metadata', ns, new_id)) END)
+    ON CONFLICT ON CONSTRAINT checkpoints_pkey DO UPDATE
+       SET parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id,
+           checkpoint = excluded.checkpoint, metadata = excluded.metadata, metadata_enc = excluded.metadata_enc,
+           trace_id = excluded.trace_id;
+    RETURN new_id;
+END
+$body$;
+
+CREATE FUNCTION ctx.checkpoint_put_writes(thread_id text, checkpoint_ns text, checkpoint_id text, task_id text,
+                                          idxs integer[], channels text[], types text[], blobs bytea[],
+                                          task_path text DEFAULT '', overwrite boolean DEFAULT false)
+RETURNS integer
+LANGUAGE plpgsql AS $body$
+DECLARE
+    cid uuid;
+    sealed boolean;
+    ns text := coalesce(checkpoint_put_writes.checkpoint_ns, '');
+    written integer;
+BEGIN
+    IF checkpoint_put_writes.checkpoint_id IS NULL OR checkpoint_put_writes.task_id IS NULL
+       OR checkpoint_put_writes.idxs IS NULL OR checkpoint_put_writes.channels IS NULL
+       OR checkpoint_put_writes.types IS NULL OR checkpoint_put_writes.blobs IS NULL THEN
+        RAISE EXCEPTION 'checkpoint_id, task_id, idxs, channels, types and blobs must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF cardinality(checkpoint_put_writes.idxs) <> cardinality(checkpoint_put_writes.channels)
+       OR cardinality(checkpoint_put_writes.idxs) <> cardinality(checkpoint_put_writes.types)
+       OR cardinality(checkpoint_put_writes.idxs) <> cardinality(checkpoint_put_writes.blobs) THEN
+        RAISE EXCEPTION 'idxs, channels, types and blobs must have the same length' USING ERRCODE = '22023';
+    END IF;
+    IF array_position(checkpoint_put_writes.idxs, NULL) IS NOT NULL OR array_position(checkpoint_put_writes.channels, NULL) IS NOT NULL
+       OR array_position(checkpoint_put_writes.types, NULL) IS NOT NULL OR array_position(checkpoint_put_writes.blobs, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'idxs, channels, types and blobs must not contain NULL' USING ERRCODE = '22004';
+    END IF;
+    cid := ctx.thread_context(checkpoint_put_writes.thread_id);
+    SELECT c.encrypted INTO sealed FROM ctx.contexts c WHERE c.id = cid;
+    INSERT INTO ctx.checkpoint_writes AS w (context_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
+    SELECT cid, ns, checkpoint_put_writes.checkpoint_id, checkpoint_put_writes.task_id,
+           coalesce(checkpoint_put_writes.task_path, ''), v.idx, v.channel, v.type,
+           CASE WHEN sealed
+                THEN ctx.context_seal(cid, v.blob, concat_ws(chr(31), 'checkpoint_writes', ns,
+                                      checkpoint_put_writes.checkpoint_id, checkpoint_put_writes.task_id, v.idx::text))
+                ELSE v.blob END
+      FROM unnest(checkpoint_put_writes.idxs, checkpoint_put_writes.channels, checkpoint_put_writes.types,
+                  checkpoint_put_writes.blobs) AS v(idx, channel, type, blob)
+    ON CONFLICT ON CONSTRAINT checkpoint_writes_pkey DO UPDATE
+       SET channel = excluded.channel, type = excluded.type, blob = excluded.blob, task_path = excluded.task_path
+     WHERE checkpoint_put_writes.overwrite;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END
+$body$;
+
+CREATE FUNCTION ctx.checkpoint_list(thread_id text DEFAULT NULL, checkpoint_ns text DEFAULT NULL,
+                                    filter jsonb DEFAULT NULL, before text DEFAULT NULL,
+                                    max_rows integer DEFAULT NULL, checkpoint_id text DEFAULT NULL)
+RETURNS TABLE(thread_id text, checkpoint_ns text, checkpoint_id text, parent_checkpoint_id text,
+              checkpoint jsonb, metadata jsonb, channels text[], types text[], blobs bytea[],
+              write_task_ids text[], write_channels text[], write_types text[], write_blobs bytea[],
+              created_at timestamptz)
+LANGUAGE sql STABLE AS $body$
+    SELECT t.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.checkpoint, md.metadata,
+           coalesce(b.channels, '{}'), coalesce(b.types, '{}'), coalesce(b.blobs, '{}'),
+           coalesce(w.task_ids, '{}'), coalesce(w.channels, '{}'), coalesce(w.types, '{}'), coalesce(w.blobs, '{}'),
+           c.created_at
+      FROM ctx.threads t
+      JOIN ctx.contexts x ON x.id = t.context_id
+      JOIN ctx.checkpoints c ON c.context_id = t.context_id
+     CROSS JOIN LATERAL (
+           SELECT CASE WHEN c.metadata_enc IS NULL THEN c.metadata
+                       ELSE convert_from(ctx.context_unseal(c.context_id, c.metadata_enc,
+                                concat_ws(chr(31), 'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id)), 'UTF8')::jsonb
+                  END AS metadata) md
+      LEFT JOIN LATERAL (
+           SELECT array_agg(bl.channel ORDER BY bl.channel) AS channels,
+                  array_agg(bl.type ORDER BY bl.channel) AS types,
+                  array_agg(CASE WHEN x.encrypted AND bl.blob IS NOT NULL
+                                 THEN ctx.context_unseal(bl.context_id, bl.blob,
+                                          concat_ws(chr(31), 'checkpoint_blobs', bl.checkpoint_ns, bl.channel, bl.version))
+                                 ELSE bl.blob END ORDER BY bl.channel) AS blobs
+             FROM jsonb_each_text(c.checkpoint->'channel_versions') AS v(channel, version)
+             JOIN ctx.checkpoint_blobs bl
+               ON bl.context_id = c.context_id AND bl.checkpoint_ns = c.checkpoint_ns
+              AND bl.channel = v.channel AND bl.version = v.version) b ON true
+      LEFT JOIN LATERAL (
+           SELECT array_agg(wr.task_id ORDER BY wr.task_path, wr.task_id, wr.idx) AS task_ids,
+                  array_agg(wr.channel ORDER BY wr.task_path, wr.task_id, wr.idx) AS channels,
+                  array_agg(wr.type ORDER BY wr.task_path, wr.task_id, wr.idx) AS types,
+                  array_agg(CASE WHEN x.encrypted
+                                 THEN ctx.context_unseal(wr.context_id, wr.blob,
+                                          concat_ws(chr(31), 'checkpoint_writes', wr.checkpoint_ns, wr.checkpoint_id,
+                                                    wr.task_id, wr.idx::text))
+                                 ELSE wr.blob END ORDER BY wr.task_path, wr.task_id, wr.idx) AS blobs
+             FROM ctx.checkpoint_writes wr
+            WHERE wr.context_id = c.context_id AND wr.checkpoint_ns = c.checkpoint_ns
+              AND wr.checkpoint_id = c.checkpoint_id) w ON true
+     WHERE t.tenant = ctx.current_tenant()
+       AND (checkpoint_list.thread_id IS NULL OR t.thread_id = checkpoint_list.thread_id)
+       AND (checkpoint_list.checkpoint_ns IS NULL OR c.checkpoint_ns = checkpoint_list.checkpoint_ns)
+       AND (checkpoint_list.checkpoint_id IS NULL OR c.checkpoint_id = checkpoint_list.checkpoint_id)
+       AND (checkpoint_list.before IS NULL OR c.checkpoint_id < checkpoint_list.before)
+       AND (checkpoint_list.filter IS NULL OR md.metadata @> checkpoint_list.filter)
+     ORDER BY c.checkpoint_id DESC, c.checkpoint_ns
+     LIMIT checkpoint_list.max_rows
+$body$;
+
+CREATE FUNCTION ctx.checkpoint_get(thread_id text, checkpoint_ns text DEFAULT '', checkpoint_id text DEFAULT NULL)
+RETURNS TABLE(thread_id text, checkpoint_ns text, checkpoint_id text, parent_checkpoint_id text,
+              checkpoint jsonb, metadata jsonb, channels text[], types text[], blobs bytea[],
+              write_task_ids text[], write_channels text[], write_types text[], write_blobs bytea[],
+              created_at timestamptz)
+LANGUAGE sql STABLE AS $body$
+    SELECT * FROM ctx.checkpoint_list(checkpoint_get.thread_id, coalesce(checkpoint_get.checkpoint_ns, ''),
+                                      max_rows => 1, checkpoint_id => checkpoint_get.checkpoint_id)
+     WHERE checkpoint_get.thread_id IS NOT NULL
+$body$;
+
+-- Deletes the pending writes and channel values no checkpoint of these contexts refers to.
+-- Its exclusive lock waits for puts in flight, whose checkpoints may reuse stored values.
+CREATE FUNCTION ctx.checkpoint_collect_garbage(context_ids uuid[]) RETURNS bigint
+LANGUAGE plpgsql AS $body$
+DECLARE
+    n bigint;
+    total bigint := 0;
+BEGIN
+    IF checkpoint_collect_garbage.context_ids IS NULL THEN
+        RAISE EXCEPTION 'context_ids must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text, 0))
+       FROM unnest(checkpoint_collect_garbage.context_ids) AS id ORDER BY id;
+    DELETE FROM ctx.checkpoint_writes w
+     WHERE w.context_id = ANY (checkpoint_collect_garbage.context_ids)
+       AND NOT EXISTS (SELECT 1 FROM ctx.checkpoints c
+                        WHERE c.context_id = w.context_id AND c.checkpoint_ns = w.checkpoint_ns
+                          AND c.checkpoint_id = w.checkpoint_id);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    total := total + n;
+    DELETE FROM ctx.checkpoint_blobs b
+     WHERE b.context_id = ANY (checkpoint_collect_garbage.context_ids)
+       AND NOT EXISTS (SELECT 1 FROM ctx.checkpoints c
+                        WHERE c.context_id = b.context_id AND c.checkpoint_ns = b.checkpoint_ns
+                          AND c.checkpoint->'channel_versions'->>b.channel = b.version);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN total + n;
+END
+$body$;
+
+CREATE FUNCTION ctx.checkpoint_prune(thread_ids text[], keep_latest integer DEFAULT 1) RETURNS bigint
+LANGUAGE plpgsql AS $body$
+DECLARE
+    cids uuid[];
+    deleted bigint;
+BEGIN
+    IF checkpoint_prune.thread_ids IS NULL OR checkpoint_prune.keep_latest IS NULL THEN
+        RAISE EXCEPTION 'thread_ids and keep_latest must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF checkpoint_prune.keep_latest < 0 THEN
+        RAISE EXCEPTION 'keep_latest must be 0 or more, not %', checkpoint_prune.keep_latest USING ERRCODE = '22023',
+            HINT = '0 deletes every checkpoint of the threads; 1 keeps the latest of each namespace';
+    END IF;
+    SELECT coalesce(array_agg(t.context_id), '{}') INTO cids FROM ctx.threads t
+     WHERE t.tenant = ctx.current_tenant() AND t.thread_id = ANY (checkpoint_prune.thread_ids);
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text, 0))
+       FROM unnest(cids) AS id ORDER BY id;
+    DELETE FROM ctx.checkpoints c
+     USING (SELECT r.context_id, r.checkpoint_ns, r.checkpoint_id,
+                   row_number() OVER (PARTITION BY r.context_id, r.checkpoint_ns ORDER BY r.checkpoint_id DESC) AS rank
+              FROM ctx.checkpoints r WHERE r.context_id = ANY (cids)) ranked
+     WHERE c.context_id = ranked.context_id AND c.checkpoint_ns = ranked.checkpoint_ns
+       AND c.checkpoint_id = ranked.checkpoint_id AND ranked.rank > checkpoint_prune.keep_latest;
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+    PERFORM ctx.checkpoint_collect_garbage(cids);
+    RETURN deleted;
+END
+$body$;
+
+CREATE FUNCTION ctx.checkpoint_delete_thread(thread_id text) RETURNS bigint
+LANGUAGE sql AS $body$
+    SELECT ctx.checkpoint_prune(ARRAY[checkpoint_delete_thread.thread_id], keep_latest => 0)
+$body$;
+
+CREATE FUNCTION ctx.checkpoint_delete_runs(run_ids text[]) RETURNS bigint
+LANGUAGE plpgsql AS $body$
+DECLARE
+    cids uuid[];
+    deleted bigint;
+BEGIN
+    IF checkpoint_delete_runs.run_ids IS NULL THEN
+        RAISE EXCEPTION 'run_ids must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    SELECT coalesce(array_agg(DISTINCT c.context_id), '{}') INTO cids FROM ctx.checkpoints c
+     WHERE c.tenant = ctx.current_tenant() AND c.run_id = ANY (checkpoint_delete_runs.run_ids);
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text, 0))
+       FROM unnest(cids) AS id ORDER BY id;
+    DELETE FROM ctx.checkpoints c WHERE c.context_id = ANY (cids) AND c.run_id = ANY (checkpoint_delete_runs.run_ids);
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+    PERFORM ctx.checkpoint_collect_garbage(cids);
+    RETURN deleted;
+END
+$body$;
+
+-- The target thread, when new, is a fork of the source's context: it reads the source's
+-- messages and working memory without copying them; checkpoints are copied (re-sealed with the
+-- fork's own key when encrypted).
+CREATE FUNCTION ctx.checkpoint_copy_thread(source_thread_id text, target_thread_id text) RETURNS bigint
+LANGUAGE plpgsql AS $body$
+DECLARE
+    src uuid;
+    dst uuid;
+    src_sealed boolean;
+    dst_sealed boolean;
+    copied bigint;
+BEGIN
+    IF source_thread_id IS NULL OR target_thread_id IS NULL THEN
+        RAISE EXCEPTION 'source_thread_id and target_thread_id must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF source_thread_id = target_thread_id THEN
+        RAISE EXCEPTION 'cannot copy thread "%" onto itself', source_thread_id USING ERRCODE = '22023';
+    END IF;
+    src := ctx.thread_context(source_thread_id, create_missing => false);
+    IF src IS NULL THEN
+        RAISE EXCEPTION 'thread "%" does not exist', source_thread_id USING ERRCODE = '42704',
+            HINT = 'a thread exists once a checkpoint or message was stored in it';
+    END IF;
+    dst := ctx.thread_context(target_thread_id, create_missing => false);
+    IF dst IS NULL THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
+            'ctxstore.thread' || chr(31) || ctx.current_tenant() || chr(31) || target_thread_id, 0));
+        dst := ctx.thread_context(target_thread_id, create_missing => false);
+        IF dst IS NULL THEN
+            dst := ctx.fork(src);
+            UPDATE ctx.contexts SET name = target_thread_id WHERE id = dst;
+            INSERT INTO ctx.threads (thread_id, context_id) VALUES (target_thread_id, dst);
+        END IF;
+    END IF;
+    SELECT encrypted INTO src_sealed FROM ctx.contexts WHERE id = src;
+    SELECT encrypted INTO dst_sealed FROM ctx.contexts WHERE id = dst;
+    IF src_sealed AND NOT dst_sealed THEN
+        RAISE EXCEPTION 'cannot copy encrypted thread "%" into unencrypted thread "%"', source_thread_id, target_thread_id
+            USING ERRCODE = '55000', HINT = 'copy into a new thread id: it becomes an encrypted fork';
+    END IF;
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || dst::text, 0));
+
+    INSERT INTO ctx.checkpoint_blobs (context_id, checkpoint_ns, channel, version, type, blob)
+    SELECT dst, b.checkpoint_ns, b.channel, b.version, b.type,
+           CASE WHEN b.blob IS NULL OR NOT dst_sealed THEN plain.blob
+                ELSE ctx.context_seal(dst, plain.blob, concat_ws(chr(31), 'checkpoint_blobs', b.checkpoint_ns, b.channel, b.version)) END
+      FROM ctx.checkpoint_blobs b
+     CROSS JOIN LATERAL (SELECT CASE WHEN src_sealed AND b.blob IS NOT NULL
+                                     THEN ctx.context_unseal(src, b.blob, concat_ws(chr(31), 'checkpoint_blobs', b.checkpoint_ns, b.channel, b.version))
+                                     ELSE b.blob END AS blob) plain
+     WHERE b.context_id = src
+    ON CONFLICT ON CONSTRAINT checkpoint_blobs_pkey DO NOTHING;
+
+    INSERT INTO ctx.checkpoints (context_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id,
+                                 checkpoint, metadata, metadata_enc, created_at)
+    SELECT dst, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.run_id, c.checkpoint,
+           CASE WHEN dst_sealed THEN '{}' ELSE plain.metadata END,
+           CASE WHEN dst_sealed THEN ctx.context_seal(dst, convert_to(plain.metadata::text, 'UTF8'),
+                                     concat_ws(chr(31), 'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id)) END,
+           c.created_at
+      FROM ctx.checkpoints c
+     CROSS JOIN LATERAL (SELECT CASE WHEN c.metadata_enc IS NULL THEN c.metadata
+                                     ELSE convert_from(ctx.context_unseal(src, c.metadata_enc,
+                                              concat_ws(chr(31), 'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id)), 'UTF8')::jsonb
+                                END AS metadata) plain
+     WHERE c.context_id = src
+    ON CONFLICT ON CONSTRAINT checkpoints_pkey DO NOTHING;
+    GET DIAGNOSTICS copied = ROW_COUNT;
+
+    INSERT INTO ctx.checkpoint_writes (context_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob, created_at)
+    SELECT dst, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.task_path, w.idx, w.channel, w.type,
+           CASE WHEN NOT dst_sealed THEN plain.blob
+                ELSE ctx.context_seal(dst, plain.blob, concat_ws(chr(31), 'checkpoint_writes', w.checkpoint_ns,
+                                      w.checkpoint_id, w.task_id, w.idx::text)) END,
+           w.created_at
+      FROM ctx.checkpoint_writes w
+     CROSS JOIN LATERAL (SELECT CASE WHEN src_sealed
+                                     THEN ctx.context_unseal(src, w.blob, concat_ws(chr(31), 'checkpoint_writes', w.checkpoint_ns,
+                                                             w.checkpoint_id, w.task_id, w.idx::text))
+                                     ELSE w.blob END AS blob) plain
+     WHERE w.context_id = src
+    ON CONFLICT ON CONSTRAINT checkpoint_writes_pkey DO NOTHING;
+    RETURN copied;
+END
+$body$;
+
+-- The LLM response cache (LangChain's BaseCache contract): a model's answer to a prompt, by
+-- the hash of prompt and model string, per tenant, with an optional time to live.
+
+CREATE TABLE ctx.llm_cache (
+    tenant      text NOT NULL DEFAULT ctx.current_tenant(),
+    -- sha256 of the prompt's length, the prompt and the model string (ctx.cache_key)
+    key         bytea NOT NULL CHECK (octet_length(key) = 32),
+    llm_string  text NOT NULL,
+    value       jsonb NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz,
+    PRIMARY KEY (tenant, key)
+);
+CREATE INDEX llm_cache_expiry_idx ON ctx.llm_cache (expires_at) WHERE expires_at IS NOT NULL;
+SELECT pg_catalog.pg_extension_config_dump('ctx.llm_cache', '');
+ALTER TABLE ctx.llm_cache ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON ctx.llm_cache
+    USING (tenant = (SELECT ctx.current_tenant())) WITH CHECK (tenant = (SELECT ctx.current_tenant()));
+
+-- (the prompt's length first: no two (prompt, model) pairs concatenate to the same bytes)
+CREATE FUNCTION ctx.cache_key(prompt text, llm_string text) RETURNS bytea
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT pg_catalog.sha256(pg_catalog.int8send(pg_catalog.octet_length(prompt)::bigint)
+                             || pg_catalog.convert_to(prompt, 'UTF8') || pg_catalog.convert_to(llm_string, 'UTF8'))
+$$;
+
+CREATE FUNCTION ctx.cache_lookup(prompt text, llm_string text) RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT c.value FROM ctx.llm_cache c
+     WHERE c.tenant = ctx.current_tenant() AND c.key = ctx.cache_key(cache_lookup.prompt, cache_lookup.llm_string)
+       AND (c.expires_at IS NULL OR c.expires_at > pg_catalog.statement_timestamp())
+$$;
+
+CREATE FUNCTION ctx.cache_store(prompt text, llm_string text, value jsonb, ttl interval DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql AS $body$
+BEGIN
+    IF cache_store.prompt IS NULL OR cache_store.llm_string IS NULL OR cache_store.value IS NULL THEN
+        RAISE EXCEPTION 'prompt, llm_string and value must not be NULL' USING ERRCODE = '22004',
+            HINT = 'ctx.cache_clear removes entries';
+    END IF;
+    IF cache_store.ttl IS NOT NULL AND cache_store.ttl <= interval '0' THEN
+        RAISE EXCEPTION 'ttl must be positive, not %', cache_store.ttl USING ERRCODE = '22023',
+            HINT = 'NULL keeps the entry until ctx.cache_clear';
+    END IF;
+    INSERT INTO ctx.llm_cache AS c (key, llm_string, value, expires_at)
+    VALUES (ctx.cache_key(cache_store.prompt, cache_store.llm_string), cache_store.llm_string, cache_store.value,
+            pg_catalog.statement_timestamp() + cache_store.ttl)
+    ON CONFLICT ON CONSTRAINT llm_cache_pkey DO UPDATE
+       SET llm_string = excluded.llm_string, value = excluded.value, created_at = excluded.created_at,
+           expires_at = excluded.expires_at;
+END
+$body$;
+
+CREATE FUNCTION ctx.cache_clear(llm_string text DEFAULT NULL, expired_only boolean DEFAULT false) RETURNS bigint
+LANGUAGE sql AS $$
+    WITH gone AS (
+        DELETE FROM ctx.llm_cache c
+         WHERE c.tenant = ctx.current_tenant()
+           AND (cache_clear.llm_string IS NULL OR c.llm_string = cache_clear.llm_string)
+           AND (NOT coalesce(cache_clear.expired_only, false) OR c.expires_at <= pg_catalog.statement_timestamp())
+        RETURNING 1)
+    SELECT count(*) FROM gone
+$$;
 
 -- Every C function, re-pointed at this version's library (scripts/upgrade_functions.py).
 CREATE OR REPLACE FUNCTION "append"(
@@ -105,6 +670,24 @@ CREATE OR REPLACE FUNCTION "configure_namespace_processors"(
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'configure_namespace_processors_wrapper';
+
+CREATE OR REPLACE FUNCTION "context_seal"(
+	"context_id" uuid,
+	"data" bytea,
+	"bound_to" TEXT DEFAULT ''
+) RETURNS bytea
+VOLATILE PARALLEL SAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'context_seal_wrapper';
+
+CREATE OR REPLACE FUNCTION "context_unseal"(
+	"context_id" uuid,
+	"sealed" bytea,
+	"bound_to" TEXT DEFAULT ''
+) RETURNS bytea
+STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'context_unseal_wrapper';
 
 CREATE OR REPLACE FUNCTION "count_tokens"(
 	"content" TEXT,
@@ -399,13 +982,16 @@ CREATE OR REPLACE FUNCTION "search_state"(
 	"namespace_prefix" TEXT[],
 	"filter" jsonb DEFAULT '{}',
 	"max_rows" INT DEFAULT 100,
-	"skip" INT DEFAULT 0
+	"skip" INT DEFAULT 0,
+	"include_descendants" bool DEFAULT true
 ) RETURNS TABLE (
 	"namespace" TEXT[],
 	"key" TEXT,
 	"value" jsonb,
 	"version" bigint,
-	"updated_at" timestamp with time zone
+	"updated_at" timestamp with time zone,
+	"created_at" timestamp with time zone,
+	"expires_at" timestamp with time zone
 )
 STABLE PARALLEL SAFE
 LANGUAGE c
@@ -509,3 +1095,31 @@ CREATE OR REPLACE FUNCTION "audit_trigger"() RETURNS trigger LANGUAGE c AS 'ctxs
 
 -- Attributes the schema sets after creating functions (CREATE OR REPLACE reset them).
 ALTER FUNCTION ctx.audit_trigger() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+-- (after the function section: the audit trigger must run this version's library)
+-- The new tables are registered as a fresh install registers them: unaudited (extension rows),
+-- the audit switch of ctx.audited_tables left as it was.
+ALTER TABLE ctx.audited_tables DISABLE TRIGGER audit;
+INSERT INTO ctx.audited_tables VALUES
+    ('threads', '{tenant,thread_id}'), ('checkpoints', '{context_id,checkpoint_ns,checkpoint_id}'),
+    ('checkpoint_blobs', '{context_id,checkpoint_ns,channel,version}'),
+    ('checkpoint_writes', '{context_id,checkpoint_ns,checkpoint_id,task_id,idx}');
+DO $$
+BEGIN
+    IF (SELECT enabled FROM ctx.audited_tables WHERE table_name = 'audited_tables') THEN
+        ALTER TABLE ctx.audited_tables ENABLE TRIGGER audit;
+    END IF;
+END $$;
+
+-- Audit triggers on the new audited tables (a fresh install creates them for every row of
+-- ctx.audited_tables).
+DO $$
+DECLARE t record;
+BEGIN
+    FOR t IN SELECT * FROM ctx.audited_tables
+              WHERE table_name IN ('threads', 'checkpoints', 'checkpoint_blobs', 'checkpoint_writes') LOOP
+        EXECUTE format('CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON ctx.%I
+                        FOR EACH ROW EXECUTE FUNCTION ctx.audit_trigger(%s)',
+                       t.table_name, (SELECT string_agg(quote_literal(c), ', ') FROM unnest(t.key_columns) c));
+    END LOOP;
+END $$;

@@ -24,7 +24,22 @@ psql() { as_pg "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$datadir" -p "$port" 
 psql -d postgres -c "CREATE DATABASE source" -c "CREATE DATABASE restored"
 psql -d source -c "CREATE EXTENSION ctxstore"
 psql -d source -f "$root/tests/upgrade/fixture.sql" >/dev/null
-psql -d source -f "$root/tests/upgrade/snapshot.sql" > "$work/source.txt"
+# (0.2.0 objects, beyond the release fixture: an encrypted thread's checkpoint, a cache entry)
+psql -d source >/dev/null <<'SQL'
+SELECT ctx.thread_context('dump-thread', encrypted => true);
+SELECT ctx.checkpoint_put('dump-thread', '', '{"v": 1, "id": "0001", "channel_versions": {"a": "1"}}',
+                          '{"step": 0}', NULL, '{a}', '{1}', '{json}', ARRAY['"a sealed value"'::bytea]);
+SELECT ctx.checkpoint_put_writes('dump-thread', '', '0001', 'task-1', '{0}', '{b}', '{json}', ARRAY['"a write"'::bytea]);
+SELECT ctx.cache_store('a prompt', 'a model', '[{"text": "cached"}]');
+SQL
+snapshot() {
+  psql -d "$1" -f "$root/tests/upgrade/snapshot.sql"
+  psql -d "$1" -tA -c "SELECT thread_id, checkpoint_id, metadata, channels, blobs, write_blobs FROM ctx.checkpoint_list('dump-thread')" \
+       -c "SELECT ctx.cache_lookup('a prompt', 'a model')"
+}
+snapshot source > "$work/source.txt"
+grep -q 'a sealed value' <(psql -d source -tA -c "SELECT convert_from(blobs[1], 'UTF8') FROM ctx.checkpoint_list('dump-thread')") \
+  || fail "the checkpoint fixture did not read back"
 # (pg_dump warns that contexts references itself, forks to parents: harmless in a full dump)
 as_pg "$bindir/pg_dump" -h "$datadir" -p "$port" -U postgres -Fc -f "$work/source.dump" source 2> "$work/dump.err" \
   || { cat "$work/dump.err" >&2; fail "pg_dump"; }
@@ -33,7 +48,7 @@ as_pg "$bindir/pg_dump" -h "$datadir" -p "$port" -U postgres -Fc -f "$work/sourc
 as_pg env PGOPTIONS="-c session_replication_role=replica" \
   "$bindir/pg_restore" -h "$datadir" -p "$port" -U postgres -d restored "$work/source.dump" \
   2> "$work/restore.err" || { cat "$work/restore.err" >&2; fail "pg_restore"; }
-psql -d restored -f "$root/tests/upgrade/snapshot.sql" > "$work/restored.txt"
+snapshot restored > "$work/restored.txt"
 if ! diff -u "$work/source.txt" "$work/restored.txt" >&2; then
   fail "API reads differ after pg_dump / pg_restore (- source, + restored)"
 fi
