@@ -91,3 +91,11 @@ SELECT ctx.working_memory('00000000-0000-0000-0000-000000000000');
 SELECT ctx.update_working_memory('00000000-0000-0000-0000-000000000000', '{}');
 \echo :SQLSTATE
 SELECT count(*) FROM ctx.state WHERE namespace = '{a}';
+
+-- search_state: only the namespace's own values, and when each was created and expires
+SELECT ctx.put('{scoped}', 'k', '{"n": 1}', ttl => '1 hour');
+SELECT ctx.put('{scoped,child}', 'k', '{"n": 2}');
+SELECT namespace, key, created_at <= updated_at AS ordered, expires_at > now() AS expires
+  FROM ctx.search_state('{scoped}', include_descendants => false);
+SELECT namespace, expires_at IS NULL AS no_ttl FROM ctx.search_state('{scoped}');
+SELECT * FROM ctx.search_state('{}', include_descendants => false);
