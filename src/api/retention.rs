@@ -22,7 +22,7 @@ macro_rules! step {
     };
 }
 
-static STEPS: [(Statement, Counter); 5] = [
+static STEPS: [(Statement, Counter); 6] = [
     // messages beyond their context's max_messages: a primary key range per context
     (
         step!(
@@ -68,6 +68,16 @@ static STEPS: [(Statement, Counter); 5] = [
              SELECT count(*) FROM gone"
         ),
         Counter::StateExpired,
+    ),
+    (
+        step!(
+            "WITH doomed AS (
+                 SELECT ctid FROM ctx.llm_cache WHERE expires_at <= now()
+                  LIMIT $1 FOR UPDATE SKIP LOCKED),
+             gone AS (DELETE FROM ctx.llm_cache c USING doomed d WHERE c.ctid = d.ctid RETURNING 1)
+             SELECT count(*) FROM gone"
+        ),
+        Counter::LlmCacheExpired,
     ),
     // plain messages past compact_older_than: compressed in place, still readable
     (

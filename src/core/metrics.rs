@@ -26,6 +26,7 @@ pub enum Counter {
     StatePuts,
     StatePatches,
     StateConflicts,
+    LlmCacheExpired,
     Encryptions,
     Decryptions,
     KeyCacheHits,
@@ -50,6 +51,10 @@ const READ: Family = Family {
 const WINDOWS: Family = Family {
     name: "ctxstore_windows_total",
     help: "Context windows served, by kind.",
+};
+const LLM_CACHE: Family = Family {
+    name: "ctxstore_llm_cache_total",
+    help: "LLM response cache entries, by event.",
 };
 const COMPACTIONS: Family = Family {
     name: "ctxstore_compactions_total",
@@ -93,7 +98,7 @@ pub type CounterDef = (
 
 /// (family, label, counter), in family order: the exposition format wants a family's samples
 /// together.
-pub const COUNTERS: [CounterDef; 24] = [
+pub const COUNTERS: [CounterDef; 25] = [
     (&APPENDED, None, Counter::MessagesAppended),
     (&READ, None, Counter::MessagesRead),
     (&WINDOWS, Some(("kind", "last_n")), Counter::WindowsLastN),
@@ -136,6 +141,11 @@ pub const COUNTERS: [CounterDef; 24] = [
     (&STATE, Some(("event", "put")), Counter::StatePuts),
     (&STATE, Some(("event", "patch")), Counter::StatePatches),
     (&STATE, Some(("event", "conflict")), Counter::StateConflicts),
+    (
+        &LLM_CACHE,
+        Some(("event", "expired")),
+        Counter::LlmCacheExpired,
+    ),
     (
         &CRYPTO,
         Some(("operation", "encrypt")),

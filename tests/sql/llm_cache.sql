@@ -46,3 +46,10 @@ SELECT ctx.cache_store('p', 'm', NULL);
 SELECT ctx.cache_store('p', 'm', '[]', ttl => '0 seconds');
 \echo :SQLSTATE
 SELECT ctx.cache_lookup(NULL, 'm') IS NULL AS null_prompt_misses;
+
+-- ctx.sweep deletes expired entries (reads already ignore them)
+SELECT ctx.cache_store('short-lived', 'm', '["x"]', ttl => '1 hour');
+UPDATE ctx.llm_cache SET expires_at = now() - interval '1 second' WHERE llm_string = 'm';
+SELECT ctx.sweep() AS swept;
+SELECT count(*) AS left FROM ctx.llm_cache WHERE llm_string = 'm';
+SELECT value FROM ctx.metrics WHERE name = 'ctxstore_llm_cache_total' AND labels->>'event' = 'expired';
