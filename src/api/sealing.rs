@@ -53,7 +53,7 @@ fn context_seal(
     let bound_to = required(bound_to, "bound_to").or_raise();
     let data = data?;
     Spi::connect(|client| {
-        let key = encrypted_context_key(&client, context_id)?;
+        let key = encrypted_context_key(client, context_id)?;
         keys::seal(&key, data, &seal_aad(context_id, bound_to))
     })
     .map(Some)
@@ -71,7 +71,7 @@ fn context_unseal(
     let bound_to = required(bound_to, "bound_to").or_raise();
     let sealed = sealed?;
     Spi::connect(|client| {
-        let key = encrypted_context_key(&client, context_id)?;
+        let key = encrypted_context_key(client, context_id)?;
         keys::open_bytes(
             &key,
             sealed,

@@ -484,6 +484,7 @@ fn delete_key(namespace: Option<Vec<Option<String>>>, key: Option<&str>) -> bool
 }
 
 /// Live values under a namespace prefix that match a filter, by namespace then key.
+#[allow(clippy::type_complexity)]
 #[pg_extern(stable, parallel_safe)]
 fn search_state(
     namespace_prefix: Option<Vec<Option<String>>>,
