@@ -54,10 +54,12 @@ class Plan:
     storage_messages: int
     growth_steps: tuple[int, ...]
     growth_calls: int
+    graph_warm_turns: int
+    graph_calls: int
 
 
-FULL = Plan((100, 1_000, 10_000), 60, 10, 3, 100_000, 50, 10_000, (1_000, 100_000, 1_000_000), 200)
-QUICK = Plan((100, 1_000, 10_000), 5, 2, 1, 5_000, 10, 1_000, (1_000, 10_000, 50_000), 30)
+FULL = Plan((100, 1_000, 10_000), 60, 10, 3, 100_000, 50, 10_000, (1_000, 100_000, 1_000_000), 200, 50, 100)
+QUICK = Plan((100, 1_000, 10_000), 5, 2, 1, 5_000, 10, 1_000, (1_000, 10_000, 50_000), 30, 5, 10)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -700,6 +702,94 @@ def bench_growth(server: Server, plan: Plan, results: Results) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# P7 LangGraph checkpointer
+
+
+def bench_checkpointer(server: Server, plan: Plan, results: Results) -> None:
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    from ctxstore.checkpoint import CtxstoreSaver
+
+    print("P7 LangGraph checkpointer", flush=True)
+    rng = random.Random(7)
+    replies = [sentence(rng, 40) for _ in range(64)]
+
+    def graph(saver):
+        model = FakeListChatModel(responses=replies)
+
+        def chat(state: MessagesState) -> dict:
+            return {"messages": [model.invoke(state["messages"][-4:])]}
+
+        builder = StateGraph(MessagesState)
+        builder.add_node("chat", chat)
+        builder.add_edge(START, "chat")
+        return builder.compile(checkpointer=saver)
+
+    server.create_database("bench_graph_pg")
+    server.create_database("bench_graph_ctx")
+    theirs_conn = server.connect("bench_graph_pg", prepare_threshold=0)
+    PostgresSaver(theirs_conn).setup()
+    ours_conn = server.connect("bench_graph_ctx", prepare_threshold=0)
+    contenders = {
+        "LangGraph PostgresSaver": (graph(PostgresSaver(theirs_conn)), "pg"),
+        "ctxstore CtxstoreSaver": (graph(CtxstoreSaver(ours_conn)), "plain"),
+        "ctxstore CtxstoreSaver, encrypted thread": (graph(CtxstoreSaver(ours_conn)), "sealed"),
+    }
+    ours_conn.execute("SELECT ctx.thread_context('sealed', encrypted => true)")
+    questions = [sentence(rng, 12) for _ in range(plan.graph_warm_turns + plan.graph_calls * 8)]
+    asked = {name: 0 for name in contenders}
+
+    def turn(name: str) -> Callable[[], object]:
+        compiled, thread = contenders[name]
+
+        def run() -> object:
+            asked[name] += 1
+            return compiled.invoke({"messages": [("user", questions[asked[name] % len(questions)])]},
+                                   {"configurable": {"thread_id": thread}})
+        return run
+
+    for name in contenders:  # threads with some history first
+        for _ in range(plan.graph_warm_turns):
+            turn(name)()
+    samples = time_alternating({name: turn(name) for name in contenders}, plan.graph_calls)
+    state_samples = time_alternating({
+        name: (lambda c=compiled, t=thread: c.get_state({"configurable": {"thread_id": t}}))
+        for name, (compiled, thread) in contenders.items()}, plan.graph_calls)
+    for name, xs in samples.items():
+        results.add("P7", Row("graph turn (invoke)", name, median(xs), p95(xs)))
+    for name, xs in state_samples.items():
+        results.add("P7", Row("get_state (latest checkpoint)", name, median(xs), p95(xs)))
+    turns = dict(asked)  # every invoke, the warm-up turns included
+    size = lambda conn, rels: sum(conn.execute("SELECT pg_total_relation_size(%s::regclass)", [r]).fetchone()[0] for r in rels)
+    theirs_conn.execute("VACUUM (FULL, ANALYZE)")
+    ours_conn.execute("VACUUM (FULL, ANALYZE)")
+    theirs_bytes = size(theirs_conn, ["checkpoints", "checkpoint_blobs", "checkpoint_writes"])
+    ours_bytes = size(ours_conn, ["ctx.checkpoints", "ctx.checkpoint_blobs", "ctx.checkpoint_writes"])
+    both = turns["ctxstore CtxstoreSaver"] + turns["ctxstore CtxstoreSaver, encrypted thread"]
+    for row in results.sections["P7"]:
+        base = next(r for r in results.sections["P7"] if r.workload == row.workload and r.contender == "LangGraph PostgresSaver")
+        if row is not base:
+            row.extra["ratio"] = f"{row.median_ms / base.median_ms:.2f}× PostgresSaver"
+    ours_turn = next(r for r in results.sections["P7"] if r.workload.startswith("graph") and r.contender == "ctxstore CtxstoreSaver")
+    their_turn = next(r for r in results.sections["P7"] if r.workload.startswith("graph") and r.contender == "LangGraph PostgresSaver")
+    results.verdict("P7: a LangGraph turn with CtxstoreSaver ≤ 1.2× PostgresSaver (median)",
+                    f"{ours_turn.median_ms / their_turn.median_ms:.2f}× ({ours_turn.median_ms:.2f} vs {their_turn.median_ms:.2f} ms)",
+                    ours_turn.median_ms <= 1.2 * their_turn.median_ms)
+    results.note("P7", f"A one-node LangGraph chat graph (`MessagesState`, a fake chat model) per contender, on one thread "
+                       f"each: {plan.graph_warm_turns} turns first, then {plan.graph_calls} timed `invoke` turns per contender, "
+                       "alternating, then as many `get_state` reads. Both savers run on a psycopg connection in autocommit "
+                       "mode. Storage after the run (checkpoint tables + TOAST + indexes, after VACUUM FULL): "
+                       f"PostgresSaver {theirs_bytes / turns['LangGraph PostgresSaver'] / 1024:,.1f} KiB per turn, "
+                       f"ctxstore {ours_bytes / both / 1024:,.1f} KiB per turn (its two threads, one encrypted, and its audit "
+                       "trail apart).")
+    print(f"  turn: ctxstore {ours_turn.median_ms:.2f} ms, PostgresSaver {their_turn.median_ms:.2f} ms", flush=True)
+    theirs_conn.close()
+    ours_conn.close()
+
+
+# ---------------------------------------------------------------------------------------------
 # the report
 
 
@@ -712,7 +802,7 @@ def machine() -> dict[str, str]:
 def package_versions() -> dict[str, str]:
     from importlib.metadata import version
 
-    return {p: version(p) for p in ("langchain-postgres", "langchain-core", "langgraph-checkpoint-postgres", "tiktoken", "psycopg", "numpy")}
+    return {p: version(p) for p in ("langchain-postgres", "langchain-core", "langgraph-checkpoint-postgres", "langgraph", "tiktoken", "psycopg", "numpy")}
 
 
 def charts(results: Results, out: pathlib.Path) -> list[tuple[str, str]]:
@@ -758,6 +848,7 @@ def charts(results: Results, out: pathlib.Path) -> list[tuple[str, str]]:
     grouped("P3", "p3_recall_quality.png", "P3 recall@10 vs brute force", "recall@10", lambda r: r.extra["recall"])
     grouped("P5", "p5_storage.png", "P5 storage: bytes per message", "bytes (log scale)", lambda r: r.extra["bytes"], log=True)
     grouped("P6", "p6_growth.png", "P6 growth: median latency as the table grows", "ms", lambda r: r.median_ms)
+    grouped("P7", "p7_checkpointer.png", "P7 LangGraph checkpointer: median latency", "ms", lambda r: r.median_ms)
     return made
 
 
@@ -767,6 +858,7 @@ SECTION_TITLES = {
     "P3": "P3 — recall: top-10 with a namespace filter",
     "P5": "P5 — storage per message",
     "P6": "P6 — growth: latency as the message table grows",
+    "P7": "P7 — LangGraph checkpointer: `CtxstoreSaver` vs `PostgresSaver`",
 }
 
 
@@ -833,7 +925,7 @@ def write_report(results: Results, mode: str, server: Server, out: pathlib.Path,
             for r in rows:
                 lines.append(f"| {r.workload} | {r.contender} | {fmt_ms(r.median_ms)} | {fmt_ms(r.p95_ms)} | {r.extra['recall']:.3f} | {r.extra.get('ratio', '')} |")
         else:
-            first = "thread" if section == "P1" else "table size"
+            first = {"P1": "thread", "P7": "operation"}.get(section, "table size")
             extra = " | window (messages)" if section == "P1" else ""
             lines += [f"| {first} | contender | median (ms) | p95 (ms){extra} | ratio |", "|---|---|---|---|" + ("---|" if extra else "") + "---|"]
             for r in rows:
@@ -857,7 +949,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="CI smoke sizes")
     parser.add_argument("--out", type=pathlib.Path, help="where BENCHMARKS.md and charts/ go (default: benches/, or tmp/bench-quick with --quick)")
-    parser.add_argument("--only", default="P1,P2,P3,P5,P6", help="comma-separated workloads")
+    parser.add_argument("--only", default="P1,P2,P3,P5,P6,P7", help="comma-separated workloads")
     parser.add_argument("--kernels", action="store_true", help="add the criterion results in target/criterion to the report")
     parser.add_argument("--port", type=int, default=int(os.environ.get("CTXSTORE_BENCH_PORT", "55519")))
     args = parser.parse_args()
@@ -871,7 +963,8 @@ def main() -> None:
     try:
         with server.connect() as conn:
             pg_version = conn.execute("SHOW server_version").fetchone()[0]
-        workloads = {"P1": bench_prompt_window, "P2": bench_append, "P3": bench_recall, "P5": bench_storage, "P6": bench_growth}
+        workloads = {"P1": bench_prompt_window, "P2": bench_append, "P3": bench_recall, "P5": bench_storage,
+                     "P6": bench_growth, "P7": bench_checkpointer}
         for name in args.only.split(","):
             workloads[name.strip()](server, plan, results)
         write_report(results, "quick" if args.quick else "full", server, out, started, pg_version, args.kernels)

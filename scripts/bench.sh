@@ -13,11 +13,13 @@ log() { echo "bench: $*" >&2; }
 # The peers' Python packages, pinned, in their own venv (reinstalled when the pins change).
 bench_venv="$root/.venv-bench"
 requirements="$root/benches/requirements.txt"
-want=$(sha256sum < "$requirements")
+want=$(cat "$requirements" "$root/clients/python/pyproject.toml" | sha256sum)
 if ! [ -x "$bench_venv/bin/python" ] || [ "$(cat "$bench_venv/.requirements" 2>/dev/null)" != "$want" ]; then
   log "installing the peers' packages into $bench_venv"
   python3 -m venv "$bench_venv"
   "$bench_venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+  # ctxstore's own adapters (P7), from this tree
+  "$bench_venv/bin/pip" install -q --disable-pip-version-check --no-deps -e "$root/clients/python"
   echo "$want" > "$bench_venv/.requirements"
 fi
 log "building and installing the release build into PG 18"

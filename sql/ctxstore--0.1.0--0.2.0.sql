@@ -300,6 +300,8 @@ BEGIN
 END
 $body$;
 
+-- The checkpoints are chosen first (filter, order, limit), then only those are decrypted and
+-- joined with their values (one index probe per channel) and writes.
 CREATE FUNCTION ctx.checkpoint_list(thread_id text DEFAULT NULL, checkpoint_ns text DEFAULT NULL,
                                     filter jsonb DEFAULT NULL, before text DEFAULT NULL,
                                     max_rows integer DEFAULT NULL, checkpoint_id text DEFAULT NULL)
@@ -308,34 +310,50 @@ RETURNS TABLE(thread_id text, checkpoint_ns text, checkpoint_id text, parent_che
               write_task_ids text[], write_channels text[], write_types text[], write_blobs bytea[],
               created_at timestamptz)
 LANGUAGE sql STABLE AS $body$
-    SELECT t.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.checkpoint, md.metadata,
+    SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.checkpoint,
+           CASE WHEN c.metadata_enc IS NULL THEN c.metadata
+                ELSE convert_from(ctx.context_unseal(c.context_id, c.metadata_enc,
+                         concat_ws(chr(31), 'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id)), 'UTF8')::jsonb END,
            coalesce(b.channels, '{}'), coalesce(b.types, '{}'), coalesce(b.blobs, '{}'),
            coalesce(w.task_ids, '{}'), coalesce(w.channels, '{}'), coalesce(w.types, '{}'), coalesce(w.blobs, '{}'),
            c.created_at
-      FROM ctx.threads t
-      JOIN ctx.contexts x ON x.id = t.context_id
-      JOIN ctx.checkpoints c ON c.context_id = t.context_id
-     CROSS JOIN LATERAL (
-           SELECT CASE WHEN c.metadata_enc IS NULL THEN c.metadata
-                       ELSE convert_from(ctx.context_unseal(c.context_id, c.metadata_enc,
-                                concat_ws(chr(31), 'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id)), 'UTF8')::jsonb
-                  END AS metadata) md
+      FROM (SELECT t.thread_id, x.encrypted, cp.context_id, cp.checkpoint_ns, cp.checkpoint_id,
+                   cp.parent_checkpoint_id, cp.checkpoint, cp.metadata, cp.metadata_enc, cp.created_at
+              FROM ctx.checkpoints cp
+              JOIN ctx.threads t ON t.context_id = cp.context_id
+              JOIN ctx.contexts x ON x.id = cp.context_id
+             WHERE t.tenant = ctx.current_tenant()
+               -- (one thread: its context id as a constant, so the newest come first off the index)
+               AND (checkpoint_list.thread_id IS NULL
+                    OR cp.context_id = (SELECT t1.context_id FROM ctx.threads t1
+                                         WHERE t1.tenant = ctx.current_tenant() AND t1.thread_id = checkpoint_list.thread_id))
+               AND (checkpoint_list.checkpoint_ns IS NULL OR cp.checkpoint_ns = checkpoint_list.checkpoint_ns)
+               AND (checkpoint_list.checkpoint_id IS NULL OR cp.checkpoint_id = checkpoint_list.checkpoint_id)
+               AND (checkpoint_list.before IS NULL OR cp.checkpoint_id < checkpoint_list.before)
+               AND (checkpoint_list.filter IS NULL
+                    OR (CASE WHEN cp.metadata_enc IS NULL THEN cp.metadata
+                             ELSE convert_from(ctx.context_unseal(cp.context_id, cp.metadata_enc,
+                                      concat_ws(chr(31), 'checkpoints.metadata', cp.checkpoint_ns, cp.checkpoint_id)), 'UTF8')::jsonb
+                        END) @> checkpoint_list.filter)
+             ORDER BY cp.checkpoint_id DESC, cp.checkpoint_ns
+             LIMIT checkpoint_list.max_rows) c
       LEFT JOIN LATERAL (
-           SELECT array_agg(bl.channel ORDER BY bl.channel) AS channels,
-                  array_agg(bl.type ORDER BY bl.channel) AS types,
-                  array_agg(CASE WHEN x.encrypted AND bl.blob IS NOT NULL
-                                 THEN ctx.context_unseal(bl.context_id, bl.blob,
-                                          concat_ws(chr(31), 'checkpoint_blobs', bl.checkpoint_ns, bl.channel, bl.version))
-                                 ELSE bl.blob END ORDER BY bl.channel) AS blobs
+           SELECT array_agg(v.channel ORDER BY v.channel) AS channels,
+                  array_agg(bl.type ORDER BY v.channel) AS types,
+                  array_agg(CASE WHEN c.encrypted AND bl.blob IS NOT NULL
+                                 THEN ctx.context_unseal(c.context_id, bl.blob,
+                                          concat_ws(chr(31), 'checkpoint_blobs', c.checkpoint_ns, v.channel, v.version))
+                                 ELSE bl.blob END ORDER BY v.channel) AS blobs
              FROM jsonb_each_text(c.checkpoint->'channel_versions') AS v(channel, version)
-             JOIN ctx.checkpoint_blobs bl
-               ON bl.context_id = c.context_id AND bl.checkpoint_ns = c.checkpoint_ns
-              AND bl.channel = v.channel AND bl.version = v.version) b ON true
+             -- (LIMIT 1 keeps this a probe of the primary key per channel, never a scan of the thread's values)
+            CROSS JOIN LATERAL (SELECT b1.type, b1.blob FROM ctx.checkpoint_blobs b1
+                                 WHERE b1.context_id = c.context_id AND b1.checkpoint_ns = c.checkpoint_ns
+                                   AND b1.channel = v.channel AND b1.version = v.version LIMIT 1) bl) b ON true
       LEFT JOIN LATERAL (
            SELECT array_agg(wr.task_id ORDER BY wr.task_path, wr.task_id, wr.idx) AS task_ids,
                   array_agg(wr.channel ORDER BY wr.task_path, wr.task_id, wr.idx) AS channels,
                   array_agg(wr.type ORDER BY wr.task_path, wr.task_id, wr.idx) AS types,
-                  array_agg(CASE WHEN x.encrypted
+                  array_agg(CASE WHEN c.encrypted
                                  THEN ctx.context_unseal(wr.context_id, wr.blob,
                                           concat_ws(chr(31), 'checkpoint_writes', wr.checkpoint_ns, wr.checkpoint_id,
                                                     wr.task_id, wr.idx::text))
@@ -343,14 +361,7 @@ LANGUAGE sql STABLE AS $body$
              FROM ctx.checkpoint_writes wr
             WHERE wr.context_id = c.context_id AND wr.checkpoint_ns = c.checkpoint_ns
               AND wr.checkpoint_id = c.checkpoint_id) w ON true
-     WHERE t.tenant = ctx.current_tenant()
-       AND (checkpoint_list.thread_id IS NULL OR t.thread_id = checkpoint_list.thread_id)
-       AND (checkpoint_list.checkpoint_ns IS NULL OR c.checkpoint_ns = checkpoint_list.checkpoint_ns)
-       AND (checkpoint_list.checkpoint_id IS NULL OR c.checkpoint_id = checkpoint_list.checkpoint_id)
-       AND (checkpoint_list.before IS NULL OR c.checkpoint_id < checkpoint_list.before)
-       AND (checkpoint_list.filter IS NULL OR md.metadata @> checkpoint_list.filter)
      ORDER BY c.checkpoint_id DESC, c.checkpoint_ns
-     LIMIT checkpoint_list.max_rows
 $body$;
 
 CREATE FUNCTION ctx.checkpoint_get(thread_id text, checkpoint_ns text DEFAULT '', checkpoint_id text DEFAULT NULL)

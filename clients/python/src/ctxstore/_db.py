@@ -50,28 +50,53 @@ class Database:
         self._lock = threading.RLock()
         self._alock: asyncio.Lock | None = None
 
+    @staticmethod
+    def _needs_transaction(conn: Any, single: bool) -> bool:
+        # one statement on an autocommit connection outside a transaction is atomic by itself:
+        # no BEGIN / COMMIT round trips (inside the caller's transaction it simply joins it)
+        return not (single and conn.autocommit)
+
     @contextmanager
-    def cursor(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+    def cursor(self, single: bool = False) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+        """A cursor in a transaction (or the caller's); ``single``: for one statement only."""
         if self.is_async:
             raise TypeError(
                 "this adapter was given an async connection: use its async (a-prefixed) methods"
             )
         if isinstance(self.conn, psycopg.Connection):
-            with self._lock, self.conn.transaction(), self.conn.cursor(row_factory=dict_row) as cur:
+            with self._lock:
+                yield from self._sync_cursor(self.conn, single)
+        else:
+            with self.conn.connection() as c:  # type: ignore[union-attr]
+                yield from self._sync_cursor(c, single)
+
+    def _sync_cursor(self, conn: Any, single: bool) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+        if self._needs_transaction(conn, single):
+            with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
                 yield cur
         else:
-            with self.conn.connection() as c, c.transaction(), c.cursor(row_factory=dict_row) as cur:  # type: ignore[union-attr]
+            with conn.cursor(row_factory=dict_row) as cur:
                 yield cur
 
     @asynccontextmanager
-    async def acursor(self) -> AsyncIterator[psycopg.AsyncCursor[dict[str, Any]]]:
+    async def acursor(self, single: bool = False) -> AsyncIterator[psycopg.AsyncCursor[dict[str, Any]]]:
+        """:meth:`cursor` on an async connection."""
         if isinstance(self.conn, psycopg.AsyncConnection):
             if self._alock is None:
                 self._alock = asyncio.Lock()
-            async with self._alock, self.conn.transaction(), self.conn.cursor(row_factory=dict_row) as cur:
+            async with self._alock, self._async_cursor(self.conn, single) as cur:
                 yield cur
         else:
-            async with self.conn.connection() as c, c.transaction(), c.cursor(row_factory=dict_row) as cur:  # type: ignore[union-attr]
+            async with self.conn.connection() as c, self._async_cursor(c, single) as cur:  # type: ignore[union-attr]
+                yield cur
+
+    @asynccontextmanager
+    async def _async_cursor(self, conn: Any, single: bool) -> AsyncIterator[psycopg.AsyncCursor[dict[str, Any]]]:
+        if self._needs_transaction(conn, single):
+            async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+                yield cur
+        else:
+            async with conn.cursor(row_factory=dict_row) as cur:
                 yield cur
 
     async def in_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -81,7 +106,7 @@ class Database:
     def run(self, *steps: tuple[str, Any]) -> list[dict[str, Any]]:
         """Runs statements in one transaction; returns the rows of the last."""
         rows: list[dict[str, Any]] = []
-        with self.cursor() as cur:
+        with self.cursor(single=len(steps) == 1) as cur:
             for sql, params in steps:
                 cur.execute(sql, params)
                 rows = cur.fetchall() if cur.description else []
@@ -90,7 +115,7 @@ class Database:
     async def arun(self, *steps: tuple[str, Any]) -> list[dict[str, Any]]:
         """:meth:`run` on an async connection."""
         rows: list[dict[str, Any]] = []
-        async with self.acursor() as cur:
+        async with self.acursor(single=len(steps) == 1) as cur:
             for sql, params in steps:
                 await cur.execute(sql, params)
                 rows = await cur.fetchall() if cur.description else []

@@ -41,23 +41,23 @@ class CtxstoreCache(BaseCache):
         return Jsonb([dumpd(generation) for generation in return_val])
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
-        with self._db.cursor() as cur:
+        with self._db.cursor(single=True) as cur:
             cur.execute(_LOOKUP, (prompt, llm_string))
             row = cur.fetchone()
         return self._decode(row["value"] if row else None)
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
-        with self._db.cursor() as cur:
+        with self._db.cursor(single=True) as cur:
             cur.execute(_STORE, (prompt, llm_string, self._encode(return_val), self.ttl))
 
     def clear(self, **kwargs: Any) -> None:
-        with self._db.cursor() as cur:
+        with self._db.cursor(single=True) as cur:
             cur.execute(_CLEAR, (kwargs.get("llm_string"),))
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         if not self._db.is_async:
             return await self._db.in_thread(self.lookup, prompt, llm_string)
-        async with self._db.acursor() as cur:
+        async with self._db.acursor(single=True) as cur:
             await cur.execute(_LOOKUP, (prompt, llm_string))
             row = await cur.fetchone()
         return self._decode(row["value"] if row else None)
@@ -65,11 +65,11 @@ class CtxstoreCache(BaseCache):
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         if not self._db.is_async:
             return await self._db.in_thread(self.update, prompt, llm_string, return_val)
-        async with self._db.acursor() as cur:
+        async with self._db.acursor(single=True) as cur:
             await cur.execute(_STORE, (prompt, llm_string, self._encode(return_val), self.ttl))
 
     async def aclear(self, **kwargs: Any) -> None:
         if not self._db.is_async:
             return await self._db.in_thread(self.clear, **kwargs)
-        async with self._db.acursor() as cur:
+        async with self._db.acursor(single=True) as cur:
             await cur.execute(_CLEAR, (kwargs.get("llm_string"),))

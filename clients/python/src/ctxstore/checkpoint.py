@@ -205,7 +205,7 @@ class CtxstoreSaver(BaseCheckpointSaver[str]):
     # -- sync ----------------------------------------------------------------------------
 
     def _scalar(self, sql: str, params: tuple[Any, ...]) -> Any:
-        with self._db.cursor() as cur:
+        with self._db.cursor(single=True) as cur:
             cur.execute(sql, params)
             row = cur.fetchone()
         return None if row is None else next(iter(row.values()))
@@ -232,7 +232,7 @@ class CtxstoreSaver(BaseCheckpointSaver[str]):
             self._scalar(_PUT_WRITES, self._writes_params(config, writes, task_id, task_path))
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        with self._db.cursor() as cur:
+        with self._db.cursor(single=True) as cur:
             cur.execute(_GET, self._get_params(config))
             row = cur.fetchone()
         return self._tuple(row) if row else None
@@ -245,7 +245,7 @@ class CtxstoreSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
-        with self._db.cursor() as cur:
+        with self._db.cursor(single=True) as cur:
             cur.execute(_LIST, self._list_params(config, filter, before, limit))
             rows = cur.fetchall()
         for row in rows:
@@ -267,7 +267,7 @@ class CtxstoreSaver(BaseCheckpointSaver[str]):
     # -- async ---------------------------------------------------------------------------
 
     async def _ascalar(self, sql: str, params: tuple[Any, ...]) -> Any:
-        async with self._db.acursor() as cur:
+        async with self._db.acursor(single=True) as cur:
             await cur.execute(sql, params)
             row = await cur.fetchone()
         return None if row is None else next(iter(row.values()))
@@ -300,7 +300,7 @@ class CtxstoreSaver(BaseCheckpointSaver[str]):
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         if not self._db.is_async:
             return await self._db.in_thread(self.get_tuple, config)
-        async with self._db.acursor() as cur:
+        async with self._db.acursor(single=True) as cur:
             await cur.execute(_GET, self._get_params(config))
             row = await cur.fetchone()
         return self._tuple(row) if row else None
@@ -320,7 +320,7 @@ class CtxstoreSaver(BaseCheckpointSaver[str]):
             for item in tuples:
                 yield item
             return
-        async with self._db.acursor() as cur:
+        async with self._db.acursor(single=True) as cur:
             await cur.execute(_LIST, self._list_params(config, filter, before, limit))
             rows = await cur.fetchall()
         for row in rows:

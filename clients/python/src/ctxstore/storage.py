@@ -63,7 +63,7 @@ class CtxstoreByteStore(BaseStore[str, bytes]):
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        with self._db.cursor() as cur:
+        with self._db.cursor(single=True) as cur:
             cur.execute(_GET, (list(keys), self.namespace))
             return [_decode(row["value"]) for row in cur.fetchall()]
 
@@ -72,19 +72,19 @@ class CtxstoreByteStore(BaseStore[str, bytes]):
             return
         keys = [k for k, _ in key_value_pairs]
         values = [_encode(v) for _, v in key_value_pairs]
-        with self._db.cursor() as cur:
+        with self._db.cursor(single=True) as cur:
             cur.execute(_SET, (self.namespace, keys, values))
 
     def mdelete(self, keys: Sequence[str]) -> None:
         if not keys:
             return
-        with self._db.cursor() as cur:
+        with self._db.cursor(single=True) as cur:
             cur.execute(_DELETE, (self.namespace, list(keys)))
 
     def yield_keys(self, *, prefix: str | None = None) -> Iterator[str]:
         skip = 0
         while True:
-            with self._db.cursor() as cur:
+            with self._db.cursor(single=True) as cur:
                 cur.execute(_KEYS, (self.namespace, _KEYS_PAGE, skip))
                 rows = cur.fetchall()
             yield from self._own_keys(rows, prefix)
@@ -97,7 +97,7 @@ class CtxstoreByteStore(BaseStore[str, bytes]):
             return await self._db.in_thread(self.mget, keys)
         if not keys:
             return []
-        async with self._db.acursor() as cur:
+        async with self._db.acursor(single=True) as cur:
             await cur.execute(_GET, (list(keys), self.namespace))
             return [_decode(row["value"]) for row in await cur.fetchall()]
 
@@ -108,7 +108,7 @@ class CtxstoreByteStore(BaseStore[str, bytes]):
             return
         keys = [k for k, _ in key_value_pairs]
         values = [_encode(v) for _, v in key_value_pairs]
-        async with self._db.acursor() as cur:
+        async with self._db.acursor(single=True) as cur:
             await cur.execute(_SET, (self.namespace, keys, values))
 
     async def amdelete(self, keys: Sequence[str]) -> None:
@@ -116,7 +116,7 @@ class CtxstoreByteStore(BaseStore[str, bytes]):
             return await self._db.in_thread(self.mdelete, keys)
         if not keys:
             return
-        async with self._db.acursor() as cur:
+        async with self._db.acursor(single=True) as cur:
             await cur.execute(_DELETE, (self.namespace, list(keys)))
 
     async def ayield_keys(self, *, prefix: str | None = None) -> AsyncIterator[str]:
@@ -126,7 +126,7 @@ class CtxstoreByteStore(BaseStore[str, bytes]):
             return
         skip = 0
         while True:
-            async with self._db.acursor() as cur:
+            async with self._db.acursor(single=True) as cur:
                 await cur.execute(_KEYS, (self.namespace, _KEYS_PAGE, skip))
                 rows = await cur.fetchall()
             for key in self._own_keys(rows, prefix):
