@@ -15,7 +15,7 @@ use pgrx::spi::SpiClient;
 /// The context must exist for the caller's tenant and be encrypted.
 fn encrypted_context_key(client: &SpiClient<'_>, context_id: pgrx::Uuid) -> CtxResult<Key> {
     static ENCRYPTED: Statement = Statement {
-        sql: "SELECT encrypted FROM ctx.contexts WHERE id = $1",
+        sql: "SELECT encrypted FROM ctx.contexts WHERE id = $1 AND tenant = ctx.current_tenant()",
         args: &[UUIDOID],
         writes: false,
     };

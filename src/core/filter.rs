@@ -8,6 +8,7 @@
 //! {"tags": {"$contains": "urgent"}}                 array contains (a value or all of an array)
 //! {"$or": [{"a": 1}, {"$not": {"b": {"$exists": true}}}]}
 //! {"importance": {"$gt": 0.5}}                      built-in columns by name
+//! {"$.importance": 3}                               "$." addresses the document, never a column
 //! ```
 //! Operators: $eq $ne $gt $gte $lt $lte $in $nin $like $ilike $exists $contains, and $and $or
 //! $not. `$ne` and `$nin` also match rows where the field is missing.
@@ -98,6 +99,10 @@ struct Compiler<'a> {
     params: Vec<Param>,
 }
 
+/// A field name with this prefix is a path in the document even when a built-in column has the
+/// same name (`{"$.id": 5}` is the document's `id`, not the row's).
+const DOCUMENT_PREFIX: &str = "$.";
+
 /// Where a field lives: a built-in column, or a path inside the jsonb document.
 enum Field {
     Column(&'static str, ColumnType),
@@ -134,6 +139,7 @@ impl Compiler<'_> {
                         ))
                     }
                 },
+                path if path.starts_with(DOCUMENT_PREFIX) => self.field(path, value, depth)?,
                 op if op.starts_with('$') => {
                     return Err(malformed(
                         &join(at, op),
@@ -180,9 +186,17 @@ impl Compiler<'_> {
     }
 
     fn resolve(&self, name: &str) -> CtxResult<Field> {
-        if let Some(&(_, sql, kind)) = self.target.columns.iter().find(|(n, _, _)| *n == name) {
-            return Ok(Field::Column(sql, kind));
-        }
+        let name = match name.strip_prefix(DOCUMENT_PREFIX) {
+            Some(path) => path,
+            None => {
+                if let Some(&(_, sql, kind)) =
+                    self.target.columns.iter().find(|(n, _, _)| *n == name)
+                {
+                    return Ok(Field::Column(sql, kind));
+                }
+                name
+            }
+        };
         let segments: Vec<String> = name.split('.').map(str::to_string).collect();
         if segments.iter().any(String::is_empty) {
             return Err(malformed(
@@ -664,6 +678,26 @@ mod tests {
         let f = sql(json!({"id": {"$in": ["00000000-0000-0000-0000-000000000000"]}}));
         assert!(f.sql.contains("= ANY($3::text[]::uuid[])"), "{}", f.sql);
         assert_eq!(sql(json!({"content": null})).sql, "m.content IS NULL");
+    }
+
+    #[test]
+    fn document_prefix_addresses_the_document_even_for_column_names() {
+        let column = sql(json!({"id": {"$in": ["00000000-0000-0000-0000-000000000000"]}}));
+        let document = sql(json!({"$.id": 5}));
+        assert!(!document.sql.contains("m.id"), "{}", document.sql);
+        assert!(document.sql.contains("m.metadata"), "{}", document.sql);
+        assert_ne!(column.sql, document.sql);
+        // the same as a plain path when no column has the name, nested and under $or / $not
+        assert_eq!(sql(json!({"$.a.b": 1})).sql, sql(json!({"a.b": 1})).sql);
+        let nested =
+            sql(json!({"$or": [{"$.content": "x"}, {"$not": {"$.importance": {"$gt": 1}}}]}));
+        assert!(
+            !nested.sql.contains("m.content") && !nested.sql.contains("m.importance"),
+            "{}",
+            nested.sql
+        );
+        assert!(compile(&json!({"$.": 1}), &TARGET, 1).is_err());
+        assert!(compile(&json!({"$nope": 1}), &TARGET, 1).is_err());
     }
 
     #[test]

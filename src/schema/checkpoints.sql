@@ -56,8 +56,9 @@ CREATE TABLE ctx.checkpoint_writes (
     tenant        text NOT NULL DEFAULT ctx.current_tenant(),
     checkpoint_ns text NOT NULL DEFAULT '',
     checkpoint_id text COLLATE "C" NOT NULL,
-    task_id       text NOT NULL,
-    task_path     text NOT NULL DEFAULT '',
+    -- (code point order, as LangGraph sorts pending writes: task path, task id, idx)
+    task_id       text COLLATE "C" NOT NULL,
+    task_path     text COLLATE "C" NOT NULL DEFAULT '',
     idx           integer NOT NULL,
     channel       text NOT NULL,
     type          text NOT NULL,
@@ -213,6 +214,8 @@ BEGIN
     END IF;
     cid := ctx.thread_context(checkpoint_put_writes.thread_id);
     SELECT c.encrypted INTO sealed FROM ctx.contexts c WHERE c.id = cid;
+    -- (garbage collection waits for these writes, as for a put)
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || cid::text, 0));
     INSERT INTO ctx.checkpoint_writes AS w (context_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
     SELECT cid, ns, checkpoint_put_writes.checkpoint_id, checkpoint_put_writes.task_id,
            coalesce(checkpoint_put_writes.task_path, ''), v.idx, v.channel, v.type,
@@ -319,14 +322,14 @@ BEGIN
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text, 0))
        FROM unnest(checkpoint_collect_garbage.context_ids) AS id ORDER BY id;
     DELETE FROM ctx.checkpoint_writes w
-     WHERE w.context_id = ANY (checkpoint_collect_garbage.context_ids)
+     WHERE w.context_id = ANY (checkpoint_collect_garbage.context_ids) AND w.tenant = ctx.current_tenant()
        AND NOT EXISTS (SELECT 1 FROM ctx.checkpoints c
                         WHERE c.context_id = w.context_id AND c.checkpoint_ns = w.checkpoint_ns
                           AND c.checkpoint_id = w.checkpoint_id);
     GET DIAGNOSTICS n = ROW_COUNT;
     total := total + n;
     DELETE FROM ctx.checkpoint_blobs b
-     WHERE b.context_id = ANY (checkpoint_collect_garbage.context_ids)
+     WHERE b.context_id = ANY (checkpoint_collect_garbage.context_ids) AND b.tenant = ctx.current_tenant()
        AND NOT EXISTS (SELECT 1 FROM ctx.checkpoints c
                         WHERE c.context_id = b.context_id AND c.checkpoint_ns = b.checkpoint_ns
                           AND c.checkpoint->'channel_versions'->>b.channel = b.version);
@@ -429,7 +432,16 @@ BEGIN
         RAISE EXCEPTION 'cannot copy encrypted thread "%" into unencrypted thread "%"', source_thread_id, target_thread_id
             USING ERRCODE = '55000', HINT = 'copy into a new thread id: it becomes an encrypted fork';
     END IF;
+    -- the source exclusively (puts in flight finish first, later ones wait): its values,
+    -- checkpoints and writes are read as one consistent state by the three statements below
+    -- (both locks in context id order: two copies in opposite directions cannot deadlock)
+    IF src < dst THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || src::text, 0));
+    END IF;
     PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || dst::text, 0));
+    IF src > dst THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || src::text, 0));
+    END IF;
 
     INSERT INTO ctx.checkpoint_blobs (context_id, checkpoint_ns, channel, version, type, blob)
     SELECT dst, b.checkpoint_ns, b.channel, b.version, b.type,

@@ -23,8 +23,10 @@ _GET = """SELECT k.key, s.value FROM unnest(%s::text[]) WITH ORDINALITY AS k(key
           LEFT JOIN LATERAL (SELECT ctx.get(%s::text[], k.key) AS value) s ON true ORDER BY k.i"""
 _SET = "SELECT ctx.put(%s::text[], k.key, k.value) FROM unnest(%s::text[], %s::jsonb[]) AS k(key, value)"
 _DELETE = "SELECT ctx.delete_key(%s::text[], k) FROM unnest(%s::text[]) AS k"
-# (search_state includes sub-namespaces: their keys are skipped)
-_KEYS = "SELECT key, namespace FROM ctx.search_state(%s::text[], '{}', max_rows => %s, skip => %s)"
+# keys in order, a page at a time after the last one seen (no OFFSET: keys deleted while the
+# caller iterates cannot make it skip others)
+_KEYS = """SELECT key FROM ctx.search_state(%s::text[], jsonb_build_object('key', jsonb_build_object('$gt', %s::text)),
+                                           max_rows => %s, include_descendants => false)"""
 _KEYS_PAGE = 1000
 
 
@@ -53,13 +55,6 @@ class CtxstoreByteStore(BaseStore[str, bytes]):
         if not self.namespace:
             raise ValueError("namespace must have at least one label")
 
-    def _own_keys(self, rows: list[dict[str, Any]], prefix: str | None) -> list[str]:
-        return [
-            row["key"]
-            for row in rows
-            if row["namespace"] == self.namespace and (prefix is None or row["key"].startswith(prefix))
-        ]
-
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
@@ -82,15 +77,15 @@ class CtxstoreByteStore(BaseStore[str, bytes]):
             cur.execute(_DELETE, (self.namespace, list(keys)))
 
     def yield_keys(self, *, prefix: str | None = None) -> Iterator[str]:
-        skip = 0
+        after = ""
         while True:
             with self._db.cursor(single=True) as cur:
-                cur.execute(_KEYS, (self.namespace, _KEYS_PAGE, skip))
-                rows = cur.fetchall()
-            yield from self._own_keys(rows, prefix)
-            if len(rows) < _KEYS_PAGE:
+                cur.execute(_KEYS, (self.namespace, after, _KEYS_PAGE))
+                keys = [row["key"] for row in cur.fetchall()]
+            yield from (k for k in keys if prefix is None or k.startswith(prefix))
+            if len(keys) < _KEYS_PAGE:
                 return
-            skip += len(rows)
+            after = keys[-1]
 
     async def amget(self, keys: Sequence[str]) -> list[bytes | None]:
         if not self._db.is_async:
@@ -124,13 +119,14 @@ class CtxstoreByteStore(BaseStore[str, bytes]):
             for key in await self._db.in_thread(lambda: list(self.yield_keys(prefix=prefix))):
                 yield key
             return
-        skip = 0
+        after = ""
         while True:
             async with self._db.acursor(single=True) as cur:
-                await cur.execute(_KEYS, (self.namespace, _KEYS_PAGE, skip))
-                rows = await cur.fetchall()
-            for key in self._own_keys(rows, prefix):
-                yield key
-            if len(rows) < _KEYS_PAGE:
+                await cur.execute(_KEYS, (self.namespace, after, _KEYS_PAGE))
+                keys = [row["key"] for row in await cur.fetchall()]
+            for key in keys:
+                if prefix is None or key.startswith(prefix):
+                    yield key
+            if len(keys) < _KEYS_PAGE:
                 return
-            skip += len(rows)
+            after = keys[-1]

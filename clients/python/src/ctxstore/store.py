@@ -33,6 +33,7 @@ from langgraph.store.base import (
 from psycopg.types.json import Jsonb
 
 from ctxstore._db import Connection, Database
+from ctxstore._filters import document_filter
 
 _GET = """SELECT namespace, key, value, created_at, updated_at
             FROM ctx.search_state(%s::text[], %s, 1, 0, include_descendants => false)"""
@@ -128,10 +129,6 @@ class CtxstoreStore(BaseStore):
             )
         return steps
 
-    @staticmethod
-    def _value_filter(filter: dict[str, Any] | None) -> dict[str, Any]:
-        """A LangGraph filter on item values, addressed inside the memory copy of the value."""
-        return {f"value.{k}": v for k, v in (filter or {}).items()}
 
     def _namespaces_step(self, op: ListNamespacesOp) -> tuple[str, Any]:
         conditions, params = [], []
@@ -185,7 +182,7 @@ class CtxstoreStore(BaseStore):
             rows = yield self._namespaces_step(op)
             return [tuple(r["ns"]) for r in rows]
         if isinstance(op, SearchOp) and query is None:
-            rows = yield (_SEARCH, (self._ns(op.namespace_prefix), Jsonb(op.filter or {}), op.limit, op.offset))
+            rows = yield (_SEARCH, (self._ns(op.namespace_prefix), Jsonb(document_filter(op.filter)), op.limit, op.offset))
             return [self._item(r, None, search=True) for r in rows]
         if isinstance(op, SearchOp):
             return (yield from self._vector_search(op, query))
@@ -198,7 +195,7 @@ class CtxstoreStore(BaseStore):
         wanted = op.offset + op.limit
         k = max(wanted * len(self.index_fields), 10)
         while True:
-            rows = yield (_RECALL, (ns, _vector_literal(vector), k, Jsonb(self._value_filter(op.filter)), _SIMILARITY_ONLY))
+            rows = yield (_RECALL, (ns, _vector_literal(vector), k, Jsonb(document_filter(op.filter, "$.value.")), _SIMILARITY_ONLY))
             best: dict[tuple[tuple[str, ...], str], float] = {}
             for r in rows:  # best first: the first hit of an item is its score
                 best.setdefault((tuple(r["namespace"]), r["key"]), float(r["similarity"]))

@@ -3,7 +3,8 @@
 Each document is a memory in the store's namespace; its LangChain id is kept in the memory's
 metadata (``_lc_id``), so ids can be any string. Search is ``ctx.recall`` ranked by embedding
 similarity alone, with metadata filters in ctxstore's filter language
-(``{"topic": {"$in": ["a", "b"]}, "year": {"$gte": 2020}}``).
+(``{"topic": {"$in": ["a", "b"]}, "year": {"$gte": 2020}}``); filter keys always name metadata
+fields (``id`` is the document's metadata ``id``, not the memory id).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from langchain_core.vectorstores import VectorStore
 from psycopg.types.json import Jsonb
 
 from ctxstore._db import Connection, Database
+from ctxstore._filters import document_filter
 
 ID_KEY = "_lc_id"
 _SIMILARITY_ONLY = Jsonb({"similarity": 1, "text": 0, "recency": 0, "importance": 0})
@@ -40,8 +42,9 @@ def _vector_literal(vector: Sequence[float]) -> str:
     return "{" + ",".join(repr(float(x)) for x in vector) + "}"
 
 
-def _ids_filter(ids: Sequence[str]) -> Jsonb:
-    return Jsonb({ID_KEY: {"$in": list(ids)}})
+def _ids_filter(namespace: list[str], ids: Sequence[str]) -> Jsonb:
+    # (ctx.forget also reaches sub-namespaces: the namespace condition keeps it to this store's)
+    return Jsonb({"namespace": namespace, "$." + ID_KEY: {"$in": list(ids)}})
 
 
 def _document(row: dict[str, Any]) -> Document:
@@ -119,7 +122,7 @@ class CtxstoreVectorStore(VectorStore):
         ]
         steps = [
             (_LOCK, (self.namespace, final_ids)),
-            (_FORGET, (self.namespace, _ids_filter(final_ids))),
+            (_FORGET, (self.namespace, _ids_filter(self.namespace, final_ids))),
             (_REMEMBER, (self.namespace, texts, [_vector_literal(v) for v in vectors], metadata)),
         ]
         return final_ids, steps
@@ -127,11 +130,11 @@ class CtxstoreVectorStore(VectorStore):
     def _search_step(self, vector: list[float], k: int, filter: dict | None) -> tuple[str, Any]:
         return (
             _SEARCH,
-            (self.namespace, _vector_literal(vector), k, Jsonb(filter or {}), _SIMILARITY_ONLY),
+            (self.namespace, _vector_literal(vector), k, Jsonb(document_filter(filter)), _SIMILARITY_ONLY),
         )
 
     def _by_ids_step(self, ids: Sequence[str]) -> tuple[str, Any]:
-        return (_BY_IDS, (self.namespace, len(ids), _ids_filter(ids)))
+        return (_BY_IDS, (self.namespace, len(ids), _ids_filter(self.namespace, ids)))
 
     @staticmethod
     def _ordered(rows: list[dict[str, Any]], ids: Sequence[str]) -> list[Document]:
@@ -187,7 +190,7 @@ class CtxstoreVectorStore(VectorStore):
         if ids is None:
             raise ValueError("delete needs ids (ctx.forget(namespace) empties a whole namespace)")
         if ids:
-            self._db.run((_LOCK, (self.namespace, ids)), (_FORGET, (self.namespace, _ids_filter(ids))))
+            self._db.run((_LOCK, (self.namespace, ids)), (_FORGET, (self.namespace, _ids_filter(self.namespace, ids))))
         return True
 
     # -- async ---------------------------------------------------------------------------
@@ -250,5 +253,5 @@ class CtxstoreVectorStore(VectorStore):
         if ids is None:
             raise ValueError("delete needs ids (ctx.forget(namespace) empties a whole namespace)")
         if ids:
-            await self._db.arun((_LOCK, (self.namespace, ids)), (_FORGET, (self.namespace, _ids_filter(ids))))
+            await self._db.arun((_LOCK, (self.namespace, ids)), (_FORGET, (self.namespace, _ids_filter(self.namespace, ids))))
         return True

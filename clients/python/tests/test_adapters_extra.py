@@ -1,0 +1,67 @@
+"""Adapter behaviour beyond the standard suites: filters that name ctxstore's built-in columns,
+nested namespaces, key iteration while deleting."""
+
+from __future__ import annotations
+
+import psycopg
+from langchain_core.documents import Document
+from langchain_core.embeddings import DeterministicFakeEmbedding
+
+from ctxstore.storage import CtxstoreByteStore
+from ctxstore.store import CtxstoreStore
+from ctxstore.vectorstores import CtxstoreVectorStore
+from test_store import INDEX
+
+
+def test_vector_filters_name_metadata_even_for_column_names(conn: psycopg.Connection) -> None:
+    store = CtxstoreVectorStore(conn, DeterministicFakeEmbedding(size=8))
+    store.add_documents(
+        [
+            Document("a", metadata={"id": 1, "content": "x", "importance": 9}),
+            Document("b", metadata={"id": 2, "content": "y"}),
+        ],
+        ids=["da", "db"],
+    )
+    assert [d.id for d in store.similarity_search("a", k=5, filter={"id": 2})] == ["db"]
+    assert [d.id for d in store.similarity_search("a", k=5, filter={"content": "x"})] == ["da"]
+    either = store.similarity_search("a", k=5, filter={"$or": [{"importance": {"$gt": 5}}, {"id": 2}]})
+    assert sorted(d.id for d in either) == ["da", "db"]
+
+
+def test_vector_store_leaves_nested_namespaces_alone(conn: psycopg.Connection) -> None:
+    embeddings = DeterministicFakeEmbedding(size=8)
+    outer = CtxstoreVectorStore(conn, embeddings, namespace=["kb"])
+    inner = CtxstoreVectorStore(conn, embeddings, namespace=["kb", "team"])
+    outer.add_texts(["outer"], ids=["same-id"])
+    inner.add_texts(["inner"], ids=["same-id"])
+    outer.add_texts(["outer v2"], ids=["same-id"])  # replaces outer's only
+    outer.delete(["same-id"])
+    assert [d.page_content for d in inner.get_by_ids(["same-id"])] == ["inner"]
+    assert outer.get_by_ids(["same-id"]) == []
+
+
+def test_store_filters_on_value_fields_named_like_columns(conn: psycopg.Connection) -> None:
+    store = CtxstoreStore(conn, index=INDEX)
+    store.put(("docs",), "a", {"text": "pizza", "key": "alpha", "version": 7})
+    store.put(("docs",), "b", {"text": "pasta", "key": "beta", "version": 1})
+    assert [i.key for i in store.search(("docs",), filter={"key": "beta"})] == ["b"]
+    assert [i.key for i in store.search(("docs",), filter={"version": {"$gt": 5}})] == ["a"]
+    hits = store.search(("docs",), query="pizza", filter={"$or": [{"key": "alpha"}, {"version": 1}]}, limit=5)
+    assert sorted(h.key for h in hits) == ["a", "b"]
+    hits = store.search(("docs",), query="pizza", filter={"$not": {"key": "alpha"}}, limit=5)
+    assert [h.key for h in hits] == ["b"]
+
+
+def test_byte_store_keys_survive_deletes_while_iterating(conn: psycopg.Connection) -> None:
+    store = CtxstoreByteStore(conn, namespace=["bytes", "iter"])
+    nested = CtxstoreByteStore(conn, namespace=["bytes", "iter", "nested"])
+    keys = [f"k{n:05d}" for n in range(2500)]
+    store.mset([(k, b"v") for k in keys])
+    nested.mset([("k00000", b"other")])
+    seen = []
+    for key in store.yield_keys():
+        seen.append(key)
+        store.mdelete([key])  # deleting as we go must not make the iteration skip any
+    assert seen == keys
+    assert list(store.yield_keys()) == []
+    assert list(nested.yield_keys()) == ["k00000"]
