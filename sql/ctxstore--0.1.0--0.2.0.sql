@@ -504,7 +504,8 @@ BEGIN
     END IF;
     -- the source exclusively (puts in flight finish first, later ones wait): its values,
     -- checkpoints and writes are read as one consistent state by the three statements below
-    -- (both locks in context id order: two copies in opposite directions cannot deadlock)
+    -- (both locks in context id order: two copies in opposite directions cannot deadlock; a
+    -- transaction that put into the source before copying it waits for other such transactions)
     IF src < dst THEN
         PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || src::text, 0));
     END IF;
@@ -1118,19 +1119,6 @@ CREATE OR REPLACE FUNCTION "audit_trigger"() RETURNS trigger LANGUAGE c AS 'ctxs
 
 -- Attributes the schema sets after creating functions (CREATE OR REPLACE reset them).
 ALTER FUNCTION ctx.audit_trigger() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-
--- Roles given access under 0.1.0 (ctx.grant_access: INSERT on ctx.contexts) get the new tables too.
-DO $$
-DECLARE r record;
-BEGIN
-    FOR r IN SELECT DISTINCT a.grantee::regrole AS role
-               FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
-              WHERE c.oid = 'ctx.contexts'::regclass AND a.privilege_type = 'INSERT'
-                AND a.grantee <> 0 AND a.grantee <> c.relowner LOOP
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ctx.threads, ctx.checkpoints, ctx.checkpoint_blobs,
-                        ctx.checkpoint_writes, ctx.llm_cache TO %s', r.role);
-    END LOOP;
-END $$;
 
 -- (after the function section: the audit trigger must run this version's library)
 -- The new tables are registered as a fresh install registers them: unaudited (extension rows),

@@ -434,7 +434,8 @@ BEGIN
     END IF;
     -- the source exclusively (puts in flight finish first, later ones wait): its values,
     -- checkpoints and writes are read as one consistent state by the three statements below
-    -- (both locks in context id order: two copies in opposite directions cannot deadlock)
+    -- (both locks in context id order: two copies in opposite directions cannot deadlock; a
+    -- transaction that put into the source before copying it waits for other such transactions)
     IF src < dst THEN
         PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || src::text, 0));
     END IF;

@@ -52,9 +52,11 @@ class Database:
 
     @staticmethod
     def _needs_transaction(conn: Any, single: bool) -> bool:
-        # one statement on an autocommit connection outside a transaction is atomic by itself:
-        # no BEGIN / COMMIT round trips (inside the caller's transaction it simply joins it)
-        return not (single and conn.autocommit)
+        # one statement on an idle autocommit connection is atomic by itself: no BEGIN / COMMIT
+        # round trips; inside the caller's transaction it still gets a savepoint, so that a
+        # failure the caller catches does not abort the caller's transaction
+        idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        return not (single and conn.autocommit and idle)
 
     @contextmanager
     def cursor(self, single: bool = False) -> Iterator[psycopg.Cursor[dict[str, Any]]]:

@@ -21,6 +21,8 @@ def document_filter(filter: dict[str, Any] | None, prefix: str = "$.") -> dict[s
             if not isinstance(value, dict):
                 raise ValueError(f"$not takes a filter object, not {type(value).__name__}")
             out[key] = document_filter(value, prefix)
+        elif key.startswith("$."):  # already a document path
+            out[prefix + key[2:]] = value
         elif key.startswith("$"):
             raise ValueError(f"unknown logical operator {key!r} (use $and, $or, $not)")
         else:
