@@ -303,8 +303,42 @@ BEGIN
 END
 $body$;
 
+-- The values (at the versions the checkpoint saw) and the pending writes of one checkpoint,
+-- decrypted, as ctx.checkpoint_get and ctx.checkpoint_list return them.
+CREATE FUNCTION ctx.checkpoint_payload(context_id uuid, checkpoint_ns text, checkpoint_id text,
+                                       channel_versions jsonb, encrypted boolean)
+RETURNS TABLE(channels text[], types text[], blobs bytea[],
+              write_task_ids text[], write_channels text[], write_types text[], write_blobs bytea[])
+LANGUAGE sql STABLE AS $body$
+    SELECT coalesce(b.channels, '{}'), coalesce(b.types, '{}'), coalesce(b.blobs, '{}'),
+           coalesce(w.task_ids, '{}'), coalesce(w.channels, '{}'), coalesce(w.types, '{}'), coalesce(w.blobs, '{}')
+      FROM (SELECT array_agg(v.channel ORDER BY v.channel) AS channels,
+                   array_agg(bl.type ORDER BY v.channel) AS types,
+                   array_agg(CASE WHEN checkpoint_payload.encrypted AND bl.blob IS NOT NULL
+                                  THEN ctx.context_unseal(checkpoint_payload.context_id, bl.blob,
+                                           concat_ws(chr(31), 'checkpoint_blobs', checkpoint_payload.checkpoint_ns, v.channel, v.version))
+                                  ELSE bl.blob END ORDER BY v.channel) AS blobs
+              FROM jsonb_each_text(checkpoint_payload.channel_versions) AS v(channel, version)
+              -- (LIMIT 1 keeps this a probe of the primary key per channel, never a scan of the thread's values)
+             CROSS JOIN LATERAL (SELECT b1.type, b1.blob FROM ctx.checkpoint_blobs b1
+                                  WHERE b1.context_id = checkpoint_payload.context_id
+                                    AND b1.checkpoint_ns = checkpoint_payload.checkpoint_ns
+                                    AND b1.channel = v.channel AND b1.version = v.version LIMIT 1) bl) b,
+           (SELECT array_agg(wr.task_id ORDER BY wr.task_path, wr.task_id, wr.idx) AS task_ids,
+                   array_agg(wr.channel ORDER BY wr.task_path, wr.task_id, wr.idx) AS channels,
+                   array_agg(wr.type ORDER BY wr.task_path, wr.task_id, wr.idx) AS types,
+                   array_agg(CASE WHEN checkpoint_payload.encrypted
+                                  THEN ctx.context_unseal(wr.context_id, wr.blob,
+                                           concat_ws(chr(31), 'checkpoint_writes', wr.checkpoint_ns, wr.checkpoint_id,
+                                                     wr.task_id, wr.idx::text))
+                                  ELSE wr.blob END ORDER BY wr.task_path, wr.task_id, wr.idx) AS blobs
+              FROM ctx.checkpoint_writes wr
+             WHERE wr.context_id = checkpoint_payload.context_id AND wr.checkpoint_ns = checkpoint_payload.checkpoint_ns
+               AND wr.checkpoint_id = checkpoint_payload.checkpoint_id) w
+$body$;
+
 -- The checkpoints are chosen first (filter, order, limit), then only those are decrypted and
--- joined with their values (one index probe per channel) and writes.
+-- joined with their values and writes.
 CREATE FUNCTION ctx.checkpoint_list(thread_id text DEFAULT NULL, checkpoint_ns text DEFAULT NULL,
                                     filter jsonb DEFAULT NULL, before text DEFAULT NULL,
                                     max_rows integer DEFAULT NULL, checkpoint_id text DEFAULT NULL)
@@ -317,8 +351,7 @@ LANGUAGE sql STABLE AS $body$
            CASE WHEN c.metadata_enc IS NULL THEN c.metadata
                 ELSE convert_from(ctx.context_unseal(c.context_id, c.metadata_enc,
                          concat_ws(chr(31), 'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id)), 'UTF8')::jsonb END,
-           coalesce(b.channels, '{}'), coalesce(b.types, '{}'), coalesce(b.blobs, '{}'),
-           coalesce(w.task_ids, '{}'), coalesce(w.channels, '{}'), coalesce(w.types, '{}'), coalesce(w.blobs, '{}'),
+           p.channels, p.types, p.blobs, p.write_task_ids, p.write_channels, p.write_types, p.write_blobs,
            c.created_at
       FROM (SELECT t.thread_id, x.encrypted, cp.context_id, cp.checkpoint_ns, cp.checkpoint_id,
                    cp.parent_checkpoint_id, cp.checkpoint, cp.metadata, cp.metadata_enc, cp.created_at
@@ -340,42 +373,40 @@ LANGUAGE sql STABLE AS $body$
                         END) @> checkpoint_list.filter)
              ORDER BY cp.checkpoint_id DESC, cp.checkpoint_ns
              LIMIT checkpoint_list.max_rows) c
-      LEFT JOIN LATERAL (
-           SELECT array_agg(v.channel ORDER BY v.channel) AS channels,
-                  array_agg(bl.type ORDER BY v.channel) AS types,
-                  array_agg(CASE WHEN c.encrypted AND bl.blob IS NOT NULL
-                                 THEN ctx.context_unseal(c.context_id, bl.blob,
-                                          concat_ws(chr(31), 'checkpoint_blobs', c.checkpoint_ns, v.channel, v.version))
-                                 ELSE bl.blob END ORDER BY v.channel) AS blobs
-             FROM jsonb_each_text(c.checkpoint->'channel_versions') AS v(channel, version)
-             -- (LIMIT 1 keeps this a probe of the primary key per channel, never a scan of the thread's values)
-            CROSS JOIN LATERAL (SELECT b1.type, b1.blob FROM ctx.checkpoint_blobs b1
-                                 WHERE b1.context_id = c.context_id AND b1.checkpoint_ns = c.checkpoint_ns
-                                   AND b1.channel = v.channel AND b1.version = v.version LIMIT 1) bl) b ON true
-      LEFT JOIN LATERAL (
-           SELECT array_agg(wr.task_id ORDER BY wr.task_path, wr.task_id, wr.idx) AS task_ids,
-                  array_agg(wr.channel ORDER BY wr.task_path, wr.task_id, wr.idx) AS channels,
-                  array_agg(wr.type ORDER BY wr.task_path, wr.task_id, wr.idx) AS types,
-                  array_agg(CASE WHEN c.encrypted
-                                 THEN ctx.context_unseal(wr.context_id, wr.blob,
-                                          concat_ws(chr(31), 'checkpoint_writes', wr.checkpoint_ns, wr.checkpoint_id,
-                                                    wr.task_id, wr.idx::text))
-                                 ELSE wr.blob END ORDER BY wr.task_path, wr.task_id, wr.idx) AS blobs
-             FROM ctx.checkpoint_writes wr
-            WHERE wr.context_id = c.context_id AND wr.checkpoint_ns = c.checkpoint_ns
-              AND wr.checkpoint_id = c.checkpoint_id) w ON true
+     CROSS JOIN LATERAL ctx.checkpoint_payload(c.context_id, c.checkpoint_ns, c.checkpoint_id,
+                                               c.checkpoint->'channel_versions', c.encrypted) p
      ORDER BY c.checkpoint_id DESC, c.checkpoint_ns
 $body$;
 
+-- One checkpoint by primary key (the latest of the namespace: the index's last entry), written
+-- so that a prepared statement's generic plan stays a key lookup.
 CREATE FUNCTION ctx.checkpoint_get(thread_id text, checkpoint_ns text DEFAULT '', checkpoint_id text DEFAULT NULL)
 RETURNS TABLE(thread_id text, checkpoint_ns text, checkpoint_id text, parent_checkpoint_id text,
               checkpoint jsonb, metadata jsonb, channels text[], types text[], blobs bytea[],
               write_task_ids text[], write_channels text[], write_types text[], write_blobs bytea[],
               created_at timestamptz)
 LANGUAGE sql STABLE AS $body$
-    SELECT * FROM ctx.checkpoint_list(checkpoint_get.thread_id, coalesce(checkpoint_get.checkpoint_ns, ''),
-                                      max_rows => 1, checkpoint_id => checkpoint_get.checkpoint_id)
-     WHERE checkpoint_get.thread_id IS NOT NULL
+    SELECT t.thread_id, cp.checkpoint_ns, cp.checkpoint_id, cp.parent_checkpoint_id, cp.checkpoint,
+           CASE WHEN cp.metadata_enc IS NULL THEN cp.metadata
+                ELSE convert_from(ctx.context_unseal(cp.context_id, cp.metadata_enc,
+                         concat_ws(chr(31), 'checkpoints.metadata', cp.checkpoint_ns, cp.checkpoint_id)), 'UTF8')::jsonb END,
+           p.channels, p.types, p.blobs, p.write_task_ids, p.write_channels, p.write_types, p.write_blobs,
+           cp.created_at
+      FROM ctx.threads t
+      JOIN ctx.contexts x ON x.id = t.context_id
+     CROSS JOIN LATERAL (
+           -- (one branch runs: "checkpoint_id IS NULL" is decided once per call, even in a generic plan)
+           (SELECT * FROM ctx.checkpoints c
+             WHERE checkpoint_get.checkpoint_id IS NULL
+               AND c.context_id = t.context_id AND c.checkpoint_ns = coalesce(checkpoint_get.checkpoint_ns, '')
+             ORDER BY c.checkpoint_id DESC LIMIT 1)
+           UNION ALL
+           (SELECT * FROM ctx.checkpoints c
+             WHERE c.context_id = t.context_id AND c.checkpoint_ns = coalesce(checkpoint_get.checkpoint_ns, '')
+               AND c.checkpoint_id = checkpoint_get.checkpoint_id)) cp
+     CROSS JOIN LATERAL ctx.checkpoint_payload(cp.context_id, cp.checkpoint_ns, cp.checkpoint_id,
+                                               cp.checkpoint->'channel_versions', x.encrypted) p
+     WHERE t.tenant = ctx.current_tenant() AND t.thread_id = checkpoint_get.thread_id
 $body$;
 
 -- Deletes the pending writes and channel values no checkpoint of these contexts refers to.

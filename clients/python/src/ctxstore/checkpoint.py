@@ -29,9 +29,11 @@ from psycopg.types.json import Jsonb
 
 from ctxstore._db import Connection, Database
 
-_PUT = """SELECT ctx.checkpoint_put(%s, %s, %s, %s, %s, %s::text[], %s::text[], %s::text[], %s::bytea[])"""
+# Values travel in binary (%b, and binary results for reads): a checkpoint's message history
+# is often hundreds of kilobytes, and hex-escaped text would double it and cost a parse each way.
+_PUT = """SELECT ctx.checkpoint_put(%s, %s, %s, %s, %s, %s::text[], %s::text[], %s::text[], %b::bytea[])"""
 _PUT_WRITES = """SELECT ctx.checkpoint_put_writes(%s, %s, %s, %s, %s::int[], %s::text[], %s::text[],
-                                                  %s::bytea[], %s, %s)"""
+                                                  %b::bytea[], %s, %s)"""
 _GET = "SELECT * FROM ctx.checkpoint_get(%s, %s, %s)"
 _LIST = "SELECT * FROM ctx.checkpoint_list(%s, %s, %s, %s, %s, %s)"
 _DELETE_THREAD = "SELECT ctx.checkpoint_delete_thread(%s)"
@@ -233,7 +235,7 @@ class CtxstoreSaver(BaseCheckpointSaver[str]):
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         with self._db.cursor(single=True) as cur:
-            cur.execute(_GET, self._get_params(config))
+            cur.execute(_GET, self._get_params(config), binary=True)
             row = cur.fetchone()
         return self._tuple(row) if row else None
 
@@ -246,7 +248,7 @@ class CtxstoreSaver(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
         with self._db.cursor(single=True) as cur:
-            cur.execute(_LIST, self._list_params(config, filter, before, limit))
+            cur.execute(_LIST, self._list_params(config, filter, before, limit), binary=True)
             rows = cur.fetchall()
         for row in rows:
             yield self._tuple(row)
@@ -301,7 +303,7 @@ class CtxstoreSaver(BaseCheckpointSaver[str]):
         if not self._db.is_async:
             return await self._db.in_thread(self.get_tuple, config)
         async with self._db.acursor(single=True) as cur:
-            await cur.execute(_GET, self._get_params(config))
+            await cur.execute(_GET, self._get_params(config), binary=True)
             row = await cur.fetchone()
         return self._tuple(row) if row else None
 
@@ -321,7 +323,7 @@ class CtxstoreSaver(BaseCheckpointSaver[str]):
                 yield item
             return
         async with self._db.acursor(single=True) as cur:
-            await cur.execute(_LIST, self._list_params(config, filter, before, limit))
+            await cur.execute(_LIST, self._list_params(config, filter, before, limit), binary=True)
             rows = await cur.fetchall()
         for row in rows:
             yield self._tuple(row)
