@@ -10,18 +10,9 @@ if [ "${1:-}" = --quick ]; then quick=(--quick); fi
 log() { echo "bench: $*" >&2; }
 
 "$root/scripts/setup.sh"
-# The peers' Python packages, pinned, in their own venv (reinstalled when the pins change).
+# The peers' Python packages and ctxstore's own adapters (P7), pinned, in their own venv.
 bench_venv="$root/.venv-bench"
-requirements="$root/benches/requirements.txt"
-want=$(cat "$requirements" "$root/clients/python/pyproject.toml" | sha256sum)
-if ! [ -x "$bench_venv/bin/python" ] || [ "$(cat "$bench_venv/.requirements" 2>/dev/null)" != "$want" ]; then
-  log "installing the peers' packages into $bench_venv"
-  python3 -m venv "$bench_venv"
-  "$bench_venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
-  # ctxstore's own adapters (P7), from this tree
-  "$bench_venv/bin/pip" install -q --disable-pip-version-check --no-deps -e "$root/clients/python"
-  echo "$want" > "$bench_venv/.requirements"
-fi
+ensure_venv "$bench_venv" "$root/benches/requirements.txt"
 log "building and installing the release build into PG 18"
 "$root/scripts/install.sh" pg18 --release
 args=("${quick[@]}")

@@ -22,3 +22,18 @@ pg_config_for() {
     *) echo "unsupported server '$1' (use pg15 or pg18)" >&2; return 1 ;;
   esac
 }
+
+# A project-local venv with pinned requirements and this tree's Python adapters (editable),
+# reinstalled only when the pins or the package's metadata change:
+#   ensure_venv DIR REQUIREMENTS_FILE
+ensure_venv() {
+  local venv=$1 requirements=$2 want
+  want=$(cat "$requirements" "$root/clients/python/pyproject.toml" | sha256sum)
+  if ! [ -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$want" ]; then
+    echo "installing $(basename "$requirements") into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+    "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e "$root/clients/python"
+    echo "$want" > "$venv/.requirements"
+  fi
+}

@@ -13,17 +13,9 @@ datadir="$root/tmp/clients-db-$server"
 reports="$root/tmp/clients-$server"
 port=$((57100 + ${server#pg}))
 
-# The adapters' test requirements, pinned, in their own venv (reinstalled when the pins change).
+# The adapters' test requirements, pinned, in their own venv.
 venv="$root/.venv-clients"
-requirements="$root/clients/python/requirements-test.txt"
-want=$(cat "$requirements" "$root/clients/python/pyproject.toml" | sha256sum)
-if ! [ -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$want" ]; then
-  echo "installing the adapters' test requirements into $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
-  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e "$root/clients/python"
-  echo "$want" > "$venv/.requirements"
-fi
+ensure_venv "$venv" "$root/clients/python/requirements-test.txt"
 
 cleanup() { "$root/scripts/cluster.sh" stop "$server" "$datadir"; }
 trap cleanup EXIT

@@ -34,6 +34,7 @@ from psycopg.types.json import Jsonb
 
 from ctxstore._db import Connection, Database
 from ctxstore._filters import document_filter
+from ctxstore._recall import SIMILARITY_ONLY, vector_literal
 
 _GET = """SELECT namespace, key, value, created_at, updated_at
             FROM ctx.search_state(%s::text[], %s, 1, 0, include_descendants => false)"""
@@ -46,15 +47,11 @@ _REMEMBER = """SELECT ctx.remember(%s::text[], d.content, d.embedding::real[], %
                  FROM unnest(%s::text[], %s::text[]) AS d(content, embedding)"""
 _RECALL = """SELECT namespace, metadata->>'lg_key' AS key, similarity
                FROM ctx.recall(%s::text[], %s::real[], k => %s, filter => %s, weights => %s)"""
-_SIMILARITY_ONLY = Jsonb({"similarity": 1, "text": 0, "recency": 0, "importance": 0})
 _NAMESPACES = """SELECT DISTINCT s.namespace[2:%s] AS ns FROM ctx.state s
                   WHERE s.tenant = ctx.current_tenant() AND s.namespace[1] = %s AND s.version > 0
                     AND (s.expires_at IS NULL OR s.expires_at > now()) {conditions}
                   ORDER BY 1 LIMIT %s OFFSET %s"""
 
-
-def _vector_literal(vector: Sequence[float]) -> str:
-    return "{" + ",".join(repr(float(x)) for x in vector) + "}"
 
 
 class CtxstoreStore(BaseStore):
@@ -84,34 +81,27 @@ class CtxstoreStore(BaseStore):
         self.index_config = index
         if index is not None:
             self.embeddings = ensure_embeddings(index["embed"])
-            fields = index.get("fields") or ["$"]
-            self.index_fields = {f: (tokenize_path(f) if f != "$" else "$") for f in fields}
+            self.index_fields = index.get("fields") or ["$"]
 
     # -- planning: ops -> statements -----------------------------------------------------
 
     def _ns(self, namespace: Sequence[str]) -> list[str]:
         return [self.root, *namespace]
 
-    def _index_texts(self, op: PutOp) -> list[tuple[str, str]]:
-        """(field, text) pairs to embed for a put; none without an index or with index=False."""
+    def _index_texts(self, op: PutOp) -> list[str]:
+        """The texts to embed for a put; none without an index or with index=False."""
         if self.index_config is None or op.value is None or op.index is False:
             return []
-        fields = (
-            self.index_fields
-            if op.index is None
-            else {f: (tokenize_path(f) if f != "$" else "$") for f in op.index}
-        )
-        pairs = []
-        for field, path in fields.items():
-            texts = [str(op.value)] if path == "$" else get_text_at_path(op.value, path)
-            pairs.extend((field, t) for t in texts)
-        return pairs
+        texts: list[str] = []
+        for field in self.index_fields if op.index is None else op.index:
+            texts += [str(op.value)] if field == "$" else get_text_at_path(op.value, tokenize_path(field))
+        return texts
 
     @staticmethod
     def _ttl(minutes: float | None) -> timedelta | None:
         return timedelta(minutes=minutes) if minutes is not None else None
 
-    def _put_steps(self, op: PutOp, vectors: list[list[float]], texts: list[tuple[str, str]]) -> list[tuple[str, Any]]:
+    def _put_steps(self, op: PutOp, vectors: list[list[float]], texts: list[str]) -> list[tuple[str, Any]]:
         ns = self._ns(op.namespace)
         own = Jsonb({"namespace": ns, "lg_key": op.key})
         steps: list[tuple[str, Any]] = []
@@ -125,7 +115,7 @@ class CtxstoreStore(BaseStore):
         if texts:
             metadata = Jsonb({"lg_key": op.key, "value": op.value})
             steps.append(
-                (_REMEMBER, (ns, metadata, ttl, [t for _, t in texts], [_vector_literal(v) for v in vectors]))
+                (_REMEMBER, (ns, metadata, ttl, texts, [vector_literal(v) for v in vectors]))
             )
         return steps
 
@@ -170,7 +160,7 @@ class CtxstoreStore(BaseStore):
     # Each op runs as a generator that yields statements and receives their rows, so the
     # same logic drives a sync cursor and an async one.
 
-    def _op(self, op: Op, texts: list[tuple[str, str]], vectors: list[list[float]], query: list[float] | None) -> Generator[tuple[str, Any], list[dict[str, Any]], Result]:
+    def _op(self, op: Op, texts: list[str], vectors: list[list[float]], query: list[float] | None) -> Generator[tuple[str, Any], list[dict[str, Any]], Result]:
         if isinstance(op, GetOp):
             rows = yield (_GET, (self._ns(op.namespace), Jsonb({"key": op.key})))
             return self._item(rows[0]) if rows else None
@@ -195,7 +185,7 @@ class CtxstoreStore(BaseStore):
         wanted = op.offset + op.limit
         k = max(wanted * len(self.index_fields), 10)
         while True:
-            rows = yield (_RECALL, (ns, _vector_literal(vector), k, Jsonb(document_filter(op.filter, "$.value.")), _SIMILARITY_ONLY))
+            rows = yield (_RECALL, (ns, vector_literal(vector), k, Jsonb(document_filter(op.filter, "$.value.")), SIMILARITY_ONLY))
             best: dict[tuple[tuple[str, ...], str], float] = {}
             for r in rows:  # best first: the first hit of an item is its score
                 best.setdefault((tuple(r["namespace"]), r["key"]), float(r["similarity"]))
@@ -209,37 +199,36 @@ class CtxstoreStore(BaseStore):
                 items.append(self._item(found[0], score, search=True))
         return items
 
-    def _prepare(self, ops: Iterable[Op]) -> tuple[list[Op], list[str], list[str]]:
+    def _prepare(self, ops: Iterable[Op]) -> tuple[list[Op], list[str], list[list[str]]]:
+        """The ops, the queries to embed, and each op's texts to embed (in op order)."""
         ops = list(ops)
         for op in ops:
             validate_op_namespace(op)
         queries = [op.query for op in ops if isinstance(op, SearchOp) and op.query]
         if queries and self.index_config is None:
             raise ValueError("search with a query needs a store created with index=...")
-        texts = [t for op in ops if isinstance(op, PutOp) for _, t in self._index_texts(op)]
+        texts = [self._index_texts(op) if isinstance(op, PutOp) else [] for op in ops]
         return ops, queries, texts
 
-    def _generators(self, ops: list[Op], vectors: list[list[float]]) -> list[Generator[Any, Any, Result]]:
-        at = 0
-        query_vectors = {}
-        for i, op in enumerate(ops):
-            if isinstance(op, SearchOp) and op.query:
-                query_vectors[i] = vectors[at]
-                at += 1
-        generators = []
-        for i, op in enumerate(ops):
-            texts = self._index_texts(op) if isinstance(op, PutOp) else []
-            generators.append(self._op(op, texts, vectors[at : at + len(texts)], query_vectors.get(i)))
-            at += len(texts)
+    def _generators(
+        self, ops: list[Op], query_vectors: list[list[float]], texts: list[list[str]], vectors: list[list[float]]
+    ) -> list[Generator[Any, Any, Result]]:
+        queries = iter(query_vectors)
+        generators, at = [], 0
+        for op, own in zip(ops, texts):
+            query = next(queries) if isinstance(op, SearchOp) and op.query else None
+            generators.append(self._op(op, own, vectors[at : at + len(own)], query))
+            at += len(own)
         return generators
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         ops, queries, texts = self._prepare(ops)
-        vectors = [self.embeddings.embed_query(q) for q in queries]
-        vectors += self.embeddings.embed_documents(texts) if texts else []
+        all_texts = [t for own in texts for t in own]
+        query_vectors = [self.embeddings.embed_query(q) for q in queries]
+        vectors = self.embeddings.embed_documents(all_texts) if all_texts else []
         results: list[Result] = []
         with self._db.cursor() as cur:
-            for gen in self._generators(ops, vectors):
+            for gen in self._generators(ops, query_vectors, texts, vectors):
                 try:
                     statement = next(gen)
                     while True:
@@ -253,11 +242,12 @@ class CtxstoreStore(BaseStore):
         if not self._db.is_async:
             return await self._db.in_thread(self.batch, ops)
         ops, queries, texts = self._prepare(ops)
-        vectors = [await self.embeddings.aembed_query(q) for q in queries]
-        vectors += await self.embeddings.aembed_documents(texts) if texts else []
+        all_texts = [t for own in texts for t in own]
+        query_vectors = [await self.embeddings.aembed_query(q) for q in queries]
+        vectors = await self.embeddings.aembed_documents(all_texts) if all_texts else []
         results: list[Result] = []
         async with self._db.acursor() as cur:
-            for gen in self._generators(ops, vectors):
+            for gen in self._generators(ops, query_vectors, texts, vectors):
                 try:
                     statement = next(gen)
                     while True:

@@ -20,9 +20,9 @@ from psycopg.types.json import Jsonb
 
 from ctxstore._db import Connection, Database
 from ctxstore._filters import document_filter
+from ctxstore._recall import SIMILARITY_ONLY, vector_literal
 
 ID_KEY = "_lc_id"
-_SIMILARITY_ONLY = Jsonb({"similarity": 1, "text": 0, "recency": 0, "importance": 0})
 
 # one writer per (namespace, id) at a time: replacing a document is forget + remember
 _LOCK = """SELECT count(pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
@@ -37,9 +37,6 @@ _SEARCH = """SELECT content, metadata, similarity
 _BY_IDS = """SELECT content, metadata FROM ctx.recall(%s::text[], k => %s, filter => %s,
                                                       include_descendants => false)"""
 
-
-def _vector_literal(vector: Sequence[float]) -> str:
-    return "{" + ",".join(repr(float(x)) for x in vector) + "}"
 
 
 def _ids_filter(namespace: list[str], ids: Sequence[str]) -> Jsonb:
@@ -123,14 +120,14 @@ class CtxstoreVectorStore(VectorStore):
         steps = [
             (_LOCK, (self.namespace, final_ids)),
             (_FORGET, (self.namespace, _ids_filter(self.namespace, final_ids))),
-            (_REMEMBER, (self.namespace, texts, [_vector_literal(v) for v in vectors], metadata)),
+            (_REMEMBER, (self.namespace, texts, [vector_literal(v) for v in vectors], metadata)),
         ]
         return final_ids, steps
 
     def _search_step(self, vector: list[float], k: int, filter: dict | None) -> tuple[str, Any]:
         return (
             _SEARCH,
-            (self.namespace, _vector_literal(vector), k, Jsonb(document_filter(filter)), _SIMILARITY_ONLY),
+            (self.namespace, vector_literal(vector), k, Jsonb(document_filter(filter)), SIMILARITY_ONLY),
         )
 
     def _by_ids_step(self, ids: Sequence[str]) -> tuple[str, Any]:
