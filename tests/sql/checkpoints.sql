@@ -149,3 +149,9 @@ SELECT ctx.checkpoint_copy_thread('t1', 't1');
 \echo :SQLSTATE
 SELECT ctx.checkpoint_delete_runs(NULL);
 \echo :SQLSTATE
+SELECT ctx.checkpoint_collect_garbage(NULL);
+\echo :SQLSTATE
+SELECT count(*) FROM ctx.checkpoint_list('t1', max_rows => -1);
+\echo :SQLSTATE
+SELECT count(*) AS no_thread_no_rows FROM ctx.checkpoint_get(NULL);
+SELECT count(*) AS unknown_thread_no_rows FROM ctx.checkpoint_get('never-seen');
