@@ -163,6 +163,7 @@ class Server:
     def __init__(self, port: int):
         self.datadir = ROOT / "tmp" / "bench-peers18"
         self.port = port
+        self.databases: set[str] = set()
         self.pg_config = subprocess.check_output(["bash", "-c", f"source {ROOT}/scripts/env.sh; echo $PG18_CONFIG"], text=True).strip()
         self.bindir = subprocess.check_output([self.pg_config, "--bindir"], text=True).strip()
         self.version = next(
@@ -172,7 +173,7 @@ class Server:
             "shared_preload_libraries": f"ctxstore-{self.version}",
             "shared_buffers": "2GB",
             "maintenance_work_mem": "1GB",
-            "max_wal_size": "8GB",
+            "max_wal_size": "2GB",  # bounds the disk a load can take (CI disks are small)
             "checkpoint_timeout": "30min",
             "max_connections": "50",
             "fsync": "off",
@@ -194,10 +195,20 @@ class Server:
     def conninfo(self, dbname: str = "postgres") -> str:
         return f"host={self.datadir} port={self.port} user=postgres dbname={dbname}"
 
+    def drop_databases(self) -> None:
+        """Drops a finished workload's databases and recycles the WAL, so the run's disk use
+        stays that of its largest workload rather than the sum of all."""
+        with self.connect() as conn:
+            for name in sorted(self.databases):
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.execute("CHECKPOINT")
+        self.databases.clear()
+
     def connect(self, dbname: str = "postgres", **kw) -> psycopg.Connection:
         return psycopg.connect(self.conninfo(dbname), autocommit=True, **kw)
 
     def create_database(self, name: str) -> None:
+        self.databases.add(name)
         with self.connect() as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name}")
             conn.execute(f"CREATE DATABASE {name}")
@@ -967,9 +978,11 @@ def main() -> None:
                      "P6": bench_growth, "P7": bench_checkpointer}
         for name in args.only.split(","):
             workloads[name.strip()](server, plan, results)
+            server.drop_databases()
         write_report(results, "quick" if args.quick else "full", server, out, started, pg_version, args.kernels)
     finally:
         server.stop()
+    shutil.rmtree(server.datadir, ignore_errors=True)  # a failed run's cluster stays to look into
     if args.quick:
         # the smoke run checks that every path works and the windows agree, not the targets
         print(f"{sum(v.met for v in results.verdicts)}/{len(results.verdicts)} targets met at quick sizes", flush=True)

@@ -2,6 +2,8 @@
 # A throwaway cluster run as user postgres on a private port and socket directory.
 #   cluster.sh start  pg15|pg18 DATADIR PORT [postgres -c options...]
 #   cluster.sh stop   pg15|pg18 DATADIR
+#   cluster.sh finish pg15|pg18 DATADIR STATUS   a test's exit: stop; remove the cluster if STATUS
+#                                                is 0 (a failed test's cluster stays to look into)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/env.sh"
@@ -34,5 +36,9 @@ case "$action" in
       as_pg "$bindir/pg_ctl" -D "$datadir" -m fast -w stop >/dev/null || true
     fi
     ;;
-  *) echo "usage: cluster.sh start|stop pg15|pg18 DATADIR [PORT]" >&2; exit 2 ;;
+  finish)
+    "$0" stop "$server" "$datadir"
+    if [ "${4:-1}" = 0 ]; then rm -rf "$datadir"; fi
+    ;;
+  *) echo "usage: cluster.sh start|stop|finish pg15|pg18 DATADIR [PORT|STATUS]" >&2; exit 2 ;;
 esac

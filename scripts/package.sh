@@ -51,7 +51,9 @@ Description: ctxstore: persistence layer for AI agents' context and memory
 CONTROL
     dpkg-deb --root-owner-group --build "$deb" "$dist/postgresql-$major-ctxstore_${version}_$arch.deb" >/dev/null
     echo "$dist/postgresql-$major-ctxstore_${version}_$arch.deb"
+    rm -rf "$deb"
   fi
+  rm -rf "$stage" "$stage.log"
 done
 # PGXN: META.json (version from Cargo.toml) and a source archive of the committed tree
 sed "s/@VERSION@/$version/g" "$root/scripts/META.json.in" > "$dist/META.json"

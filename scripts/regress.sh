@@ -18,7 +18,7 @@ port=${CTXSTORE_REGRESS_PORT:-$((56000 + ${server#pg}))}
 "$root/scripts/install.sh" "$server"
 rm -rf "$datadir" "$outdir"
 mkdir -p "$outdir" && chown postgres "$outdir"
-trap '"$root/scripts/cluster.sh" stop "$server" "$datadir"' EXIT
+trap 'status=$?; "$root/scripts/cluster.sh" finish "$server" "$datadir" "$status"; [ "$status" != 0 ] || rm -rf "$outdir"' EXIT
 "$root/scripts/cluster.sh" start "$server" "$datadir" "$port"
 
 tests=()

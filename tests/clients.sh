@@ -17,7 +17,7 @@ port=$((57100 + ${server#pg}))
 venv="$root/.venv-clients"
 ensure_venv "$venv" "$root/clients/python/requirements-test.txt"
 
-cleanup() { "$root/scripts/cluster.sh" stop "$server" "$datadir"; }
+cleanup() { local status=$?; "$root/scripts/cluster.sh" finish "$server" "$datadir" "$status"; }
 trap cleanup EXIT
 rm -rf "$datadir" "$reports"
 mkdir -p "$reports"

@@ -13,7 +13,7 @@ datadir="$root/tmp/crash-$server"
 port=$((58200 + ${server#pg}))
 work=$(mktemp -d); chmod 777 "$work"
 fail() { echo "FAILED: $*" >&2; tail -n 20 "$datadir/server.log" >&2; exit 1; }
-cleanup() { "$root/scripts/cluster.sh" stop "$server" "$datadir"; rm -rf "$work"; }
+cleanup() { local status=$?; "$root/scripts/cluster.sh" finish "$server" "$datadir" "$status"; rm -rf "$work"; }
 trap cleanup EXIT
 start() { "$root/scripts/cluster.sh" start "$server" "$datadir" "$port" "fsync=on" "synchronous_commit=on"; }
 psql() { sudo -u postgres "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$datadir" -p "$port" -U postgres -d postgres "$@"; }

@@ -13,7 +13,7 @@ datadir="$root/tmp/dump-$server"
 port=$((58100 + ${server#pg}))
 work=$(mktemp -d); chmod 777 "$work"
 fail() { echo "FAILED: $*" >&2; exit 1; }
-cleanup() { "$root/scripts/cluster.sh" stop "$server" "$datadir"; rm -rf "$work"; }
+cleanup() { local status=$?; "$root/scripts/cluster.sh" finish "$server" "$datadir" "$status"; rm -rf "$work"; }
 trap cleanup EXIT
 rm -rf "$datadir"
 "$root/scripts/cluster.sh" start "$server" "$datadir" "$port" \

@@ -17,8 +17,9 @@ chmod 755 "$work"
 python="$VENV/bin/python"
 receiver_pid=
 cleanup() {
+  local status=$?
   [ -n "$receiver_pid" ] && kill "$receiver_pid" 2>/dev/null || true
-  "$root/scripts/cluster.sh" stop "$server" "$datadir"
+  "$root/scripts/cluster.sh" finish "$server" "$datadir" "$status"
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -20,26 +20,41 @@ port=$((58000 + ${server#pg}))
 work=$(mktemp -d); chmod 755 "$work"
 worktree="$root/tmp/release-$release"
 fail() { echo "FAILED: $*" >&2; exit 1; }
-cleanup() { "$root/scripts/cluster.sh" stop "$server" "$datadir"; rm -rf "$work"; }
+cleanup() { local status=$?; "$root/scripts/cluster.sh" finish "$server" "$datadir" "$status"; rm -rf "$work"; }
 trap cleanup EXIT
 
-# The release's tree, built with its own lock file into its own target directory.
-if ! git -C "$root" cat-file -e "$commit^{commit}" 2>/dev/null; then
-  git -C "$root" fetch -q origin "$commit" 2>/dev/null \
-    || fail "release $release: commit $commit is not in this clone (a shallow clone? fetch it or clone fully)"
-fi
-if ! [ -d "$worktree/.git" ] && ! [ -f "$worktree/.git" ]; then
-  rm -rf "$worktree"
-  git -C "$root" worktree prune
-  git -C "$root" worktree add -q --detach "$worktree" "$commit"
-fi
-echo "upgrade ($server): building release $release from ${commit:0:12}" >&2
-if ! (cd "$worktree" && CARGO_TARGET_DIR="$root/tmp/release-target" \
-       cargo pgrx install --pg-config "$pg_config" --no-default-features --features "$server") >"$work/build.log" 2>&1; then
-  tail -n 40 "$work/build.log" >&2
-  fail "building release $release"
-fi
+pkglibdir=$("$pg_config" --pkglibdir)
 sharedir=$("$pg_config" --sharedir)/extension
+# The release's library and script, built once per server and commit and kept (a few MB); its
+# build tree (GBs) is deleted once they are copied out.
+cache="$root/tmp/release-$release-$server"
+if [ "$(cat "$cache/commit" 2>/dev/null)" != "$commit" ]; then
+  rm -rf "$cache"
+  # the release's tree, built with its own lock file into its own target directory
+  if ! git -C "$root" cat-file -e "$commit^{commit}" 2>/dev/null; then
+    git -C "$root" fetch -q origin "$commit" 2>/dev/null \
+      || fail "release $release: commit $commit is not in this clone (a shallow clone? fetch it or clone fully)"
+  fi
+  if ! [ -d "$worktree/.git" ] && ! [ -f "$worktree/.git" ]; then
+    rm -rf "$worktree"
+    git -C "$root" worktree prune
+    git -C "$root" worktree add -q --detach "$worktree" "$commit"
+  fi
+  echo "upgrade ($server): building release $release from ${commit:0:12}" >&2
+  target="$root/tmp/release-target-$server"
+  if ! (cd "$worktree" && CARGO_TARGET_DIR="$target" CARGO_PROFILE_DEV_DEBUG=false CARGO_INCREMENTAL=0 \
+         cargo pgrx install --pg-config "$pg_config" --no-default-features --features "$server") >"$work/build.log" 2>&1; then
+    tail -n 40 "$work/build.log" >&2
+    fail "building release $release"
+  fi
+  mkdir -p "$cache"
+  cp "$pkglibdir/ctxstore-$release.so" "$sharedir/ctxstore--$release.sql" "$cache/"
+  echo "$commit" > "$cache/commit"
+  rm -rf "$target"
+else
+  install -m 755 "$cache/ctxstore-$release.so" "$pkglibdir/"
+  install -m 644 "$cache/ctxstore--$release.sql" "$sharedir/"
+fi
 cp "$sharedir/ctxstore--$release.sql" "$work/release-schema.sql"
 # the current build last: its control file names the current default version
 "$root/scripts/install.sh" "$server" 2>/dev/null
