@@ -40,6 +40,11 @@ $body$;
 -- section below creates the new signature).
 DROP FUNCTION ctx.search_state(text[], jsonb, integer, integer);
 
+-- The ttl a value or memory was written with, which ctx.touch / ctx.touch_memories restart
+-- (rows written before the upgrade have none: they expire as they were written to).
+ALTER TABLE ctx.state ADD COLUMN ttl interval;
+ALTER TABLE ctx.memories ADD COLUMN ttl interval;
+
 -- Application roles get the new tables too.
 CREATE OR REPLACE FUNCTION ctx.grant_access(role regrole, admin boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql AS $body$
@@ -1088,6 +1093,22 @@ CREATE OR REPLACE FUNCTION "token_window"(
 STABLE PARALLEL RESTRICTED
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'token_window_wrapper';
+
+CREATE OR REPLACE FUNCTION "touch"(
+	"namespace" TEXT[],
+	"keys" TEXT[]
+) RETURNS bigint
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'touch_wrapper';
+
+CREATE OR REPLACE FUNCTION "touch_memories"(
+	"namespace" TEXT[],
+	"filter" jsonb DEFAULT '{}'
+) RETURNS bigint
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'touch_memories_wrapper';
 
 CREATE OR REPLACE FUNCTION "unregister_processor"(
 	"name" TEXT

@@ -97,12 +97,12 @@ fn put(
             crate::core::conversation::check_non_negative(v, "expected_version")?;
         }
         static UPSERT: Statement = Statement {
-            sql: "INSERT INTO ctx.state AS s (namespace, ns_key, key, value, version, expires_at,
+            sql: "INSERT INTO ctx.state AS s (namespace, ns_key, key, value, version, expires_at, ttl,
                                               schema_name, schema_version, redacted, value_enc)
-                  VALUES ($1, $2, $3, $4, 1, now() + $5, $7, $8, $9, $10)
+                  VALUES ($1, $2, $3, $4, 1, now() + $5, $5, $7, $8, $9, $10)
                   ON CONFLICT (tenant, ns_key, key) DO UPDATE
                      SET value = excluded.value, version = s.version + 1, updated_at = now(),
-                         expires_at = excluded.expires_at, schema_name = excluded.schema_name,
+                         expires_at = excluded.expires_at, ttl = excluded.ttl, schema_name = excluded.schema_name,
                          schema_version = excluded.schema_version, redacted = excluded.redacted,
                          value_enc = excluded.value_enc
                    WHERE NOT $6 OR s.expires_at <= now()
@@ -111,7 +111,7 @@ fn put(
             writes: true,
         };
         static UPDATE_IF: Statement = Statement {
-            sql: "UPDATE ctx.state SET value = $3, version = version + 1, updated_at = now(), expires_at = now() + $4,
+            sql: "UPDATE ctx.state SET value = $3, version = version + 1, updated_at = now(), expires_at = now() + $4, ttl = $4,
                          schema_name = $6, schema_version = $7, redacted = $8, value_enc = $9
                    WHERE tenant = ctx.current_tenant() AND ns_key = $1 AND key = $2 AND version = $5 AND (expires_at IS NULL OR expires_at > now())
                   RETURNING version",
@@ -374,7 +374,8 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
     };
     static WRITE: Statement = Statement {
         sql: "UPDATE ctx.state SET value = $3, version = version + 1, updated_at = now(),
-                     expires_at = CASE WHEN $4 THEN NULL ELSE expires_at END, schema_version = $5,
+                     expires_at = CASE WHEN $4 THEN NULL ELSE expires_at END,
+                     ttl = CASE WHEN $4 THEN NULL ELSE ttl END, schema_version = $5,
                      redacted = $6, value_enc = $7
                WHERE tenant = ctx.current_tenant() AND ns_key = $1 AND key = $2",
         args: &[
@@ -480,6 +481,34 @@ fn delete_key(namespace: Option<Vec<Option<String>>>, key: Option<&str>) -> bool
         )?)?
         .unwrap_or(false))
     })
+    .or_raise()
+}
+
+/// Restarts the time to live of live values: each of `keys` in the namespace that was put with
+/// a ttl now expires that ttl from now (a read that keeps a value alive). Keys without a ttl,
+/// expired or absent are left as they are. Returns how many values were touched.
+#[pg_extern(volatile, parallel_unsafe)]
+fn touch(namespace: Option<Vec<Option<String>>>, keys: Option<Vec<Option<String>>>) -> i64 {
+    (|| -> CtxResult<i64> {
+        let labels = namespace_arg(namespace, "namespace", false)?;
+        let keys = required(keys, "keys")?
+            .into_iter()
+            .map(|k| required(k, "keys element"))
+            .collect::<CtxResult<Vec<String>>>()?;
+        static TOUCH: Statement = Statement {
+            sql: "UPDATE ctx.state SET expires_at = now() + ttl
+                   WHERE tenant = ctx.current_tenant() AND ns_key = $1 AND key = ANY ($2)
+                     AND ttl IS NOT NULL AND expires_at > now()",
+            args: &[TEXTOID, TEXTARRAYOID],
+            writes: true,
+        };
+        Spi::connect_mut(|client| {
+            let plan = TOUCH.plan(client)?;
+            let ns_key = namespace::key(&labels);
+            let touched = client.update(&*plan, None, &[ns_key.as_str().into(), keys.into()])?;
+            Ok(touched.len() as i64)
+        })
+    })()
     .or_raise()
 }
 

@@ -71,6 +71,8 @@ CREATE TABLE ctx.state (
     schema_version integer,
     -- how many secrets / personal data the write processors replaced, by kind ({"card": 1})
     redacted    jsonb,
+    -- the time to live of the last put: ctx.touch restarts it from now
+    ttl         interval,
     PRIMARY KEY (tenant, ns_key, key),
     FOREIGN KEY (schema_name, schema_version) REFERENCES ctx.schemas (name, version),
     CHECK ((schema_name IS NULL) = (schema_version IS NULL))

@@ -50,6 +50,21 @@ SELECT key FROM ctx.search_state('{app,sessions}');
 SELECT ctx.put('{app,sessions}', 's1', '{"token": "z"}', expected_version => 0) > 0 AS recreated;
 SELECT ctx.patch('{app,sessions}', 's2', '{"renewed": true}');
 
+-- touch restarts the ttl a value was put with (each statement is its own transaction: now()
+-- moves on); values without a ttl, expired or absent stay as they are, versions do not move
+SELECT ctx.put('{app,touch}', 'live', '{}', ttl => '1 hour');
+SELECT ctx.put('{app,touch}', 'forever', '{}');
+SELECT ctx.put('{app,touch}', 'gone', '{}', ttl => '1 millisecond');
+SELECT expires_at AS live_expiry FROM ctx.search_state('{app,touch}', '{"key": "live"}') \gset
+SELECT pg_sleep(0.05);
+SELECT ctx.touch('{app,touch}', '{live,forever,gone,absent}');
+SELECT key, version, expires_at > :'live_expiry' AS restarted, expires_at - now() < '1 hour' AS within_ttl
+  FROM ctx.search_state('{app,touch}');
+SELECT ctx.patch('{app,touch}', 'live', '{"seen": true}');
+SELECT ctx.touch('{app,touch}', '{live}') AS patched_value_keeps_its_ttl;
+SELECT ctx.put('{app,touch}', 'live', '{}');
+SELECT ctx.touch('{app,touch}', '{live}') AS a_put_without_ttl_clears_it;
+
 -- delete
 SELECT ctx.delete_key('{app,users}', 'u4');
 SELECT ctx.delete_key('{app,users}', 'u4');
@@ -81,6 +96,12 @@ SELECT ctx.put('{a}', 'k', '{}', ttl => '0 seconds');
 SELECT ctx.put('{a}', 'k', '{}', expected_version => -1);
 \echo :SQLSTATE
 SELECT ctx.patch('{a}', 'k', NULL);
+\echo :SQLSTATE
+SELECT ctx.touch('{a}', NULL);
+\echo :SQLSTATE
+SELECT ctx.touch('{a}', '{k,NULL}');
+\echo :SQLSTATE
+SELECT ctx.touch('{}', '{k}');
 \echo :SQLSTATE
 SELECT * FROM ctx.search_state('{app}', '{"age": {"$gt": [1]}}');
 \echo :SQLSTATE

@@ -108,6 +108,52 @@ def test_ttl_expires_items(conn: psycopg.Connection) -> None:
     assert [h.key for h in store.search(("tmp",), query="coffee", limit=5)] == ["long"]
 
 
+def expiries(conn: psycopg.Connection, namespace: tuple[str, ...]) -> tuple[dict, dict]:
+    """When the items of a namespace expire, and when their index entries do, by key."""
+    ns = ["langgraph", *namespace]
+    items = conn.execute(
+        "SELECT key, expires_at FROM ctx.search_state(%s::text[], '{}', 100, 0)", (ns,)
+    ).fetchall()
+    entries = conn.execute(
+        """SELECT metadata->>'lg_key', max(expires_at) FROM ctx.memories
+            WHERE namespace = %s::text[] AND valid_to IS NULL GROUP BY 1""",
+        (ns,),
+    ).fetchall()
+    return dict(items), dict(entries)
+
+
+def test_reads_restart_ttls(conn: psycopg.Connection) -> None:
+    store = CtxstoreStore(conn, index=INDEX, ttl={"default_ttl": 60})
+    store.put(("ttl",), "read", {"text": "tea"})
+    store.put(("ttl",), "found", {"text": "coffee"})
+    store.put(("ttl",), "forever", {"text": "coffee tea"}, ttl=None)
+    before_items, before_entries = expiries(conn, ("ttl",))
+    assert before_items["forever"] is None and before_entries["forever"] is None
+
+    store.get(("ttl",), "read", refresh_ttl=False)
+    store.search(("ttl",), query="coffee", refresh_ttl=False)
+    assert expiries(conn, ("ttl",)) == (before_items, before_entries)
+
+    # each call is its own transaction: now() moves on, and each touched expiry with it
+    store.get(("ttl",), "read")
+    items, entries = expiries(conn, ("ttl",))
+    assert items["read"] > before_items["read"] and entries["read"] > before_entries["read"]
+    assert items["found"] == before_items["found"] and items["forever"] is None
+
+    store.search(("ttl",), query="coffee", limit=1)
+    after_items, after_entries = expiries(conn, ("ttl",))
+    assert after_items["found"] > items["found"] and after_entries["found"] > entries["found"]
+    assert after_items["read"] == items["read"] and after_items["forever"] is None
+
+    store.search(("ttl",), filter={"text": "tea"})
+    assert expiries(conn, ("ttl",))[0]["read"] > after_items["read"]
+
+    # a store whose reads do not refresh by default
+    quiet = CtxstoreStore(conn, index=INDEX, ttl={"default_ttl": 60, "refresh_on_read": False})
+    quiet.get(("ttl",), "found")
+    assert expiries(conn, ("ttl",))[0]["found"] == after_items["found"]
+
+
 def test_query_without_index_is_refused(conn: psycopg.Connection) -> None:
     with pytest.raises(ValueError, match="index"):
         CtxstoreStore(conn).search(("x",), query="anything")

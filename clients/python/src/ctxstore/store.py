@@ -40,6 +40,12 @@ _GET = """SELECT namespace, key, value, created_at, updated_at
             FROM ctx.search_state(%s::text[], %s, 1, 0, include_descendants => false)"""
 _SEARCH = """SELECT namespace, key, value, created_at, updated_at
                FROM ctx.search_state(%s::text[], %s, %s, %s)"""
+# a read that refreshes TTLs touches the item first (when it is found, see _get_step)
+_GET_REFRESHING = """WITH touched AS MATERIALIZED (SELECT {touch} AS n)
+                     SELECT s.namespace, s.key, s.value, s.created_at, s.updated_at
+                       FROM touched, ctx.search_state(%s::text[], %s, 1, 0, include_descendants => false) AS s"""
+_TOUCH = "ctx.touch(%s::text[], %s::text[])"
+_TOUCH_INDEXED = _TOUCH + " + ctx.touch_memories(%s::text[], %s)"
 _PUT = "SELECT ctx.put(%s::text[], %s, %s, ttl => %s)"
 _DELETE = "SELECT ctx.delete_key(%s::text[], %s)"
 _FORGET = "SELECT ctx.forget(%s::text[], %s)"
@@ -59,7 +65,8 @@ class CtxstoreStore(BaseStore):
 
     ``index`` (``{"dims": ..., "embed": ..., "fields": [...]}``) enables semantic search with a
     client-side embedding function; ``ttl`` (``{"default_ttl": minutes}``) gives items a time
-    to live. ``root`` is the first label of every ctxstore namespace the store uses (LangGraph
+    to live, which reads restart unless ``refresh_on_read`` is False or a read passes
+    ``refresh_ttl=False`` (``ctx.touch``; the item's index entries with it). ``root`` is the first label of every ctxstore namespace the store uses (LangGraph
     reserves "langgraph" for itself, so no application namespace can collide with it).
     Filters use ctxstore's filter language, which includes LangGraph's operators ($eq, $ne,
     $gt, $gte, $lt, $lte) and adds $in, $nin, $contains, $exists, $or, $and, $not.
@@ -100,6 +107,29 @@ class CtxstoreStore(BaseStore):
     @staticmethod
     def _ttl(minutes: float | None) -> timedelta | None:
         return timedelta(minutes=minutes) if minutes is not None else None
+
+    def _touch(self, ns: list[str], keys: list[str]) -> tuple[str, list[Any]]:
+        """The SQL expression (and its arguments) that restarts the TTLs of these items, and of
+        their index entries when the store has an index."""
+        if self.index_config is None:
+            return _TOUCH, [ns, keys]
+        return _TOUCH_INDEXED, [ns, keys, ns, Jsonb({"namespace": ns, "lg_key": {"$in": keys}})]
+
+    def _get_step(self, op: GetOp) -> tuple[str, Any]:
+        ns = self._ns(op.namespace)
+        if not op.refresh_ttl:
+            return _GET, (ns, Jsonb({"key": op.key}))
+        touch, args = self._touch(ns, [op.key])
+        return _GET_REFRESHING.format(touch=touch), (*args, ns, Jsonb({"key": op.key}))
+
+    def _refresh(self, items: list[Item]) -> Generator[tuple[str, Any], Any, None]:
+        """Restarts the TTLs of items a search returned, one statement per namespace."""
+        by_namespace: dict[tuple[str, ...], list[str]] = {}
+        for item in items:
+            by_namespace.setdefault(item.namespace, []).append(item.key)
+        for namespace, keys in by_namespace.items():
+            touch, args = self._touch(self._ns(namespace), keys)
+            yield f"SELECT {touch}", args
 
     def _put_steps(self, op: PutOp, vectors: list[list[float]], texts: list[str]) -> list[tuple[str, Any]]:
         ns = self._ns(op.namespace)
@@ -162,7 +192,7 @@ class CtxstoreStore(BaseStore):
 
     def _op(self, op: Op, texts: list[str], vectors: list[list[float]], query: list[float] | None) -> Generator[tuple[str, Any], list[dict[str, Any]], Result]:
         if isinstance(op, GetOp):
-            rows = yield (_GET, (self._ns(op.namespace), Jsonb({"key": op.key})))
+            rows = yield self._get_step(op)
             return self._item(rows[0]) if rows else None
         if isinstance(op, PutOp):
             for step in self._put_steps(op, vectors, texts):
@@ -171,12 +201,16 @@ class CtxstoreStore(BaseStore):
         if isinstance(op, ListNamespacesOp):
             rows = yield self._namespaces_step(op)
             return [tuple(r["ns"]) for r in rows]
-        if isinstance(op, SearchOp) and query is None:
+        if not isinstance(op, SearchOp):
+            raise ValueError(f"unknown store operation {type(op).__name__}")
+        if query is None:
             rows = yield (_SEARCH, (self._ns(op.namespace_prefix), Jsonb(document_filter(op.filter)), op.limit, op.offset))
-            return [self._item(r, None, search=True) for r in rows]
-        if isinstance(op, SearchOp):
-            return (yield from self._vector_search(op, query))
-        raise ValueError(f"unknown store operation {type(op).__name__}")
+            found = [self._item(r, None, search=True) for r in rows]
+        else:
+            found = yield from self._vector_search(op, query)
+        if op.refresh_ttl:
+            yield from self._refresh(found)
+        return found
 
     def _vector_search(self, op: SearchOp, vector: list[float]) -> Generator[tuple[str, Any], list[dict[str, Any]], list[SearchItem]]:
         """Items ranked by their best-matching indexed field: recall enough memories to cover
