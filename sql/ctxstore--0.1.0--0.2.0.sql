@@ -40,10 +40,9 @@ $body$;
 -- section below creates the new signature).
 DROP FUNCTION ctx.search_state(text[], jsonb, integer, integer);
 
--- The ttl a value or memory was written with, which ctx.touch / ctx.touch_memories restart
--- (rows written before the upgrade have none: they expire as they were written to).
+-- The ttl a value was put with, which ctx.touch restarts (values written before the upgrade
+-- have none: they expire as they were written to).
 ALTER TABLE ctx.state ADD COLUMN ttl interval;
-ALTER TABLE ctx.memories ADD COLUMN ttl interval;
 
 -- Application roles get the new tables too.
 CREATE OR REPLACE FUNCTION ctx.grant_access(role regrole, admin boolean DEFAULT false) RETURNS void
@@ -1101,14 +1100,6 @@ CREATE OR REPLACE FUNCTION "touch"(
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'touch_wrapper';
-
-CREATE OR REPLACE FUNCTION "touch_memories"(
-	"namespace" TEXT[],
-	"filter" jsonb DEFAULT '{}'
-) RETURNS bigint
-VOLATILE PARALLEL UNSAFE
-LANGUAGE c
-AS 'ctxstore-0.2.0', 'touch_memories_wrapper';
 
 CREATE OR REPLACE FUNCTION "unregister_processor"(
 	"name" TEXT

@@ -25,8 +25,8 @@ trap cleanup EXIT
 
 pkglibdir=$("$pg_config" --pkglibdir)
 sharedir=$("$pg_config" --sharedir)/extension
-# The release's library and script, built once per server and commit and kept (a few MB); its
-# build tree (GBs) is deleted once they are copied out.
+# The release's library and script, built once per server and commit and kept (~120 MB, a
+# debug build); its build tree (GBs) is deleted once they are copied out.
 cache="$root/tmp/release-$release-$server"
 if [ "$(cat "$cache/commit" 2>/dev/null)" != "$commit" ]; then
   rm -rf "$cache"
@@ -35,7 +35,7 @@ if [ "$(cat "$cache/commit" 2>/dev/null)" != "$commit" ]; then
     git -C "$root" fetch -q origin "$commit" 2>/dev/null \
       || fail "release $release: commit $commit is not in this clone (a shallow clone? fetch it or clone fully)"
   fi
-  if ! [ -d "$worktree/.git" ] && ! [ -f "$worktree/.git" ]; then
+  if [ "$(git -C "$worktree" rev-parse HEAD 2>/dev/null)" != "$commit" ]; then
     rm -rf "$worktree"
     git -C "$root" worktree prune
     git -C "$root" worktree add -q --detach "$worktree" "$commit"

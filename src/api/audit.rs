@@ -109,9 +109,9 @@ unsafe fn key_json(datum: pg_sys::Datum, column: &Column) -> Value {
     }
 }
 
-/// Columns a read updates (`ctx.recall` counts accesses); updates touching only these are not
-/// audited.
-const ACCESS_BOOKKEEPING: [&str; 2] = ["last_accessed_at", "access_count"];
+/// Columns reads update (`ctx.recall` counts accesses, `ctx.touch` restarts a TTL); updates
+/// changing only these are not audited, or every read would write an audit row.
+const READ_BOOKKEEPING: [&str; 3] = ["last_accessed_at", "access_count", "expires_at"];
 
 fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
     let data = trigger.trigger_data();
@@ -173,13 +173,13 @@ fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
         };
         (row_key, tenant, changed)
     };
-    // A recall's access bookkeeping is a read, not a change: logging it would write k audit
-    // rows per recall (and make every read path pay for the audit trail).
+    // A read's bookkeeping is not a change: logging it would write k audit rows per recall
+    // (and make every read path pay for the audit trail).
     if operation == "UPDATE"
         && !changed.is_empty()
         && changed
             .iter()
-            .all(|c| ACCESS_BOOKKEEPING.contains(&c.as_str()))
+            .all(|c| READ_BOOKKEEPING.contains(&c.as_str()))
     {
         return Ok(());
     }

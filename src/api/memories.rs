@@ -90,9 +90,9 @@ fn checked_embedding(
 static INSERT_MEMORY: Statement = Statement {
     sql:
         "INSERT INTO ctx.memories (id, namespace, ns_key, content, embedding, metadata, importance,
-                                    source_context, source_seq, expires_at, ttl, schema_name, schema_version,
+                                    source_context, source_seq, expires_at, schema_name, schema_version,
                                     content_enc, metadata_enc)
-          VALUES (coalesce($12, gen_random_uuid()), $1, $2, $3, $4, $5, $6, $7, $8, now() + $9, $9, $10, $11, $13, $14)
+          VALUES (coalesce($12, gen_random_uuid()), $1, $2, $3, $4, $5, $6, $7, $8, now() + $9, $10, $11, $13, $14)
           RETURNING id",
     args: &[
         TEXTARRAYOID,
@@ -122,7 +122,7 @@ static SUPERSEDE: Statement = Statement {
            RETURNING *)
           INSERT INTO ctx.memories (id, version, namespace, ns_key, content, embedding, metadata, importance,
                                     source_context, source_seq, created_at, last_accessed_at, access_count,
-                                    expires_at, ttl, valid_from, schema_name, schema_version, content_enc, metadata_enc)
+                                                                        expires_at, valid_from, schema_name, schema_version, content_enc, metadata_enc)
           SELECT id, version + 1, namespace, ns_key,
                  CASE WHEN $10::bytea IS NOT NULL THEN NULL ELSE coalesce($2, content) END,
                  coalesce($3, embedding),
@@ -130,7 +130,7 @@ static SUPERSEDE: Statement = Statement {
                       WHEN $6 THEN metadata || coalesce($4, '{}') ELSE coalesce($4, metadata) END,
                  CASE WHEN $6 THEN greatest(importance, coalesce($5, importance)) ELSE coalesce($5, importance) END,
                  source_context, source_seq, created_at, last_accessed_at, access_count,
-                 coalesce(now() + $7, expires_at), coalesce($7, ttl), now(), coalesce($9, schema_name), coalesce($8, schema_version),
+                                  coalesce(now() + $7, expires_at), now(), coalesce($9, schema_name), coalesce($8, schema_version),
                  CASE WHEN $2 IS NOT NULL THEN NULL ELSE coalesce($10, content_enc) END,
                  coalesce($11, metadata_enc)
             FROM old
@@ -574,30 +574,6 @@ fn forget_matching(
             let count: Option<i64> =
                 first_value(client.update(sql.as_str(), Some(1), &scope.args())?)?;
             Ok(count.unwrap_or(0))
-        })
-    })()
-    .or_raise()
-}
-
-/// Restarts the time to live of the live memories in the namespace (and below it) that match
-/// the filter and were written with a ttl: each now expires that ttl from now. Returns how many
-/// memories were touched.
-#[pg_extern(volatile, parallel_unsafe)]
-fn touch_memories(
-    namespace: Option<Vec<Option<String>>>,
-    filter: default!(Option<JsonArg>, "'{}'"),
-) -> i64 {
-    (|| -> CtxResult<i64> {
-        let labels = namespace_arg(namespace, "namespace", true)?;
-        let filter = jsonb(filter, "filter")?;
-        let scope = Scope::new(&labels, true, None, filter.map(|j| j.0).as_ref())?;
-        let sql = format!(
-            "UPDATE ctx.memories m SET expires_at = now() + m.ttl WHERE {} AND m.ttl IS NOT NULL",
-            scope.predicate
-        );
-        Spi::connect_mut(|client| {
-            let touched = client.update(sql.as_str(), None, &scope.args())?;
-            Ok(touched.len() as i64)
         })
     })()
     .or_raise()

@@ -32,8 +32,6 @@ CREATE TABLE ctx.memories (
     schema_version   integer,
     -- the W3C trace id of the request that wrote this version (ctxstore.traceparent), if any
     trace_id         text DEFAULT ctx.current_trace_id(),
-    -- the time to live the memory was written with: ctx.touch_memories restarts it from now
-    ttl              interval,
     PRIMARY KEY (id, version),
     CHECK (num_nonnulls(content, content_enc) = 1),
     FOREIGN KEY (tenant, source_context) REFERENCES ctx.contexts (tenant, id) ON DELETE SET NULL (source_context),

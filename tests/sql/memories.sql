@@ -96,18 +96,6 @@ SELECT pg_sleep(0.05);
 SELECT content FROM ctx.recall('{user,1,scratch}', '{1,0,0}');
 SELECT content FROM ctx.recall('{user,1,scratch}');
 SELECT content FROM ctx.recall('{user,1,scratch}', query_text => 'lived');
--- touch_memories restarts the ttl of the matching live memories that have one
-SELECT ctx.remember('{touched}', 'kept alive', ttl => '1 day', metadata => '{"keep": true}') IS NOT NULL;
-SELECT ctx.remember('{touched,deeper}', 'kept alive too', ttl => '1 day', metadata => '{"keep": true}') IS NOT NULL;
-SELECT ctx.remember('{touched}', 'left alone', ttl => '1 day') IS NOT NULL;
-SELECT ctx.remember('{touched}', 'no ttl', metadata => '{"keep": true}') IS NOT NULL;
-CREATE TEMP TABLE expiries AS SELECT id, expires_at FROM ctx.memories WHERE namespace[1] = 'touched';
-SELECT pg_sleep(0.01);
-SELECT ctx.touch_memories('{touched}', '{"keep": true}');
-SELECT m.content, m.expires_at > e.expires_at AS restarted
-  FROM ctx.memories m JOIN expiries e USING (id) ORDER BY m.content;
-SELECT ctx.touch_memories('{touched}') AS every_live_memory_with_a_ttl;
-SELECT ctx.forget('{touched}'::text[]);
 
 -- namespaces
 SELECT ctx.list_namespaces();
@@ -155,10 +143,6 @@ SELECT ctx.remember('{user,1,facts}', 'x', '{1,0}');
 SELECT ctx.remember('{a}', 'x', importance => 1.5);
 \echo :SQLSTATE
 SELECT ctx.remember('{a}', 'x', ttl => '-1 day');
-\echo :SQLSTATE
-SELECT ctx.touch_memories(NULL);
-\echo :SQLSTATE
-SELECT ctx.touch_memories('{a}', '{"importance": {"$gt": "x"}}');
 \echo :SQLSTATE
 SELECT ctx.remember('{a}', 'x', dedup_threshold => 0);
 \echo :SQLSTATE

@@ -57,7 +57,9 @@ SELECT ctx.put('{app,touch}', 'forever', '{}');
 SELECT ctx.put('{app,touch}', 'gone', '{}', ttl => '1 millisecond');
 SELECT expires_at AS live_expiry FROM ctx.search_state('{app,touch}', '{"key": "live"}') \gset
 SELECT pg_sleep(0.05);
+SELECT count(*) AS audit_rows FROM ctx.audit_log \gset
 SELECT ctx.touch('{app,touch}', '{live,forever,gone,absent}');
+SELECT count(*) - :audit_rows AS audit_rows_of_a_touch FROM ctx.audit_log;
 SELECT key, version, expires_at > :'live_expiry' AS restarted, expires_at - now() < '1 hour' AS within_ttl
   FROM ctx.search_state('{app,touch}');
 SELECT ctx.patch('{app,touch}', 'live', '{"seen": true}');

@@ -108,18 +108,13 @@ def test_ttl_expires_items(conn: psycopg.Connection) -> None:
     assert [h.key for h in store.search(("tmp",), query="coffee", limit=5)] == ["long"]
 
 
-def expiries(conn: psycopg.Connection, namespace: tuple[str, ...]) -> tuple[dict, dict]:
-    """When the items of a namespace expire, and when their index entries do, by key."""
-    ns = ["langgraph", *namespace]
-    items = conn.execute(
-        "SELECT key, expires_at FROM ctx.search_state(%s::text[], '{}', 100, 0)", (ns,)
+def expiries(conn: psycopg.Connection, namespace: tuple[str, ...]) -> dict:
+    """When the items of a namespace expire, by key."""
+    rows = conn.execute(
+        "SELECT key, expires_at FROM ctx.search_state(%s::text[], '{}', 100, 0)",
+        (["langgraph", *namespace],),
     ).fetchall()
-    entries = conn.execute(
-        """SELECT metadata->>'lg_key', max(expires_at) FROM ctx.memories
-            WHERE namespace = %s::text[] AND valid_to IS NULL GROUP BY 1""",
-        (ns,),
-    ).fetchall()
-    return dict(items), dict(entries)
+    return dict(rows)
 
 
 def test_reads_restart_ttls(conn: psycopg.Connection) -> None:
@@ -127,31 +122,50 @@ def test_reads_restart_ttls(conn: psycopg.Connection) -> None:
     store.put(("ttl",), "read", {"text": "tea"})
     store.put(("ttl",), "found", {"text": "coffee"})
     store.put(("ttl",), "forever", {"text": "coffee tea"}, ttl=None)
-    before_items, before_entries = expiries(conn, ("ttl",))
-    assert before_items["forever"] is None and before_entries["forever"] is None
+    before = expiries(conn, ("ttl",))
+    assert before["forever"] is None
 
     store.get(("ttl",), "read", refresh_ttl=False)
     store.search(("ttl",), query="coffee", refresh_ttl=False)
-    assert expiries(conn, ("ttl",)) == (before_items, before_entries)
+    assert expiries(conn, ("ttl",)) == before
 
     # each call is its own transaction: now() moves on, and each touched expiry with it
     store.get(("ttl",), "read")
-    items, entries = expiries(conn, ("ttl",))
-    assert items["read"] > before_items["read"] and entries["read"] > before_entries["read"]
-    assert items["found"] == before_items["found"] and items["forever"] is None
+    after_get = expiries(conn, ("ttl",))
+    assert after_get["read"] > before["read"]
+    assert after_get["found"] == before["found"] and after_get["forever"] is None
 
     store.search(("ttl",), query="coffee", limit=1)
-    after_items, after_entries = expiries(conn, ("ttl",))
-    assert after_items["found"] > items["found"] and after_entries["found"] > entries["found"]
-    assert after_items["read"] == items["read"] and after_items["forever"] is None
+    after_search = expiries(conn, ("ttl",))
+    assert after_search["found"] > after_get["found"]
+    assert after_search["read"] == after_get["read"] and after_search["forever"] is None
 
     store.search(("ttl",), filter={"text": "tea"})
-    assert expiries(conn, ("ttl",))[0]["read"] > after_items["read"]
+    assert expiries(conn, ("ttl",))["read"] > after_search["read"]
 
     # a store whose reads do not refresh by default
     quiet = CtxstoreStore(conn, index=INDEX, ttl={"default_ttl": 60, "refresh_on_read": False})
     quiet.get(("ttl",), "found")
-    assert expiries(conn, ("ttl",))[0]["found"] == after_items["found"]
+    assert expiries(conn, ("ttl",))["found"] == after_search["found"]
+
+
+def index_entries(conn: psycopg.Connection, namespace: tuple[str, ...]) -> list[str]:
+    rows = conn.execute(
+        """SELECT metadata->>'lg_key' FROM ctx.memories
+            WHERE namespace = %s::text[] AND valid_to IS NULL ORDER BY 1""",
+        (["langgraph", *namespace],),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_expired_items_index_entries_are_forgotten_by_search(conn: psycopg.Connection) -> None:
+    store = CtxstoreStore(conn, index=INDEX)
+    store.put(("orphans",), "short", {"text": "coffee"}, ttl=0.001)  # 60 ms
+    store.put(("orphans",), "long", {"text": "coffee tea"})
+    assert index_entries(conn, ("orphans",)) == ["long", "short"]
+    time.sleep(0.2)
+    assert [h.key for h in store.search(("orphans",), query="coffee")] == ["long"]
+    assert index_entries(conn, ("orphans",)) == ["long"]
 
 
 def test_query_without_index_is_refused(conn: psycopg.Connection) -> None:

@@ -4,7 +4,9 @@ Items are ctxstore state values (``ctx.put`` / ``ctx.search_state``) in namespac
 ``(root, *namespace)``: versioned, audited, per tenant, encryptable by namespace. With an index
 configuration, the text at each indexed field is embedded on the client and stored as a
 ctxstore memory in the same namespace (``ctx.remember``), carrying the item's key and a copy of
-its value so that filters and vector ranking run together in one ``ctx.recall``.
+its value so that filters and vector ranking run together in one ``ctx.recall``. These index
+entries have no TTL of their own: a vector search returns only items that are still live, and
+forgets the entries of those that expired.
 """
 
 from __future__ import annotations
@@ -40,16 +42,19 @@ _GET = """SELECT namespace, key, value, created_at, updated_at
             FROM ctx.search_state(%s::text[], %s, 1, 0, include_descendants => false)"""
 _SEARCH = """SELECT namespace, key, value, created_at, updated_at
                FROM ctx.search_state(%s::text[], %s, %s, %s)"""
-# a read that refreshes TTLs touches the item first (when it is found, see _get_step)
-_GET_REFRESHING = """WITH touched AS MATERIALIZED (SELECT {touch} AS n)
+# a get that refreshes the item's TTL, in one round trip (the touch changes no column read)
+_GET_REFRESHING = """WITH touched AS MATERIALIZED (SELECT ctx.touch(%s::text[], ARRAY[%s]) AS n)
                      SELECT s.namespace, s.key, s.value, s.created_at, s.updated_at
                        FROM touched, ctx.search_state(%s::text[], %s, 1, 0, include_descendants => false) AS s"""
-_TOUCH = "ctx.touch(%s::text[], %s::text[])"
-_TOUCH_INDEXED = _TOUCH + " + ctx.touch_memories(%s::text[], %s)"
+_TOUCH = "SELECT ctx.touch(%s::text[], %s::text[])"
 _PUT = "SELECT ctx.put(%s::text[], %s, %s, ttl => %s)"
 _DELETE = "SELECT ctx.delete_key(%s::text[], %s)"
 _FORGET = "SELECT ctx.forget(%s::text[], %s)"
-_REMEMBER = """SELECT ctx.remember(%s::text[], d.content, d.embedding::real[], %s, ttl => %s)
+# The entries of an item that expired or went. One statement: an item put again concurrently
+# is either visible here (nothing is forgotten) or its new entries are not (they stay).
+_FORGET_ORPHANS = """SELECT ctx.forget(%s::text[], %s)
+                      WHERE NOT EXISTS (SELECT FROM ctx.search_state(%s::text[], %s, 1, 0, include_descendants => false))"""
+_REMEMBER = """SELECT ctx.remember(%s::text[], d.content, d.embedding::real[], %s)
                  FROM unnest(%s::text[], %s::text[]) AS d(content, embedding)"""
 _RECALL = """SELECT namespace, metadata->>'lg_key' AS key, similarity
                FROM ctx.recall(%s::text[], %s::real[], k => %s, filter => %s, weights => %s)"""
@@ -66,8 +71,9 @@ class CtxstoreStore(BaseStore):
     ``index`` (``{"dims": ..., "embed": ..., "fields": [...]}``) enables semantic search with a
     client-side embedding function; ``ttl`` (``{"default_ttl": minutes}``) gives items a time
     to live, which reads restart unless ``refresh_on_read`` is False or a read passes
-    ``refresh_ttl=False`` (``ctx.touch``; the item's index entries with it). ``root`` is the first label of every ctxstore namespace the store uses (LangGraph
-    reserves "langgraph" for itself, so no application namespace can collide with it).
+    ``refresh_ttl=False`` (``ctx.touch``). ``root`` is the first label of every ctxstore
+    namespace the store uses (LangGraph reserves "langgraph" for itself, so no application
+    namespace can collide with it).
     Filters use ctxstore's filter language, which includes LangGraph's operators ($eq, $ne,
     $gt, $gte, $lt, $lte) and adds $in, $nin, $contains, $exists, $or, $and, $not.
     """
@@ -108,19 +114,11 @@ class CtxstoreStore(BaseStore):
     def _ttl(minutes: float | None) -> timedelta | None:
         return timedelta(minutes=minutes) if minutes is not None else None
 
-    def _touch(self, ns: list[str], keys: list[str]) -> tuple[str, list[Any]]:
-        """The SQL expression (and its arguments) that restarts the TTLs of these items, and of
-        their index entries when the store has an index."""
-        if self.index_config is None:
-            return _TOUCH, [ns, keys]
-        return _TOUCH_INDEXED, [ns, keys, ns, Jsonb({"namespace": ns, "lg_key": {"$in": keys}})]
-
     def _get_step(self, op: GetOp) -> tuple[str, Any]:
         ns = self._ns(op.namespace)
         if not op.refresh_ttl:
             return _GET, (ns, Jsonb({"key": op.key}))
-        touch, args = self._touch(ns, [op.key])
-        return _GET_REFRESHING.format(touch=touch), (*args, ns, Jsonb({"key": op.key}))
+        return _GET_REFRESHING, (ns, op.key, ns, Jsonb({"key": op.key}))
 
     def _refresh(self, items: list[Item]) -> Generator[tuple[str, Any], Any, None]:
         """Restarts the TTLs of items a search returned, one statement per namespace."""
@@ -128,8 +126,7 @@ class CtxstoreStore(BaseStore):
         for item in items:
             by_namespace.setdefault(item.namespace, []).append(item.key)
         for namespace, keys in by_namespace.items():
-            touch, args = self._touch(self._ns(namespace), keys)
-            yield f"SELECT {touch}", args
+            yield _TOUCH, (self._ns(namespace), keys)
 
     def _put_steps(self, op: PutOp, vectors: list[list[float]], texts: list[str]) -> list[tuple[str, Any]]:
         ns = self._ns(op.namespace)
@@ -144,9 +141,7 @@ class CtxstoreStore(BaseStore):
         steps.append((_PUT, (ns, op.key, Jsonb(op.value), ttl)))
         if texts:
             metadata = Jsonb({"lg_key": op.key, "value": op.value})
-            steps.append(
-                (_REMEMBER, (ns, metadata, ttl, texts, [vector_literal(v) for v in vectors]))
-            )
+            steps.append((_REMEMBER, (ns, metadata, texts, [vector_literal(v) for v in vectors])))
         return steps
 
 
@@ -231,6 +226,9 @@ class CtxstoreStore(BaseStore):
             found = yield (_GET, (list(item_ns), Jsonb({"key": key})))
             if found:
                 items.append(self._item(found[0], score, search=True))
+            else:
+                own = Jsonb({"namespace": list(item_ns), "lg_key": key})
+                yield (_FORGET_ORPHANS, (list(item_ns), own, list(item_ns), Jsonb({"key": key})))
         return items
 
     def _prepare(self, ops: Iterable[Op]) -> tuple[list[Op], list[str], list[list[str]]]:
