@@ -14,12 +14,11 @@ arch=$(dpkg --print-architecture 2>/dev/null || uname -m)
 work="$root/tmp/package-$server"
 port=$((58300 + ${server#pg}))
 fail() { echo "FAILED: $*" >&2; exit 1; }
-passed=0
 cleanup() {
+  local status=$?
   [ -x "${bindir:-}/pg_ctl" ] && [ -f "$work/data/postmaster.pid" ] && sudo -u postgres "$bindir/pg_ctl" -D "$work/data" -m fast -w stop >/dev/null 2>&1 || true
   # the server copy is hundreds of MB: kept only to look into a failure
-  [ "$passed" = 1 ] && rm -rf "$work"
-  return 0
+  if [ "$status" = 0 ]; then rm -rf "$work"; fi
 }
 trap cleanup EXIT
 cleanup; rm -rf "$work"; mkdir -p "$work"
@@ -68,5 +67,4 @@ SELECT content FROM ctx.messages(:'c');
 SQL
 )
 [ "$out" = "$(printf '%s\n1\nhello from a package' "$version")" ] || fail "unexpected output: $out"
-passed=1
 echo "package ($server): $(grep -c . "$work/artifacts.txt") artifacts; installed into a clean server prefix, CREATE EXTENSION ctxstore $version works"
