@@ -66,14 +66,142 @@ BEGIN
         EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.set_audit(text, boolean), ctx.seal_audit(),
                         ctx.verify_audit() TO %s', grant_access.role);
         -- (created after this file; resolved when grant_access runs)
-        EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.rotate_master_key(text) TO %s', grant_access.role);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.rotate_master_key(text), ctx.metric_samples(),
+                        ctx.metrics_prometheus() TO %s', grant_access.role);
+        EXECUTE format('GRANT SELECT ON ctx.metrics TO %s', grant_access.role);
     END IF;
 END
 $body$;
 
+-- Tenant bindings by role OID (regrole), not by name: 0.1.0 stored the name as text and
+-- compared it with current_user, so a binding of a role whose name needs quoting did nothing.
+-- A binding is carried to the role its name matched exactly (what 0.1.0 enforced), else to the
+-- role its text names as regrole input (what the caller meant); a binding of a role that no
+-- longer exists is dropped, with a warning.
+ALTER TABLE ctx.tenant_roles DISABLE TRIGGER audit;
+ALTER TABLE ctx.tenant_roles ADD COLUMN role regrole;
+UPDATE ctx.tenant_roles t
+   SET role = coalesce((SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = t.role_name),
+                       pg_catalog.to_regrole(t.role_name::text))::regrole;
+DO $$
+DECLARE b record;
+BEGIN
+    FOR b IN SELECT role_name, tenant FROM ctx.tenant_roles WHERE role IS NULL LOOP
+        RAISE WARNING 'ctxstore: dropping the binding of role "%" to tenant "%": no such role', b.role_name, b.tenant;
+    END LOOP;
+END $$;
+DELETE FROM ctx.tenant_roles WHERE role IS NULL;
+-- (two texts naming one role: the binding made last wins, as bind_role_to_tenant would have)
+DELETE FROM ctx.tenant_roles t USING ctx.tenant_roles u
+ WHERE t.role = u.role AND t.ctid < u.ctid;
+ALTER TABLE ctx.tenant_roles DROP CONSTRAINT tenant_roles_pkey;
+ALTER TABLE ctx.tenant_roles DROP COLUMN role_name;
+ALTER TABLE ctx.tenant_roles ALTER COLUMN role SET NOT NULL;
+ALTER TABLE ctx.tenant_roles ADD PRIMARY KEY (role);
+ALTER TABLE ctx.tenant_roles DROP CONSTRAINT tenant_roles_tenant_check;
+ALTER TABLE ctx.tenant_roles ADD CONSTRAINT tenant_roles_tenant_check CHECK (tenant <> '' AND strpos(tenant, chr(31)) = 0);
+DROP TRIGGER audit ON ctx.tenant_roles;
+ALTER TABLE ctx.audited_tables DISABLE TRIGGER audit;
+UPDATE ctx.audited_tables SET key_columns = '{role}' WHERE table_name = 'tenant_roles';
+UPDATE ctx.audited_tables SET key_columns = '{tenant,namespace}' WHERE table_name = 'namespace_processors';
+DO $$
+BEGIN
+    IF (SELECT enabled FROM ctx.audited_tables WHERE table_name = 'audited_tables') THEN
+        ALTER TABLE ctx.audited_tables ENABLE TRIGGER audit;
+    END IF;
+END $$;
+CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON ctx.tenant_roles
+    FOR EACH ROW EXECUTE FUNCTION ctx.audit_trigger('role');
+DO $$
+BEGIN
+    IF NOT (SELECT enabled FROM ctx.audited_tables WHERE table_name = 'tenant_roles') THEN
+        ALTER TABLE ctx.tenant_roles DISABLE TRIGGER audit;
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION ctx.current_tenant() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(
+        (SELECT tenant FROM ctx.tenant_roles
+          WHERE role OPERATOR(pg_catalog.=) pg_catalog.to_regrole(pg_catalog.quote_ident(current_user))),
+        (SELECT tenant FROM ctx.tenant_roles
+          WHERE role OPERATOR(pg_catalog.=) pg_catalog.to_regrole(pg_catalog.quote_ident(session_user))),
+        nullif(pg_catalog.current_setting('ctxstore.tenant', true), ''), '')
+$$;
+
+CREATE OR REPLACE FUNCTION ctx.bind_role_to_tenant(role regrole, tenant text) RETURNS void
+LANGUAGE plpgsql AS $body$
+BEGIN
+    IF bind_role_to_tenant.role IS NULL THEN
+        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    -- bindings of dropped roles go: their OIDs must never bind a role created later
+    DELETE FROM ctx.tenant_roles t
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) t.role);
+    IF bind_role_to_tenant.tenant IS NULL THEN
+        DELETE FROM ctx.tenant_roles t WHERE t.role OPERATOR(pg_catalog.=) bind_role_to_tenant.role;
+        RETURN;
+    END IF;
+    IF bind_role_to_tenant.tenant = '' OR strpos(bind_role_to_tenant.tenant, chr(31)) > 0 THEN
+        RAISE EXCEPTION 'a tenant name must not be empty or contain U+001F' USING ERRCODE = '22023',
+            HINT = 'NULL removes the binding';
+    END IF;
+    INSERT INTO ctx.tenant_roles AS t (role, tenant)
+    VALUES (bind_role_to_tenant.role, bind_role_to_tenant.tenant)
+    ON CONFLICT ON CONSTRAINT tenant_roles_pkey DO UPDATE SET tenant = excluded.tenant;
+END
+$body$;
+
+-- Memory keys lead with the tenant: another tenant's row can no longer take a memory's id.
+ALTER TABLE ctx.memories DROP CONSTRAINT memories_pkey;
+ALTER TABLE ctx.memories ADD PRIMARY KEY (tenant, id, version);
+DROP INDEX ctx.memories_current_idx;
+CREATE UNIQUE INDEX memories_current_idx ON ctx.memories (tenant, id) WHERE valid_to IS NULL;
+
+-- Data keys are wrapped bound to tenant U+001F scope: no tenant name may hold U+001F.
+ALTER TABLE ctx.data_keys ADD CONSTRAINT data_keys_tenant_check CHECK (strpos(tenant, chr(31)) = 0);
+
+-- Namespace processor settings are per tenant. 0.1.0's settings applied to every tenant: each
+-- is kept for every tenant that has data or a binding now (tenants created later start with
+-- none).
+ALTER TABLE ctx.namespace_processors DISABLE TRIGGER audit;
+ALTER TABLE ctx.namespace_processors ADD COLUMN tenant text NOT NULL DEFAULT '';
+INSERT INTO ctx.namespace_processors (tenant, namespace, ns_key, config, updated_at)
+SELECT t.tenant, n.namespace, n.ns_key, n.config, n.updated_at
+  FROM ctx.namespace_processors n
+ CROSS JOIN (SELECT tenant FROM ctx.contexts UNION SELECT tenant FROM ctx.memories
+             UNION SELECT tenant FROM ctx.state UNION SELECT tenant FROM ctx.data_keys
+             UNION SELECT tenant FROM ctx.tenant_roles) t
+ WHERE t.tenant <> '';
+ALTER TABLE ctx.namespace_processors ALTER COLUMN tenant SET DEFAULT ctx.current_tenant();
+ALTER TABLE ctx.namespace_processors DROP CONSTRAINT namespace_processors_pkey;
+ALTER TABLE ctx.namespace_processors DROP CONSTRAINT namespace_processors_ns_key_key;
+ALTER TABLE ctx.namespace_processors ALTER COLUMN namespace SET NOT NULL;
+ALTER TABLE ctx.namespace_processors ADD PRIMARY KEY (tenant, ns_key);
+ALTER TABLE ctx.namespace_processors ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON ctx.namespace_processors
+    USING (tenant = (SELECT ctx.current_tenant())) WITH CHECK (tenant = (SELECT ctx.current_tenant()));
+DROP TRIGGER audit ON ctx.namespace_processors;
+CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON ctx.namespace_processors
+    FOR EACH ROW EXECUTE FUNCTION ctx.audit_trigger('tenant', 'namespace');
+DO $$
+BEGIN
+    IF NOT (SELECT enabled FROM ctx.audited_tables WHERE table_name = 'namespace_processors') THEN
+        ALTER TABLE ctx.namespace_processors DISABLE TRIGGER audit;
+    END IF;
+END $$;
+
+-- Metrics are server-wide: administrators and pg_monitor members read them, no one else.
+REVOKE EXECUTE ON FUNCTION ctx.metric_samples(), ctx.metrics_prometheus() FROM PUBLIC;
+GRANT USAGE ON SCHEMA ctx TO pg_monitor;
+GRANT EXECUTE ON FUNCTION ctx.metric_samples(), ctx.metrics_prometheus() TO pg_monitor;
+GRANT SELECT ON ctx.metrics TO pg_monitor;
+
 -- The checkpoint store and the LLM response cache, as src/schema/checkpoints.sql and
--- src/schema/llm_cache.sql create them. Their SQL functions call ctx.context_seal/unseal, which
--- the function section below creates: bodies are checked when the script has run.
+-- src/schema/llm_cache.sql create them (their audited_tables rows are added after the function
+-- section). Their SQL functions call ctx.context_seal/unseal, ctx.keyed_hash and
+-- ctx.cache_seal/unseal, which the function section below creates: bodies are checked when the
+-- script has run.
 SET LOCAL check_function_bodies = off;
 
 -- The checkpoint store of graph-based agents (LangGraph's BaseCheckpointSaver contract): per
@@ -100,7 +228,8 @@ CREATE TABLE ctx.checkpoints (
     -- LangGraph's ids are time-ordered (uuid6): byte order is creation order
     checkpoint_id text COLLATE "C" NOT NULL CHECK (checkpoint_id <> ''),
     parent_checkpoint_id text COLLATE "C",
-    -- metadata.run_id, for ctx.checkpoint_delete_runs
+    -- metadata.run_id, for ctx.checkpoint_delete_runs; in an encrypted context its keyed hash
+    -- ('hmac:' || hex of ctx.keyed_hash('checkpoints.run_id', run_id)), never the value
     run_id        text,
     -- the checkpoint without its channel values (versions, versions seen, timestamps: no
     -- application data, so it stays readable for garbage collection of unreferenced values)
@@ -113,7 +242,14 @@ CREATE TABLE ctx.checkpoints (
     PRIMARY KEY (context_id, checkpoint_ns, checkpoint_id),
     FOREIGN KEY (tenant, context_id) REFERENCES ctx.contexts (tenant, id) ON DELETE CASCADE
 );
-CREATE INDEX checkpoints_run_idx ON ctx.checkpoints (run_id) WHERE run_id IS NOT NULL;
+CREATE INDEX checkpoints_run_idx ON ctx.checkpoints (tenant, run_id) WHERE run_id IS NOT NULL;
+
+-- What ctx.checkpoints.run_id holds for a run id: in an encrypted context, its keyed hash.
+CREATE FUNCTION ctx.checkpoint_run_key(run_id text, encrypted boolean) RETURNS text
+LANGUAGE sql VOLATILE AS $$
+    SELECT CASE WHEN NOT encrypted OR run_id IS NULL THEN run_id
+                ELSE 'hmac:' || pg_catalog.encode(ctx.keyed_hash('checkpoints.run_id', run_id), 'hex') END
+$$;
 
 -- A channel's value at a version, shared by every checkpoint that saw that version.
 CREATE TABLE ctx.checkpoint_blobs (
@@ -241,7 +377,7 @@ BEGIN
     INSERT INTO ctx.checkpoint_blobs AS b (context_id, checkpoint_ns, channel, version, type, blob)
     SELECT cid, ns, v.channel, v.version, v.type,
            CASE WHEN sealed AND v.blob IS NOT NULL
-                THEN ctx.context_seal(cid, v.blob, concat_ws(chr(31), 'checkpoint_blobs', ns, v.channel, v.version))
+                THEN ctx.context_seal(cid, v.blob, 'checkpoint_blobs', ns, v.channel, v.version)
                 ELSE v.blob END
       FROM unnest(checkpoint_put.channels, checkpoint_put.versions, checkpoint_put.types, checkpoint_put.blobs)
            AS v(channel, version, type, blob)
@@ -249,10 +385,11 @@ BEGIN
 
     INSERT INTO ctx.checkpoints AS c (context_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id,
                                       checkpoint, metadata, metadata_enc)
-    VALUES (cid, ns, new_id, checkpoint_put.parent_checkpoint_id, md->>'run_id', checkpoint_put.checkpoint,
+    VALUES (cid, ns, new_id, checkpoint_put.parent_checkpoint_id, ctx.checkpoint_run_key(md->>'run_id', sealed),
+            checkpoint_put.checkpoint,
             CASE WHEN sealed THEN '{}' ELSE md END,
             CASE WHEN sealed THEN ctx.context_seal(cid, convert_to(md::text, 'UTF8'),
-                                                  concat_ws(chr(31), 'checkpoints.metadata', ns, new_id)) END)
+                                                  'checkpoints.metadata', ns, new_id) END)
     ON CONFLICT ON CONSTRAINT checkpoints_pkey DO UPDATE
        SET parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id,
            checkpoint = excluded.checkpoint, metadata = excluded.metadata, metadata_enc = excluded.metadata_enc,
@@ -294,8 +431,8 @@ BEGIN
     SELECT cid, ns, checkpoint_put_writes.checkpoint_id, checkpoint_put_writes.task_id,
            coalesce(checkpoint_put_writes.task_path, ''), v.idx, v.channel, v.type,
            CASE WHEN sealed
-                THEN ctx.context_seal(cid, v.blob, concat_ws(chr(31), 'checkpoint_writes', ns,
-                                      checkpoint_put_writes.checkpoint_id, checkpoint_put_writes.task_id, v.idx::text))
+                THEN ctx.context_seal(cid, v.blob, 'checkpoint_writes', ns,
+                                      checkpoint_put_writes.checkpoint_id, checkpoint_put_writes.task_id, v.idx::text)
                 ELSE v.blob END
       FROM unnest(checkpoint_put_writes.idxs, checkpoint_put_writes.channels, checkpoint_put_writes.types,
                   checkpoint_put_writes.blobs) AS v(idx, channel, type, blob)
@@ -320,7 +457,7 @@ LANGUAGE sql STABLE AS $body$
                    array_agg(bl.type ORDER BY v.channel) AS types,
                    array_agg(CASE WHEN checkpoint_payload.encrypted AND bl.blob IS NOT NULL
                                   THEN ctx.context_unseal(checkpoint_payload.context_id, bl.blob,
-                                           concat_ws(chr(31), 'checkpoint_blobs', checkpoint_payload.checkpoint_ns, v.channel, v.version))
+                                           'checkpoint_blobs', checkpoint_payload.checkpoint_ns, v.channel, v.version)
                                   ELSE bl.blob END ORDER BY v.channel) AS blobs
               FROM jsonb_each_text(checkpoint_payload.channel_versions) AS v(channel, version)
               -- (LIMIT 1 keeps this a probe of the primary key per channel, never a scan of the thread's values)
@@ -333,8 +470,8 @@ LANGUAGE sql STABLE AS $body$
                    array_agg(wr.type ORDER BY wr.task_path, wr.task_id, wr.idx) AS types,
                    array_agg(CASE WHEN checkpoint_payload.encrypted
                                   THEN ctx.context_unseal(wr.context_id, wr.blob,
-                                           concat_ws(chr(31), 'checkpoint_writes', wr.checkpoint_ns, wr.checkpoint_id,
-                                                     wr.task_id, wr.idx::text))
+                                           'checkpoint_writes', wr.checkpoint_ns, wr.checkpoint_id,
+                                                     wr.task_id, wr.idx::text)
                                   ELSE wr.blob END ORDER BY wr.task_path, wr.task_id, wr.idx) AS blobs
               FROM ctx.checkpoint_writes wr
              WHERE wr.context_id = checkpoint_payload.context_id AND wr.checkpoint_ns = checkpoint_payload.checkpoint_ns
@@ -354,7 +491,7 @@ LANGUAGE sql STABLE AS $body$
     SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.checkpoint,
            CASE WHEN c.metadata_enc IS NULL THEN c.metadata
                 ELSE convert_from(ctx.context_unseal(c.context_id, c.metadata_enc,
-                         concat_ws(chr(31), 'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id)), 'UTF8')::jsonb END,
+                         'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id), 'UTF8')::jsonb END,
            p.channels, p.types, p.blobs, p.write_task_ids, p.write_channels, p.write_types, p.write_blobs,
            c.created_at
       FROM (SELECT t.thread_id, x.encrypted, cp.context_id, cp.checkpoint_ns, cp.checkpoint_id,
@@ -373,7 +510,7 @@ LANGUAGE sql STABLE AS $body$
                AND (checkpoint_list.filter IS NULL
                     OR (CASE WHEN cp.metadata_enc IS NULL THEN cp.metadata
                              ELSE convert_from(ctx.context_unseal(cp.context_id, cp.metadata_enc,
-                                      concat_ws(chr(31), 'checkpoints.metadata', cp.checkpoint_ns, cp.checkpoint_id)), 'UTF8')::jsonb
+                                      'checkpoints.metadata', cp.checkpoint_ns, cp.checkpoint_id), 'UTF8')::jsonb
                         END) @> checkpoint_list.filter)
              ORDER BY cp.checkpoint_id DESC, cp.checkpoint_ns
              LIMIT checkpoint_list.max_rows) c
@@ -393,7 +530,7 @@ LANGUAGE sql STABLE AS $body$
     SELECT t.thread_id, cp.checkpoint_ns, cp.checkpoint_id, cp.parent_checkpoint_id, cp.checkpoint,
            CASE WHEN cp.metadata_enc IS NULL THEN cp.metadata
                 ELSE convert_from(ctx.context_unseal(cp.context_id, cp.metadata_enc,
-                         concat_ws(chr(31), 'checkpoints.metadata', cp.checkpoint_ns, cp.checkpoint_id)), 'UTF8')::jsonb END,
+                         'checkpoints.metadata', cp.checkpoint_ns, cp.checkpoint_id), 'UTF8')::jsonb END,
            p.channels, p.types, p.blobs, p.write_task_ids, p.write_channels, p.write_types, p.write_blobs,
            cp.created_at
       FROM ctx.threads t
@@ -480,17 +617,21 @@ $body$;
 CREATE FUNCTION ctx.checkpoint_delete_runs(run_ids text[]) RETURNS bigint
 LANGUAGE plpgsql AS $body$
 DECLARE
+    keys text[];
     cids uuid[];
     deleted bigint;
 BEGIN
     IF checkpoint_delete_runs.run_ids IS NULL THEN
         RAISE EXCEPTION 'run_ids must not be NULL' USING ERRCODE = '22004';
     END IF;
+    -- plain threads store the run id, encrypted ones its keyed hash
+    keys := checkpoint_delete_runs.run_ids || ARRAY(SELECT ctx.checkpoint_run_key(r, true)
+                                                     FROM unnest(checkpoint_delete_runs.run_ids) r WHERE r IS NOT NULL);
     SELECT coalesce(array_agg(DISTINCT c.context_id), '{}') INTO cids FROM ctx.checkpoints c
-     WHERE c.tenant = ctx.current_tenant() AND c.run_id = ANY (checkpoint_delete_runs.run_ids);
+     WHERE c.tenant = ctx.current_tenant() AND c.run_id = ANY (keys);
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text, 0))
        FROM unnest(cids) AS id ORDER BY id;
-    DELETE FROM ctx.checkpoints c WHERE c.context_id = ANY (cids) AND c.run_id = ANY (checkpoint_delete_runs.run_ids);
+    DELETE FROM ctx.checkpoints c WHERE c.context_id = ANY (cids) AND c.run_id = ANY (keys);
     GET DIAGNOSTICS deleted = ROW_COUNT;
     PERFORM ctx.checkpoint_collect_garbage(cids);
     RETURN deleted;
@@ -552,25 +693,28 @@ BEGIN
     INSERT INTO ctx.checkpoint_blobs (context_id, checkpoint_ns, channel, version, type, blob)
     SELECT dst, b.checkpoint_ns, b.channel, b.version, b.type,
            CASE WHEN b.blob IS NULL OR NOT dst_sealed THEN plain.blob
-                ELSE ctx.context_seal(dst, plain.blob, concat_ws(chr(31), 'checkpoint_blobs', b.checkpoint_ns, b.channel, b.version)) END
+                ELSE ctx.context_seal(dst, plain.blob, 'checkpoint_blobs', b.checkpoint_ns, b.channel, b.version) END
       FROM ctx.checkpoint_blobs b
      CROSS JOIN LATERAL (SELECT CASE WHEN src_sealed AND b.blob IS NOT NULL
-                                     THEN ctx.context_unseal(src, b.blob, concat_ws(chr(31), 'checkpoint_blobs', b.checkpoint_ns, b.channel, b.version))
+                                     THEN ctx.context_unseal(src, b.blob, 'checkpoint_blobs', b.checkpoint_ns, b.channel, b.version)
                                      ELSE b.blob END AS blob) plain
      WHERE b.context_id = src
     ON CONFLICT ON CONSTRAINT checkpoint_blobs_pkey DO NOTHING;
 
     INSERT INTO ctx.checkpoints (context_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id,
                                  checkpoint, metadata, metadata_enc, created_at)
-    SELECT dst, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.run_id, c.checkpoint,
+    SELECT dst, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id,
+           -- (a plain source's run id is hashed into an encrypted target; a hash stays a hash)
+           CASE WHEN dst_sealed AND NOT src_sealed THEN ctx.checkpoint_run_key(c.run_id, true) ELSE c.run_id END,
+           c.checkpoint,
            CASE WHEN dst_sealed THEN '{}' ELSE plain.metadata END,
            CASE WHEN dst_sealed THEN ctx.context_seal(dst, convert_to(plain.metadata::text, 'UTF8'),
-                                     concat_ws(chr(31), 'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id)) END,
+                                     'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id) END,
            c.created_at
       FROM ctx.checkpoints c
      CROSS JOIN LATERAL (SELECT CASE WHEN c.metadata_enc IS NULL THEN c.metadata
                                      ELSE convert_from(ctx.context_unseal(src, c.metadata_enc,
-                                              concat_ws(chr(31), 'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id)), 'UTF8')::jsonb
+                                              'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id), 'UTF8')::jsonb
                                 END AS metadata) plain
      WHERE c.context_id = src
     ON CONFLICT ON CONSTRAINT checkpoints_pkey DO NOTHING;
@@ -579,13 +723,13 @@ BEGIN
     INSERT INTO ctx.checkpoint_writes (context_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob, created_at)
     SELECT dst, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.task_path, w.idx, w.channel, w.type,
            CASE WHEN NOT dst_sealed THEN plain.blob
-                ELSE ctx.context_seal(dst, plain.blob, concat_ws(chr(31), 'checkpoint_writes', w.checkpoint_ns,
-                                      w.checkpoint_id, w.task_id, w.idx::text)) END,
+                ELSE ctx.context_seal(dst, plain.blob, 'checkpoint_writes', w.checkpoint_ns,
+                                      w.checkpoint_id, w.task_id, w.idx::text) END,
            w.created_at
       FROM ctx.checkpoint_writes w
      CROSS JOIN LATERAL (SELECT CASE WHEN src_sealed
-                                     THEN ctx.context_unseal(src, w.blob, concat_ws(chr(31), 'checkpoint_writes', w.checkpoint_ns,
-                                                             w.checkpoint_id, w.task_id, w.idx::text))
+                                     THEN ctx.context_unseal(src, w.blob, 'checkpoint_writes', w.checkpoint_ns,
+                                                             w.checkpoint_id, w.task_id, w.idx::text)
                                      ELSE w.blob END AS blob) plain
      WHERE w.context_id = src
     ON CONFLICT ON CONSTRAINT checkpoint_writes_pkey DO NOTHING;
@@ -594,14 +738,17 @@ END
 $body$;
 
 -- The LLM response cache (LangChain's BaseCache contract): a model's answer to a prompt, by
--- the hash of prompt and model string, per tenant, with an optional time to live.
+-- the hash of prompt and model string, per tenant, with an optional time to live. Audited like
+-- every table; after ctx.encrypt_cache() a tenant's answers are stored sealed (value_enc), and
+-- only the model string, the key hash and the timestamps stay in the clear.
 
 CREATE TABLE ctx.llm_cache (
     tenant      text NOT NULL DEFAULT ctx.current_tenant(),
     -- sha256 of the prompt's length, the prompt and the model string (ctx.cache_key)
     key         bytea NOT NULL CHECK (octet_length(key) = 32),
     llm_string  text NOT NULL,
-    value       jsonb NOT NULL,
+    value       jsonb NOT NULL,  -- JSON null when sealed (then in value_enc)
+    value_enc   bytea,
     created_at  timestamptz NOT NULL DEFAULT now(),
     expires_at  timestamptz,
     PRIMARY KEY (tenant, key)
@@ -621,13 +768,17 @@ $$;
 
 CREATE FUNCTION ctx.cache_lookup(prompt text, llm_string text) RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT c.value FROM ctx.llm_cache c
+    SELECT CASE WHEN c.value_enc IS NULL THEN c.value ELSE ctx.cache_unseal(c.key, c.value_enc) END
+      FROM ctx.llm_cache c
      WHERE c.tenant = ctx.current_tenant() AND c.key = ctx.cache_key(cache_lookup.prompt, cache_lookup.llm_string)
        AND (c.expires_at IS NULL OR c.expires_at > pg_catalog.statement_timestamp())
 $$;
 
 CREATE FUNCTION ctx.cache_store(prompt text, llm_string text, value jsonb, ttl interval DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql AS $body$
+DECLARE
+    k bytea;
+    sealed bytea;
 BEGIN
     IF cache_store.prompt IS NULL OR cache_store.llm_string IS NULL OR cache_store.value IS NULL THEN
         RAISE EXCEPTION 'prompt, llm_string and value must not be NULL' USING ERRCODE = '22004',
@@ -637,12 +788,14 @@ BEGIN
         RAISE EXCEPTION 'ttl must be positive, not %', cache_store.ttl USING ERRCODE = '22023',
             HINT = 'NULL keeps the entry until ctx.cache_clear';
     END IF;
-    INSERT INTO ctx.llm_cache AS c (key, llm_string, value, expires_at)
-    VALUES (ctx.cache_key(cache_store.prompt, cache_store.llm_string), cache_store.llm_string, cache_store.value,
+    k := ctx.cache_key(cache_store.prompt, cache_store.llm_string);
+    sealed := ctx.cache_seal(k, cache_store.value);
+    INSERT INTO ctx.llm_cache AS c (key, llm_string, value, value_enc, expires_at)
+    VALUES (k, cache_store.llm_string, CASE WHEN sealed IS NULL THEN cache_store.value ELSE 'null' END, sealed,
             pg_catalog.statement_timestamp() + cache_store.ttl)
     ON CONFLICT ON CONSTRAINT llm_cache_pkey DO UPDATE
-       SET llm_string = excluded.llm_string, value = excluded.value, created_at = excluded.created_at,
-           expires_at = excluded.expires_at;
+       SET llm_string = excluded.llm_string, value = excluded.value, value_enc = excluded.value_enc,
+           created_at = excluded.created_at, expires_at = excluded.expires_at;
 END
 $body$;
 
@@ -1170,7 +1323,7 @@ ALTER TABLE ctx.audited_tables DISABLE TRIGGER audit;
 INSERT INTO ctx.audited_tables VALUES
     ('threads', '{tenant,thread_id}'), ('checkpoints', '{context_id,checkpoint_ns,checkpoint_id}'),
     ('checkpoint_blobs', '{context_id,checkpoint_ns,channel,version}'),
-    ('checkpoint_writes', '{context_id,checkpoint_ns,checkpoint_id,task_id,idx}');
+    ('checkpoint_writes', '{context_id,checkpoint_ns,checkpoint_id,task_id,idx}'), ('llm_cache', '{tenant,key}');
 DO $$
 BEGIN
     IF (SELECT enabled FROM ctx.audited_tables WHERE table_name = 'audited_tables') THEN
@@ -1184,7 +1337,7 @@ DO $$
 DECLARE t record;
 BEGIN
     FOR t IN SELECT * FROM ctx.audited_tables
-              WHERE table_name IN ('threads', 'checkpoints', 'checkpoint_blobs', 'checkpoint_writes') LOOP
+              WHERE table_name IN ('threads', 'checkpoints', 'checkpoint_blobs', 'checkpoint_writes', 'llm_cache') LOOP
         EXECUTE format('CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON ctx.%I
                         FOR EACH ROW EXECUTE FUNCTION ctx.audit_trigger(%s)',
                        t.table_name, (SELECT string_agg(quote_literal(c), ', ') FROM unnest(t.key_columns) c));

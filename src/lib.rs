@@ -58,13 +58,18 @@ extension_sql_file!(
     requires = [
         "security_schema",
         api::sealing::context_seal,
-        api::sealing::context_unseal
+        api::sealing::context_unseal,
+        api::sealing::keyed_hash
     ]
 );
 extension_sql_file!(
     "schema/llm_cache.sql",
     name = "llm_cache_schema",
-    requires = ["security_schema"]
+    requires = [
+        "security_schema",
+        api::cache::cache_seal,
+        api::cache::cache_unseal
+    ]
 );
 
 // Administrators' functions are not for every role (ctx.grant_access(role, admin => true)).
@@ -76,6 +81,12 @@ REVOKE EXECUTE ON FUNCTION ctx.reset_metrics() FROM PUBLIC;
 -- Metrics as rows: counters, histogram buckets, sums and counts (ctx.metrics_prometheus has
 -- the same in the Prometheus text format).
 CREATE VIEW ctx.metrics AS SELECT name, labels, value FROM ctx.metric_samples();
+-- Metrics are server-wide (every tenant's activity): administrators (ctx.grant_access(role,
+-- admin => true)) and members of pg_monitor read them, no one else.
+REVOKE EXECUTE ON FUNCTION ctx.metric_samples(), ctx.metrics_prometheus() FROM PUBLIC;
+GRANT USAGE ON SCHEMA ctx TO pg_monitor;
+GRANT EXECUTE ON FUNCTION ctx.metric_samples(), ctx.metrics_prometheus() TO pg_monitor;
+GRANT SELECT ON ctx.metrics TO pg_monitor;
 
 -- The audit trigger writes the log as the extension owner; users have no privilege on it.
 ALTER FUNCTION ctx.audit_trigger() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;

@@ -8,6 +8,11 @@ use ctxstore::core::{
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
+/// A tuple's fields as the slices `crypto::aad` takes.
+fn parts(tuple: &[Vec<u8>]) -> Vec<&[u8]> {
+    tuple.iter().map(Vec::as_slice).collect()
+}
+
 /// The real memory filter target (columns and the metadata document).
 const TARGET: FilterTarget = ctxstore::api::memories::MEMORY_FILTER;
 
@@ -96,6 +101,22 @@ proptest! {
         let i = flip.index(altered.len());
         altered[i] ^= 1 << bit;
         prop_assert!(crypto::open(&key, &altered, &aad, "p").is_err());
+    }
+
+    /// Associated data is injective: distinct field tuples never encode alike, even when their
+    /// fields join to the same bytes (e.g. split at a separator such as U+001F).
+    #[test]
+    fn associated_data_is_injective(
+        a in prop::collection::vec(prop::collection::vec(prop_oneof![Just(0x1fu8), Just(b'a'), Just(0u8), Just(4u8)], 0..6), 0..5),
+        b in prop::collection::vec(prop::collection::vec(prop_oneof![Just(0x1fu8), Just(b'a'), Just(0u8), Just(4u8)], 0..6), 0..5),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        prop_assert_eq!(crypto::aad(&parts(&a)) == crypto::aad(&parts(&b)), a == b);
+        // the same bytes split in two other places: a different tuple, a different encoding
+        let joined: Vec<u8> = a.concat();
+        let i = cut.index(joined.len() + 1);
+        let resplit = vec![joined[..i].to_vec(), joined[i..].to_vec()];
+        prop_assert_eq!(crypto::aad(&parts(&resplit)) == crypto::aad(&parts(&a)), resplit == a);
     }
 
     #[test]

@@ -109,9 +109,37 @@ unsafe fn key_json(datum: pg_sys::Datum, column: &Column) -> Value {
     }
 }
 
-/// Columns reads update (`ctx.recall` counts accesses, `ctx.touch` restarts a TTL); updates
-/// changing only these are not audited, or every read would write an audit row.
-const READ_BOOKKEEPING: [&str; 3] = ["last_accessed_at", "access_count", "expires_at"];
+/// Columns a read updates (`ctx.recall` counts accesses); updates changing only these are not
+/// audited, or every read would write an audit row.
+const READ_BOOKKEEPING: [&str; 2] = ["last_accessed_at", "access_count"];
+
+/// Whether an UPDATE that changed only `expires_at` is a TTL restart (`ctx.touch`): a row that
+/// was alive and keeps the ttl it was put with, from now. Any other change of `expires_at` (to
+/// hide a value at once, or bring an expired one back) is audited like every other column.
+fn is_ttl_restart(
+    client: &pgrx::spi::SpiClient<'_>,
+    old_expires: Option<pg_sys::Datum>,
+    new_expires: Option<pg_sys::Datum>,
+    ttl: Option<pg_sys::Datum>,
+) -> CtxResult<bool> {
+    static RESTART: Statement = Statement {
+        sql: "SELECT $1 > now() AND $2 = now() + $3",
+        args: &[TIMESTAMPTZOID, TIMESTAMPTZOID, INTERVALOID],
+        writes: false,
+    };
+    let (Some(old_expires), Some(new_expires), Some(ttl)) = (old_expires, new_expires, ttl) else {
+        return Ok(false);
+    };
+    let plan = RESTART.plan(client)?;
+    let args = unsafe {
+        [
+            pgrx::datum::DatumWithOid::new(old_expires, TIMESTAMPTZOID.value()),
+            pgrx::datum::DatumWithOid::new(new_expires, TIMESTAMPTZOID.value()),
+            pgrx::datum::DatumWithOid::new(ttl, INTERVALOID.value()),
+        ]
+    };
+    Ok(crate::plans::first_value::<bool>(client.select(&*plan, Some(1), &args)?)?.unwrap_or(false))
+}
 
 fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
     let data = trigger.trigger_data();
@@ -130,7 +158,7 @@ fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
     let table = trigger
         .table_name()
         .map_err(|e| CtxError::internal(format!("audit trigger: {e}")))?;
-    let (row_key, tenant, changed) = unsafe {
+    let (row_key, tenant, changed, restart) = unsafe {
         let desc = (*data.tg_relation).rd_att;
         let all = columns(desc);
         // the row as it is now (the old one for a DELETE)
@@ -171,7 +199,19 @@ fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
                 .map(|c| c.name.clone())
                 .collect()
         };
-        (row_key, tenant, changed)
+        // an UPDATE of expires_at alone: the images a TTL restart is judged by
+        let restart = (operation == "UPDATE" && changed == ["expires_at"])
+            .then(|| {
+                let expires = all.iter().find(|c| c.name == "expires_at")?;
+                let ttl = all.iter().find(|c| c.name == "ttl")?;
+                Some((
+                    value(data.tg_trigtuple, desc, expires),
+                    value(data.tg_newtuple, desc, expires),
+                    value(data.tg_newtuple, desc, ttl),
+                ))
+            })
+            .flatten();
+        (row_key, tenant, changed, restart)
     };
     // A read's bookkeeping is not a change: logging it would write k audit rows per recall
     // (and make every read path pay for the audit trail).
@@ -186,6 +226,11 @@ fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
     let mut changed = changed;
     changed.sort_unstable();
     Spi::connect_mut(|client| -> CtxResult<()> {
+        if let Some((old_expires, new_expires, ttl)) = restart {
+            if is_ttl_restart(client, old_expires, new_expires, ttl)? {
+                return Ok(());
+            }
+        }
         let plan = INSERT.plan(client)?;
         client.update(
             &*plan,

@@ -25,6 +25,11 @@ pub(crate) enum Scope {
     Context(Uuid),
     /// A namespace prefix (its sort key) and everything below it.
     Namespace(String),
+    /// The tenant's LLM cache, once `ctx.encrypt_cache` was called.
+    Cache,
+    /// The tenant's key for keyed hashes of values that must be found but not read (the run ids
+    /// of encrypted checkpoint threads).
+    Hashing,
 }
 
 /// The tenant the current call runs for (data keys are per tenant).
@@ -38,7 +43,8 @@ fn tenant(client: &SpiClient<'_>) -> CtxResult<String> {
     Ok(crate::plans::first_value(client.select(&*plan, Some(1), &[])?)?.unwrap_or_default())
 }
 
-/// What a data key is bound to when wrapped, and cached under: tenant and scope.
+/// What a data key is bound to when wrapped, and cached under: tenant and scope. Injective
+/// because a tenant name never holds U+001F (a CHECK of ctx.data_keys and ctx.tenant_roles).
 fn binding(tenant: &str, scope: &str) -> String {
     format!("{tenant}\u{1f}{scope}")
 }
@@ -48,6 +54,8 @@ impl Scope {
         match self {
             Scope::Context(id) => format!("context:{id}"),
             Scope::Namespace(key) => format!("namespace:{key}"),
+            Scope::Cache => "cache".into(),
+            Scope::Hashing => "hashing".into(),
         }
     }
 }
@@ -198,6 +206,47 @@ fn shredded(scope: &str) -> CtxError {
         ErrorKind::WrongState,
         format!("{scope} was shredded: its data can never be read again"),
     )
+}
+
+/// The data key of `scope` if the tenant has one (None: the scope is not encrypted).
+pub(crate) fn existing_key(client: &SpiClient<'_>, scope: &Scope) -> CtxResult<Option<Key>> {
+    static EXISTS: Statement = Statement {
+        sql: "SELECT true FROM ctx.data_keys WHERE tenant = ctx.current_tenant() AND scope = $1",
+        args: &[TEXTOID],
+        writes: false,
+    };
+    // (asked of the table first: a tenant without the key needs no master key)
+    let name = scope.name();
+    let plan = EXISTS.plan(client)?;
+    let found: Option<bool> =
+        crate::plans::first_value(client.select(&*plan, Some(1), &[name.as_str().into()])?)?;
+    match found {
+        None => Ok(None),
+        Some(_) => data_key(client, scope).map(Some),
+    }
+}
+
+/// The data key of `scope`, created when the tenant has none yet (two sessions creating it at
+/// once: the second waits for the first and takes its key).
+pub(crate) fn key_or_create(client: &mut SpiClient<'_>, scope: &Scope) -> CtxResult<Key> {
+    if let Some(key) = existing_key(client, scope)? {
+        return Ok(key);
+    }
+    let name = scope.name();
+    let tenant_name = tenant(client)?;
+    client.update(
+        "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
+                    'ctxstore.data_key:' || length($1) || ':' || $1 || $2, 0))",
+        None,
+        &[tenant_name.as_str().into(), name.as_str().into()],
+    )?;
+    match existing_key(client, scope)? {
+        Some(key) => Ok(key),
+        None => {
+            create_key(client, scope, None)?;
+            data_key(client, scope)
+        }
+    }
 }
 
 /// Creates the data key of a new encrypted scope (wrapped with the current master key).

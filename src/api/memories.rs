@@ -118,7 +118,7 @@ static INSERT_MEMORY: Statement = Statement {
 static SUPERSEDE: Statement = Statement {
     sql: "WITH old AS (
               UPDATE ctx.memories SET valid_to = now()
-               WHERE id = $1 AND valid_to IS NULL
+               WHERE tenant = (SELECT ctx.current_tenant()) AND id = $1 AND valid_to IS NULL
            RETURNING *)
           INSERT INTO ctx.memories (id, version, namespace, ns_key, content, embedding, metadata, importance,
                                     source_context, source_seq, created_at, last_accessed_at, access_count,
@@ -382,7 +382,7 @@ fn update_memory(
         Spi::connect_mut(|client| {
             static CURRENT: Statement = Statement {
                 sql: "SELECT ns_key, namespace, metadata, metadata_enc FROM ctx.memories
-                       WHERE id = $1 AND valid_to IS NULL",
+                       WHERE tenant = (SELECT ctx.current_tenant()) AND id = $1 AND valid_to IS NULL",
                 args: &[UUIDOID],
                 writes: false,
             };
@@ -511,7 +511,8 @@ fn open_memory_metadata(data_key: &Key, id: Uuid, sealed: &[u8]) -> CtxResult<Va
 /// The decrypted metadata of a memory's current version (encrypted namespaces).
 fn current_metadata(client: &SpiClient<'_>, id: Uuid, data_key: &Key) -> CtxResult<Value> {
     let sealed: Option<Vec<u8>> = first_value(client.select(
-        "SELECT metadata_enc FROM ctx.memories WHERE id = $1 AND valid_to IS NULL",
+        "SELECT metadata_enc FROM ctx.memories
+          WHERE tenant = (SELECT ctx.current_tenant()) AND id = $1 AND valid_to IS NULL",
         Some(1),
         &[id.into()],
     )?)?;
@@ -527,7 +528,8 @@ fn typed_metadata_stamp(
     metadata: &Value,
 ) -> CtxResult<Option<i32>> {
     static SCHEMA: Statement = Statement {
-        sql: "SELECT schema_name FROM ctx.memories WHERE id = $1 AND valid_to IS NULL",
+        sql: "SELECT schema_name FROM ctx.memories
+               WHERE tenant = (SELECT ctx.current_tenant()) AND id = $1 AND valid_to IS NULL",
         args: &[UUIDOID],
         writes: false,
     };
@@ -542,7 +544,7 @@ fn typed_metadata_stamp(
 fn forget_id(id: Option<Uuid>) -> bool {
     let id = required(id, "id").or_raise();
     static DELETE: Statement = Statement {
-        sql: "DELETE FROM ctx.memories WHERE id = $1",
+        sql: "DELETE FROM ctx.memories WHERE tenant = (SELECT ctx.current_tenant()) AND id = $1",
         args: &[UUIDOID],
         writes: true,
     };
@@ -566,7 +568,8 @@ fn forget_matching(
         let scope = Scope::new(&labels, true, None, filter.map(|j| j.0).as_ref())?;
         let sql = format!(
             "WITH f AS (SELECT DISTINCT m.id FROM ctx.memories m WHERE {}),
-                  d AS (DELETE FROM ctx.memories x USING f WHERE x.id = f.id RETURNING x.id)
+                  d AS (DELETE FROM ctx.memories x USING f
+                         WHERE x.tenant = (SELECT ctx.current_tenant()) AND x.id = f.id RETURNING x.id)
              SELECT count(DISTINCT id) FROM d",
             scope.predicate
         );
@@ -598,7 +601,9 @@ impl Scope {
         filter: Option<&Value>,
     ) -> CtxResult<Scope> {
         let mut params = Vec::new();
-        let mut parts = Vec::new();
+        // (the caller's tenant: row-level security says the same for application roles; an
+        // owner or BYPASSRLS role acts in the tenant it set, as every other function does)
+        let mut parts = vec!["m.tenant = (SELECT ctx.current_tenant())".to_string()];
         let (key_parts, key_params) =
             namespace::key_conditions("m.ns_key", prefix, include_descendants, 1);
         parts.extend(key_parts);
@@ -834,7 +839,7 @@ fn run_recall(client: &mut SpiClient<'_>, request: &RecallRequest) -> CtxResult<
     if !request.historical && !ranked.is_empty() {
         static TOUCH: Statement = Statement {
             sql: "UPDATE ctx.memories SET last_accessed_at = now(), access_count = access_count + 1
-                   WHERE id = ANY($1) AND valid_to IS NULL",
+                   WHERE tenant = (SELECT ctx.current_tenant()) AND id = ANY($1) AND valid_to IS NULL",
             args: &[UUIDARRAYOID],
             writes: true,
         };
@@ -860,7 +865,7 @@ fn load_candidates(
                           ELSE ts_rank_cd(m.fts, websearch_to_tsquery('english', $3::text)) END::float8,
                      m.content_enc, m.metadata_enc
                 FROM unnest($1::uuid[], $2::int[]) AS k(id, version)
-                JOIN ctx.memories m ON m.id = k.id AND m.version = k.version",
+                JOIN ctx.memories m ON m.tenant = (SELECT ctx.current_tenant()) AND m.id = k.id AND m.version = k.version",
         args: &[UUIDARRAYOID, INT4ARRAYOID, TEXTOID],
         writes: false,
     };

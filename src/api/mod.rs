@@ -3,6 +3,7 @@
 pub(crate) mod args;
 pub mod assembly;
 mod audit;
+pub mod cache;
 pub mod contexts;
 pub mod keys;
 pub mod memories;

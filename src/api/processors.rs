@@ -255,7 +255,8 @@ impl Pipeline {
         metadata: Option<&Value>,
     ) -> CtxResult<Pipeline> {
         static CONFIGS: Statement = Statement {
-            sql: "SELECT config FROM ctx.namespace_processors WHERE ns_key = ANY($1)
+            sql: "SELECT config FROM ctx.namespace_processors
+                   WHERE tenant = (SELECT ctx.current_tenant()) AND ns_key = ANY($1)
                    ORDER BY cardinality(namespace)",
             args: &[TEXTARRAYOID],
             writes: false,
@@ -811,14 +812,14 @@ fn configure_namespace_processors(
     Spi::connect_mut(|client| -> CtxResult<()> {
         if config.as_object().is_some_and(|m| m.is_empty()) {
             client.update(
-                "DELETE FROM ctx.namespace_processors WHERE ns_key = $1",
+                "DELETE FROM ctx.namespace_processors WHERE tenant = ctx.current_tenant() AND ns_key = $1",
                 None,
                 &[key.clone().into()],
             )?;
         } else {
             client.update(
                 "INSERT INTO ctx.namespace_processors (namespace, ns_key, config) VALUES ($1, $2, $3)
-                 ON CONFLICT (ns_key) DO UPDATE SET config = excluded.config, updated_at = now()",
+                 ON CONFLICT (tenant, ns_key) DO UPDATE SET config = excluded.config, updated_at = now()",
                 None,
                 &[
                     labels.clone().into(),

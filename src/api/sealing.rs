@@ -4,6 +4,7 @@
 //! `ctx.shred` makes all of it unreadable at once.
 
 use pgrx::prelude::*;
+use pgrx::VariadicArray;
 
 use crate::api::keys::{self, Scope};
 use crate::core::crypto::Key;
@@ -33,52 +34,88 @@ fn encrypted_context_key(client: &SpiClient<'_>, context_id: pgrx::Uuid) -> CtxR
     }
 }
 
-/// Ciphertext is bound to its context and to `bound_to` (what the bytes are, e.g. the row's
-/// identity): it opens only with the same pair.
-fn seal_aad(context_id: pgrx::Uuid, bound_to: &str) -> Vec<u8> {
-    keys::row_aad(
-        "context_seal",
-        &[context_id.as_bytes(), bound_to.as_bytes()],
-    )
+/// Ciphertext is bound to its context and to the parts of `bound_to` (what the bytes are, e.g.
+/// the row's identity, field by field): it opens only with the same context and parts. Each
+/// part is length-prefixed, so no two lists of parts bind alike: ("a", "b\u{1f}1") is not
+/// ("a\u{1f}b", "1").
+fn seal_aad(context_id: pgrx::Uuid, bound_to: &[String]) -> Vec<u8> {
+    let mut ids: Vec<&[u8]> = Vec::with_capacity(bound_to.len() + 1);
+    ids.push(context_id.as_bytes());
+    ids.extend(bound_to.iter().map(|part| part.as_bytes()));
+    keys::row_aad("context_seal", &ids)
+}
+
+/// The parts of a VARIADIC `bound_to`, none NULL.
+fn bound_parts(bound_to: Option<VariadicArray<'_, &str>>) -> CtxResult<Vec<String>> {
+    let Some(parts) = bound_to else {
+        return Ok(Vec::new());
+    };
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| {
+            part.map(str::to_owned).ok_or_else(|| {
+                CtxError::new(
+                    ErrorKind::NullValue,
+                    format!("bound_to has a NULL at position {}", i + 1),
+                )
+                .with_hint("bind ciphertext to text parts, e.g. the row's key columns")
+            })
+        })
+        .collect()
 }
 
 /// lz4 + AES-256-GCM of `data` with the data key of the encrypted context `context_id`.
 #[pg_extern(volatile, parallel_safe)]
-fn context_seal(
+fn context_seal<'a>(
     context_id: Option<pgrx::Uuid>,
     data: Option<&[u8]>,
-    bound_to: default!(Option<&str>, "''"),
+    bound_to: default!(Option<VariadicArray<'a, &'a str>>, "'{}'"),
 ) -> Option<Vec<u8>> {
     let context_id = required(context_id, "context_id").or_raise();
-    let bound_to = required(bound_to, "bound_to").or_raise();
+    let bound_to = bound_parts(bound_to).or_raise();
     let data = data?;
     Spi::connect(|client| {
         let key = encrypted_context_key(client, context_id)?;
-        keys::seal(&key, data, &seal_aad(context_id, bound_to))
+        keys::seal(&key, data, &seal_aad(context_id, &bound_to))
     })
     .map(Some)
     .or_raise()
 }
 
-/// The bytes `ctx.context_seal` sealed, given the same context and `bound_to`.
+/// The bytes `ctx.context_seal` sealed, given the same context and `bound_to` parts.
 #[pg_extern(stable, parallel_safe)]
-fn context_unseal(
+fn context_unseal<'a>(
     context_id: Option<pgrx::Uuid>,
     sealed: Option<&[u8]>,
-    bound_to: default!(Option<&str>, "''"),
+    bound_to: default!(Option<VariadicArray<'a, &'a str>>, "'{}'"),
 ) -> Option<Vec<u8>> {
     let context_id = required(context_id, "context_id").or_raise();
-    let bound_to = required(bound_to, "bound_to").or_raise();
+    let bound_to = bound_parts(bound_to).or_raise();
     let sealed = sealed?;
     Spi::connect(|client| {
         let key = encrypted_context_key(client, context_id)?;
         keys::open_bytes(
             &key,
             sealed,
-            &seal_aad(context_id, bound_to),
+            &seal_aad(context_id, &bound_to),
             &format!("sealed data of context {context_id}"),
         )
     })
     .map(Some)
+    .or_raise()
+}
+
+/// HMAC-SHA-256 of the parts under this tenant's hashing key (created on first use): a value
+/// that must be found again by equality without being stored readable, e.g. the run id of a
+/// checkpoint in an encrypted thread.
+#[pg_extern(volatile, parallel_unsafe)]
+fn keyed_hash<'a>(parts: VariadicArray<'a, &'a str>) -> Vec<u8> {
+    let parts = bound_parts(Some(parts)).or_raise();
+    Spi::connect_mut(|client| -> CtxResult<Vec<u8>> {
+        let key = keys::key_or_create(client, &Scope::Hashing)?;
+        let bytes: Vec<&[u8]> = parts.iter().map(|p| p.as_bytes()).collect();
+        Ok(crate::core::crypto::keyed_hash(&key, b"ctxstore keyed_hash", &bytes).to_vec())
+    })
     .or_raise()
 }

@@ -224,6 +224,20 @@ fn decode_hex(hex: &str) -> Option<Key> {
     Some(key)
 }
 
+/// HMAC-SHA-256 of the parts (encoded by [`aad`], so distinct tuples hash apart) under `key`:
+/// a value that must be found again by equality but never read back (e.g. the run id of an
+/// encrypted checkpoint). The domain separates it from any other use of the key.
+pub fn keyed_hash(key: &Key, domain: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::{KeyInit as _, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key)
+        .expect("HMAC-SHA-256 takes a key of any length");
+    let mut all: Vec<&[u8]> = Vec::with_capacity(parts.len() + 1);
+    all.push(domain);
+    all.extend_from_slice(parts);
+    mac.update(&aad(&all));
+    mac.finalize().into_bytes().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +286,20 @@ mod tests {
             assert!(open(&KEY, &tampered, &row, "x").is_err(), "byte {i}");
         }
         assert!(open(&KEY, &sealed[..10], &row, "x").is_err());
+    }
+
+    #[test]
+    fn keyed_hashes_depend_on_key_domain_and_every_part() {
+        let (k1, k2) = ([1u8; KEY_LEN], [2u8; KEY_LEN]);
+        let h = keyed_hash(&k1, b"run_id", &[b"run-1"]);
+        assert_eq!(h, keyed_hash(&k1, b"run_id", &[b"run-1"]));
+        assert_ne!(h, keyed_hash(&k2, b"run_id", &[b"run-1"]));
+        assert_ne!(h, keyed_hash(&k1, b"other", &[b"run-1"]));
+        assert_ne!(h, keyed_hash(&k1, b"run_id", &[b"run-2"]));
+        assert_ne!(
+            keyed_hash(&k1, b"d", &[b"ab", b"c"]),
+            keyed_hash(&k1, b"d", &[b"a", b"bc"])
+        );
     }
 
     #[test]

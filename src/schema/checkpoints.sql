@@ -22,7 +22,8 @@ CREATE TABLE ctx.checkpoints (
     -- LangGraph's ids are time-ordered (uuid6): byte order is creation order
     checkpoint_id text COLLATE "C" NOT NULL CHECK (checkpoint_id <> ''),
     parent_checkpoint_id text COLLATE "C",
-    -- metadata.run_id, for ctx.checkpoint_delete_runs
+    -- metadata.run_id, for ctx.checkpoint_delete_runs; in an encrypted context its keyed hash
+    -- ('hmac:' || hex of ctx.keyed_hash('checkpoints.run_id', run_id)), never the value
     run_id        text,
     -- the checkpoint without its channel values (versions, versions seen, timestamps: no
     -- application data, so it stays readable for garbage collection of unreferenced values)
@@ -35,7 +36,14 @@ CREATE TABLE ctx.checkpoints (
     PRIMARY KEY (context_id, checkpoint_ns, checkpoint_id),
     FOREIGN KEY (tenant, context_id) REFERENCES ctx.contexts (tenant, id) ON DELETE CASCADE
 );
-CREATE INDEX checkpoints_run_idx ON ctx.checkpoints (run_id) WHERE run_id IS NOT NULL;
+CREATE INDEX checkpoints_run_idx ON ctx.checkpoints (tenant, run_id) WHERE run_id IS NOT NULL;
+
+-- What ctx.checkpoints.run_id holds for a run id: in an encrypted context, its keyed hash.
+CREATE FUNCTION ctx.checkpoint_run_key(run_id text, encrypted boolean) RETURNS text
+LANGUAGE sql VOLATILE AS $$
+    SELECT CASE WHEN NOT encrypted OR run_id IS NULL THEN run_id
+                ELSE 'hmac:' || pg_catalog.encode(ctx.keyed_hash('checkpoints.run_id', run_id), 'hex') END
+$$;
 
 -- A channel's value at a version, shared by every checkpoint that saw that version.
 CREATE TABLE ctx.checkpoint_blobs (
@@ -167,7 +175,7 @@ BEGIN
     INSERT INTO ctx.checkpoint_blobs AS b (context_id, checkpoint_ns, channel, version, type, blob)
     SELECT cid, ns, v.channel, v.version, v.type,
            CASE WHEN sealed AND v.blob IS NOT NULL
-                THEN ctx.context_seal(cid, v.blob, concat_ws(chr(31), 'checkpoint_blobs', ns, v.channel, v.version))
+                THEN ctx.context_seal(cid, v.blob, 'checkpoint_blobs', ns, v.channel, v.version)
                 ELSE v.blob END
       FROM unnest(checkpoint_put.channels, checkpoint_put.versions, checkpoint_put.types, checkpoint_put.blobs)
            AS v(channel, version, type, blob)
@@ -175,10 +183,11 @@ BEGIN
 
     INSERT INTO ctx.checkpoints AS c (context_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id,
                                       checkpoint, metadata, metadata_enc)
-    VALUES (cid, ns, new_id, checkpoint_put.parent_checkpoint_id, md->>'run_id', checkpoint_put.checkpoint,
+    VALUES (cid, ns, new_id, checkpoint_put.parent_checkpoint_id, ctx.checkpoint_run_key(md->>'run_id', sealed),
+            checkpoint_put.checkpoint,
             CASE WHEN sealed THEN '{}' ELSE md END,
             CASE WHEN sealed THEN ctx.context_seal(cid, convert_to(md::text, 'UTF8'),
-                                                  concat_ws(chr(31), 'checkpoints.metadata', ns, new_id)) END)
+                                                  'checkpoints.metadata', ns, new_id) END)
     ON CONFLICT ON CONSTRAINT checkpoints_pkey DO UPDATE
        SET parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id,
            checkpoint = excluded.checkpoint, metadata = excluded.metadata, metadata_enc = excluded.metadata_enc,
@@ -220,8 +229,8 @@ BEGIN
     SELECT cid, ns, checkpoint_put_writes.checkpoint_id, checkpoint_put_writes.task_id,
            coalesce(checkpoint_put_writes.task_path, ''), v.idx, v.channel, v.type,
            CASE WHEN sealed
-                THEN ctx.context_seal(cid, v.blob, concat_ws(chr(31), 'checkpoint_writes', ns,
-                                      checkpoint_put_writes.checkpoint_id, checkpoint_put_writes.task_id, v.idx::text))
+                THEN ctx.context_seal(cid, v.blob, 'checkpoint_writes', ns,
+                                      checkpoint_put_writes.checkpoint_id, checkpoint_put_writes.task_id, v.idx::text)
                 ELSE v.blob END
       FROM unnest(checkpoint_put_writes.idxs, checkpoint_put_writes.channels, checkpoint_put_writes.types,
                   checkpoint_put_writes.blobs) AS v(idx, channel, type, blob)
@@ -246,7 +255,7 @@ LANGUAGE sql STABLE AS $body$
                    array_agg(bl.type ORDER BY v.channel) AS types,
                    array_agg(CASE WHEN checkpoint_payload.encrypted AND bl.blob IS NOT NULL
                                   THEN ctx.context_unseal(checkpoint_payload.context_id, bl.blob,
-                                           concat_ws(chr(31), 'checkpoint_blobs', checkpoint_payload.checkpoint_ns, v.channel, v.version))
+                                           'checkpoint_blobs', checkpoint_payload.checkpoint_ns, v.channel, v.version)
                                   ELSE bl.blob END ORDER BY v.channel) AS blobs
               FROM jsonb_each_text(checkpoint_payload.channel_versions) AS v(channel, version)
               -- (LIMIT 1 keeps this a probe of the primary key per channel, never a scan of the thread's values)
@@ -259,8 +268,8 @@ LANGUAGE sql STABLE AS $body$
                    array_agg(wr.type ORDER BY wr.task_path, wr.task_id, wr.idx) AS types,
                    array_agg(CASE WHEN checkpoint_payload.encrypted
                                   THEN ctx.context_unseal(wr.context_id, wr.blob,
-                                           concat_ws(chr(31), 'checkpoint_writes', wr.checkpoint_ns, wr.checkpoint_id,
-                                                     wr.task_id, wr.idx::text))
+                                           'checkpoint_writes', wr.checkpoint_ns, wr.checkpoint_id,
+                                                     wr.task_id, wr.idx::text)
                                   ELSE wr.blob END ORDER BY wr.task_path, wr.task_id, wr.idx) AS blobs
               FROM ctx.checkpoint_writes wr
              WHERE wr.context_id = checkpoint_payload.context_id AND wr.checkpoint_ns = checkpoint_payload.checkpoint_ns
@@ -280,7 +289,7 @@ LANGUAGE sql STABLE AS $body$
     SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.checkpoint,
            CASE WHEN c.metadata_enc IS NULL THEN c.metadata
                 ELSE convert_from(ctx.context_unseal(c.context_id, c.metadata_enc,
-                         concat_ws(chr(31), 'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id)), 'UTF8')::jsonb END,
+                         'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id), 'UTF8')::jsonb END,
            p.channels, p.types, p.blobs, p.write_task_ids, p.write_channels, p.write_types, p.write_blobs,
            c.created_at
       FROM (SELECT t.thread_id, x.encrypted, cp.context_id, cp.checkpoint_ns, cp.checkpoint_id,
@@ -299,7 +308,7 @@ LANGUAGE sql STABLE AS $body$
                AND (checkpoint_list.filter IS NULL
                     OR (CASE WHEN cp.metadata_enc IS NULL THEN cp.metadata
                              ELSE convert_from(ctx.context_unseal(cp.context_id, cp.metadata_enc,
-                                      concat_ws(chr(31), 'checkpoints.metadata', cp.checkpoint_ns, cp.checkpoint_id)), 'UTF8')::jsonb
+                                      'checkpoints.metadata', cp.checkpoint_ns, cp.checkpoint_id), 'UTF8')::jsonb
                         END) @> checkpoint_list.filter)
              ORDER BY cp.checkpoint_id DESC, cp.checkpoint_ns
              LIMIT checkpoint_list.max_rows) c
@@ -319,7 +328,7 @@ LANGUAGE sql STABLE AS $body$
     SELECT t.thread_id, cp.checkpoint_ns, cp.checkpoint_id, cp.parent_checkpoint_id, cp.checkpoint,
            CASE WHEN cp.metadata_enc IS NULL THEN cp.metadata
                 ELSE convert_from(ctx.context_unseal(cp.context_id, cp.metadata_enc,
-                         concat_ws(chr(31), 'checkpoints.metadata', cp.checkpoint_ns, cp.checkpoint_id)), 'UTF8')::jsonb END,
+                         'checkpoints.metadata', cp.checkpoint_ns, cp.checkpoint_id), 'UTF8')::jsonb END,
            p.channels, p.types, p.blobs, p.write_task_ids, p.write_channels, p.write_types, p.write_blobs,
            cp.created_at
       FROM ctx.threads t
@@ -406,17 +415,21 @@ $body$;
 CREATE FUNCTION ctx.checkpoint_delete_runs(run_ids text[]) RETURNS bigint
 LANGUAGE plpgsql AS $body$
 DECLARE
+    keys text[];
     cids uuid[];
     deleted bigint;
 BEGIN
     IF checkpoint_delete_runs.run_ids IS NULL THEN
         RAISE EXCEPTION 'run_ids must not be NULL' USING ERRCODE = '22004';
     END IF;
+    -- plain threads store the run id, encrypted ones its keyed hash
+    keys := checkpoint_delete_runs.run_ids || ARRAY(SELECT ctx.checkpoint_run_key(r, true)
+                                                     FROM unnest(checkpoint_delete_runs.run_ids) r WHERE r IS NOT NULL);
     SELECT coalesce(array_agg(DISTINCT c.context_id), '{}') INTO cids FROM ctx.checkpoints c
-     WHERE c.tenant = ctx.current_tenant() AND c.run_id = ANY (checkpoint_delete_runs.run_ids);
+     WHERE c.tenant = ctx.current_tenant() AND c.run_id = ANY (keys);
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text, 0))
        FROM unnest(cids) AS id ORDER BY id;
-    DELETE FROM ctx.checkpoints c WHERE c.context_id = ANY (cids) AND c.run_id = ANY (checkpoint_delete_runs.run_ids);
+    DELETE FROM ctx.checkpoints c WHERE c.context_id = ANY (cids) AND c.run_id = ANY (keys);
     GET DIAGNOSTICS deleted = ROW_COUNT;
     PERFORM ctx.checkpoint_collect_garbage(cids);
     RETURN deleted;
@@ -478,25 +491,28 @@ BEGIN
     INSERT INTO ctx.checkpoint_blobs (context_id, checkpoint_ns, channel, version, type, blob)
     SELECT dst, b.checkpoint_ns, b.channel, b.version, b.type,
            CASE WHEN b.blob IS NULL OR NOT dst_sealed THEN plain.blob
-                ELSE ctx.context_seal(dst, plain.blob, concat_ws(chr(31), 'checkpoint_blobs', b.checkpoint_ns, b.channel, b.version)) END
+                ELSE ctx.context_seal(dst, plain.blob, 'checkpoint_blobs', b.checkpoint_ns, b.channel, b.version) END
       FROM ctx.checkpoint_blobs b
      CROSS JOIN LATERAL (SELECT CASE WHEN src_sealed AND b.blob IS NOT NULL
-                                     THEN ctx.context_unseal(src, b.blob, concat_ws(chr(31), 'checkpoint_blobs', b.checkpoint_ns, b.channel, b.version))
+                                     THEN ctx.context_unseal(src, b.blob, 'checkpoint_blobs', b.checkpoint_ns, b.channel, b.version)
                                      ELSE b.blob END AS blob) plain
      WHERE b.context_id = src
     ON CONFLICT ON CONSTRAINT checkpoint_blobs_pkey DO NOTHING;
 
     INSERT INTO ctx.checkpoints (context_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id,
                                  checkpoint, metadata, metadata_enc, created_at)
-    SELECT dst, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.run_id, c.checkpoint,
+    SELECT dst, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id,
+           -- (a plain source's run id is hashed into an encrypted target; a hash stays a hash)
+           CASE WHEN dst_sealed AND NOT src_sealed THEN ctx.checkpoint_run_key(c.run_id, true) ELSE c.run_id END,
+           c.checkpoint,
            CASE WHEN dst_sealed THEN '{}' ELSE plain.metadata END,
            CASE WHEN dst_sealed THEN ctx.context_seal(dst, convert_to(plain.metadata::text, 'UTF8'),
-                                     concat_ws(chr(31), 'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id)) END,
+                                     'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id) END,
            c.created_at
       FROM ctx.checkpoints c
      CROSS JOIN LATERAL (SELECT CASE WHEN c.metadata_enc IS NULL THEN c.metadata
                                      ELSE convert_from(ctx.context_unseal(src, c.metadata_enc,
-                                              concat_ws(chr(31), 'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id)), 'UTF8')::jsonb
+                                              'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id), 'UTF8')::jsonb
                                 END AS metadata) plain
      WHERE c.context_id = src
     ON CONFLICT ON CONSTRAINT checkpoints_pkey DO NOTHING;
@@ -505,13 +521,13 @@ BEGIN
     INSERT INTO ctx.checkpoint_writes (context_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob, created_at)
     SELECT dst, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.task_path, w.idx, w.channel, w.type,
            CASE WHEN NOT dst_sealed THEN plain.blob
-                ELSE ctx.context_seal(dst, plain.blob, concat_ws(chr(31), 'checkpoint_writes', w.checkpoint_ns,
-                                      w.checkpoint_id, w.task_id, w.idx::text)) END,
+                ELSE ctx.context_seal(dst, plain.blob, 'checkpoint_writes', w.checkpoint_ns,
+                                      w.checkpoint_id, w.task_id, w.idx::text) END,
            w.created_at
       FROM ctx.checkpoint_writes w
      CROSS JOIN LATERAL (SELECT CASE WHEN src_sealed
-                                     THEN ctx.context_unseal(src, w.blob, concat_ws(chr(31), 'checkpoint_writes', w.checkpoint_ns,
-                                                             w.checkpoint_id, w.task_id, w.idx::text))
+                                     THEN ctx.context_unseal(src, w.blob, 'checkpoint_writes', w.checkpoint_ns,
+                                                             w.checkpoint_id, w.task_id, w.idx::text)
                                      ELSE w.blob END AS blob) plain
      WHERE w.context_id = src
     ON CONFLICT ON CONSTRAINT checkpoint_writes_pkey DO NOTHING;

@@ -2,19 +2,24 @@
 
 -- The tenant of the current session: ctxstore.tenant (set by the application), unless the
 -- current role is bound to a tenant (ctx.bind_role_to_tenant), which then wins. Row-level
--- security compares every row's tenant with it.
+-- security compares every row's tenant with it. Roles are kept and compared by OID, never by
+-- name: a name that needs quoting, a rename, or a new role under a dropped one's name cannot
+-- move a binding. (A tenant name never holds U+001F: key bindings use it as a separator.)
 CREATE TABLE ctx.tenant_roles (
-    role_name   name PRIMARY KEY,
-    tenant      text NOT NULL CHECK (tenant <> '')
+    role        regrole PRIMARY KEY,
+    tenant      text NOT NULL CHECK (tenant <> '' AND strpos(tenant, chr(31)) = 0)
 );
 SELECT pg_catalog.pg_extension_config_dump('ctx.tenant_roles', '');
 -- (security invoker: current_user must be the caller; the bindings are readable by everyone.
--- search_path pinned: a caller's own operators must not change the lookup)
+-- search_path pinned: a caller's own operators must not change the lookup. quote_ident: the
+-- name as regrole input reads it, whatever its case or characters)
 CREATE FUNCTION ctx.current_tenant() RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(
-        (SELECT tenant FROM ctx.tenant_roles WHERE role_name OPERATOR(pg_catalog.=) current_user),
-        (SELECT tenant FROM ctx.tenant_roles WHERE role_name OPERATOR(pg_catalog.=) session_user),
+        (SELECT tenant FROM ctx.tenant_roles
+          WHERE role OPERATOR(pg_catalog.=) pg_catalog.to_regrole(pg_catalog.quote_ident(current_user))),
+        (SELECT tenant FROM ctx.tenant_roles
+          WHERE role OPERATOR(pg_catalog.=) pg_catalog.to_regrole(pg_catalog.quote_ident(session_user))),
         nullif(pg_catalog.current_setting('ctxstore.tenant', true), ''), '')
 $$;
 

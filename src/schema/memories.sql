@@ -32,13 +32,14 @@ CREATE TABLE ctx.memories (
     schema_version   integer,
     -- the W3C trace id of the request that wrote this version (ctxstore.traceparent), if any
     trace_id         text DEFAULT ctx.current_trace_id(),
-    PRIMARY KEY (id, version),
+    -- every key leads with the tenant: no tenant's row can collide with another's
+    PRIMARY KEY (tenant, id, version),
     CHECK (num_nonnulls(content, content_enc) = 1),
     FOREIGN KEY (tenant, source_context) REFERENCES ctx.contexts (tenant, id) ON DELETE SET NULL (source_context),
     CHECK (valid_to IS NULL OR valid_to >= valid_from)
 ) WITH (fillfactor = 70);  -- room for HOT updates of access counts: recall never rewrites the vector index
 
-CREATE UNIQUE INDEX memories_current_idx ON ctx.memories (id) WHERE valid_to IS NULL;
+CREATE UNIQUE INDEX memories_current_idx ON ctx.memories (tenant, id) WHERE valid_to IS NULL;
 CREATE INDEX memories_ns_idx ON ctx.memories (ns_key, created_at);
 CREATE INDEX memories_fts_idx ON ctx.memories USING gin (fts);
 CREATE INDEX memories_metadata_idx ON ctx.memories USING gin (metadata jsonb_path_ops);

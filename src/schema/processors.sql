@@ -16,11 +16,14 @@ CREATE TABLE ctx.processor_registry (
 );
 
 -- Write-stage built-in parameters by namespace (memories and state); longer prefixes override.
+-- Per tenant: one tenant's settings never act on another's namespace of the same name.
 CREATE TABLE ctx.namespace_processors (
-    namespace   text[] PRIMARY KEY CHECK (cardinality(namespace) BETWEEN 1 AND 32),
-    ns_key      text COLLATE "C" NOT NULL UNIQUE,
+    tenant      text NOT NULL DEFAULT ctx.current_tenant(),
+    namespace   text[] NOT NULL CHECK (cardinality(namespace) BETWEEN 1 AND 32),
+    ns_key      text COLLATE "C" NOT NULL,
     config      jsonb NOT NULL CHECK (jsonb_typeof(config) = 'object'),
-    updated_at  timestamptz NOT NULL DEFAULT now()
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant, ns_key)
 );
 
 -- The built-ins (kept equal to core::processors::BUILTINS by a test).

@@ -5,7 +5,7 @@
 -- A shredded key keeps its row (wrapped = NULL) so reads can say what happened.
 CREATE TABLE ctx.data_keys (
     tenant        text NOT NULL DEFAULT ctx.current_tenant(),
-    scope         text NOT NULL,  -- 'context:<uuid>' or 'namespace:<namespace key>'
+    scope         text NOT NULL,  -- 'context:<uuid>', 'namespace:<namespace key>', 'cache' or 'hashing'
     namespace     text[],         -- the labels of a namespace scope, for reading
     master_key_id text,
     wrapped       bytea,
@@ -13,6 +13,8 @@ CREATE TABLE ctx.data_keys (
     rotated_at    timestamptz,
     shredded_at   timestamptz,
     PRIMARY KEY (tenant, scope),
+    -- (keys are wrapped bound to tenant U+001F scope: a tenant name without it keeps that unique)
+    CHECK (strpos(tenant, chr(31)) = 0),
     CHECK ((wrapped IS NULL) = (shredded_at IS NOT NULL)),
     CHECK ((wrapped IS NULL) = (master_key_id IS NULL))
 );
@@ -23,7 +25,8 @@ SELECT pg_catalog.pg_extension_config_dump('ctx.data_keys', '');
 DO $$
 DECLARE t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['contexts', 'messages', 'summaries', 'memories', 'state', 'data_keys'] LOOP
+    FOREACH t IN ARRAY ARRAY['contexts', 'messages', 'summaries', 'memories', 'state', 'data_keys',
+                             'namespace_processors'] LOOP
         EXECUTE format('ALTER TABLE ctx.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format($p$CREATE POLICY tenant_isolation ON ctx.%I
                           USING (tenant = (SELECT ctx.current_tenant()))
@@ -39,17 +42,20 @@ BEGIN
     IF bind_role_to_tenant.role IS NULL THEN
         RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22004';
     END IF;
+    -- bindings of dropped roles go: their OIDs must never bind a role created later
+    DELETE FROM ctx.tenant_roles t
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) t.role);
     IF bind_role_to_tenant.tenant IS NULL THEN
-        DELETE FROM ctx.tenant_roles WHERE role_name = bind_role_to_tenant.role::text;
+        DELETE FROM ctx.tenant_roles t WHERE t.role OPERATOR(pg_catalog.=) bind_role_to_tenant.role;
         RETURN;
     END IF;
-    IF bind_role_to_tenant.tenant = '' THEN
-        RAISE EXCEPTION 'a tenant name must not be empty' USING ERRCODE = '22023',
+    IF bind_role_to_tenant.tenant = '' OR strpos(bind_role_to_tenant.tenant, chr(31)) > 0 THEN
+        RAISE EXCEPTION 'a tenant name must not be empty or contain U+001F' USING ERRCODE = '22023',
             HINT = 'NULL removes the binding';
     END IF;
-    INSERT INTO ctx.tenant_roles (role_name, tenant)
-    VALUES (bind_role_to_tenant.role::text, bind_role_to_tenant.tenant)
-    ON CONFLICT (role_name) DO UPDATE SET tenant = excluded.tenant;
+    INSERT INTO ctx.tenant_roles AS t (role, tenant)
+    VALUES (bind_role_to_tenant.role, bind_role_to_tenant.tenant)
+    ON CONFLICT ON CONSTRAINT tenant_roles_pkey DO UPDATE SET tenant = excluded.tenant;
 END
 $body$;
 
@@ -112,8 +118,8 @@ INSERT INTO ctx.audited_tables VALUES
     ('contexts', '{id}'), ('messages', '{context_id,seq}'), ('summaries', '{context_id,version}'),
     ('memories', '{id,version}'), ('state', '{tenant,namespace,key}'), ('data_keys', '{tenant,scope}'),
     ('schemas', '{name,version}'), ('schema_migrations', '{name,from_version}'),
-    ('processor_registry', '{name}'), ('namespace_processors', '{namespace}'),
-    ('vector_indexes', '{dims}'), ('tenant_roles', '{role_name}'), ('audited_tables', '{table_name}');
+    ('processor_registry', '{name}'), ('namespace_processors', '{tenant,namespace}'),
+    ('vector_indexes', '{dims}'), ('tenant_roles', '{role}'), ('audited_tables', '{table_name}');
 
 -- (the triggers themselves are created last, with the Rust trigger function: lib.rs)
 
@@ -223,7 +229,9 @@ BEGIN
         EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.set_audit(text, boolean), ctx.seal_audit(),
                         ctx.verify_audit() TO %s', grant_access.role);
         -- (created after this file; resolved when grant_access runs)
-        EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.rotate_master_key(text) TO %s', grant_access.role);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.rotate_master_key(text), ctx.metric_samples(),
+                        ctx.metrics_prometheus() TO %s', grant_access.role);
+        EXECUTE format('GRANT SELECT ON ctx.metrics TO %s', grant_access.role);
     END IF;
 END
 $body$;

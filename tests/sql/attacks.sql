@@ -1,0 +1,367 @@
+-- The attack matrix: two tenants whose application roles have names that need quoting, one of
+-- them hostile. Tables, columns and functions are enumerated from the catalog, so a new table,
+-- sealed column or function is attacked (or named here) without editing a list.
+-- (a database of its own: the audit log and stores of the other tests stay as they count them)
+CREATE DATABASE ctxstore_attacks;
+\c ctxstore_attacks
+SET client_min_messages = warning;
+CREATE EXTENSION ctxstore;
+RESET client_min_messages;
+\pset footer off
+SET ctxstore.master_key = 'k1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
+CREATE FUNCTION pg_temp.try(statement text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE statement;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM,
+        '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<id>', 'g');
+END $$;
+-- acme's rows in every table with a tenant column, as one hash (owner's view, no RLS)
+CREATE FUNCTION pg_temp.fingerprint(tenant_name text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE t text; h text; acc text := '';
+BEGIN
+    FOR t IN SELECT c.relname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+              WHERE c.relnamespace = 'ctx'::regnamespace AND c.relkind = 'r' AND a.attname = 'tenant'
+                AND NOT a.attisdropped ORDER BY 1 LOOP
+        EXECUTE format('SELECT md5(coalesce(string_agg(r::text, %L ORDER BY r::text), %L)) FROM ctx.%I r WHERE r.tenant = $1',
+                       chr(10), '', t) INTO h USING tenant_name;
+        acc := acc || t || '=' || h || ';';
+    END LOOP;
+    RETURN md5(acc);
+END $$;
+
+-- Roles whose names need quoting: mixed case, '-', '.', a space, non-ASCII.
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS "Acme-App", "Globex.App", "globex app", "Ünïcode Äpp", "MixedCase";
+RESET client_min_messages;
+CREATE ROLE "Acme-App";
+CREATE ROLE "Globex.App";
+CREATE ROLE "globex app";
+CREATE ROLE "Ünïcode Äpp";
+CREATE ROLE "MixedCase";
+SELECT ctx.grant_access(r::regrole) FROM unnest(ARRAY['"Acme-App"', '"Globex.App"', '"globex app"',
+                                                      '"Ünïcode Äpp"', '"MixedCase"']) r;
+SELECT ctx.grant_access('"Acme-App"', admin => true);
+SELECT ctx.bind_role_to_tenant('"Acme-App"', 'acme');
+SELECT ctx.bind_role_to_tenant(r::regrole, 'globex')
+  FROM unnest(ARRAY['"Globex.App"', '"globex app"', '"Ünïcode Äpp"', '"MixedCase"']) r;
+SELECT role, tenant FROM ctx.tenant_roles ORDER BY tenant, role::text;
+-- a tenant name holding U+001F is refused (key bindings are separated by it)
+SELECT pg_temp.try(format('SELECT ctx.bind_role_to_tenant(%L, %L)', '"MixedCase"', 'a' || chr(31) || 'b'));
+
+-- acme's data, written by its bound role: every store, encrypted and plain
+SET ROLE "Acme-App";
+SET ctxstore.tenant = 'globex';  -- ignored: the role is bound
+SELECT ctx.current_tenant();
+SELECT ctx.create_context('acme chat', '{"memory_namespace": ["users", "u1"]}') AS a \gset
+SELECT ctx.create_context('acme vault', encrypted => true) AS av \gset
+SELECT ctx.append(:'a', 'user', 'acme-secret plan');
+SELECT ctx.append(:'av', 'user', 'acme-secret sealed plan');
+SELECT ctx.compact(:'a', 'acme-secret summary', keep_last => 0);
+SELECT ctx.remember('{users,u1}', 'acme-secret memory', '{1,0,0}') AS am \gset
+SELECT ctx.put('{users,u1}', 'profile', '{"name": "acme-secret user"}');
+SELECT ctx.update_working_memory(:'a', '{"note": "acme-secret wm"}');
+SELECT ctx.checkpoint_put('acme-thread', '', '{"id": "0001", "channel_versions": {"c": "1"}}',
+                          '{"run_id": "acme-run"}', NULL, '{c}', '{1}', '{json}', ARRAY['"acme-secret blob"'::bytea]);
+SELECT ctx.cache_store('acme prompt', 'model', '["acme-secret answer"]');
+SELECT ctx.configure_namespace_processors('{users}', '{"redact_pii": true}');
+RESET ROLE;
+RESET ctxstore.tenant;
+SELECT pg_temp.fingerprint('acme') AS acme_before \gset
+
+-- 1. A bound role never changes its tenant, whatever its name: the setting is ignored.
+SET ROLE "Globex.App";
+SET ctxstore.tenant = 'acme';
+SELECT ctx.current_tenant(), (SELECT count(*) FROM ctx.messages) AS messages_seen;
+RESET ROLE;
+RESET ctxstore.tenant;
+SET ROLE "Ünïcode Äpp";
+SET ctxstore.tenant = 'acme';
+SELECT ctx.current_tenant(), (SELECT count(*) FROM ctx.contexts) AS contexts_seen;
+RESET ROLE;
+RESET ctxstore.tenant;
+-- renamed, the role keeps its binding; a new role under a dropped one's name has none
+ALTER ROLE "MixedCase" RENAME TO "Renamed Case";
+SET ROLE "Renamed Case";
+SET ctxstore.tenant = 'acme';
+SELECT ctx.current_tenant() AS renamed_role_tenant;
+RESET ROLE;
+RESET ctxstore.tenant;
+DROP OWNED BY "Renamed Case";
+DROP ROLE "Renamed Case";
+CREATE ROLE "MixedCase";
+SELECT ctx.grant_access('"MixedCase"');
+SET ROLE "MixedCase";
+SET ctxstore.tenant = 'newcomer';
+SELECT ctx.current_tenant() AS recreated_role_tenant;
+RESET ROLE;
+RESET ctxstore.tenant;
+-- the next binding clears bindings of dropped roles
+SELECT count(*) AS bindings_before FROM ctx.tenant_roles;
+SELECT ctx.bind_role_to_tenant('"MixedCase"', NULL);
+SELECT count(*) AS bindings_after FROM ctx.tenant_roles;
+SET ROLE "globex app";
+SELECT ctx.current_tenant() AS space_in_name_bound;
+RESET ROLE;
+RESET ctxstore.tenant;
+
+-- 2. Keys lead with the tenant: globex can store a row under acme's memory id (its own key
+-- space), which neither reveals acme's row nor blocks acme's next version.
+SET ROLE "Globex.App";
+INSERT INTO ctx.memories (id, version, namespace, ns_key, content, valid_to)
+VALUES (:'am', 1, '{x}', 'x', 'squat 1', now()), (:'am', 2, '{x}', 'x', 'squat 2', now());
+RESET ROLE;
+RESET ctxstore.tenant;
+SET ROLE "Acme-App";
+SELECT ctx.update_memory(:'am', content => 'acme-secret memory v2') = :'am' AS acme_updates;
+SELECT version, content FROM ctx.memories WHERE id = :'am' ORDER BY version;
+RESET ROLE;
+RESET ctxstore.tenant;
+DELETE FROM ctx.memories WHERE tenant = 'globex';
+SELECT pg_temp.fingerprint('acme') AS acme_before \gset
+-- every unique key of a table with a tenant column, from the catalog: those that do not lead
+-- with the tenant are on server-generated ids that a tenant-carrying foreign key pins to one
+-- tenant (the audit log's ids come from a sequence, written only by the audit trigger;
+-- tenant_roles is the binding itself, one row per role)
+SELECT c.relname AS table_name, i.relname AS key, pg_get_indexdef(x.indexrelid) LIKE '%(tenant,%' AS leads_with_tenant,
+       a.attname AS first_column,
+       (c.relname = 'contexts' AND a.attname = 'id') OR c.relname = 'audit_log'
+       OR EXISTS (SELECT 1 FROM pg_constraint f WHERE f.conrelid = c.oid AND f.contype = 'f'
+                     AND f.confrelid = 'ctx.contexts'::regclass
+                     AND f.conkey[1] = (SELECT attnum FROM pg_attribute WHERE attrelid = c.oid AND attname = 'tenant')
+                     AND f.conkey[2] = a.attnum) AS pinned_to_one_tenant
+  FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid
+  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = x.indkey[0]
+ WHERE x.indisunique AND c.relnamespace = 'ctx'::regnamespace
+   AND EXISTS (SELECT 1 FROM pg_attribute t WHERE t.attrelid = c.oid AND t.attname = 'tenant' AND NOT t.attisdropped)
+ ORDER BY 1, 2;
+
+-- 3. Every function a bound role may execute, called as globex with acme's ids, names and
+-- keys: none returns acme's data, none changes acme's rows. Arguments come from each
+-- function's signature; uuids are acme's context, then acme's memory.
+CREATE FUNCTION pg_temp.arg(t regtype, id uuid) RETURNS text LANGUAGE sql AS $$
+    SELECT CASE t
+        WHEN 'uuid'::regtype THEN quote_literal(id) || '::uuid'
+        WHEN 'uuid[]'::regtype THEN 'ARRAY[' || quote_literal(id) || ']::uuid[]'
+        WHEN 'text'::regtype THEN quote_literal('acme-thread') || '::text'
+        WHEN 'text[]'::regtype THEN quote_literal('{users,u1}') || '::text[]'
+        WHEN 'jsonb'::regtype THEN quote_literal('{}') || '::jsonb'
+        WHEN 'json'::regtype THEN quote_literal('{}') || '::json'
+        WHEN 'integer'::regtype THEN '1'
+        WHEN 'integer[]'::regtype THEN quote_literal('{0}') || '::integer[]'
+        WHEN 'bigint'::regtype THEN '1::bigint'
+        WHEN 'boolean'::regtype THEN 'true'
+        WHEN 'real'::regtype THEN '0.5::real'
+        WHEN 'double precision'::regtype THEN '0.5::float8'
+        WHEN 'real[]'::regtype THEN quote_literal('{1,0,0}') || '::real[]'
+        WHEN 'bytea'::regtype THEN quote_literal('\x00') || '::bytea'
+        WHEN 'bytea[]'::regtype THEN 'ARRAY[' || quote_literal('\x00') || '::bytea]'
+        WHEN 'interval'::regtype THEN quote_literal('1 hour') || '::interval'
+        WHEN 'timestamp with time zone'::regtype THEN 'now()'
+        WHEN 'regrole'::regtype THEN quote_literal('"Acme-App"') || '::regrole'
+        WHEN 'regprocedure'::regtype THEN quote_literal('ctx.current_tenant()') || '::regprocedure'
+        WHEN 'regclass'::regtype THEN quote_literal('ctx.messages') || '::regclass'
+        ELSE NULL END
+$$;
+CREATE TEMPORARY TABLE calls AS
+SELECT p.oid::regprocedure AS fn, v.which,
+       format('SELECT string_agg(r::text, %L) FROM %s(%s) AS r', chr(10), p.oid::regproc,
+              (SELECT string_agg(pg_temp.arg(t::regtype, v.id), ', ' ORDER BY n)
+                 FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY AS a(t, n))) AS statement,
+       (SELECT bool_and(pg_temp.arg(t::regtype, v.id) IS NOT NULL) FROM unnest(p.proargtypes::oid[]) t) AS callable
+  FROM pg_proc p
+ CROSS JOIN (VALUES ('context', :'a'::uuid), ('memory', :'am'::uuid)) AS v(which, id)
+ WHERE p.pronamespace = 'ctx'::regnamespace AND p.prokind = 'f'
+   AND p.prorettype <> 'trigger'::regtype
+   AND has_function_privilege('Globex.App', p.oid, 'EXECUTE');
+GRANT SELECT ON calls TO "Globex.App";
+-- every argument type of a callable function is covered (a new type shows up here)
+SELECT DISTINCT t::regtype AS uncovered_argument_type
+  FROM calls c JOIN pg_proc p ON p.oid = c.fn, unnest(p.proargtypes::oid[]) t
+ WHERE pg_temp.arg(t::regtype, gen_random_uuid()) IS NULL ORDER BY 1;
+CREATE TEMPORARY TABLE outcomes (fn regprocedure, which text, outcome text);
+GRANT INSERT ON outcomes TO "Globex.App";
+SET ROLE "Globex.App";
+SET ctxstore.tenant = 'acme';
+DO $$
+DECLARE c record; result text;
+BEGIN
+    FOR c IN SELECT * FROM calls WHERE callable ORDER BY fn::text, which LOOP
+        BEGIN
+            EXECUTE c.statement INTO result;
+            INSERT INTO outcomes VALUES (c.fn, c.which, coalesce(result, ''));
+        EXCEPTION WHEN OTHERS THEN
+            INSERT INTO outcomes VALUES (c.fn, c.which, 'error ' || SQLSTATE || ': ' || SQLERRM);
+        END;
+    END LOOP;
+END $$;
+RESET ROLE;
+RESET ctxstore.tenant;
+SELECT count(DISTINCT fn) AS functions_attacked, count(*) FILTER (WHERE outcome LIKE '%acme-secret%') AS leaks,
+       count(*) FILTER (WHERE outcome LIKE 'error XX000%') AS internal_errors
+  FROM outcomes;
+SELECT fn, which, outcome FROM outcomes WHERE outcome LIKE '%acme-secret%' OR outcome LIKE 'error XX000%';
+-- what the calls answered, by kind (SQLSTATE, or ok): garbage in gets a specific error
+SELECT CASE WHEN outcome LIKE 'error %' THEN substr(outcome, 7, 5) ELSE 'ok' END AS outcome, count(*)
+  FROM outcomes GROUP BY 1 ORDER BY 1;
+SELECT pg_temp.fingerprint('acme') = :'acme_before' AS acme_unchanged;
+
+-- 4. Every sealed column swapped with another row's fails to open (XX001) instead of reading
+-- as the other row's plaintext.
+SET ROLE "Acme-App";
+SELECT ctx.append(:'av', 'user', 'second sealed message', '{"k": 2}');
+SELECT ctx.compact(:'av', 'sealed summary one', keep_last => 1);
+SELECT ctx.compact(:'av', 'sealed summary two', keep_last => 0);
+SELECT ctx.encrypt_namespace('{vault}');
+SELECT ctx.remember('{vault}', 'sealed memory one', metadata => '{"n": 1}') AS sm1 \gset
+SELECT ctx.remember('{vault}', 'sealed memory two', metadata => '{"n": 2}') AS sm2 \gset
+SELECT ctx.put('{vault}', 'k1', '"one"'), ctx.put('{vault}', 'k2', '"two"');
+SELECT ctx.thread_context('sealed-thread', encrypted => true) IS NOT NULL AS sealed_thread;
+SELECT ctx.checkpoint_put('sealed-thread', '', '{"id": "0001", "channel_versions": {"a": "b\u001f1", "a\u001fb": "1"}}',
+                          '{"run_id": "run-one"}', NULL, ARRAY['a', 'a' || chr(31) || 'b'], ARRAY['b' || chr(31) || '1', '1'],
+                          '{json,json}', ARRAY['"first"'::bytea, '"second"'::bytea]);
+SELECT ctx.checkpoint_put('sealed-thread', '', '{"id": "0002", "channel_versions": {}}', '{"run_id": "run-two"}');
+SELECT ctx.checkpoint_put_writes('sealed-thread', '', '0001', 't', '{0,1}', '{x,y}', '{json,json}',
+                                 ARRAY['"w0"'::bytea, '"w1"'::bytea]);
+RESET ROLE;
+RESET ctxstore.tenant;
+SELECT ctx.encrypt_cache();  -- (the superuser's tenant '': its cache is empty)
+SELECT ctx.cache_store('p1', 'm', '["answer one"]'), ctx.cache_store('p2', 'm', '["answer two"]');
+-- a column swap, then the read that must refuse it (rolled back after each)
+CREATE FUNCTION pg_temp.swap(tbl text, col text, a_row text, b_row text, read text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE outcome text;
+BEGIN
+    EXECUTE format('UPDATE ctx.%I SET %I = (SELECT %I FROM ctx.%I WHERE %s) WHERE %s', tbl, col, col, tbl, b_row, a_row);
+    outcome := pg_temp.try(read);
+    RAISE EXCEPTION 'rollback' USING DETAIL = outcome;
+EXCEPTION WHEN raise_exception THEN
+    GET STACKED DIAGNOSTICS outcome = PG_EXCEPTION_DETAIL;
+    RETURN outcome;
+END $$;
+CREATE TEMPORARY TABLE swaps AS SELECT * FROM (VALUES
+    ('messages', 'content_enc', format('context_id = %L AND seq = 1', :'av'), format('context_id = %L AND seq = 2', :'av'),
+     format('SELECT ctx.history(%L)', :'av')),
+    ('messages', 'metadata_enc', format('context_id = %L AND seq = 1', :'av'), format('context_id = %L AND seq = 2', :'av'),
+     format('SELECT ctx.history(%L)', :'av')),
+    ('summaries', 'content_enc', format('context_id = %L AND version = 2', :'av'), format('context_id = %L AND version = 1', :'av'),
+     format('SELECT ctx.build_context(%L, 100)', :'av')),
+    ('memories', 'content_enc', format('id = %L', :'sm1'), format('id = %L', :'sm2'), 'SELECT ctx.recall(''{vault}'')'),
+    ('memories', 'metadata_enc', format('id = %L', :'sm1'), format('id = %L', :'sm2'), 'SELECT ctx.recall(''{vault}'')'),
+    ('state', 'value_enc', 'key = ''k1''', 'key = ''k2''', 'SELECT ctx.get(''{vault}'', ''k1'')'),
+    ('checkpoints', 'metadata_enc', 'checkpoint_id = ''0001''', 'checkpoint_id = ''0002''',
+     'SELECT ctx.checkpoint_list(''sealed-thread'')'),
+    ('checkpoint_blobs', 'blob', 'channel = ''a''', 'channel = ''a' || chr(31) || 'b''',
+     'SELECT ctx.checkpoint_get(''sealed-thread'', '''', ''0001'')'),
+    ('checkpoint_writes', 'blob', 'idx = 0', 'idx = 1', 'SELECT ctx.checkpoint_get(''sealed-thread'', '''', ''0001'')'),
+    ('llm_cache', 'value_enc', format('key = %L', ctx.cache_key('p1', 'm')), format('key = %L', ctx.cache_key('p2', 'm')),
+     'SELECT ctx.cache_lookup(''p1'', ''m'')'),
+    ('data_keys', 'wrapped', '', '', '(below, in a new backend)')
+  ) AS t(tbl, col, a_row, b_row, read);
+-- every bytea column of a table with a tenant column (from the catalog) is swapped, or is not
+-- ciphertext
+SELECT c.table_name || '.' || c.column_name AS bytea_column, s.tbl IS NOT NULL AS swapped
+  FROM information_schema.columns c LEFT JOIN swaps s ON s.tbl = c.table_name AND s.col = c.column_name
+ WHERE c.table_schema = 'ctx' AND c.data_type = 'bytea'
+   AND c.table_name IN (SELECT table_name FROM information_schema.columns WHERE table_schema = 'ctx' AND column_name = 'tenant')
+ ORDER BY 1;
+SET ctxstore.tenant = 'acme';
+SELECT tbl || '.' || col AS swapped, pg_temp.swap(tbl, col, a_row, b_row, read) AS outcome
+  FROM swaps WHERE tbl NOT IN ('llm_cache', 'data_keys') ORDER BY 1;
+RESET ctxstore.tenant;
+SELECT tbl || '.' || col AS swapped, pg_temp.swap(tbl, col, a_row, b_row, read) AS outcome
+  FROM swaps WHERE tbl = 'llm_cache';
+-- the unswapped values still read
+SELECT ctx.cache_lookup('p1', 'm') AS p1, ctx.cache_lookup('p2', 'm') AS p2;
+
+-- 5. Nothing of an encrypted thread's metadata is in the clear: its run ids are keyed hashes,
+-- still found by ctx.checkpoint_delete_runs; a plain thread's stay readable.
+SET ctxstore.tenant = 'acme';
+SELECT checkpoint_id, run_id LIKE 'hmac:%' AS hashed, position('run' IN run_id) = 0 AS unreadable
+  FROM ctx.checkpoints WHERE context_id = ctx.thread_context('sealed-thread', create_missing => false) ORDER BY 1;
+SELECT run_id FROM ctx.checkpoints WHERE context_id = ctx.thread_context('acme-thread', create_missing => false);
+SELECT ctx.checkpoint_delete_runs('{run-one,acme-run}') AS deleted;
+SELECT checkpoint_id FROM ctx.checkpoint_list('sealed-thread');
+RESET ctxstore.tenant;
+
+-- 6. The LLM cache is audited (store, a direct UPDATE, clear) and sealed once encrypted.
+SELECT count(*) AS audit_rows FROM ctx.audit_log WHERE table_name = 'llm_cache' \gset
+SELECT ctx.cache_store('p3', 'm', '["answer three"]');
+SELECT value, position('answer' IN value_enc) = 0 AS unreadable FROM ctx.llm_cache WHERE key = ctx.cache_key('p3', 'm');
+UPDATE ctx.llm_cache SET expires_at = now() WHERE key = ctx.cache_key('p3', 'm');
+SELECT ctx.cache_clear('m') AS cleared;
+SELECT operation, columns FROM ctx.audit_log WHERE table_name = 'llm_cache' ORDER BY id OFFSET :audit_rows;
+SELECT pg_temp.try('SELECT ctx.encrypt_cache()');
+SET ctxstore.tenant = 'acme';
+SELECT pg_temp.try('SELECT ctx.encrypt_cache()');  -- acme's cache holds an entry
+SELECT value FROM ctx.llm_cache WHERE tenant = 'acme';
+RESET ctxstore.tenant;
+
+-- 7. Changing expires_at is audited, unless it is ctx.touch restarting a TTL from now.
+SET ctxstore.tenant = 'acme';
+SELECT ctx.put('{ttl}', 'k', '"v"', ttl => '1 hour');
+SELECT ctx.remember('{ttl}', 'expiring') AS em \gset
+SELECT count(*) AS audit_rows FROM ctx.audit_log \gset
+SELECT ctx.touch('{ttl}', '{k}') AS touched;
+SELECT count(*) - :audit_rows AS audit_rows_of_a_touch FROM ctx.audit_log;
+UPDATE ctx.state SET expires_at = now() WHERE key = 'k' AND namespace = '{ttl}';         -- hide at once
+UPDATE ctx.state SET expires_at = now() + interval '1 year' WHERE key = 'k' AND namespace = '{ttl}';  -- revive
+UPDATE ctx.memories SET expires_at = now() WHERE id = :'em';
+SELECT table_name, operation, columns FROM ctx.audit_log ORDER BY id OFFSET :audit_rows;
+RESET ctxstore.tenant;
+
+-- 8. Namespace processor settings are per tenant: acme's redact_pii on {users} is not globex's,
+-- and globex's settings cannot switch redaction off for acme.
+SELECT ctx.grant_access('"Globex.App"', admin => true);
+SET ROLE "Globex.App";
+SELECT ctx.configure_namespace_processors('{users}', '{"redact_secrets": false}');
+SELECT ctx.put('{users,u9}', 'contact', '{"email": "globex@example.com", "key": "sk-live-abcdefghijklmnopqrstuvwx"}');
+SELECT ctx.get('{users,u9}', 'contact');
+SELECT tenant, namespace, config FROM ctx.namespace_processors ORDER BY tenant;
+RESET ROLE;
+RESET ctxstore.tenant;
+SET ROLE "Acme-App";
+SELECT ctx.put('{users,u9}', 'contact', '{"email": "acme@example.com", "key": "sk-live-abcdefghijklmnopqrstuvwx"}');
+SELECT ctx.get('{users,u9}', 'contact');
+RESET ROLE;
+RESET ctxstore.tenant;
+-- metrics are server-wide: not for application roles; administrators and pg_monitor read them
+SET client_min_messages = warning;
+SET ROLE "Ünïcode Äpp";
+SELECT pg_temp.try('SELECT count(*) FROM ctx.metrics');
+SELECT pg_temp.try('SELECT ctx.metrics_prometheus()');
+SELECT pg_temp.try('SELECT count(*) FROM ctx.metric_samples()');
+RESET ROLE;
+RESET ctxstore.tenant;
+SET ROLE "Globex.App";
+SELECT pg_temp.try('SELECT count(*) FROM ctx.metrics');
+RESET ROLE;
+RESET ctxstore.tenant;
+GRANT pg_monitor TO "globex app";
+SET ROLE "globex app";
+SELECT pg_temp.try('SELECT count(*) FROM ctx.metric_samples()');
+RESET ROLE;
+RESET ctxstore.tenant;
+RESET client_min_messages;
+
+-- A wrapped data key moved to another scope's row does not unwrap (a new backend: data keys
+-- are cached per backend once unwrapped).
+SELECT id AS av FROM ctx.contexts WHERE tenant = 'acme' AND name = 'acme vault' \gset
+\c
+SET ctxstore.master_key = 'k1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
+SET ctxstore.tenant = 'acme';
+BEGIN;
+UPDATE ctx.data_keys SET wrapped = (SELECT wrapped FROM ctx.data_keys WHERE tenant = 'acme' AND scope = 'namespace:vault' || chr(31))
+ WHERE tenant = 'acme' AND scope = 'context:' || :'av';
+SAVEPOINT read;
+SELECT count(*) FROM ctx.history(:'av');
+ROLLBACK TO read;
+ROLLBACK;
+SELECT count(*) AS readable_again FROM ctx.history(:'av');
+RESET ctxstore.tenant;
+
+-- clean up: the roles are the cluster's
+\c ctxstore_regress
+DROP DATABASE ctxstore_attacks;
+DROP ROLE "Acme-App", "Globex.App", "globex app", "Ünïcode Äpp", "MixedCase";
