@@ -166,6 +166,8 @@ ALTER TABLE ctx.data_keys ADD CONSTRAINT data_keys_tenant_check CHECK (strpos(te
 -- none).
 ALTER TABLE ctx.namespace_processors DISABLE TRIGGER audit;
 ALTER TABLE ctx.namespace_processors ADD COLUMN tenant text NOT NULL DEFAULT '';
+ALTER TABLE ctx.namespace_processors DROP CONSTRAINT namespace_processors_pkey;
+ALTER TABLE ctx.namespace_processors DROP CONSTRAINT namespace_processors_ns_key_key;
 INSERT INTO ctx.namespace_processors (tenant, namespace, ns_key, config, updated_at)
 SELECT t.tenant, n.namespace, n.ns_key, n.config, n.updated_at
   FROM ctx.namespace_processors n
@@ -174,8 +176,6 @@ SELECT t.tenant, n.namespace, n.ns_key, n.config, n.updated_at
              UNION SELECT tenant FROM ctx.tenant_roles) t
  WHERE t.tenant <> '';
 ALTER TABLE ctx.namespace_processors ALTER COLUMN tenant SET DEFAULT ctx.current_tenant();
-ALTER TABLE ctx.namespace_processors DROP CONSTRAINT namespace_processors_pkey;
-ALTER TABLE ctx.namespace_processors DROP CONSTRAINT namespace_processors_ns_key_key;
 ALTER TABLE ctx.namespace_processors ALTER COLUMN namespace SET NOT NULL;
 ALTER TABLE ctx.namespace_processors ADD PRIMARY KEY (tenant, ns_key);
 ALTER TABLE ctx.namespace_processors ENABLE ROW LEVEL SECURITY;
@@ -858,6 +858,22 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'build_context_json_wrapper';
 
+CREATE OR REPLACE FUNCTION "cache_seal"(
+	"key" bytea,
+	"value" jsonb
+) RETURNS bytea
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'cache_seal_wrapper';
+
+CREATE OR REPLACE FUNCTION "cache_unseal"(
+	"key" bytea,
+	"sealed" bytea
+) RETURNS jsonb
+STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'cache_unseal_wrapper';
+
 CREATE OR REPLACE FUNCTION "compact"(
 	"context_id" uuid,
 	"summary" TEXT,
@@ -886,7 +902,7 @@ AS 'ctxstore-0.2.0', 'configure_namespace_processors_wrapper';
 CREATE OR REPLACE FUNCTION "context_seal"(
 	"context_id" uuid,
 	"data" bytea,
-	"bound_to" TEXT DEFAULT ''
+	"bound_to" VARIADIC TEXT[] DEFAULT '{}'
 ) RETURNS bytea
 VOLATILE PARALLEL SAFE
 LANGUAGE c
@@ -895,7 +911,7 @@ AS 'ctxstore-0.2.0', 'context_seal_wrapper';
 CREATE OR REPLACE FUNCTION "context_unseal"(
 	"context_id" uuid,
 	"sealed" bytea,
-	"bound_to" TEXT DEFAULT ''
+	"bound_to" VARIADIC TEXT[] DEFAULT '{}'
 ) RETURNS bytea
 STABLE PARALLEL SAFE
 LANGUAGE c
@@ -968,6 +984,11 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'enable_processor_wrapper';
 
+CREATE OR REPLACE FUNCTION "encrypt_cache"() RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'encrypt_cache_wrapper';
+
 CREATE OR REPLACE FUNCTION "encrypt_namespace"(
 	"namespace" TEXT[]
 ) RETURNS void
@@ -1030,6 +1051,13 @@ CREATE OR REPLACE FUNCTION "key_cache_stats"() RETURNS TABLE (
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'key_cache_stats_wrapper';
+
+CREATE OR REPLACE FUNCTION "keyed_hash"(
+	"parts" VARIADIC TEXT[]
+) RETURNS bytea
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'keyed_hash_wrapper';
 
 CREATE OR REPLACE FUNCTION "list_namespaces"(
 	"prefix" TEXT[] DEFAULT '{}',

@@ -99,7 +99,19 @@ if ! diff -u "$work/before.txt" "$work/after.txt" > "$work/data.diff"; then
   cat "$work/data.diff" >&2
   fail "data read through the API changed across the upgrade $release -> $current"
 fi
+# what the upgrade repairs: a binding of a role whose name needs quoting now binds it; the
+# namespace processor settings of 0.1.0 (global) hold for every tenant that had data
+[ "$(psql -d upgraded -tAc 'SET ROLE "Fixture-App"' -c "SET ctxstore.tenant = 'other'" -c 'SELECT ctx.current_tenant()')" = fixture-quoted ] \
+  || fail "the binding of \"Fixture-App\" made under $release does not bind it after the upgrade"
+[ "$(psql -d upgraded -tAc "SET ctxstore.tenant = 'fixture-plain'" \
+       -c "SELECT ctx.put('{fixture,pii}', 'after', '{\"email\": \"grace@example.com\"}')" \
+       -c "SELECT ctx.get('{fixture,pii}', 'after') ->> 'email'" | tail -n 1)" = '[REDACTED:email]' ] \
+  || fail "the namespace processor settings of $release do not apply to tenant fixture-plain after the upgrade"
 psql -d fresh -c "CREATE EXTENSION ctxstore"
+# the fixture's roles, granted under the release, get the new tables as the README says
+for db in upgraded fresh; do
+  psql -d "$db" -c "SELECT ctx.grant_access('\"Fixture-App\"'), ctx.grant_access('fixture_app')" >/dev/null
+done
 psql -d upgraded -f "$root/tests/upgrade/describe.sql" > "$work/upgraded-schema.txt"
 psql -d fresh -f "$root/tests/upgrade/describe.sql" > "$work/fresh-schema.txt"
 if ! diff -u "$work/fresh-schema.txt" "$work/upgraded-schema.txt" > "$work/schema.diff"; then

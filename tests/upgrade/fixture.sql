@@ -46,4 +46,16 @@ SELECT ctx.patch('{fixture,users}', 'u1', '{"city": "Lyon"}');
 SELECT ctx.put('{fixture,users}', 'u2', '{"name": "Grace", "langs": ["en", "fr"]}');
 SELECT ctx.put('{fixture,settings}', 'theme', '"dark"');
 
+-- tenancy: role bindings (one role name needs quoting) and namespace processor settings,
+-- which apply to every tenant's namespace of that name before 0.2.0 and to each one's after
+DO $$ BEGIN CREATE ROLE "Fixture-App"; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+DO $$ BEGIN CREATE ROLE fixture_app; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+SELECT ctx.grant_access('"Fixture-App"'), ctx.grant_access('fixture_app');
+SELECT ctx.bind_role_to_tenant('"Fixture-App"', 'fixture-quoted');
+SELECT ctx.bind_role_to_tenant('fixture_app', 'fixture-plain');
+SELECT ctx.configure_namespace_processors('{fixture,pii}', '{"redact_pii": true}');
+SET ctxstore.tenant = 'fixture-plain';
+SELECT ctx.put('{fixture,pii}', 'contact', '{"email": "ada@example.com"}');
+RESET ctxstore.tenant;
+
 SELECT ctx.seal_audit() >= 0;
