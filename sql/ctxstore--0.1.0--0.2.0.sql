@@ -104,6 +104,7 @@ DROP TRIGGER audit ON ctx.tenant_roles;
 ALTER TABLE ctx.audited_tables DISABLE TRIGGER audit;
 UPDATE ctx.audited_tables SET key_columns = '{role}' WHERE table_name = 'tenant_roles';
 UPDATE ctx.audited_tables SET key_columns = '{tenant,namespace}' WHERE table_name = 'namespace_processors';
+UPDATE ctx.audited_tables SET key_columns = '{tenant,name}' WHERE table_name = 'processor_registry';
 DO $$
 BEGIN
     IF (SELECT enabled FROM ctx.audited_tables WHERE table_name = 'audited_tables') THEN
@@ -190,6 +191,46 @@ BEGIN
         ALTER TABLE ctx.namespace_processors DISABLE TRIGGER audit;
     END IF;
 END $$;
+
+-- User processors and built-in switches per tenant: 0.1.0's rows act for every tenant
+-- (tenant NULL), as they did; the functions that change them gain all_tenants.
+ALTER TABLE ctx.processor_registry ADD COLUMN tenant text;
+ALTER TABLE ctx.processor_registry ALTER COLUMN tenant SET DEFAULT ctx.current_tenant();
+ALTER TABLE ctx.processor_registry DROP CONSTRAINT processor_registry_pkey;
+ALTER TABLE ctx.processor_registry ALTER COLUMN name SET NOT NULL;
+ALTER TABLE ctx.processor_registry ADD CONSTRAINT processor_registry_tenant_name_key UNIQUE NULLS NOT DISTINCT (tenant, name);
+ALTER TABLE ctx.processor_registry ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_reads ON ctx.processor_registry FOR SELECT
+    USING (tenant IS NULL OR tenant = (SELECT ctx.current_tenant()));
+CREATE POLICY tenant_writes ON ctx.processor_registry
+    USING (tenant = (SELECT ctx.current_tenant())) WITH CHECK (tenant = (SELECT ctx.current_tenant()));
+SELECT pg_catalog.pg_extension_config_dump('ctx.processor_registry', 'WHERE fn IS NOT NULL OR tenant IS NOT NULL');
+DROP TRIGGER audit ON ctx.processor_registry;
+CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON ctx.processor_registry
+    FOR EACH ROW EXECUTE FUNCTION ctx.audit_trigger('tenant', 'name');
+DO $$
+BEGIN
+    IF NOT (SELECT enabled FROM ctx.audited_tables WHERE table_name = 'processor_registry') THEN
+        ALTER TABLE ctx.processor_registry DISABLE TRIGGER audit;
+    END IF;
+END $$;
+-- The processors acting for the caller's tenant (its own settings first), with the tenant
+-- each row belongs to (NULL: every tenant).
+CREATE OR REPLACE VIEW ctx.processors AS
+SELECT name, stage,
+       CASE WHEN fn IS NULL THEN 'builtin' ELSE 'user' END AS kind,
+       fn AS function, priority, scope, enabled, description, created_at, tenant
+  FROM (SELECT DISTINCT ON (r.name) r.name, r.stage, r.fn, r.priority, r.scope, r.enabled, r.description,
+               r.created_at, r.tenant
+          FROM ctx.processor_registry r
+         WHERE r.tenant IS NULL OR r.tenant = ctx.current_tenant()
+         ORDER BY r.name, r.tenant NULLS LAST) p
+ ORDER BY stage DESC, priority, name;
+
+DROP FUNCTION ctx.register_processor(text, text, regprocedure, integer, jsonb);
+DROP FUNCTION ctx.disable_processor(text);
+DROP FUNCTION ctx.enable_processor(text);
+DROP FUNCTION ctx.unregister_processor(text);
 
 -- Metrics are server-wide: administrators and pg_monitor members read them, no one else.
 REVOKE EXECUTE ON FUNCTION ctx.metric_samples(), ctx.metrics_prometheus() FROM PUBLIC;
@@ -768,7 +809,7 @@ $$;
 
 CREATE FUNCTION ctx.cache_lookup(prompt text, llm_string text) RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN c.value_enc IS NULL THEN c.value ELSE ctx.cache_unseal(c.key, c.value_enc) END
+    SELECT CASE WHEN c.value_enc IS NULL THEN c.value ELSE ctx.cache_unseal(c.key, c.value_enc)::jsonb END
       FROM ctx.llm_cache c
      WHERE c.tenant = ctx.current_tenant() AND c.key = ctx.cache_key(cache_lookup.prompt, cache_lookup.llm_string)
        AND (c.expires_at IS NULL OR c.expires_at > pg_catalog.statement_timestamp())
@@ -789,7 +830,7 @@ BEGIN
             HINT = 'NULL keeps the entry until ctx.cache_clear';
     END IF;
     k := ctx.cache_key(cache_store.prompt, cache_store.llm_string);
-    sealed := ctx.cache_seal(k, cache_store.value);
+    sealed := ctx.cache_seal(k, cache_store.value::text);
     INSERT INTO ctx.llm_cache AS c (key, llm_string, value, value_enc, expires_at)
     VALUES (k, cache_store.llm_string, CASE WHEN sealed IS NULL THEN cache_store.value ELSE 'null' END, sealed,
             pg_catalog.statement_timestamp() + cache_store.ttl)
@@ -860,7 +901,7 @@ AS 'ctxstore-0.2.0', 'build_context_json_wrapper';
 
 CREATE OR REPLACE FUNCTION "cache_seal"(
 	"key" bytea,
-	"value" jsonb
+	"value" TEXT
 ) RETURNS bytea
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
@@ -869,7 +910,7 @@ AS 'ctxstore-0.2.0', 'cache_seal_wrapper';
 CREATE OR REPLACE FUNCTION "cache_unseal"(
 	"key" bytea,
 	"sealed" bytea
-) RETURNS jsonb
+) RETURNS TEXT
 STABLE PARALLEL SAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'cache_unseal_wrapper';
@@ -962,7 +1003,8 @@ LANGUAGE c
 AS 'ctxstore-0.2.0', 'delete_key_wrapper';
 
 CREATE OR REPLACE FUNCTION "disable_processor"(
-	"name" TEXT
+	"name" TEXT,
+	"all_tenants" bool DEFAULT false
 ) RETURNS void
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
@@ -978,7 +1020,8 @@ LANGUAGE c
 AS 'ctxstore-0.2.0', 'embedding_similarity_wrapper';
 
 CREATE OR REPLACE FUNCTION "enable_processor"(
-	"name" TEXT
+	"name" TEXT,
+	"all_tenants" bool DEFAULT false
 ) RETURNS void
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
@@ -1175,7 +1218,8 @@ CREATE OR REPLACE FUNCTION "register_processor"(
 	"stage" TEXT,
 	"r#fn" regprocedure,
 	"priority" INT DEFAULT 100,
-	"scope" jsonb DEFAULT '{}'
+	"scope" jsonb DEFAULT '{}',
+	"all_tenants" bool DEFAULT false
 ) RETURNS void
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
@@ -1283,7 +1327,8 @@ LANGUAGE c
 AS 'ctxstore-0.2.0', 'touch_wrapper';
 
 CREATE OR REPLACE FUNCTION "unregister_processor"(
-	"name" TEXT
+	"name" TEXT,
+	"all_tenants" bool DEFAULT false
 ) RETURNS void
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c

@@ -4,7 +4,6 @@
 //! the clear: `ctx.cache_clear(llm_string)` selects entries by it.
 
 use pgrx::prelude::*;
-use pgrx::JsonB;
 
 use crate::api::keys::{self, Scope};
 use crate::error::{required, CtxError, CtxResult, ErrorKind, OrRaise};
@@ -42,29 +41,28 @@ fn encrypt_cache() {
     .or_raise()
 }
 
-/// The sealed form of a cache entry's value, or NULL when the tenant's cache is not encrypted
-/// (`ctx.cache_store` keeps the value in the clear then).
+/// The sealed form of a cache entry's value (its jsonb text, sealed as it is: no JSON parsing
+/// here, so every value jsonb accepts round-trips), or NULL when the tenant's cache is not
+/// encrypted (`ctx.cache_store` keeps the value in the clear then).
 #[pg_extern(volatile, parallel_unsafe)]
-fn cache_seal(key: Option<&[u8]>, value: Option<JsonB>) -> Option<Vec<u8>> {
+fn cache_seal(key: Option<&[u8]>, value: Option<&str>) -> Option<Vec<u8>> {
     let key = required(key, "key").or_raise();
     let value = value?;
     Spi::connect(|client| -> CtxResult<Option<Vec<u8>>> {
         let Some(data_key) = keys::existing_key(client, &Scope::Cache)? else {
             return Ok(None);
         };
-        let bytes = serde_json::to_vec(&value.0)
-            .map_err(|e| CtxError::internal(format!("serializing a cache value: {e}")))?;
-        keys::seal(&data_key, &bytes, &value_aad(key)).map(Some)
+        keys::seal(&data_key, value.as_bytes(), &value_aad(key)).map(Some)
     })
     .or_raise()
 }
 
-/// The value `ctx.cache_seal` sealed for the entry `key`.
+/// The jsonb text `ctx.cache_seal` sealed for the entry `key`.
 #[pg_extern(stable, parallel_safe)]
-fn cache_unseal(key: Option<&[u8]>, sealed: Option<&[u8]>) -> Option<JsonB> {
+fn cache_unseal(key: Option<&[u8]>, sealed: Option<&[u8]>) -> Option<String> {
     let key = required(key, "key").or_raise();
     let sealed = sealed?;
-    Spi::connect(|client| -> CtxResult<JsonB> {
+    Spi::connect(|client| -> CtxResult<String> {
         let data_key = keys::existing_key(client, &Scope::Cache)?.ok_or_else(|| {
             CtxError::new(
                 ErrorKind::WrongState,
@@ -72,7 +70,7 @@ fn cache_unseal(key: Option<&[u8]>, sealed: Option<&[u8]>) -> Option<JsonB> {
             )
             .with_hint("ctx.encrypt_cache() encrypts it")
         })?;
-        keys::open_json(&data_key, sealed, &value_aad(key), "a cached LLM answer").map(JsonB)
+        keys::open_text(&data_key, sealed, &value_aad(key), "a cached LLM answer")
     })
     .map(Some)
     .or_raise()

@@ -124,6 +124,8 @@ pub(crate) struct View {
     pub processors: Value,
     /// Whether its messages and summaries are stored encrypted.
     pub encrypted: bool,
+    /// Its tenant, whose processors act on its messages.
+    pub tenant: String,
     /// Per segment (own first, then ancestors): the highest expired seq and the oldest
     /// unexpired creation time, under its owner's retention policy (ctx.set_retention) and
     /// those of the contexts between it and this one (a fork keeping the newest 10 shows 10,
@@ -142,6 +144,7 @@ impl View {
         Pipeline::for_context(
             client,
             Stage::Read,
+            &self.tenant,
             self.id,
             &self.metadata,
             &self.processors,
@@ -181,7 +184,7 @@ macro_rules! view_query {
         concat!(
             "SELECT c.name, c.metadata, c.encoding, c.last_seq, c.ancestors, c.bounds,
                     s.through_seq, s.content, s.metadata, s.tokens, s.created_at, c.processors,
-                    c.encrypted, s.content_enc, s.version, r.after, r.since
+                    c.encrypted, s.content_enc, s.version, r.after, r.since, c.tenant
                FROM ctx.contexts c
                CROSS JOIN LATERAL (
                     SELECT ARRAY[coalesce(c.last_seq - c.retain_max_messages, 0)] AS after,
@@ -272,6 +275,7 @@ pub(crate) fn load_view(client: &SpiClient<'_>, id: Uuid, lock: bool) -> CtxResu
         encrypted: row.get(13)?.unwrap_or(false),
         retained_after: required(row.get(16)?, "retention seq bounds")?,
         retained_since: required(row.get(17)?, "retention time bounds")?,
+        tenant: required(row.get(18)?, "tenant")?,
     })
 }
 
@@ -740,7 +744,7 @@ fn process_writes(
     messages: Vec<WriteItem>,
 ) -> CtxResult<(Vec<Option<WriteItem>>, Option<Encoding>)> {
     static CONTEXT: Statement = Statement {
-        sql: "SELECT metadata_schema, processors, metadata, encoding, encrypted
+        sql: "SELECT metadata_schema, processors, metadata, encoding, encrypted, tenant
                 FROM ctx.contexts WHERE id = $1",
         args: &[UUIDOID],
         writes: false,
@@ -755,9 +759,11 @@ fn process_writes(
     let stored: Value = row.get::<JsonB>(2)?.map_or(Value::Null, |j| j.0);
     let context_metadata: Value = row.get::<JsonB>(3)?.map_or(Value::Null, |j| j.0);
     let encoding = Encoding::parse(&required::<String>(row.get(4)?, "encoding")?)?;
+    let tenant: String = required(row.get(6)?, "tenant")?;
     let pipeline = Pipeline::for_context(
         client,
         Stage::Write,
+        &tenant,
         context_id,
         &context_metadata,
         &stored,

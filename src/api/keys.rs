@@ -33,7 +33,7 @@ pub(crate) enum Scope {
 }
 
 /// The tenant the current call runs for (data keys are per tenant).
-fn tenant(client: &SpiClient<'_>) -> CtxResult<String> {
+pub(crate) fn tenant(client: &SpiClient<'_>) -> CtxResult<String> {
     static TENANT: Statement = Statement {
         sql: "SELECT ctx.current_tenant()",
         args: &[],

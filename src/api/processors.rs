@@ -5,6 +5,7 @@
 
 use crate::api::args::{json_or, jsonb, JsonArg};
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 use pgrx::callconv::{Arg, ArgAbi};
 use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
@@ -78,15 +79,16 @@ struct Registered {
 }
 
 thread_local! {
-    /// The registry rows of each stage (write, read), read once per backend: every append and
-    /// window needs them, and they change rarely. Cleared by any relcache invalidation, which
-    /// the functions that change the registry send for its table.
-    static REGISTRY_CACHE: RefCell<[Option<Vec<Registered>>; 2]> = const { RefCell::new([None, None]) };
+    /// The registry rows of each stage (write, read) as one tenant sees them, read once per
+    /// backend and tenant: every append and window needs them, and they change rarely.
+    /// Cleared by any relcache invalidation, which the functions that change the registry send
+    /// for its table.
+    static REGISTRY_CACHE: RefCell<HashMap<(usize, String), Vec<Registered>>> = RefCell::new(HashMap::new());
 }
 
 /// Relcache invalidation callback (registered in `_PG_init`).
 pub(crate) unsafe extern "C-unwind" fn forget_registry(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
-    REGISTRY_CACHE.with(|cache| *cache.borrow_mut() = [None, None]);
+    REGISTRY_CACHE.with(|cache| cache.borrow_mut().clear());
 }
 
 /// Tells every backend (this one at the next command, others at commit) to reload the registry.
@@ -102,21 +104,26 @@ fn registry_changed(client: &SpiClient<'_>) -> CtxResult<()> {
     Ok(())
 }
 
+// A tenant's own row of a name (a built-in switched for that tenant) wins over the row for
+// every tenant (tenant NULL).
 static REGISTRY: Statement = Statement {
-    sql: "SELECT r.name, r.fn::oid, r.scope, r.enabled FROM ctx.processor_registry r
-           WHERE r.stage = $1 ORDER BY r.priority, r.name",
-    args: &[TEXTOID],
+    sql: "SELECT r.name, r.fn::oid, r.scope, r.enabled
+            FROM (SELECT DISTINCT ON (p.name) p.* FROM ctx.processor_registry p
+                   WHERE p.stage = $1 AND (p.tenant IS NULL OR p.tenant = $2)
+                   ORDER BY p.name, p.tenant NULLS LAST) r
+           ORDER BY r.priority, r.name",
+    args: &[TEXTOID, TEXTOID],
     writes: false,
 };
 
-fn registry(client: &SpiClient<'_>, stage: Stage) -> CtxResult<Vec<Registered>> {
-    let slot = stage as usize;
-    if let Some(rows) = REGISTRY_CACHE.with(|cache| cache.borrow()[slot].clone()) {
+fn registry(client: &SpiClient<'_>, stage: Stage, tenant: &str) -> CtxResult<Vec<Registered>> {
+    let slot = (stage as usize, tenant.to_string());
+    if let Some(rows) = REGISTRY_CACHE.with(|cache| cache.borrow().get(&slot).cloned()) {
         return Ok(rows);
     }
     let plan = REGISTRY.plan(client)?;
     let rows = client
-        .select(&*plan, None, &[stage.name().into()])?
+        .select(&*plan, None, &[stage.name().into(), tenant.into()])?
         .map(|row| {
             Ok(Registered {
                 name: required(row.get(1)?, "name")?,
@@ -126,7 +133,14 @@ fn registry(client: &SpiClient<'_>, stage: Stage) -> CtxResult<Vec<Registered>> 
             })
         })
         .collect::<CtxResult<Vec<_>>>()?;
-    REGISTRY_CACHE.with(|cache| cache.borrow_mut()[slot] = Some(rows.clone()));
+    REGISTRY_CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        // (tenants seen by one backend are few; a pooled backend serving many starts afresh)
+        if cache.len() >= 1024 {
+            cache.clear();
+        }
+        cache.insert(slot, rows.clone());
+    });
     Ok(rows)
 }
 
@@ -176,13 +190,14 @@ impl Pipeline {
     fn build(
         client: &SpiClient<'_>,
         stage: Stage,
+        tenant: &str,
         config: Config,
         target: &Target<'_>,
         encoding: Encoding,
     ) -> CtxResult<Pipeline> {
         let mut disabled = Vec::new();
         let mut steps = Vec::new();
-        for r in registry(client, stage)? {
+        for r in registry(client, stage, tenant)? {
             match (r.function, rules::builtin(&r.name)) {
                 (None, Some(b)) if r.enabled => steps.push(Step::Builtin(b.name)),
                 (None, _) => disabled.push(r.name),
@@ -224,6 +239,7 @@ impl Pipeline {
     pub fn for_context(
         client: &SpiClient<'_>,
         stage: Stage,
+        tenant: &str,
         context_id: Uuid,
         context_metadata: &Value,
         stored: &Value,
@@ -242,7 +258,7 @@ impl Pipeline {
             namespace: None,
             metadata: Some(context_metadata),
         };
-        let mut pipeline = Pipeline::build(client, stage, config, &target, encoding)?;
+        let mut pipeline = Pipeline::build(client, stage, tenant, config, &target, encoding)?;
         pipeline.context_id = Some(context_id);
         Ok(pipeline)
     }
@@ -277,9 +293,11 @@ impl Pipeline {
             namespace: Some(namespace),
             metadata,
         };
+        let tenant = crate::api::keys::tenant(client)?;
         Pipeline::build(
             client,
             Stage::Write,
+            &tenant,
             config,
             &target,
             crate::gucs::default_encoding(),
@@ -612,7 +630,30 @@ fn unknown_processor(name: &str) -> CtxError {
     .with_hint("SELECT name FROM ctx.processors lists them")
 }
 
-/// Plugs a user function (jsonb -> jsonb, NULL drops the item) into a stage.
+/// The tenant a registry change acts for: the caller's, or every tenant (NULL), which only a
+/// role that bypasses row-level security may change.
+fn registry_tenant(client: &SpiClient<'_>, all_tenants: Option<bool>) -> CtxResult<Option<String>> {
+    if !all_tenants.unwrap_or(false) {
+        return crate::api::keys::tenant(client).map(Some);
+    }
+    let bypasses: Option<bool> = crate::plans::first_value(client.select(
+        "SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r
+          WHERE r.oid = pg_catalog.to_regrole(pg_catalog.quote_ident(current_user))",
+        Some(1),
+        &[],
+    )?)?;
+    if !bypasses.unwrap_or(false) {
+        return Err(CtxError::new(
+            ErrorKind::InsufficientPrivilege,
+            "only a superuser or a role with BYPASSRLS changes processors for every tenant",
+        )
+        .with_hint("leave all_tenants out: the change then acts for your tenant only"));
+    }
+    Ok(None)
+}
+
+/// Plugs a user function (jsonb -> jsonb, NULL drops the item) into a stage, for the caller's
+/// tenant (or, with `all_tenants`, every tenant).
 #[pg_extern(volatile, parallel_unsafe)]
 fn register_processor(
     name: Option<&str>,
@@ -620,8 +661,9 @@ fn register_processor(
     r#fn: Option<RegProcedure>,
     priority: default!(Option<i32>, 100),
     scope: default!(Option<JsonArg>, "'{}'"),
+    all_tenants: default!(Option<bool>, false),
 ) {
-    register(name, stage, r#fn, priority, scope).or_raise()
+    register(name, stage, r#fn, priority, scope, all_tenants).or_raise()
 }
 
 fn register(
@@ -630,6 +672,7 @@ fn register(
     function: Option<RegProcedure>,
     priority: Option<i32>,
     scope: Option<JsonArg>,
+    all_tenants: Option<bool>,
 ) -> CtxResult<()> {
     let scope = jsonb(scope, "scope")?;
     let name = processor_name(name)?;
@@ -645,6 +688,7 @@ fn register(
     let scope = scope.map_or(json!({}), |j| j.0);
     Scope::parse(&scope)?;
     Spi::connect_mut(|client| {
+        let tenant = registry_tenant(client, all_tenants)?;
         let mut table = client.select(
             "SELECT p.pronargs = 1 AND p.proargtypes[0] = 'jsonb'::regtype
                     AND p.prorettype = 'jsonb'::regtype AND NOT p.proretset AND p.prokind = 'f',
@@ -674,9 +718,14 @@ fn register(
                 "CREATE FUNCTION f(item jsonb) RETURNS jsonb ... (return NULL to drop the item)",
             ));
         }
+        // one name, one processor, as any tenant sees them: a tenant's name may not shadow a
+        // processor of every tenant, nor one of every tenant hide a tenant's
         let table = client.update(
-            "INSERT INTO ctx.processor_registry (name, stage, fn, priority, scope)
-             VALUES ($1, $2, $3::regprocedure, $4, $5) ON CONFLICT (name) DO NOTHING RETURNING 1",
+            "INSERT INTO ctx.processor_registry (tenant, name, stage, fn, priority, scope)
+             SELECT $6, $1, $2, $3::regprocedure, $4, $5
+              WHERE NOT EXISTS (SELECT 1 FROM ctx.processor_registry r
+                                 WHERE r.name = $1 AND (r.tenant IS NULL OR $6 IS NULL OR r.tenant = $6))
+             ON CONFLICT DO NOTHING RETURNING 1",
             Some(1),
             &[
                 name.into(),
@@ -684,6 +733,7 @@ fn register(
                 function.into(),
                 priority.into(),
                 JsonB(scope).into(),
+                tenant.into(),
             ],
         )?;
         if table.is_empty() {
@@ -697,44 +747,73 @@ fn register(
     })
 }
 
-fn set_enabled(name: Option<&str>, enabled: bool) -> CtxResult<()> {
+fn set_enabled(name: Option<&str>, enabled: bool, all_tenants: Option<bool>) -> CtxResult<()> {
     let name = required(name, "name")?;
     Spi::connect_mut(|client| {
+        let tenant = registry_tenant(client, all_tenants)?;
+        // the row acting for this tenant: its own, else (a built-in) a copy switched for it
         let table = client.update(
-            "UPDATE ctx.processor_registry SET enabled = $2 WHERE name = $1 RETURNING 1",
+            "WITH own AS (
+                 UPDATE ctx.processor_registry SET enabled = $2
+                  WHERE name = $1 AND tenant IS NOT DISTINCT FROM $3 RETURNING 1),
+             switched AS (
+                 INSERT INTO ctx.processor_registry (tenant, name, stage, fn, priority, scope, enabled, description)
+                 SELECT $3, g.name, g.stage, NULL, g.priority, g.scope, $2, g.description
+                   FROM ctx.processor_registry g
+                  WHERE g.name = $1 AND g.tenant IS NULL AND g.fn IS NULL AND $3 IS NOT NULL
+                    AND NOT EXISTS (SELECT 1 FROM own)
+                 RETURNING 1)
+             SELECT (SELECT count(*) FROM own) + (SELECT count(*) FROM switched)",
             Some(1),
-            &[name.into(), enabled.into()],
+            &[name.into(), enabled.into(), tenant.clone().into()],
         )?;
-        if table.is_empty() {
-            return Err(unknown_processor(name));
+        let changed: i64 = crate::plans::first_value(table)?.unwrap_or(0);
+        if changed > 0 {
+            return registry_changed(client);
         }
-        registry_changed(client)
+        let global: Option<bool> = crate::plans::first_value(client.select(
+            "SELECT true FROM ctx.processor_registry WHERE name = $1 AND tenant IS NULL",
+            Some(1),
+            &[name.into()],
+        )?)?;
+        match (global, tenant) {
+            (Some(_), Some(_)) => Err(CtxError::new(
+                ErrorKind::InsufficientPrivilege,
+                format!("processor \"{name}\" was registered for every tenant"),
+            )
+            .with_hint("a superuser or a BYPASSRLS role switches it, with all_tenants => true")),
+            _ => Err(unknown_processor(name)),
+        }
     })
 }
 
-/// Switches a processor (built-in or user) off for every context and namespace.
+/// Switches a processor (built-in or user) off for the caller's tenant (or, with
+/// `all_tenants`, for every tenant without a setting of its own).
 #[pg_extern(volatile, parallel_unsafe)]
-fn disable_processor(name: Option<&str>) {
-    set_enabled(name, false).or_raise()
+fn disable_processor(name: Option<&str>, all_tenants: default!(Option<bool>, false)) {
+    set_enabled(name, false, all_tenants).or_raise()
 }
 
 /// Switches a processor back on.
 #[pg_extern(volatile, parallel_unsafe)]
-fn enable_processor(name: Option<&str>) {
-    set_enabled(name, true).or_raise()
+fn enable_processor(name: Option<&str>, all_tenants: default!(Option<bool>, false)) {
+    set_enabled(name, true, all_tenants).or_raise()
 }
 
-/// Removes a user processor (built-ins can only be disabled).
+/// Removes a user processor of the caller's tenant (or, with `all_tenants`, one registered for
+/// every tenant); built-ins can only be disabled.
 #[pg_extern(volatile, parallel_unsafe)]
-fn unregister_processor(name: Option<&str>) {
+fn unregister_processor(name: Option<&str>, all_tenants: default!(Option<bool>, false)) {
     let name = required(name, "name").or_raise();
     Spi::connect_mut(|client| -> CtxResult<()> {
-        let builtin: Option<bool> = crate::plans::first_value(client.update(
-            "DELETE FROM ctx.processor_registry WHERE name = $1 AND fn IS NOT NULL RETURNING false",
+        let tenant = registry_tenant(client, all_tenants)?;
+        let removed: Option<bool> = crate::plans::first_value(client.update(
+            "DELETE FROM ctx.processor_registry
+              WHERE name = $1 AND tenant IS NOT DISTINCT FROM $2 AND fn IS NOT NULL RETURNING false",
             Some(1),
-            &[name.into()],
+            &[name.into(), tenant.into()],
         )?)?;
-        if builtin.is_some() {
+        if removed.is_some() {
             return registry_changed(client);
         }
         if rules::builtin(name).is_some() {
@@ -787,11 +866,16 @@ fn effective_for_context(client: &SpiClient<'_>, context_id: Uuid) -> CtxResult<
     let stored = row.ok_or_else(|| unknown_context(context_id))?.0;
     let mut config = Config::default();
     config.overlay(&stored, Level::Context)?;
+    // the built-ins switched off for the context's tenant
     let disabled: Vec<String> = client
         .select(
-            "SELECT name FROM ctx.processor_registry WHERE fn IS NULL AND NOT enabled",
+            "SELECT r.name
+               FROM (SELECT DISTINCT ON (p.name) p.fn, p.name, p.enabled FROM ctx.processor_registry p
+                      WHERE p.tenant IS NULL OR p.tenant = (SELECT c.tenant FROM ctx.contexts c WHERE c.id = $1)
+                      ORDER BY p.name, p.tenant NULLS LAST) r
+              WHERE r.fn IS NULL AND NOT r.enabled",
             None,
-            &[],
+            &[context_id.into()],
         )?
         .map(|row| required(row.get::<String>(1)?, "name"))
         .collect::<CtxResult<_>>()?;

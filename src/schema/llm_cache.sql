@@ -30,7 +30,7 @@ $$;
 
 CREATE FUNCTION ctx.cache_lookup(prompt text, llm_string text) RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN c.value_enc IS NULL THEN c.value ELSE ctx.cache_unseal(c.key, c.value_enc) END
+    SELECT CASE WHEN c.value_enc IS NULL THEN c.value ELSE ctx.cache_unseal(c.key, c.value_enc)::jsonb END
       FROM ctx.llm_cache c
      WHERE c.tenant = ctx.current_tenant() AND c.key = ctx.cache_key(cache_lookup.prompt, cache_lookup.llm_string)
        AND (c.expires_at IS NULL OR c.expires_at > pg_catalog.statement_timestamp())
@@ -51,7 +51,7 @@ BEGIN
             HINT = 'NULL keeps the entry until ctx.cache_clear';
     END IF;
     k := ctx.cache_key(cache_store.prompt, cache_store.llm_string);
-    sealed := ctx.cache_seal(k, cache_store.value);
+    sealed := ctx.cache_seal(k, cache_store.value::text);
     INSERT INTO ctx.llm_cache AS c (key, llm_string, value, value_enc, expires_at)
     VALUES (k, cache_store.llm_string, CASE WHEN sealed IS NULL THEN cache_store.value ELSE 'null' END, sealed,
             pg_catalog.statement_timestamp() + cache_store.ttl)

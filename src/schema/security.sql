@@ -118,7 +118,7 @@ INSERT INTO ctx.audited_tables VALUES
     ('contexts', '{id}'), ('messages', '{context_id,seq}'), ('summaries', '{context_id,version}'),
     ('memories', '{id,version}'), ('state', '{tenant,namespace,key}'), ('data_keys', '{tenant,scope}'),
     ('schemas', '{name,version}'), ('schema_migrations', '{name,from_version}'),
-    ('processor_registry', '{name}'), ('namespace_processors', '{tenant,namespace}'),
+    ('processor_registry', '{tenant,name}'), ('namespace_processors', '{tenant,namespace}'),
     ('vector_indexes', '{dims}'), ('tenant_roles', '{role}'), ('audited_tables', '{table_name}');
 
 -- (the triggers themselves are created last, with the Rust trigger function: lib.rs)

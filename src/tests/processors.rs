@@ -48,7 +48,7 @@ mod tests {
             client
                 .select(
                     "SELECT name, stage, priority FROM ctx.processor_registry
-                      WHERE fn IS NULL ORDER BY stage DESC, priority",
+                      WHERE fn IS NULL AND tenant IS NULL ORDER BY stage DESC, priority",
                     None,
                     &[],
                 )

@@ -326,6 +326,37 @@ SELECT ctx.put('{users,u9}', 'contact', '{"email": "acme@example.com", "key": "s
 SELECT ctx.get('{users,u9}', 'contact');
 RESET ROLE;
 RESET ctxstore.tenant;
+-- user processors and built-in switches are per tenant too: globex's write processor never
+-- sees acme's plaintext, and globex switching redaction off leaves acme's on
+CREATE FUNCTION public.globex_spy(item jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE
+    AS $$ SELECT jsonb_set(item, '{content}', to_jsonb(coalesce(item->>'content', '') || ' [seen by globex]')) $$;
+SET ROLE "Globex.App";
+SELECT ctx.register_processor('spy', 'write', 'public.globex_spy(jsonb)');
+SELECT ctx.disable_processor('redact_secrets');
+SELECT pg_temp.try('SELECT ctx.register_processor(''spy_all'', ''write'', ''public.globex_spy(jsonb)'', all_tenants => true)');
+SELECT pg_temp.try('SELECT ctx.disable_processor(''normalize'', all_tenants => true)');
+SELECT name, kind, enabled, tenant FROM ctx.processors WHERE name IN ('spy', 'redact_secrets') ORDER BY name;
+SELECT ctx.create_context('globex chat') AS g \gset
+SELECT ctx.append(:'g', 'user', 'globex key sk-live-abcdefghijklmnopqrstuvwx');
+SELECT content FROM ctx.messages(:'g');
+RESET ROLE;
+RESET ctxstore.tenant;
+SET ROLE "Acme-App";
+SELECT name, kind, enabled, tenant FROM ctx.processors WHERE name IN ('spy', 'redact_secrets') ORDER BY name;
+SELECT pg_temp.try('SELECT ctx.unregister_processor(''spy'')');
+SELECT ctx.append(:'a', 'user', 'acme key sk-live-abcdefghijklmnopqrstuvwx');
+SELECT content FROM ctx.messages(:'a') ORDER BY seq DESC LIMIT 1;
+RESET ROLE;
+RESET ctxstore.tenant;
+-- a processor for every tenant is a superuser's (or BYPASSRLS role's) registration
+SELECT ctx.register_processor('spy_all', 'write', 'public.globex_spy(jsonb)', priority => 5, all_tenants => true);
+SET ROLE "Acme-App";
+SELECT ctx.append(:'a', 'user', 'acme again');
+SELECT content FROM ctx.messages(:'a') ORDER BY seq DESC LIMIT 1;
+SELECT pg_temp.try('SELECT ctx.disable_processor(''spy_all'')');
+RESET ROLE;
+RESET ctxstore.tenant;
+SELECT ctx.unregister_processor('spy_all', all_tenants => true);
 -- metrics are server-wide: not for application roles; administrators and pg_monitor read them
 SET client_min_messages = warning;
 SET ROLE "Ünïcode Äpp";

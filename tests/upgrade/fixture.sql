@@ -54,6 +54,7 @@ SELECT ctx.grant_access('"Fixture-App"'), ctx.grant_access('fixture_app');
 SELECT ctx.bind_role_to_tenant('"Fixture-App"', 'fixture-quoted');
 SELECT ctx.bind_role_to_tenant('fixture_app', 'fixture-plain');
 SELECT ctx.configure_namespace_processors('{fixture,pii}', '{"redact_pii": true}');
+SELECT ctx.disable_processor('dedup');
 SET ctxstore.tenant = 'fixture-plain';
 SELECT ctx.put('{fixture,pii}', 'contact', '{"email": "ada@example.com"}');
 RESET ctxstore.tenant;

@@ -21,6 +21,7 @@ SELECT content FROM ctx.recall('{fixture,private}', query_text => 'passport', k 
 SELECT count(*) AS versions, count(*) FILTER (WHERE valid_to IS NULL) AS current FROM ctx.memories;
 SELECT namespace, key, value, version FROM ctx.search_state('{fixture}') ORDER BY namespace, key;
 SELECT ctx.get('{fixture,users}', 'u1');
+SELECT name, kind, enabled FROM ctx.processors ORDER BY name;
 SET ROLE fixture_app;
 SELECT ctx.current_tenant() AS bound_tenant, ctx.get('{fixture,pii}', 'contact');
 RESET ROLE;
