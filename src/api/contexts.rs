@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::api::args::{json_or, JsonArg};
 use crate::api::keys;
 use crate::api::metrics;
-use crate::api::processors::{Pipeline, WriteItem};
+use crate::api::processors::{ContextTarget, Pipeline, WriteItem};
 use crate::core::archive;
 use crate::core::conversation::{self as rules, Lineage};
 use crate::core::metrics::{Call, Counter};
@@ -144,9 +144,11 @@ impl View {
         Pipeline::for_context(
             client,
             Stage::Read,
-            &self.tenant,
-            self.id,
-            &self.metadata,
+            &ContextTarget {
+                tenant: &self.tenant,
+                id: self.id,
+                metadata: &self.metadata,
+            },
             &self.processors,
             overlay,
             Encoding::parse(&self.encoding)?,
@@ -763,9 +765,11 @@ fn process_writes(
     let pipeline = Pipeline::for_context(
         client,
         Stage::Write,
-        &tenant,
-        context_id,
-        &context_metadata,
+        &ContextTarget {
+            tenant: &tenant,
+            id: context_id,
+            metadata: &context_metadata,
+        },
         &stored,
         None,
         encoding,

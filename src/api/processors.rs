@@ -173,6 +173,13 @@ fn usable(client: &SpiClient<'_>, name: &str, function: pg_sys::Oid) -> CtxResul
     }
 }
 
+/// The context whose messages a pipeline processes: its tenant's processors act on them.
+pub(crate) struct ContextTarget<'a> {
+    pub tenant: &'a str,
+    pub id: Uuid,
+    pub metadata: &'a Value,
+}
+
 /// The processors of one stage for one item, ready to run.
 pub(crate) struct Pipeline {
     stage: Stage,
@@ -239,9 +246,7 @@ impl Pipeline {
     pub fn for_context(
         client: &SpiClient<'_>,
         stage: Stage,
-        tenant: &str,
-        context_id: Uuid,
-        context_metadata: &Value,
+        context: &ContextTarget<'_>,
         stored: &Value,
         overlay: Option<&Value>,
         encoding: Encoding,
@@ -251,15 +256,16 @@ impl Pipeline {
         if let Some(overlay) = overlay {
             config.overlay(overlay, Level::Call)?;
         }
-        let id = context_id.to_string();
+        let id = context.id.to_string();
         let target = Target {
             kind: Kind::Message,
             context_id: Some(&id),
             namespace: None,
-            metadata: Some(context_metadata),
+            metadata: Some(context.metadata),
         };
-        let mut pipeline = Pipeline::build(client, stage, tenant, config, &target, encoding)?;
-        pipeline.context_id = Some(context_id);
+        let mut pipeline =
+            Pipeline::build(client, stage, context.tenant, config, &target, encoding)?;
+        pipeline.context_id = Some(context.id);
         Ok(pipeline)
     }
 
