@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Encryption at rest, checked on disk: a unique marker written to an encrypted context (short
 # and TOASTed messages, metadata, summary, working memory) and to an encrypted namespace
-# (memory, state) must appear in no data file — heap, TOAST or WAL — after a CHECKPOINT. The
+# (memory, state), an encrypted checkpoint thread and an encrypted LLM cache must appear in no data file — heap, TOAST or WAL — after a CHECKPOINT. The
 # same kind of marker in an unencrypted context must be found, which proves the scan works.
 #   plaintext_scan.sh BINDIR SOCKETDIR PORT DATADIR
 set -euo pipefail
@@ -25,6 +25,16 @@ SELECT ctx.update_working_memory(:'s', jsonb_build_object('k', :'secret'));
 SELECT ctx.encrypt_namespace('{scan}');
 SELECT ctx.remember('{scan,u}', 'memory ' || :'secret', metadata => jsonb_build_object('m', :'secret'));
 SELECT ctx.put('{scan,u}', 'k', jsonb_build_object('v', :'secret'));
+-- the checkpoint store of an encrypted thread (metadata and its run id, values, writes) and an
+-- encrypted LLM cache
+SELECT ctx.thread_context('scan-thread', encrypted => true) IS NOT NULL;
+SELECT ctx.checkpoint_put('scan-thread', '', '{"id": "1", "channel_versions": {"c": "1"}}',
+                          jsonb_build_object('run_id', 'run ' || :'secret', 'note', :'secret'), NULL,
+                          '{c}', '{1}', '{json}', ARRAY[convert_to('value ' || :'secret', 'UTF8')]);
+SELECT ctx.checkpoint_put_writes('scan-thread', '', '1', 't', '{0}', '{c}', '{json}',
+                                 ARRAY[convert_to('write ' || :'secret', 'UTF8')]);
+SELECT ctx.encrypt_cache();
+SELECT ctx.cache_store('prompt', 'model', to_jsonb('answer ' || :'secret'));
 SELECT ctx.create_context('plain') AS p \gset
 SELECT ctx.append(:'p', 'user', 'short ' || :'plain');
 SELECT ctx.append(:'p', 'user', :'plain' || :'filler');
