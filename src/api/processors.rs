@@ -856,7 +856,7 @@ fn configure_context_processors(context_id: Option<Uuid>, config: Option<JsonArg
 }
 
 /// The built-in processors' effective parameters for a context (defaults, its configuration,
-/// processors disabled for everyone).
+/// built-ins disabled for its tenant).
 #[pg_extern(stable, parallel_safe)]
 fn processor_config(context_id: Option<Uuid>) -> JsonB {
     let context_id = required(context_id, "context_id").or_raise();
