@@ -63,8 +63,8 @@ BEGIN
     IF grant_access.admin THEN
         EXECUTE format('GRANT INSERT, UPDATE, DELETE ON ctx.schemas, ctx.schema_migrations,
                         ctx.processor_registry, ctx.namespace_processors TO %s', grant_access.role);
-        EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.set_audit(text, boolean), ctx.seal_audit(),
-                        ctx.verify_audit() TO %s', grant_access.role);
+        -- (not ctx.set_audit: it switches auditing for every tenant, the owner's call)
+        EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.seal_audit(), ctx.verify_audit() TO %s', grant_access.role);
         -- (created after this file; resolved when grant_access runs)
         EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.rotate_master_key(text), ctx.metric_samples(),
                         ctx.metrics_prometheus() TO %s', grant_access.role);
@@ -72,6 +72,70 @@ BEGIN
     END IF;
 END
 $body$;
+
+-- Whether the current role bypasses row-level security (a superuser, or BYPASSRLS): only such
+-- a role changes what acts for every tenant (the schema registry, processors of every tenant).
+CREATE FUNCTION ctx.bypasses_rls() RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce((SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r
+                      WHERE r.oid OPERATOR(pg_catalog.=) pg_catalog.to_regrole(pg_catalog.quote_ident(current_user))),
+                    false)
+$$;
+
+-- The schema registry is shared by every tenant: only roles that bypass row-level security
+-- write it (0.1.0 let every administrator, tenant-bound ones too, change what other tenants'
+-- values are validated against and migrated by).
+ALTER TABLE ctx.schemas ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ctx.schema_migrations ENABLE ROW LEVEL SECURITY;
+CREATE POLICY readable ON ctx.schemas FOR SELECT USING (true);
+CREATE POLICY readable ON ctx.schema_migrations FOR SELECT USING (true);
+CREATE OR REPLACE FUNCTION ctx.register_migration(name text, from_version integer, to_version integer, fn regprocedure)
+RETURNS void LANGUAGE plpgsql AS $body$
+BEGIN
+    IF register_migration.name IS NULL OR register_migration.from_version IS NULL
+       OR register_migration.to_version IS NULL OR register_migration.fn IS NULL THEN
+        RAISE EXCEPTION 'name, from_version, to_version and fn must not be NULL'
+            USING ERRCODE = '22004', HINT = 'e.g. ctx.register_migration(''profile'', 1, 2, ''profile_v1_to_v2(jsonb)'')';
+    END IF;
+    IF NOT ctx.bypasses_rls() THEN
+        RAISE EXCEPTION 'the schema registry is shared by every tenant: only a superuser or a role with BYPASSRLS changes it'
+            USING ERRCODE = '42501', HINT = 'ask the database owner to register the migration';
+    END IF;
+    IF register_migration.to_version <= register_migration.from_version THEN
+        RAISE EXCEPTION 'a migration must go to a later version (% -> %)',
+            register_migration.from_version, register_migration.to_version
+            USING ERRCODE = '22023', HINT = 'migrations only move values forward';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ctx.schemas s WHERE s.name = register_migration.name AND s.version = register_migration.from_version)
+       OR NOT EXISTS (SELECT 1 FROM ctx.schemas s WHERE s.name = register_migration.name AND s.version = register_migration.to_version) THEN
+        RAISE EXCEPTION 'schema "%" has no version % or %', register_migration.name,
+            register_migration.from_version, register_migration.to_version
+            USING ERRCODE = '42704', HINT = 'register both versions with ctx.register_schema first';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
+                    WHERE p.oid = register_migration.fn AND p.pronargs = 1
+                      AND p.proargtypes[0] = 'jsonb'::regtype AND p.prorettype = 'jsonb'::regtype AND NOT p.proretset) THEN
+        RAISE EXCEPTION 'migration function % must take one jsonb and return jsonb', register_migration.fn
+            USING ERRCODE = '22023', HINT = 'CREATE FUNCTION f(v jsonb) RETURNS jsonb ...';
+    END IF;
+    INSERT INTO ctx.schema_migrations AS m (name, from_version, to_version, fn)
+    VALUES (register_migration.name, register_migration.from_version, register_migration.to_version, register_migration.fn)
+    ON CONFLICT ON CONSTRAINT schema_migrations_pkey
+    DO UPDATE SET to_version = excluded.to_version, fn = excluded.fn, created_at = now();
+END
+$body$;
+
+-- ctx.set_audit switches auditing for every tenant: no longer an administrator's (roles granted
+-- it under 0.1.0 lose it)
+DO $$
+DECLARE g record;
+BEGIN
+    FOR g IN SELECT DISTINCT a.grantee::regrole AS role
+               FROM pg_catalog.pg_proc p, aclexplode(p.proacl) a
+              WHERE p.oid = 'ctx.set_audit(text, boolean)'::regprocedure AND a.grantee <> p.proowner AND a.grantee <> 0 LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION ctx.set_audit(text, boolean) FROM %s', g.role);
+    END LOOP;
+END $$;
 
 -- Tenant bindings by role OID (regrole), not by name: 0.1.0 stored the name as text and
 -- compared it with current_user, so a binding of a role whose name needs quoting did nothing.
@@ -100,6 +164,8 @@ ALTER TABLE ctx.tenant_roles ALTER COLUMN role SET NOT NULL;
 ALTER TABLE ctx.tenant_roles ADD PRIMARY KEY (role);
 ALTER TABLE ctx.tenant_roles DROP CONSTRAINT tenant_roles_tenant_check;
 ALTER TABLE ctx.tenant_roles ADD CONSTRAINT tenant_roles_tenant_check CHECK (tenant <> '' AND strpos(tenant, chr(31)) = 0);
+SELECT pg_catalog.pg_extension_config_dump('ctx.tenant_roles',
+    'WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) role)');
 DROP TRIGGER audit ON ctx.tenant_roles;
 ALTER TABLE ctx.audited_tables DISABLE TRIGGER audit;
 UPDATE ctx.audited_tables SET key_columns = '{role}' WHERE table_name = 'tenant_roles';
@@ -214,9 +280,10 @@ BEGIN
         ALTER TABLE ctx.processor_registry DISABLE TRIGGER audit;
     END IF;
 END $$;
--- The processors acting for the caller's tenant (its own settings first), with the tenant
--- each row belongs to (NULL: every tenant).
-CREATE OR REPLACE VIEW ctx.processors AS
+-- The processors acting for the caller's tenant (its own switches of built-ins first), with
+-- the tenant each row belongs to (NULL: every tenant). security_invoker: the caller's
+-- row-level security applies, so no filter pushed into the view sees other tenants' rows.
+CREATE OR REPLACE VIEW ctx.processors WITH (security_invoker = true) AS
 SELECT name, stage,
        CASE WHEN fn IS NULL THEN 'builtin' ELSE 'user' END AS kind,
        fn AS function, priority, scope, enabled, description, created_at, tenant
@@ -224,7 +291,7 @@ SELECT name, stage,
                r.created_at, r.tenant
           FROM ctx.processor_registry r
          WHERE r.tenant IS NULL OR r.tenant = ctx.current_tenant()
-         ORDER BY r.name, r.tenant NULLS LAST) p
+         ORDER BY r.name, (r.tenant IS NULL AND r.fn IS NOT NULL) DESC, r.tenant NULLS LAST) p
  ORDER BY stage DESC, priority, name;
 
 DROP FUNCTION ctx.register_processor(text, text, regprocedure, integer, jsonb);
@@ -665,9 +732,13 @@ BEGIN
     IF checkpoint_delete_runs.run_ids IS NULL THEN
         RAISE EXCEPTION 'run_ids must not be NULL' USING ERRCODE = '22004';
     END IF;
-    -- plain threads store the run id, encrypted ones its keyed hash
-    keys := checkpoint_delete_runs.run_ids || ARRAY(SELECT ctx.checkpoint_run_key(r, true)
-                                                     FROM unnest(checkpoint_delete_runs.run_ids) r WHERE r IS NOT NULL);
+    -- plain threads store the run id, encrypted ones its keyed hash (there are none before the
+    -- tenant's hashing key exists: no key is made, and no master key needed, to look)
+    keys := checkpoint_delete_runs.run_ids;
+    IF EXISTS (SELECT 1 FROM ctx.data_keys d WHERE d.tenant = ctx.current_tenant() AND d.scope = 'hashing') THEN
+        keys := keys || ARRAY(SELECT ctx.checkpoint_run_key(r, true)
+                                FROM unnest(checkpoint_delete_runs.run_ids) r WHERE r IS NOT NULL);
+    END IF;
     SELECT coalesce(array_agg(DISTINCT c.context_id), '{}') INTO cids FROM ctx.checkpoints c
      WHERE c.tenant = ctx.current_tenant() AND c.run_id = ANY (keys);
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text, 0))
@@ -1386,8 +1457,15 @@ AS 'ctxstore-0.2.0', 'working_memory_wrapper';
 
 CREATE OR REPLACE FUNCTION "audit_trigger"() RETURNS trigger LANGUAGE c AS 'ctxstore-0.2.0', 'audit_trigger_wrapper';
 
+CREATE OR REPLACE FUNCTION "processor_registry_changed"() RETURNS trigger LANGUAGE c AS 'ctxstore-0.2.0', 'processor_registry_changed_wrapper';
+
 -- Attributes the schema sets after creating functions (CREATE OR REPLACE reset them).
 ALTER FUNCTION ctx.audit_trigger() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+-- (after the function section) Any change of the processor registry, direct writes too, makes
+-- every backend reload it.
+CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ctx.processor_registry
+    FOR EACH STATEMENT EXECUTE FUNCTION ctx.processor_registry_changed();
 
 -- (after the function section: the audit trigger must run this version's library)
 -- The new tables are registered as a fresh install registers them: unaudited (extension rows),

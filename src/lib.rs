@@ -88,6 +88,10 @@ GRANT USAGE ON SCHEMA ctx TO pg_monitor;
 GRANT EXECUTE ON FUNCTION ctx.metric_samples(), ctx.metrics_prometheus() TO pg_monitor;
 GRANT SELECT ON ctx.metrics TO pg_monitor;
 
+-- Any change of the processor registry, direct writes too, makes every backend reload it.
+CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ctx.processor_registry
+    FOR EACH STATEMENT EXECUTE FUNCTION ctx.processor_registry_changed();
+
 -- The audit trigger writes the log as the extension owner; users have no privilege on it.
 ALTER FUNCTION ctx.audit_trigger() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 REVOKE EXECUTE ON FUNCTION ctx.audit_trigger() FROM PUBLIC;

@@ -114,7 +114,7 @@ unsafe fn key_json(datum: pg_sys::Datum, column: &Column) -> Value {
 const READ_BOOKKEEPING: [&str; 2] = ["last_accessed_at", "access_count"];
 
 /// Whether an UPDATE that changed only `expires_at` is a TTL restart (`ctx.touch`): a row that
-/// was alive and keeps the ttl it was put with, from now. Any other change of `expires_at` (to
+/// was alive and keeps its (positive) ttl from now, so the expiry only moves later. Any other change of `expires_at` (to
 /// hide a value at once, or bring an expired one back) is audited like every other column.
 fn is_ttl_restart(
     client: &pgrx::spi::SpiClient<'_>,
@@ -123,7 +123,7 @@ fn is_ttl_restart(
     ttl: Option<pg_sys::Datum>,
 ) -> CtxResult<bool> {
     static RESTART: Statement = Statement {
-        sql: "SELECT $1 > now() AND $2 = now() + $3",
+        sql: "SELECT $1 > now() AND $3 > interval '0' AND $2 = now() + $3 AND $2 >= $1",
         args: &[TIMESTAMPTZOID, TIMESTAMPTZOID, INTERVALOID],
         writes: false,
     };

@@ -296,8 +296,8 @@ fn check_namespace_dims(
 ) -> CtxResult<()> {
     static DIMS: Statement = Statement {
         sql: "SELECT cardinality(embedding) FROM ctx.memories
-               WHERE ns_key = $1 AND valid_to IS NULL AND embedding IS NOT NULL
-                 AND id IS DISTINCT FROM $2 LIMIT 1",
+               WHERE tenant = (SELECT ctx.current_tenant()) AND ns_key = $1 AND valid_to IS NULL
+                 AND embedding IS NOT NULL AND id IS DISTINCT FROM $2 LIMIT 1",
         args: &[TEXTOID, UUIDOID],
         writes: false,
     };
@@ -324,7 +324,7 @@ fn find_duplicate(
 ) -> CtxResult<Option<Uuid>> {
     static SAME_CONTENT: Statement = Statement {
         sql: "SELECT id FROM ctx.memories m
-               WHERE ns_key = $1 AND valid_to IS NULL AND content = $2
+               WHERE m.tenant = (SELECT ctx.current_tenant()) AND ns_key = $1 AND valid_to IS NULL AND content = $2
                  AND (expires_at IS NULL OR expires_at > now())
                ORDER BY created_at LIMIT 1",
         args: &[TEXTOID, TEXTOID],
@@ -332,7 +332,8 @@ fn find_duplicate(
     };
     static EMBEDDINGS: Statement = Statement {
         sql: "SELECT id, embedding FROM ctx.memories m
-               WHERE ns_key = $1 AND valid_to IS NULL AND embedding IS NOT NULL
+               WHERE m.tenant = (SELECT ctx.current_tenant()) AND ns_key = $1 AND valid_to IS NULL
+                 AND embedding IS NOT NULL
                  AND (expires_at IS NULL OR expires_at > now())
                ORDER BY created_at",
         args: &[TEXTOID],

@@ -76,6 +76,8 @@ struct Registered {
     function: Option<pg_sys::Oid>,
     scope: Value,
     enabled: bool,
+    /// Registered by one tenant (not for every tenant).
+    tenant_scoped: bool,
 }
 
 thread_local! {
@@ -105,12 +107,13 @@ fn registry_changed(client: &SpiClient<'_>) -> CtxResult<()> {
 }
 
 // A tenant's own row of a name (a built-in switched for that tenant) wins over the row for
-// every tenant (tenant NULL).
+// every tenant (tenant NULL) — but never over a user processor registered for every tenant,
+// whatever rows a direct INSERT put beside it.
 static REGISTRY: Statement = Statement {
-    sql: "SELECT r.name, r.fn::oid, r.scope, r.enabled
+    sql: "SELECT r.name, r.fn::oid, r.scope, r.enabled, r.tenant IS NOT NULL
             FROM (SELECT DISTINCT ON (p.name) p.* FROM ctx.processor_registry p
                    WHERE p.stage = $1 AND (p.tenant IS NULL OR p.tenant = $2)
-                   ORDER BY p.name, p.tenant NULLS LAST) r
+                   ORDER BY p.name, (p.tenant IS NULL AND p.fn IS NOT NULL) DESC, p.tenant NULLS LAST) r
            ORDER BY r.priority, r.name",
     args: &[TEXTOID, TEXTOID],
     writes: false,
@@ -130,6 +133,7 @@ fn registry(client: &SpiClient<'_>, stage: Stage, tenant: &str) -> CtxResult<Vec
                 function: row.get(2)?,
                 scope: row.get::<JsonB>(3)?.map_or(Value::Null, |j| j.0),
                 enabled: row.get(4)?.unwrap_or(false),
+                tenant_scoped: row.get(5)?.unwrap_or(false),
             })
         })
         .collect::<CtxResult<Vec<_>>>()?;
@@ -148,14 +152,31 @@ fn registry(client: &SpiClient<'_>, stage: Stage, tenant: &str) -> CtxResult<Vec
 /// (checked at each use: functions are dropped and privileges change without touching the
 /// registry).
 fn usable(client: &SpiClient<'_>, name: &str, function: pg_sys::Oid) -> CtxResult<()> {
+    // (the signature too: a row written directly into the registry was never checked, and a
+    // function of another signature called with a jsonb could crash the server)
     static CHECK: Statement = Statement {
-        sql: "SELECT has_function_privilege(p.oid, 'EXECUTE') FROM pg_catalog.pg_proc p WHERE p.oid = $1",
+        sql: "SELECT has_function_privilege(p.oid, 'EXECUTE'),
+                     p.pronargs = 1 AND p.proargtypes[0] = 'jsonb'::regtype AND p.prorettype = 'jsonb'::regtype
+                     AND NOT p.proretset AND p.prokind = 'f'
+                FROM pg_catalog.pg_proc p WHERE p.oid = $1",
         args: &[OIDOID],
         writes: false,
     };
     let plan = CHECK.plan(client)?;
-    let executable: Option<bool> =
-        crate::plans::first_value(client.select(&*plan, Some(1), &[function.into()])?)?;
+    let row = client.select(&*plan, Some(1), &[function.into()])?.next();
+    let executable = match row {
+        None => None,
+        Some(row) => {
+            if !row.get::<bool>(2)?.unwrap_or(false) {
+                return Err(CtxError::new(
+                    ErrorKind::UndefinedFunction,
+                    format!("processor \"{name}\": its function does not take one jsonb and return jsonb"),
+                )
+                .with_hint("ctx.unregister_processor() it, and register a function jsonb -> jsonb"));
+            }
+            row.get::<bool>(1)?
+        }
+    };
     match executable {
         None => Err(CtxError::new(
             ErrorKind::UndefinedFunction,
@@ -178,6 +199,36 @@ pub(crate) struct ContextTarget<'a> {
     pub tenant: &'a str,
     pub id: Uuid,
     pub metadata: &'a Value,
+}
+
+/// A tenant's user processor runs with the privileges of whoever writes or reads: it must never
+/// run in a session that bypasses row-level security (a superuser's maintenance of that tenant's
+/// data) unless a superuser or that role owns its function, or a tenant's administrator would
+/// run code as the superuser.
+fn refuse_if_escalating(
+    client: &SpiClient<'_>,
+    name: &str,
+    function: pg_sys::Oid,
+) -> CtxResult<()> {
+    static ESCALATES: Statement = Statement {
+        sql: "SELECT ctx.bypasses_rls() AND NOT EXISTS (
+                  SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_roles o ON o.oid = p.proowner
+                   WHERE p.oid = $1
+                     AND (o.rolsuper OR o.oid = pg_catalog.to_regrole(pg_catalog.quote_ident(current_user))))",
+        args: &[OIDOID],
+        writes: false,
+    };
+    let plan = ESCALATES.plan(client)?;
+    let escalates: Option<bool> =
+        crate::plans::first_value(client.select(&*plan, Some(1), &[function.into()])?)?;
+    if escalates.unwrap_or(true) {
+        return Err(CtxError::new(
+            ErrorKind::InsufficientPrivilege,
+            format!("processor \"{name}\" was registered by a tenant, and its function's owner is not trusted to run as a role that bypasses row-level security"),
+        )
+        .with_hint("SET ROLE to the tenant's application role for this call, or ctx.disable_processor() it for the tenant"));
+    }
+    Ok(())
 }
 
 /// The processors of one stage for one item, ready to run.
@@ -215,6 +266,9 @@ impl Pipeline {
                         continue;
                     }
                     usable(client, &r.name, function)?;
+                    if r.tenant_scoped {
+                        refuse_if_escalating(client, &r.name, function)?;
+                    }
                     let mut flinfo = Box::new(pg_sys::FmgrInfo::default());
                     unsafe { pg_sys::fmgr_info(function, &mut *flinfo) };
                     steps.push(Step::User(UserFunction {
@@ -642,12 +696,8 @@ fn registry_tenant(client: &SpiClient<'_>, all_tenants: Option<bool>) -> CtxResu
     if !all_tenants.unwrap_or(false) {
         return crate::api::keys::tenant(client).map(Some);
     }
-    let bypasses: Option<bool> = crate::plans::first_value(client.select(
-        "SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r
-          WHERE r.oid = pg_catalog.to_regrole(pg_catalog.quote_ident(current_user))",
-        Some(1),
-        &[],
-    )?)?;
+    let bypasses: Option<bool> =
+        crate::plans::first_value(client.select("SELECT ctx.bypasses_rls()", Some(1), &[])?)?;
     if !bypasses.unwrap_or(false) {
         return Err(CtxError::new(
             ErrorKind::InsufficientPrivilege,
@@ -878,7 +928,7 @@ fn effective_for_context(client: &SpiClient<'_>, context_id: Uuid) -> CtxResult<
             "SELECT r.name
                FROM (SELECT DISTINCT ON (p.name) p.fn, p.name, p.enabled FROM ctx.processor_registry p
                       WHERE p.tenant IS NULL OR p.tenant = (SELECT c.tenant FROM ctx.contexts c WHERE c.id = $1)
-                      ORDER BY p.name, p.tenant NULLS LAST) r
+                      ORDER BY p.name, (p.tenant IS NULL AND p.fn IS NOT NULL) DESC, p.tenant NULLS LAST) r
               WHERE r.fn IS NULL AND NOT r.enabled",
             None,
             &[context_id.into()],
@@ -922,4 +972,17 @@ fn configure_namespace_processors(
     })
     .or_raise();
     JsonB(config)
+}
+
+/// Statement trigger on `ctx.processor_registry`: any change, through the functions or written
+/// directly, makes every backend reload the registry (see `REGISTRY_CACHE`).
+#[pg_trigger(sql = r#"
+CREATE FUNCTION "processor_registry_changed"() RETURNS trigger LANGUAGE c AS '@MODULE_PATHNAME@', 'processor_registry_changed_wrapper';
+"#)]
+fn processor_registry_changed<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, CtxError> {
+    let relation = trigger.trigger_data().tg_relation;
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid((*relation).rd_id) };
+    Ok(None)
 }

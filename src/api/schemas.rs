@@ -106,7 +106,12 @@ pub fn migrate(
     value: Value,
 ) -> CtxResult<(Value, i32)> {
     static STEP: Statement = Statement {
-        sql: "SELECT to_version, fn::oid FROM ctx.schema_migrations WHERE name = $1 AND from_version = $2",
+        // (the signature again, not only at registration: the row may have been written directly)
+        sql: "SELECT m.to_version, m.fn::oid,
+                     p.pronargs = 1 AND p.proargtypes[0] = 'jsonb'::regtype AND p.prorettype = 'jsonb'::regtype
+                     AND NOT p.proretset AND p.prokind = 'f'
+                FROM ctx.schema_migrations m LEFT JOIN pg_catalog.pg_proc p ON p.oid = m.fn
+               WHERE m.name = $1 AND m.from_version = $2",
         args: &[TEXTOID, INT4OID],
         writes: false,
     };
@@ -121,6 +126,13 @@ pub fn migrate(
         };
         let to: i32 = required(row.get(1)?, "to_version")?;
         let function: pg_sys::Oid = required(row.get(2)?, "fn")?;
+        if !row.get::<bool>(3)?.unwrap_or(false) {
+            return Err(CtxError::new(
+                ErrorKind::UndefinedFunction,
+                format!("the migration of schema \"{name}\" from version {version} has no function jsonb -> jsonb"),
+            )
+            .with_hint("register the step again with ctx.register_migration"));
+        }
         value = call_migration(function, value)?;
         version = to;
     }
@@ -130,12 +142,28 @@ fn call_migration(function: pg_sys::Oid, value: Value) -> CtxResult<Value> {
     let argument = JsonB(value)
         .into_datum()
         .ok_or_else(|| CtxError::internal("jsonb argument is NULL"))?;
-    // SAFETY: the function was checked to take jsonb and return jsonb when it was registered;
+    // SAFETY: the caller checked that the function takes jsonb and returns jsonb;
     // OidFunctionCall raises an ERROR if it returns NULL.
     let result = unsafe { pg_sys::OidFunctionCall1Coll(function, pg_sys::InvalidOid, argument) };
     let migrated = unsafe { JsonB::from_datum(result, false) }
         .ok_or_else(|| CtxError::internal("migration returned NULL"))?;
     Ok(migrated.0)
+}
+
+/// The schema registry acts for every tenant (values of every tenant are validated and migrated
+/// by it): only a role that bypasses row-level security changes it. (Row-level security on its
+/// tables says the same to direct writes; this says it clearly.)
+fn refuse_unless_global_writer() -> CtxResult<()> {
+    let bypasses: Option<bool> = Spi::get_one("SELECT ctx.bypasses_rls()")
+        .map_err(|e| CtxError::internal(format!("checking the role: {e}")))?;
+    if bypasses.unwrap_or(false) {
+        return Ok(());
+    }
+    Err(CtxError::new(
+        ErrorKind::InsufficientPrivilege,
+        "the schema registry is shared by every tenant: only a superuser or a role with BYPASSRLS changes it",
+    )
+    .with_hint("ask the database owner to register the schema"))
 }
 
 /// Registers version `version` of the JSON Schema `name`. Versions are immutable: registering
@@ -153,6 +181,7 @@ fn register_schema(name: Option<&str>, version: Option<i32>, json_schema: Option
         }
         let json_schema = required(json_schema, "json_schema")?;
         schema::compile(&json_schema.0)?;
+        refuse_unless_global_writer()?;
         static INSERT: Statement = Statement {
             sql: "INSERT INTO ctx.schemas (name, version, json_schema) VALUES ($1, $2, $3)
                   ON CONFLICT (name, version) DO UPDATE SET json_schema = excluded.json_schema

@@ -422,9 +422,13 @@ BEGIN
     IF checkpoint_delete_runs.run_ids IS NULL THEN
         RAISE EXCEPTION 'run_ids must not be NULL' USING ERRCODE = '22004';
     END IF;
-    -- plain threads store the run id, encrypted ones its keyed hash
-    keys := checkpoint_delete_runs.run_ids || ARRAY(SELECT ctx.checkpoint_run_key(r, true)
-                                                     FROM unnest(checkpoint_delete_runs.run_ids) r WHERE r IS NOT NULL);
+    -- plain threads store the run id, encrypted ones its keyed hash (there are none before the
+    -- tenant's hashing key exists: no key is made, and no master key needed, to look)
+    keys := checkpoint_delete_runs.run_ids;
+    IF EXISTS (SELECT 1 FROM ctx.data_keys d WHERE d.tenant = ctx.current_tenant() AND d.scope = 'hashing') THEN
+        keys := keys || ARRAY(SELECT ctx.checkpoint_run_key(r, true)
+                                FROM unnest(checkpoint_delete_runs.run_ids) r WHERE r IS NOT NULL);
+    END IF;
     SELECT coalesce(array_agg(DISTINCT c.context_id), '{}') INTO cids FROM ctx.checkpoints c
      WHERE c.tenant = ctx.current_tenant() AND c.run_id = ANY (keys);
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text, 0))

@@ -9,7 +9,9 @@ CREATE TABLE ctx.tenant_roles (
     role        regrole PRIMARY KEY,
     tenant      text NOT NULL CHECK (tenant <> '' AND strpos(tenant, chr(31)) = 0)
 );
-SELECT pg_catalog.pg_extension_config_dump('ctx.tenant_roles', '');
+-- (bindings of dropped roles are not dumped: restored, their bare OIDs could name other roles)
+SELECT pg_catalog.pg_extension_config_dump('ctx.tenant_roles',
+    'WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) role)');
 -- (security invoker: current_user must be the caller; the bindings are readable by everyone.
 -- search_path pinned: a caller's own operators must not change the lookup. quote_ident: the
 -- name as regrole input reads it, whatever its case or characters)
@@ -21,6 +23,15 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
         (SELECT tenant FROM ctx.tenant_roles
           WHERE role OPERATOR(pg_catalog.=) pg_catalog.to_regrole(pg_catalog.quote_ident(session_user))),
         nullif(pg_catalog.current_setting('ctxstore.tenant', true), ''), '')
+$$;
+
+-- Whether the current role bypasses row-level security (a superuser, or BYPASSRLS): only such
+-- a role changes what acts for every tenant (the schema registry, processors of every tenant).
+CREATE FUNCTION ctx.bypasses_rls() RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce((SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r
+                      WHERE r.oid OPERATOR(pg_catalog.=) pg_catalog.to_regrole(pg_catalog.quote_ident(current_user))),
+                    false)
 $$;
 
 -- The trace id of the current request: ctxstore.traceparent, else a sqlcommenter

@@ -51,9 +51,10 @@ SELECT NULL, * FROM (VALUES
     ('dedup', 'read', 950, 'keeps only the newest of messages with the same role and stored content'),
     ('token_limit', 'read', 1000, 'at most N tokens of messages in all (the newest that fit)')) AS b;
 
--- The processors acting for the caller's tenant (its own settings first), with the tenant
--- each row belongs to (NULL: every tenant).
-CREATE VIEW ctx.processors AS
+-- The processors acting for the caller's tenant (its own switches of built-ins first), with
+-- the tenant each row belongs to (NULL: every tenant). security_invoker: the caller's
+-- row-level security applies, so no filter pushed into the view sees other tenants' rows.
+CREATE VIEW ctx.processors WITH (security_invoker = true) AS
 SELECT name, stage,
        CASE WHEN fn IS NULL THEN 'builtin' ELSE 'user' END AS kind,
        fn AS function, priority, scope, enabled, description, created_at, tenant
@@ -61,7 +62,7 @@ SELECT name, stage,
                r.created_at, r.tenant
           FROM ctx.processor_registry r
          WHERE r.tenant IS NULL OR r.tenant = ctx.current_tenant()
-         ORDER BY r.name, r.tenant NULLS LAST) p
+         ORDER BY r.name, (r.tenant IS NULL AND r.fn IS NOT NULL) DESC, r.tenant NULLS LAST) p
  ORDER BY stage DESC, priority, name;
 
 -- User processors, tenants' settings of built-ins and namespace settings are data: pg_dump

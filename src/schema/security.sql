@@ -226,8 +226,8 @@ BEGIN
     IF grant_access.admin THEN
         EXECUTE format('GRANT INSERT, UPDATE, DELETE ON ctx.schemas, ctx.schema_migrations,
                         ctx.processor_registry, ctx.namespace_processors TO %s', grant_access.role);
-        EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.set_audit(text, boolean), ctx.seal_audit(),
-                        ctx.verify_audit() TO %s', grant_access.role);
+        -- (not ctx.set_audit: it switches auditing for every tenant, the owner's call)
+        EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.seal_audit(), ctx.verify_audit() TO %s', grant_access.role);
         -- (created after this file; resolved when grant_access runs)
         EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.rotate_master_key(text), ctx.metric_samples(),
                         ctx.metrics_prometheus() TO %s', grant_access.role);

@@ -30,6 +30,10 @@ BEGIN
         RAISE EXCEPTION 'name, from_version, to_version and fn must not be NULL'
             USING ERRCODE = '22004', HINT = 'e.g. ctx.register_migration(''profile'', 1, 2, ''profile_v1_to_v2(jsonb)'')';
     END IF;
+    IF NOT ctx.bypasses_rls() THEN
+        RAISE EXCEPTION 'the schema registry is shared by every tenant: only a superuser or a role with BYPASSRLS changes it'
+            USING ERRCODE = '42501', HINT = 'ask the database owner to register the migration';
+    END IF;
     IF register_migration.to_version <= register_migration.from_version THEN
         RAISE EXCEPTION 'a migration must go to a later version (% -> %)',
             register_migration.from_version, register_migration.to_version
@@ -79,6 +83,13 @@ CREATE TABLE ctx.state (
 ) WITH (fillfactor = 80);
 CREATE INDEX state_value_idx ON ctx.state USING gin (value jsonb_path_ops);
 CREATE INDEX state_expiry_idx ON ctx.state (expires_at) WHERE expires_at IS NOT NULL;
+
+-- The registry is shared by every tenant: everyone reads it, only roles that bypass row-level
+-- security write it.
+ALTER TABLE ctx.schemas ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ctx.schema_migrations ENABLE ROW LEVEL SECURITY;
+CREATE POLICY readable ON ctx.schemas FOR SELECT USING (true);
+CREATE POLICY readable ON ctx.schema_migrations FOR SELECT USING (true);
 
 SELECT pg_catalog.pg_extension_config_dump('ctx.schemas', '');
 SELECT pg_catalog.pg_extension_config_dump('ctx.schema_migrations', '');

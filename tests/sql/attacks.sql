@@ -285,6 +285,13 @@ SELECT ctx.checkpoint_delete_runs('{run-one,acme-run}') AS deleted;
 SELECT checkpoint_id FROM ctx.checkpoint_list('sealed-thread');
 RESET ctxstore.tenant;
 
+SET ctxstore.tenant = 'no-keys';
+SET ctxstore.master_key = '';
+SELECT ctx.checkpoint_put('plain-thread', '', '{"id": "1", "channel_versions": {}}', '{"run_id": "r"}');
+SELECT ctx.checkpoint_delete_runs('{r}') AS deleted_without_a_master_key;
+SET ctxstore.master_key = 'k1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
+RESET ctxstore.tenant;
+
 -- 6. The LLM cache is audited (store, a direct UPDATE, clear) and sealed once encrypted.
 SELECT count(*) AS audit_rows FROM ctx.audit_log WHERE table_name = 'llm_cache' \gset
 SELECT ctx.cache_store('p3', 'm', '["answer three"]');
@@ -308,6 +315,9 @@ SELECT count(*) - :audit_rows AS audit_rows_of_a_touch FROM ctx.audit_log;
 UPDATE ctx.state SET expires_at = now() WHERE key = 'k' AND namespace = '{ttl}';         -- hide at once
 UPDATE ctx.state SET expires_at = now() + interval '1 year' WHERE key = 'k' AND namespace = '{ttl}';  -- revive
 UPDATE ctx.memories SET expires_at = now() WHERE id = :'em';
+-- a ttl made negative, then a "restart" from it: hides the value, and is logged
+UPDATE ctx.state SET ttl = interval '-1 year' WHERE key = 'k' AND namespace = '{ttl}';
+UPDATE ctx.state SET expires_at = now() + ttl WHERE key = 'k' AND namespace = '{ttl}';
 SELECT table_name, operation, columns FROM ctx.audit_log ORDER BY id OFFSET :audit_rows;
 RESET ctxstore.tenant;
 
@@ -356,7 +366,41 @@ SELECT content FROM ctx.messages(:'a') ORDER BY seq DESC LIMIT 1;
 SELECT pg_temp.try('SELECT ctx.disable_processor(''spy_all'')');
 RESET ROLE;
 RESET ctxstore.tenant;
+-- nor with a row of its own written directly: a processor of every tenant keeps acting
+SET ROLE "Acme-App";
+INSERT INTO ctx.processor_registry (name, stage, priority, enabled) VALUES ('spy_all', 'write', 5, false);
+SELECT ctx.append(:'a', 'user', 'acme once more');
+SELECT content FROM ctx.messages(:'a') ORDER BY seq DESC LIMIT 1;
+-- a row naming a function of another signature is refused at use, never called
+RESET ROLE;
+CREATE SCHEMA acme_code AUTHORIZATION "Acme-App";
+SET ROLE "Acme-App";
+CREATE FUNCTION acme_code.tag(item jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE AS 'SELECT item';
+SELECT ctx.register_processor('acme_tag', 'write', 'acme_code.tag(jsonb)', priority => 6);
+UPDATE ctx.processor_registry SET fn = 'pg_catalog.abs(integer)'::regprocedure WHERE name = 'acme_tag';
+SELECT pg_temp.try(format('SELECT ctx.append(%L, ''user'', ''x'')', :'a'));
+UPDATE ctx.processor_registry SET fn = 'acme_code.tag(jsonb)'::regprocedure WHERE name = 'acme_tag';
+RESET ROLE;
+RESET ctxstore.tenant;
+-- a tenant's processor whose function a tenant's role owns never runs as a role that bypasses
+-- row-level security
+SET ctxstore.tenant = 'acme';
+SELECT pg_temp.try(format('SELECT ctx.append(%L, ''user'', ''maintenance'')', :'a'));
+RESET ctxstore.tenant;
 SELECT ctx.unregister_processor('spy_all', all_tenants => true);
+-- the registries shared by every tenant are not a tenant administrator's: schemas and their
+-- migrations (which run on every tenant's reads), the audit switch
+SELECT ctx.register_schema('profile', 1, '{"type": "object"}');
+SET ROLE "Globex.App";
+SELECT attack, pg_temp.try(attack) AS outcome FROM (VALUES
+    ('SELECT ctx.register_schema(''profile'', 2, ''{"type": "object"}'')'),
+    ('SELECT ctx.register_migration(''profile'', 1, 2, ''public.globex_spy(jsonb)'')'),
+    ('INSERT INTO ctx.schemas (name, version, json_schema) VALUES (''profile'', 9, ''{}'')'),
+    ('DO $d$ BEGIN UPDATE ctx.schemas SET json_schema = ''false''; IF FOUND THEN RAISE ''changed a shared schema''; END IF; END $d$'),
+    ('SELECT ctx.set_audit(''messages'', false)')
+  ) AS t(attack);
+RESET ROLE;
+RESET ctxstore.tenant;
 -- metrics are server-wide: not for application roles; administrators and pg_monitor read them
 SET client_min_messages = warning;
 SET ROLE "Ünïcode Äpp";
