@@ -32,7 +32,7 @@ pub const MEMORY_FILTER: FilterTarget = FilterTarget {
         ("id", "m.id", ColumnType::Uuid),
         ("content", "m.content", ColumnType::Text),
         ("namespace", "m.namespace", ColumnType::TextArray),
-        ("importance", "m.importance", ColumnType::Number),
+        ("importance", "m.importance", ColumnType::Real),
         ("access_count", "m.access_count", ColumnType::Number),
         ("created_at", "m.created_at", ColumnType::Timestamp),
         (

@@ -22,7 +22,11 @@ use crate::error::{CtxError, CtxResult};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnType {
     Text,
+    /// bigint, integer or double precision: compared as float8
     Number,
+    /// real (float4): compared at real precision, or a stored 0.9 (0.899999976 as float8)
+    /// would never equal the 0.9 of a filter
+    Real,
     Timestamp,
     Uuid,
     TextArray,
@@ -363,6 +367,7 @@ impl Compiler<'_> {
         let cast = match kind {
             ColumnType::Text => "text",
             ColumnType::Number => "float8",
+            ColumnType::Real => "real",
             ColumnType::Timestamp => "timestamptz",
             ColumnType::Uuid => "uuid",
             ColumnType::TextArray => "text[]",
@@ -421,8 +426,10 @@ impl Compiler<'_> {
                 let texts = list
                     .iter()
                     .map(|v| match (kind, v) {
-                        (ColumnType::Number, Value::Number(n)) => Ok(n.to_string()),
-                        (ColumnType::Number, other) => Err(malformed(
+                        (ColumnType::Number | ColumnType::Real, Value::Number(n)) => {
+                            Ok(n.to_string())
+                        }
+                        (ColumnType::Number | ColumnType::Real, other) => Err(malformed(
                             name,
                             format!("{op} on a number needs numbers, not {}", json_type(other)),
                         )),
@@ -491,8 +498,10 @@ impl Compiler<'_> {
         operand: &Value,
     ) -> CtxResult<String> {
         let param = match (kind, operand) {
-            (ColumnType::Number, Value::Number(n)) => Param::Number(n.as_f64().unwrap_or(f64::NAN)),
-            (ColumnType::Number, other) => {
+            (ColumnType::Number | ColumnType::Real, Value::Number(n)) => {
+                Param::Number(n.as_f64().unwrap_or(f64::NAN))
+            }
+            (ColumnType::Number | ColumnType::Real, other) => {
                 return Err(malformed(
                     name,
                     format!(
@@ -574,7 +583,7 @@ mod tests {
         document: "m.metadata",
         columns: &[
             ("content", "m.content", ColumnType::Text),
-            ("importance", "m.importance", ColumnType::Number),
+            ("importance", "m.importance", ColumnType::Real),
             ("created_at", "m.created_at", ColumnType::Timestamp),
             ("id", "m.id", ColumnType::Uuid),
             ("namespace", "m.namespace", ColumnType::TextArray),

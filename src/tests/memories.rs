@@ -21,6 +21,41 @@ fn vector(seed: &mut u64, dims: usize) -> Vec<f32> {
 mod tests {
     use super::*;
 
+    /// Every built-in column a filter may address is compiled as its real type: a `real` column
+    /// compared as `float8` can never equal the value it stores (0.9::real is 0.8999999762).
+    #[pg_test]
+    fn filter_columns_have_their_table_types() {
+        use crate::core::filter::{ColumnType, FilterTarget};
+        let targets: [(&FilterTarget, &str); 2] = [
+            (&crate::api::memories::MEMORY_FILTER, "ctx.memories"),
+            (&crate::api::state::STATE_FILTER, "ctx.state"),
+        ];
+        for (target, table) in targets {
+            for (name, sql, kind) in target.columns {
+                let column = sql.split('.').nth(1).expect("alias.column");
+                let pg_type: String = Spi::get_one_with_args(
+                    "SELECT format_type(atttypid, NULL) FROM pg_attribute
+                      WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped",
+                    &[table.into(), column.into()],
+                )
+                .unwrap()
+                .unwrap_or_else(|| panic!("{table}.{column} does not exist"));
+                let expected: &[&str] = match kind {
+                    ColumnType::Text => &["text"],
+                    ColumnType::Number => &["bigint", "integer", "double precision", "smallint"],
+                    ColumnType::Real => &["real"],
+                    ColumnType::Timestamp => &["timestamp with time zone"],
+                    ColumnType::Uuid => &["uuid"],
+                    ColumnType::TextArray => &["text[]"],
+                };
+                assert!(
+                    expected.contains(&pg_type.as_str()),
+                    "filter column \"{name}\" ({table}.{column}) is {pg_type}, compiled as {kind:?}"
+                );
+            }
+        }
+    }
+
     #[pg_test]
     fn exact_recall_matches_brute_force() {
         let mut seed = 7u64;

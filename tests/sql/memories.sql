@@ -52,6 +52,9 @@ SELECT string_agg(content, ' | ' ORDER BY content) AS matches, f
                ('{"content": {"$like": "Alice %"}}'),
                ('{"content": {"$ilike": "%TEA%"}}'),
                ('{"importance": {"$gte": 0.9}}'),
+               ('{"importance": {"$lte": 0.9}}'),
+               ('{"importance": 0.9}'),
+               ('{"importance": {"$in": [0.9, 0.1]}}'),
                ('{"$or": [{"topic": "home"}, {"score": 9}]}'),
                ('{"$and": [{"tags": {"$contains": "food"}}, {"$not": {"topic": "drinks"}}]}'),
                ('{"namespace": {"$contains": "episodes"}}')) AS t(f)
