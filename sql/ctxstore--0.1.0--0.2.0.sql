@@ -166,7 +166,6 @@ ALTER TABLE ctx.tenant_roles DROP CONSTRAINT tenant_roles_tenant_check;
 ALTER TABLE ctx.tenant_roles ADD CONSTRAINT tenant_roles_tenant_check CHECK (tenant <> '' AND strpos(tenant, chr(31)) = 0);
 SELECT pg_catalog.pg_extension_config_dump('ctx.tenant_roles',
     'WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) role)');
-DROP TRIGGER audit ON ctx.tenant_roles;
 ALTER TABLE ctx.audited_tables DISABLE TRIGGER audit;
 UPDATE ctx.audited_tables SET key_columns = '{role}' WHERE table_name = 'tenant_roles';
 UPDATE ctx.audited_tables SET key_columns = '{tenant,namespace}' WHERE table_name = 'namespace_processors';
@@ -175,14 +174,6 @@ DO $$
 BEGIN
     IF (SELECT enabled FROM ctx.audited_tables WHERE table_name = 'audited_tables') THEN
         ALTER TABLE ctx.audited_tables ENABLE TRIGGER audit;
-    END IF;
-END $$;
-CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON ctx.tenant_roles
-    FOR EACH ROW EXECUTE FUNCTION ctx.audit_trigger('role');
-DO $$
-BEGIN
-    IF NOT (SELECT enabled FROM ctx.audited_tables WHERE table_name = 'tenant_roles') THEN
-        ALTER TABLE ctx.tenant_roles DISABLE TRIGGER audit;
     END IF;
 END $$;
 
@@ -248,18 +239,10 @@ ALTER TABLE ctx.namespace_processors ADD PRIMARY KEY (tenant, ns_key);
 ALTER TABLE ctx.namespace_processors ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON ctx.namespace_processors
     USING (tenant = (SELECT ctx.current_tenant())) WITH CHECK (tenant = (SELECT ctx.current_tenant()));
-DROP TRIGGER audit ON ctx.namespace_processors;
-CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON ctx.namespace_processors
-    FOR EACH ROW EXECUTE FUNCTION ctx.audit_trigger('tenant', 'namespace');
-DO $$
-BEGIN
-    IF NOT (SELECT enabled FROM ctx.audited_tables WHERE table_name = 'namespace_processors') THEN
-        ALTER TABLE ctx.namespace_processors DISABLE TRIGGER audit;
-    END IF;
-END $$;
 
 -- User processors and built-in switches per tenant: 0.1.0's rows act for every tenant
 -- (tenant NULL), as they did; the functions that change them gain all_tenants.
+ALTER TABLE ctx.processor_registry DISABLE TRIGGER audit;
 ALTER TABLE ctx.processor_registry ADD COLUMN tenant text;
 ALTER TABLE ctx.processor_registry ALTER COLUMN tenant SET DEFAULT ctx.current_tenant();
 ALTER TABLE ctx.processor_registry DROP CONSTRAINT processor_registry_pkey;
@@ -271,14 +254,21 @@ CREATE POLICY tenant_reads ON ctx.processor_registry FOR SELECT
 CREATE POLICY tenant_writes ON ctx.processor_registry
     USING (tenant = (SELECT ctx.current_tenant())) WITH CHECK (tenant = (SELECT ctx.current_tenant()));
 SELECT pg_catalog.pg_extension_config_dump('ctx.processor_registry', 'WHERE fn IS NOT NULL OR tenant IS NOT NULL');
-DROP TRIGGER audit ON ctx.processor_registry;
-CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON ctx.processor_registry
-    FOR EACH ROW EXECUTE FUNCTION ctx.audit_trigger('tenant', 'name');
+-- The audit triggers of the tables whose key columns changed, remade from ctx.audited_tables as
+-- a fresh install makes them (the migrations above ran with them off), each switched as it was.
 DO $$
+DECLARE t record;
 BEGIN
-    IF NOT (SELECT enabled FROM ctx.audited_tables WHERE table_name = 'processor_registry') THEN
-        ALTER TABLE ctx.processor_registry DISABLE TRIGGER audit;
-    END IF;
+    FOR t IN SELECT * FROM ctx.audited_tables
+              WHERE table_name IN ('tenant_roles', 'namespace_processors', 'processor_registry') LOOP
+        EXECUTE format('DROP TRIGGER audit ON ctx.%I', t.table_name);
+        EXECUTE format('CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON ctx.%I
+                        FOR EACH ROW EXECUTE FUNCTION ctx.audit_trigger(%s)',
+                       t.table_name, (SELECT string_agg(quote_literal(c), ', ') FROM unnest(t.key_columns) c));
+        IF NOT t.enabled THEN
+            EXECUTE format('ALTER TABLE ctx.%I DISABLE TRIGGER audit', t.table_name);
+        END IF;
+    END LOOP;
 END $$;
 -- The processors acting for the caller's tenant (its own switches of built-ins first), with
 -- the tenant each row belongs to (NULL: every tenant). security_invoker: the caller's
