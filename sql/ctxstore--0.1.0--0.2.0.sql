@@ -1277,7 +1277,7 @@ AS 'ctxstore-0.2.0', 'recall_wrapper';
 CREATE OR REPLACE FUNCTION "register_processor"(
 	"name" TEXT,
 	"stage" TEXT,
-	"r#fn" regprocedure,
+	"function" regprocedure,
 	"priority" INT DEFAULT 100,
 	"scope" jsonb DEFAULT '{}',
 	"all_tenants" bool DEFAULT false

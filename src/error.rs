@@ -1,11 +1,8 @@
 //! The one error type of ctxstore. Every user-visible failure is a `CtxError`: a kind that fixes
-//! its SQLSTATE, a message, and optional detail and hint. Pure modules build them; only
-//! [`CtxError::raise`] touches Postgres.
+//! its SQLSTATE, a message, and optional detail and hint. Pure: no Postgres here. The SQL face
+//! raises them (`api::raise`); SPI failures convert in `plans`.
 
 use std::fmt;
-
-use pgrx::pg_sys::panic::ErrorReport;
-use pgrx::{PgLogLevel, PgSqlErrorCode};
 
 /// What went wrong, as far as the client needs to know: each kind is one SQLSTATE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,27 +56,6 @@ impl ErrorKind {
             ErrorKind::Internal => "XX000",
         }
     }
-
-    fn pg_code(self) -> PgSqlErrorCode {
-        match self {
-            ErrorKind::NullValue => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            ErrorKind::InvalidParameter => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            ErrorKind::TooLarge => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-            ErrorKind::UndefinedObject => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            ErrorKind::DependentObjects => PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
-            ErrorKind::WrongState => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            ErrorKind::SerializationFailure => PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
-            ErrorKind::CheckViolation => PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
-            ErrorKind::DuplicateObject => PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
-            ErrorKind::UndefinedFunction => PgSqlErrorCode::ERRCODE_UNDEFINED_FUNCTION,
-            ErrorKind::InsufficientPrivilege => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            ErrorKind::ExternalRoutine => {
-                PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION
-            }
-            ErrorKind::DataCorrupted => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
-            ErrorKind::Internal => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,20 +101,6 @@ impl CtxError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
     }
-
-    /// Raises this error as a Postgres ERROR; never returns.
-    pub fn raise(self) -> ! {
-        crate::api::metrics::error(self.kind.sqlstate());
-        let mut report = ErrorReport::new(self.kind.pg_code(), self.message, "ctxstore");
-        if let Some(detail) = self.detail {
-            report = report.set_detail(detail);
-        }
-        if let Some(hint) = self.hint {
-            report = report.set_hint(hint);
-        }
-        report.report(PgLogLevel::ERROR);
-        unreachable!("ereport(ERROR) returned")
-    }
 }
 
 impl fmt::Display for CtxError {
@@ -148,26 +110,6 @@ impl fmt::Display for CtxError {
 }
 
 impl std::error::Error for CtxError {}
-
-impl From<pgrx::spi::SpiError> for CtxError {
-    fn from(err: pgrx::spi::SpiError) -> Self {
-        CtxError::internal(format!("SPI failure: {err}"))
-    }
-}
-
-/// Unwraps a result at the SQL boundary, raising the error as a Postgres ERROR.
-pub trait OrRaise<T> {
-    fn or_raise(self) -> T;
-}
-
-impl<T> OrRaise<T> for CtxResult<T> {
-    fn or_raise(self) -> T {
-        match self {
-            Ok(value) => value,
-            Err(err) => err.raise(),
-        }
-    }
-}
 
 /// Unwraps a required (non-NULL) argument.
 pub fn required<T>(value: Option<T>, name: &str) -> CtxResult<T> {

@@ -7,6 +7,7 @@ pub mod core;
 pub mod error;
 pub mod gucs;
 mod plans;
+pub mod services;
 
 ::pgrx::pg_module_magic!();
 
@@ -115,14 +116,14 @@ pub extern "C-unwind" fn _PG_init() {
     // the processor registry is cached per backend; changes to it invalidate the cache
     unsafe {
         pg_sys::CacheRegisterRelcacheCallback(
-            Some(api::processors::forget_registry),
+            Some(services::pipeline::forget_registry),
             pg_sys::Datum::from(0),
         )
     };
     // Preloaded into the postmaster: build the tokenizer once; every backend inherits it.
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         gucs::default_encoding().warm_up();
-        api::metrics::init_shared_memory();
+        services::metrics::init_shared_memory();
         api::worker::register();
     }
 }

@@ -10,7 +10,7 @@ use pgrx::pg_sys::{BuiltinOid, PgOid};
 use pgrx::spi::{OwnedPreparedStatement, SpiClient};
 
 use crate::core::filter::Param;
-use crate::error::CtxResult;
+use crate::error::{CtxError, CtxResult};
 
 /// A statement known at compile time: its SQL, argument types, and whether it writes.
 pub struct Statement {
@@ -65,5 +65,11 @@ pub fn param_datum(param: &Param) -> pgrx::datum::DatumWithOid<'static> {
             .map(pgrx::JsonB)
             .collect::<Vec<_>>()
             .into(),
+    }
+}
+
+impl From<pgrx::spi::SpiError> for CtxError {
+    fn from(err: pgrx::spi::SpiError) -> Self {
+        CtxError::internal(format!("SPI failure: {err}"))
     }
 }

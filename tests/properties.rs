@@ -14,7 +14,7 @@ fn parts(tuple: &[Vec<u8>]) -> Vec<&[u8]> {
 }
 
 /// The real memory filter target (columns and the metadata document).
-const TARGET: FilterTarget = ctxstore::api::memories::MEMORY_FILTER;
+const TARGET: FilterTarget = ctxstore::services::recall::MEMORY_FILTER;
 
 /// Arbitrary JSON, biased towards what filters and message batches look like.
 fn json_value() -> impl Strategy<Value = Value> {

@@ -128,3 +128,13 @@ unsafe impl pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable for JsonArg {
 pub fn jsonb(value: Option<JsonArg>, name: &str) -> CtxResult<Option<pgrx::JsonB>> {
     value.map(|v| v.parse(name).map(pgrx::JsonB)).transpose()
 }
+
+/// A JSON object argument (NULL: `{}`), checked as message/memory metadata.
+pub(crate) fn object_or_empty(
+    metadata: Option<JsonArg>,
+    what: &str,
+) -> CtxResult<serde_json::Value> {
+    let value = json_or(metadata, what, serde_json::json!({}))?;
+    crate::core::conversation::check_metadata(&value, what)?;
+    Ok(value)
+}

@@ -3,21 +3,22 @@
 //! summary and the most recent messages that fit. The sharing rules are in `core::assembly`.
 
 use crate::api::args::{json_or, JsonArg};
-use crate::api::metrics;
 use crate::core::metrics::{Call, Counter};
+use crate::services::metrics;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
-use crate::api::contexts::{
-    load_view, newest_processed, newest_within, read_range, Roles, Row, View,
-};
-use crate::api::memories::recall_for_assembly;
-use crate::api::processors::Pipeline;
+use crate::api::raise::OrRaise;
 use crate::core::assembly::{parse_namespaces, section_cap, AssemblyOptions};
 use crate::core::tokenizer::Encoding;
-use crate::error::{required, CtxError, CtxResult, ErrorKind, OrRaise};
+use crate::error::{required, CtxError, CtxResult, ErrorKind};
+use crate::services::context_view::{
+    load_view, newest_processed, newest_within, read_range, Roles, Row, View,
+};
+use crate::services::pipeline::Pipeline;
+use crate::services::recall::recall_for_assembly;
 
 /// One row of an assembled context.
 struct Part {
@@ -248,7 +249,7 @@ fn recalled(
     client: &mut SpiClient<'_>,
     request: &Request,
     view: &View,
-) -> CtxResult<Vec<crate::api::memories::Recalled>> {
+) -> CtxResult<Vec<crate::services::recall::Recalled>> {
     let namespaces = match &request.options.memory_namespaces {
         Some(list) => list.clone(),
         None => match view.metadata.get("memory_namespace") {

@@ -5,9 +5,10 @@
 
 use pgrx::prelude::*;
 
-use crate::api::keys::{self, Scope};
-use crate::error::{required, CtxError, CtxResult, ErrorKind, OrRaise};
+use crate::api::raise::OrRaise;
+use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::plans::first_value;
+use crate::services::keys::{self, Scope};
 
 fn value_aad(key: &[u8]) -> Vec<u8> {
     keys::row_aad("llm_cache.value", &[key])

@@ -1,4 +1,6 @@
-//! `#[pg_extern]` functions, one file per store.
+//! The SQL face: `#[pg_extern]` functions and triggers, one file (or folder) per store. Each
+//! checks its arguments, calls `services/` and `core/`, and raises errors (`raise`). Files here
+//! do not call each other, except the argument helpers in `args`.
 
 pub(crate) mod args;
 pub mod assembly;
@@ -9,6 +11,7 @@ pub mod keys;
 pub mod memories;
 pub mod metrics;
 pub mod processors;
+pub(crate) mod raise;
 pub mod retention;
 pub mod schemas;
 pub mod sealing;

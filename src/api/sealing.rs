@@ -6,10 +6,11 @@
 use pgrx::prelude::*;
 use pgrx::VariadicArray;
 
-use crate::api::keys::{self, Scope};
+use crate::api::raise::OrRaise;
 use crate::core::crypto::Key;
-use crate::error::{required, CtxError, CtxResult, ErrorKind, OrRaise};
+use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::plans::{first_value, Statement};
+use crate::services::keys::{self, Scope};
 use pgrx::pg_sys::BuiltinOid::UUIDOID;
 use pgrx::spi::SpiClient;
 
@@ -24,7 +25,9 @@ fn encrypted_context_key(client: &SpiClient<'_>, context_id: pgrx::Uuid) -> CtxR
     let encrypted: Option<bool> =
         first_value(client.select(&*plan, Some(1), &[context_id.into()])?)?;
     match encrypted {
-        None => Err(keys::missing_context(client, context_id)),
+        None => Err(crate::services::context_view::missing_context(
+            client, context_id,
+        )),
         Some(false) => Err(CtxError::new(
             ErrorKind::WrongState,
             format!("context \"{context_id}\" is not encrypted"),

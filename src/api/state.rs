@@ -2,8 +2,8 @@
 //! optimistic concurrency, RFC 7396 merge patches under a row lock, TTLs, filtered search.
 
 use crate::api::args::{jsonb, JsonArg};
-use crate::api::metrics;
 use crate::core::metrics::{Call, Counter};
+use crate::services::metrics;
 use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
 use pgrx::pg_sys::BuiltinOid::*;
 use pgrx::prelude::*;
@@ -12,14 +12,15 @@ use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
 use crate::api::args::{check_ttl, namespace_arg};
-use crate::api::keys;
-use crate::api::processors::{Pipeline, WriteItem};
-use crate::api::schemas;
+use crate::api::raise::OrRaise;
 use crate::core::filter::{self, ColumnType, FilterTarget};
 use crate::core::processors::{record_counts, Kind};
 use crate::core::{merge_patch, namespace};
-use crate::error::{required, CtxError, CtxResult, ErrorKind, OrRaise};
+use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::plans::{first_value, param_datum, Statement};
+use crate::services::pipeline::{Pipeline, WriteItem};
+use crate::services::schemas;
+use crate::services::state_values::*;
 
 /// What filters over state may address: the document, and these columns.
 pub const STATE_FILTER: FilterTarget = FilterTarget {
@@ -34,21 +35,7 @@ pub const STATE_FILTER: FilterTarget = FilterTarget {
     ],
 };
 
-/// Working memory of context X is the document at ({ctx,working_memory}, X).
-const WORKING_MEMORY_NAMESPACE: [&str; 2] = ["ctx", "working_memory"];
-
-pub fn working_memory_key() -> String {
-    namespace::key(&WORKING_MEMORY_NAMESPACE.map(String::from))
-}
-
 const MAX_KEY_BYTES: usize = 1024;
-
-/// A validated (namespace, key) address.
-struct Address {
-    labels: Vec<String>,
-    ns_key: String,
-    key: String,
-}
 
 fn address(namespace: Option<Vec<Option<String>>>, key: Option<&str>) -> CtxResult<Address> {
     let labels = namespace_arg(namespace, "namespace", false)?;
@@ -177,159 +164,6 @@ fn put(
     .or_raise();
     metrics::count(Counter::StatePuts, 1);
     version
-}
-
-/// The data key an entry is sealed with: its context's for the working memory of an encrypted
-/// context, else its encrypted namespace's; None when it is stored in the clear.
-fn sealing_scope(client: &SpiClient<'_>, at: &Address) -> CtxResult<Option<keys::Scope>> {
-    if at.ns_key == working_memory_key() {
-        static ENCRYPTED: Statement = Statement {
-            sql: "SELECT id FROM ctx.contexts
-                   WHERE encrypted AND id = CASE WHEN $1 ~ '^[0-9a-f-]{36}$' THEN $1::uuid END",
-            args: &[TEXTOID],
-            writes: false,
-        };
-        let plan = ENCRYPTED.plan(client)?;
-        let id: Option<Uuid> =
-            first_value(client.select(&*plan, Some(1), &[at.key.as_str().into()])?)?;
-        return Ok(id.map(keys::Scope::Context));
-    }
-    keys::namespace_scope(client, &at.labels)
-}
-
-fn value_aad(at: &Address) -> Vec<u8> {
-    // (the data key is per tenant too; the tenant is bound where the key is wrapped)
-    keys::row_aad("state.value", &[at.ns_key.as_bytes(), at.key.as_bytes()])
-}
-
-/// What to store for `value`: itself, or JSON null and its ciphertext.
-fn to_store(
-    client: &SpiClient<'_>,
-    at: &Address,
-    value: Value,
-) -> CtxResult<(JsonB, Option<Vec<u8>>)> {
-    let Some(scope) = sealing_scope(client, at)? else {
-        return Ok((JsonB(value), None));
-    };
-    let key = keys::data_key(client, &scope)?;
-    let bytes = serde_json::to_vec(&value)
-        .map_err(|e| CtxError::internal(format!("value serialisation: {e}")))?;
-    Ok((
-        JsonB(Value::Null),
-        Some(keys::seal(&key, &bytes, &value_aad(at))?),
-    ))
-}
-
-/// A stored value, decrypted when it was sealed.
-fn stored_value(
-    client: &SpiClient<'_>,
-    at: &Address,
-    value: Option<JsonB>,
-    sealed: Option<Vec<u8>>,
-) -> CtxResult<Value> {
-    let Some(sealed) = sealed else {
-        return Ok(value.map_or(Value::Null, |j| j.0));
-    };
-    let scope = sealing_scope(client, at)?.ok_or_else(|| {
-        CtxError::new(
-            ErrorKind::DataCorrupted,
-            format!(
-                "the value at {:?}/{} is encrypted but its namespace has no key",
-                at.labels, at.key
-            ),
-        )
-    })?;
-    let key = keys::data_key(client, &scope)?;
-    keys::open_json(
-        &key,
-        &sealed,
-        &value_aad(at),
-        &format!("the value at {:?}/{}", at.labels, at.key),
-    )
-}
-
-/// Copies the working memory of an encrypted context to its new fork, re-sealed with the
-/// fork's key.
-pub(crate) fn reseal_working_memory(
-    client: &mut SpiClient<'_>,
-    from: Uuid,
-    to: Uuid,
-) -> CtxResult<()> {
-    let source = working_memory_address(client, from)?;
-    let Some(document) = read_value(client, &source)? else {
-        return Ok(());
-    };
-    let target = working_memory_address(client, to)?;
-    let (value, sealed) = to_store(client, &target, document)?;
-    client.update(
-        "INSERT INTO ctx.state (namespace, ns_key, key, value, value_enc, version) VALUES ($1, $2, $3, $4, $5, 1)",
-        None,
-        &[
-            target.labels.clone().into(),
-            target.ns_key.as_str().into(),
-            target.key.as_str().into(),
-            value.into(),
-            sealed.into(),
-        ],
-    )?;
-    Ok(())
-}
-
-fn stored_version(client: &SpiClient<'_>, at: &Address) -> CtxResult<Option<i64>> {
-    static VERSION: Statement = Statement {
-        sql: "SELECT version FROM ctx.state WHERE tenant = ctx.current_tenant() AND ns_key = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > now())",
-        args: &[TEXTOID, TEXTOID],
-        writes: false,
-    };
-    let plan = VERSION.plan(client)?;
-    first_value(client.select(
-        &*plan,
-        Some(1),
-        &[at.ns_key.as_str().into(), at.key.as_str().into()],
-    )?)
-}
-
-static GET: Statement = Statement {
-    sql: "SELECT value, schema_name, schema_version, value_enc FROM ctx.state
-           WHERE tenant = ctx.current_tenant() AND ns_key = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > now())",
-    args: &[TEXTOID, TEXTOID],
-    writes: false,
-};
-
-/// A stored value as its readers see it: migrated to its schema's latest version when it was
-/// written under an older one (as far as registered migrations go).
-fn read_typed(
-    client: &SpiClient<'_>,
-    value: Value,
-    schema: Option<(String, i32)>,
-) -> CtxResult<Value> {
-    let Some((name, version)) = schema else {
-        return Ok(value);
-    };
-    if schemas::latest_version(client, &name)? <= version {
-        return Ok(value);
-    }
-    Ok(schemas::migrate(client, &name, version, value)?.0)
-}
-
-fn read_value(client: &SpiClient<'_>, at: &Address) -> CtxResult<Option<Value>> {
-    let plan = GET.plan(client)?;
-    let Some(row) = client
-        .select(
-            &*plan,
-            Some(1),
-            &[at.ns_key.as_str().into(), at.key.as_str().into()],
-        )?
-        .next()
-    else {
-        return Ok(None);
-    };
-    let value = stored_value(client, at, row.get::<JsonB>(1)?, row.get::<Vec<u8>>(4)?)?;
-    let schema = match (row.get::<String>(2)?, row.get::<i32>(3)?) {
-        (Some(name), Some(version)) => Some((name, version)),
-        _ => None,
-    };
-    read_typed(client, value, schema).map(Some)
 }
 
 /// The value at (namespace, key), or NULL when there is none (or it expired).
@@ -596,23 +430,6 @@ fn search_state(
     })()
     .or_raise();
     TableIterator::new(rows)
-}
-
-fn working_memory_address(client: &SpiClient<'_>, context_id: Uuid) -> CtxResult<Address> {
-    static EXISTS: Statement = Statement {
-        sql: "SELECT true FROM ctx.contexts WHERE id = $1",
-        args: &[UUIDOID],
-        writes: false,
-    };
-    let plan = EXISTS.plan(client)?;
-    if first_value::<bool>(client.select(&*plan, Some(1), &[context_id.into()])?)?.is_none() {
-        return Err(crate::api::contexts::unknown_context(context_id));
-    }
-    Ok(Address {
-        labels: WORKING_MEMORY_NAMESPACE.map(String::from).to_vec(),
-        ns_key: working_memory_key(),
-        key: context_id.to_string(),
-    })
 }
 
 /// The working-memory document of a context (`{}` until something is written).

@@ -11,9 +11,10 @@ use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use prost::Message;
 
-use crate::api::{metrics, retention};
 use crate::core::otlp;
 use crate::gucs;
+use crate::services::metrics;
+use crate::services::retention;
 
 /// Rows per sweep transaction, and transactions per run (the rest waits for the next run).
 const SWEEP_BATCH: i32 = 10_000;
@@ -109,7 +110,7 @@ fn sweep() {
             return;
         }
         let removed = in_transaction(|| {
-            use crate::error::OrRaise;
+            use crate::api::raise::OrRaise;
             retention::run(Some(SWEEP_BATCH)).or_raise()
         });
         if removed.is_none_or(|n| n < i64::from(SWEEP_BATCH)) {

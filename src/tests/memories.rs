@@ -27,7 +27,7 @@ mod tests {
     fn filter_columns_have_their_table_types() {
         use crate::core::filter::{ColumnType, FilterTarget};
         let targets: [(&FilterTarget, &str); 2] = [
-            (&crate::api::memories::MEMORY_FILTER, "ctx.memories"),
+            (&crate::services::recall::MEMORY_FILTER, "ctx.memories"),
             (&crate::api::state::STATE_FILTER, "ctx.state"),
         ];
         for (target, table) in targets {

@@ -145,7 +145,7 @@ END $$;
 CREATE FUNCTION not_a_processor(x int) RETURNS int LANGUAGE sql AS 'SELECT x';
 
 SELECT ctx.create_context('users', '{"app": "support"}') AS u \gset
-SELECT ctx.register_processor('mask_order_ids', 'write', 'mask_order_ids(jsonb)', scope => '{"kinds": ["message"]}');
+SELECT ctx.register_processor('mask_order_ids', 'write', function => 'mask_order_ids(jsonb)', scope => '{"kinds": ["message"]}');
 SELECT ctx.register_processor('drop_heartbeats', 'write', 'drop_heartbeats(jsonb)', 5);
 SELECT ctx.register_processor('tag_second', 'write', 'tag_second(jsonb)', 200);
 SELECT ctx.register_processor('tag_first', 'write', 'tag_first(jsonb)', 150);

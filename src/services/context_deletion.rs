@@ -1,0 +1,53 @@
+//! Deleting contexts: a context (and its forks with `cascade`), its working memory, the data
+//! keys of encrypted ones and, when asked, the memories sourced from it — one statement, shared
+//! by ctx.delete_context and crypto-shredding.
+
+use pgrx::pg_sys::BuiltinOid::*;
+use pgrx::spi::SpiClient;
+use pgrx::Uuid;
+
+use crate::error::CtxResult;
+use crate::plans::Statement;
+use crate::services::state_values::working_memory_key;
+
+/// Deletes a context (and its forks with `cascade`), its working memory, the data keys of
+/// encrypted ones (shredded keys keep their tombstone) and, when asked, the memories sourced
+/// from it. Returns the number of contexts deleted.
+pub(crate) fn delete_rows(
+    client: &mut SpiClient<'_>,
+    context_id: Uuid,
+    cascade: bool,
+    forget_memories: bool,
+) -> CtxResult<i64> {
+    // Memories sourced from the deleted contexts are erased only when asked; otherwise they
+    // outlive them (their source_context becomes NULL).
+    static DELETE: Statement = Statement {
+        sql: "WITH gone AS (
+                  DELETE FROM ctx.contexts WHERE id = $1 OR ($2 AND ancestors @> ARRAY[$1]) RETURNING id),
+              forgotten AS (
+                  DELETE FROM ctx.memories WHERE $3 AND source_context IN (SELECT id FROM gone)),
+              working AS (
+                  DELETE FROM ctx.state WHERE ns_key = $4 AND key IN (SELECT id::text FROM gone)),
+              unkeyed AS (
+                  DELETE FROM ctx.data_keys
+                   WHERE scope IN (SELECT 'context:' || id FROM gone) AND wrapped IS NOT NULL)
+              SELECT count(*) FROM gone",
+        args: &[UUIDOID, BOOLOID, BOOLOID, TEXTOID],
+        writes: true,
+    };
+    let plan = DELETE.plan(client)?;
+    let deleted: Option<i64> = client
+        .update(
+            &*plan,
+            Some(1),
+            &[
+                context_id.into(),
+                cascade.into(),
+                forget_memories.into(),
+                working_memory_key().into(),
+            ],
+        )?
+        .first()
+        .get_one()?;
+    Ok(deleted.unwrap_or(0))
+}

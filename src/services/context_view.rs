@@ -1,0 +1,604 @@
+//! A context as its readers see it (`View`: lineage, latest summary, retention bounds,
+//! processor configuration) and the index-ordered reads of its messages that every window
+//! and the context assembly are built from. Opens sealed messages and summaries.
+
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::pg_sys::BuiltinOid::{self, *};
+use pgrx::spi::SpiClient;
+use pgrx::{JsonB, Uuid};
+use serde_json::{json, Value};
+
+use crate::core::conversation::{self as rules, Lineage};
+use crate::core::processors::{Dedup, ReadMessage, Stage};
+use crate::core::tokenizer::Encoding;
+use crate::error::{required, CtxError, CtxResult, ErrorKind};
+use crate::plans::Statement;
+use crate::services::keys;
+use crate::services::pipeline::{ContextTarget, Pipeline};
+
+/// A message or summary as read back.
+#[derive(Clone)]
+pub(crate) struct Row {
+    pub seq: i64,
+    pub role: String,
+    pub content: String,
+    pub metadata: Value,
+    pub tokens: i32,
+    pub created_at: TimestampWithTimeZone,
+    pub archived: bool,
+    /// the W3C trace id of the request that appended it (messages only)
+    pub trace_id: Option<String>,
+}
+
+/// Which roles a read returns: context assembly reads system messages apart from the others.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Roles {
+    All,
+    SystemOnly,
+    NonSystem,
+}
+
+impl Row {
+    /// This message as the read processors leave it (`None`: dropped), token count updated.
+    pub(crate) fn through(self, pipeline: &Pipeline) -> CtxResult<Option<Row>> {
+        let message = ReadMessage {
+            role: self.role,
+            content: self.content,
+            metadata: self.metadata,
+            tokens: self.tokens.into(),
+        };
+        Ok(pipeline.read(self.seq, message)?.map(|m| Row {
+            role: m.role,
+            content: m.content,
+            metadata: m.metadata,
+            tokens: m.tokens as i32,
+            ..self
+        }))
+    }
+}
+
+impl Roles {
+    fn param(self) -> &'static str {
+        match self {
+            Roles::All => "all",
+            Roles::SystemOnly => "system",
+            Roles::NonSystem => "other",
+        }
+    }
+}
+
+macro_rules! view_query {
+    ($($tail:literal)?) => {
+        concat!(
+            "SELECT c.name, c.metadata, c.encoding, c.last_seq, c.ancestors, c.bounds,
+                    s.through_seq, s.content, s.metadata, s.tokens, s.created_at, c.processors,
+                    c.encrypted, s.content_enc, s.version, r.after, r.since, c.tenant
+               FROM ctx.contexts c
+               CROSS JOIN LATERAL (
+                    SELECT ARRAY[coalesce(c.last_seq - c.retain_max_messages, 0)] AS after,
+                           ARRAY[coalesce(statement_timestamp() - c.retain_max_age, '-infinity')] AS since
+                     WHERE cardinality(c.ancestors) = 0
+                    UNION ALL
+                    -- a segment is read under its owner's policy and that of every context
+                    -- between it and the reader (each of them sees it): a running maximum
+                    SELECT array_agg(x.after ORDER BY x.ord), array_agg(x.since ORDER BY x.ord)
+                      FROM (SELECT a.ord,
+                                   max(coalesce(p.last_seq - p.retain_max_messages, 0)) OVER w AS after,
+                                   max(coalesce(statement_timestamp() - p.retain_max_age, '-infinity')) OVER w AS since
+                              FROM unnest(c.id || c.ancestors) WITH ORDINALITY AS a(id, ord)
+                              LEFT JOIN ctx.contexts p ON p.id = a.id
+                             WHERE cardinality(c.ancestors) > 0
+                            WINDOW w AS (ORDER BY a.ord ROWS UNBOUNDED PRECEDING)) x
+                    HAVING count(*) > 0) r
+               LEFT JOIN LATERAL (
+                    SELECT through_seq, content, content_enc, metadata, tokens, created_at, version
+                      FROM ctx.summaries
+                     WHERE context_id = c.id ORDER BY version DESC LIMIT 1) s ON true
+              WHERE c.id = $1 ",
+            $($tail)?
+        )
+    };
+}
+
+/// A context as its readers see it: where its messages live and its latest summary.
+pub(crate) struct View {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub metadata: Value,
+    pub encoding: String,
+    pub last_seq: i64,
+    pub lineage: Lineage,
+    pub summary: Option<Row>,
+    /// The context's processor configuration (ctx.configure_context_processors).
+    pub processors: Value,
+    /// Whether its messages and summaries are stored encrypted.
+    pub encrypted: bool,
+    /// Its tenant, whose processors act on its messages.
+    pub tenant: String,
+    /// Per segment (own first, then ancestors): the highest expired seq and the oldest
+    /// unexpired creation time, under its owner's retention policy (ctx.set_retention) and
+    /// those of the contexts between it and this one (a fork keeping the newest 10 shows 10,
+    /// though its parent keeps more of its own). Taken once per call, at statement time.
+    retained_after: Vec<i64>,
+    retained_since: Vec<TimestampWithTimeZone>,
+}
+
+impl View {
+    /// The read processors of this context, with one call's `overlay` of their parameters.
+    pub fn read_pipeline(
+        &self,
+        client: &SpiClient<'_>,
+        overlay: Option<&Value>,
+    ) -> CtxResult<Pipeline> {
+        Pipeline::for_context(
+            client,
+            Stage::Read,
+            &ContextTarget {
+                tenant: &self.tenant,
+                id: self.id,
+                metadata: &self.metadata,
+            },
+            &self.processors,
+            overlay,
+            Encoding::parse(&self.encoding)?,
+        )
+    }
+
+    /// Messages at or below this seq are replaced by the summary.
+    pub fn compacted_through(&self) -> i64 {
+        self.summary.as_ref().map_or(0, |s| s.seq)
+    }
+
+    /// Statement arguments $1, $2, $7, $8: per segment (own, then each ancestor's) its
+    /// context id, highest visible seq, and retention bounds.
+    fn segments(&self) -> (Vec<Uuid>, Vec<i64>, Vec<i64>, Vec<TimestampWithTimeZone>) {
+        let mut ids = vec![self.id];
+        ids.extend(
+            self.lineage
+                .ancestors
+                .iter()
+                .map(|bytes| Uuid::from_bytes(*bytes)),
+        );
+        let mut his = vec![i64::MAX];
+        his.extend_from_slice(&self.lineage.bounds);
+        (
+            ids,
+            his,
+            self.retained_after.clone(),
+            self.retained_since.clone(),
+        )
+    }
+}
+
+static LOAD_VIEW: Statement = Statement {
+    sql: view_query!(),
+    args: &[UUIDOID],
+    writes: false,
+};
+
+// Takes the context's row lock too: compaction and forks must not race appends.
+static LOCK_VIEW: Statement = Statement {
+    sql: view_query!("FOR NO KEY UPDATE OF c"),
+    args: &[UUIDOID],
+    writes: true,
+};
+
+pub(crate) fn unknown_context(id: Uuid) -> CtxError {
+    CtxError::new(
+        ErrorKind::UndefinedObject,
+        format!("context \"{id}\" does not exist"),
+    )
+    .with_hint("create it with ctx.create_context(), or check the id (it may have been deleted)")
+}
+
+/// Why a context id is not found: deleted, never existed, or shredded.
+pub(crate) fn missing_context(client: &SpiClient<'_>, id: Uuid) -> CtxError {
+    let shredded_at: Option<String> = client
+        .select(
+            "SELECT shredded_at::text FROM ctx.data_keys
+              WHERE tenant = ctx.current_tenant() AND scope = $1 AND shredded_at IS NOT NULL",
+            Some(1),
+            &[keys::Scope::Context(id).name().into()],
+        )
+        .ok()
+        .and_then(|t| crate::plans::first_value(t).ok().flatten());
+    match shredded_at {
+        Some(at) => CtxError::new(
+            ErrorKind::UndefinedObject,
+            format!("context \"{id}\" was shredded: its data can never be read again"),
+        )
+        .with_detail(format!("its data key was destroyed at {at}")),
+        None => unknown_context(id),
+    }
+}
+
+pub(crate) fn load_view(client: &SpiClient<'_>, id: Uuid, lock: bool) -> CtxResult<View> {
+    let statement = if lock { &LOCK_VIEW } else { &LOAD_VIEW };
+    let plan = statement.plan(client)?;
+    let mut table = client.select(&*plan, Some(1), &[id.into()])?;
+    let Some(row) = table.next() else {
+        return Err(missing_context(client, id));
+    };
+    let ancestors: Vec<Uuid> = row.get(5)?.unwrap_or_default();
+    let summary = match row.get::<i64>(7)? {
+        Some(through_seq) => Some(Row {
+            seq: through_seq,
+            role: rules::SUMMARY_ROLE.to_string(),
+            content: match row.get::<Vec<u8>>(14)? {
+                Some(sealed) => {
+                    let version: i32 = required(row.get(15)?, "summary version")?;
+                    open_summary(client, id, version, &sealed)?
+                }
+                None => row.get(8)?.unwrap_or_default(),
+            },
+            metadata: row.get::<JsonB>(9)?.map_or(Value::Null, |j| j.0),
+            tokens: row.get(10)?.unwrap_or(0),
+            created_at: required(row.get(11)?, "summary created_at")?,
+            archived: false,
+            trace_id: None,
+        }),
+        None => None,
+    };
+    Ok(View {
+        id,
+        name: row.get(1)?,
+        metadata: row.get::<JsonB>(2)?.map_or(json!({}), |j| j.0),
+        encoding: required(row.get(3)?, "encoding")?,
+        last_seq: required(row.get(4)?, "last_seq")?,
+        lineage: Lineage {
+            ancestors: ancestors.iter().map(|u| *u.as_bytes()).collect(),
+            bounds: row.get(6)?.unwrap_or_default(),
+        },
+        summary,
+        processors: row.get::<JsonB>(12)?.map_or(Value::Null, |j| j.0),
+        encrypted: row.get(13)?.unwrap_or(false),
+        retained_after: required(row.get(16)?, "retention seq bounds")?,
+        retained_since: required(row.get(17)?, "retention time bounds")?,
+        tenant: required(row.get(18)?, "tenant")?,
+    })
+}
+
+pub(crate) fn summary_aad(context_id: Uuid, version: i32) -> Vec<u8> {
+    keys::row_aad(
+        "summaries.content",
+        &[context_id.as_bytes(), &version.to_be_bytes()],
+    )
+}
+
+pub(crate) fn open_summary(
+    client: &SpiClient<'_>,
+    context_id: Uuid,
+    version: i32,
+    sealed: &[u8],
+) -> CtxResult<String> {
+    let key = keys::data_key(client, &keys::Scope::Context(context_id))?;
+    keys::open_text(
+        &key,
+        sealed,
+        &summary_aad(context_id, version),
+        &format!("summary {version} of context {context_id}"),
+    )
+}
+
+/// A message's ciphertexts are bound to its context, seq and role (a `user` message cannot be
+/// turned into a `system` one by editing the plaintext role column).
+pub(crate) fn message_aad(context_id: Uuid, seq: i64, role: &str, column: &str) -> Vec<u8> {
+    keys::row_aad(
+        column,
+        &[context_id.as_bytes(), &seq.to_be_bytes(), role.as_bytes()],
+    )
+}
+
+/// Arguments of the range reads: segment ids, their bounds, (after, upto], limit, roles, and
+/// each segment's retention bounds (expired messages are never read).
+const RANGE_ARGS: &[BuiltinOid] = &[
+    UUIDARRAYOID,
+    INT8ARRAYOID,
+    INT8OID,
+    INT8OID,
+    INT8OID,
+    TEXTOID,
+    INT8ARRAYOID,
+    TIMESTAMPTZARRAYOID,
+];
+
+static SCAN_NEWEST: Statement = Statement {
+    sql: "SELECT m.seq, m.tokens
+            FROM unnest($1::uuid[], $2::bigint[], $7::bigint[], $8::timestamptz[]) AS s(cid, hi, lo, since)
+           CROSS JOIN LATERAL (
+                 SELECT seq, tokens FROM ctx.messages
+                  WHERE context_id = s.cid AND seq > greatest($3, s.lo) AND seq <= least(s.hi, $4)
+                    AND created_at >= s.since
+                    AND ($6 = 'all' OR ($6 = 'system') = (role = 'system'))
+                  ORDER BY seq DESC LIMIT $5) m
+           ORDER BY m.seq DESC LIMIT $5",
+    args: RANGE_ARGS,
+    writes: false,
+};
+
+macro_rules! range_query {
+    ($roles:literal) => {
+        concat!(
+            "SELECT m.seq, m.role, coalesce(m.content, ctx.lz4_decompress(m.content_lz4)),
+                    m.metadata, m.tokens, m.created_at, m.context_id, m.content_enc, m.metadata_enc,
+                    m.trace_id
+               FROM unnest($1::uuid[], $2::bigint[], $7::bigint[], $8::timestamptz[]) AS s(cid, hi, lo, since)
+              CROSS JOIN LATERAL (
+                    SELECT * FROM ctx.messages
+                     WHERE context_id = s.cid AND seq > greatest($3, s.lo) AND seq <= least(s.hi, $4)
+                       AND created_at >= s.since ",
+            $roles,
+            " ORDER BY seq LIMIT $5) m
+              ORDER BY m.seq LIMIT $5"
+        )
+    };
+}
+
+static READ_RANGE: Statement = Statement {
+    sql: range_query!("AND ($6 = 'all' OR ($6 = 'system') = (role = 'system'))"),
+    args: RANGE_ARGS,
+    writes: false,
+};
+
+// System messages through their partial index (a literal role, which a parameter is not).
+static READ_SYSTEM: Statement = Statement {
+    sql: range_query!("AND role = 'system' AND $6 = 'system'"),
+    args: RANGE_ARGS,
+    writes: false,
+};
+
+// The same reads for a context without ancestors (the common case): plain bounds let the
+// planner see the seq range and walk the primary key backwards for LIMIT; behind a lateral
+// join it cannot, and with some statistics it picked a bitmap scan of the whole thread.
+static SCAN_NEWEST_ONE: Statement = Statement {
+    sql: "SELECT seq, tokens FROM ctx.messages
+           WHERE context_id = $1[1] AND seq > greatest($3, $7[1]) AND seq <= $4
+             AND created_at >= $8[1]
+             AND ($6 = 'all' OR ($6 = 'system') = (role = 'system'))
+           ORDER BY seq DESC LIMIT $5",
+    args: RANGE_ARGS,
+    writes: false,
+};
+
+macro_rules! range_query_one {
+    ($roles:literal) => {
+        concat!(
+            "SELECT seq, role, coalesce(content, ctx.lz4_decompress(content_lz4)),
+                    metadata, tokens, created_at, context_id, content_enc, metadata_enc, trace_id
+               FROM ctx.messages
+              WHERE context_id = $1[1] AND seq > greatest($3, $7[1]) AND seq <= $4
+                AND created_at >= $8[1] ",
+            $roles,
+            " ORDER BY seq LIMIT $5"
+        )
+    };
+}
+
+static READ_RANGE_ONE: Statement = Statement {
+    sql: range_query_one!("AND ($6 = 'all' OR ($6 = 'system') = (role = 'system'))"),
+    args: RANGE_ARGS,
+    writes: false,
+};
+
+static READ_SYSTEM_ONE: Statement = Statement {
+    sql: range_query_one!("AND role = 'system' AND $6 = 'system'"),
+    args: RANGE_ARGS,
+    writes: false,
+};
+
+/// (seq, tokens) of the view's messages in (after, upto], newest first, at most `limit`.
+pub(crate) fn scan_newest(
+    client: &SpiClient<'_>,
+    view: &View,
+    after: i64,
+    upto: i64,
+    limit: i64,
+    roles: Roles,
+) -> CtxResult<Vec<(i64, i64)>> {
+    let (ids, his, los, sinces) = view.segments();
+    let statement = if ids.len() == 1 {
+        &SCAN_NEWEST_ONE
+    } else {
+        &SCAN_NEWEST
+    };
+    let plan = statement.plan(client)?;
+    let table = client.select(
+        &*plan,
+        None,
+        &[
+            ids.into(),
+            his.into(),
+            after.into(),
+            upto.into(),
+            limit.into(),
+            roles.param().into(),
+            los.into(),
+            sinces.into(),
+        ],
+    )?;
+    table
+        .map(|row| {
+            Ok((
+                required(row.get::<i64>(1)?, "seq")?,
+                required(row.get::<i32>(2)?, "tokens")? as i64,
+            ))
+        })
+        .collect()
+}
+
+/// The view's messages in (after, upto], oldest first, at most `limit` (None: all).
+pub(crate) fn read_range(
+    client: &SpiClient<'_>,
+    view: &View,
+    after: i64,
+    upto: i64,
+    limit: Option<i64>,
+    roles: Roles,
+) -> CtxResult<Vec<Row>> {
+    let (ids, his, los, sinces) = view.segments();
+    let statement = match (roles == Roles::SystemOnly, ids.len() == 1) {
+        (true, true) => &READ_SYSTEM_ONE,
+        (true, false) => &READ_SYSTEM,
+        (false, true) => &READ_RANGE_ONE,
+        (false, false) => &READ_RANGE,
+    };
+    let plan = statement.plan(client)?;
+    let table = client.select(
+        &*plan,
+        None,
+        &[
+            ids.into(),
+            his.into(),
+            after.into(),
+            upto.into(),
+            limit.into(),
+            roles.param().into(),
+            los.into(),
+            sinces.into(),
+        ],
+    )?;
+    let compacted_through = view.compacted_through();
+    table
+        .map(|row| {
+            let seq = required(row.get::<i64>(1)?, "seq")?;
+            let role: String = required(row.get(2)?, "role")?;
+            let (content, metadata) = match row.get::<Vec<u8>>(8)? {
+                // encrypted: opened with the key of the context that wrote it (maybe an ancestor)
+                Some(sealed) => {
+                    let owner: Uuid = required(row.get(7)?, "context_id")?;
+                    let key = keys::data_key(client, &keys::Scope::Context(owner))?;
+                    let what = format!("message {seq} of context {owner}");
+                    let content = keys::open_text(
+                        &key,
+                        &sealed,
+                        &message_aad(owner, seq, &role, "messages.content"),
+                        &what,
+                    )?;
+                    let metadata = match row.get::<Vec<u8>>(9)? {
+                        Some(m) => keys::open_json(
+                            &key,
+                            &m,
+                            &message_aad(owner, seq, &role, "messages.metadata"),
+                            &what,
+                        )?,
+                        None => json!({}),
+                    };
+                    (content, metadata)
+                }
+                None => (
+                    required(row.get(3)?, "content")?,
+                    row.get::<JsonB>(4)?.map_or(json!({}), |j| j.0),
+                ),
+            };
+            Ok(Row {
+                seq,
+                role,
+                content,
+                metadata,
+                tokens: required(row.get(5)?, "tokens")?,
+                created_at: required(row.get(6)?, "created_at")?,
+                archived: seq <= compacted_through,
+                trace_id: row.get(10)?,
+            })
+        })
+        .collect()
+}
+
+/// Rows fetched per index probe while walking back from the newest message; grows so long
+/// windows take few probes and short ones read little.
+const FIRST_BATCH: i64 = 32;
+
+const MAX_BATCH: i64 = 4096;
+
+/// The newest active messages (of `roles`) whose token counts fit in `budget`, oldest first;
+/// the budget is reduced by what they use. Walks back in growing batches: O(window).
+pub(crate) fn newest_within(
+    client: &SpiClient<'_>,
+    view: &View,
+    budget: &mut i64,
+    roles: Roles,
+) -> CtxResult<Vec<Row>> {
+    let after = view.compacted_through();
+    let (mut top, mut oldest) = (None, None);
+    // sized so a typical window (messages of ~30+ tokens) is found in one probe
+    let first = (*budget / 32).clamp(FIRST_BATCH, MAX_BATCH);
+    let (mut upto, mut batch) = (view.last_seq, first);
+    loop {
+        let newest = scan_newest(client, view, after, upto, batch, roles)?;
+        let taken = rules::newest_that_fit(newest.iter().map(|&(_, t)| t), budget);
+        if taken > 0 {
+            top = top.or(Some(newest[0].0));
+            oldest = Some(newest[taken - 1].0);
+        }
+        if taken < newest.len() || (newest.len() as i64) < batch {
+            break;
+        }
+        upto = newest[taken - 1].0 - 1;
+        batch = (batch * 4).min(MAX_BATCH);
+    }
+    match (top, oldest) {
+        (Some(top), Some(oldest)) => read_range(client, view, oldest - 1, top, None, roles),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Like `newest_within`, through the read processors: walks back from the newest message,
+/// runs each through the pipeline (dropped ones cost nothing), skips repeats when `dedup` is
+/// on, and stops at the first that does not fit in the budget (capped by `token_limit`) or
+/// after `max_rows` messages. Oldest first; the budget is reduced by what they use. Also says
+/// whether the walk reached the oldest active message (nothing left out between the summary
+/// and these rows).
+pub(crate) fn newest_processed(
+    client: &SpiClient<'_>,
+    view: &View,
+    budget: &mut i64,
+    max_rows: i64,
+    roles: Roles,
+    pipeline: &Pipeline,
+) -> CtxResult<(Vec<Row>, bool)> {
+    let after = view.compacted_through();
+    let granted = pipeline
+        .token_limit()
+        .map_or(*budget, |limit| limit.min(*budget));
+    let mut left = granted;
+    let mut dedup = Dedup::default();
+    let mut kept = Vec::new();
+    let (mut upto, mut batch) = (view.last_seq, FIRST_BATCH);
+    let mut exhausted = false;
+    'walk: while (kept.len() as i64) < max_rows {
+        let newest = scan_newest(client, view, after, upto, batch, roles)?;
+        let (Some(&(top, _)), Some(&(oldest, _))) = (newest.first(), newest.last()) else {
+            exhausted = true;
+            break;
+        };
+        for row in read_range(client, view, oldest - 1, top, None, roles)?
+            .into_iter()
+            .rev()
+        {
+            // repeats are skipped before any processing: cheap, and keyed on what is stored
+            if pipeline.dedup() && dedup.repeats(&row.role, &row.content) {
+                continue;
+            }
+            let Some(row) = row.through(pipeline)? else {
+                continue;
+            };
+            if i64::from(row.tokens) > left {
+                break 'walk;
+            }
+            left -= i64::from(row.tokens);
+            kept.push(row);
+            if (kept.len() as i64) >= max_rows {
+                break 'walk;
+            }
+        }
+        if (newest.len() as i64) < batch {
+            exhausted = true;
+            break;
+        }
+        upto = oldest - 1;
+        batch = (batch * 4).min(MAX_BATCH);
+    }
+    *budget -= granted - left;
+    kept.reverse();
+    Ok((kept, exhausted))
+}

@@ -1,0 +1,16 @@
+//! Postgres-integration services the SQL functions share: data keys and sealing, the processor
+//! pipeline, the context view and its reads, recall, stored state values, schema lookups,
+//! retention and metrics recording. They return `CtxResult`; only the SQL face (`api/`) turns
+//! an error into a Postgres ERROR (the one exception: a user processor's own ERROR, re-raised
+//! with the processor's name by the pipeline).
+
+pub mod context_deletion;
+pub mod context_view;
+pub mod keys;
+pub mod memory_sealing;
+pub mod metrics;
+pub mod pipeline;
+pub mod recall;
+pub mod retention;
+pub mod schemas;
+pub mod state_values;

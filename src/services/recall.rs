@@ -1,0 +1,555 @@
+//! Hybrid recall of long-term memories: the tenant's scope, candidates from the vector index
+//! (HNSW when one fits, else an exact scan), text and filters, ranked by `core::scoring`. Used by
+//! ctx.recall and by the context assembly (ctx.build_context).
+
+use std::collections::HashMap;
+
+use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
+use pgrx::pg_sys::BuiltinOid::*;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::{JsonB, Uuid};
+use serde_json::{json, Value};
+
+use crate::core::crypto::Key;
+use crate::core::filter::{self, ColumnType, FilterTarget, Param};
+use crate::core::knn::Metric;
+use crate::core::metrics::Counter;
+use crate::core::namespace;
+use crate::core::scoring::Weights;
+use crate::error::{required, CtxError, CtxResult, ErrorKind};
+use crate::plans::{first_value, param_datum, Statement};
+use crate::services::keys;
+use crate::services::memory_sealing::{memory_aad, open_memory_metadata};
+use crate::services::metrics;
+
+/// What filters over memories may address.
+pub const MEMORY_FILTER: FilterTarget = FilterTarget {
+    document: "m.metadata",
+    columns: &[
+        ("id", "m.id", ColumnType::Uuid),
+        ("content", "m.content", ColumnType::Text),
+        ("namespace", "m.namespace", ColumnType::TextArray),
+        ("importance", "m.importance", ColumnType::Real),
+        ("access_count", "m.access_count", ColumnType::Number),
+        ("created_at", "m.created_at", ColumnType::Timestamp),
+        (
+            "last_accessed_at",
+            "m.last_accessed_at",
+            ColumnType::Timestamp,
+        ),
+        ("expires_at", "m.expires_at", ColumnType::Timestamp),
+        ("source_context", "m.source_context", ColumnType::Uuid),
+    ],
+};
+
+/// The rows a recall may return, as a SQL predicate over `ctx.memories m` and its arguments.
+pub(crate) struct Scope {
+    pub(crate) predicate: String,
+    pub(crate) params: Vec<ScopeParam>,
+}
+
+pub(crate) enum ScopeParam {
+    Filter(Param),
+    Timestamp(TimestampWithTimeZone),
+}
+
+impl Scope {
+    pub(crate) fn new(
+        prefix: &[String],
+        include_descendants: bool,
+        as_of: Option<TimestampWithTimeZone>,
+        filter: Option<&Value>,
+    ) -> CtxResult<Scope> {
+        let mut params = Vec::new();
+        // (the caller's tenant: row-level security says the same for application roles; an
+        // owner or BYPASSRLS role acts in the tenant it set, as every other function does)
+        let mut parts = vec!["m.tenant = (SELECT ctx.current_tenant())".to_string()];
+        let (key_parts, key_params) =
+            namespace::key_conditions("m.ns_key", prefix, include_descendants, 1);
+        parts.extend(key_parts);
+        params.extend(
+            key_params
+                .into_iter()
+                .map(|k| ScopeParam::Filter(Param::Text(k))),
+        );
+        match as_of {
+            None => parts.push("m.valid_to IS NULL".into()),
+            Some(ts) => {
+                params.push(ScopeParam::Timestamp(ts));
+                let n = params.len();
+                parts.push(format!("m.valid_from <= ${n}::timestamptz AND (m.valid_to IS NULL OR m.valid_to > ${n}::timestamptz)"));
+            }
+        }
+        parts.push("(m.expires_at IS NULL OR m.expires_at > now())".into());
+        let compiled = filter::compile(
+            filter.unwrap_or(&Value::Null),
+            &MEMORY_FILTER,
+            params.len() + 1,
+        )?;
+        if compiled.sql != "true" {
+            parts.push(format!("({})", compiled.sql));
+        }
+        params.extend(compiled.params.into_iter().map(ScopeParam::Filter));
+        Ok(Scope {
+            predicate: parts.join(" AND "),
+            params,
+        })
+    }
+
+    fn next_param(&self) -> usize {
+        self.params.len() + 1
+    }
+
+    pub(crate) fn args(&self) -> Vec<DatumWithOid<'static>> {
+        self.params
+            .iter()
+            .map(|p| match p {
+                ScopeParam::Filter(param) => param_datum(param),
+                ScopeParam::Timestamp(ts) => (*ts).into(),
+            })
+            .collect()
+    }
+}
+
+/// A memory being ranked.
+pub(crate) struct Candidate {
+    pub(crate) id: Uuid,
+    pub(crate) namespace: Vec<String>,
+    pub(crate) content: String,
+    pub(crate) metadata: Value,
+    pub(crate) importance: f32,
+    pub(crate) created_at: TimestampWithTimeZone,
+    pub(crate) age_secs: f64,
+    pub(crate) embedding: Option<Vec<f32>>,
+    pub(crate) text_rank: f64,
+}
+
+pub(crate) struct RecallRequest {
+    pub(crate) scope: Scope,
+    pub(crate) query: Option<Vec<f32>>,
+    pub(crate) text: Option<String>,
+    pub(crate) k: usize,
+    pub(crate) weights: Weights,
+    pub(crate) historical: bool,
+}
+
+/// Vector and text candidates are over-fetched so the hybrid score can reorder them.
+pub(crate) fn pool_size(k: usize) -> usize {
+    (k * 4).max(40)
+}
+
+pub(crate) type Ranked = (Candidate, Option<f32>, f64);
+
+pub(crate) fn run_recall(
+    client: &mut SpiClient<'_>,
+    request: &RecallRequest,
+) -> CtxResult<Vec<Ranked>> {
+    if request.k == 0 {
+        return Ok(Vec::new());
+    }
+    let mut keys: Vec<(Uuid, i32)> = Vec::new();
+    let metric = match &request.query {
+        Some(query) => {
+            let metric = index_metric(client, query.len())?.map_or(Metric::Cosine, |(m, _)| m);
+            keys.extend(vector_candidates(client, request, query, metric)?);
+            metric
+        }
+        None => Metric::Cosine,
+    };
+    if let Some(text) = &request.text {
+        metrics::count(Counter::RecallsText, 1);
+        let sql = format!(
+            "SELECT m.id, m.version FROM ctx.memories m, websearch_to_tsquery('english', ${q}) q
+              WHERE {} AND m.fts @@ q ORDER BY ts_rank_cd(m.fts, q) DESC, m.created_at DESC LIMIT {}",
+            request.scope.predicate,
+            pool_size(request.k),
+            q = request.scope.next_param(),
+        );
+        let mut args = request.scope.args();
+        args.push(text.clone().into());
+        for row in client.select(sql.as_str(), None, &args)? {
+            keys.push((
+                required(row.get(1)?, "id")?,
+                required(row.get(2)?, "version")?,
+            ));
+        }
+    }
+    if request.query.is_none() && request.text.is_none() {
+        // filter-only: the most recent matches
+        let sql = format!(
+            "SELECT m.id, m.version FROM ctx.memories m WHERE {} ORDER BY m.created_at DESC, m.id LIMIT {}",
+            request.scope.predicate, request.k
+        );
+        for row in client.select(sql.as_str(), None, &request.scope.args())? {
+            keys.push((
+                required(row.get(1)?, "id")?,
+                required(row.get(2)?, "version")?,
+            ));
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    let candidates = load_candidates(client, &keys, request.text.as_deref())?;
+
+    let mut ranked: Vec<Ranked> = candidates
+        .into_iter()
+        .map(|c| {
+            let similarity = match (&request.query, &c.embedding) {
+                (Some(q), Some(e)) if e.len() == q.len() => Some(metric.similarity(q, e)),
+                (Some(_), _) => Some(0.0),
+                (None, _) => None,
+            };
+            let score = request.weights.score(
+                similarity.unwrap_or(0.0) as f64,
+                c.text_rank,
+                c.age_secs,
+                c.importance as f64,
+            );
+            (c, similarity, score)
+        })
+        .collect();
+    if request.query.is_none() && request.text.is_none() {
+        ranked.sort_by(|a, b| {
+            b.0.created_at
+                .cmp(&a.0.created_at)
+                .then(a.0.id.as_bytes().cmp(b.0.id.as_bytes()))
+        });
+    } else {
+        ranked.sort_by(|a, b| {
+            b.2.total_cmp(&a.2)
+                .then(a.0.id.as_bytes().cmp(b.0.id.as_bytes()))
+        });
+    }
+    ranked.truncate(request.k);
+
+    if !request.historical && !ranked.is_empty() {
+        static TOUCH: Statement = Statement {
+            sql: "UPDATE ctx.memories SET last_accessed_at = now(), access_count = access_count + 1
+                   WHERE tenant = (SELECT ctx.current_tenant()) AND id = ANY($1) AND valid_to IS NULL",
+            args: &[UUIDARRAYOID],
+            writes: true,
+        };
+        let ids: Vec<Uuid> = ranked.iter().map(|(c, _, _)| c.id).collect();
+        let plan = TOUCH.plan(client)?;
+        client.update(&*plan, None, &[ids.into()])?;
+    }
+    Ok(ranked)
+}
+
+pub(crate) fn load_candidates(
+    client: &SpiClient<'_>,
+    keys: &[(Uuid, i32)],
+    text: Option<&str>,
+) -> CtxResult<Vec<Candidate>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    static LOAD: Statement = Statement {
+        sql: "SELECT m.id, m.version, m.namespace, m.content, m.metadata, m.importance, m.created_at,
+                     extract(epoch FROM now() - m.last_accessed_at)::float8, m.embedding,
+                     CASE WHEN $3::text IS NULL THEN 0
+                          ELSE ts_rank_cd(m.fts, websearch_to_tsquery('english', $3::text)) END::float8,
+                     m.content_enc, m.metadata_enc
+                FROM unnest($1::uuid[], $2::int[]) AS k(id, version)
+                JOIN ctx.memories m ON m.tenant = (SELECT ctx.current_tenant()) AND m.id = k.id AND m.version = k.version",
+        args: &[UUIDARRAYOID, INT4ARRAYOID, TEXTOID],
+        writes: false,
+    };
+    let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+    let versions: Vec<i32> = keys.iter().map(|k| k.1).collect();
+    let plan = LOAD.plan(client)?;
+    // encrypted namespaces' keys, looked up once per namespace
+    let mut data_keys: HashMap<Vec<String>, Key> = HashMap::new();
+    client
+        .select(&*plan, None, &[ids.into(), versions.into(), text.into()])?
+        .map(|row| {
+            let id: Uuid = required(row.get(1)?, "id")?;
+            let namespace: Vec<String> = required(row.get(3)?, "namespace")?;
+            let (content, metadata) = match row.get::<Vec<u8>>(11)? {
+                Some(sealed) => {
+                    let data_key = match data_keys.get(&namespace) {
+                        Some(k) => *k,
+                        None => {
+                            let scope =
+                                keys::namespace_scope(client, &namespace)?.ok_or_else(|| {
+                                    CtxError::new(
+                                        ErrorKind::DataCorrupted,
+                                        format!(
+                                            "memory {id} is encrypted but its namespace has no key"
+                                        ),
+                                    )
+                                })?;
+                            let k = keys::data_key(client, &scope)?;
+                            data_keys.insert(namespace.clone(), k);
+                            k
+                        }
+                    };
+                    let content = keys::open_text(
+                        &data_key,
+                        &sealed,
+                        &memory_aad(id, "memories.content"),
+                        &format!("memory {id}"),
+                    )?;
+                    let metadata = match row.get::<Vec<u8>>(12)? {
+                        Some(m) => open_memory_metadata(&data_key, id, &m)?,
+                        None => json!({}),
+                    };
+                    (content, metadata)
+                }
+                None => (
+                    required(row.get(4)?, "content")?,
+                    row.get::<JsonB>(5)?.map_or(json!({}), |j| j.0),
+                ),
+            };
+            Ok(Candidate {
+                id,
+                namespace,
+                content,
+                metadata,
+                importance: required(row.get(6)?, "importance")?,
+                created_at: required(row.get(7)?, "created_at")?,
+                age_secs: row.get(8)?.unwrap_or(0.0),
+                embedding: row.get(9)?,
+                text_rank: row.get(10)?.unwrap_or(0.0),
+            })
+        })
+        .collect()
+}
+
+/// The metric and index name of the HNSW index for this dimension, if one was created.
+pub(crate) fn index_metric(
+    client: &SpiClient<'_>,
+    dims: usize,
+) -> CtxResult<Option<(Metric, String)>> {
+    static INDEX: Statement = Statement {
+        sql: "SELECT v.metric, v.index_name FROM ctx.vector_indexes v
+                JOIN pg_catalog.pg_class c ON c.relname = v.index_name
+                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'ctx'
+               WHERE v.dims = $1",
+        args: &[INT4OID],
+        writes: false,
+    };
+    let plan = INDEX.plan(client)?;
+    let table = client.select(&*plan, Some(1), &[(dims as i32).into()])?;
+    match table.into_iter().next() {
+        Some(row) => {
+            let metric: String = required(row.get(1)?, "metric")?;
+            Ok(Some((
+                Metric::parse(&metric)?,
+                required(row.get(2)?, "index_name")?,
+            )))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The schema pgvector is installed in, if it is.
+pub(crate) fn vector_schema(client: &SpiClient<'_>) -> CtxResult<Option<String>> {
+    let table = client.select(
+        "SELECT quote_ident(n.nspname) FROM pg_catalog.pg_extension e
+           JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector'",
+        Some(1),
+        &[],
+    )?;
+    first_value(table)
+}
+
+/// The ids of the best vector matches: through HNSW when an index exists and the candidate
+/// set is large, else (or when the index yields too few rows) by an exact scan in Rust.
+fn vector_candidates(
+    client: &mut SpiClient<'_>,
+    request: &RecallRequest,
+    query: &[f32],
+    metric: Metric,
+) -> CtxResult<Vec<(Uuid, i32)>> {
+    let want = pool_size(request.k);
+    if !request.historical {
+        if let (Some(_), Some(schema)) =
+            (index_metric(client, query.len())?, vector_schema(client)?)
+        {
+            // Below the threshold an exact scan of the candidates is both exact and faster.
+            let threshold = f64::from(crate::gucs::EXACT_RECALL_MAX_CANDIDATES.get());
+            if estimated_candidates(client, request)? > threshold {
+                let found = hnsw_candidates(client, request, query, metric, &schema, want)?;
+                if found.len() >= want.min(request.k) {
+                    metrics::count(Counter::RecallsHnsw, 1);
+                    return Ok(found);
+                }
+            }
+        }
+    }
+    metrics::count(Counter::RecallsExact, 1);
+    exact_candidates(client, request, query, metric, want)
+}
+
+/// The planner's estimate of the candidate rows (a namespace holds one embedding dimension).
+pub(crate) fn estimated_candidates(
+    client: &mut SpiClient<'_>,
+    request: &RecallRequest,
+) -> CtxResult<f64> {
+    let sql = format!(
+        "EXPLAIN (FORMAT JSON) SELECT 1 FROM ctx.memories m WHERE {}",
+        request.scope.predicate
+    );
+    // EXPLAIN is refused in read-only SPI; recall writes access counts anyway.
+    let plan: Option<pgrx::Json> =
+        first_value(client.update(sql.as_str(), None, &request.scope.args())?)?;
+    Ok(plan
+        .and_then(|p| p.0.pointer("/0/Plan/Plan Rows").and_then(Value::as_f64))
+        .unwrap_or(f64::MAX))
+}
+
+fn hnsw_candidates(
+    client: &mut SpiClient<'_>,
+    request: &RecallRequest,
+    query: &[f32],
+    metric: Metric,
+    schema: &str,
+    want: usize,
+) -> CtxResult<Vec<(Uuid, i32)>> {
+    let dims = query.len();
+    let (_, operator) = metric.pgvector_opclass();
+    let sql = format!(
+        "SELECT m.id, m.version FROM ctx.memories m
+          WHERE {} AND cardinality(m.embedding) = {dims} AND m.valid_to IS NULL
+          ORDER BY (m.embedding::{schema}.vector({dims})) OPERATOR({schema}.{operator}) (${q}::real[]::{schema}.vector({dims}))
+          LIMIT {want}",
+        request.scope.predicate,
+        q = request.scope.next_param(),
+    );
+    let mut args = request.scope.args();
+    args.push(query.to_vec().into());
+    // Iterative scans keep walking the graph until enough rows pass the filter; the settings
+    // are restored when this function returns.
+    let ef_search = (want * 3).clamp(100, 1000).to_string();
+    let found = with_settings(
+        &[
+            ("hnsw.iterative_scan", "relaxed_order"),
+            ("hnsw.ef_search", &ef_search),
+        ],
+        || {
+            client
+                .select(sql.as_str(), None, &args)?
+                .map(|row| {
+                    Ok((
+                        required(row.get(1)?, "id")?,
+                        required(row.get(2)?, "version")?,
+                    ))
+                })
+                .collect::<CtxResult<Vec<_>>>()
+        },
+    )?;
+    Ok(found)
+}
+
+/// Runs `f` with GUCs set as a function's SET clause would, restoring them afterwards.
+fn with_settings<T>(settings: &[(&str, &str)], f: impl FnOnce() -> T) -> T {
+    // SAFETY: the standard fmgr pattern: a new GUC nest level, SET at it, pop it after.
+    let level = unsafe { pg_sys::NewGUCNestLevel() };
+    for (name, value) in settings {
+        let name = std::ffi::CString::new(*name).unwrap_or_default();
+        let value = std::ffi::CString::new(*value).unwrap_or_default();
+        unsafe {
+            pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+        }
+    }
+    let result = f();
+    unsafe { pg_sys::AtEOXact_GUC(true, level) };
+    result
+}
+
+/// The best matches by an exact scan: the executor walks the scope's candidates (through the
+/// namespace index) and keeps the top `want` by `ctx.embedding_similarity`, which reads each
+/// stored array in place — nothing is copied out to Rust but the winners' keys.
+fn exact_candidates(
+    client: &SpiClient<'_>,
+    request: &RecallRequest,
+    query: &[f32],
+    metric: Metric,
+    want: usize,
+) -> CtxResult<Vec<(Uuid, i32)>> {
+    let sql = format!(
+        "SELECT m.id, m.version FROM ctx.memories m
+          WHERE {} AND cardinality(m.embedding) = {dims}
+          ORDER BY ctx.embedding_similarity(m.embedding, ${q}::real[], '{metric}') DESC NULLS LAST, m.id
+          LIMIT {want}",
+        request.scope.predicate,
+        dims = query.len(),
+        q = request.scope.next_param(),
+        metric = metric.name(),
+    );
+    let mut args = request.scope.args();
+    args.push(query.to_vec().into());
+    let found = client
+        .select(sql.as_str(), None, &args)?
+        .map(|row| {
+            Ok((
+                required(row.get(1)?, "id")?,
+                required(row.get(2)?, "version")?,
+            ))
+        })
+        .collect::<CtxResult<Vec<(Uuid, i32)>>>()?;
+    if found.is_empty() {
+        // nothing of the query's dimension: say which dimension the scope's embeddings have
+        let sql = format!(
+            "SELECT cardinality(m.embedding) FROM ctx.memories m
+              WHERE {} AND m.embedding IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
+            request.scope.predicate
+        );
+        let other: Option<i32> =
+            first_value(client.select(sql.as_str(), Some(1), &request.scope.args())?)?;
+        if let Some(dims) = other {
+            return Err(CtxError::invalid(format!(
+                "query_embedding has {} dimensions but the memories searched have {dims}",
+                query.len()
+            ))
+            .with_hint("embed the query with the model used for these memories"));
+        }
+    }
+    Ok(found)
+}
+
+/// A memory recalled for context assembly.
+pub(crate) struct Recalled {
+    pub id: Uuid,
+    pub namespace: Vec<String>,
+    pub content: String,
+    pub score: f64,
+}
+
+/// Recall with default weights under `namespace` (descendants included), for `ctx.build_context`.
+pub(crate) fn recall_for_assembly(
+    client: &mut SpiClient<'_>,
+    namespace: &[String],
+    query: Option<Vec<f32>>,
+    text: Option<String>,
+    k: usize,
+) -> CtxResult<Vec<Recalled>> {
+    let request = RecallRequest {
+        scope: Scope::new(namespace, true, None, None)?,
+        query,
+        text,
+        k,
+        weights: Weights::default(),
+        historical: false,
+    };
+    Ok(run_recall(client, &request)?
+        .into_iter()
+        .map(|(c, _, score)| Recalled {
+            id: c.id,
+            namespace: c.namespace,
+            content: c.content,
+            score,
+        })
+        .collect())
+}
