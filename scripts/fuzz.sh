@@ -9,13 +9,19 @@ seconds=${1:-30}; shift || true
 if ! cargo fuzz --version 2>/dev/null | grep -q 0.13.2; then cargo install --locked cargo-fuzz --version 0.13.2; fi
 cd "$root"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(RUSTC_BOOTSTRAP=1 cargo fuzz list --fuzz-dir tests/fuzz)
+if [ ${#targets[@]} = 0 ]; then
+  # (not in a process substitution: a failing list must stop the run, not yield no targets)
+  list=$(RUSTC_BOOTSTRAP=1 cargo fuzz list --fuzz-dir tests/fuzz)
+  mapfile -t targets <<<"$list"
+fi
+[ -n "${targets[0]:-}" ] || { echo "FAILED: no fuzz targets" >&2; exit 1; }
 runs=0
 for t in "${targets[@]}"; do
   # a crash or sanitizer report ends the run with an error and a reproducer under tests/fuzz/artifacts
   RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir tests/fuzz "$t" -- -max_total_time="$seconds" > "$root/tmp/fuzz-$t.log" 2>&1 \
     || { tail -n 40 "$root/tmp/fuzz-$t.log" >&2; echo "FAILED: fuzz target $t" >&2; exit 1; }
   n=$(grep -Eo '^Done [0-9]+ runs' "$root/tmp/fuzz-$t.log" | grep -Eo '[0-9]+' || echo 0)
+  [ "$n" -gt 0 ] || { tail -n 20 "$root/tmp/fuzz-$t.log" >&2; echo "FAILED: fuzz target $t made no run" >&2; exit 1; }
   echo "fuzz $t: $n runs in ${seconds}s, no crash"
   runs=$((runs + n))
 done

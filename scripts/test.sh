@@ -1,56 +1,101 @@
 #!/usr/bin/env bash
-# README command 2 (`make test`): every test tier on PostgreSQL 15 and 18.
-#   1. unit tests of the pure kernels (plain cargo test, no Postgres)
-#   2. #[pg_test] tests inside Postgres (cargo pgrx test, run as postgres)
-#   3. pg_regress SQL tests + the concurrency test against an installed build
-#   4. the Python adapters against LangChain's and LangGraph's published test suites
-# Pass servers to restrict:  scripts/test.sh pg18
-set -euo pipefail
+# README command 2 (`make test`): every test tier, each a script under tests/ (TESTING.md says
+# what each proves). Pass servers to restrict:  scripts/test.sh pg18
+# Each tier ends with one line `result: P passed, S skipped, F failed (unit)`; a tier fails when
+# its script fails, prints no such line, or ran nothing. Every tier runs even after a failure;
+# the summary lists each tier's counts and duration, and the total counts every test once.
+set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/env.sh"
 servers=("$@")
 [ ${#servers[@]} -gt 0 ] || servers=(pg15 pg18)
 cd "$root"
+"$root/scripts/setup.sh" || exit 1
 
-"$root/scripts/setup.sh"
+# name, script (under tests/), servers: "once" (no server), "all", or the one server it needs.
+# A tier runs on one server where a second adds nothing: the fuzzed argument checks, the
+# on-disk scan, crash recovery and the reference are the same code and catalog on both.
+tiers=(
+  "unit            unit.sh            once"
+  "libfuzzer       libfuzzer.sh       once"
+  "pg_test         pg_test.sh         all"
+  "regress         regress.sh         all"
+  "isolation       isolation.sh       all"
+  "concurrency     concurrency.sh     all"
+  "fuzz_sql        fuzz_sql.sh        pg18"
+  "plaintext_scan  plaintext_scan.sh  pg18"
+  "crash           crash.sh           pg18"
+  "window_scale    window_scale.sh    pg18"
+  "reference       reference.sh       pg18"
+  "observability   observability.sh   all"
+  "dump_restore    dump_restore.sh    all"
+  "upgrade         upgrade.sh         all"
+  "package         package.sh         all"
+  "clients         clients.sh         all"
+)
 
-log="$root/tmp/test-run.log"
-mkdir -p "$root/tmp" && : > "$log"
-passed=0
-# Runs a tier, shows its output, and adds the tests it reports as passed to the total.
-tier() {
-  local pattern=$1; shift
-  { "$@" 2>&1; echo $? > "$root/tmp/tier.status"; } | tee -a "$log" | tee "$root/tmp/tier.log"
-  local status
-  status=$(cat "$root/tmp/tier.status")
-  if [ "$status" -ne 0 ]; then
-    echo "FAILED: $*" >&2
-    echo "ctxstore: $passed passed, 1 failed"
-    exit "$status"
-  fi
-  local n
-  n=$({ grep -Eo "$pattern" "$root/tmp/tier.log" || true; } | { grep -Eo '[0-9]+' || true; } | awk '{ s += $1 } END { print s + 0 }')
-  passed=$((passed + ${n:-0}))
-}
-
-echo "==> tier 1: unit tests (no Postgres)"
-tier 'test result: ok\. [0-9]+ passed' cargo test --lib -- core::
-echo "==> tier 1: property tests (proptest)"
-tier 'test result: ok\. [0-9]+ passed' cargo test --test properties
-echo "==> tier 1: libFuzzer targets, a bounded slice (scripts/fuzz.sh 60 for longer runs)"
-tier 'fuzz targets: [0-9]+ passed' "$root/scripts/fuzz.sh" "${CTXSTORE_FUZZ_SECONDS:-10}"
-
-for server in "${servers[@]}"; do
-  echo "==> tier 2: #[pg_test] on $server"
-  pgdata="$root/tmp/pgtest-$server"
-  mkdir -p "$pgdata" && chown postgres:postgres "$pgdata"
-  tier 'test result: ok\. [0-9]+ passed' cargo pgrx test "$server" --runas postgres --pgdata "$pgdata"
-
-  echo "==> tier 3: SQL regression + concurrency on $server"
-  tier 'sql tests: [0-9]+ passed' "$root/scripts/regress.sh" "$server"
-
-  echo "==> tier 4: Python adapters (LangChain / LangGraph suites) on $server"
-  tier 'client tests: [0-9]+ passed' "$root/tests/clients.sh" "$server"
+# The plan: every (tier, server) this run will execute, in order.
+plan=()
+for t in "${tiers[@]}"; do
+  read -r name script where <<<"$t"
+  [ "$where" = once ] && plan+=("$name $script -")
 done
-echo "==> all tiers passed on: ${servers[*]}"
-echo "ctxstore: $passed passed, 0 failed"
+for server in "${servers[@]}"; do
+  plan+=("install install $server")
+  for t in "${tiers[@]}"; do
+    read -r name script where <<<"$t"
+    if [ "$where" = all ] || [ "$where" = "$server" ]; then plan+=("$name $script $server"); fi
+  done
+done
+echo "==> tiers to run:"
+for p in "${plan[@]}"; do read -r name script server <<<"$p"; printf '    %-15s %s\n' "$name" "$server"; done
+
+logs="$root/tmp/tiers"
+mkdir -p "$logs"
+summary=() total_passed=0 total_skipped=0 total_failed=0 failures=() installed=()
+for p in "${plan[@]}"; do
+  read -r name script server <<<"$p"
+  start=$SECONDS
+  log="$logs/$name-$server.log"
+  [ "$server" = - ] && log="$logs/$name.log"
+  echo "==> $name ${server/#-/}"
+  if [ "$name" = install ]; then
+    if "$root/scripts/install.sh" "$server"; then installed+=("$server"); else failures+=("install $server"); fi
+    summary+=("$(printf '%-15s %-5s %37s %5d s' install "$server" "" $((SECONDS - start)))")
+    continue
+  fi
+  if [ "$server" != - ] && [[ " ${installed[*]} " != *" $server "* ]]; then
+    failures+=("$name $server (not run: the install failed)")
+    continue
+  fi
+  args=()
+  [ "$server" = - ] || args=("$server")
+  "$root/tests/$script" "${args[@]}" 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  line=$(grep -E '^result: [0-9]+ passed, [0-9]+ skipped, [0-9]+ failed' "$log" | tail -n1)
+  read -r passed skipped failed <<<"$(sed -E 's/^result: ([0-9]+) passed, ([0-9]+) skipped, ([0-9]+) failed.*/\1 \2 \3/' <<<"${line:-result: 0 passed, 0 skipped, 0 failed}")"
+  unit=$(sed -E 's/^result: [^(]*\((.*)\)$/\1/' <<<"$line")
+  verdict=ok
+  if [ "$status" != 0 ]; then
+    verdict=FAILED
+    [ "$failed" -gt 0 ] || failed=1
+  elif [ -z "$line" ]; then
+    verdict="FAILED (no result line)"; failed=1
+  elif [ $((passed + failed)) = 0 ] && [ "$skipped" = 0 ]; then
+    verdict="FAILED (ran nothing)"; failed=1
+  elif [ $((passed + failed)) = 0 ]; then
+    verdict=SKIPPED
+  fi
+  [ "${verdict%% *}" = FAILED ] && failures+=("$name ${server/#-/}: $verdict (log: ${log#"$root"/})")
+  total_passed=$((total_passed + passed)) total_skipped=$((total_skipped + skipped)) total_failed=$((total_failed + failed))
+  summary+=("$(printf '%-15s %-5s %5d passed %4d skipped %3d failed %5d s  %s — %s' "$name" "${server/#-/}" \
+    "$passed" "$skipped" "$failed" $((SECONDS - start)) "$verdict" "${unit:-}")")
+done
+
+echo "==> summary (each test counted once, in its tier's unit)"
+printf '  %s\n' "${summary[@]}"
+echo "ctxstore: $total_passed passed, $total_skipped skipped, $total_failed failed in $SECONDS s"
+if [ ${#failures[@]} -gt 0 ]; then
+  echo "FAILED tiers:"; printf '  %s\n' "${failures[@]}"
+  exit 1
+fi

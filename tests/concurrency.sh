@@ -1,15 +1,12 @@
 #!/usr/bin/env bash
 # Concurrent appends from several sessions: pgbench clients append, batch-append and compact
 # one context at once; afterwards its seqs must be exactly 1..N (no gap, no duplicate) and
-# every appended message must be in its history.
-#   concurrency.sh BINDIR SOCKETDIR PORT
-set -euo pipefail
-bindir=$1 host=$2 port=$3
-work=$(mktemp -d)
-chmod 755 "$work"
-trap 'rm -rf "$work"' EXIT
-psql() { sudo -u postgres "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$host" -p "$port" -U postgres "$@"; }
-
+# every appended message must be in its history. Then concurrent merge patches of one document
+# (none lost) and sweeps during appends (exactly the expired messages go).
+#   concurrency.sh pg15|pg18   (after scripts/install.sh)
+source "$(dirname "$0")/lib.sh"
+throwaway_cluster "$1" concurrency $((56100 + ${1#pg}))
+scratch_dir
 psql -d postgres -c "CREATE DATABASE ctxstore_concurrency"
 id=$(psql -d ctxstore_concurrency -tA <<'SQL'
 CREATE EXTENSION ctxstore;
@@ -29,14 +26,14 @@ echo "SELECT try_compact('$id');" > "$work/compact.sql"
 echo "SELECT count(*) FROM ctx.token_window('$id', 200);" > "$work/read.sql"
 
 clients=8 transactions=150
-sudo -u postgres "$bindir/pgbench" -n -h "$host" -p "$port" -U postgres -c "$clients" -j 2 -t "$transactions" \
+sudo -u postgres "$bindir/pgbench" -n -h "$datadir" -p "$port" -U postgres -c "$clients" -j 2 -t "$transactions" \
   -f "$work/append.sql@6" -f "$work/batch.sql@2" -f "$work/compact.sql@1" -f "$work/read.sql@1" \
   ctxstore_concurrency > "$work/pgbench.log" 2>&1 || { cat "$work/pgbench.log"; exit 1; }
 
 # Concurrent merge patches of one document: every patch adds its own key, none may be lost.
 psql -d ctxstore_concurrency -c "CREATE SEQUENCE patch_seq"
 echo "SELECT ctx.patch('{concurrency}', 'doc', jsonb_build_object('k' || nextval('patch_seq'), :client_id));" > "$work/patch.sql"
-sudo -u postgres "$bindir/pgbench" -n -h "$host" -p "$port" -U postgres -c "$clients" -j 2 -t 50 \
+sudo -u postgres "$bindir/pgbench" -n -h "$datadir" -p "$port" -U postgres -c "$clients" -j 2 -t 50 \
   -f "$work/patch.sql" ctxstore_concurrency > "$work/patch.log" 2>&1 || { cat "$work/patch.log"; exit 1; }
 keys=$(psql -d ctxstore_concurrency -tA -c "SELECT count(*) FROM jsonb_object_keys(ctx.get('{concurrency}', 'doc'))")
 version=$(psql -d ctxstore_concurrency -tA -c "SELECT version FROM ctx.search_state('{concurrency}')")
@@ -46,7 +43,7 @@ if [ "$keys" -ne $((clients * 50)) ] || [ "$version" -ne $((clients * 50)) ]; th
   exit 1
 fi
 
-result=$(psql -d ctxstore_concurrency -tA -F ' ' <<SQL
+counts=$(psql -d ctxstore_concurrency -tA -F ' ' <<SQL
 WITH h AS (SELECT seq FROM ctx.history('$id') WHERE role <> 'summary')
 SELECT count(*), count(DISTINCT seq), min(seq), max(seq),
        (SELECT last_seq FROM ctx.contexts WHERE id = '$id'),
@@ -54,7 +51,7 @@ SELECT count(*), count(DISTINCT seq), min(seq), max(seq),
   FROM h;
 SQL
 )
-read -r rows distinct first last last_seq stored <<<"$result"
+read -r rows distinct first last last_seq stored <<<"$counts"
 failed=$(grep -Eo 'number of failed transactions: [0-9]+' "$work/pgbench.log" | head -n1 | grep -Eo '[0-9]+$' || echo 0)
 echo "concurrency: $clients clients x $transactions transactions -> $rows messages, seqs $first..$last, failed transactions: $failed"
 if [ "$rows" -ne "$distinct" ] || [ "$first" -ne 1 ] || [ "$last" -ne "$rows" ] || [ "$last_seq" -ne "$rows" ] \
@@ -86,11 +83,11 @@ echo "SELECT ctx.sweep(25);" > "$work/sweep.sql"
 # readers, and a policy rewritten (unchanged) while sweeps run: it waits for them, never deadlocks
 echo "SELECT count(*) FROM ctx.token_window('$kept', 1000); SELECT count(*) FROM ctx.window('$aged', 50);" > "$work/read_retained.sql"
 echo "SELECT ctx.set_retention('$kept', max_messages => 40);" > "$work/policy.sql"
-sudo -u postgres "$bindir/pgbench" -n -h "$host" -p "$port" -U postgres -c "$clients" -j 2 -t 100 \
+sudo -u postgres "$bindir/pgbench" -n -h "$datadir" -p "$port" -U postgres -c "$clients" -j 2 -t 100 \
   -f "$work/append_kept.sql@6" -f "$work/append_aged.sql@6" -f "$work/append_plain.sql@4" -f "$work/sweep.sql@4" \
   -f "$work/read_retained.sql@2" -f "$work/policy.sql@1" \
   ctxstore_concurrency > "$work/sweep.log" 2>&1 || { cat "$work/sweep.log"; exit 1; }
-result=$(psql -d ctxstore_concurrency -tA -F ' ' <<SQL
+counts=$(psql -d ctxstore_concurrency -tA -F ' ' <<SQL
 SELECT count(*) FILTER (WHERE m.context_id = '$kept' AND m.seq > c.last_seq - 40),
        (SELECT last_seq FROM ctx.contexts WHERE id = '$kept'),
        count(*) FILTER (WHERE m.context_id = '$aged' AND m.seq > 100),
@@ -105,7 +102,7 @@ SELECT count(*) FROM ctx.audit_log WHERE operation = 'DELETE' AND table_name = '
    AND row_key ->> 'context_id' IN ('$kept', '$aged');
 SQL
 )
-read -r kept_recent kept_last aged_fresh aged_last plain_rows plain_last final_swept kept_left aged_old deletes <<<"$(echo $result)"
+read -r kept_recent kept_last aged_fresh aged_last plain_rows plain_last final_swept kept_left aged_old deletes <<<"$(echo $counts)"
 failed=$(grep -Eo 'number of failed transactions: [0-9]+' "$work/sweep.log" | head -n1 | grep -Eo '[0-9]+$' || echo 0)
 echo "concurrency: sweeps during appends -> newest-40 context: $kept_recent of 40 kept (last seq $kept_last);" \
      "1-hour context: $aged_fresh of $((aged_last - 100)) fresh kept; no-policy context: $plain_rows of $plain_last;" \
@@ -117,3 +114,4 @@ if [ "$kept_recent" -ne 40 ] || [ "$aged_fresh" -ne $((aged_last - 100)) ] || [ 
   cat "$work/sweep.log" >&2
   exit 1
 fi
+result 3 0 0 "checks: gap-free concurrent appends, concurrent patches, sweeps during appends"

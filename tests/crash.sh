@@ -4,22 +4,14 @@
 # and restarted (crash recovery). Every append a client saw committed must be present exactly
 # once, seqs must stay gap-free and unique, appends must work again, and the audit chain must
 # verify.
-set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-source "$root/scripts/env.sh"
-server=$1
-bindir=$("$(pg_config_for "$server")" --bindir)
-datadir="$root/tmp/crash-$server"
-port=$((58200 + ${server#pg}))
-work=$(mktemp -d); chmod 777 "$work"
-fail() { echo "FAILED: $*" >&2; tail -n 20 "$datadir/server.log" >&2; exit 1; }
-cleanup() { local status=$?; "$root/scripts/cluster.sh" finish "$server" "$datadir" "$status"; rm -rf "$work"; }
-trap cleanup EXIT
-start() { "$root/scripts/cluster.sh" start "$server" "$datadir" "$port" "fsync=on" "synchronous_commit=on"; }
-psql() { sudo -u postgres "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$datadir" -p "$port" -U postgres -d postgres "$@"; }
+source "$(dirname "$0")/lib.sh"
+durable=("fsync=on" "synchronous_commit=on")
+throwaway_cluster "$1" crash $((58200 + ${1#pg})) "${durable[@]}"
+start() { "$root/scripts/cluster.sh" start "$server" "$datadir" "$port" "${durable[@]}"; }
+psql() { as_pg "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$datadir" -p "$port" -U postgres -d postgres "$@"; }
+scratch_dir
+fail() { tail -n 20 "$datadir/server.log" >&2; echo "FAILED: $*" >&2; exit 1; }
 
-rm -rf "$datadir"
-start
 id=$(psql -tA -c "CREATE EXTENSION ctxstore" -c "SELECT ctx.create_context('crash')" | tail -n1)
 clients=4
 for c in $(seq "$clients"); do
@@ -77,3 +69,4 @@ ok=$(psql -tA -c "SELECT ok FROM ctx.verify_audit()")
 [ "$ok" = t ] || fail "the audit chain does not verify after the crash"
 echo "crash ($server): SIGKILL during $clients clients' appends; $acked acknowledged appends all present once," \
      "$rows messages gap-free after recovery; audit chain verifies"
+result 1 0 0 "crash and recovery run"

@@ -4,22 +4,10 @@
 # new database, and checks that every API read (tests/upgrade/snapshot.sql) is identical, that
 # the audit chain still verifies, and that the restored database keeps working (appends after the
 # restore get the next seq, new audit rows do not collide with restored ones).
-set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-source "$root/scripts/env.sh"
-server=$1
-bindir=$("$(pg_config_for "$server")" --bindir)
-datadir="$root/tmp/dump-$server"
-port=$((58100 + ${server#pg}))
-work=$(mktemp -d); chmod 777 "$work"
-fail() { echo "FAILED: $*" >&2; exit 1; }
-cleanup() { local status=$?; "$root/scripts/cluster.sh" finish "$server" "$datadir" "$status"; rm -rf "$work"; }
-trap cleanup EXIT
-rm -rf "$datadir"
-"$root/scripts/cluster.sh" start "$server" "$datadir" "$port" \
+source "$(dirname "$0")/lib.sh"
+throwaway_cluster "$1" dump $((58100 + ${1#pg})) \
   "ctxstore.master_key=fixture:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-as_pg() { sudo -u postgres "$@"; }
-psql() { as_pg "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$datadir" -p "$port" -U postgres "$@"; }
+scratch_dir
 
 psql -d postgres -c "CREATE DATABASE source" -c "CREATE DATABASE restored"
 psql -d source -c "CREATE EXTENSION ctxstore"
@@ -61,4 +49,37 @@ SQL
 )
 expected_seq=$(psql -d source -tAc "SELECT last_seq + 1 FROM ctx.contexts WHERE name = 'plain'")
 [ "$(echo "$after" | tr '\n' ' ')" = "$expected_seq t t " ] || fail "restored database: got '$after' (expected seq $expected_seq, t, t)"
+# Shredding, then rotating the master key and retiring the old one, makes a backup taken before
+# the shred unreadable: the dump above still holds the shredded context's data key, wrapped by
+# the old master key. (Control: while the old key is still configured, that backup does read,
+# which is why the rotation is needed.)
+fixture_key=fixture:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
+rotated_key=rotated:f0e0d0c0b0a090807060504030201000f0e0d0c0b0a090807060504030201000
+rotated=$(psql -d source -tA <<SQL
+SELECT ctx.shred(id) FROM ctx.contexts WHERE name = 'secret';
+SET ctxstore.master_key = '$rotated_key,$fixture_key';
+SELECT ctx.rotate_master_key('rotated');
+SQL
+)
+[ "$(echo "$rotated" | tail -n1)" -gt 0 ] || fail "rotate_master_key rewrapped nothing: $rotated"
+# the live database reads its remaining encrypted data under the new key alone
+psql -d source -tA -c "SET ctxstore.master_key = '$rotated_key'" \
+  -c "SELECT count(*) FROM ctx.recall('{fixture,private}', k => 10)" >/dev/null \
+  || fail "after the rotation, the encrypted namespace does not read under the new key alone"
+psql -d postgres -c "CREATE DATABASE old_backup"
+as_pg env PGOPTIONS="-c session_replication_role=replica" \
+  "$bindir/pg_restore" -h "$datadir" -p "$port" -U postgres -d old_backup "$work/source.dump" \
+  2> "$work/restore-old.err" || { cat "$work/restore-old.err" >&2; fail "pg_restore of the old backup"; }
+read_secret() {
+  psql -d old_backup -tA -c "SET ctxstore.master_key = '$1'" \
+    -c "SELECT string_agg(content, ' | ') FROM ctx.contexts c, ctx.history(c.id) h WHERE c.name = 'secret'" 2>&1
+}
+control=$(read_secret "$fixture_key")
+[[ $control == *"an encrypted summary"* ]] || fail "control: the old backup does not read with the old key: $control"
+if retired=$(read_secret "$rotated_key"); then
+  fail "the shredded context still reads from a pre-shred backup after the rotation: $retired"
+fi
+[[ $retired != *"an encrypted summary"* ]] || fail "plaintext of the shredded context in the error: $retired"
+echo "dump/restore ($server): after shred + rotation a pre-shred backup refuses the shredded context: ${retired%%$'\n'*}"
 echo "dump/restore ($server): $(wc -l < "$work/source.txt") snapshot lines identical after pg_dump -Fc / pg_restore; appends, memories and the audit chain keep working"
+result 2 0 0 "checks: dump and restore round trip, pre-shred backup unreadable after rotation"

@@ -2,17 +2,14 @@
 # SQL-level fuzz test: every ctx.* function called with generated bad inputs (tests/fuzz_sql.py).
 # Passes when the server never crashed (same postmaster, no backend terminated by a signal) and
 # every rejection carried a specific SQLSTATE (never XX000, internal error).
-#   fuzz_sql.sh BINDIR SOCKETDIR PORT [CASES_PER_FUNCTION [SEED]]
-set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-bindir=$1 host=$2 port=$3 per_function=${4:-${CTXSTORE_FUZZ_CASES:-150}} seed=${5:-${CTXSTORE_FUZZ_SEED:-20261126}}
-work=$(mktemp -d); chmod 755 "$work"
-trap 'rm -rf "$work"' EXIT
-psql() { sudo -u postgres "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$host" -p "$port" -U postgres "$@"; }
-fail() { echo "FAILED: $*" >&2; exit 1; }
+#   fuzz_sql.sh pg15|pg18 [CASES_PER_FUNCTION [SEED]]   (after scripts/install.sh)
+source "$(dirname "$0")/lib.sh"
+per_function=${2:-${CTXSTORE_FUZZ_CASES:-150}} seed=${3:-${CTXSTORE_FUZZ_SEED:-20261126}}
+throwaway_cluster "$1" fuzz-sql $((56300 + ${1#pg}))
+scratch_dir
 
-pid_before=$(sudo -u postgres head -n1 "$host/postmaster.pid")
-log_lines=$(wc -l < "$host/server.log")
+pid_before=$(sudo -u postgres head -n1 "$datadir/postmaster.pid")
+log_lines=$(wc -l < "$datadir/server.log")
 psql -d postgres -c "CREATE DATABASE ctxstore_fuzz"
 psql -d ctxstore_fuzz >/dev/null <<'SQL'
 CREATE EXTENSION ctxstore;
@@ -31,9 +28,9 @@ psql -d ctxstore_fuzz -tA -F '|' -c "
 calls=$(grep -c '^DO ' "$work/fuzz.sql")
 # a crash ends this session: psql fails, and the checks below say why
 psql -d ctxstore_fuzz -f "$work/fuzz.sql" > "$work/fuzz.out" 2>&1 || { tail -n 5 "$work/fuzz.out" >&2; }
-pid_after=$(sudo -u postgres head -n1 "$host/postmaster.pid")
+pid_after=$(sudo -u postgres head -n1 "$datadir/postmaster.pid")
 [ "$pid_before" = "$pid_after" ] || fail "the postmaster restarted during the fuzz run"
-if tail -n +"$log_lines" "$host/server.log" | grep -E "terminated by signal|server process .* was terminated|PANIC"; then
+if tail -n +"$log_lines" "$datadir/server.log" | grep -E "terminated by signal|server process .* was terminated|PANIC"; then
   fail "a backend crashed during the fuzz run"
 fi
 recorded=$(psql -d ctxstore_fuzz -tA -c "SELECT count(*) FROM fuzz_results")
@@ -46,3 +43,6 @@ fi
 summary=$(psql -d ctxstore_fuzz -tA -c "SELECT count(DISTINCT fn) || ' functions, ' || count(*) FILTER (WHERE sqlstate IS NULL) || ' accepted, '
   || count(*) FILTER (WHERE sqlstate IS NOT NULL) || ' rejected with ' || count(DISTINCT sqlstate) || ' distinct SQLSTATEs' FROM fuzz_results")
 echo "fuzz (sql): $calls calls, $summary; no crash, no internal error"
+functions=$(psql -d ctxstore_fuzz -tA -c "SELECT count(DISTINCT fn) FROM fuzz_results")
+[ "$functions" -gt 0 ] || fail "no function was fuzzed"
+result "$functions" 0 0 "functions fuzzed, $calls calls"

@@ -1,22 +1,22 @@
 #!/usr/bin/env bash
 # Isolation tests: interleavings of concurrent sessions that matter (tests/isolation/specs),
-# run by pg_isolation_regress against an existing cluster.
-#   isolation.sh BINDIR SOCKETDIR PORT
-set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-source "$root/scripts/env.sh"
-bindir=$1 host=$2 port=$3
+# run by pg_isolation_regress:   isolation.sh pg15|pg18   (after scripts/install.sh)
+source "$(dirname "$0")/lib.sh"
 # like pg_regress, Debian's driver works against any server version
 isolation_regress="$("$PG15_CONFIG" --pkglibdir)/pgxs/src/test/isolation/pg_isolation_regress"
-outdir=${CTXSTORE_ISOLATION_OUT:-$(mktemp -d)}; mkdir -p "$outdir"; chmod 777 "$outdir"
-[ -n "${CTXSTORE_ISOLATION_OUT:-}" ] || trap 'rm -rf "$outdir"' EXIT
+throwaway_cluster "$1" isolation $((56200 + ${1#pg}))
+scratch_dir
 specs=()
 for f in "$root"/tests/isolation/specs/*.spec; do specs+=("$(basename "$f" .spec)"); done
-sudo -u postgres "$bindir/psql" -X -q -h "$host" -p "$port" -U postgres -d postgres -c "CREATE DATABASE ctxstore_isolation"
-cd "$outdir"
-if ! sudo -u postgres "$isolation_regress" --use-existing --host="$host" --port="$port" --user=postgres \
-      --dbname=ctxstore_isolation --inputdir="$root/tests/isolation" --outputdir="$outdir" "${specs[@]}"; then
-  echo "---- regression.diffs (isolation)"; cat "$outdir/regression.diffs" || true
+psql -d postgres -c "CREATE DATABASE ctxstore_isolation"
+cd "$work"
+permutations=$(grep -h '^permutation' "$root"/tests/isolation/specs/*.spec | wc -l)
+if ! as_pg "$isolation_regress" --use-existing --host="$datadir" --port="$port" --user=postgres \
+      --dbname=ctxstore_isolation --inputdir="$root/tests/isolation" --outputdir="$work" "${specs[@]}" \
+      | tee "$work/isolation.log"; then
+  echo "---- regression.diffs (isolation)"; cat "$work/regression.diffs" || true
+  failed=$(grep -Eci 'failed|not ok' "$work/isolation.log" || true)
+  result $((${#specs[@]} - failed)) 0 "$failed" "isolation specs"
   exit 1
 fi
-echo "isolation: ${#specs[@]} specs, $(grep -h '^permutation' "$root"/tests/isolation/specs/*.spec | wc -l) permutations passed"
+result ${#specs[@]} 0 0 "isolation specs, $permutations permutations"

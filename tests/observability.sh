@@ -4,27 +4,14 @@
 # A loopback OTLP receiver decodes every export with the official protobuf classes; the
 # Prometheus text is parsed with prometheus_client's parser; the receiver is stopped mid-run to
 # show that backends never wait on the exporter and that export resumes.
-set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-source "$root/scripts/env.sh"
+source "$(dirname "$0")/lib.sh"
 server=$1
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)
-bindir=$("$(pg_config_for "$server")" --bindir)
-datadir="$root/tmp/observability-$server"
-port=$((57000 + ${server#pg}))
-work=$(mktemp -d)
-chmod 755 "$work"
 python="$VENV/bin/python"
+scratch_dir
 receiver_pid=
-cleanup() {
-  local status=$?
-  [ -n "$receiver_pid" ] && kill "$receiver_pid" 2>/dev/null || true
-  "$root/scripts/cluster.sh" finish "$server" "$datadir" "$status"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-psql() { sudo -u postgres "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$datadir" -p "$port" -U postgres "$@"; }
-fail() { echo "FAILED: $*" >&2; echo "---- server log" >&2; tail -n 30 "$datadir/server.log" >&2; exit 1; }
+at_exit '[ -z "$receiver_pid" ] || kill "$receiver_pid" 2>/dev/null'
+fail() { echo "FAILED: $*" >&2; echo "---- server log" >&2; tail -n 30 "${datadir:-/nonexistent}/server.log" >&2 2>/dev/null; exit 1; }
 
 start_receiver() {  # [port]
   rm -f "$work/port"
@@ -36,8 +23,7 @@ start_receiver() {  # [port]
 start_receiver
 rport=$(cat "$work/port")
 
-rm -rf "$datadir"
-"$root/scripts/cluster.sh" start "$server" "$datadir" "$port" \
+throwaway_cluster "$server" observability $((57000 + ${server#pg})) \
   "shared_preload_libraries=ctxstore-$version" \
   "ctxstore.sweep_interval=1" "ctxstore.otlp_endpoint=http://127.0.0.1:$rport" \
   "ctxstore.otlp_interval=1" "ctxstore.slow_call_ms=1"
@@ -45,9 +31,9 @@ rm -rf "$datadir"
 psql -d postgres -c "CREATE EXTENSION ctxstore"
 
 # A scripted workload in one session; every count below is exact (the cluster is new).
-trace=4bf92f3577b34da6a3ce929d0e0e4736
+trace=4bf92f3577b34da6a3ce929d0e0e4736 parent=00f067aa0ba902b7
 psql -d postgres >/dev/null <<SQL
-SET ctxstore.traceparent = '00-$trace-00f067aa0ba902b7-01';
+SET ctxstore.traceparent = '00-$trace-$parent-01';
 SELECT ctx.create_context('metrics') AS c \gset
 SELECT ctx.append(:'c', 'user', 'message ' || i) FROM generate_series(1, 3) i;
 -- 500 messages in one call: slower than ctxstore.slow_call_ms, so exported as a span
@@ -95,7 +81,7 @@ view=$(psql -d postgres -tA -c "SELECT value FROM ctx.metrics WHERE name = 'ctxs
 
 # The receiver got the same values and the slow call's span, child of the client's span.
 for _ in $(seq 40); do
-  if "$python" "$root/tests/observability_check.py" otlp "$work/exports.jsonl" "$trace" \
+  if "$python" "$root/tests/observability_check.py" otlp "$work/exports.jsonl" "$trace" "$parent" \
        ctxstore_messages_appended=513 ctxstore_messages_retention{event:expired}=8 \
        ctxstore_call_duration_seconds{call:append}=5 >"$work/otlp.out" 2>&1; then break; fi
   sleep 0.25
@@ -103,16 +89,31 @@ done
 cat "$work/otlp.out"
 grep -q '^otlp:' "$work/otlp.out" || fail "OTLP export"
 
-# Receiver outage: appends carry on at full speed, the worker logs and keeps going.
+# Receiver outage: a black hole on the receiver's port (connections are accepted by the kernel,
+# never answered), so an export blocks until its timeout (2 s, src/api/worker.rs). Backends
+# never wait on the exporter: 200 slow-call appends (each records a span) finish well inside one
+# export timeout, which a single wait would exceed. The worker logs the failure and keeps going.
 kill "$receiver_pid"; wait "$receiver_pid" 2>/dev/null || true; receiver_pid=
+"$python" -c '
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(128)
+open(sys.argv[2], "w").write("listening")
+time.sleep(3600)' "$rport" "$work/blackhole" &
+receiver_pid=$!
+for _ in $(seq 50); do [ -s "$work/blackhole" ] && break; sleep 0.1; done
+[ -s "$work/blackhole" ] || fail "the black-hole receiver did not start"
 : > "$work/exports.jsonl"
+sleep 1.5   # an export is now blocked in the worker
 start=$(date +%s%N)
 psql -d postgres -c "SELECT ctx.append(c.id, 'user', 'during the outage') FROM ctx.contexts c, generate_series(1, 200) WHERE c.name = 'metrics'" >/dev/null
 elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
-sleep 2
+[ "$elapsed_ms" -lt 2000 ] || fail "200 appends during a stalled export took ${elapsed_ms} ms: a backend waited on the exporter"
+sleep 3
 grep -q "OTLP export to http://127.0.0.1:$rport failed" "$datadir/server.log" || fail "the worker did not report the outage"
 workers=$(psql -d postgres -tA -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ctxstore maintenance'")
 [ "$workers" = 1 ] || fail "the background worker is gone after the outage"
+kill "$receiver_pid"; wait "$receiver_pid" 2>/dev/null || true; receiver_pid=
 start_receiver "$rport"
 for _ in $(seq 40); do
   grep -q '"/v1/metrics"' "$work/exports.jsonl" 2>/dev/null && break
@@ -131,3 +132,4 @@ psql -d postgres -c "SELECT ctx.reset_metrics()" >/dev/null
 after=$(psql -d postgres -tA -c "SELECT value FROM ctx.metrics WHERE name = 'ctxstore_messages_appended_total'")
 [ "$after" = 0 ] || fail "after ctx.reset_metrics() appended is $after"
 echo "observability ($server): reset_metrics is admin-only and zeroes the counters"
+result 1 0 0 "observability run: metrics, worker sweeps, OTLP export"

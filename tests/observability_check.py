@@ -54,7 +54,7 @@ def prometheus(path, expectations):
     print(f"prometheus: {len(families)} families, {len(samples)} samples parsed; {len(expectations)} values as expected")
 
 
-def otlp(path, trace_id, expectations):
+def otlp(path, trace_id, parent_id, expectations):
     exports = [json.loads(line) for line in open(path)]
     metrics = [e["payload"] for e in exports if e["path"] == "/v1/metrics"]
     traces = [e["payload"] for e in exports if e["path"] == "/v1/traces"]
@@ -84,8 +84,10 @@ def otlp(path, trace_id, expectations):
     ours = [s for s in spans if base64.b64decode(s["traceId"]).hex() == trace_id]
     if not ours:
         fail(f"no span of trace {trace_id} among {len(spans)} spans")
-    if not all(s["name"].startswith("ctxstore.") and s.get("parentSpanId") for s in ours):
-        fail(f"spans of trace {trace_id} lack a name or parent: {ours}")
+    # the parent of each span is the caller's span: the parent-id of its traceparent
+    parents = {base64.b64decode(s.get("parentSpanId", "")).hex() for s in ours}
+    if parents != {parent_id} or not all(s["name"].startswith("ctxstore.") for s in ours):
+        fail(f"spans of trace {trace_id} must be named ctxstore.* with parent {parent_id}, got {ours}")
     print(f"otlp: {len(metrics)} metrics exports, {len(spans)} spans decoded; {len(ours)} span(s) of the client's trace")
 
 
@@ -93,6 +95,6 @@ if __name__ == "__main__":
     if sys.argv[1] == "prometheus":
         prometheus(sys.argv[2], sys.argv[3:])
     elif sys.argv[1] == "otlp":
-        otlp(sys.argv[2], sys.argv[3], sys.argv[4:])
+        otlp(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])
     else:
         fail("usage: observability_check.py prometheus|otlp ...")

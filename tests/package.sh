@@ -5,23 +5,20 @@
 # CREATE EXTENSION ctxstore plus one append and one read. pg15: the .deb, unpacked over a copy
 # of Debian's /usr/lib/postgresql/15 and /usr/share/postgresql/15; pg18: the tarball, unpacked
 # into a copy of the relocatable PG 18 install.
-set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-source "$root/scripts/env.sh"
+source "$(dirname "$0")/lib.sh"
 server=$1
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)
 arch=$(dpkg --print-architecture 2>/dev/null || uname -m)
 work="$root/tmp/package-$server"
 port=$((58300 + ${server#pg}))
-fail() { echo "FAILED: $*" >&2; exit 1; }
-cleanup() {
-  local status=$?
-  [ -x "${bindir:-}/pg_ctl" ] && [ -f "$work/data/postmaster.pid" ] && sudo -u postgres "$bindir/pg_ctl" -D "$work/data" -m fast -w stop >/dev/null 2>&1 || true
-  # the server copy is hundreds of MB: kept only to look into a failure
-  if [ "$status" = 0 ]; then rm -rf "$work"; fi
+stop_server() {
+  if [ -x "${bindir:-}/pg_ctl" ] && [ -f "$work/data/postmaster.pid" ]; then
+    as_pg "$bindir/pg_ctl" -D "$work/data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
 }
-trap cleanup EXIT
-cleanup; rm -rf "$work"; mkdir -p "$work"
+# the server copy is hundreds of MB: kept only to look into a failure
+at_exit 'stop_server; [ "$status" != 0 ] || rm -rf "$work"'
+rm -rf "$work"; mkdir -p "$work"
 CTXSTORE_PACKAGE_PROFILE=${CTXSTORE_PACKAGE_PROFILE:-debug} "$root/scripts/package.sh" "$server" > "$work/artifacts.txt"
 
 case "$server" in
@@ -68,3 +65,4 @@ SQL
 )
 [ "$out" = "$(printf '%s\n1\nhello from a package' "$version")" ] || fail "unexpected output: $out"
 echo "package ($server): $(grep -c . "$work/artifacts.txt") artifacts; installed into a clean server prefix, CREATE EXTENSION ctxstore $version works"
+result 1 0 0 "package installed into a clean server"

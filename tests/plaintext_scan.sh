@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Encryption at rest, checked on disk: a unique marker written to an encrypted context (short
 # and TOASTed messages, metadata, summary, working memory) and to an encrypted namespace
-# (memory, state), an encrypted checkpoint thread and an encrypted LLM cache must appear in no data file — heap, TOAST or WAL — after a CHECKPOINT. The
-# same kind of marker in an unencrypted context must be found, which proves the scan works.
-#   plaintext_scan.sh BINDIR SOCKETDIR PORT DATADIR
-set -euo pipefail
-bindir=$1 host=$2 port=$3 datadir=$4
-psql() { sudo -u postgres "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$host" -p "$port" -U postgres "$@"; }
+# (memory, state), an encrypted checkpoint thread and an encrypted LLM cache must appear in no
+# data file (heap, TOAST or WAL) after a CHECKPOINT. The positive controls prove the scan can
+# see each place: an unencrypted short message's marker must be found in the messages heap file
+# and in the WAL, and an unencrypted TOASTed message's marker in the messages' TOAST file.
+#   plaintext_scan.sh pg15|pg18   (after scripts/install.sh)
+source "$(dirname "$0")/lib.sh"
+throwaway_cluster "$1" plaintext-scan $((56400 + ${1#pg}))
 
 secret="ctxstore-secret-$(date +%s%N)"
 plain="ctxstore-plain-$(date +%s%N)"
+toasted="ctxstore-toasted-$(date +%s%N)"
 psql -d postgres -c "CREATE DATABASE ctxstore_scan"
-psql -d ctxstore_scan -v secret="$secret" -v plain="$plain" >/dev/null <<'SQL'
+psql -d ctxstore_scan -v secret="$secret" -v plain="$plain" -v toasted="$toasted" >/dev/null <<'SQL'
 CREATE EXTENSION ctxstore;
 SET ctxstore.master_key = 'scan:5f4dcc3b5aa765d61d8327deb882cf995f4dcc3b5aa765d61d8327deb882cf99';
 -- large values go to TOAST: hex digests compress poorly, so the value really is stored out of line
@@ -37,7 +39,7 @@ SELECT ctx.encrypt_cache();
 SELECT ctx.cache_store('prompt', 'model', to_jsonb('answer ' || :'secret'));
 SELECT ctx.create_context('plain') AS p \gset
 SELECT ctx.append(:'p', 'user', 'short ' || :'plain');
-SELECT ctx.append(:'p', 'user', :'plain' || :'filler');
+SELECT ctx.append(:'p', 'user', :'toasted' || :'filler');
 -- everything must read back before we look at the disk
 DO $$ BEGIN
   IF (SELECT count(*) FROM ctx.messages m WHERE m.context_id IN (SELECT id FROM ctx.contexts WHERE name = 'secret')) <> 3 THEN
@@ -46,16 +48,19 @@ DO $$ BEGIN
 END $$;
 CHECKPOINT;
 SQL
-# -a: binary files as text; count the files that hold each marker
-found_secret=$(grep -a -r -l -F "$secret" "$datadir/base" "$datadir/pg_wal" 2>/dev/null | wc -l || true)
-found_plain=$(grep -a -r -l -F "$plain" "$datadir/base" "$datadir/pg_wal" 2>/dev/null | wc -l || true)
-echo "plaintext scan: encrypted marker in $found_secret files, unencrypted marker in $found_plain files"
-if [ "$found_plain" -eq 0 ]; then
-  echo "plaintext scan: the unencrypted marker was not found: the scan does not work" >&2
-  exit 1
-fi
+# -a: binary files as text; where each marker is
+files_with() { as_pg grep -a -r -l -F "$1" "${@:2}" 2>/dev/null || true; }
+relfile() { echo "$datadir/$(psql -d ctxstore_scan -tA -c "SELECT pg_relation_filepath($1)")"; }
+heap=$(relfile "'ctx.messages'::regclass")
+toast=$(relfile "(SELECT reltoastrelid FROM pg_class WHERE oid = 'ctx.messages'::regclass)")
+found_secret=$(files_with "$secret" "$datadir/base" "$datadir/pg_wal" | wc -l)
+echo "plaintext scan: encrypted marker in $found_secret files"
+files_with "$plain" "$heap" | grep -q . || fail "the unencrypted marker is not in the messages heap ($heap): the scan does not see heap pages"
+files_with "$plain" "$datadir/pg_wal" | grep -q . || fail "the unencrypted marker is not in the WAL: the scan does not see WAL"
+files_with "$toasted" "$toast" | grep -q . || fail "the TOASTed unencrypted marker is not in the TOAST file ($toast): the scan does not see TOAST"
 if [ "$found_secret" -ne 0 ]; then
   echo "plaintext scan: encrypted content found on disk:" >&2
-  grep -a -r -l -F "$secret" "$datadir/base" "$datadir/pg_wal" >&2 || true
+  files_with "$secret" "$datadir/base" "$datadir/pg_wal" >&2
   exit 1
 fi
+result 1 0 0 "scan of heap, TOAST and WAL; controls found in each"

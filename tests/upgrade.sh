@@ -7,83 +7,92 @@
 #   (b) the upgraded schema describes exactly like a fresh install's (tests/upgrade/describe.sql),
 #   (c) the current version differs from the release only with an upgrade script
 #       sql/ctxstore--<release>--<current>.sql, and the schema only changes with the version.
-set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-source "$root/scripts/env.sh"
+# Right after a release bump (Cargo.toml's version is the newest in RELEASES) the build must
+# equal that release's schema, and the upgrade is tested from the release before it; with no
+# earlier release there is nothing to upgrade from, which is reported as a skip, not a pass.
+source "$(dirname "$0")/lib.sh"
 server=$1
 pg_config=$(pg_config_for "$server")
-bindir=$("$pg_config" --bindir)
+bindir=$(bindir_of "$server")
 current=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)
-read -r release commit < <(grep -v '^#' "$root/RELEASES" | awk 'NF == 2' | tail -n1)
-datadir="$root/tmp/upgrade-$server"
-port=$((58000 + ${server#pg}))
-work=$(mktemp -d); chmod 755 "$work"
-worktree="$root/tmp/release-$release"
-fail() { echo "FAILED: $*" >&2; exit 1; }
-cleanup() { local status=$?; "$root/scripts/cluster.sh" finish "$server" "$datadir" "$status"; rm -rf "$work"; }
-trap cleanup EXIT
-
+mapfile -t releases < <(grep -v '^#' "$root/RELEASES" | awk 'NF == 2')
+[ ${#releases[@]} -gt 0 ] || fail "RELEASES lists no release"
+scratch_dir
 pkglibdir=$("$pg_config" --pkglibdir)
 sharedir=$("$pg_config" --sharedir)/extension
-# The release's library and script, built once per server and commit and kept (~120 MB, a
-# debug build); its build tree (GBs) is deleted once they are copied out.
-cache="$root/tmp/release-$release-$server"
-if [ "$(cat "$cache/commit" 2>/dev/null)" != "$commit" ]; then
-  rm -rf "$cache"
-  # the release's tree, built with its own lock file into its own target directory
-  if ! git -C "$root" cat-file -e "$commit^{commit}" 2>/dev/null; then
-    git -C "$root" fetch -q origin "$commit" 2>/dev/null \
-      || fail "release $release: commit $commit is not in this clone (a shallow clone? fetch it or clone fully)"
+
+# build_release VERSION COMMIT: installs that release's library and script beside the others.
+# Built once per server and commit and kept (~120 MB, a debug build); its build tree (GBs) is
+# deleted once they are copied out.
+build_release() {
+  local release=$1 commit=$2
+  local worktree="$root/tmp/release-$release" cache="$root/tmp/release-$release-$server"
+  if [ "$(cat "$cache/commit" 2>/dev/null)" != "$commit" ]; then
+    rm -rf "$cache"
+    # the release's tree, built with its own lock file into its own target directory
+    if ! git -C "$root" cat-file -e "$commit^{commit}" 2>/dev/null; then
+      git -C "$root" fetch -q origin "$commit" 2>/dev/null \
+        || fail "release $release: commit $commit is not in this clone (a shallow clone? fetch it or clone fully)"
+    fi
+    if [ "$(git -C "$worktree" rev-parse HEAD 2>/dev/null)" != "$commit" ]; then
+      rm -rf "$worktree"
+      git -C "$root" worktree prune
+      git -C "$root" worktree add -q --detach "$worktree" "$commit"
+    fi
+    echo "upgrade ($server): building release $release from ${commit:0:12}" >&2
+    target="$root/tmp/release-target-$server"
+    if ! (cd "$worktree" && CARGO_TARGET_DIR="$target" CARGO_PROFILE_DEV_DEBUG=false CARGO_INCREMENTAL=0 \
+           cargo pgrx install --pg-config "$pg_config" --no-default-features --features "$server") >"$work/build.log" 2>&1; then
+      tail -n 40 "$work/build.log" >&2
+      fail "building release $release"
+    fi
+    mkdir -p "$cache"
+    cp "$pkglibdir/ctxstore-$release.so" "$sharedir/ctxstore--$release.sql" "$cache/"
+    echo "$commit" > "$cache/commit"
+    rm -rf "$target"
+  else
+    install -m 755 "$cache/ctxstore-$release.so" "$pkglibdir/"
+    install -m 644 "$cache/ctxstore--$release.sql" "$sharedir/"
   fi
-  if [ "$(git -C "$worktree" rev-parse HEAD 2>/dev/null)" != "$commit" ]; then
-    rm -rf "$worktree"
-    git -C "$root" worktree prune
-    git -C "$root" worktree add -q --detach "$worktree" "$commit"
+}
+
+read -r release commit <<<"${releases[-1]}"
+newest_commit=$commit
+build_release "$release" "$commit"
+if [ "$release" = "$current" ]; then
+  # (c) a released version's schema never changes
+  "$root/scripts/install.sh" "$server" 2>/dev/null
+  if ! cmp -s "$sharedir/ctxstore--$current.sql" "$root/tmp/release-$release-$server/ctxstore--$release.sql"; then
+    fail "the generated schema changed since release $release, but Cargo.toml still says $release:" \
+         "bump the version and add sql/ctxstore--$release--<new>.sql"
   fi
-  echo "upgrade ($server): building release $release from ${commit:0:12}" >&2
-  target="$root/tmp/release-target-$server"
-  if ! (cd "$worktree" && CARGO_TARGET_DIR="$target" CARGO_PROFILE_DEV_DEBUG=false CARGO_INCREMENTAL=0 \
-         cargo pgrx install --pg-config "$pg_config" --no-default-features --features "$server") >"$work/build.log" 2>&1; then
-    tail -n 40 "$work/build.log" >&2
-    fail "building release $release"
+  if [ ${#releases[@]} -lt 2 ]; then
+    echo "upgrade ($server): SKIPPED: $current is the only release; there is nothing to upgrade from"
+    result 0 1 0 "upgrade paths"
+    exit 0
   fi
-  mkdir -p "$cache"
-  cp "$pkglibdir/ctxstore-$release.so" "$sharedir/ctxstore--$release.sql" "$cache/"
-  echo "$commit" > "$cache/commit"
-  rm -rf "$target"
-else
-  install -m 755 "$cache/ctxstore-$release.so" "$pkglibdir/"
-  install -m 644 "$cache/ctxstore--$release.sql" "$sharedir/"
+  read -r release commit <<<"${releases[-2]}"
+  echo "upgrade ($server): $current is released; testing the upgrade from the release before it, $release"
+  build_release "$release" "$commit"
 fi
 cp "$sharedir/ctxstore--$release.sql" "$work/release-schema.sql"
 # the current build last: its control file names the current default version
 "$root/scripts/install.sh" "$server" 2>/dev/null
 
-# (c) versions and scripts: a schema that differs from the release's needs a new version
-if [ "$current" = "$release" ]; then
-  if ! cmp -s "$sharedir/ctxstore--$current.sql" "$work/release-schema.sql"; then
-    fail "the generated schema changed since release $release, but Cargo.toml still says $release:" \
-         "bump the version and add sql/ctxstore--$release--<new>.sql"
-  fi
-  echo "upgrade ($server): $current is the released version and its schema is unchanged; nothing to upgrade"
-  exit 0
-fi
 script="$root/sql/ctxstore--$release--$current.sql"
 [ -f "$script" ] || fail "no upgrade script $script from the last release"
 head -n 3 "$script" | grep -q "\\\\echo Use \"ALTER EXTENSION ctxstore UPDATE TO '$current'\"" \
   || fail "$script lacks the \\echo … \\quit guard"
 for f in "$root"/sql/ctxstore--*--*.sql; do
   from=$(basename "$f" .sql | sed 's/^ctxstore--\(.*\)--.*/\1/')
-  if git -C "$root" cat-file -e "$commit:sql/$(basename "$f")" 2>/dev/null \
-     && ! git -C "$root" diff --quiet "$commit" -- "sql/$(basename "$f")"; then
+  if git -C "$root" cat-file -e "$newest_commit:sql/$(basename "$f")" 2>/dev/null \
+     && ! git -C "$root" diff --quiet "$newest_commit" -- "sql/$(basename "$f")"; then
     fail "released upgrade script $(basename "$f") was edited after release $release"
   fi
 done
 
-rm -rf "$datadir"
-"$root/scripts/cluster.sh" start "$server" "$datadir" "$port" \
+throwaway_cluster "$server" upgrade $((58000 + ${server#pg})) \
   "ctxstore.master_key=fixture:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-psql() { sudo -u postgres "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$datadir" -p "$port" -U postgres "$@"; }
 psql -d postgres -c "CREATE DATABASE upgraded" -c "CREATE DATABASE fresh"
 psql -d upgraded -c "CREATE EXTENSION ctxstore VERSION '$release'"
 [ "$(psql -d upgraded -tAc "SELECT extversion FROM pg_extension WHERE extname = 'ctxstore'")" = "$release" ] \
@@ -135,3 +144,4 @@ psql -d granted -c "SELECT ctx.grant_access('upgrade_app')" >/dev/null
 psql -d postgres -c "DROP DATABASE granted" -c "DROP ROLE upgrade_app"
 echo "upgrade ($server): $release -> $current keeps $(wc -l < "$work/before.txt") snapshot lines identical;" \
      "upgraded schema equals a fresh install ($(wc -l < "$work/fresh-schema.txt") definitions compared)"
+result 1 0 0 "upgrade paths: $release -> $current"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# libFuzzer targets of the core parsers (tests/fuzz), a bounded slice:   libfuzzer.sh [SECONDS]
+# (scripts/fuzz.sh runs them longer). A target that made no run fails.
+source "$(dirname "$0")/lib.sh"
+scratch_dir
+"$root/scripts/fuzz.sh" "${1:-${CTXSTORE_FUZZ_SECONDS:-10}}" | tee "$work/fuzz.log"
+targets=$(grep -c '^fuzz [a-z_]*: [0-9]* runs' "$work/fuzz.log" || true)
+[ "$targets" -gt 0 ] || fail "no fuzz target ran"
+result "$targets" 0 0 "fuzz targets, $(grep -Eo '\([0-9]+ runs\)' "$work/fuzz.log" | tail -n1 | tr -d '()')"
