@@ -27,6 +27,6 @@ with psycopg.connect(os.environ["CTXSTORE_DSN"], autocommit=True) as conn:
     )
     print(f"{len(history.messages)} messages; tool call kept: {history.messages[1].tool_calls[0]['name']}")
 
-    # what to send to the model: only the newest messages within 30 tokens, trimmed in the database
-    window = CtxstoreChatMessageHistory(thread, conn, max_tokens=30).messages
+    # what to send to the model: only the newest messages within 25 tokens, trimmed in the database
+    window = CtxstoreChatMessageHistory(thread, conn, max_tokens=25).messages
     print("window:", [m.content for m in window])

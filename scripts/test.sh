@@ -14,7 +14,8 @@ cd "$root"
 
 # name, script (under tests/), servers: "once" (no server), "all", or the one server it needs.
 # A tier runs on one server where a second adds nothing: the fuzzed argument checks, the
-# on-disk scan, crash recovery and the reference are the same code and catalog on both.
+# on-disk scan, crash and power-failure recovery, the window buffer counts and the reference
+# are the same code and catalog on both.
 tiers=(
   "unit            unit.sh            once"
   "libfuzzer       libfuzzer.sh       once"
@@ -25,6 +26,7 @@ tiers=(
   "fuzz_sql        fuzz_sql.sh        pg18"
   "plaintext_scan  plaintext_scan.sh  pg18"
   "crash           crash.sh           pg18"
+  "power_failure   power_failure.sh   pg18"
   "window_scale    window_scale.sh    pg18"
   "reference       reference.sh       pg18"
   "observability   observability.sh   all"

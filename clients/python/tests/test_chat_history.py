@@ -18,6 +18,7 @@ from langchain_core.messages import (
 )
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables.history import RunnableWithMessageHistory
+from psycopg import sql
 
 from ctxstore.chat_history import CtxstoreChatMessageHistory
 from ctxstore.checkpoint import AsyncCtxstoreSaver, CtxstoreSaver
@@ -95,16 +96,67 @@ def test_clear_deletes_the_thread(conn: psycopg.Connection) -> None:
     assert [m.content for m in history.messages] == ["again"]
 
 
+# Text of conversation() that only its contents carry, and text that only its metadata carries
+# (tool call id, model name, a ChatMessage's own role, usage keys).
+CONTENT_NEEDLES = ["You are terse", "weather in Paris", "21 °C, sunny", "moderator note", "ünïcödé"]
+METADATA_NEEDLES = ["call-1", "fake-1", "critic", "input_tokens"]
+# what ctx.messages stores a message's text and metadata in: in plaintext, and sealed
+PLAINTEXT_COLUMNS = {"content", "content_lz4", "metadata"}
+SEALED_COLUMNS = {"content_enc", "metadata_enc"}
+
+
+def stored_rows(conn: psycopg.Connection, thread_id: str) -> list[dict[str, bytes | None]]:
+    """Every column (as the catalog lists them) of the thread's ctx.messages rows, as bytes:
+    bytea as stored, anything else as its text form."""
+    columns = conn.execute(
+        """SELECT column_name, data_type FROM information_schema.columns
+            WHERE table_schema = 'ctx' AND table_name = 'messages' ORDER BY ordinal_position"""
+    ).fetchall()
+    assert {c for c, _ in columns} >= PLAINTEXT_COLUMNS | SEALED_COLUMNS, columns
+    as_bytes = [
+        sql.SQL("m.{}").format(sql.Identifier(c))
+        if t == "bytea"
+        else sql.SQL("convert_to(m.{}::text, 'UTF8')").format(sql.Identifier(c))
+        for c, t in columns
+    ]
+    query = sql.SQL(
+        """SELECT {} FROM ctx.messages m JOIN ctx.threads t USING (context_id)
+            WHERE t.thread_id = %s ORDER BY m.seq"""
+    ).format(sql.SQL(", ").join(as_bytes))
+    rows = conn.execute(query, (thread_id,)).fetchall()
+    return [{c: (bytes(v) if v is not None else None) for (c, _), v in zip(columns, row)} for row in rows]
+
+
+def plaintext_found(rows: list[dict[str, bytes | None]]) -> dict[str, set[str]]:
+    """For each needle, the columns whose stored bytes contain it."""
+    found: dict[str, set[str]] = {}
+    for needle in CONTENT_NEEDLES + METADATA_NEEDLES:
+        for row in rows:
+            for column, value in row.items():
+                if value is not None and needle.encode() in value:
+                    found.setdefault(needle, set()).add(column)
+    return found
+
+
 def test_encrypted_thread_stores_no_plaintext(conn: psycopg.Connection) -> None:
+    # the control: the same scan of an unencrypted thread finds every needle where it is stored
+    plain = CtxstoreChatMessageHistory(f"chat-{uuid.uuid4()}", conn)
+    plain.add_messages(conversation())
+    found = plaintext_found(stored_rows(conn, plain.thread_id))
+    assert found == {**{n: {"content"} for n in CONTENT_NEEDLES}, **{n: {"metadata"} for n in METADATA_NEEDLES}}
+
     history = CtxstoreChatMessageHistory(f"chat-{uuid.uuid4()}", conn, encrypted=True)
     history.add_messages(conversation())
     assert history.messages == conversation()
-    leaked = conn.execute(
-        """SELECT count(*) FROM ctx.messages m JOIN ctx.threads t USING (context_id)
-            WHERE t.thread_id = %s AND (m.content LIKE '%%Paris%%' OR m.metadata::text LIKE '%%call-1%%')""",
-        (history.thread_id,),
-    ).fetchone()[0]
-    assert leaked == 0
+    rows = stored_rows(conn, history.thread_id)
+    assert len(rows) == len(conversation())
+    # no column holds any of it: not the sealed ones, not any other
+    assert plaintext_found(rows) == {}
+    for row in rows:
+        # the plaintext columns are empty, as the schema says of an encrypted context ...
+        assert (row["content"], row["content_lz4"], row["metadata"]) == (None, None, b"{}"), row
+        # ... and the sealed ones hold the message
+        assert row["content_enc"] and row["metadata_enc"], row
 
 
 async def test_async_connection(aconn: psycopg.AsyncConnection) -> None:
