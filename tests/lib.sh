@@ -16,6 +16,7 @@ _exit_hooks=()
 at_exit() { _exit_hooks=("$1" "${_exit_hooks[@]}"); }
 _run_exit_hooks() {
   status=$?
+  cd "$root"   # (a hook may remove the directory the driver works in)
   local hook
   for hook in "${_exit_hooks[@]}"; do eval "$hook" || true; done
   exit "$status"

@@ -671,18 +671,15 @@ fn create_vector_index(dims: Option<i32>, metric: default!(Option<&str>, "'cosin
                     .with_hint("run CREATE EXTENSION vector; without it, recall uses exact search")
             })?;
             let name = format!("memories_hnsw_{dims}");
-            if let Some((existing, _)) = index_metric(client, dims as usize)? {
-                // (a restored dump has the registry row but not the index: pg_dump never dumps
-                // indexes on an extension's tables, so the index is checked, not assumed)
-                let present: Option<bool> = first_value(client.select(
-                    "SELECT to_regclass(format('ctx.%I', $1::text)) IS NOT NULL",
-                    Some(1),
-                    &[name.as_str().into()],
-                )?)?;
-                if existing == metric && present == Some(true) {
+            // (a restored dump has the registry row but not the index: pg_dump never dumps
+            // indexes on an extension's tables, so the index is checked, not assumed)
+            if let Some((existing, present)) = index_metric(client, dims as usize)? {
+                if existing == metric && present {
                     return Ok(name);
                 }
-                client.update(format!("DROP INDEX IF EXISTS ctx.{name}").as_str(), None, &[])?;
+                if present {
+                    client.update(format!("DROP INDEX ctx.{name}").as_str(), None, &[])?;
+                }
             }
             let (opclass, _) = metric.pgvector_opclass();
             client.update(

@@ -318,15 +318,18 @@ pub(crate) fn load_candidates(
 }
 
 /// The metric and index name of the HNSW index for this dimension, if one was created.
+/// The metric registered for vectors of `dims` dimensions (ctx.create_vector_index), and whether
+/// its index exists (after a restore the registry can list an index the database lacks: recall
+/// then scans exactly, under the registered metric all the same).
 pub(crate) fn index_metric(
     client: &SpiClient<'_>,
     dims: usize,
-) -> CtxResult<Option<(Metric, String)>> {
+) -> CtxResult<Option<(Metric, bool)>> {
     static INDEX: Statement = Statement {
-        sql: "SELECT v.metric, v.index_name FROM ctx.vector_indexes v
-                JOIN pg_catalog.pg_class c ON c.relname = v.index_name
-                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'ctx'
-               WHERE v.dims = $1",
+        sql: "SELECT v.metric, EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                                         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                                        WHERE c.relname = v.index_name AND n.nspname = 'ctx')
+                FROM ctx.vector_indexes v WHERE v.dims = $1",
         args: &[INT4OID],
         writes: false,
     };
@@ -337,7 +340,7 @@ pub(crate) fn index_metric(
             let metric: String = required(row.get(1)?, "metric")?;
             Ok(Some((
                 Metric::parse(&metric)?,
-                required(row.get(2)?, "index_name")?,
+                required(row.get(2)?, "index exists")?,
             )))
         }
         None => Ok(None),
@@ -365,7 +368,7 @@ fn vector_candidates(
 ) -> CtxResult<Vec<(Uuid, i32)>> {
     let want = pool_size(request.k);
     if !request.historical {
-        if let (Some(_), Some(schema)) =
+        if let (Some((_, true)), Some(schema)) =
             (index_metric(client, query.len())?, vector_schema(client)?)
         {
             // Below the threshold an exact scan of the candidates is both exact and faster.

@@ -12,17 +12,25 @@ SELECT ctx.remember('{user,1,episodes}', 'Alice booked a train to Paris', '{0,0.
 SELECT ctx.remember('{user,2,facts}', 'Bob prefers coffee', '{1,0,0}', '{"topic": "drinks"}') IS NOT NULL;
 SELECT ctx.remember('{user,1,notes}', 'No embedding for this one about tea ceremonies', metadata => '{"topic": "drinks"}') IS NOT NULL;
 
--- vector-only: cosine similarity, most similar first
+-- vector-only: cosine similarity, with the default recency and importance weights (0.2 each):
+-- the peanuts memory (0.994, importance 1.0) outranks the tea one (1.000, importance 0.9)
 SELECT content, round(similarity::numeric, 3) AS sim, text_rank
   FROM ctx.recall('{user,1}', query_embedding => '{1,0,0}', k => 3);
 -- text-only: full-text rank
 SELECT content, similarity, round(text_rank::numeric, 3) > 0 AS ranked
   FROM ctx.recall('{user,1}', query_text => 'tea', k => 5);
--- hybrid: text can lift a memory the vector alone ranks lower
-SELECT content FROM ctx.recall('{user,1}', '{0,1,0}', 'peanuts', k => 2,
-                               weights => '{"similarity": 1, "text": 5}');
-SELECT content FROM ctx.recall('{user,1}', '{0,1,0}', 'peanuts', k => 2,
-                               weights => '{"similarity": 1, "text": 0}');
+-- hybrid: text can lift a memory the vector alone ranks lower. By similarity to {0.5,1,0}
+-- Lyon (0.894) and Paris (0.868) lead and the peanuts memory is third (0.543); its text rank
+-- (ts_rank_cd 0.1, scored 0.1 / 1.1 = 0.091) at weight 5 adds 0.455 and puts it first. Recency
+-- and importance are weighted 0 so that only the text weight differs between the two calls.
+SELECT content, round(similarity::numeric, 3) AS sim, round(text_rank::numeric, 3) AS text_rank,
+       round(score::numeric, 3) AS score
+  FROM ctx.recall('{user,1}', '{0.5,1,0}', 'peanuts', k => 3,
+                  weights => '{"similarity": 1, "text": 5, "recency": 0, "importance": 0}');
+SELECT content, round(similarity::numeric, 3) AS sim, round(text_rank::numeric, 3) AS text_rank,
+       round(score::numeric, 3) AS score
+  FROM ctx.recall('{user,1}', '{0.5,1,0}', 'peanuts', k => 3,
+                  weights => '{"similarity": 1, "text": 0, "recency": 0, "importance": 0}');
 -- filter-only: newest first
 SELECT content FROM ctx.recall('{user,1}', k => 3);
 -- exact namespace only

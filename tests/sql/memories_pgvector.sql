@@ -1,10 +1,29 @@
 -- Recall through pgvector's HNSW index (PG 18 + pgvector only): same top-k as the exact path,
--- and recall@10 >= 0.95 against brute force with a 1 %-selective filter over 20k memories.
+-- and recall@10 >= 0.95 against brute force with a 1 %-selective filter over 20k memories, for
+-- each metric; every block checks, by the recall counters, which path the recalls took.
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS ctxstore;
 RESET client_min_messages;
 CREATE EXTENSION IF NOT EXISTS vector;
 \pset footer off
+
+-- The search path each recall took: ctxstore_recalls_total{path=hnsw|exact} (per session here,
+-- as the regression cluster does not preload ctxstore), as deltas since the previous call.
+-- A recall counts as hnsw only when the index answered it; a fallback to the exact scan
+-- counts as exact.
+CREATE FUNCTION pg_temp.recall_paths(OUT hnsw int, OUT exact int) LANGUAGE plpgsql AS $$
+DECLARE h float8; e float8;
+BEGIN
+  SELECT sum(value) FILTER (WHERE labels ->> 'path' = 'hnsw'), sum(value) FILTER (WHERE labels ->> 'path' = 'exact')
+    INTO STRICT h, e FROM ctx.metrics WHERE name = 'ctxstore_recalls_total';
+  hnsw := h - coalesce(current_setting('regress.hnsw_seen', true)::float8, 0);
+  exact := e - coalesce(current_setting('regress.exact_seen', true)::float8, 0);
+  PERFORM set_config('regress.hnsw_seen', h::text, false), set_config('regress.exact_seen', e::text, false);
+END $$;
+-- (the first read of the metrics notes that they count this session only)
+SET client_min_messages = warning;
+SELECT hnsw AS hnsw_before, exact AS exact_before FROM pg_temp.recall_paths() \gset
+RESET client_min_messages;
 
 -- 20,000 random 32-d memories in one namespace, 100 buckets (a filter on one bucket is 1 %)
 SELECT setseed(0.42);
@@ -39,6 +58,7 @@ SELECT round(avg(hits) / 10, 2) >= 0.95 AS hnsw_recall_at_10_ok
                                                weights => '{"recency": 0, "importance": 0}') r
                  WHERE r.id = ANY(t.ids)) AS hits
           FROM queries q JOIN truth t USING (q)) s;
+SELECT * FROM pg_temp.recall_paths();
 -- the exact path returns exactly the brute-force top 10
 SET ctxstore.exact_recall_max_candidates = 1000000;
 SELECT bool_and(r.ids = t.ids) AS exact_matches_brute_force
@@ -46,28 +66,131 @@ SELECT bool_and(r.ids = t.ids) AS exact_matches_brute_force
        LATERAL (SELECT array_agg(id ORDER BY similarity DESC) AS ids
                   FROM ctx.recall('{bench}', q.v, k => 10, filter => '{"bucket": 7}',
                                   weights => '{"recency": 0, "importance": 0}')) r;
+SELECT * FROM pg_temp.recall_paths();
 -- unfiltered: index and exact paths agree on the top 10 for most queries
 SET ctxstore.exact_recall_max_candidates = 0;
 CREATE TEMP TABLE via_index AS
   SELECT q.q, (SELECT array_agg(id ORDER BY similarity DESC) FROM ctx.recall('{bench}', q.v, k => 10,
                weights => '{"recency": 0, "importance": 0}')) AS ids FROM queries q;
+SELECT * FROM pg_temp.recall_paths();
 SET ctxstore.exact_recall_max_candidates = 1000000;
 CREATE TEMP TABLE via_exact AS
   SELECT q.q, (SELECT array_agg(id ORDER BY similarity DESC) FROM ctx.recall('{bench}', q.v, k => 10,
                weights => '{"recency": 0, "importance": 0}')) AS ids FROM queries q;
+SELECT * FROM pg_temp.recall_paths();
 SELECT round(avg((SELECT count(*) FROM unnest(i.ids) x WHERE x = ANY(e.ids))) / 10, 2) >= 0.95 AS paths_agree
   FROM via_index i JOIN via_exact e USING (q);
+-- at the default threshold (5000 candidates) the planner's estimate decides: the whole
+-- namespace (20,000) goes through the index, one bucket (200) is scanned exactly
+RESET ctxstore.exact_recall_max_candidates;
+SELECT count(*) FROM ctx.recall('{bench}', (SELECT v FROM queries WHERE q = 1), k => 10);
+SELECT * FROM pg_temp.recall_paths();
+SELECT count(*) FROM ctx.recall('{bench}', (SELECT v FROM queries WHERE q = 1), k => 10, filter => '{"bucket": 7}');
+SELECT * FROM pg_temp.recall_paths();
+-- as_of reads past versions, which the index (current rows only) does not hold: exact
+SET ctxstore.exact_recall_max_candidates = 0;
+SELECT count(*) FROM ctx.recall('{bench}', (SELECT v FROM queries WHERE q = 1), k => 10, as_of => now());
+SELECT * FROM pg_temp.recall_paths();
+-- no index for the query's dimension: exact, whatever the threshold
+SELECT count(ctx.remember('{bench8}', 'small ' || i,
+                          (SELECT array_agg((random() - 0.5)::real) FROM generate_series(1, 8) WHERE i > 0)))
+  FROM generate_series(1, 100) i;
+SELECT count(*) FROM ctx.recall('{bench8}', '{1,0,0,0,0,0,0,0}', k => 5);
+SELECT * FROM pg_temp.recall_paths();
+SELECT ctx.forget('{bench8}'::text[]);
 RESET ctxstore.exact_recall_max_candidates;
 
--- forget leaves no orphan: index scans never return a forgotten memory
-SELECT ctx.forget('{bench}', '{"bucket": 7}');
+-- forget leaves no orphan: the index path never returns a forgotten memory. Twenty memories of
+-- bucket 7, each the query, are found by the index (each is its own nearest neighbour) ...
+CREATE TEMP TABLE doomed AS
+  SELECT id, embedding FROM ctx.memories WHERE metadata @> '{"bucket": 7}' ORDER BY content LIMIT 20;
 SET ctxstore.exact_recall_max_candidates = 0;
+SELECT count(*) AS found_themselves
+  FROM doomed d, LATERAL ctx.recall('{bench}', d.embedding, k => 1, weights => '{"recency": 0, "importance": 0}') r
+ WHERE r.id = d.id;
+SELECT * FROM pg_temp.recall_paths();
+-- ... and, forgotten, by none of the same index-path recalls
+SELECT ctx.forget('{bench}', '{"bucket": 7}');
+SELECT count(*) AS orphans
+  FROM doomed d, LATERAL ctx.recall('{bench}', d.embedding, k => 10, weights => '{"recency": 0, "importance": 0}') r
+ WHERE r.id IN (SELECT id FROM doomed);
+SELECT * FROM pg_temp.recall_paths();
+-- filtered to the forgotten bucket, the index finds nothing: the exact scan runs, finds nothing
 SELECT count(*) FROM queries q, LATERAL ctx.recall('{bench}', q.v, k => 10, filter => '{"bucket": 7}') r;
+SELECT * FROM pg_temp.recall_paths();
 SELECT count(*) FROM ctx.memories WHERE metadata @> '{"bucket": 7}';
 RESET ctxstore.exact_recall_max_candidates;
 
--- a different metric rebuilds the index
+-- A different metric rebuilds the index, and the index's metric is the recall's metric on both
+-- paths: what is searched (pgvector's operator) and what is scored (similarity). Bucket 8 now.
+-- l2: similarity = 1 / (1 + euclidean distance)
 SELECT ctx.create_vector_index(32, 'l2');
 SELECT metric FROM ctx.vector_indexes WHERE dims = 32;
+SELECT indexdef LIKE '%USING hnsw%vector_l2_ops%' AS hnsw_l2 FROM pg_indexes WHERE indexname = 'memories_hnsw_32';
+CREATE TEMP TABLE truth_l2 AS
+  SELECT q.q, (SELECT array_agg(id ORDER BY d) FROM (
+      SELECT m.id, (m.embedding::vector(32)) <-> (q.v::vector(32)) AS d FROM ctx.memories m
+       WHERE m.metadata @> '{"bucket": 8}' AND m.valid_to IS NULL ORDER BY d LIMIT 10) t) AS ids
+    FROM queries q;
+SET ctxstore.exact_recall_max_candidates = 0;
+CREATE TEMP TABLE l2_index AS
+  SELECT q.q, r.id, r.similarity FROM queries q,
+         LATERAL ctx.recall('{bench}', q.v, k => 10, filter => '{"bucket": 8}', weights => '{"recency": 0, "importance": 0}') r;
+SELECT * FROM pg_temp.recall_paths();
+SELECT round(count(*) FILTER (WHERE r.id = ANY(t.ids)) / 200.0, 2) >= 0.95 AS hnsw_l2_recall_at_10_ok,
+       bool_and(abs(r.similarity - 1 / (1 + (m.embedding::vector(32) <-> q.v::vector(32)))) < 1e-5) AS scored_l2
+  FROM l2_index r JOIN truth_l2 t USING (q) JOIN queries q USING (q) JOIN ctx.memories m ON m.id = r.id;
+SET ctxstore.exact_recall_max_candidates = 1000000;
+SELECT bool_and(r.ids = t.ids) AS exact_l2_matches_brute_force
+  FROM truth_l2 t JOIN queries q USING (q),
+       LATERAL (SELECT array_agg(id ORDER BY similarity DESC) AS ids
+                  FROM ctx.recall('{bench}', q.v, k => 10, filter => '{"bucket": 8}',
+                                  weights => '{"recency": 0, "importance": 0}')) r;
+SELECT * FROM pg_temp.recall_paths();
+-- the registry lists an l2 index the database lacks (as after pg_restore, which never dumps
+-- indexes on an extension's tables): recall scans exactly, still under the registered metric
+DROP INDEX ctx.memories_hnsw_32;
+SET ctxstore.exact_recall_max_candidates = 0;
+CREATE TEMP TABLE orphan_l2 AS
+  SELECT q.q, r.id, r.similarity FROM queries q,
+         LATERAL ctx.recall('{bench}', q.v, k => 10, filter => '{"bucket": 8}', weights => '{"recency": 0, "importance": 0}') r;
+SELECT * FROM pg_temp.recall_paths();
+SELECT bool_and(abs(r.similarity - 1 / (1 + (m.embedding::vector(32) <-> q.v::vector(32)))) < 1e-5) AS orphaned_registry_scores_l2,
+       bool_and(r.id = ANY(t.ids)) AS orphaned_registry_ranks_l2
+  FROM orphan_l2 r JOIN truth_l2 t USING (q) JOIN queries q USING (q) JOIN ctx.memories m ON m.id = r.id;
+SET ctxstore.exact_recall_max_candidates = 1000000;
+-- inner_product: similarity = the dot product
+SELECT ctx.create_vector_index(32, 'inner_product');
+SELECT metric FROM ctx.vector_indexes WHERE dims = 32;
+SELECT indexdef LIKE '%USING hnsw%vector_ip_ops%' AS hnsw_ip FROM pg_indexes WHERE indexname = 'memories_hnsw_32';
+CREATE TEMP TABLE truth_ip AS
+  SELECT q.q, (SELECT array_agg(id ORDER BY d) FROM (
+      SELECT m.id, (m.embedding::vector(32)) <#> (q.v::vector(32)) AS d FROM ctx.memories m
+       WHERE m.metadata @> '{"bucket": 8}' AND m.valid_to IS NULL ORDER BY d LIMIT 10) t) AS ids
+    FROM queries q;
+SET ctxstore.exact_recall_max_candidates = 0;
+CREATE TEMP TABLE ip_index AS
+  SELECT q.q, r.id, r.similarity FROM queries q,
+         LATERAL ctx.recall('{bench}', q.v, k => 10, filter => '{"bucket": 8}', weights => '{"recency": 0, "importance": 0}') r;
+SELECT * FROM pg_temp.recall_paths();
+SELECT round(count(*) FILTER (WHERE r.id = ANY(t.ids)) / 200.0, 2) >= 0.95 AS hnsw_ip_recall_at_10_ok,
+       bool_and(abs(r.similarity + (m.embedding::vector(32) <#> q.v::vector(32))) < 1e-5) AS scored_ip
+  FROM ip_index r JOIN truth_ip t USING (q) JOIN queries q USING (q) JOIN ctx.memories m ON m.id = r.id;
+SET ctxstore.exact_recall_max_candidates = 1000000;
+SELECT bool_and(r.ids = t.ids) AS exact_ip_matches_brute_force
+  FROM truth_ip t JOIN queries q USING (q),
+       LATERAL (SELECT array_agg(id ORDER BY similarity DESC) AS ids
+                  FROM ctx.recall('{bench}', q.v, k => 10, filter => '{"bucket": 8}',
+                                  weights => '{"recency": 0, "importance": 0}')) r;
+SELECT * FROM pg_temp.recall_paths();
+RESET ctxstore.exact_recall_max_candidates;
+-- (the metrics rank this data differently: a recall that searched or scored by another metric
+-- than the index's would not match the brute force above)
+SELECT count(*) FILTER (WHERE t.ids <> l.ids) AS l2_differs_from_cosine,
+       count(*) FILTER (WHERE i.ids <> l.ids) AS ip_differs_from_l2
+  FROM truth_l2 l JOIN truth_ip i USING (q) JOIN queries q USING (q),
+       LATERAL (SELECT array_agg(id ORDER BY d) AS ids FROM (
+                  SELECT m.id, (m.embedding::vector(32)) <=> (q.v::vector(32)) AS d FROM ctx.memories m
+                   WHERE m.metadata @> '{"bucket": 8}' AND m.valid_to IS NULL ORDER BY d LIMIT 10) c) t;
 SELECT ctx.create_vector_index(4000);
 \echo :SQLSTATE

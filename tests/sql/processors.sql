@@ -177,12 +177,36 @@ SELECT ctx.append(:'u', 'user', 'ping') IS NULL AS dropped;
 -- memories and state go through write processors too (kinds scope); NULL drops
 SELECT ctx.remember('{crm,ada}', 'ping') IS NULL AS memory_dropped;
 SELECT ctx.put('{crm,ada}', 'beat', '{"content": "ping"}') AS state_version;
--- a built-in can be switched off for everyone
+-- a built-in can be switched off for every context of the caller's tenant: in a context that
+-- redacts (the default), the same secrets are redacted before and stored as given after; another
+-- tenant's context keeps redacting, unless switched off for every tenant (superuser)
+SET ctxstore.tenant = 'processors_other';
+SELECT ctx.create_context('other tenant') AS o \gset
+SELECT ctx.append(:'o', 'user', 'before: card 4111 1111 1111 1111, key sk-proj-abcdefghijklmnopqrstuvwxyz0123') AS s;
+RESET ctxstore.tenant;
+SELECT ctx.append(:'c', 'user', 'before: card 4111 1111 1111 1111, key sk-proj-abcdefghijklmnopqrstuvwxyz0123') AS s;
 SELECT ctx.disable_processor('redact_secrets');
-SELECT ctx.append(:'raw', 'user', 'sk-proj-abcdefghijklmnopqrstuvwxyz0123') AS s;
-SELECT content FROM ctx.window(:'raw', 1);
+SELECT ctx.append(:'c', 'user', 'after: card 4111 1111 1111 1111, key sk-proj-abcdefghijklmnopqrstuvwxyz0123') AS s;
+SELECT seq, content, metadata->'redacted' AS redacted FROM ctx.messages(:'c', since_seq => 7);
 SELECT ctx.processor_config(:'c') ->> 'redact_secrets' AS redact_secrets;
+SET ctxstore.tenant = 'processors_other';
+SELECT ctx.append(:'o', 'user', 'after: card 4111 1111 1111 1111, key sk-proj-abcdefghijklmnopqrstuvwxyz0123') AS s;
+RESET ctxstore.tenant;
+SELECT ctx.disable_processor('redact_secrets', all_tenants => true);
+SET ctxstore.tenant = 'processors_other';
+SELECT ctx.append(:'o', 'user', 'all tenants: card 4111 1111 1111 1111, key sk-proj-abcdefghijklmnopqrstuvwxyz0123') AS s;
+SELECT seq, content, metadata->'redacted' AS redacted FROM ctx.messages(:'o');
+RESET ctxstore.tenant;
+SELECT ctx.enable_processor('redact_secrets', all_tenants => true);
 SELECT ctx.enable_processor('redact_secrets');
+-- on again: redacted again
+SELECT ctx.append(:'c', 'user', 'again: card 4111 1111 1111 1111') AS s;
+SELECT content FROM ctx.messages(:'c', since_seq => 9);
+SET ctxstore.tenant = 'processors_other';
+SELECT ctx.append(:'o', 'user', 'again: card 4111 1111 1111 1111') AS s;
+SELECT content FROM ctx.messages(:'o', since_seq => 3);
+SELECT ctx.delete_context(:'o');
+RESET ctxstore.tenant;
 
 -- Errors
 SELECT ctx.register_processor('shout', 'read', 'shout(jsonb)');
@@ -216,4 +240,4 @@ SELECT ctx.configure_namespace_processors('{crm}', NULL);
 SELECT ctx.forget('{crm}'::text[]);
 SELECT ctx.delete_key('{crm,ada}', 'profile'), ctx.delete_key('{crm,ada}', 'beat');
 SELECT ctx.delete_context(id, cascade => true) FROM ctx.contexts
- WHERE name IN ('redaction', 'raw', 'norm', 'reads', 'users', 'summarized') AND parent_id IS NULL;
+ WHERE name IN ('redaction', 'raw', 'norm', 'reads', 'users', 'summarized') AND parent_id IS NULL ORDER BY name;
