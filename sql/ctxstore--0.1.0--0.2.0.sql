@@ -284,6 +284,12 @@ SELECT name, stage,
          ORDER BY r.name, (r.tenant IS NULL AND r.fn IS NOT NULL) DESC, r.tenant NULLS LAST) p
  ORDER BY stage DESC, priority, name;
 
+-- Contexts belong to a resource (the user or agent of the application), by which frameworks
+-- list their threads (ctx.list_contexts, ctx.update_context, ctx.create_context(resource)).
+ALTER TABLE ctx.contexts ADD COLUMN resource text CHECK (resource <> '' AND octet_length(resource) <= 1024);
+CREATE INDEX contexts_resource_idx ON ctx.contexts (tenant, resource) WHERE resource IS NOT NULL;
+DROP FUNCTION ctx.create_context(text, jsonb, text, jsonb, boolean);
+
 DROP FUNCTION ctx.register_processor(text, text, regprocedure, integer, jsonb);
 DROP FUNCTION ctx.disable_processor(text);
 DROP FUNCTION ctx.enable_processor(text);
@@ -1032,7 +1038,8 @@ CREATE OR REPLACE FUNCTION "create_context"(
 	"metadata" jsonb DEFAULT '{}',
 	"metadata_schema" TEXT DEFAULT NULL,
 	"processors" jsonb DEFAULT '{}',
-	"encrypted" bool DEFAULT NULL
+	"encrypted" bool DEFAULT NULL,
+	"resource" TEXT DEFAULT NULL
 ) RETURNS uuid
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
@@ -1162,6 +1169,27 @@ CREATE OR REPLACE FUNCTION "keyed_hash"(
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'keyed_hash_wrapper';
+
+CREATE OR REPLACE FUNCTION "list_contexts"(
+	"resource" TEXT DEFAULT NULL,
+	"filter" jsonb DEFAULT '{}',
+	"order_by" TEXT DEFAULT 'updated_at',
+	"descending" bool DEFAULT true,
+	"max_rows" INT DEFAULT 100,
+	"skip" INT DEFAULT 0
+) RETURNS TABLE (
+	"id" uuid,
+	"name" TEXT,
+	"resource" TEXT,
+	"metadata" jsonb,
+	"created_at" timestamp with time zone,
+	"updated_at" timestamp with time zone,
+	"message_count" bigint,
+	"total_count" bigint
+)
+STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'list_contexts_wrapper';
 
 CREATE OR REPLACE FUNCTION "list_namespaces"(
 	"prefix" TEXT[] DEFAULT '{}',
@@ -1394,6 +1422,23 @@ CREATE OR REPLACE FUNCTION "unregister_processor"(
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'unregister_processor_wrapper';
+
+CREATE OR REPLACE FUNCTION "update_context"(
+	"context_id" uuid,
+	"name" TEXT DEFAULT NULL,
+	"metadata_patch" jsonb DEFAULT NULL,
+	"resource" TEXT DEFAULT NULL
+) RETURNS TABLE (
+	"id" uuid,
+	"name" TEXT,
+	"resource" TEXT,
+	"metadata" jsonb,
+	"created_at" timestamp with time zone,
+	"updated_at" timestamp with time zone
+)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'update_context_wrapper';
 
 CREATE OR REPLACE FUNCTION "update_memory"(
 	"id" uuid,

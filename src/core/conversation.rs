@@ -68,6 +68,34 @@ pub fn json_type(value: &Value) -> &'static str {
     }
 }
 
+const MAX_RESOURCE_BYTES: usize = 1024;
+
+/// A context's resource (the user or agent it belongs to): NULL (none), else 1 to 1024 bytes.
+pub fn check_resource(resource: Option<&str>) -> CtxResult<()> {
+    match resource {
+        Some(r) if r.is_empty() || r.len() > MAX_RESOURCE_BYTES => Err(CtxError::invalid(format!(
+            "resource must be 1 to {MAX_RESOURCE_BYTES} bytes, got {}",
+            r.len()
+        ))
+        .with_hint("pass the id of the user or agent the context belongs to, or NULL for none")),
+        _ => Ok(()),
+    }
+}
+
+/// The SQL of a column ctx.list_contexts may order by: a fixed list, never the caller's text.
+pub fn context_order_column(order_by: &str) -> CtxResult<&'static str> {
+    match order_by {
+        "updated_at" => Ok("c.updated_at"),
+        "created_at" => Ok("c.created_at"),
+        "name" => Ok("c.name"),
+        "message_count" => Ok("c.last_seq"),
+        other => Err(
+            CtxError::invalid(format!("cannot order contexts by \"{other}\""))
+                .with_hint("order_by is one of updated_at, created_at, name, message_count"),
+        ),
+    }
+}
+
 /// One message of an `append_many` batch, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewMessage {
@@ -387,5 +415,25 @@ mod tests {
             );
         }
         assert!(compaction_range(&[], 0).is_err());
+    }
+
+    #[test]
+    fn only_known_columns_order_a_context_list() {
+        assert_eq!(context_order_column("updated_at").unwrap(), "c.updated_at");
+        assert_eq!(context_order_column("message_count").unwrap(), "c.last_seq");
+        let err = context_order_column("updated_at; DROP TABLE x").unwrap_err();
+        assert_eq!(err.kind.sqlstate(), "22023");
+    }
+
+    #[test]
+    fn resources_are_bounded() {
+        assert!(check_resource(None).is_ok());
+        assert!(check_resource(Some("user-42")).is_ok());
+        assert_eq!(
+            check_resource(Some("")).unwrap_err().kind.sqlstate(),
+            "22023"
+        );
+        let long = "x".repeat(MAX_RESOURCE_BYTES + 1);
+        assert!(check_resource(Some(&long)).is_err());
     }
 }

@@ -47,6 +47,9 @@ CREATE TABLE ctx.contexts (
     id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     tenant      text NOT NULL DEFAULT ctx.current_tenant(),
     name        text,
+    -- the user or agent it belongs to in the application: frameworks list threads by it
+    -- (ctx.list_contexts)
+    resource    text CHECK (resource <> '' AND octet_length(resource) <= 1024),
     metadata    jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
     -- token encoding of every count stored for this context (fixed at creation)
         encoding    text NOT NULL CHECK (encoding IN ('o200k_base', 'cl100k_base')),
@@ -79,6 +82,9 @@ CREATE TABLE ctx.contexts (
     FOREIGN KEY (tenant, parent_id) REFERENCES ctx.contexts (tenant, id)
 );
 CREATE INDEX contexts_parent_idx ON ctx.contexts (parent_id) WHERE parent_id IS NOT NULL;
+-- a resource's contexts (not ordered by updated_at: every append updates it, and an index on it
+-- would cost appends their HOT update; a list sorts one resource's contexts)
+CREATE INDEX contexts_resource_idx ON ctx.contexts (tenant, resource) WHERE resource IS NOT NULL;
 -- the sweep visits only contexts with a retention policy
 CREATE INDEX contexts_retention_idx ON ctx.contexts (id)
  WHERE retain_max_age IS NOT NULL OR retain_max_messages IS NOT NULL OR compact_older_than IS NOT NULL;

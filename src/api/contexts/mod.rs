@@ -2,6 +2,7 @@
 //! compaction and forks. Argument checks and SPI only; the rules are in `core::conversation`,
 //! the context view and its reads in `services::context_view`.
 
+mod catalog;
 mod compaction;
 mod forks;
 mod read;
@@ -40,7 +41,9 @@ fn create_context(
     metadata_schema: default!(Option<&str>, "NULL"),
     processors: default!(Option<JsonArg>, "'{}'"),
     encrypted: default!(Option<bool>, "NULL"),
+    resource: default!(Option<&str>, "NULL"),
 ) -> Uuid {
+    rules::check_resource(resource).or_raise();
     let encrypted = encrypted.unwrap_or_else(gucs::encrypt_new_contexts);
     let metadata = object_or_empty(metadata, "metadata").or_raise();
     let processors = json_or(processors, "processors", json!({})).or_raise();
@@ -48,9 +51,9 @@ fn create_context(
         .or_raise();
     let encoding = gucs::default_encoding().name();
     static INSERT: Statement = Statement {
-        sql: "INSERT INTO ctx.contexts (name, metadata, encoding, metadata_schema, processors, encrypted)
-              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        args: &[TEXTOID, JSONBOID, TEXTOID, TEXTOID, JSONBOID, BOOLOID],
+        sql: "INSERT INTO ctx.contexts (name, metadata, encoding, metadata_schema, processors, encrypted, resource)
+              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        args: &[TEXTOID, JSONBOID, TEXTOID, TEXTOID, JSONBOID, BOOLOID, TEXTOID],
         writes: true,
     };
     Spi::connect_mut(|client| -> CtxResult<Uuid> {
@@ -68,6 +71,7 @@ fn create_context(
                 metadata_schema.into(),
                 JsonB(processors).into(),
                 encrypted.into(),
+                resource.into(),
             ],
         )?;
         let row = table
