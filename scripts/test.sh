@@ -3,7 +3,8 @@
 # what each proves). Pass servers to restrict:  scripts/test.sh pg18
 # Each tier ends with one line `result: P passed, S skipped, F failed (unit)`; a tier fails when
 # its script fails, prints no such line, or ran nothing. Every tier runs even after a failure;
-# the summary lists each tier's counts and duration, and the total counts every test once.
+# the summary lists each tier's counts and duration, and the total counts every test once per
+# server it runs on (a tier of both servers counts its tests on each).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/env.sh"
@@ -86,6 +87,8 @@ for p in "${plan[@]}"; do
     [ "$failed" -gt 0 ] || failed=1
   elif [ -z "$line" ]; then
     verdict="FAILED (no result line)"; failed=1
+  elif [ "$failed" -gt 0 ]; then
+    verdict="FAILED (failures reported)"
   elif [ $((passed + failed)) = 0 ] && [ "$skipped" = 0 ]; then
     verdict="FAILED (ran nothing)"; failed=1
   elif [ $((passed + failed)) = 0 ]; then
@@ -97,7 +100,7 @@ for p in "${plan[@]}"; do
     "$passed" "$skipped" "$failed" $((SECONDS - start)) "$verdict" "${unit:-}")")
 done
 
-echo "==> summary (each test counted once, in its tier's unit)"
+echo "==> summary (each test counted once per server it runs on, in its tier's unit)"
 printf '  %s\n' "${summary[@]}"
 echo "ctxstore: $total_passed passed, $total_skipped skipped, $total_failed failed in $SECONDS s"
 if [ ${#failures[@]} -gt 0 ]; then

@@ -22,6 +22,7 @@ for c in $(seq "$clients"); do
 done
 sleep 4
 pid=$(sudo -u postgres head -n1 "$datadir/postmaster.pid")
+children=$(pgrep -P "$pid" | tr '\n' ' ')
 kill -9 "$pid"
 wait || true   # the clients end with a lost connection
 # The killed postmaster may linger as a zombie where nothing reaps orphans (containers): its
@@ -31,6 +32,16 @@ for _ in $(seq 50); do
   [ "$state" = Z ] || [ "$state" = gone ] && break
   sleep 0.1
 done
+# the lock file is the interlock against a second server on this data directory: removed only
+# once every process of the killed one has exited (orphaned backends notice the postmaster's
+# death at once)
+for _ in $(seq 100); do
+  alive=0
+  for c in $children; do [ -d "/proc/$c" ] && [ "$(awk '{print $3}' "/proc/$c/stat" 2>/dev/null)" != Z ] && alive=1; done
+  [ "$alive" = 0 ] && break
+  sleep 0.1
+done
+[ "$alive" = 0 ] || fail "processes of the killed server are still running: $children"
 rm -f "$datadir/postmaster.pid"
 # orphaned backends notice the postmaster's death and exit; until then the old shared memory
 # is in use and the server refuses to start
@@ -46,8 +57,9 @@ grep -q "database system was interrupted\|was not properly shut down" "$datadir/
 acked=$(cat "$work"/acked*.txt | grep -c . || true)
 [ "$acked" -gt 0 ] || fail "no append was acknowledged before the kill"
 # the acknowledged seqs, one per line, against what the context holds
-cat "$work"/acked*.txt | grep -E '^[0-9]+$' | sort -n > "$work/acked.txt"
-psql -tA -c "SELECT seq FROM ctx.messages m WHERE m.context_id = '$id' ORDER BY seq" > "$work/stored.txt"
+# (comm compares lexically sorted lines)
+cat "$work"/acked*.txt | grep -E '^[0-9]+$' | LC_ALL=C sort > "$work/acked.txt"
+psql -tA -c "SELECT seq FROM ctx.messages m WHERE m.context_id = '$id'" | LC_ALL=C sort > "$work/stored.txt"
 missing=$(comm -23 "$work/acked.txt" "$work/stored.txt" | wc -l)
 duplicates=$(sort "$work/stored.txt" | uniq -d | wc -l)
 read -r rows first last last_seq <<<"$(psql -tA -F ' ' -c "SELECT count(*), min(seq), max(seq), (SELECT last_seq FROM ctx.contexts WHERE id = '$id') FROM ctx.messages m WHERE m.context_id = '$id'")"

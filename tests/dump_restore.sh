@@ -80,6 +80,8 @@ if retired=$(read_secret "$rotated_key"); then
   fail "the shredded context still reads from a pre-shred backup after the rotation: $retired"
 fi
 [[ $retired != *"an encrypted summary"* ]] || fail "plaintext of the shredded context in the error: $retired"
+[[ $retired == *'master key "fixture" is not configured'* ]] \
+  || fail "the old backup failed, but not because its master key is retired: $retired"
 echo "dump/restore ($server): after shred + rotation a pre-shred backup refuses the shredded context: ${retired%%$'\n'*}"
 echo "dump/restore ($server): $(wc -l < "$work/source.txt") snapshot lines identical after pg_dump -Fc / pg_restore; appends, memories and the audit chain keep working"
 result 2 0 0 "checks: dump and restore round trip, pre-shred backup unreadable after rotation"

@@ -38,11 +38,12 @@ throwaway_cluster() {
 
 psql() { as_pg "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$datadir" -p "$port" -U postgres "$@"; }
 
-# A scratch directory every user can write (the server runs as postgres), removed at exit.
+# A scratch directory every user can write (the server runs as postgres), removed at exit
+# when the script passed (a failed one's stays, with what the driver kept there).
 scratch_dir() {
   work=$(mktemp -d)
   chmod 777 "$work"
-  at_exit 'rm -rf "$work"'
+  at_exit '[ "$status" != 0 ] && echo "kept for inspection: $work" >&2 || rm -rf "$work"'
 }
 
 # result PASSED SKIPPED FAILED WHAT: how many tests the tier ran, in its own unit (WHAT says

@@ -4,6 +4,6 @@
 source "$(dirname "$0")/lib.sh"
 scratch_dir
 "$root/scripts/fuzz.sh" "${1:-${CTXSTORE_FUZZ_SECONDS:-10}}" | tee "$work/fuzz.log"
-targets=$(grep -c '^fuzz [a-z_]*: [0-9]* runs' "$work/fuzz.log" || true)
-[ "$targets" -gt 0 ] || fail "no fuzz target ran"
+targets=$(sed -n 's/^fuzz targets: \([0-9]*\) passed.*/\1/p' "$work/fuzz.log")
+[ "${targets:-0}" -gt 0 ] || fail "no fuzz target ran"
 result "$targets" 0 0 "fuzz targets, $(grep -Eo '\([0-9]+ runs\)' "$work/fuzz.log" | tail -n1 | tr -d '()')"

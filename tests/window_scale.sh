@@ -27,6 +27,7 @@ SQL
 # the rows it returned
 buffers() {
   local plan
+  set -e
   plan=$(psql -d ctxstore_scale -tA -c "SELECT count(*) FROM threads t, $1 WHERE t.name = '$2'" \
               -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT count(*) FROM threads t, $1 WHERE t.name = '$2'")
   local rows hit read
@@ -41,6 +42,7 @@ for call in "ctx.token_window(t.id, $budget)" "ctx.window(t.id, 50)"; do
   read -r big_rows big_pages <<<"$(buffers "$call" big)"
   echo "window scale: ${call%%(*}: $small-message thread $small_rows rows, $small_pages buffers; $big-message thread $big_rows rows, $big_pages buffers"
   [ "$small_rows" = 50 ] && [ "$big_rows" = 50 ] || fail "${call%%(*} returned $small_rows / $big_rows rows, expected 50"
+  [ "$small_pages" -gt 0 ] && [ "$big_pages" -gt 0 ] || fail "${call%%(*}: EXPLAIN reported no buffer counts"
   # one more b-tree level per index probe at most: a handful of pages, never the thread
   [ "$big_pages" -le $((small_pages + 8)) ] \
     || fail "${call%%(*} touched $big_pages buffers on the big thread, $small_pages on the small one: not O(window)"
