@@ -42,7 +42,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [ "$alive" = 0 ] || fail "processes of the killed server are still running: $children"
-rm -f "$datadir/postmaster.pid"
+rm -f "$datadir/postmaster.pid" "$datadir/.s.PGSQL.$port" "$datadir/.s.PGSQL.$port.lock"
 # orphaned backends notice the postmaster's death and exit; until then the old shared memory
 # is in use and the server refuses to start
 started=

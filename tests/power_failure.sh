@@ -75,7 +75,9 @@ run() {
   [ -e "$base/ctl/power_failure.done" ] || fail "lossyfs did not simulate the power failure"
   local lost
   lost=$(grep -Eo '[0-9]+ unsynced pages lost' "$base/lossyfs.log" | tail -n1 | grep -Eo '^[0-9]+')
-  as_pg rm -f "$base/mnt/postmaster.pid"
+  # every process of the killed server is gone (a zombie postmaster, where nothing reaps
+  # orphans, still looks alive to a lock file's PID check): its lock files are stale
+  as_pg rm -f "$base/mnt/postmaster.pid" "$base/sock/.s.PGSQL.$port" "$base/sock/.s.PGSQL.$port.lock"
   if ! start "$sync_commit" 2>/dev/null; then echo "unrecoverable" > "$base/outcome"; return; fi
   # (comm compares lexically sorted lines)
   cat "$base"/work/acked*.txt | grep -E '^[0-9]+$' | LC_ALL=C sort > "$base/work/acked.txt"
