@@ -14,6 +14,8 @@ use crate::error::{required, CtxError, CtxResult};
 use crate::plans::param_datum;
 use crate::services::context_view::missing_context;
 
+use super::non_negative;
+
 /// What filters over contexts may address: the metadata document, and these columns.
 pub const CONTEXT_FILTER: FilterTarget = FilterTarget {
     document: "c.metadata",
@@ -151,10 +153,8 @@ fn list_contexts(
         } else {
             "ASC NULLS LAST"
         };
-        let max_rows = i64::from(required(max_rows, "max_rows")?);
-        let skip = i64::from(required(skip, "skip")?);
-        rules::check_non_negative(max_rows, "max_rows")?;
-        rules::check_non_negative(skip, "skip")?;
+        let max_rows = non_negative(max_rows.map(i64::from), "max_rows")?;
+        let skip = non_negative(skip.map(i64::from), "skip")?;
         let mut args: Vec<DatumWithOid> = vec![resource.into()];
         let compiled = filter::compile(&filter.map_or(Value::Null, |j| j.0), &CONTEXT_FILTER, 2)?;
         args.extend(compiled.params.iter().map(param_datum));
