@@ -52,7 +52,7 @@ BEGIN
         RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22004';
     END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA ctx TO %s', grant_access.role);
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ctx.contexts, ctx.messages, ctx.summaries,
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ctx.contexts, ctx.messages, ctx.message_revisions, ctx.summaries,
                     ctx.memories, ctx.state, ctx.data_keys TO %s', grant_access.role);
     -- (created after this file; resolved when grant_access runs)
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ctx.threads, ctx.checkpoints, ctx.checkpoint_blobs,
@@ -918,12 +918,124 @@ LANGUAGE sql AS $$
     SELECT count(*) FROM gone
 $$;
 
+-- Messages with identity: every message gets an id (existing ones a generated uuid) and
+-- revision 1; edits and deletes write revisions (ctx.message_revisions); keys of messages and
+-- summaries lead with the tenant (another tenant's insert could collide with a row and so
+-- confirm that a context id exists). The new columns of existing rows are written with the
+-- audit trigger off: they are no one's change.
+CREATE TYPE ctx.message AS (
+    context_id  uuid,
+    seq         bigint,
+    message_id  text,
+    revision    integer,
+    role        text,
+    content     text,
+    metadata    jsonb,
+    tokens      integer,
+    created_at  timestamptz,
+    written_at  timestamptz,
+    archived    boolean,
+    deleted     boolean,
+    current     boolean,
+    trace_id    text
+);
+ALTER TABLE ctx.messages DISABLE TRIGGER audit;
+ALTER TABLE ctx.messages
+    ADD COLUMN message_id text NOT NULL DEFAULT gen_random_uuid()::text
+        CHECK (message_id <> '' AND octet_length(message_id) <= 256),
+    ADD COLUMN revision integer NOT NULL DEFAULT 1 CHECK (revision > 0),
+    ADD COLUMN deleted boolean NOT NULL DEFAULT false,
+    ADD COLUMN written_at timestamptz;
+UPDATE ctx.messages SET written_at = created_at;
+ALTER TABLE ctx.messages ALTER COLUMN written_at SET DEFAULT now(), ALTER COLUMN written_at SET NOT NULL;
+DO $$
+BEGIN
+    IF (SELECT enabled FROM ctx.audited_tables WHERE table_name = 'messages') THEN
+        ALTER TABLE ctx.messages ENABLE TRIGGER audit;
+    END IF;
+END $$;
+ALTER TABLE ctx.messages DROP CONSTRAINT messages_check;
+ALTER TABLE ctx.messages
+    ADD CONSTRAINT messages_check CHECK (num_nonnulls(content, content_lz4, content_enc) = CASE WHEN deleted THEN 0 ELSE 1 END),
+    ADD CONSTRAINT messages_check1 CHECK (NOT deleted OR (metadata_enc IS NULL AND tokens = 0));
+ALTER TABLE ctx.messages DROP CONSTRAINT messages_pkey;
+ALTER TABLE ctx.messages ADD PRIMARY KEY (tenant, context_id, seq);
+DROP INDEX ctx.messages_system_idx;
+CREATE INDEX messages_system_idx ON ctx.messages (tenant, context_id, seq) WHERE role = 'system';
+CREATE UNIQUE INDEX messages_id_idx ON ctx.messages (tenant, context_id, message_id);
+ALTER TABLE ctx.summaries DROP CONSTRAINT summaries_pkey;
+ALTER TABLE ctx.summaries ADD PRIMARY KEY (tenant, context_id, version);
+
+CREATE TABLE ctx.message_revisions (
+    context_id  uuid NOT NULL,
+    tenant      text NOT NULL DEFAULT ctx.current_tenant(),
+    seq         bigint NOT NULL,
+    revision    integer NOT NULL CHECK (revision > 0),
+    message_id  text NOT NULL,
+    deleted     boolean NOT NULL DEFAULT false,
+    role        text NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+    content     text,
+    content_lz4 bytea,
+    content_enc bytea,
+    metadata_enc bytea,
+    metadata    jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
+    tokens      integer NOT NULL CHECK (tokens >= 0),
+    created_at  timestamptz NOT NULL,
+    written_at  timestamptz NOT NULL,
+    trace_id    text,
+    replaced_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant, context_id, seq, revision),
+    FOREIGN KEY (tenant, context_id, seq) REFERENCES ctx.messages (tenant, context_id, seq) ON DELETE CASCADE,
+    CHECK (num_nonnulls(content, content_lz4, content_enc) = CASE WHEN deleted THEN 0 ELSE 1 END)
+);
+SELECT pg_catalog.pg_extension_config_dump('ctx.message_revisions', '');
+ALTER TABLE ctx.message_revisions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON ctx.message_revisions
+    USING (tenant = (SELECT ctx.current_tenant())) WITH CHECK (tenant = (SELECT ctx.current_tenant()));
+
+-- Live messages only; tombstones and revisions counted apart; last activity by write time.
+DROP VIEW ctx.context_stats;
+CREATE VIEW ctx.context_stats WITH (security_invoker = true) AS
+SELECT c.id AS context_id,
+       c.tenant,
+       c.name,
+       c.parent_id,
+       c.encrypted,
+       -- live messages (tombstones are counted in deleted)
+       count(m.seq) FILTER (WHERE NOT m.deleted) AS messages,
+       count(m.seq) FILTER (WHERE m.content_lz4 IS NOT NULL) AS archived,
+       -- hidden from every read by the retention policy, not yet swept
+       count(m.seq) FILTER (WHERE m.seq <= c.last_seq - c.retain_max_messages
+                               OR m.created_at < now() - c.retain_max_age) AS expired,
+       coalesce(sum(m.tokens), 0)::bigint AS tokens,
+       coalesce(sum(pg_column_size(m.*)), 0)::bigint AS bytes,
+       (SELECT count(*) FROM ctx.summaries s WHERE s.tenant = c.tenant AND s.context_id = c.id) AS summaries,
+       greatest(c.updated_at, max(m.written_at)) AS last_activity,
+       c.retain_max_age,
+       c.retain_max_messages,
+       c.compact_older_than,
+       count(m.seq) FILTER (WHERE m.deleted) AS deleted,
+       -- earlier revisions of edited or deleted messages (ctx.history shows them)
+       (SELECT count(*) FROM ctx.message_revisions r WHERE r.tenant = c.tenant AND r.context_id = c.id) AS revisions
+  FROM ctx.contexts c
+  LEFT JOIN ctx.messages m ON m.tenant = c.tenant AND m.context_id = c.id
+ GROUP BY c.id;
+
+-- The message reads return ctx.message rows; ctx.append takes a message id and a timestamp.
+DROP FUNCTION ctx.messages(uuid, bigint, integer);
+DROP FUNCTION ctx.window(uuid, integer);
+DROP FUNCTION ctx.token_window(uuid, integer);
+DROP FUNCTION ctx.history(uuid);
+DROP FUNCTION ctx.append(uuid, text, text, jsonb);
+
 -- Every C function, re-pointed at this version's library (scripts/upgrade_functions.py).
 CREATE OR REPLACE FUNCTION "append"(
 	"context_id" uuid,
 	"role" TEXT,
 	"content" TEXT,
-	"metadata" jsonb DEFAULT '{}'
+	"metadata" jsonb DEFAULT '{}',
+	"message_id" TEXT DEFAULT NULL,
+	"created_at" timestamp with time zone DEFAULT NULL
 ) RETURNS bigint
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
@@ -1070,6 +1182,14 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'delete_key_wrapper';
 
+CREATE OR REPLACE FUNCTION "delete_messages"(
+	"context_id" uuid,
+	"message_ids" TEXT[]
+) RETURNS INT
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'delete_messages_wrapper';
+
 CREATE OR REPLACE FUNCTION "disable_processor"(
 	"name" TEXT,
 	"all_tenants" bool DEFAULT false
@@ -1138,18 +1258,19 @@ STABLE PARALLEL SAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'get_wrapper';
 
+CREATE OR REPLACE FUNCTION "get_messages"(
+	"context_id" uuid,
+	"message_ids" TEXT[]
+) RETURNS SETOF ctx.message /* :: pgrx :: heap_tuple :: PgHeapTuple < '_, :: pgrx :: pgbox :: AllocatedByRust
+> */
+STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'get_messages_wrapper';
+
 CREATE OR REPLACE FUNCTION "history"(
 	"context_id" uuid
-) RETURNS TABLE (
-	"seq" bigint,
-	"role" TEXT,
-	"content" TEXT,
-	"metadata" jsonb,
-	"tokens" INT,
-	"created_at" timestamp with time zone,
-	"archived" bool,
-	"trace_id" TEXT
-)
+) RETURNS SETOF ctx.message /* :: pgrx :: heap_tuple :: PgHeapTuple < '_, :: pgrx :: pgbox :: AllocatedByRust
+> */
 STABLE PARALLEL SAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'history_wrapper';
@@ -1217,17 +1338,22 @@ CREATE OR REPLACE FUNCTION "messages"(
 	"context_id" uuid,
 	"since_seq" bigint DEFAULT 0,
 	"max_rows" INT DEFAULT NULL
-) RETURNS TABLE (
-	"seq" bigint,
-	"role" TEXT,
-	"content" TEXT,
-	"metadata" jsonb,
-	"tokens" INT,
-	"created_at" timestamp with time zone
-)
+) RETURNS SETOF ctx.message /* :: pgrx :: heap_tuple :: PgHeapTuple < '_, :: pgrx :: pgbox :: AllocatedByRust
+> */
 STABLE PARALLEL SAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'messages_wrapper';
+
+CREATE OR REPLACE FUNCTION "messages_around"(
+	"context_id" uuid,
+	"message_id" TEXT,
+	"before" INT DEFAULT 0,
+	"after" INT DEFAULT 0
+) RETURNS SETOF ctx.message /* :: pgrx :: heap_tuple :: PgHeapTuple < '_, :: pgrx :: pgbox :: AllocatedByRust
+> */
+STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'messages_around_wrapper';
 
 CREATE OR REPLACE FUNCTION "metric_samples"() RETURNS TABLE (
 	"name" TEXT,
@@ -1265,6 +1391,14 @@ CREATE OR REPLACE FUNCTION "processor_config"(
 STABLE PARALLEL SAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'processor_config_wrapper';
+
+CREATE OR REPLACE FUNCTION "purge_messages"(
+	"context_id" uuid,
+	"message_ids" TEXT[]
+) RETURNS INT
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'purge_messages_wrapper';
 
 CREATE OR REPLACE FUNCTION "put"(
 	"namespace" TEXT[],
@@ -1351,6 +1485,18 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'rotate_master_key_wrapper';
 
+CREATE OR REPLACE FUNCTION "save_messages"(
+	"context_id" uuid,
+	"messages" jsonb
+) RETURNS TABLE (
+	"message_id" TEXT,
+	"seq" bigint,
+	"revision" INT
+)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'save_messages_wrapper';
+
 CREATE OR REPLACE FUNCTION "search_state"(
 	"namespace_prefix" TEXT[],
 	"filter" jsonb DEFAULT '{}',
@@ -1395,14 +1541,8 @@ AS 'ctxstore-0.2.0', 'sweep_wrapper';
 CREATE OR REPLACE FUNCTION "token_window"(
 	"context_id" uuid,
 	"max_tokens" INT
-) RETURNS TABLE (
-	"seq" bigint,
-	"role" TEXT,
-	"content" TEXT,
-	"metadata" jsonb,
-	"tokens" INT,
-	"created_at" timestamp with time zone
-)
+) RETURNS SETOF ctx.message /* :: pgrx :: heap_tuple :: PgHeapTuple < '_, :: pgrx :: pgbox :: AllocatedByRust
+> */
 STABLE PARALLEL RESTRICTED
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'token_window_wrapper';
@@ -1451,6 +1591,17 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'update_memory_wrapper';
 
+CREATE OR REPLACE FUNCTION "update_message"(
+	"context_id" uuid,
+	"message_id" TEXT,
+	"content" TEXT DEFAULT NULL,
+	"metadata" jsonb DEFAULT NULL,
+	"role" TEXT DEFAULT NULL
+) RETURNS INT
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'update_message_wrapper';
+
 CREATE OR REPLACE FUNCTION "update_working_memory"(
 	"context_id" uuid,
 	"patch" jsonb
@@ -1471,14 +1622,8 @@ AS 'ctxstore-0.2.0', 'validate_wrapper';
 CREATE OR REPLACE FUNCTION "window"(
 	"context_id" uuid,
 	"last_n" INT
-) RETURNS TABLE (
-	"seq" bigint,
-	"role" TEXT,
-	"content" TEXT,
-	"metadata" jsonb,
-	"tokens" INT,
-	"created_at" timestamp with time zone
-)
+) RETURNS SETOF ctx.message /* :: pgrx :: heap_tuple :: PgHeapTuple < '_, :: pgrx :: pgbox :: AllocatedByRust
+> */
 STABLE PARALLEL RESTRICTED
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'window_wrapper';
@@ -1509,7 +1654,8 @@ ALTER TABLE ctx.audited_tables DISABLE TRIGGER audit;
 INSERT INTO ctx.audited_tables VALUES
     ('threads', '{tenant,thread_id}'), ('checkpoints', '{context_id,checkpoint_ns,checkpoint_id}'),
     ('checkpoint_blobs', '{context_id,checkpoint_ns,channel,version}'),
-    ('checkpoint_writes', '{context_id,checkpoint_ns,checkpoint_id,task_id,idx}'), ('llm_cache', '{tenant,key}');
+    ('checkpoint_writes', '{context_id,checkpoint_ns,checkpoint_id,task_id,idx}'), ('llm_cache', '{tenant,key}'),
+    ('message_revisions', '{context_id,seq,revision}');
 DO $$
 BEGIN
     IF (SELECT enabled FROM ctx.audited_tables WHERE table_name = 'audited_tables') THEN
@@ -1523,7 +1669,8 @@ DO $$
 DECLARE t record;
 BEGIN
     FOR t IN SELECT * FROM ctx.audited_tables
-              WHERE table_name IN ('threads', 'checkpoints', 'checkpoint_blobs', 'checkpoint_writes', 'llm_cache') LOOP
+              WHERE table_name IN ('threads', 'checkpoints', 'checkpoint_blobs', 'checkpoint_writes', 'llm_cache',
+                                   'message_revisions') LOOP
         EXECUTE format('CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON ctx.%I
                         FOR EACH ROW EXECUTE FUNCTION ctx.audit_trigger(%s)',
                        t.table_name, (SELECT string_agg(quote_literal(c), ', ') FROM unnest(t.key_columns) c));

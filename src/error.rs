@@ -11,6 +11,10 @@ pub enum ErrorKind {
     NullValue,
     /// 22023: an argument is out of range or malformed.
     InvalidParameter,
+    /// 22007: a timestamp argument is not in the accepted format.
+    InvalidDatetime,
+    /// 23505: the key (a message id) is already taken.
+    UniqueViolation,
     /// 54000: a value exceeds a configured size limit.
     TooLarge,
     /// 42704: the named context (or other object) does not exist.
@@ -42,6 +46,8 @@ impl ErrorKind {
         match self {
             ErrorKind::NullValue => "22004",
             ErrorKind::InvalidParameter => "22023",
+            ErrorKind::InvalidDatetime => "22007",
+            ErrorKind::UniqueViolation => "23505",
             ErrorKind::TooLarge => "54000",
             ErrorKind::UndefinedObject => "42704",
             ErrorKind::DependentObjects => "2BP01",

@@ -73,3 +73,14 @@ impl From<pgrx::spi::SpiError> for CtxError {
         CtxError::internal(format!("SPI failure: {err}"))
     }
 }
+
+/// The OID of a type named with its schema (resolved from the catalog, not the search path).
+pub fn type_oid(qualified_name: &str) -> CtxResult<pgrx::pg_sys::Oid> {
+    let oid = pgrx::wrappers::regtypein(qualified_name);
+    if oid == pgrx::pg_sys::InvalidOid {
+        return Err(crate::error::CtxError::internal(format!(
+            "type {qualified_name} does not exist"
+        )));
+    }
+    Ok(oid)
+}

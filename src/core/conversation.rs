@@ -96,12 +96,104 @@ pub fn context_order_column(order_by: &str) -> CtxResult<&'static str> {
     }
 }
 
-/// One message of an `append_many` batch, validated.
+/// One message of an `append_many` or `save_messages` batch, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewMessage {
+    /// The caller's id; `None`: the store generates one.
+    pub message_id: Option<String>,
     pub role: String,
     pub content: String,
     pub metadata: Value,
+    /// The caller's timestamp (RFC 3339), checked by `check_timestamp`.
+    pub created_at: Option<String>,
+}
+
+const MAX_MESSAGE_ID_BYTES: usize = 256;
+
+/// A caller's message id: 1 to 256 bytes.
+pub fn check_message_id(id: &str) -> CtxResult<()> {
+    if id.is_empty() || id.len() > MAX_MESSAGE_ID_BYTES {
+        return Err(CtxError::invalid(format!(
+            "a message id must be 1 to {MAX_MESSAGE_ID_BYTES} bytes, got {}",
+            id.len()
+        ))
+        .with_hint("pass the framework's message id, or leave it out to have one generated"));
+    }
+    Ok(())
+}
+
+/// A caller's timestamp must be RFC 3339 with an offset (`2026-01-31T12:00:00Z`,
+/// `...+02:00`): without one its meaning would depend on the session's time zone.
+pub fn check_timestamp(text: &str, name: &str) -> CtxResult<()> {
+    if is_rfc3339(text.as_bytes()) {
+        return Ok(());
+    }
+    Err(CtxError::new(
+        ErrorKind::InvalidDatetime,
+        format!("{name} is not an RFC 3339 timestamp with an offset: \"{text}\""),
+    )
+    .with_hint("pass e.g. \"2026-01-31T12:00:00.123Z\" or \"2026-01-31T14:00:00+02:00\""))
+}
+
+fn is_rfc3339(b: &[u8]) -> bool {
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        let part = b.get(range)?;
+        if !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(part.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
+    };
+    let in_range = |v: Option<u32>, lo: u32, hi: u32| v.is_some_and(|v| (lo..=hi).contains(&v));
+    if b.len() < 20
+        || !in_range(digits(0..4), 1, 9999)
+        || b[4] != b'-'
+        || !in_range(digits(5..7), 1, 12)
+        || b[7] != b'-'
+        || !in_range(digits(8..10), 1, 31)
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || !in_range(digits(11..13), 0, 23)
+        || b[13] != b':'
+        || !in_range(digits(14..16), 0, 59)
+        || b[16] != b':'
+        || !in_range(digits(17..19), 0, 60)
+    {
+        return false;
+    }
+    let mut rest = &b[19..];
+    if let Some(fraction) = rest.strip_prefix(b".") {
+        let n = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 || n > 9 {
+            return false;
+        }
+        rest = &fraction[n..];
+    }
+    match rest {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => {
+            let (h, m) = ([*h1, *h2], [*m1, *m2]);
+            h.iter().chain(&m).all(u8::is_ascii_digit)
+                && (h[0] - b'0') * 10 + (h[1] - b'0') <= 23
+                && (m[0] - b'0') * 10 + (m[1] - b'0') <= 59
+        }
+        _ => false,
+    }
+}
+
+/// Two elements of one batch with the same id: SQLSTATE 22023 naming both.
+pub fn check_unique_ids(batch: &[NewMessage]) -> CtxResult<()> {
+    let mut seen = std::collections::HashMap::new();
+    for (i, message) in batch.iter().enumerate() {
+        let Some(id) = &message.message_id else {
+            continue;
+        };
+        if let Some(first) = seen.insert(id.as_str(), i) {
+            return Err(CtxError::invalid(format!(
+                "messages[{first}] and messages[{i}] have the same message_id \"{id}\""
+            ))
+            .with_hint("a batch names each message once"));
+        }
+    }
+    Ok(())
 }
 
 /// Parses and validates a whole batch before anything is written, so a bad element fails the
@@ -133,12 +225,35 @@ fn parse_batch_item(i: usize, item: &Value, max_bytes: usize) -> CtxResult<NewMe
         ))
         .with_hint("each element is {\"role\": ..., \"content\": ..., \"metadata\": {...}}"))
     })?;
-    if let Some(key) = object
-        .keys()
-        .find(|k| !matches!(k.as_str(), "role" | "content" | "metadata"))
-    {
+    if let Some(key) = object.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "role" | "content" | "metadata" | "message_id" | "created_at"
+        )
+    }) {
         return Err(at(CtxError::invalid(format!("unexpected key \"{key}\""))
-            .with_hint("allowed keys are role, content and metadata")));
+            .with_hint(
+                "allowed keys are message_id, role, content, metadata and created_at",
+            )));
+    }
+    let optional_text = |name: &str| -> CtxResult<Option<String>> {
+        match object.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(at(CtxError::invalid(format!(
+                "{name} must be a string, not {}",
+                json_type(other)
+            ))
+            .with_hint(format!("pass {name} as a JSON string, or leave it out")))),
+        }
+    };
+    let message_id = optional_text("message_id")?;
+    if let Some(id) = &message_id {
+        check_message_id(id).map_err(at)?;
+    }
+    let created_at = optional_text("created_at")?;
+    if let Some(at_text) = &created_at {
+        check_timestamp(at_text, "created_at").map_err(at)?;
     }
     let text_field = |name: &str| -> CtxResult<String> {
         match object.get(name) {
@@ -167,9 +282,11 @@ fn parse_batch_item(i: usize, item: &Value, max_bytes: usize) -> CtxResult<NewMe
         }
     };
     Ok(NewMessage {
+        message_id,
         role,
         content,
         metadata,
+        created_at,
     })
 }
 
@@ -435,5 +552,82 @@ mod tests {
         );
         let long = "x".repeat(MAX_RESOURCE_BYTES + 1);
         assert!(check_resource(Some(&long)).is_err());
+    }
+
+    #[test]
+    fn timestamps() {
+        for good in [
+            "2026-01-31T12:00:00Z",
+            "2026-01-31t12:00:00z",
+            "2026-01-31 12:00:00.123456+02:00",
+            "0001-12-31T23:59:60.1-23:59",
+        ] {
+            check_timestamp(good, "created_at").unwrap();
+        }
+        for bad in [
+            "",
+            "2026-01-31",
+            "2026-01-31T12:00:00",
+            "2026-13-01T00:00:00Z",
+            "2026-01-32T00:00:00Z",
+            "2026-01-31T24:00:00Z",
+            "2026-01-31T12:60:00Z",
+            "2026-01-31T12:00:00.Z",
+            "2026-01-31T12:00:00.1234567890Z",
+            "2026-01-31T12:00:00+2:00",
+            "2026-01-31T12:00:00+24:00",
+            "2026-01-31T12:00:00+02:60",
+            "2026-01-31T12:00:00Z ",
+            "yesterday",
+        ] {
+            let err = check_timestamp(bad, "created_at").unwrap_err();
+            assert_eq!(err.kind.sqlstate(), "22007", "{bad}");
+        }
+    }
+
+    #[test]
+    fn batch_ids() {
+        let batch = parse_batch(
+            &json!([
+                {"role": "user", "content": "a", "message_id": "m-1", "created_at": "2026-01-31T12:00:00Z"},
+                {"role": "user", "content": "b"},
+                {"role": "user", "content": "c", "message_id": "m-1"}
+            ]),
+            1000,
+        )
+        .unwrap();
+        assert_eq!(batch[0].message_id.as_deref(), Some("m-1"));
+        assert_eq!(batch[0].created_at.as_deref(), Some("2026-01-31T12:00:00Z"));
+        assert_eq!(batch[1].message_id, None);
+        let err = check_unique_ids(&batch).unwrap_err();
+        assert_eq!(err.kind.sqlstate(), "22023");
+        assert!(
+            err.message.contains("messages[0] and messages[2]"),
+            "{}",
+            err.message
+        );
+        check_unique_ids(&batch[..2]).unwrap();
+        for (bad, state) in [
+            (
+                json!([{"role": "user", "content": "a", "message_id": ""}]),
+                "22023",
+            ),
+            (
+                json!([{"role": "user", "content": "a", "message_id": 7}]),
+                "22023",
+            ),
+            (
+                json!([{"role": "user", "content": "a", "message_id": "x".repeat(257)}]),
+                "22023",
+            ),
+            (
+                json!([{"role": "user", "content": "a", "created_at": "now"}]),
+                "22007",
+            ),
+        ] {
+            let err = parse_batch(&bad, 1000).unwrap_err();
+            assert_eq!(err.kind.sqlstate(), state, "{bad}");
+            assert!(err.message.starts_with("messages[0]: "), "{}", err.message);
+        }
     }
 }

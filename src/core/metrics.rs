@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
     MessagesAppended,
+    MessagesRevised,
+    MessagesDeleted,
+    MessagesPurged,
     MessagesRead,
     WindowsLastN,
     WindowsTokens,
@@ -43,6 +46,10 @@ pub struct Family {
 const APPENDED: Family = Family {
     name: "ctxstore_messages_appended_total",
     help: "Messages appended to contexts.",
+};
+const CHANGED: Family = Family {
+    name: "ctxstore_messages_changed_total",
+    help: "Messages revised (edits), deleted (tombstones) and purged, by event.",
 };
 const READ: Family = Family {
     name: "ctxstore_messages_read_total",
@@ -98,8 +105,19 @@ pub type CounterDef = (
 
 /// (family, label, counter), in family order: the exposition format wants a family's samples
 /// together.
-pub const COUNTERS: [CounterDef; 25] = [
+pub const COUNTERS: [CounterDef; 28] = [
     (&APPENDED, None, Counter::MessagesAppended),
+    (
+        &CHANGED,
+        Some(("event", "revised")),
+        Counter::MessagesRevised,
+    ),
+    (
+        &CHANGED,
+        Some(("event", "deleted")),
+        Counter::MessagesDeleted,
+    ),
+    (&CHANGED, Some(("event", "purged")), Counter::MessagesPurged),
     (&READ, None, Counter::MessagesRead),
     (&WINDOWS, Some(("kind", "last_n")), Counter::WindowsLastN),
     (&WINDOWS, Some(("kind", "tokens")), Counter::WindowsTokens),

@@ -89,29 +89,94 @@ CREATE INDEX contexts_resource_idx ON ctx.contexts (tenant, resource) WHERE reso
 CREATE INDEX contexts_retention_idx ON ctx.contexts (id)
  WHERE retain_max_age IS NOT NULL OR retain_max_messages IS NOT NULL OR compact_older_than IS NOT NULL;
 
+-- The row type of every message read (ctx.messages, ctx.window, ctx.token_window,
+-- ctx.get_messages, ctx.messages_around, ctx.history): one type for drivers to map. A summary
+-- reads as role 'summary' with no message_id; ctx.history also returns the revisions that edits
+-- and deletes replaced (current = false) and tombstones (deleted = true, content NULL).
+CREATE TYPE ctx.message AS (
+    context_id  uuid,
+    seq         bigint,
+    message_id  text,
+    revision    integer,
+    role        text,
+    content     text,
+    metadata    jsonb,
+    tokens      integer,
+    created_at  timestamptz,
+    written_at  timestamptz,
+    archived    boolean,
+    deleted     boolean,
+    current     boolean,
+    trace_id    text
+);
+
 CREATE TABLE ctx.messages (
     context_id  uuid NOT NULL,
     tenant      text NOT NULL DEFAULT ctx.current_tenant(),
     seq         bigint NOT NULL CHECK (seq > 0),
+    -- the caller's id (a framework's message id) or a generated uuid: unique among the live
+    -- messages of a context's view; edits keep it, and keep the seq
+    message_id  text NOT NULL DEFAULT gen_random_uuid()::text
+                CHECK (message_id <> '' AND octet_length(message_id) <= 256),
+    -- 1 as appended; each edit (ctx.update_message) and the delete add one. This row is the
+    -- current revision; the ones it replaced are in ctx.message_revisions
+    revision    integer NOT NULL DEFAULT 1 CHECK (revision > 0),
+    -- a tombstone (ctx.delete_messages): hidden from every read of the view, no content
+    deleted     boolean NOT NULL DEFAULT false,
     role        text NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
-    -- exactly one of content / content_lz4 / content_enc is set: compaction archives the
-    -- content in place, lz4-compressed, so forks that still see the message keep reading it;
-    -- encrypted contexts store lz4 + AES-256-GCM ciphertext (and metadata_enc; metadata is {})
+    -- exactly one of content / content_lz4 / content_enc is set (none in a tombstone):
+    -- compaction archives the content in place, lz4-compressed, so forks that still see the
+    -- message keep reading it; encrypted contexts store lz4 + AES-256-GCM ciphertext (and
+    -- metadata_enc; metadata is {})
     content     text,
     content_lz4 bytea,
     content_enc bytea,
     metadata_enc bytea,
     metadata    jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
     tokens      integer NOT NULL CHECK (tokens >= 0),
+    -- the caller's timestamp of the message (a framework's own), else the append's
     created_at  timestamptz NOT NULL DEFAULT now(),
-    -- the W3C trace id of the request that appended it (ctxstore.traceparent), if any
+    -- when this revision was written
+    written_at  timestamptz NOT NULL DEFAULT now(),
+    -- the W3C trace id of the request that wrote this revision (ctxstore.traceparent), if any
     trace_id    text DEFAULT ctx.current_trace_id(),
-    PRIMARY KEY (context_id, seq),
+    -- keys lead with the tenant: another tenant's insert can never collide with a row
+    PRIMARY KEY (tenant, context_id, seq),
     FOREIGN KEY (tenant, context_id) REFERENCES ctx.contexts (tenant, id) ON DELETE CASCADE,
-    CHECK (num_nonnulls(content, content_lz4, content_enc) = 1)
+    CHECK (num_nonnulls(content, content_lz4, content_enc) = CASE WHEN deleted THEN 0 ELSE 1 END),
+    CHECK (NOT deleted OR (metadata_enc IS NULL AND tokens = 0))
 );
 -- context assembly reads every system message of a thread; they are few
-CREATE INDEX messages_system_idx ON ctx.messages (context_id, seq) WHERE role = 'system';
+CREATE INDEX messages_system_idx ON ctx.messages (tenant, context_id, seq) WHERE role = 'system';
+-- a message by its id (a tombstone keeps its id until it is purged)
+CREATE UNIQUE INDEX messages_id_idx ON ctx.messages (tenant, context_id, message_id);
+
+-- Revisions that an edit, a delete or a revival replaced, as they were stored (sealed ones keep their
+-- ciphertext, bound to their revision): ctx.history reads them; they go with their message
+-- (ctx.purge_messages, retention, the context's deletion).
+CREATE TABLE ctx.message_revisions (
+    context_id  uuid NOT NULL,
+    tenant      text NOT NULL DEFAULT ctx.current_tenant(),
+    seq         bigint NOT NULL,
+    revision    integer NOT NULL CHECK (revision > 0),
+    message_id  text NOT NULL,
+    deleted     boolean NOT NULL DEFAULT false,
+    role        text NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+    content     text,
+    content_lz4 bytea,
+    content_enc bytea,
+    metadata_enc bytea,
+    metadata    jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
+    tokens      integer NOT NULL CHECK (tokens >= 0),
+    created_at  timestamptz NOT NULL,
+    written_at  timestamptz NOT NULL,
+    trace_id    text,
+    -- when a later revision replaced it
+    replaced_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant, context_id, seq, revision),
+    FOREIGN KEY (tenant, context_id, seq) REFERENCES ctx.messages (tenant, context_id, seq) ON DELETE CASCADE,
+    CHECK (num_nonnulls(content, content_lz4, content_enc) = CASE WHEN deleted THEN 0 ELSE 1 END)
+);
 
 CREATE TABLE ctx.summaries (
     context_id  uuid NOT NULL,
@@ -124,7 +189,7 @@ CREATE TABLE ctx.summaries (
     metadata    jsonb NOT NULL DEFAULT '{}',
     tokens      integer NOT NULL CHECK (tokens >= 0),
     created_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (context_id, version),
+    PRIMARY KEY (tenant, context_id, version),
     FOREIGN KEY (tenant, context_id) REFERENCES ctx.contexts (tenant, id) ON DELETE CASCADE,
     CHECK (num_nonnulls(content, content_enc) = 1)
 );
@@ -133,3 +198,4 @@ CREATE TABLE ctx.summaries (
 SELECT pg_catalog.pg_extension_config_dump('ctx.contexts', '');
 SELECT pg_catalog.pg_extension_config_dump('ctx.messages', '');
 SELECT pg_catalog.pg_extension_config_dump('ctx.summaries', '');
+SELECT pg_catalog.pg_extension_config_dump('ctx.message_revisions', '');

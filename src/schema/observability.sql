@@ -7,20 +7,24 @@ SELECT c.id AS context_id,
        c.name,
        c.parent_id,
        c.encrypted,
-       count(m.seq) AS messages,
+       -- live messages (tombstones are counted in deleted)
+       count(m.seq) FILTER (WHERE NOT m.deleted) AS messages,
        count(m.seq) FILTER (WHERE m.content_lz4 IS NOT NULL) AS archived,
        -- hidden from every read by the retention policy, not yet swept
        count(m.seq) FILTER (WHERE m.seq <= c.last_seq - c.retain_max_messages
                                OR m.created_at < now() - c.retain_max_age) AS expired,
        coalesce(sum(m.tokens), 0)::bigint AS tokens,
        coalesce(sum(pg_column_size(m.*)), 0)::bigint AS bytes,
-       (SELECT count(*) FROM ctx.summaries s WHERE s.context_id = c.id) AS summaries,
-       greatest(c.updated_at, max(m.created_at)) AS last_activity,
+       (SELECT count(*) FROM ctx.summaries s WHERE s.tenant = c.tenant AND s.context_id = c.id) AS summaries,
+       greatest(c.updated_at, max(m.written_at)) AS last_activity,
        c.retain_max_age,
        c.retain_max_messages,
-       c.compact_older_than
+       c.compact_older_than,
+       count(m.seq) FILTER (WHERE m.deleted) AS deleted,
+       -- earlier revisions of edited or deleted messages (ctx.history shows them)
+       (SELECT count(*) FROM ctx.message_revisions r WHERE r.tenant = c.tenant AND r.context_id = c.id) AS revisions
   FROM ctx.contexts c
-  LEFT JOIN ctx.messages m ON m.context_id = c.id
+  LEFT JOIN ctx.messages m ON m.tenant = c.tenant AND m.context_id = c.id
  GROUP BY c.id;
 
 CREATE VIEW ctx.namespace_stats WITH (security_invoker = true) AS

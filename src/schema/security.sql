@@ -25,7 +25,7 @@ SELECT pg_catalog.pg_extension_config_dump('ctx.data_keys', '');
 DO $$
 DECLARE t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['contexts', 'messages', 'summaries', 'memories', 'state', 'data_keys',
+    FOREACH t IN ARRAY ARRAY['contexts', 'messages', 'message_revisions', 'summaries', 'memories', 'state', 'data_keys',
                              'namespace_processors'] LOOP
         EXECUTE format('ALTER TABLE ctx.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format($p$CREATE POLICY tenant_isolation ON ctx.%I
@@ -115,7 +115,8 @@ CREATE TABLE ctx.audited_tables (
     enabled     boolean NOT NULL DEFAULT true  -- switched by ctx.set_audit (itself audited)
 );
 INSERT INTO ctx.audited_tables VALUES
-    ('contexts', '{id}'), ('messages', '{context_id,seq}'), ('summaries', '{context_id,version}'),
+    ('contexts', '{id}'), ('messages', '{context_id,seq}'), ('message_revisions', '{context_id,seq,revision}'),
+    ('summaries', '{context_id,version}'),
     ('memories', '{id,version}'), ('state', '{tenant,namespace,key}'), ('data_keys', '{tenant,scope}'),
     ('schemas', '{name,version}'), ('schema_migrations', '{name,from_version}'),
     ('processor_registry', '{tenant,name}'), ('namespace_processors', '{tenant,namespace}'),
@@ -215,7 +216,7 @@ BEGIN
         RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22004';
     END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA ctx TO %s', grant_access.role);
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ctx.contexts, ctx.messages, ctx.summaries,
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ctx.contexts, ctx.messages, ctx.message_revisions, ctx.summaries,
                     ctx.memories, ctx.state, ctx.data_keys TO %s', grant_access.role);
     -- (created after this file; resolved when grant_access runs)
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ctx.threads, ctx.checkpoints, ctx.checkpoint_blobs,

@@ -26,8 +26,47 @@ pub(crate) struct Row {
     pub tokens: i32,
     pub created_at: TimestampWithTimeZone,
     pub archived: bool,
-    /// the W3C trace id of the request that appended it (messages only)
+    /// the W3C trace id of the request that wrote it (messages only)
     pub trace_id: Option<String>,
+    /// messages only: the id, the revision read, and when that revision was written
+    pub message_id: Option<String>,
+    pub revision: i32,
+    pub written_at: Option<TimestampWithTimeZone>,
+    /// a tombstone (only ctx.history reads them; content is empty)
+    pub deleted: bool,
+    /// the revision a message has now (ctx.history also reads the ones it replaced)
+    pub current: bool,
+    /// messages only: the context whose row it is (the reader's or an ancestor's)
+    pub owner: Option<Uuid>,
+}
+
+impl Row {
+    /// A summary as a row of the view: it stands for the messages up to `through_seq`.
+    pub(crate) fn summary(
+        through_seq: i64,
+        content: String,
+        metadata: Value,
+        tokens: i32,
+        created_at: TimestampWithTimeZone,
+        archived: bool,
+    ) -> Row {
+        Row {
+            seq: through_seq,
+            role: rules::SUMMARY_ROLE.to_string(),
+            content,
+            metadata,
+            tokens,
+            created_at,
+            archived,
+            trace_id: None,
+            message_id: None,
+            revision: 1,
+            written_at: None,
+            deleted: false,
+            current: !archived,
+            owner: None,
+        }
+    }
 }
 
 /// Which roles a read returns: context assembly reads system messages apart from the others.
@@ -36,6 +75,8 @@ pub(crate) enum Roles {
     All,
     SystemOnly,
     NonSystem,
+    /// every role, tombstones too (ctx.history)
+    History,
 }
 
 impl Row {
@@ -63,6 +104,7 @@ impl Roles {
             Roles::All => "all",
             Roles::SystemOnly => "system",
             Roles::NonSystem => "other",
+            Roles::History => "history",
         }
     }
 }
@@ -93,7 +135,7 @@ macro_rules! view_query {
                LEFT JOIN LATERAL (
                     SELECT through_seq, content, content_enc, metadata, tokens, created_at, version
                       FROM ctx.summaries
-                     WHERE context_id = c.id ORDER BY version DESC LIMIT 1) s ON true
+                     WHERE tenant = c.tenant AND context_id = c.id ORDER BY version DESC LIMIT 1) s ON true
               WHERE c.id = $1 ",
             $($tail)?
         )
@@ -221,22 +263,20 @@ pub(crate) fn load_view(client: &SpiClient<'_>, id: Uuid, lock: bool) -> CtxResu
     };
     let ancestors: Vec<Uuid> = row.get(5)?.unwrap_or_default();
     let summary = match row.get::<i64>(7)? {
-        Some(through_seq) => Some(Row {
-            seq: through_seq,
-            role: rules::SUMMARY_ROLE.to_string(),
-            content: match row.get::<Vec<u8>>(14)? {
+        Some(through_seq) => Some(Row::summary(
+            through_seq,
+            match row.get::<Vec<u8>>(14)? {
                 Some(sealed) => {
                     let version: i32 = required(row.get(15)?, "summary version")?;
                     open_summary(client, id, version, &sealed)?
                 }
                 None => row.get(8)?.unwrap_or_default(),
             },
-            metadata: row.get::<JsonB>(9)?.map_or(Value::Null, |j| j.0),
-            tokens: row.get(10)?.unwrap_or(0),
-            created_at: required(row.get(11)?, "summary created_at")?,
-            archived: false,
-            trace_id: None,
-        }),
+            row.get::<JsonB>(9)?.map_or(Value::Null, |j| j.0),
+            row.get(10)?.unwrap_or(0),
+            required(row.get(11)?, "summary created_at")?,
+            false,
+        )),
         None => None,
     };
     Ok(View {
@@ -280,18 +320,28 @@ pub(crate) fn open_summary(
     )
 }
 
-/// A message's ciphertexts are bound to its context, seq and role (a `user` message cannot be
-/// turned into a `system` one by editing the plaintext role column).
-pub(crate) fn message_aad(context_id: Uuid, seq: i64, role: &str, column: &str) -> Vec<u8> {
-    keys::row_aad(
-        column,
-        &[context_id.as_bytes(), &seq.to_be_bytes(), role.as_bytes()],
-    )
+/// A message's ciphertexts are bound to its context, seq, role and revision (a `user` message
+/// cannot be turned into a `system` one by editing the plaintext role column, nor an old
+/// revision's ciphertext put in place of the current one). The first revision binds no
+/// revision number: messages sealed before revisions existed read as they were written.
+pub(crate) fn message_aad(
+    context_id: Uuid,
+    seq: i64,
+    role: &str,
+    revision: i32,
+    column: &str,
+) -> Vec<u8> {
+    let (seq, revision) = (seq.to_be_bytes(), revision.to_be_bytes());
+    let mut ids: Vec<&[u8]> = vec![context_id.as_bytes(), &seq, role.as_bytes()];
+    if revision != 1i32.to_be_bytes() {
+        ids.push(&revision);
+    }
+    keys::row_aad(column, &ids)
 }
 
-/// Arguments of the range reads: segment ids, their bounds, (after, upto], limit, roles, and
-/// each segment's retention bounds (expired messages are never read).
-const RANGE_ARGS: &[BuiltinOid] = &[
+/// Arguments of the range reads: segment ids, their bounds, (after, upto], limit, roles, each
+/// segment's retention bounds (expired messages are never read), and the tenant.
+pub(crate) const RANGE_ARGS: &[BuiltinOid] = &[
     UUIDARRAYOID,
     INT8ARRAYOID,
     INT8OID,
@@ -300,18 +350,40 @@ const RANGE_ARGS: &[BuiltinOid] = &[
     TEXTOID,
     INT8ARRAYOID,
     TIMESTAMPTZARRAYOID,
+    TEXTOID,
 ];
 
+// The messages a segment contributes to a fork's view: live ones in its range that no nearer
+// segment has a row for (a fork's own revision or tombstone of an inherited message hides the
+// ancestor's; see ctx.update_message).
+macro_rules! segment_rows {
+    ($columns:literal, $roles:literal, $order:literal) => {
+        concat!(
+            "FROM unnest($1::uuid[], $2::bigint[], $7::bigint[], $8::timestamptz[])
+                  WITH ORDINALITY AS s(cid, hi, lo, since, ord)
+             CROSS JOIN LATERAL (
+                  SELECT ", $columns, " FROM ctx.messages m
+                   WHERE m.tenant = $9 AND m.context_id = s.cid
+                     AND m.seq > greatest($3, s.lo) AND m.seq <= least(s.hi, $4)
+                     AND m.created_at >= s.since AND (NOT m.deleted OR $6 = 'history') ", $roles, "
+                     AND (s.ord = 1 OR NOT EXISTS (
+                          SELECT FROM ctx.messages o
+                           WHERE o.tenant = $9 AND o.context_id = ANY ($1[1:s.ord - 1]) AND o.seq = m.seq))
+                   ORDER BY m.seq ", $order, " LIMIT $5) m"
+        )
+    };
+}
+
 static SCAN_NEWEST: Statement = Statement {
-    sql: "SELECT m.seq, m.tokens
-            FROM unnest($1::uuid[], $2::bigint[], $7::bigint[], $8::timestamptz[]) AS s(cid, hi, lo, since)
-           CROSS JOIN LATERAL (
-                 SELECT seq, tokens FROM ctx.messages
-                  WHERE context_id = s.cid AND seq > greatest($3, s.lo) AND seq <= least(s.hi, $4)
-                    AND created_at >= s.since
-                    AND ($6 = 'all' OR ($6 = 'system') = (role = 'system'))
-                  ORDER BY seq DESC LIMIT $5) m
-           ORDER BY m.seq DESC LIMIT $5",
+    sql: concat!(
+        "SELECT m.seq, m.tokens ",
+        segment_rows!(
+            "m.seq, m.tokens",
+            "AND ($6 IN ('all', 'history') OR ($6 = 'system') = (m.role = 'system'))",
+            "DESC"
+        ),
+        " ORDER BY m.seq DESC LIMIT $5"
+    ),
     args: RANGE_ARGS,
     writes: false,
 };
@@ -319,30 +391,30 @@ static SCAN_NEWEST: Statement = Statement {
 macro_rules! range_query {
     ($roles:literal) => {
         concat!(
-            "SELECT m.seq, m.role, coalesce(m.content, ctx.lz4_decompress(m.content_lz4)),
-                    m.metadata, m.tokens, m.created_at, m.context_id, m.content_enc, m.metadata_enc,
-                    m.trace_id
-               FROM unnest($1::uuid[], $2::bigint[], $7::bigint[], $8::timestamptz[]) AS s(cid, hi, lo, since)
-              CROSS JOIN LATERAL (
-                    SELECT * FROM ctx.messages
-                     WHERE context_id = s.cid AND seq > greatest($3, s.lo) AND seq <= least(s.hi, $4)
-                       AND created_at >= s.since ",
-            $roles,
-            " ORDER BY seq LIMIT $5) m
-              ORDER BY m.seq LIMIT $5"
+            "SELECT m.seq, m.role, m.content, m.metadata, m.tokens, m.created_at, m.context_id,
+                    m.content_enc, m.metadata_enc, m.trace_id, m.message_id, m.revision, m.written_at,
+                    m.deleted ",
+            segment_rows!(
+                "m.seq, m.role, coalesce(m.content, ctx.lz4_decompress(m.content_lz4)) AS content,
+                 m.metadata, m.tokens, m.created_at, m.context_id, m.content_enc, m.metadata_enc,
+                 m.trace_id, m.message_id, m.revision, m.written_at, m.deleted",
+                $roles,
+                "ASC"
+            ),
+            " ORDER BY m.seq LIMIT $5"
         )
     };
 }
 
 static READ_RANGE: Statement = Statement {
-    sql: range_query!("AND ($6 = 'all' OR ($6 = 'system') = (role = 'system'))"),
+    sql: range_query!("AND ($6 IN ('all', 'history') OR ($6 = 'system') = (m.role = 'system'))"),
     args: RANGE_ARGS,
     writes: false,
 };
 
 // System messages through their partial index (a literal role, which a parameter is not).
 static READ_SYSTEM: Statement = Statement {
-    sql: range_query!("AND role = 'system' AND $6 = 'system'"),
+    sql: range_query!("AND m.role = 'system' AND $6 = 'system'"),
     args: RANGE_ARGS,
     writes: false,
 };
@@ -351,10 +423,10 @@ static READ_SYSTEM: Statement = Statement {
 // planner see the seq range and walk the primary key backwards for LIMIT; behind a lateral
 // join it cannot, and with some statistics it picked a bitmap scan of the whole thread.
 static SCAN_NEWEST_ONE: Statement = Statement {
-    sql: "SELECT seq, tokens FROM ctx.messages
-           WHERE context_id = $1[1] AND seq > greatest($3, $7[1]) AND seq <= $4
-             AND created_at >= $8[1]
-             AND ($6 = 'all' OR ($6 = 'system') = (role = 'system'))
+    sql: "SELECT seq, tokens FROM ctx.messages m
+           WHERE tenant = $9 AND context_id = $1[1] AND seq > greatest($3, $7[1]) AND seq <= $4
+             AND created_at >= $8[1] AND (NOT deleted OR $6 = 'history')
+             AND ($6 IN ('all', 'history') OR ($6 = 'system') = (role = 'system'))
            ORDER BY seq DESC LIMIT $5",
     args: RANGE_ARGS,
     writes: false,
@@ -363,25 +435,29 @@ static SCAN_NEWEST_ONE: Statement = Statement {
 macro_rules! range_query_one {
     ($roles:literal) => {
         concat!(
-            "SELECT seq, role, coalesce(content, ctx.lz4_decompress(content_lz4)),
-                    metadata, tokens, created_at, context_id, content_enc, metadata_enc, trace_id
-               FROM ctx.messages
-              WHERE context_id = $1[1] AND seq > greatest($3, $7[1]) AND seq <= $4
-                AND created_at >= $8[1] ",
+            "SELECT ",
+            "m.seq, m.role, coalesce(m.content, ctx.lz4_decompress(m.content_lz4)),
+             m.metadata, m.tokens, m.created_at, m.context_id, m.content_enc, m.metadata_enc, m.trace_id,
+             m.message_id, m.revision, m.written_at, m.deleted
+               FROM ctx.messages m
+              WHERE m.tenant = $9 AND m.context_id = $1[1] AND m.seq > greatest($3, $7[1]) AND m.seq <= $4
+                AND m.created_at >= $8[1] AND (NOT m.deleted OR $6 = 'history') ",
             $roles,
-            " ORDER BY seq LIMIT $5"
+            " ORDER BY m.seq LIMIT $5"
         )
     };
 }
 
 static READ_RANGE_ONE: Statement = Statement {
-    sql: range_query_one!("AND ($6 = 'all' OR ($6 = 'system') = (role = 'system'))"),
+    sql: range_query_one!(
+        "AND ($6 IN ('all', 'history') OR ($6 = 'system') = (m.role = 'system'))"
+    ),
     args: RANGE_ARGS,
     writes: false,
 };
 
 static READ_SYSTEM_ONE: Statement = Statement {
-    sql: range_query_one!("AND role = 'system' AND $6 = 'system'"),
+    sql: range_query_one!("AND m.role = 'system' AND $6 = 'system'"),
     args: RANGE_ARGS,
     writes: false,
 };
@@ -414,6 +490,7 @@ pub(crate) fn scan_newest(
             roles.param().into(),
             los.into(),
             sinces.into(),
+            view.tenant.as_str().into(),
         ],
     )?;
     table
@@ -455,36 +532,39 @@ pub(crate) fn read_range(
             roles.param().into(),
             los.into(),
             sinces.into(),
+            view.tenant.as_str().into(),
         ],
     )?;
-    let compacted_through = view.compacted_through();
+    rows_of(client, table, view.compacted_through(), true)
+}
+
+/// Message rows of the range reads' column list, opened where sealed; those at or below
+/// `compacted_through` are flagged archived.
+fn rows_of(
+    client: &SpiClient<'_>,
+    table: pgrx::spi::SpiTupleTable<'_>,
+    compacted_through: i64,
+    current: bool,
+) -> CtxResult<Vec<Row>> {
     table
         .map(|row| {
             let seq = required(row.get::<i64>(1)?, "seq")?;
             let role: String = required(row.get(2)?, "role")?;
+            let revision: i32 = required(row.get(12)?, "revision")?;
+            let deleted: bool = required(row.get(14)?, "deleted")?;
+            let owner: Uuid = required(row.get(7)?, "context_id")?;
             let (content, metadata) = match row.get::<Vec<u8>>(8)? {
                 // encrypted: opened with the key of the context that wrote it (maybe an ancestor)
                 Some(sealed) => {
-                    let owner: Uuid = required(row.get(7)?, "context_id")?;
-                    let key = keys::data_key(client, &keys::Scope::Context(owner))?;
-                    let what = format!("message {seq} of context {owner}");
-                    let content = keys::open_text(
-                        &key,
-                        &sealed,
-                        &message_aad(owner, seq, &role, "messages.content"),
-                        &what,
-                    )?;
-                    let metadata = match row.get::<Vec<u8>>(9)? {
-                        Some(m) => keys::open_json(
-                            &key,
-                            &m,
-                            &message_aad(owner, seq, &role, "messages.metadata"),
-                            &what,
-                        )?,
-                        None => json!({}),
+                    let at = SealedAt {
+                        context_id: owner,
+                        seq,
+                        role: &role,
+                        revision,
                     };
-                    (content, metadata)
+                    open_message(client, &at, &sealed, row.get::<Vec<u8>>(9)?.as_deref())?
                 }
+                None if deleted => (String::new(), json!({})),
                 None => (
                     required(row.get(3)?, "content")?,
                     row.get::<JsonB>(4)?.map_or(json!({}), |j| j.0),
@@ -499,9 +579,60 @@ pub(crate) fn read_range(
                 created_at: required(row.get(6)?, "created_at")?,
                 archived: seq <= compacted_through,
                 trace_id: row.get(10)?,
+                message_id: row.get(11)?,
+                revision,
+                written_at: row.get(13)?,
+                deleted,
+                current,
+                owner: Some(owner),
             })
         })
         .collect()
+}
+
+/// Where a message revision was sealed: what its associated data names.
+pub(crate) struct SealedAt<'a> {
+    pub context_id: Uuid,
+    pub seq: i64,
+    pub role: &'a str,
+    pub revision: i32,
+}
+
+/// A sealed message revision's content and metadata, opened with its context's key.
+pub(crate) fn open_message(
+    client: &SpiClient<'_>,
+    at: &SealedAt<'_>,
+    content: &[u8],
+    metadata: Option<&[u8]>,
+) -> CtxResult<(String, Value)> {
+    let key = keys::data_key(client, &keys::Scope::Context(at.context_id))?;
+    let what = format!(
+        "message {} (revision {}) of context {}",
+        at.seq, at.revision, at.context_id
+    );
+    let aad = |column| message_aad(at.context_id, at.seq, at.role, at.revision, column);
+    let text = keys::open_text(&key, content, &aad("messages.content"), &what)?;
+    let metadata = match metadata {
+        Some(m) => keys::open_json(&key, m, &aad("messages.metadata"), &what)?,
+        None => json!({}),
+    };
+    Ok((text, metadata))
+}
+
+/// A message revision's content and metadata, sealed for its place.
+pub(crate) fn seal_message(
+    key: &crate::core::crypto::Key,
+    at: &SealedAt<'_>,
+    content: &str,
+    metadata: &Value,
+) -> CtxResult<(Vec<u8>, Vec<u8>)> {
+    let metadata = serde_json::to_vec(metadata)
+        .map_err(|e| CtxError::internal(format!("metadata serialisation: {e}")))?;
+    let aad = |column| message_aad(at.context_id, at.seq, at.role, at.revision, column);
+    Ok((
+        keys::seal(key, content.as_bytes(), &aad("messages.content"))?,
+        keys::seal(key, &metadata, &aad("messages.metadata"))?,
+    ))
 }
 
 /// Rows fetched per index probe while walking back from the newest message; grows so long
@@ -601,4 +732,140 @@ pub(crate) fn newest_processed(
     *budget -= granted - left;
     kept.reverse();
     Ok((kept, exhausted))
+}
+
+/// Where a message id is in a view: the row that wins at its seq (the nearest segment's).
+#[derive(Clone)]
+pub(crate) struct Located {
+    pub message_id: String,
+    pub seq: i64,
+    /// the context whose row it is: the view's own, or an ancestor's
+    pub owner: Uuid,
+    pub revision: i32,
+    pub deleted: bool,
+}
+
+impl Located {
+    pub fn inherited(&self, view: &View) -> bool {
+        self.owner != view.id
+    }
+}
+
+/// The rows these ids have in the view (deleted ones included, expired ones not); ids the
+/// view does not have are left out. An index probe per id and segment.
+pub(crate) fn locate(
+    client: &SpiClient<'_>,
+    view: &View,
+    message_ids: &[String],
+) -> CtxResult<Vec<Located>> {
+    static LOCATE: Statement = Statement {
+        sql: "SELECT i.id, w.seq, w.context_id, w.revision, w.deleted
+                FROM unnest($4::text[]) AS i(id)
+               CROSS JOIN LATERAL (
+                     SELECT m.seq, m.context_id, m.revision, m.deleted
+                       FROM unnest($1::uuid[], $2::bigint[], $5::bigint[], $6::timestamptz[])
+                            WITH ORDINALITY AS s(cid, hi, lo, since, ord)
+                       JOIN ctx.messages m
+                         ON m.tenant = $3 AND m.context_id = s.cid AND m.message_id = i.id
+                        AND m.seq <= s.hi AND m.seq > s.lo AND m.created_at >= s.since
+                      WHERE NOT EXISTS (
+                            SELECT FROM ctx.messages o
+                             WHERE o.tenant = $3 AND o.context_id = ANY ($1[1:s.ord - 1]) AND o.seq = m.seq)
+                      ORDER BY s.ord LIMIT 1) w",
+        args: &[
+            UUIDARRAYOID,
+            INT8ARRAYOID,
+            TEXTOID,
+            TEXTARRAYOID,
+            INT8ARRAYOID,
+            TIMESTAMPTZARRAYOID,
+        ],
+        writes: false,
+    };
+    let (ids, his, los, sinces) = view.segments();
+    let plan = LOCATE.plan(client)?;
+    let table = client.select(
+        &*plan,
+        None,
+        &[
+            ids.into(),
+            his.into(),
+            view.tenant.as_str().into(),
+            message_ids.to_vec().into(),
+            los.into(),
+            sinces.into(),
+        ],
+    )?;
+    table
+        .map(|row| {
+            Ok(Located {
+                message_id: required(row.get(1)?, "message_id")?,
+                seq: required(row.get(2)?, "seq")?,
+                owner: required(row.get(3)?, "context_id")?,
+                revision: required(row.get(4)?, "revision")?,
+                deleted: required(row.get(5)?, "deleted")?,
+            })
+        })
+        .collect()
+}
+
+/// The current revision of one live message row, opened.
+pub(crate) fn read_at(
+    client: &SpiClient<'_>,
+    tenant: &str,
+    owner: Uuid,
+    seq: i64,
+) -> CtxResult<Row> {
+    static READ_AT: Statement = Statement {
+        sql: "SELECT m.seq, m.role, coalesce(m.content, ctx.lz4_decompress(m.content_lz4)),
+                     m.metadata, m.tokens, m.created_at, m.context_id, m.content_enc, m.metadata_enc,
+                     m.trace_id, m.message_id, m.revision, m.written_at, m.deleted
+                FROM ctx.messages m
+               WHERE m.tenant = $1 AND m.context_id = $2 AND m.seq = $3 AND NOT m.deleted",
+        args: &[TEXTOID, UUIDOID, INT8OID],
+        writes: false,
+    };
+    let plan = READ_AT.plan(client)?;
+    let table = client.select(&*plan, Some(1), &[tenant.into(), owner.into(), seq.into()])?;
+    rows_of(client, table, 0, true)?
+        .pop()
+        .ok_or_else(|| CtxError::internal(format!("message {seq} of context {owner} vanished")))
+}
+
+/// The revisions that these messages' current ones replaced (as (owner, seq) pairs), in seq
+/// and revision order, opened; flagged archived when a summary covers them.
+pub(crate) fn replaced_revisions(
+    client: &SpiClient<'_>,
+    view: &View,
+    messages: &[(Uuid, i64)],
+) -> CtxResult<Vec<Row>> {
+    static REVISIONS: Statement = Statement {
+        sql: "SELECT r.seq, r.role, coalesce(r.content, ctx.lz4_decompress(r.content_lz4)),
+                     r.metadata, r.tokens, r.created_at, r.context_id, r.content_enc, r.metadata_enc,
+                     r.trace_id, r.message_id, r.revision, r.written_at, r.deleted
+                FROM unnest($2::uuid[], $3::bigint[]) AS w(owner, seq)
+                JOIN ctx.message_revisions r ON r.tenant = $1 AND r.context_id = w.owner AND r.seq = w.seq
+               ORDER BY r.seq, r.revision",
+        args: &[TEXTOID, UUIDARRAYOID, INT8ARRAYOID],
+        writes: false,
+    };
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (owners, seqs): (Vec<Uuid>, Vec<i64>) = messages.iter().copied().unzip();
+    let plan = REVISIONS.plan(client)?;
+    let table = client.select(
+        &*plan,
+        None,
+        &[view.tenant.as_str().into(), owners.into(), seqs.into()],
+    )?;
+    rows_of(client, table, view.compacted_through(), false)
+}
+
+pub(crate) fn unknown_message(message_id: &str, context_id: Uuid) -> CtxError {
+    CtxError::new(
+        ErrorKind::UndefinedObject,
+        format!("message \"{message_id}\" does not exist in context {context_id}"),
+    )
+    .with_hint("check the id: SELECT message_id FROM ctx.messages(context_id) lists them")
 }

@@ -210,7 +210,10 @@ SELECT pg_temp.fingerprint('acme') = :'acme_before' AS acme_unchanged;
 -- 4. Every sealed column swapped with another row's fails to open (XX001) instead of reading
 -- as the other row's plaintext.
 SET ROLE "Acme-App";
-SELECT ctx.append(:'av', 'user', 'second sealed message', '{"k": 2}');
+SELECT ctx.append(:'av', 'user', 'second sealed message', '{"k": 2}', message_id => 'sealed-2');
+-- two edits: revisions 1 and 2 of the message move to ctx.message_revisions, sealed as written
+SELECT ctx.update_message(:'av', 'sealed-2', 'second sealed message, edited', '{"k": 3}');
+SELECT ctx.update_message(:'av', 'sealed-2', 'second sealed message, edited twice');
 SELECT ctx.compact(:'av', 'sealed summary one', keep_last => 1);
 SELECT ctx.compact(:'av', 'sealed summary two', keep_last => 0);
 SELECT ctx.encrypt_namespace('{vault}');
@@ -245,6 +248,10 @@ CREATE TEMPORARY TABLE swaps AS SELECT * FROM (VALUES
      format('SELECT ctx.history(%L)', :'av')),
     ('messages', 'metadata_enc', format('context_id = %L AND seq = 1', :'av'), format('context_id = %L AND seq = 2', :'av'),
      format('SELECT ctx.history(%L)', :'av')),
+    ('message_revisions', 'content_enc', format('context_id = %L AND seq = 2 AND revision = 1', :'av'),
+     format('context_id = %L AND seq = 2 AND revision = 2', :'av'), format('SELECT ctx.history(%L)', :'av')),
+    ('message_revisions', 'metadata_enc', format('context_id = %L AND seq = 2 AND revision = 1', :'av'),
+     format('context_id = %L AND seq = 2 AND revision = 2', :'av'), format('SELECT ctx.history(%L)', :'av')),
     ('summaries', 'content_enc', format('context_id = %L AND version = 2', :'av'), format('context_id = %L AND version = 1', :'av'),
      format('SELECT ctx.build_context(%L, 100)', :'av')),
     ('memories', 'content_enc', format('id = %L', :'sm1'), format('id = %L', :'sm2'), 'SELECT ctx.recall(''{vault}'')'),
@@ -269,6 +276,23 @@ SELECT c.table_name || '.' || c.column_name AS bytea_column, s.tbl IS NOT NULL A
 SET ctxstore.tenant = 'acme';
 SELECT tbl || '.' || col AS swapped, pg_temp.swap(tbl, col, a_row, b_row, read) AS outcome
   FROM swaps WHERE tbl NOT IN ('llm_cache', 'data_keys') ORDER BY 1;
+-- an earlier revision's ciphertext put back in place of the current one (and the revision
+-- number with it) does not open: each revision's ciphertext names its revision
+BEGIN;
+UPDATE ctx.messages SET content_enc = r.content_enc, metadata_enc = r.metadata_enc
+  FROM ctx.message_revisions r
+ WHERE messages.context_id = :'av' AND messages.seq = 2 AND r.context_id = :'av' AND r.seq = 2 AND r.revision = 2;
+SELECT pg_temp.try(format('SELECT ctx.get_messages(%L, ''{sealed-2}'')', :'av')) AS stale_ciphertext;
+ROLLBACK;
+BEGIN;
+UPDATE ctx.messages SET content_enc = r.content_enc, metadata_enc = r.metadata_enc, revision = 2
+  FROM ctx.message_revisions r
+ WHERE messages.context_id = :'av' AND messages.seq = 2 AND r.context_id = :'av' AND r.seq = 2 AND r.revision = 2;
+-- (a role with UPDATE on the table can roll a message back to a revision it had, as it could
+-- delete it: what the audit log is for)
+SELECT content AS rolled_back FROM ctx.get_messages(:'av', '{sealed-2}');
+SELECT operation, columns FROM ctx.audit_log WHERE table_name = 'messages' ORDER BY id DESC LIMIT 1;
+ROLLBACK;
 RESET ctxstore.tenant;
 SELECT tbl || '.' || col AS swapped, pg_temp.swap(tbl, col, a_row, b_row, read) AS outcome
   FROM swaps WHERE tbl = 'llm_cache';

@@ -44,15 +44,15 @@ fn compact_context(
     let keep_last = non_negative(keep_last.map(i64::from), "keep_last")?;
     static ARCHIVE: Statement = Statement {
         sql: "UPDATE ctx.messages SET content_lz4 = ctx.lz4_compress(content), content = NULL
-               WHERE context_id = $1 AND seq <= $2 AND content IS NOT NULL",
-        args: &[UUIDOID, INT8OID],
+               WHERE tenant = $3 AND context_id = $1 AND seq <= $2 AND content IS NOT NULL",
+        args: &[UUIDOID, INT8OID, TEXTOID],
         writes: true,
     };
     static INSERT_SUMMARY: Statement = Statement {
         sql:
             "INSERT INTO ctx.summaries (context_id, version, through_seq, content, metadata, tokens)
               SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4, ctx.count_tokens($3, $5)
-                FROM ctx.summaries WHERE context_id = $1",
+                FROM ctx.summaries WHERE tenant = ctx.current_tenant() AND context_id = $1",
         args: &[UUIDOID, INT8OID, TEXTOID, JSONBOID, TEXTOID],
         writes: true,
     };
@@ -75,7 +75,15 @@ fn compact_context(
         let metadata =
             json!({"summarized": covered.len(), "from_seq": first, "through_seq": through});
         let plan = ARCHIVE.plan(client)?;
-        client.update(&*plan, None, &[context_id.into(), through.into()])?;
+        client.update(
+            &*plan,
+            None,
+            &[
+                context_id.into(),
+                through.into(),
+                view.tenant.as_str().into(),
+            ],
+        )?;
         if view.encrypted {
             insert_sealed_summary(
                 client,
@@ -113,7 +121,8 @@ fn insert_sealed_summary(
     encoding: Encoding,
 ) -> CtxResult<()> {
     let version: i32 = crate::plans::first_value(client.select(
-        "SELECT coalesce(max(version), 0) + 1 FROM ctx.summaries WHERE context_id = $1",
+        "SELECT coalesce(max(version), 0) + 1 FROM ctx.summaries
+          WHERE tenant = ctx.current_tenant() AND context_id = $1",
         Some(1),
         &[context_id.into()],
     )?)?

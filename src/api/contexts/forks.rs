@@ -35,7 +35,8 @@ fn fork_context(context_id: Option<Uuid>, at_seq: Option<i64>) -> CtxResult<Uuid
     static COPY_SUMMARIES: Statement = Statement {
         sql: "INSERT INTO ctx.summaries (context_id, version, through_seq, content, metadata, tokens, created_at)
               SELECT $1, version, through_seq, content, metadata, tokens, created_at
-                FROM ctx.summaries WHERE context_id = $2 AND through_seq <= $3",
+                FROM ctx.summaries
+               WHERE tenant = ctx.current_tenant() AND context_id = $2 AND through_seq <= $3",
         args: &[UUIDOID, UUIDOID, INT8OID],
         writes: true,
     };
@@ -113,7 +114,9 @@ fn copy_sealed_summaries(
     let rows: Vec<(i32, i64, Vec<u8>, Value, i32, TimestampWithTimeZone)> = client
         .select(
             "SELECT version, through_seq, content_enc, metadata, tokens, created_at
-               FROM ctx.summaries WHERE context_id = $1 AND through_seq <= $2 ORDER BY version",
+               FROM ctx.summaries
+              WHERE tenant = ctx.current_tenant() AND context_id = $1 AND through_seq <= $2
+              ORDER BY version",
             None,
             &[parent.into(), at_seq.into()],
         )?

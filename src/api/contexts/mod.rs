@@ -6,6 +6,7 @@ mod catalog;
 mod compaction;
 mod forks;
 mod read;
+mod revisions;
 mod write;
 
 use pgrx::pg_sys::BuiltinOid::*;

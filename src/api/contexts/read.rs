@@ -1,7 +1,6 @@
 //! Reading the active view: the buffer (ctx.messages), the last N (ctx.window), the newest
 //! that fit a token budget (ctx.token_window), and everything ever appended (ctx.history).
 
-use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::BuiltinOid::*;
 use pgrx::prelude::*;
 use pgrx::{JsonB, Uuid};
@@ -11,50 +10,64 @@ use super::non_negative;
 use crate::api::raise::OrRaise;
 use crate::core::conversation as rules;
 use crate::core::metrics::{Call, Counter};
-use crate::error::{required, CtxResult};
+use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::plans::Statement;
 use crate::services::context_view::*;
 use crate::services::metrics;
 
-type MessageRow = (
-    name!(seq, i64),
-    name!(role, String),
-    name!(content, String),
-    name!(metadata, JsonB),
-    name!(tokens, i32),
-    name!(created_at, TimestampWithTimeZone),
-);
+/// The row type of every message read (`ctx.message`).
+pub(crate) type Message = pgrx::composite_type!('static, "ctx.message");
 
-type HistoryRow = (
-    name!(seq, i64),
-    name!(role, String),
-    name!(content, String),
-    name!(metadata, JsonB),
-    name!(tokens, i32),
-    name!(created_at, TimestampWithTimeZone),
-    name!(archived, bool),
-    name!(trace_id, Option<String>),
-);
-
-/// A message as the read functions return it.
-fn message_row(row: Row) -> MessageRow {
-    (
-        row.seq,
-        row.role,
-        row.content,
-        JsonB(row.metadata),
-        row.tokens,
-        row.created_at,
-    )
+/// Rows of `ctx.message` for a read of `context_id`: the type is looked up once per call.
+pub(crate) fn message_rows(context_id: Uuid, rows: Vec<Row>) -> CtxResult<Vec<Message>> {
+    let type_oid = crate::plans::type_oid("ctx.message")?;
+    rows.into_iter()
+        .map(|row| message_tuple(type_oid, context_id, row))
+        .collect()
 }
 
-/// A message or summary as ctx.history returns it.
-fn history_row(row: Row) -> HistoryRow {
-    let (archived, trace_id) = (row.archived, row.trace_id.clone());
-    let (seq, role, content, metadata, tokens, created_at) = message_row(row);
-    (
-        seq, role, content, metadata, tokens, created_at, archived, trace_id,
-    )
+fn message_tuple(type_oid: pg_sys::Oid, context_id: Uuid, row: Row) -> CtxResult<Message> {
+    let mut tuple = PgHeapTuple::new_composite_type_by_oid(type_oid)
+        .map_err(|e| CtxError::internal(format!("building a ctx.message row: {e}")))?;
+    let is_message = row.message_id.is_some();
+    let written_at = row.written_at.or(Some(row.created_at));
+    let content = (!row.deleted).then_some(row.content);
+    set(&mut tuple, 1, context_id)?;
+    set(&mut tuple, 2, row.seq)?;
+    set(&mut tuple, 3, row.message_id)?;
+    set(&mut tuple, 4, is_message.then_some(row.revision))?;
+    set(&mut tuple, 5, row.role)?;
+    set(&mut tuple, 6, content)?;
+    set(&mut tuple, 7, JsonB(row.metadata))?;
+    set(&mut tuple, 8, row.tokens)?;
+    set(&mut tuple, 9, row.created_at)?;
+    set(&mut tuple, 10, written_at)?;
+    set(&mut tuple, 11, row.archived)?;
+    set(&mut tuple, 12, row.deleted)?;
+    set(&mut tuple, 13, row.current)?;
+    set(&mut tuple, 14, row.trace_id)?;
+    Ok(tuple)
+}
+
+/// Sets the attribute at `position` (1-based) of a `ctx.message` row.
+fn set<T: IntoDatum>(tuple: &mut Message, position: usize, value: T) -> CtxResult<()> {
+    let attno = std::num::NonZeroUsize::new(position)
+        .ok_or_else(|| CtxError::internal("ctx.message attributes count from 1"))?;
+    tuple
+        .set_by_index(attno, value)
+        .map_err(|e| CtxError::internal(format!("building a ctx.message row: {e}")))
+}
+
+/// A read's rows as `SETOF ctx.message`.
+fn served_as_messages(
+    window: Option<Counter>,
+    context_id: Option<Uuid>,
+    read: impl FnOnce() -> CtxResult<Vec<Row>>,
+) -> SetOfIterator<'static, Message> {
+    let rows = served(window, read);
+    // a read that succeeded had a context id
+    let context_id = context_id.unwrap_or(Uuid::from_bytes([0; 16]));
+    SetOfIterator::new(message_rows(context_id, rows).or_raise())
 }
 
 /// A read call: its latency, the kind of window served, and the messages returned.
@@ -74,22 +87,10 @@ fn messages(
     context_id: Option<Uuid>,
     since_seq: default!(Option<i64>, 0),
     max_rows: default!(Option<i32>, "NULL"),
-) -> TableIterator<
-    'static,
-    (
-        name!(seq, i64),
-        name!(role, String),
-        name!(content, String),
-        name!(metadata, JsonB),
-        name!(tokens, i32),
-        name!(created_at, TimestampWithTimeZone),
-    ),
-> {
-    TableIterator::new(
-        served(None, || read_messages(context_id, since_seq, max_rows))
-            .into_iter()
-            .map(message_row),
-    )
+) -> SetOfIterator<'static, pgrx::composite_type!('static, "ctx.message")> {
+    served_as_messages(None, context_id, || {
+        read_messages(context_id, since_seq, max_rows)
+    })
 }
 
 fn read_messages(
@@ -136,24 +137,10 @@ fn read_messages(
 fn window(
     context_id: Option<Uuid>,
     last_n: Option<i32>,
-) -> TableIterator<
-    'static,
-    (
-        name!(seq, i64),
-        name!(role, String),
-        name!(content, String),
-        name!(metadata, JsonB),
-        name!(tokens, i32),
-        name!(created_at, TimestampWithTimeZone),
-    ),
-> {
-    TableIterator::new(
-        served(Some(Counter::WindowsLastN), || {
-            read_window(context_id, last_n)
-        })
-        .into_iter()
-        .map(message_row),
-    )
+) -> SetOfIterator<'static, pgrx::composite_type!('static, "ctx.message")> {
+    served_as_messages(Some(Counter::WindowsLastN), context_id, || {
+        read_window(context_id, last_n)
+    })
 }
 
 fn read_window(context_id: Option<Uuid>, last_n: Option<i32>) -> CtxResult<Vec<Row>> {
@@ -204,24 +191,10 @@ fn read_window(context_id: Option<Uuid>, last_n: Option<i32>) -> CtxResult<Vec<R
 fn token_window(
     context_id: Option<Uuid>,
     max_tokens: Option<i32>,
-) -> TableIterator<
-    'static,
-    (
-        name!(seq, i64),
-        name!(role, String),
-        name!(content, String),
-        name!(metadata, JsonB),
-        name!(tokens, i32),
-        name!(created_at, TimestampWithTimeZone),
-    ),
-> {
-    TableIterator::new(
-        served(Some(Counter::WindowsTokens), || {
-            read_token_window(context_id, max_tokens)
-        })
-        .into_iter()
-        .map(message_row),
-    )
+) -> SetOfIterator<'static, pgrx::composite_type!('static, "ctx.message")> {
+    served_as_messages(Some(Counter::WindowsTokens), context_id, || {
+        read_token_window(context_id, max_tokens)
+    })
 }
 
 fn read_token_window(context_id: Option<Uuid>, max_tokens: Option<i32>) -> CtxResult<Vec<Row>> {
@@ -250,68 +223,68 @@ fn read_token_window(context_id: Option<Uuid>, max_tokens: Option<i32>) -> CtxRe
     })
 }
 
-/// Every message ever appended to the context's view (archived ones decompressed) and every
-/// summary, in seq order; a summary follows the last message it covers.
-// (pgrx reads the column names from this signature: no type alias)
-#[allow(clippy::type_complexity)]
+/// Every message of the context's view with every revision it had (edits, tombstones: flagged
+/// `current` / `deleted`), archived ones decompressed, and every summary, in seq order; a
+/// summary follows the last message it covers.
 #[pg_extern(stable, parallel_safe)]
 fn history(
     context_id: Option<Uuid>,
-) -> TableIterator<
-    'static,
-    (
-        name!(seq, i64),
-        name!(role, String),
-        name!(content, String),
-        name!(metadata, JsonB),
-        name!(tokens, i32),
-        name!(created_at, TimestampWithTimeZone),
-        name!(archived, bool),
-        name!(trace_id, Option<String>),
-    ),
-> {
-    TableIterator::new(
-        served(None, || read_history(context_id))
-            .into_iter()
-            .map(history_row),
-    )
+) -> SetOfIterator<'static, pgrx::composite_type!('static, "ctx.message")> {
+    served_as_messages(None, context_id, || read_history(context_id))
 }
 
 fn read_history(context_id: Option<Uuid>) -> CtxResult<Vec<Row>> {
     let context_id = required(context_id, "context_id")?;
     static SUMMARIES: Statement = Statement {
         sql: "SELECT through_seq, content, metadata, tokens, created_at, version, content_enc
-                FROM ctx.summaries WHERE context_id = $1 ORDER BY version",
+                FROM ctx.summaries
+               WHERE tenant = ctx.current_tenant() AND context_id = $1 ORDER BY version",
         args: &[UUIDOID],
         writes: false,
     };
     Spi::connect(|client| {
         let view = load_view(client, context_id, false)?;
-        let messages = read_range(client, &view, 0, view.last_seq, None, Roles::All)?;
+        let current = read_range(client, &view, 0, view.last_seq, None, Roles::History)?;
+        let owned: Vec<(Uuid, i64)> = current
+            .iter()
+            .filter(|row| row.revision > 1)
+            .filter_map(|row| row.owner.map(|owner| (owner, row.seq)))
+            .collect();
+        let mut replaced = replaced_revisions(client, &view, &owned)?
+            .into_iter()
+            .peekable();
+        // each message's replaced revisions, then its current one
+        let mut messages = Vec::with_capacity(current.len());
+        for row in current {
+            while replaced.peek().is_some_and(|r| r.seq <= row.seq) {
+                messages.extend(replaced.next());
+            }
+            messages.push(row);
+        }
+        messages.extend(replaced);
         let plan = SUMMARIES.plan(client)?;
         let table = client.select(&*plan, None, &[context_id.into()])?;
         let rows = table.collect::<Vec<_>>();
         let latest = rows.len();
         let mut summaries = Vec::with_capacity(latest);
         for (i, row) in rows.into_iter().enumerate() {
-            summaries.push(Row {
-                seq: required(row.get(1)?, "through_seq")?,
-                role: rules::SUMMARY_ROLE.to_string(),
-                content: match row.get::<Vec<u8>>(7)? {
-                    Some(sealed) => open_summary(
-                        client,
-                        context_id,
-                        required(row.get(6)?, "version")?,
-                        &sealed,
-                    )?,
-                    None => required(row.get(2)?, "content")?,
-                },
-                metadata: row.get::<JsonB>(3)?.map_or(json!({}), |j| j.0),
-                tokens: required(row.get(4)?, "tokens")?,
-                created_at: required(row.get(5)?, "created_at")?,
-                archived: i + 1 < latest, // superseded by a later compaction
-                trace_id: None,
-            });
+            let content = match row.get::<Vec<u8>>(7)? {
+                Some(sealed) => open_summary(
+                    client,
+                    context_id,
+                    required(row.get(6)?, "version")?,
+                    &sealed,
+                )?,
+                None => required(row.get(2)?, "content")?,
+            };
+            summaries.push(Row::summary(
+                required(row.get(1)?, "through_seq")?,
+                content,
+                row.get::<JsonB>(3)?.map_or(json!({}), |j| j.0),
+                required(row.get(4)?, "tokens")?,
+                required(row.get(5)?, "created_at")?,
+                i + 1 < latest, // superseded by a later compaction
+            ));
         }
         // Merge: summaries follow the message with their through_seq (boundaries never decrease).
         let mut merged = Vec::with_capacity(messages.len() + summaries.len());
@@ -324,5 +297,116 @@ fn read_history(context_id: Option<Uuid>) -> CtxResult<Vec<Row>> {
         }
         merged.extend(pending);
         Ok(merged)
+    })
+}
+
+/// The live messages with these ids, in seq order (ids the view does not have, or whose
+/// message was deleted, are left out). An index probe per id.
+#[pg_extern(stable, parallel_safe)]
+fn get_messages(
+    context_id: Option<Uuid>,
+    message_ids: Option<Vec<Option<String>>>,
+) -> SetOfIterator<'static, pgrx::composite_type!('static, "ctx.message")> {
+    served_as_messages(None, context_id, || read_by_ids(context_id, message_ids))
+}
+
+fn read_by_ids(
+    context_id: Option<Uuid>,
+    message_ids: Option<Vec<Option<String>>>,
+) -> CtxResult<Vec<Row>> {
+    let context_id = required(context_id, "context_id")?;
+    let ids = message_id_list(message_ids)?;
+    Spi::connect(|client| {
+        let view = load_view(client, context_id, false)?;
+        let mut found: Vec<Located> = locate(client, &view, &ids)?
+            .into_iter()
+            .filter(|at| !at.deleted)
+            .collect();
+        found.sort_unstable_by_key(|at| at.seq);
+        found
+            .iter()
+            .map(|at| {
+                let mut row = read_at(client, &view.tenant, at.owner, at.seq)?;
+                row.archived = row.seq <= view.compacted_through();
+                Ok(row)
+            })
+            .collect()
+    })
+}
+
+/// The ids of a by-id call: not NULL, none NULL, each 1 to 256 bytes.
+pub(super) fn message_id_list(message_ids: Option<Vec<Option<String>>>) -> CtxResult<Vec<String>> {
+    let ids = required(message_ids, "message_ids")?;
+    ids.into_iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let id = id.ok_or_else(|| {
+                CtxError::new(
+                    ErrorKind::NullValue,
+                    format!("message_ids[{}] is NULL", i + 1),
+                )
+                .with_hint("pass message ids, none of them NULL")
+            })?;
+            rules::check_message_id(&id)?;
+            Ok(id)
+        })
+        .collect()
+}
+
+/// The message with this id and up to `before` messages before it and `after` after it in the
+/// view, in order (the same messages ctx.messages returns around it: tombstones and expired
+/// ones skipped, those a summary covers included). Index probes, not a scan of the thread.
+#[pg_extern(stable, parallel_safe)]
+fn messages_around(
+    context_id: Option<Uuid>,
+    message_id: Option<&str>,
+    before: default!(Option<i32>, 0),
+    after: default!(Option<i32>, 0),
+) -> SetOfIterator<'static, pgrx::composite_type!('static, "ctx.message")> {
+    served_as_messages(None, context_id, || {
+        read_around(context_id, message_id, before, after)
+    })
+}
+
+fn read_around(
+    context_id: Option<Uuid>,
+    message_id: Option<&str>,
+    before: Option<i32>,
+    after: Option<i32>,
+) -> CtxResult<Vec<Row>> {
+    let context_id = required(context_id, "context_id")?;
+    let message_id = required(message_id, "message_id")?;
+    rules::check_message_id(message_id)?;
+    let before = non_negative(before.map(i64::from), "before")?;
+    let after = non_negative(after.map(i64::from), "after")?;
+    Spi::connect(|client| {
+        let view = load_view(client, context_id, false)?;
+        let at = locate(client, &view, &[message_id.to_string()])?
+            .into_iter()
+            .find(|at| !at.deleted)
+            .ok_or_else(|| unknown_message(message_id, context_id))?;
+        let mut rows = Vec::new();
+        if before > 0 {
+            let older = scan_newest(client, &view, 0, at.seq - 1, before, Roles::All)?;
+            if let Some(&(oldest, _)) = older.last() {
+                rows.extend(read_range(
+                    client,
+                    &view,
+                    oldest - 1,
+                    at.seq - 1,
+                    None,
+                    Roles::All,
+                )?);
+            }
+        }
+        rows.extend(read_range(
+            client,
+            &view,
+            at.seq - 1,
+            view.last_seq,
+            Some(after + 1),
+            Roles::All,
+        )?);
+        Ok(rows)
     })
 }

@@ -1,6 +1,7 @@
 //! Appending messages: one, or a batch all or nothing; write processors and metadata schemas
 //! run first; encrypted contexts seal each message bound to its seq.
 
+use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::BuiltinOid::*;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -13,7 +14,7 @@ use crate::core::conversation as rules;
 use crate::core::metrics::{Call, Counter};
 use crate::core::processors::Stage;
 use crate::core::tokenizer::Encoding;
-use crate::error::{required, CtxError, CtxResult};
+use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::gucs;
 use crate::plans::Statement;
 use crate::services::context_view::*;
@@ -28,9 +29,11 @@ fn append(
     role: Option<&str>,
     content: Option<&str>,
     metadata: default!(Option<JsonArg>, "'{}'"),
+    message_id: default!(Option<&str>, "NULL"),
+    created_at: default!(Option<TimestampWithTimeZone>, "NULL"),
 ) -> Option<i64> {
     let seq = metrics::timed(Call::Append, || {
-        append_one(context_id, role, content, metadata)
+        append_one(context_id, role, content, metadata, message_id, created_at)
     })
     .or_raise();
     metrics::count(Counter::MessagesAppended, u64::from(seq.is_some()));
@@ -42,24 +45,47 @@ fn append_one(
     role: Option<&str>,
     content: Option<&str>,
     metadata: Option<JsonArg>,
+    message_id: Option<&str>,
+    created_at: Option<TimestampWithTimeZone>,
 ) -> CtxResult<Option<i64>> {
     let context_id = required(context_id, "context_id")?;
     let role = required(role, "role")?;
     let content = required(content, "content")?;
     rules::check_role(role)?;
     rules::check_content(content, gucs::max_message_bytes())?;
+    if let Some(id) = message_id {
+        rules::check_message_id(id)?;
+    }
     let metadata = object_or_empty(metadata, "metadata")?;
     let message = WriteItem::message(role.to_string(), content.to_string(), metadata);
     // The message's tenant is its context's (the foreign key says so): taken from the row
     // just locked rather than evaluating ctx.current_tenant() again for the column default.
+    macro_rules! append_one {
+        ($conflict:literal) => {
+            concat!(
+                "WITH c AS (
+                     UPDATE ctx.contexts SET last_seq = last_seq + 1, updated_at = now()
+                      WHERE id = $1 RETURNING last_seq, encoding, tenant, cardinality(ancestors) > 0 AS forked)
+                 INSERT INTO ctx.messages (context_id, tenant, seq, message_id, role, content, metadata, tokens, created_at)
+                 SELECT $1, c.tenant, c.last_seq, coalesce($5, gen_random_uuid()::text), $2, $3, $4,
+                        ctx.count_tokens($3, c.encoding), coalesce($6, now())
+                   FROM c ",
+                $conflict,
+                " RETURNING seq, (SELECT forked FROM c)"
+            )
+        };
+    }
+    const ARGS: &[pgrx::pg_sys::BuiltinOid] =
+        &[UUIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID];
     static APPEND: Statement = Statement {
-        sql: "WITH c AS (
-                  UPDATE ctx.contexts SET last_seq = last_seq + 1, updated_at = now()
-                   WHERE id = $1 RETURNING last_seq, encoding, tenant)
-              INSERT INTO ctx.messages (context_id, tenant, seq, role, content, metadata, tokens)
-              SELECT $1, c.tenant, c.last_seq, $2, $3, $4, ctx.count_tokens($3, c.encoding) FROM c
-              RETURNING seq",
-        args: &[UUIDOID, TEXTOID, TEXTOID, JSONBOID],
+        sql: append_one!(""),
+        args: ARGS,
+        writes: true,
+    };
+    // a caller's id may be taken: no row instead of an error, to say which
+    static APPEND_WITH_ID: Statement = Statement {
+        sql: append_one!("ON CONFLICT (tenant, context_id, message_id) DO NOTHING"),
+        args: ARGS,
         writes: true,
     };
     Spi::connect_mut(|client| {
@@ -67,26 +93,108 @@ fn append_one(
         let Some(message) = processed.pop().flatten() else {
             return Ok(None); // a processor dropped it
         };
+        let incoming = Incoming {
+            message_id: message_id.map(str::to_string),
+            created_at: created_at.map(|t| t.to_string()),
+            item: message,
+        };
         if let Some(encoding) = sealed {
-            return Ok(append_sealed(client, context_id, encoding, vec![message])?.pop());
+            let appended = append_sealed(client, context_id, encoding, vec![incoming])?;
+            return Ok(appended.first().map(|a| a.seq));
         }
-        let plan = APPEND.plan(client)?;
+        let statement = if message_id.is_some() {
+            &APPEND_WITH_ID
+        } else {
+            &APPEND
+        };
+        let plan = statement.plan(client)?;
         let mut table = client.update(
             &*plan,
             Some(1),
             &[
                 context_id.into(),
-                message.role.clone().into(),
-                message.content.clone().into(),
-                JsonB(message.stamped_metadata()).into(),
+                incoming.item.role.clone().into(),
+                incoming.item.content.clone().into(),
+                JsonB(incoming.item.stamped_metadata()).into(),
+                message_id.into(),
+                created_at.into(),
             ],
         )?;
-        let row = table.next().ok_or_else(|| unknown_context(context_id))?;
-        Ok(Some(required(row.get(1)?, "seq")?))
+        let Some(row) = table.next() else {
+            load_view(client, context_id, false)?; // an unknown context says so
+            return Err(taken(message_id.unwrap_or_default(), context_id));
+        };
+        let seq = required(row.get::<i64>(1)?, "seq")?;
+        if let (Some(id), Some(true)) = (message_id, row.get::<bool>(2)?) {
+            if let Some(id) = inherited_live(client, context_id, &[id.to_string()])? {
+                return Err(taken(&id, context_id));
+            }
+        }
+        Ok(Some(seq))
     })
 }
 
-/// Appends a JSON array of {role, content, metadata} in one round trip, all or nothing.
+/// A message to append: processed, with the caller's id and timestamp (RFC 3339 text).
+pub(crate) struct Incoming {
+    pub message_id: Option<String>,
+    pub created_at: Option<String>,
+    pub item: WriteItem,
+}
+
+/// A message's id and timestamp as the caller gave them (either may be absent).
+pub(crate) type Identity = (Option<String>, Option<String>);
+
+/// An appended message: its id (the caller's, or the one generated) and seq.
+pub(crate) struct Appended {
+    pub message_id: String,
+    pub seq: i64,
+}
+
+/// Appending an id that a message of the view already has (deleted ones keep theirs).
+pub(crate) fn taken(id: &str, context_id: Uuid) -> CtxError {
+    CtxError::new(
+        ErrorKind::UniqueViolation,
+        format!("message \"{id}\" already exists in context {context_id}"),
+    )
+    .with_hint(
+        "ctx.save_messages(context_id, messages) appends new ids and revises existing ones \
+         (deleted ones too); ctx.update_message edits one",
+    )
+}
+
+/// Which of these ids a message that a fork inherits has (its own rows are kept unique by an
+/// index; an ancestor's are not its rows), if any. A deleted message keeps its id.
+pub(crate) fn inherited_live(
+    client: &SpiClient<'_>,
+    context_id: Uuid,
+    ids: &[String],
+) -> CtxResult<Option<String>> {
+    static INHERITED: Statement = Statement {
+        sql: "SELECT m.message_id
+                FROM ctx.contexts c
+               CROSS JOIN LATERAL unnest(c.ancestors, c.bounds) WITH ORDINALITY AS a(cid, hi, ord)
+                JOIN ctx.messages m
+                  ON m.tenant = c.tenant AND m.context_id = a.cid AND m.message_id = ANY ($2)
+                 AND m.seq <= a.hi
+               WHERE c.id = $1
+                 AND NOT EXISTS (
+                     SELECT FROM ctx.messages o
+                      WHERE o.tenant = c.tenant AND o.context_id = ANY ((c.id || c.ancestors)[1:a.ord])
+                        AND o.seq = m.seq)
+               LIMIT 1",
+        args: &[UUIDOID, TEXTARRAYOID],
+        writes: false,
+    };
+    let plan = INHERITED.plan(client)?;
+    crate::plans::first_value(client.select(
+        &*plan,
+        Some(1),
+        &[context_id.into(), ids.to_vec().into()],
+    )?)
+}
+
+/// Appends a JSON array of {message_id?, role, content, metadata?, created_at?} in one round
+/// trip, all or nothing.
 #[pg_extern(volatile, parallel_unsafe)]
 fn append_many(context_id: Option<Uuid>, messages: Option<JsonArg>) -> SetOfIterator<'static, i64> {
     let seqs = metrics::timed(Call::Append, || append_batch(context_id, messages)).or_raise();
@@ -98,71 +206,168 @@ fn append_batch(context_id: Option<Uuid>, messages: Option<JsonArg>) -> CtxResul
     let context_id = required(context_id, "context_id")?;
     let messages = required(messages, "messages")?.parse("messages")?;
     let batch = rules::parse_batch(&messages, gucs::max_message_bytes())?;
-    static APPEND_MANY: Statement = Statement {
-        sql: "WITH c AS (
-                  UPDATE ctx.contexts SET last_seq = last_seq + $5, updated_at = now()
-                   WHERE id = $1 RETURNING last_seq - $5 AS base, encoding, tenant)
-              INSERT INTO ctx.messages (context_id, tenant, seq, role, content, metadata, tokens)
-              SELECT $1, c.tenant, c.base + m.ord, m.role, m.content, m.metadata,
-                     ctx.count_tokens(m.content, c.encoding)
-                FROM c, unnest($2::text[], $3::text[], $4::jsonb[]) WITH ORDINALITY AS m(role, content, metadata, ord)
-              RETURNING seq",
-        args: &[UUIDOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, INT8OID],
-        writes: true,
-    };
+    rules::check_unique_ids(&batch)?;
     Spi::connect_mut(|client| {
         if batch.is_empty() {
             load_view(client, context_id, false)?; // still reject an unknown context
             return Ok(Vec::new());
         }
-        let items = batch
+        let (items, identities): (Vec<WriteItem>, Vec<Identity>) = batch
             .into_iter()
-            .map(|m| WriteItem::message(m.role, m.content, m.metadata))
-            .collect();
+            .map(|m| {
+                (
+                    WriteItem::message(m.role, m.content, m.metadata),
+                    (m.message_id, m.created_at),
+                )
+            })
+            .unzip();
         let (processed, sealed) = process_writes(client, context_id, items)?;
-        let kept: Vec<WriteItem> = processed.into_iter().flatten().collect();
+        let kept: Vec<Incoming> = processed
+            .into_iter()
+            .zip(identities)
+            .filter_map(|(item, (message_id, created_at))| {
+                item.map(|item| Incoming {
+                    message_id,
+                    created_at,
+                    item,
+                })
+            })
+            .collect();
         if kept.is_empty() {
             return Ok(Vec::new()); // processors dropped every message
         }
-        if let Some(encoding) = sealed {
-            return append_sealed(client, context_id, encoding, kept);
-        }
-        let count = kept.len() as i64;
-        let mut roles = Vec::with_capacity(kept.len());
-        let mut contents = Vec::with_capacity(kept.len());
-        let mut metadatas = Vec::with_capacity(kept.len());
-        for message in kept {
-            metadatas.push(JsonB(message.stamped_metadata()));
-            roles.push(message.role.unwrap_or_default());
-            contents.push(message.content.unwrap_or_default());
-        }
-        let plan = APPEND_MANY.plan(client)?;
-        let table = client.update(
-            &*plan,
-            None,
-            &[
-                context_id.into(),
-                roles.into(),
-                contents.into(),
-                metadatas.into(),
-                count.into(),
-            ],
-        )?;
-        let mut seqs = table
-            .map(|row| required(row.get::<i64>(1)?, "seq"))
-            .collect::<CtxResult<Vec<_>>>()?;
-        if seqs.is_empty() {
-            return Err(unknown_context(context_id));
-        }
-        seqs.sort_unstable();
-        Ok(seqs)
+        let appended = append_processed(client, context_id, sealed, kept)?;
+        Ok(appended.into_iter().map(|a| a.seq).collect())
     })
+}
+
+/// Appends processed messages, in order, all or nothing: a caller's id that a live message of
+/// the view has is SQLSTATE 23505 naming it.
+pub(crate) fn append_processed(
+    client: &mut SpiClient<'_>,
+    context_id: Uuid,
+    sealed: Option<Encoding>,
+    kept: Vec<Incoming>,
+) -> CtxResult<Vec<Appended>> {
+    if let Some(encoding) = sealed {
+        return append_sealed(client, context_id, encoding, kept);
+    }
+    static APPEND_MANY: Statement = Statement {
+        sql: "WITH c AS (
+                  UPDATE ctx.contexts SET last_seq = last_seq + $5, updated_at = now()
+                   WHERE id = $1 RETURNING last_seq - $5 AS base, encoding, tenant)
+              INSERT INTO ctx.messages (context_id, tenant, seq, message_id, role, content, metadata, tokens, created_at)
+              SELECT $1, c.tenant, c.base + m.ord, coalesce(m.message_id, gen_random_uuid()::text),
+                     m.role, m.content, m.metadata, ctx.count_tokens(m.content, c.encoding),
+                     coalesce(m.created_at::timestamptz, now())
+                FROM c, unnest($2::text[], $3::text[], $4::jsonb[], $6::text[], $7::text[])
+                        WITH ORDINALITY AS m(role, content, metadata, message_id, created_at, ord)
+              ON CONFLICT (tenant, context_id, message_id) DO NOTHING
+              RETURNING seq, message_id",
+        args: &[
+            UUIDOID,
+            TEXTARRAYOID,
+            TEXTARRAYOID,
+            JSONBARRAYOID,
+            INT8OID,
+            TEXTARRAYOID,
+            TEXTARRAYOID,
+        ],
+        writes: true,
+    };
+    let count = kept.len() as i64;
+    let mut roles = Vec::with_capacity(kept.len());
+    let mut contents = Vec::with_capacity(kept.len());
+    let mut metadatas = Vec::with_capacity(kept.len());
+    let mut ids = Vec::with_capacity(kept.len());
+    let mut created = Vec::with_capacity(kept.len());
+    for message in &kept {
+        metadatas.push(JsonB(message.item.stamped_metadata()));
+        roles.push(message.item.role.clone().unwrap_or_default());
+        contents.push(message.item.content.clone().unwrap_or_default());
+        ids.push(message.message_id.clone());
+        created.push(message.created_at.clone());
+    }
+    let plan = APPEND_MANY.plan(client)?;
+    let table = client.update(
+        &*plan,
+        None,
+        &[
+            context_id.into(),
+            roles.into(),
+            contents.into(),
+            metadatas.into(),
+            count.into(),
+            ids.clone().into(),
+            created.into(),
+        ],
+    )?;
+    let mut appended = table
+        .map(|row| {
+            Ok(Appended {
+                seq: required(row.get::<i64>(1)?, "seq")?,
+                message_id: required(row.get(2)?, "message_id")?,
+            })
+        })
+        .collect::<CtxResult<Vec<_>>>()?;
+    appended.sort_unstable_by_key(|a| a.seq);
+    check_appended(client, context_id, &ids, &appended)?;
+    Ok(appended)
+}
+
+/// After an insert that skips taken ids: an unknown context, or the first id that was taken
+/// (by a live message of the context, or one it inherits).
+fn check_appended(
+    client: &SpiClient<'_>,
+    context_id: Uuid,
+    ids: &[Option<String>],
+    appended: &[Appended],
+) -> CtxResult<()> {
+    if appended.is_empty() {
+        load_view(client, context_id, false)?;
+    }
+    if appended.len() < ids.len() {
+        let stored: std::collections::HashSet<&str> =
+            appended.iter().map(|a| a.message_id.as_str()).collect();
+        let (i, id) = ids
+            .iter()
+            .enumerate()
+            .find_map(|(i, id)| {
+                id.as_deref()
+                    .filter(|id| !stored.contains(id))
+                    .map(|id| (i, id))
+            })
+            .ok_or_else(|| CtxError::internal("an append lost a message without an id"))?;
+        let err = taken(id, context_id);
+        return Err(if ids.len() > 1 {
+            CtxError {
+                message: format!("messages[{i}]: {}", err.message),
+                ..err
+            }
+        } else {
+            err
+        });
+    }
+    let given: Vec<String> = ids.iter().flatten().cloned().collect();
+    if !given.is_empty() {
+        if let Some(id) = inherited_live(client, context_id, &given)? {
+            let err = taken(&id, context_id);
+            return Err(match ids.iter().position(|i| i.as_deref() == Some(&id)) {
+                Some(i) if ids.len() > 1 => CtxError {
+                    message: format!("messages[{i}]: {}", err.message),
+                    ..err
+                },
+                _ => err,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Runs the context's write processors over new messages (`None`: dropped by a processor),
 /// then checks the metadata of those kept against the context's `metadata_schema`, if any
 /// (SQLSTATE 23514). Errors name `messages[i]` when there are several.
-fn process_writes(
+pub(crate) fn process_writes(
     client: &SpiClient<'_>,
     context_id: Uuid,
     messages: Vec<WriteItem>,
@@ -248,8 +453,8 @@ fn append_sealed(
     client: &mut SpiClient<'_>,
     context_id: Uuid,
     encoding: Encoding,
-    messages: Vec<WriteItem>,
-) -> CtxResult<Vec<i64>> {
+    messages: Vec<Incoming>,
+) -> CtxResult<Vec<Appended>> {
     static RESERVE: Statement = Statement {
         sql: "UPDATE ctx.contexts SET last_seq = last_seq + $2, updated_at = now()
                WHERE id = $1 RETURNING last_seq - $2",
@@ -257,10 +462,13 @@ fn append_sealed(
         writes: true,
     };
     static INSERT_SEALED: Statement = Statement {
-        sql: "INSERT INTO ctx.messages (context_id, seq, role, content_enc, metadata_enc, tokens)
-              SELECT $1, $2 + m.ord, m.role, m.content, m.metadata, m.tokens
-                FROM unnest($3::text[], $4::bytea[], $5::bytea[], $6::int[])
-                     WITH ORDINALITY AS m(role, content, metadata, tokens, ord)",
+        sql: "INSERT INTO ctx.messages (context_id, seq, message_id, role, content_enc, metadata_enc, tokens, created_at)
+              SELECT $1, $2 + m.ord, coalesce(m.message_id, gen_random_uuid()::text), m.role, m.content,
+                     m.metadata, m.tokens, coalesce(m.created_at::timestamptz, now())
+                FROM unnest($3::text[], $4::bytea[], $5::bytea[], $6::int[], $7::text[], $8::text[])
+                     WITH ORDINALITY AS m(role, content, metadata, tokens, message_id, created_at, ord)
+              ON CONFLICT (tenant, context_id, message_id) DO NOTHING
+              RETURNING seq, message_id",
         args: &[
             UUIDOID,
             INT8OID,
@@ -268,6 +476,8 @@ fn append_sealed(
             BYTEAARRAYOID,
             BYTEAARRAYOID,
             INT4ARRAYOID,
+            TEXTARRAYOID,
+            TEXTARRAYOID,
         ],
         writes: true,
     };
@@ -277,32 +487,31 @@ fn append_sealed(
         Some(1),
         &[context_id.into(), (messages.len() as i64).into()],
     )?)?
-    .ok_or_else(|| unknown_context(context_id))?;
+    .ok_or_else(|| missing_context(client, context_id))?;
     let key = keys::data_key(client, &keys::Scope::Context(context_id))?;
     let (mut roles, mut contents, mut metadatas, mut tokens) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ids, mut created) = (Vec::new(), Vec::new());
     for (i, message) in messages.into_iter().enumerate() {
-        let seq = base + i as i64 + 1;
-        let content = message.content.clone().unwrap_or_default();
-        let role = message.role.clone().unwrap_or_default();
-        let metadata = serde_json::to_vec(&message.stamped_metadata())
-            .map_err(|e| CtxError::internal(format!("metadata serialisation: {e}")))?;
+        let content = message.item.content.clone().unwrap_or_default();
+        let role = message.item.role.clone().unwrap_or_default();
+        let at = SealedAt {
+            context_id,
+            seq: base + i as i64 + 1,
+            role: &role,
+            revision: 1,
+        };
+        let (content_enc, metadata_enc) =
+            seal_message(&key, &at, &content, &message.item.stamped_metadata())?;
         tokens.push(encoding.count(&content) as i32);
-        contents.push(keys::seal(
-            &key,
-            content.as_bytes(),
-            &message_aad(context_id, seq, &role, "messages.content"),
-        )?);
-        metadatas.push(keys::seal(
-            &key,
-            &metadata,
-            &message_aad(context_id, seq, &role, "messages.metadata"),
-        )?);
+        contents.push(content_enc);
+        metadatas.push(metadata_enc);
         roles.push(role);
+        ids.push(message.message_id);
+        created.push(message.created_at);
     }
-    let count = roles.len() as i64;
     let plan = INSERT_SEALED.plan(client)?;
-    client.update(
+    let table = client.update(
         &*plan,
         None,
         &[
@@ -312,7 +521,19 @@ fn append_sealed(
             contents.into(),
             metadatas.into(),
             tokens.into(),
+            ids.clone().into(),
+            created.into(),
         ],
     )?;
-    Ok((base + 1..=base + count).collect())
+    let mut appended = table
+        .map(|row| {
+            Ok(Appended {
+                seq: required(row.get::<i64>(1)?, "seq")?,
+                message_id: required(row.get(2)?, "message_id")?,
+            })
+        })
+        .collect::<CtxResult<Vec<_>>>()?;
+    appended.sort_unstable_by_key(|a| a.seq);
+    check_appended(client, context_id, &ids, &appended)?;
+    Ok(appended)
 }

@@ -1,0 +1,519 @@
+//! Changing messages by id without losing anything: an edit is a new revision (the one it
+//! replaces moves to ctx.message_revisions), a delete is a tombstone revision, a purge removes
+//! every revision for good. A fork's view stays as it was at the fork: before a context changes
+//! what it shows at a seq, each direct fork that sees that seq gets its own copy of it.
+
+use pgrx::pg_sys::BuiltinOid::*;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::{JsonB, Uuid};
+use serde_json::Value;
+
+use super::read::message_id_list;
+use super::write::{append_processed, process_writes, Identity, Incoming};
+use crate::api::args::JsonArg;
+use crate::api::raise::OrRaise;
+use crate::core::conversation as rules;
+use crate::core::metrics::{Call, Counter};
+use crate::core::tokenizer::Encoding;
+use crate::error::{required, CtxError, CtxResult, ErrorKind};
+use crate::gucs;
+use crate::plans::Statement;
+use crate::services::context_view::*;
+use crate::services::keys;
+use crate::services::metrics;
+use crate::services::pipeline::WriteItem;
+
+/// What a new revision holds: a message, or a tombstone (`item` None).
+struct NewRevision {
+    item: Option<WriteItem>,
+    /// the caller's timestamp (RFC 3339); None keeps the message's
+    created_at: Option<String>,
+}
+
+/// Edits a message: a new revision in the same place (seq), through the write processors and
+/// the metadata schema, sealed when the context is encrypted. NULL arguments keep what the
+/// message has. Returns the new revision number (NULL when a write processor dropped the edit).
+#[pg_extern(volatile, parallel_unsafe)]
+fn update_message(
+    context_id: Option<Uuid>,
+    message_id: Option<&str>,
+    content: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonArg>, "NULL"),
+    role: default!(Option<&str>, "NULL"),
+) -> Option<i32> {
+    metrics::timed(Call::Append, || {
+        edit(context_id, message_id, content, metadata, role)
+    })
+    .or_raise()
+}
+
+fn edit(
+    context_id: Option<Uuid>,
+    message_id: Option<&str>,
+    content: Option<&str>,
+    metadata: Option<JsonArg>,
+    role: Option<&str>,
+) -> CtxResult<Option<i32>> {
+    let context_id = required(context_id, "context_id")?;
+    let message_id = required(message_id, "message_id")?;
+    rules::check_message_id(message_id)?;
+    if let Some(role) = role {
+        rules::check_role(role)?;
+    }
+    if let Some(content) = content {
+        rules::check_content(content, gucs::max_message_bytes())?;
+    }
+    let metadata = match metadata {
+        Some(m) => {
+            let m = m.parse("metadata")?;
+            rules::check_metadata(&m, "metadata")?;
+            Some(m)
+        }
+        None => None,
+    };
+    Spi::connect_mut(|client| {
+        let view = load_view(client, context_id, true)?;
+        let at = locate(client, &view, &[message_id.to_string()])?
+            .pop()
+            .ok_or_else(|| unknown_message(message_id, context_id))?;
+        if at.deleted {
+            return Err(CtxError::new(
+                ErrorKind::WrongState,
+                format!("message \"{message_id}\" of context {context_id} was deleted"),
+            )
+            .with_hint(
+                "ctx.save_messages(context_id, messages) writes it again; ctx.history shows its revisions",
+            ));
+        }
+        let now = read_at(client, &view.tenant, at.owner, at.seq)?;
+        let item = WriteItem::message(
+            role.map_or(now.role, str::to_string),
+            content.map_or(now.content, str::to_string),
+            metadata.unwrap_or(now.metadata),
+        );
+        let (mut processed, _) = process_writes(client, context_id, vec![item])?;
+        let Some(item) = processed.pop().flatten() else {
+            return Ok(None); // a processor dropped the edit: the message stays as it was
+        };
+        let revision = revise(
+            client,
+            &view,
+            &at,
+            NewRevision {
+                item: Some(item),
+                created_at: None,
+            },
+        )?;
+        metrics::count(Counter::MessagesRevised, 1);
+        Ok(Some(revision))
+    })
+}
+
+/// Deletes messages: each live one gets a tombstone revision that every read of the view
+/// skips (ctx.history keeps what it was). Returns how many were live; an id the view never had
+/// is SQLSTATE 42704.
+#[pg_extern(volatile, parallel_unsafe)]
+fn delete_messages(context_id: Option<Uuid>, message_ids: Option<Vec<Option<String>>>) -> i32 {
+    metrics::timed(Call::Append, || tombstone(context_id, message_ids)).or_raise()
+}
+
+fn tombstone(context_id: Option<Uuid>, message_ids: Option<Vec<Option<String>>>) -> CtxResult<i32> {
+    let context_id = required(context_id, "context_id")?;
+    let ids = message_id_list(message_ids)?;
+    Spi::connect_mut(|client| {
+        let view = load_view(client, context_id, true)?;
+        let found = located_all(client, &view, &ids)?;
+        let mut deleted = 0;
+        for at in found.iter().filter(|at| !at.deleted) {
+            revise(
+                client,
+                &view,
+                at,
+                NewRevision {
+                    item: None,
+                    created_at: None,
+                },
+            )?;
+            deleted += 1;
+        }
+        metrics::count(Counter::MessagesDeleted, deleted as u64);
+        Ok(deleted)
+    })
+}
+
+/// Every id located (once each, in seq order), or 42704 naming the first the view lacks.
+fn located_all(client: &SpiClient<'_>, view: &View, ids: &[String]) -> CtxResult<Vec<Located>> {
+    let mut found = locate(client, view, ids)?;
+    if let Some(missing) = ids
+        .iter()
+        .find(|id| !found.iter().any(|at| &at.message_id == *id))
+    {
+        return Err(unknown_message(missing, view.id));
+    }
+    found.sort_unstable_by_key(|at| at.seq);
+    found.dedup_by_key(|at| at.seq);
+    Ok(found)
+}
+
+/// Removes messages for good: every revision and tombstone of each, here and in the forks that
+/// see them (what an erasure request needs short of shredding the context). Audited like every
+/// delete. A message a fork inherits is its ancestor's to purge (SQLSTATE 55000).
+#[pg_extern(volatile, parallel_unsafe)]
+fn purge_messages(context_id: Option<Uuid>, message_ids: Option<Vec<Option<String>>>) -> i32 {
+    purge(context_id, message_ids).or_raise()
+}
+
+fn purge(context_id: Option<Uuid>, message_ids: Option<Vec<Option<String>>>) -> CtxResult<i32> {
+    let context_id = required(context_id, "context_id")?;
+    let ids = message_id_list(message_ids)?;
+    static PURGE: Statement = Statement {
+        sql: "WITH doomed AS (
+                  SELECT m.ctid FROM ctx.messages m
+                   WHERE m.tenant = $1 AND m.context_id = $2 AND m.seq = ANY ($3)
+                  UNION ALL
+                  SELECT m.ctid FROM ctx.contexts d
+                    JOIN ctx.messages m ON m.tenant = d.tenant AND m.context_id = d.id AND m.seq = ANY ($3)
+                   WHERE d.tenant = $1 AND d.ancestors @> ARRAY[$2]
+                     AND m.seq <= d.bounds[array_position(d.ancestors, $2)])
+              DELETE FROM ctx.messages m USING doomed d WHERE m.ctid = d.ctid
+              RETURNING m.context_id = $2",
+        args: &[TEXTOID, UUIDOID, INT8ARRAYOID],
+        writes: true,
+    };
+    Spi::connect_mut(|client| {
+        let view = load_view(client, context_id, true)?;
+        let found = located_all(client, &view, &ids)?;
+        if let Some(inherited) = found.iter().find(|at| at.inherited(&view)) {
+            return Err(CtxError::new(
+                ErrorKind::WrongState,
+                format!(
+                    "message \"{}\" of context {context_id} is inherited from context {}",
+                    inherited.message_id, inherited.owner
+                ),
+            )
+            .with_hint(format!(
+                "purge it in context {} (which removes it from its forks too), or delete it here with ctx.delete_messages",
+                inherited.owner
+            )));
+        }
+        let seqs: Vec<i64> = found.iter().map(|at| at.seq).collect();
+        let plan = PURGE.plan(client)?;
+        let table = client.update(
+            &*plan,
+            None,
+            &[view.tenant.as_str().into(), context_id.into(), seqs.into()],
+        )?;
+        let mut purged = 0;
+        for row in table {
+            if row.get::<bool>(1)?.unwrap_or(false) {
+                purged += 1;
+            }
+        }
+        metrics::count(Counter::MessagesPurged, purged as u64);
+        Ok(purged)
+    })
+}
+
+/// Saves messages by id in one call, all or nothing: new ids are appended (in order), existing
+/// ones get a new revision (a deleted one is written again). Validated whole, through the
+/// write processors and the metadata schema, before anything is written; errors name
+/// `messages[i]`. Returns each saved message's id, seq and revision, in the batch's order
+/// (none for a message a processor dropped).
+#[pg_extern(volatile, parallel_unsafe)]
+fn save_messages(
+    context_id: Option<Uuid>,
+    messages: Option<JsonArg>,
+) -> TableIterator<
+    'static,
+    (
+        name!(message_id, String),
+        name!(seq, i64),
+        name!(revision, i32),
+    ),
+> {
+    let saved = metrics::timed(Call::Append, || save(context_id, messages)).or_raise();
+    TableIterator::new(saved)
+}
+
+fn save(context_id: Option<Uuid>, messages: Option<JsonArg>) -> CtxResult<Vec<(String, i64, i32)>> {
+    let context_id = required(context_id, "context_id")?;
+    let messages = required(messages, "messages")?.parse("messages")?;
+    let batch = rules::parse_batch(&messages, gucs::max_message_bytes())?;
+    rules::check_unique_ids(&batch)?;
+    Spi::connect_mut(|client| {
+        let view = load_view(client, context_id, true)?;
+        let ids: Vec<String> = batch.iter().filter_map(|m| m.message_id.clone()).collect();
+        let found = locate(client, &view, &ids)?;
+        let (items, identities): (Vec<WriteItem>, Vec<Identity>) = batch
+            .into_iter()
+            .map(|m| {
+                (
+                    WriteItem::message(m.role, m.content, m.metadata),
+                    (m.message_id, m.created_at),
+                )
+            })
+            .unzip();
+        let (processed, sealed) = process_writes(client, context_id, items)?;
+        let mut saved = vec![None; processed.len()];
+        let mut appending = Vec::new();
+        let mut appending_at = Vec::new();
+        for (i, (item, (message_id, created_at))) in
+            processed.into_iter().zip(identities).enumerate()
+        {
+            let Some(item) = item else {
+                continue; // dropped by a processor
+            };
+            let existing = message_id
+                .as_ref()
+                .and_then(|id| found.iter().find(|at| &at.message_id == id));
+            match existing {
+                Some(at) => {
+                    let revision = revise(
+                        client,
+                        &view,
+                        at,
+                        NewRevision {
+                            item: Some(item),
+                            created_at,
+                        },
+                    )?;
+                    metrics::count(Counter::MessagesRevised, 1);
+                    saved[i] = Some((at.message_id.clone(), at.seq, revision));
+                }
+                None => {
+                    appending_at.push(i);
+                    appending.push(Incoming {
+                        message_id,
+                        created_at,
+                        item,
+                    });
+                }
+            }
+        }
+        if !appending.is_empty() {
+            let appended = append_processed(client, context_id, sealed, appending)?;
+            metrics::count(Counter::MessagesAppended, appended.len() as u64);
+            for (i, a) in appending_at.into_iter().zip(appended) {
+                saved[i] = Some((a.message_id, a.seq, 1));
+            }
+        }
+        Ok(saved.into_iter().flatten().collect())
+    })
+}
+
+/// Writes a new revision of the message at `at` (the one the view shows now): forks that see
+/// it get their copy first; the current revision moves to ctx.message_revisions (or, for an
+/// inherited message, stays with its owner and the new one is this context's own row).
+fn revise(
+    client: &mut SpiClient<'_>,
+    view: &View,
+    at: &Located,
+    new: NewRevision,
+) -> CtxResult<i32> {
+    copy_to_forks(client, view, at)?;
+    let revision = at
+        .revision
+        .checked_add(1)
+        .ok_or_else(|| CtxError::new(ErrorKind::TooLarge, "a message has too many revisions"))?;
+    let encoding = Encoding::parse(&view.encoding)?;
+    let (deleted, role, tokens) = match &new.item {
+        Some(item) => (
+            false,
+            item.role.clone().unwrap_or_default(),
+            encoding.count(item.content.as_deref().unwrap_or_default()) as i32,
+        ),
+        // a tombstone keeps the role: a sealed revision's role is bound into its ciphertext
+        None => (true, read_role(client, view, at)?, 0),
+    };
+    let (mut content, mut content_enc, mut metadata_enc, mut metadata) =
+        (None, None, None, Value::Object(Default::default()));
+    if let Some(item) = &new.item {
+        let text = item.content.clone().unwrap_or_default();
+        if view.encrypted {
+            let key = keys::data_key(client, &keys::Scope::Context(view.id))?;
+            let place = SealedAt {
+                context_id: view.id,
+                seq: at.seq,
+                role: &role,
+                revision,
+            };
+            let (c, m) = seal_message(&key, &place, &text, &item.stamped_metadata())?;
+            (content_enc, metadata_enc) = (Some(c), Some(m));
+        } else {
+            content = Some(text);
+            metadata = item.stamped_metadata();
+        }
+    }
+    static REVISE_OWN: Statement = Statement {
+        sql: "WITH replaced AS (
+                  INSERT INTO ctx.message_revisions (context_id, tenant, seq, revision, message_id, deleted,
+                         role, content, content_lz4, content_enc, metadata_enc, metadata, tokens, created_at,
+                         written_at, trace_id)
+                  SELECT context_id, tenant, seq, revision, message_id, deleted, role, content, content_lz4,
+                         content_enc, metadata_enc, metadata, tokens, created_at, written_at, trace_id
+                    FROM ctx.messages
+                   WHERE tenant = $1 AND context_id = $2 AND seq = $3 AND revision = $4 - 1)
+              UPDATE ctx.messages
+                 SET revision = $4, deleted = $5, role = $6, content = $7, content_lz4 = NULL,
+                     content_enc = $8, metadata_enc = $9, metadata = $10, tokens = $11,
+                     created_at = coalesce($12::timestamptz, created_at), written_at = now(),
+                     trace_id = ctx.current_trace_id()
+               WHERE tenant = $1 AND context_id = $2 AND seq = $3 AND revision = $4 - 1
+              RETURNING revision",
+        args: REVISION_ARGS,
+        writes: true,
+    };
+    // an inherited message: this context's own row now hides its ancestor's
+    static REVISE_INHERITED: Statement = Statement {
+        sql: "INSERT INTO ctx.messages (context_id, tenant, seq, message_id, revision, deleted, role, content,
+                     content_enc, metadata_enc, metadata, tokens, created_at)
+              SELECT $13, o.tenant, o.seq, o.message_id, $4, $5, $6, $7, $8, $9, $10, $11,
+                     coalesce($12::timestamptz, o.created_at)
+                FROM ctx.messages o
+               WHERE o.tenant = $1 AND o.context_id = $2 AND o.seq = $3 AND o.revision = $4 - 1
+              RETURNING revision",
+        args: REVISION_ARGS,
+        writes: true,
+    };
+    let statement = if at.inherited(view) {
+        &REVISE_INHERITED
+    } else {
+        &REVISE_OWN
+    };
+    let plan = statement.plan(client)?;
+    let done: Option<i32> = crate::plans::first_value(client.update(
+        &*plan,
+        Some(1),
+        &[
+            view.tenant.as_str().into(),
+            at.owner.into(),
+            at.seq.into(),
+            revision.into(),
+            deleted.into(),
+            role.into(),
+            content.into(),
+            content_enc.into(),
+            metadata_enc.into(),
+            JsonB(metadata).into(),
+            tokens.into(),
+            new.created_at.into(),
+            view.id.into(),
+        ],
+    )?)?;
+    done.ok_or_else(|| {
+        CtxError::new(
+            ErrorKind::SerializationFailure,
+            format!(
+                "message {} of context {} changed meanwhile",
+                at.seq, view.id
+            ),
+        )
+        .with_hint("retry the call")
+    })
+}
+
+const REVISION_ARGS: &[pgrx::pg_sys::BuiltinOid] = &[
+    TEXTOID, UUIDOID, INT8OID, INT4OID, BOOLOID, TEXTOID, TEXTOID, BYTEAOID, BYTEAOID, JSONBOID,
+    INT4OID, TEXTOID, UUIDOID,
+];
+
+fn read_role(client: &SpiClient<'_>, view: &View, at: &Located) -> CtxResult<String> {
+    crate::plans::first_value(client.select(
+        "SELECT role FROM ctx.messages WHERE tenant = $1 AND context_id = $2 AND seq = $3",
+        Some(1),
+        &[view.tenant.as_str().into(), at.owner.into(), at.seq.into()],
+    )?)?
+    .ok_or_else(|| {
+        CtxError::internal(format!(
+            "message {} of context {} vanished",
+            at.seq, at.owner
+        ))
+    })
+}
+
+/// Before `view` changes what it shows at `at.seq`: every direct fork that sees that seq and
+/// has no row of its own there gets a copy of what it saw (sealed ones re-sealed for the fork),
+/// so the change does not reach it. Forks of forks read through their parent's copy.
+fn copy_to_forks(client: &mut SpiClient<'_>, view: &View, at: &Located) -> CtxResult<()> {
+    static FORKS: Statement = Statement {
+        sql: "SELECT c.id FROM ctx.contexts c
+               WHERE c.tenant = $1 AND c.parent_id = $2 AND c.bounds[1] >= $3
+                 AND NOT EXISTS (
+                     SELECT FROM ctx.messages o WHERE o.tenant = $1 AND o.context_id = c.id AND o.seq = $3)
+               ORDER BY c.id
+                 FOR NO KEY UPDATE OF c",
+        args: &[TEXTOID, UUIDOID, INT8OID],
+        writes: true,
+    };
+    static COPY: Statement = Statement {
+        sql: "INSERT INTO ctx.messages (context_id, tenant, seq, message_id, revision, deleted, role, content,
+                     content_lz4, metadata, tokens, created_at, written_at, trace_id)
+              SELECT f.id, m.tenant, m.seq, m.message_id, m.revision, m.deleted, m.role, m.content,
+                     m.content_lz4, m.metadata, m.tokens, m.created_at, m.written_at, m.trace_id
+                FROM ctx.messages m, unnest($4::uuid[]) AS f(id)
+               WHERE m.tenant = $1 AND m.context_id = $2 AND m.seq = $3
+              ON CONFLICT DO NOTHING",
+        args: &[TEXTOID, UUIDOID, INT8OID, UUIDARRAYOID],
+        writes: true,
+    };
+    let plan = FORKS.plan(client)?;
+    let forks: Vec<Uuid> = client
+        .update(
+            &*plan,
+            None,
+            &[view.tenant.as_str().into(), view.id.into(), at.seq.into()],
+        )?
+        .map(|row| required(row.get::<Uuid>(1)?, "id"))
+        .collect::<CtxResult<_>>()?;
+    if forks.is_empty() {
+        return Ok(());
+    }
+    if !view.encrypted || at.deleted {
+        let plan = COPY.plan(client)?;
+        client.update(
+            &*plan,
+            None,
+            &[
+                view.tenant.as_str().into(),
+                at.owner.into(),
+                at.seq.into(),
+                forks.into(),
+            ],
+        )?;
+        return Ok(());
+    }
+    let row = read_at(client, &view.tenant, at.owner, at.seq)?;
+    for fork in forks {
+        let key = keys::data_key(client, &keys::Scope::Context(fork))?;
+        let place = SealedAt {
+            context_id: fork,
+            seq: at.seq,
+            role: &row.role,
+            revision: row.revision,
+        };
+        let (content_enc, metadata_enc) = seal_message(&key, &place, &row.content, &row.metadata)?;
+        client.update(
+            "INSERT INTO ctx.messages (context_id, tenant, seq, message_id, revision, role, content_enc,
+                    metadata_enc, tokens, created_at, written_at, trace_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT DO NOTHING",
+            None,
+            &[
+                fork.into(),
+                view.tenant.as_str().into(),
+                at.seq.into(),
+                row.message_id.clone().into(),
+                row.revision.into(),
+                row.role.clone().into(),
+                content_enc.into(),
+                metadata_enc.into(),
+                row.tokens.into(),
+                row.created_at.into(),
+                row.written_at.into(),
+                row.trace_id.clone().into(),
+            ],
+        )?;
+    }
+    Ok(())
+}
