@@ -158,7 +158,9 @@ fn located_all(client: &SpiClient<'_>, view: &View, ids: &[String]) -> CtxResult
 
 /// Removes messages for good: every revision and tombstone of each, here and in the forks that
 /// see them (what an erasure request needs short of shredding the context). Audited like every
-/// delete. A message a fork inherits is its ancestor's to purge (SQLSTATE 55000).
+/// delete. A message a fork inherits is its ancestor's to purge (SQLSTATE 55000); a fork's own
+/// revision of an inherited message is purged to a bare tombstone, which keeps the ancestor's
+/// message hidden from the fork.
 #[pg_extern(volatile, parallel_unsafe)]
 fn purge_messages(context_id: Option<Uuid>, message_ids: Option<Vec<Option<String>>>) -> i32 {
     purge(context_id, message_ids).or_raise()
@@ -167,18 +169,33 @@ fn purge_messages(context_id: Option<Uuid>, message_ids: Option<Vec<Option<Strin
 fn purge(context_id: Option<Uuid>, message_ids: Option<Vec<Option<String>>>) -> CtxResult<i32> {
     let context_id = required(context_id, "context_id")?;
     let ids = message_id_list(message_ids)?;
+    // $3: seqs whose rows go; $4: seqs of rows that hide an ancestor's message, which become
+    // bare tombstones (without them the ancestor's message would show through again); in forks
+    // that see them, both go
     static PURGE: Statement = Statement {
         sql: "WITH doomed AS (
                   SELECT m.ctid FROM ctx.messages m
                    WHERE m.tenant = $1 AND m.context_id = $2 AND m.seq = ANY ($3)
                   UNION ALL
                   SELECT m.ctid FROM ctx.contexts d
-                    JOIN ctx.messages m ON m.tenant = d.tenant AND m.context_id = d.id AND m.seq = ANY ($3)
+                    JOIN ctx.messages m ON m.tenant = d.tenant AND m.context_id = d.id AND m.seq = ANY ($3 || $4)
                    WHERE d.tenant = $1 AND d.ancestors @> ARRAY[$2]
-                     AND m.seq <= d.bounds[array_position(d.ancestors, $2)])
-              DELETE FROM ctx.messages m USING doomed d WHERE m.ctid = d.ctid
-              RETURNING m.context_id = $2",
-        args: &[TEXTOID, UUIDOID, INT8ARRAYOID],
+                     AND m.seq <= d.bounds[array_position(d.ancestors, $2)]),
+              gone AS (
+                  DELETE FROM ctx.messages m USING doomed d WHERE m.ctid = d.ctid
+                  RETURNING m.context_id = $2 AS own),
+              forgotten AS (
+                  DELETE FROM ctx.message_revisions r
+                   WHERE r.tenant = $1 AND r.context_id = $2 AND r.seq = ANY ($4)),
+              hidden AS (
+                  UPDATE ctx.messages
+                     SET revision = revision + 1, deleted = true, content = NULL, content_lz4 = NULL,
+                         content_enc = NULL, metadata_enc = NULL, metadata = '{}', tokens = 0,
+                         written_at = now(), trace_id = ctx.current_trace_id()
+                   WHERE tenant = $1 AND context_id = $2 AND seq = ANY ($4)
+                  RETURNING 1)
+              SELECT (SELECT count(*) FROM gone WHERE own) + (SELECT count(*) FROM hidden)",
+        args: &[TEXTOID, UUIDOID, INT8ARRAYOID, INT8ARRAYOID],
         writes: true,
     };
     Spi::connect_mut(|client| {
@@ -197,19 +214,25 @@ fn purge(context_id: Option<Uuid>, message_ids: Option<Vec<Option<String>>>) -> 
                 inherited.owner
             )));
         }
-        let seqs: Vec<i64> = found.iter().map(|at| at.seq).collect();
+        // positions the context inherits from its parent: its own rows there hide the parent's
+        let inherited_through = view.lineage.bounds.first().copied().unwrap_or(0);
+        let (hiding, owned): (Vec<i64>, Vec<i64>) = found
+            .iter()
+            .map(|at| at.seq)
+            .partition(|&seq| seq <= inherited_through);
         let plan = PURGE.plan(client)?;
-        let table = client.update(
+        let purged: i64 = crate::plans::first_value(client.update(
             &*plan,
-            None,
-            &[view.tenant.as_str().into(), context_id.into(), seqs.into()],
-        )?;
-        let mut purged = 0;
-        for row in table {
-            if row.get::<bool>(1)?.unwrap_or(false) {
-                purged += 1;
-            }
-        }
+            Some(1),
+            &[
+                view.tenant.as_str().into(),
+                context_id.into(),
+                owned.into(),
+                hiding.into(),
+            ],
+        )?)?
+        .unwrap_or(0);
+        let purged = purged as i32;
         metrics::count(Counter::MessagesPurged, purged as u64);
         Ok(purged)
     })
@@ -469,51 +492,118 @@ fn copy_to_forks(client: &mut SpiClient<'_>, view: &View, at: &Located) -> CtxRe
     if forks.is_empty() {
         return Ok(());
     }
-    if !view.encrypted || at.deleted {
-        let plan = COPY.plan(client)?;
-        client.update(
-            &*plan,
-            None,
-            &[
-                view.tenant.as_str().into(),
-                at.owner.into(),
-                at.seq.into(),
-                forks.into(),
-            ],
-        )?;
+    // the revisions the forks saw go with the copy (they are the message's history there too)
+    static COPY_REVISIONS: Statement = Statement {
+        sql: "INSERT INTO ctx.message_revisions (context_id, tenant, seq, revision, message_id, deleted, role,
+                     content, content_lz4, metadata, tokens, created_at, written_at, trace_id, replaced_at)
+              SELECT f.id, r.tenant, r.seq, r.revision, r.message_id, r.deleted, r.role, r.content,
+                     r.content_lz4, r.metadata, r.tokens, r.created_at, r.written_at, r.trace_id, r.replaced_at
+                FROM ctx.message_revisions r, unnest($4::uuid[]) AS f(id)
+               WHERE r.tenant = $1 AND r.context_id = $2 AND r.seq = $3
+              ON CONFLICT DO NOTHING",
+        args: &[TEXTOID, UUIDOID, INT8OID, UUIDARRAYOID],
+        writes: true,
+    };
+    if !view.encrypted {
+        for statement in [&COPY, &COPY_REVISIONS] {
+            let plan = statement.plan(client)?;
+            client.update(
+                &*plan,
+                None,
+                &[
+                    view.tenant.as_str().into(),
+                    at.owner.into(),
+                    at.seq.into(),
+                    forks.clone().into(),
+                ],
+            )?;
+        }
         return Ok(());
     }
-    let row = read_at(client, &view.tenant, at.owner, at.seq)?;
+    let current = if at.deleted {
+        None
+    } else {
+        Some(read_at(client, &view.tenant, at.owner, at.seq)?)
+    };
+    let replaced = replaced_revisions(client, view, &[(at.owner, at.seq)])?;
     for fork in forks {
         let key = keys::data_key(client, &keys::Scope::Context(fork))?;
-        let place = SealedAt {
-            context_id: fork,
-            seq: at.seq,
-            role: &row.role,
-            revision: row.revision,
-        };
-        let (content_enc, metadata_enc) = seal_message(&key, &place, &row.content, &row.metadata)?;
-        client.update(
-            "INSERT INTO ctx.messages (context_id, tenant, seq, message_id, revision, role, content_enc,
-                    metadata_enc, tokens, created_at, written_at, trace_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-             ON CONFLICT DO NOTHING",
-            None,
-            &[
-                fork.into(),
-                view.tenant.as_str().into(),
-                at.seq.into(),
-                row.message_id.clone().into(),
-                row.revision.into(),
-                row.role.clone().into(),
-                content_enc.into(),
-                metadata_enc.into(),
-                row.tokens.into(),
-                row.created_at.into(),
-                row.written_at.into(),
-                row.trace_id.clone().into(),
-            ],
-        )?;
+        match &current {
+            Some(row) => insert_sealed_copy(client, &key, fork, &view.tenant, row, "ctx.messages")?,
+            None => {
+                // a tombstone holds nothing sealed
+                let plan = COPY.plan(client)?;
+                client.update(
+                    &*plan,
+                    None,
+                    &[
+                        view.tenant.as_str().into(),
+                        at.owner.into(),
+                        at.seq.into(),
+                        vec![fork].into(),
+                    ],
+                )?;
+            }
+        }
+        for row in &replaced {
+            insert_sealed_copy(
+                client,
+                &key,
+                fork,
+                &view.tenant,
+                row,
+                "ctx.message_revisions",
+            )?;
+        }
     }
+    Ok(())
+}
+
+/// A message revision re-sealed for a fork, as a row of `table` (the fork's current row, or
+/// one of its replaced revisions).
+fn insert_sealed_copy(
+    client: &mut SpiClient<'_>,
+    key: &crate::core::crypto::Key,
+    fork: Uuid,
+    tenant: &str,
+    row: &Row,
+    table: &'static str,
+) -> CtxResult<()> {
+    let place = SealedAt {
+        context_id: fork,
+        seq: row.seq,
+        role: &row.role,
+        revision: row.revision,
+    };
+    let (content_enc, metadata_enc) = if row.deleted {
+        (None, None)
+    } else {
+        let (c, m) = seal_message(key, &place, &row.content, &row.metadata)?;
+        (Some(c), Some(m))
+    };
+    client.update(
+        &format!(
+            "INSERT INTO {table} (context_id, tenant, seq, message_id, revision, deleted, role, content_enc,
+                    metadata_enc, tokens, created_at, written_at, trace_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             ON CONFLICT DO NOTHING"
+        ),
+        None,
+        &[
+            fork.into(),
+            tenant.into(),
+            row.seq.into(),
+            row.message_id.clone().into(),
+            row.revision.into(),
+            row.deleted.into(),
+            row.role.clone().into(),
+            content_enc.into(),
+            metadata_enc.into(),
+            row.tokens.into(),
+            row.created_at.into(),
+            row.written_at.into(),
+            row.trace_id.clone().into(),
+        ],
+    )?;
     Ok(())
 }

@@ -1,0 +1,220 @@
+-- Messages with identity: caller ids, edits as revisions, deletes as tombstones, purges, reads
+-- by id; and how revisions meet forks, compaction, encryption, audit, processors, retention
+-- and tenants. Nothing an edit or a delete replaces is lost: ctx.history shows it.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS ctxstore;
+RESET client_min_messages;
+\pset footer off
+\set VERBOSITY default
+SET ctxstore.tenant = 'revisions';
+
+-- 1. Ids: the caller's, or a generated uuid; a taken id is 23505 naming ctx.save_messages.
+SELECT ctx.create_context('ids') AS c \gset
+SELECT ctx.append(:'c', 'system', 'be brief', message_id => 'sys');
+SELECT ctx.append(:'c', 'user', 'hello', message_id => 'm-1', created_at => '2026-01-31T12:00:00Z');
+SELECT ctx.append(:'c', 'assistant', 'hi, how can I help?');
+SELECT seq, message_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' AS generated_uuid,
+       revision, created_at = '2026-01-31T12:00:00Z' AS callers_time
+  FROM ctx.messages(:'c');
+SELECT ctx.append(:'c', 'user', 'again', message_id => 'm-1');
+\echo :SQLSTATE
+SELECT * FROM ctx.append_many(:'c', '[{"role": "user", "content": "a", "message_id": "m-2"}, {"role": "user", "content": "b", "message_id": "m-1"}]');
+\echo :SQLSTATE
+SELECT * FROM ctx.append_many(:'c', '[{"role": "user", "content": "a", "message_id": "x"}, {"role": "user", "content": "b"}, {"role": "user", "content": "c", "message_id": "x"}]');
+\echo :SQLSTATE
+SELECT * FROM ctx.append_many(:'c', '[{"role": "user", "content": "a", "created_at": "yesterday"}]');
+\echo :SQLSTATE
+SELECT ctx.append(:'c', 'user', 'a', message_id => '');
+\echo :SQLSTATE
+-- a failed call wrote nothing: still three messages, last seq 3
+SELECT count(*) AS messages, max(seq) AS last_seq FROM ctx.messages(:'c');
+SELECT * FROM ctx.append_many(:'c', '[{"role": "user", "content": "two", "message_id": "m-2", "created_at": "2026-01-31T12:01:00+01:00"}, {"role": "assistant", "content": "three", "message_id": "m-3"}]');
+
+-- 2. Edits: a new revision in the same place; tokens recounted; NULL keeps what it was.
+SELECT ctx.update_message(:'c', 'm-1', 'hello there, I have a question about my invoice') AS revision;
+SELECT ctx.update_message(:'c', 'm-1', metadata => '{"edited": true}') AS revision;
+SELECT ctx.update_message(:'c', 'm-2', role => 'assistant') AS revision;
+SELECT seq, message_id, revision, role, content, metadata, tokens FROM ctx.messages(:'c') WHERE message_id IN ('m-1', 'm-2');
+SELECT ctx.update_message(:'c', 'nope', 'x');
+\echo :SQLSTATE
+SELECT ctx.update_message(:'c', 'm-1', role => 'summary');
+\echo :SQLSTATE
+SELECT ctx.update_message(:'c', NULL, 'x');
+\echo :SQLSTATE
+
+-- 3. Deletes: tombstones every read skips; the count of those that were live; an unknown id
+-- fails the call and deletes nothing.
+SELECT ctx.delete_messages(:'c', '{m-2,nope}');
+\echo :SQLSTATE
+SELECT ctx.delete_messages(:'c', '{m-2,NULL}');
+\echo :SQLSTATE
+SELECT ctx.delete_messages(:'c', '{m-2}') AS deleted;
+SELECT ctx.delete_messages(:'c', '{m-2}') AS deleted_again;
+SELECT seq, message_id, content FROM ctx.messages(:'c');
+SELECT seq, message_id, content FROM ctx.window(:'c', 2);
+-- the tombstone inside a token window costs nothing: the window reaches past it
+SELECT seq, message_id, tokens FROM ctx.token_window(:'c', 30);
+SELECT ctx.update_message(:'c', 'm-2', 'x');
+\echo :SQLSTATE
+-- its id stays taken until it is purged
+SELECT ctx.append(:'c', 'user', 'reuse', message_id => 'm-2');
+\echo :SQLSTATE
+-- the history keeps every revision: replaced ones (current false) and the tombstone
+SELECT seq, message_id, revision, role, content, deleted, current FROM ctx.history(:'c');
+
+-- 4. Saves: new ids appended in order, existing ones revised, a deleted one written again;
+-- all or nothing, validated whole first.
+SELECT * FROM ctx.save_messages(:'c', '[
+  {"message_id": "m-3", "role": "assistant", "content": "three, revised"},
+  {"message_id": "m-4", "role": "user", "content": "four"},
+  {"message_id": "m-2", "role": "user", "content": "two, back"},
+  {"role": "assistant", "content": "five"}]');
+SELECT seq, message_id, revision, content FROM ctx.messages(:'c') WHERE seq > 1;
+SELECT * FROM ctx.save_messages(:'c', '[{"message_id": "m-4", "role": "user", "content": "four again"}, {"message_id": "m-6", "role": "robot", "content": "x"}]');
+\echo :SQLSTATE
+SELECT * FROM ctx.save_messages(:'c', '[{"message_id": "m-4", "role": "user", "content": "a"}, {"message_id": "m-4", "role": "user", "content": "b"}]');
+\echo :SQLSTATE
+SELECT content FROM ctx.get_messages(:'c', '{m-4}') AS unchanged;
+
+-- 5. Reads by id: in seq order, unknown and deleted ids left out; the window around an id.
+SELECT seq, message_id, content FROM ctx.get_messages(:'c', '{m-4,m-1,nope,sys}');
+SELECT ctx.delete_messages(:'c', '{m-3}') AS deleted;
+SELECT seq, message_id FROM ctx.messages_around(:'c', 'm-2', before => 1, after => 2);
+SELECT seq, message_id FROM ctx.messages_around(:'c', 'sys', before => 5);
+SELECT seq, message_id FROM ctx.messages_around(:'c', 'm-3');
+\echo :SQLSTATE
+SELECT seq, message_id FROM ctx.messages_around(:'c', 'm-1', before => -1);
+\echo :SQLSTATE
+SELECT * FROM ctx.get_messages(:'c', NULL);
+\echo :SQLSTATE
+
+-- 6. Forks: a fork's view is fixed at the fork; edits and deletes on either side stay apart.
+SELECT ctx.create_context('parent') AS p \gset
+SELECT count(*) FROM ctx.append_many(:'p', '[{"role": "user", "content": "p1", "message_id": "a"},
+  {"role": "assistant", "content": "p2", "message_id": "b"}, {"role": "user", "content": "p3", "message_id": "c"}]');
+SELECT ctx.update_message(:'p', 'a', 'p1, edited before the fork') AS revision;
+SELECT ctx.fork(:'p') AS f \gset
+-- edit and delete after the fork, in the parent: the fork still sees what it saw
+SELECT ctx.update_message(:'p', 'b', 'p2, edited after the fork') AS revision;
+SELECT ctx.delete_messages(:'p', '{c}') AS deleted;
+SELECT ctx.fork(:'f') AS g \gset
+-- ... and in the fork: the parent does not see it; the fork of the fork (taken before) does not either
+SELECT ctx.update_message(:'f', 'a', 'p1, edited in the fork') AS revision;
+SELECT ctx.delete_messages(:'f', '{b}') AS deleted;
+SELECT ctx.append(:'f', 'assistant', 'f4', message_id => 'd');
+SELECT 'parent' AS view, seq, message_id, revision, content FROM ctx.messages(:'p')
+UNION ALL SELECT 'fork', seq, message_id, revision, content FROM ctx.messages(:'f')
+UNION ALL SELECT 'fork of fork', seq, message_id, revision, content FROM ctx.messages(:'g')
+ORDER BY 1, 2;
+-- an id the fork inherits is taken in the fork, live or deleted
+SELECT ctx.append(:'f', 'user', 'x', message_id => 'c');
+\echo :SQLSTATE
+SELECT ctx.append(:'g', 'user', 'x', message_id => 'b');
+\echo :SQLSTATE
+-- the fork may write its own message with an id its parent uses after the fork point
+SELECT ctx.append(:'p', 'user', 'p4', message_id => 'e');
+SELECT ctx.append(:'f', 'user', 'f5', message_id => 'e') AS own_e;
+-- reads by id and around an id cross the fork's segments
+SELECT seq, message_id, content FROM ctx.get_messages(:'g', '{a,b,c}');
+SELECT seq, message_id, content FROM ctx.messages_around(:'f', 'a', after => 5);
+-- a purge belongs to the message's owner (55000 where it is inherited); there it removes the
+-- message from its forks too
+SELECT ctx.fork(:'p') AS h \gset
+SELECT ctx.purge_messages(:'h', '{b}');
+\echo :SQLSTATE
+-- a fork's own revision of an inherited message purges to a bare tombstone: the parent's
+-- message does not show through
+SELECT ctx.purge_messages(:'f', '{a}') AS purged;
+SELECT seq, message_id, revision, content, deleted, current FROM ctx.history(:'f') WHERE seq = 1;
+SELECT seq, message_id, content FROM ctx.messages(:'f') WHERE seq = 1;
+SELECT seq, message_id, content FROM ctx.messages(:'p') WHERE seq = 1;
+SELECT ctx.purge_messages(:'p', '{c}') AS purged;
+SELECT 'fork' AS view, seq, message_id, deleted, current FROM ctx.history(:'f') WHERE seq = 3
+UNION ALL SELECT 'fork of fork', seq, message_id, deleted, current FROM ctx.history(:'g') WHERE seq = 3;
+SELECT count(*) AS rows_left FROM (
+    SELECT 1 FROM ctx.messages WHERE message_id = 'c' AND context_id IN (:'p', :'f', :'g')
+    UNION ALL SELECT 1 FROM ctx.message_revisions WHERE message_id = 'c' AND context_id IN (:'p', :'f', :'g')) x;
+-- the fork of the fork kept its view through all of it, revisions included, except what was purged
+SELECT seq, message_id, revision, content, current FROM ctx.history(:'g');
+
+-- 7. Compaction, then an edit of a covered message: windows read the summary as before; the
+-- history has the new revision.
+SELECT ctx.create_context('compacted') AS k \gset
+SELECT count(*) FROM ctx.append_many(:'k', '[{"role": "user", "content": "k1", "message_id": "k1"},
+  {"role": "assistant", "content": "k2", "message_id": "k2"}, {"role": "user", "content": "k3", "message_id": "k3"}]');
+SELECT ctx.compact(:'k', 'the user said k1 and k2', keep_last => 1);
+SELECT ctx.update_message(:'k', 'k1', 'k1, edited after compaction') AS revision;
+SELECT seq, role, content FROM ctx.window(:'k', 10);
+SELECT seq, message_id, revision, content, archived, current FROM ctx.history(:'k') WHERE role <> 'summary';
+
+-- 8. Write processors run on edits as on appends (redaction here), and on saves.
+SELECT ctx.create_context('redacted', processors => '{"redact_pii": ["email"]}') AS r \gset
+SELECT ctx.append(:'r', 'user', 'reach me later', message_id => 'r1');
+SELECT ctx.update_message(:'r', 'r1', 'reach me at jane@example.com') AS revision;
+SELECT * FROM ctx.save_messages(:'r', '[{"message_id": "r2", "role": "user", "content": "or john@example.com"}]');
+SELECT message_id, content, metadata FROM ctx.messages(:'r');
+
+-- 9. Encrypted contexts: each revision sealed, bound to its revision; the history opens them.
+SET ctxstore.master_key = 'k1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
+SELECT ctx.create_context('sealed', encrypted => true) AS s \gset
+SELECT ctx.append(:'s', 'user', 'secret one', '{"n": 1}', message_id => 's1');
+SELECT ctx.update_message(:'s', 's1', 'secret one, edited') AS revision;
+SELECT ctx.fork(:'s') AS sf \gset
+SELECT ctx.update_message(:'s', 's1', 'secret one, edited after the fork') AS revision;
+SELECT ctx.delete_messages(:'s', '{s1}') AS deleted;
+SELECT seq, revision, content, metadata, deleted, current FROM ctx.history(:'s');
+SELECT seq, revision, content, deleted, current FROM ctx.history(:'sf');
+SELECT count(*) AS plaintext_rows FROM (
+    SELECT content FROM ctx.messages WHERE context_id IN (:'s', :'sf') AND content IS NOT NULL
+    UNION ALL SELECT content FROM ctx.message_revisions WHERE context_id IN (:'s', :'sf') AND content IS NOT NULL) x;
+
+-- 10. Audit: every revision, tombstone and purge leaves its rows.
+SELECT table_name, operation, row_key ->> 'seq' AS seq, row_key ->> 'revision' AS revision
+  FROM ctx.audit_log
+ WHERE row_key ->> 'context_id' = :'s' AND table_name IN ('messages', 'message_revisions')
+ ORDER BY id;
+SELECT table_name, operation, count(*)
+  FROM ctx.audit_log
+ WHERE row_key ->> 'context_id' IN (:'p', :'f', :'g') AND table_name IN ('messages', 'message_revisions')
+   AND operation = 'DELETE'
+ GROUP BY 1, 2 ORDER BY 1, 2;
+
+-- 11. Retention takes a message with its revisions; the stats count tombstones and revisions.
+SELECT ctx.create_context('kept short') AS t \gset
+SELECT count(*) FROM ctx.append_many(:'t', '[{"role": "user", "content": "t1", "message_id": "t1"},
+  {"role": "user", "content": "t2", "message_id": "t2"}, {"role": "user", "content": "t3", "message_id": "t3"}]');
+SELECT ctx.update_message(:'t', 't1', 't1, edited') AS revision;
+SELECT ctx.delete_messages(:'t', '{t3}') AS deleted;
+SELECT messages, deleted, revisions FROM ctx.context_stats WHERE context_id = :'t';
+SELECT ctx.set_retention(:'t', max_messages => 1);
+SELECT ctx.sweep(100) AS swept;
+SELECT messages, deleted, revisions FROM ctx.context_stats WHERE context_id = :'t';
+SELECT count(*) AS revisions_left FROM ctx.message_revisions WHERE context_id = :'t';
+
+-- 12. Another tenant's ids are not there for it (as an application role: row-level security
+-- applies; the superuser running this file bypasses it).
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS revisions_app;
+RESET client_min_messages;
+CREATE ROLE revisions_app;
+SELECT ctx.grant_access('revisions_app');
+SET ROLE revisions_app;
+SET ctxstore.tenant = 'someone-else';
+SELECT ctx.update_message(:'c', 'm-1', 'mine now');
+\echo :SQLSTATE
+SELECT ctx.delete_messages(:'c', '{m-1}');
+\echo :SQLSTATE
+SELECT ctx.purge_messages(:'c', '{m-1}');
+\echo :SQLSTATE
+SELECT * FROM ctx.save_messages(:'c', '[{"message_id": "m-1", "role": "user", "content": "mine now"}]');
+\echo :SQLSTATE
+SELECT * FROM ctx.get_messages(:'c', '{m-1}');
+\echo :SQLSTATE
+SELECT * FROM ctx.messages_around(:'c', 'm-1');
+\echo :SQLSTATE
+-- nor can it write a row under the other tenant's context directly
+INSERT INTO ctx.messages (context_id, seq, role, content, tokens, message_id) VALUES (:'c', 2, 'user', 'x', 1, 'm-1');
+\echo :SQLSTATE
+RESET ROLE;
+SET ctxstore.tenant = 'revisions';
+SELECT revision, content FROM ctx.get_messages(:'c', '{m-1}') AS untouched;
