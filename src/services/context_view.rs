@@ -862,10 +862,10 @@ pub(crate) fn replaced_revisions(
     rows_of(client, table, view.compacted_through(), false)
 }
 
-pub(crate) fn unknown_message(message_id: &str, context_id: Uuid) -> CtxError {
+pub(crate) fn unknown_message(message_id: &str) -> CtxError {
     CtxError::new(
         ErrorKind::UndefinedObject,
-        format!("message \"{message_id}\" does not exist in context {context_id}"),
+        format!("message \"{message_id}\" does not exist in the context"),
     )
     .with_hint("check the id: SELECT message_id FROM ctx.messages(context_id) lists them")
 }

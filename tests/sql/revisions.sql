@@ -7,6 +7,22 @@ RESET client_min_messages;
 \pset footer off
 \set VERBOSITY default
 SET ctxstore.tenant = 'revisions';
+-- a call's error as SQLSTATE, message and hint, context ids shown as <id> (they differ from
+-- run to run)
+CREATE FUNCTION pg_temp.try(statement text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE message text; hint text;
+BEGIN
+    EXECUTE statement;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+    RETURN regexp_replace(SQLSTATE || ': ' || message || ' (hint: ' || hint || ')',
+                          '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<id>', 'g');
+END $$;
+-- generated ids differ from run to run: shown as <uuid>
+CREATE FUNCTION pg_temp.mid(id text) RETURNS text LANGUAGE sql AS $$
+    SELECT CASE WHEN id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN '<uuid>' ELSE id END
+$$;
 
 -- 1. Ids: the caller's, or a generated uuid; a taken id is 23505 naming ctx.save_messages.
 SELECT ctx.create_context('ids') AS c \gset
@@ -34,7 +50,7 @@ SELECT * FROM ctx.append_many(:'c', '[{"role": "user", "content": "two", "messag
 SELECT ctx.update_message(:'c', 'm-1', 'hello there, I have a question about my invoice') AS revision;
 SELECT ctx.update_message(:'c', 'm-1', metadata => '{"edited": true}') AS revision;
 SELECT ctx.update_message(:'c', 'm-2', role => 'assistant') AS revision;
-SELECT seq, message_id, revision, role, content, metadata, tokens FROM ctx.messages(:'c') WHERE message_id IN ('m-1', 'm-2');
+SELECT seq, pg_temp.mid(message_id) AS message_id, revision, role, content, metadata, tokens FROM ctx.messages(:'c') WHERE message_id IN ('m-1', 'm-2');
 SELECT ctx.update_message(:'c', 'nope', 'x');
 \echo :SQLSTATE
 SELECT ctx.update_message(:'c', 'm-1', role => 'summary');
@@ -50,26 +66,26 @@ SELECT ctx.delete_messages(:'c', '{m-2,NULL}');
 \echo :SQLSTATE
 SELECT ctx.delete_messages(:'c', '{m-2}') AS deleted;
 SELECT ctx.delete_messages(:'c', '{m-2}') AS deleted_again;
-SELECT seq, message_id, content FROM ctx.messages(:'c');
-SELECT seq, message_id, content FROM ctx.window(:'c', 2);
+SELECT seq, pg_temp.mid(message_id) AS message_id, content FROM ctx.messages(:'c');
+SELECT seq, pg_temp.mid(message_id) AS message_id, content FROM ctx.window(:'c', 2);
 -- the tombstone inside a token window costs nothing: the window reaches past it
-SELECT seq, message_id, tokens FROM ctx.token_window(:'c', 30);
+SELECT seq, pg_temp.mid(message_id) AS message_id, tokens FROM ctx.token_window(:'c', 30);
 SELECT ctx.update_message(:'c', 'm-2', 'x');
 \echo :SQLSTATE
 -- its id stays taken until it is purged
 SELECT ctx.append(:'c', 'user', 'reuse', message_id => 'm-2');
 \echo :SQLSTATE
 -- the history keeps every revision: replaced ones (current false) and the tombstone
-SELECT seq, message_id, revision, role, content, deleted, current FROM ctx.history(:'c');
+SELECT seq, pg_temp.mid(message_id) AS message_id, revision, role, content, deleted, current FROM ctx.history(:'c');
 
 -- 4. Saves: new ids appended in order, existing ones revised, a deleted one written again;
 -- all or nothing, validated whole first.
-SELECT * FROM ctx.save_messages(:'c', '[
+SELECT pg_temp.mid(message_id) AS message_id, seq, revision FROM ctx.save_messages(:'c', '[
   {"message_id": "m-3", "role": "assistant", "content": "three, revised"},
   {"message_id": "m-4", "role": "user", "content": "four"},
   {"message_id": "m-2", "role": "user", "content": "two, back"},
   {"role": "assistant", "content": "five"}]');
-SELECT seq, message_id, revision, content FROM ctx.messages(:'c') WHERE seq > 1;
+SELECT seq, pg_temp.mid(message_id) AS message_id, revision, content FROM ctx.messages(:'c') WHERE seq > 1;
 SELECT * FROM ctx.save_messages(:'c', '[{"message_id": "m-4", "role": "user", "content": "four again"}, {"message_id": "m-6", "role": "robot", "content": "x"}]');
 \echo :SQLSTATE
 SELECT * FROM ctx.save_messages(:'c', '[{"message_id": "m-4", "role": "user", "content": "a"}, {"message_id": "m-4", "role": "user", "content": "b"}]');
@@ -77,13 +93,13 @@ SELECT * FROM ctx.save_messages(:'c', '[{"message_id": "m-4", "role": "user", "c
 SELECT content FROM ctx.get_messages(:'c', '{m-4}') AS unchanged;
 
 -- 5. Reads by id: in seq order, unknown and deleted ids left out; the window around an id.
-SELECT seq, message_id, content FROM ctx.get_messages(:'c', '{m-4,m-1,nope,sys}');
+SELECT seq, pg_temp.mid(message_id) AS message_id, content FROM ctx.get_messages(:'c', '{m-4,m-1,nope,sys}');
 SELECT ctx.delete_messages(:'c', '{m-3}') AS deleted;
-SELECT seq, message_id FROM ctx.messages_around(:'c', 'm-2', before => 1, after => 2);
-SELECT seq, message_id FROM ctx.messages_around(:'c', 'sys', before => 5);
-SELECT seq, message_id FROM ctx.messages_around(:'c', 'm-3');
+SELECT seq, pg_temp.mid(message_id) AS message_id FROM ctx.messages_around(:'c', 'm-2', before => 1, after => 2);
+SELECT seq, pg_temp.mid(message_id) AS message_id FROM ctx.messages_around(:'c', 'sys', before => 5);
+SELECT seq, pg_temp.mid(message_id) AS message_id FROM ctx.messages_around(:'c', 'm-3');
 \echo :SQLSTATE
-SELECT seq, message_id FROM ctx.messages_around(:'c', 'm-1', before => -1);
+SELECT seq, pg_temp.mid(message_id) AS message_id FROM ctx.messages_around(:'c', 'm-1', before => -1);
 \echo :SQLSTATE
 SELECT * FROM ctx.get_messages(:'c', NULL);
 \echo :SQLSTATE
@@ -102,9 +118,9 @@ SELECT ctx.fork(:'f') AS g \gset
 SELECT ctx.update_message(:'f', 'a', 'p1, edited in the fork') AS revision;
 SELECT ctx.delete_messages(:'f', '{b}') AS deleted;
 SELECT ctx.append(:'f', 'assistant', 'f4', message_id => 'd');
-SELECT 'parent' AS view, seq, message_id, revision, content FROM ctx.messages(:'p')
-UNION ALL SELECT 'fork', seq, message_id, revision, content FROM ctx.messages(:'f')
-UNION ALL SELECT 'fork of fork', seq, message_id, revision, content FROM ctx.messages(:'g')
+SELECT 'parent' AS view, seq, pg_temp.mid(message_id) AS message_id, revision, content FROM ctx.messages(:'p')
+UNION ALL SELECT 'fork', seq, pg_temp.mid(message_id) AS message_id, revision, content FROM ctx.messages(:'f')
+UNION ALL SELECT 'fork of fork', seq, pg_temp.mid(message_id) AS message_id, revision, content FROM ctx.messages(:'g')
 ORDER BY 1, 2;
 -- an id the fork inherits is taken in the fork, live or deleted
 SELECT ctx.append(:'f', 'user', 'x', message_id => 'c');
@@ -115,27 +131,26 @@ SELECT ctx.append(:'g', 'user', 'x', message_id => 'b');
 SELECT ctx.append(:'p', 'user', 'p4', message_id => 'e');
 SELECT ctx.append(:'f', 'user', 'f5', message_id => 'e') AS own_e;
 -- reads by id and around an id cross the fork's segments
-SELECT seq, message_id, content FROM ctx.get_messages(:'g', '{a,b,c}');
-SELECT seq, message_id, content FROM ctx.messages_around(:'f', 'a', after => 5);
+SELECT seq, pg_temp.mid(message_id) AS message_id, content FROM ctx.get_messages(:'g', '{a,b,c}');
+SELECT seq, pg_temp.mid(message_id) AS message_id, content FROM ctx.messages_around(:'f', 'a', after => 5);
 -- a purge belongs to the message's owner (55000 where it is inherited); there it removes the
 -- message from its forks too
 SELECT ctx.fork(:'p') AS h \gset
-SELECT ctx.purge_messages(:'h', '{b}');
-\echo :SQLSTATE
+SELECT pg_temp.try(format('SELECT ctx.purge_messages(%L, ''{b}'')', :'h')) AS purge_in_fork;
 -- a fork's own revision of an inherited message purges to a bare tombstone: the parent's
 -- message does not show through
 SELECT ctx.purge_messages(:'f', '{a}') AS purged;
-SELECT seq, message_id, revision, content, deleted, current FROM ctx.history(:'f') WHERE seq = 1;
-SELECT seq, message_id, content FROM ctx.messages(:'f') WHERE seq = 1;
-SELECT seq, message_id, content FROM ctx.messages(:'p') WHERE seq = 1;
+SELECT seq, pg_temp.mid(message_id) AS message_id, revision, content, deleted, current FROM ctx.history(:'f') WHERE seq = 1;
+SELECT seq, pg_temp.mid(message_id) AS message_id, content FROM ctx.messages(:'f') WHERE seq = 1;
+SELECT seq, pg_temp.mid(message_id) AS message_id, content FROM ctx.messages(:'p') WHERE seq = 1;
 SELECT ctx.purge_messages(:'p', '{c}') AS purged;
-SELECT 'fork' AS view, seq, message_id, deleted, current FROM ctx.history(:'f') WHERE seq = 3
-UNION ALL SELECT 'fork of fork', seq, message_id, deleted, current FROM ctx.history(:'g') WHERE seq = 3;
+SELECT 'fork' AS view, seq, pg_temp.mid(message_id) AS message_id, deleted, current FROM ctx.history(:'f') WHERE seq = 3
+UNION ALL SELECT 'fork of fork', seq, pg_temp.mid(message_id) AS message_id, deleted, current FROM ctx.history(:'g') WHERE seq = 3;
 SELECT count(*) AS rows_left FROM (
     SELECT 1 FROM ctx.messages WHERE message_id = 'c' AND context_id IN (:'p', :'f', :'g')
     UNION ALL SELECT 1 FROM ctx.message_revisions WHERE message_id = 'c' AND context_id IN (:'p', :'f', :'g')) x;
 -- the fork of the fork kept its view through all of it, revisions included, except what was purged
-SELECT seq, message_id, revision, content, current FROM ctx.history(:'g');
+SELECT seq, pg_temp.mid(message_id) AS message_id, revision, content, current FROM ctx.history(:'g');
 
 -- 7. Compaction, then an edit of a covered message: windows read the summary as before; the
 -- history has the new revision.
@@ -145,7 +160,7 @@ SELECT count(*) FROM ctx.append_many(:'k', '[{"role": "user", "content": "k1", "
 SELECT ctx.compact(:'k', 'the user said k1 and k2', keep_last => 1);
 SELECT ctx.update_message(:'k', 'k1', 'k1, edited after compaction') AS revision;
 SELECT seq, role, content FROM ctx.window(:'k', 10);
-SELECT seq, message_id, revision, content, archived, current FROM ctx.history(:'k') WHERE role <> 'summary';
+SELECT seq, pg_temp.mid(message_id) AS message_id, revision, content, archived, current FROM ctx.history(:'k') WHERE role <> 'summary';
 
 -- 8. Write processors run on edits as on appends (redaction here), and on saves.
 SELECT ctx.create_context('redacted', processors => '{"redact_pii": ["email"]}') AS r \gset
@@ -200,18 +215,14 @@ CREATE ROLE revisions_app;
 SELECT ctx.grant_access('revisions_app');
 SET ROLE revisions_app;
 SET ctxstore.tenant = 'someone-else';
-SELECT ctx.update_message(:'c', 'm-1', 'mine now');
-\echo :SQLSTATE
-SELECT ctx.delete_messages(:'c', '{m-1}');
-\echo :SQLSTATE
-SELECT ctx.purge_messages(:'c', '{m-1}');
-\echo :SQLSTATE
-SELECT * FROM ctx.save_messages(:'c', '[{"message_id": "m-1", "role": "user", "content": "mine now"}]');
-\echo :SQLSTATE
-SELECT * FROM ctx.get_messages(:'c', '{m-1}');
-\echo :SQLSTATE
-SELECT * FROM ctx.messages_around(:'c', 'm-1');
-\echo :SQLSTATE
+SELECT fn, pg_temp.try(format(call, :'c')) AS outcome FROM (VALUES
+    ('update_message', 'SELECT ctx.update_message(%L, ''m-1'', ''mine now'')'),
+    ('delete_messages', 'SELECT ctx.delete_messages(%L, ''{m-1}'')'),
+    ('purge_messages', 'SELECT ctx.purge_messages(%L, ''{m-1}'')'),
+    ('save_messages', 'SELECT ctx.save_messages(%L, ''[{"message_id": "m-1", "role": "user", "content": "x"}]'')'),
+    ('get_messages', 'SELECT ctx.get_messages(%L, ''{m-1}'')'),
+    ('messages_around', 'SELECT ctx.messages_around(%L, ''m-1'')'),
+    ('history', 'SELECT ctx.history(%L)')) AS t(fn, call);
 -- nor can it write a row under the other tenant's context directly
 INSERT INTO ctx.messages (context_id, seq, role, content, tokens, message_id) VALUES (:'c', 2, 'user', 'x', 1, 'm-1');
 \echo :SQLSTATE

@@ -384,7 +384,7 @@ fn read_around(
         let at = locate(client, &view, &[message_id.to_string()])?
             .into_iter()
             .find(|at| !at.deleted)
-            .ok_or_else(|| unknown_message(message_id, context_id))?;
+            .ok_or_else(|| unknown_message(message_id))?;
         let mut rows = Vec::new();
         if before > 0 {
             let older = scan_newest(client, &view, 0, at.seq - 1, before, Roles::All)?;

@@ -76,11 +76,11 @@ fn edit(
         let view = load_view(client, context_id, true)?;
         let at = locate(client, &view, &[message_id.to_string()])?
             .pop()
-            .ok_or_else(|| unknown_message(message_id, context_id))?;
+            .ok_or_else(|| unknown_message(message_id))?;
         if at.deleted {
             return Err(CtxError::new(
                 ErrorKind::WrongState,
-                format!("message \"{message_id}\" of context {context_id} was deleted"),
+                format!("message \"{message_id}\" was deleted"),
             )
             .with_hint(
                 "ctx.save_messages(context_id, messages) writes it again; ctx.history shows its revisions",
@@ -149,7 +149,7 @@ fn located_all(client: &SpiClient<'_>, view: &View, ids: &[String]) -> CtxResult
         .iter()
         .find(|id| !found.iter().any(|at| &at.message_id == *id))
     {
-        return Err(unknown_message(missing, view.id));
+        return Err(unknown_message(missing));
     }
     found.sort_unstable_by_key(|at| at.seq);
     found.dedup_by_key(|at| at.seq);
@@ -205,7 +205,7 @@ fn purge(context_id: Option<Uuid>, message_ids: Option<Vec<Option<String>>>) -> 
             return Err(CtxError::new(
                 ErrorKind::WrongState,
                 format!(
-                    "message \"{}\" of context {context_id} is inherited from context {}",
+                    "message \"{}\" is inherited from context {}",
                     inherited.message_id, inherited.owner
                 ),
             )

@@ -122,12 +122,12 @@ fn append_one(
         )?;
         let Some(row) = table.next() else {
             load_view(client, context_id, false)?; // an unknown context says so
-            return Err(taken(message_id.unwrap_or_default(), context_id));
+            return Err(taken(message_id.unwrap_or_default()));
         };
         let seq = required(row.get::<i64>(1)?, "seq")?;
         if let (Some(id), Some(true)) = (message_id, row.get::<bool>(2)?) {
             if let Some(id) = inherited_live(client, context_id, &[id.to_string()])? {
-                return Err(taken(&id, context_id));
+                return Err(taken(&id));
             }
         }
         Ok(Some(seq))
@@ -151,10 +151,10 @@ pub(crate) struct Appended {
 }
 
 /// Appending an id that a message of the view already has (deleted ones keep theirs).
-pub(crate) fn taken(id: &str, context_id: Uuid) -> CtxError {
+pub(crate) fn taken(id: &str) -> CtxError {
     CtxError::new(
         ErrorKind::UniqueViolation,
-        format!("message \"{id}\" already exists in context {context_id}"),
+        format!("message \"{id}\" already exists in the context"),
     )
     .with_hint(
         "ctx.save_messages(context_id, messages) appends new ids and revises existing ones \
@@ -338,7 +338,7 @@ fn check_appended(
                     .map(|id| (i, id))
             })
             .ok_or_else(|| CtxError::internal("an append lost a message without an id"))?;
-        let err = taken(id, context_id);
+        let err = taken(id);
         return Err(if ids.len() > 1 {
             CtxError {
                 message: format!("messages[{i}]: {}", err.message),
@@ -351,7 +351,7 @@ fn check_appended(
     let given: Vec<String> = ids.iter().flatten().cloned().collect();
     if !given.is_empty() {
         if let Some(id) = inherited_live(client, context_id, &given)? {
-            let err = taken(&id, context_id);
+            let err = taken(&id);
             return Err(match ids.iter().position(|i| i.as_deref() == Some(&id)) {
                 Some(i) if ids.len() > 1 => CtxError {
                     message: format!("messages[{i}]: {}", err.message),
