@@ -993,9 +993,9 @@ ALTER TABLE ctx.message_revisions ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON ctx.message_revisions
     USING (tenant = (SELECT ctx.current_tenant())) WITH CHECK (tenant = (SELECT ctx.current_tenant()));
 
--- Live messages only; tombstones and revisions counted apart; last activity by write time.
-DROP VIEW ctx.context_stats;
-CREATE VIEW ctx.context_stats WITH (security_invoker = true) AS
+-- Live messages only; tombstones and revisions counted apart; ages by write time. (Replaced,
+-- not dropped: the grants made under 0.1.0 stay.)
+CREATE OR REPLACE VIEW ctx.context_stats WITH (security_invoker = true) AS
 SELECT c.id AS context_id,
        c.tenant,
        c.name,
@@ -1006,7 +1006,7 @@ SELECT c.id AS context_id,
        count(m.seq) FILTER (WHERE m.content_lz4 IS NOT NULL) AS archived,
        -- hidden from every read by the retention policy, not yet swept
        count(m.seq) FILTER (WHERE m.seq <= c.last_seq - c.retain_max_messages
-                               OR m.created_at < now() - c.retain_max_age) AS expired,
+                               OR m.written_at < now() - c.retain_max_age) AS expired,
        coalesce(sum(m.tokens), 0)::bigint AS tokens,
        coalesce(sum(pg_column_size(m.*)), 0)::bigint AS bytes,
        (SELECT count(*) FROM ctx.summaries s WHERE s.tenant = c.tenant AND s.context_id = c.id) AS summaries,

@@ -123,7 +123,9 @@ pub fn check_message_id(id: &str) -> CtxResult<()> {
 }
 
 /// A caller's timestamp must be RFC 3339 with an offset (`2026-01-31T12:00:00Z`,
-/// `...+02:00`): without one its meaning would depend on the session's time zone.
+/// `...+02:00`): without one its meaning would depend on the session's time zone. Days are
+/// checked against their month (leap years too) and offsets against Postgres' range (±15:59),
+/// so what passes here is a timestamp Postgres accepts.
 pub fn check_timestamp(text: &str, name: &str) -> CtxResult<()> {
     if is_rfc3339(text.as_bytes()) {
         return Ok(());
@@ -144,12 +146,19 @@ fn is_rfc3339(b: &[u8]) -> bool {
         Some(part.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
     };
     let in_range = |v: Option<u32>, lo: u32, hi: u32| v.is_some_and(|v| (lo..=hi).contains(&v));
+    let (year, month) = (digits(0..4), digits(5..7));
+    let days = match (year, month) {
+        (Some(y), Some(2)) if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+        (_, Some(2)) => 28,
+        (_, Some(4 | 6 | 9 | 11)) => 30,
+        _ => 31,
+    };
     if b.len() < 20
-        || !in_range(digits(0..4), 1, 9999)
+        || !in_range(year, 1, 9999)
         || b[4] != b'-'
-        || !in_range(digits(5..7), 1, 12)
+        || !in_range(month, 1, 12)
         || b[7] != b'-'
-        || !in_range(digits(8..10), 1, 31)
+        || !in_range(digits(8..10), 1, days)
         || !matches!(b[10], b'T' | b't' | b' ')
         || !in_range(digits(11..13), 0, 23)
         || b[13] != b':'
@@ -172,7 +181,7 @@ fn is_rfc3339(b: &[u8]) -> bool {
         [b'+' | b'-', h1, h2, b':', m1, m2] => {
             let (h, m) = ([*h1, *h2], [*m1, *m2]);
             h.iter().chain(&m).all(u8::is_ascii_digit)
-                && (h[0] - b'0') * 10 + (h[1] - b'0') <= 23
+                && (h[0] - b'0') * 10 + (h[1] - b'0') <= 15
                 && (m[0] - b'0') * 10 + (m[1] - b'0') <= 59
         }
         _ => false,
@@ -560,7 +569,9 @@ mod tests {
             "2026-01-31T12:00:00Z",
             "2026-01-31t12:00:00z",
             "2026-01-31 12:00:00.123456+02:00",
-            "0001-12-31T23:59:60.1-23:59",
+            "0001-12-31T23:59:60.1-15:59",
+            "2024-02-29T00:00:00Z",
+            "2000-02-29T00:00:00Z",
         ] {
             check_timestamp(good, "created_at").unwrap();
         }
@@ -576,6 +587,10 @@ mod tests {
             "2026-01-31T12:00:00.1234567890Z",
             "2026-01-31T12:00:00+2:00",
             "2026-01-31T12:00:00+24:00",
+            "2026-01-31T12:00:00-16:00",
+            "2026-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
             "2026-01-31T12:00:00+02:60",
             "2026-01-31T12:00:00Z ",
             "yesterday",

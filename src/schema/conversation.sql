@@ -66,9 +66,11 @@ CREATE TABLE ctx.contexts (
     -- seq of the newest message in this context's view; appends take last_seq + 1 under the
     -- row lock, which makes seqs gap-free and unique per context
     last_seq    bigint NOT NULL DEFAULT 0 CHECK (last_seq >= 0),
-    -- retention of its own messages (ctx.set_retention): older than retain_max_age, or not
-    -- among the newest retain_max_messages of its view, a message is expired: no read returns
-    -- it, and ctx.sweep deletes it; older than compact_older_than, ctx.sweep stores it lz4
+    -- retention of its own messages (ctx.set_retention): written longer than retain_max_age
+    -- ago (its current revision: written_at, not the caller's created_at), or not among the
+    -- newest retain_max_messages seqs of its view (a deleted message keeps its seq until it is
+    -- purged), a message is expired: no read returns it, and ctx.sweep deletes it with its
+    -- revisions; written longer than compact_older_than ago, ctx.sweep stores it lz4
     retain_max_age      interval CHECK (retain_max_age > interval '0' AND retain_max_age <= interval '1000 years'),
     retain_max_messages integer CHECK (retain_max_messages > 0),
     compact_older_than  interval CHECK (compact_older_than > interval '0' AND compact_older_than <= interval '1000 years'),

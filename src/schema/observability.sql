@@ -12,7 +12,7 @@ SELECT c.id AS context_id,
        count(m.seq) FILTER (WHERE m.content_lz4 IS NOT NULL) AS archived,
        -- hidden from every read by the retention policy, not yet swept
        count(m.seq) FILTER (WHERE m.seq <= c.last_seq - c.retain_max_messages
-                               OR m.created_at < now() - c.retain_max_age) AS expired,
+                               OR m.written_at < now() - c.retain_max_age) AS expired,
        coalesce(sum(m.tokens), 0)::bigint AS tokens,
        coalesce(sum(pg_column_size(m.*)), 0)::bigint AS bytes,
        (SELECT count(*) FROM ctx.summaries s WHERE s.tenant = c.tenant AND s.context_id = c.id) AS summaries,

@@ -365,7 +365,7 @@ macro_rules! segment_rows {
                   SELECT ", $columns, " FROM ctx.messages m
                    WHERE m.tenant = $9 AND m.context_id = s.cid
                      AND m.seq > greatest($3, s.lo) AND m.seq <= least(s.hi, $4)
-                     AND m.created_at >= s.since AND (NOT m.deleted OR $6 = 'history') ", $roles, "
+                     AND m.written_at >= s.since AND (NOT m.deleted OR $6 = 'history') ", $roles, "
                      AND (s.ord = 1 OR NOT EXISTS (
                           SELECT FROM ctx.messages o
                            WHERE o.tenant = $9 AND o.context_id = ANY ($1[1:s.ord - 1]) AND o.seq = m.seq))
@@ -425,7 +425,7 @@ static READ_SYSTEM: Statement = Statement {
 static SCAN_NEWEST_ONE: Statement = Statement {
     sql: "SELECT seq, tokens FROM ctx.messages m
            WHERE tenant = $9 AND context_id = $1[1] AND seq > greatest($3, $7[1]) AND seq <= $4
-             AND created_at >= $8[1] AND (NOT deleted OR $6 = 'history')
+             AND written_at >= $8[1] AND (NOT deleted OR $6 = 'history')
              AND ($6 IN ('all', 'history') OR ($6 = 'system') = (role = 'system'))
            ORDER BY seq DESC LIMIT $5",
     args: RANGE_ARGS,
@@ -441,7 +441,7 @@ macro_rules! range_query_one {
              m.message_id, m.revision, m.written_at, m.deleted
                FROM ctx.messages m
               WHERE m.tenant = $9 AND m.context_id = $1[1] AND m.seq > greatest($3, $7[1]) AND m.seq <= $4
-                AND m.created_at >= $8[1] AND (NOT m.deleted OR $6 = 'history') ",
+                AND m.written_at >= $8[1] AND (NOT m.deleted OR $6 = 'history') ",
             $roles,
             " ORDER BY m.seq LIMIT $5"
         )
@@ -767,7 +767,7 @@ pub(crate) fn locate(
                             WITH ORDINALITY AS s(cid, hi, lo, since, ord)
                        JOIN ctx.messages m
                          ON m.tenant = $3 AND m.context_id = s.cid AND m.message_id = i.id
-                        AND m.seq <= s.hi AND m.seq > s.lo AND m.created_at >= s.since
+                        AND m.seq <= s.hi AND m.seq > s.lo AND m.written_at >= s.since
                       WHERE NOT EXISTS (
                             SELECT FROM ctx.messages o
                              WHERE o.tenant = $3 AND o.context_id = ANY ($1[1:s.ord - 1]) AND o.seq = m.seq)

@@ -41,7 +41,7 @@ static STEPS: [(Statement, Counter); 6] = [
         step!(
             "WITH doomed AS (
                  SELECT m.ctid FROM ctx.contexts c
-                   JOIN ctx.messages m ON m.tenant = c.tenant AND m.context_id = c.id AND m.created_at < now() - c.retain_max_age
+                   JOIN ctx.messages m ON m.tenant = c.tenant AND m.context_id = c.id AND m.written_at < now() - c.retain_max_age
                   WHERE c.retain_max_age IS NOT NULL
                   LIMIT $1 FOR UPDATE OF m SKIP LOCKED FOR KEY SHARE OF c SKIP LOCKED),
              gone AS (DELETE FROM ctx.messages m USING doomed d WHERE m.ctid = d.ctid RETURNING 1)
@@ -85,7 +85,7 @@ static STEPS: [(Statement, Counter); 6] = [
             "WITH doomed AS (
                  SELECT m.ctid FROM ctx.contexts c
                    JOIN ctx.messages m ON m.tenant = c.tenant AND m.context_id = c.id AND m.content IS NOT NULL
-                                      AND m.created_at < now() - c.compact_older_than
+                                      AND m.written_at < now() - c.compact_older_than
                   WHERE c.compact_older_than IS NOT NULL
                   LIMIT $1 FOR UPDATE OF m SKIP LOCKED FOR KEY SHARE OF c SKIP LOCKED),
              squeezed AS (

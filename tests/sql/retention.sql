@@ -14,7 +14,7 @@ SELECT ctx.sweep() AS swept_before, ctx.sweep() AS nothing_left;
 SELECT ctx.create_context('retention') AS r \gset
 SELECT count(*) FROM ctx.append_many(:'r', (SELECT jsonb_agg(jsonb_build_object('role', 'user', 'content', 'message ' || i)) FROM generate_series(1, 10) i));
 -- the first three were written two days ago
-UPDATE ctx.messages SET created_at = now() - interval '2 days' WHERE context_id = :'r' AND seq <= 3;
+UPDATE ctx.messages SET written_at = now() - interval '2 days' WHERE context_id = :'r' AND seq <= 3;
 SELECT ctx.set_retention(:'r', max_age => '1 day', max_messages => 7);
 -- seqs 1-3: too old; 1-3 also beyond the newest 7: every read starts at 4
 SELECT string_agg(seq::text, ',') AS messages FROM ctx.messages(:'r');
@@ -52,7 +52,7 @@ SELECT count(*) AS audited_deletes FROM ctx.audit_log
 
 -- compact_older_than: the sweep stores old messages lz4-compressed; they read the same
 SELECT ctx.set_retention(:'r', compact_older_than => '1 hour');
-UPDATE ctx.messages SET created_at = now() - interval '2 hours' WHERE context_id = :'r' AND seq <= 6;
+UPDATE ctx.messages SET written_at = now() - interval '2 hours' WHERE context_id = :'r' AND seq <= 6;
 SELECT ctx.sweep() AS compressed, ctx.sweep() AS nothing_left;
 SELECT seq, content IS NULL AND content_lz4 IS NOT NULL AS compressed FROM ctx.messages m WHERE m.context_id = :'r' ORDER BY seq LIMIT 4;
 SELECT seq, content FROM ctx.messages(:'r') LIMIT 2;

@@ -118,6 +118,8 @@ SELECT ctx.fork(:'f') AS g \gset
 SELECT ctx.update_message(:'f', 'a', 'p1, edited in the fork') AS revision;
 SELECT ctx.delete_messages(:'f', '{b}') AS deleted;
 SELECT ctx.append(:'f', 'assistant', 'f4', message_id => 'd');
+-- the fork's history of a message it edited keeps the revisions it inherited
+SELECT seq, message_id, revision, content, current FROM ctx.history(:'f') WHERE seq <= 2;
 SELECT 'parent' AS view, seq, pg_temp.mid(message_id) AS message_id, revision, content FROM ctx.messages(:'p')
 UNION ALL SELECT 'fork', seq, pg_temp.mid(message_id) AS message_id, revision, content FROM ctx.messages(:'f')
 UNION ALL SELECT 'fork of fork', seq, pg_temp.mid(message_id) AS message_id, revision, content FROM ctx.messages(:'g')
@@ -205,6 +207,18 @@ SELECT ctx.set_retention(:'t', max_messages => 1);
 SELECT ctx.sweep(100) AS swept;
 SELECT messages, deleted, revisions FROM ctx.context_stats WHERE context_id = :'t';
 SELECT count(*) AS revisions_left FROM ctx.message_revisions WHERE context_id = :'t';
+
+-- Retention counts a message's age from when its current revision was written (written_at),
+-- not from the caller's created_at: an imported old message is not swept at once, an edit
+-- restarts the clock; created_at must be finite.
+SELECT ctx.create_context('aged') AS a \gset
+SELECT ctx.append(:'a', 'user', 'imported from 2020', message_id => 'old', created_at => '2020-01-01T00:00:00Z');
+SELECT ctx.set_retention(:'a', max_age => '1 day');
+SELECT message_id, created_at < now() - interval '1 day' AS created_long_ago FROM ctx.messages(:'a');
+SELECT ctx.append(:'a', 'user', 'never expires', created_at => 'infinity');
+\echo :SQLSTATE
+SELECT * FROM ctx.append_many(:'a', '[{"role": "user", "content": "x", "created_at": "2026-02-30T00:00:00Z"}]');
+\echo :SQLSTATE
 
 -- 12. Another tenant's ids are not there for it (as an application role: row-level security
 -- applies; the superuser running this file bypasses it).

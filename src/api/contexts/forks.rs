@@ -41,7 +41,9 @@ fn fork_context(context_id: Option<Uuid>, at_seq: Option<i64>) -> CtxResult<Uuid
         writes: true,
     };
     Spi::connect_mut(|client| {
-        let parent = load_view(client, context_id, false)?;
+        // the parent's row lock: an edit of the parent (which copies what its forks see first)
+        // and the fork are ordered, so no fork sees an edit made after it
+        let parent = load_view(client, context_id, true)?;
         let at_seq = rules::fork_point(at_seq, parent.last_seq)?;
         let lineage = parent.lineage.fork(*context_id.as_bytes(), at_seq);
         let ancestors: Vec<Uuid> = lineage

@@ -214,6 +214,22 @@ fn purge(context_id: Option<Uuid>, message_ids: Option<Vec<Option<String>>>) -> 
                 inherited.owner
             )));
         }
+        // the forks' rows go too: their contexts are locked first (shallower first, as edits
+        // lock a context, then its direct forks), so no edit in a fork slips in between
+        static LOCK_FORKS: Statement = Statement {
+            sql: "SELECT d.id FROM ctx.contexts d
+                   WHERE d.tenant = $1 AND d.ancestors @> ARRAY[$2]
+                   ORDER BY cardinality(d.ancestors), d.id
+                     FOR NO KEY UPDATE OF d",
+            args: &[TEXTOID, UUIDOID],
+            writes: true,
+        };
+        let plan = LOCK_FORKS.plan(client)?;
+        client.update(
+            &*plan,
+            None,
+            &[view.tenant.as_str().into(), context_id.into()],
+        )?;
         // positions the context inherits from its parent: its own rows there hide the parent's
         let inherited_through = view.lineage.bounds.first().copied().unwrap_or(0);
         let (hiding, owned): (Vec<i64>, Vec<i64>) = found
@@ -334,7 +350,13 @@ fn revise(
     at: &Located,
     new: NewRevision,
 ) -> CtxResult<i32> {
-    copy_to_forks(client, view, at)?;
+    let forks = forks_seeing(client, view, at.seq)?;
+    copy_to(client, view, at, &forks)?;
+    if at.inherited(view) {
+        // the message becomes this context's own row, with the revisions it had: its history
+        // here stays whole, and the ancestor's row is hidden from this view from now on
+        copy_to(client, view, at, &[view.id])?;
+    }
     let revision = at
         .revision
         .checked_add(1)
@@ -346,8 +368,8 @@ fn revise(
             item.role.clone().unwrap_or_default(),
             encoding.count(item.content.as_deref().unwrap_or_default()) as i32,
         ),
-        // a tombstone keeps the role: a sealed revision's role is bound into its ciphertext
-        None => (true, read_role(client, view, at)?, 0),
+        // a tombstone keeps the role
+        None => (true, read_role(client, view, at.seq)?, 0),
     };
     let (mut content, mut content_enc, mut metadata_enc, mut metadata) =
         (None, None, None, Value::Object(Default::default()));
@@ -368,7 +390,7 @@ fn revise(
             metadata = item.stamped_metadata();
         }
     }
-    static REVISE_OWN: Statement = Statement {
+    static REVISE: Statement = Statement {
         sql: "WITH replaced AS (
                   INSERT INTO ctx.message_revisions (context_id, tenant, seq, revision, message_id, deleted,
                          role, content, content_lz4, content_enc, metadata_enc, metadata, tokens, created_at,
@@ -387,30 +409,13 @@ fn revise(
         args: REVISION_ARGS,
         writes: true,
     };
-    // an inherited message: this context's own row now hides its ancestor's
-    static REVISE_INHERITED: Statement = Statement {
-        sql: "INSERT INTO ctx.messages (context_id, tenant, seq, message_id, revision, deleted, role, content,
-                     content_enc, metadata_enc, metadata, tokens, created_at)
-              SELECT $13, o.tenant, o.seq, o.message_id, $4, $5, $6, $7, $8, $9, $10, $11,
-                     coalesce($12::timestamptz, o.created_at)
-                FROM ctx.messages o
-               WHERE o.tenant = $1 AND o.context_id = $2 AND o.seq = $3 AND o.revision = $4 - 1
-              RETURNING revision",
-        args: REVISION_ARGS,
-        writes: true,
-    };
-    let statement = if at.inherited(view) {
-        &REVISE_INHERITED
-    } else {
-        &REVISE_OWN
-    };
-    let plan = statement.plan(client)?;
+    let plan = REVISE.plan(client)?;
     let done: Option<i32> = crate::plans::first_value(client.update(
         &*plan,
         Some(1),
         &[
             view.tenant.as_str().into(),
-            at.owner.into(),
+            view.id.into(),
             at.seq.into(),
             revision.into(),
             deleted.into(),
@@ -421,7 +426,6 @@ fn revise(
             JsonB(metadata).into(),
             tokens.into(),
             new.created_at.into(),
-            view.id.into(),
         ],
     )?)?;
     done.ok_or_else(|| {
@@ -438,27 +442,29 @@ fn revise(
 
 const REVISION_ARGS: &[pgrx::pg_sys::BuiltinOid] = &[
     TEXTOID, UUIDOID, INT8OID, INT4OID, BOOLOID, TEXTOID, TEXTOID, BYTEAOID, BYTEAOID, JSONBOID,
-    INT4OID, TEXTOID, UUIDOID,
+    INT4OID, TEXTOID,
 ];
 
-fn read_role(client: &SpiClient<'_>, view: &View, at: &Located) -> CtxResult<String> {
+/// The role of the view's own row at `seq`.
+fn read_role(client: &SpiClient<'_>, view: &View, seq: i64) -> CtxResult<String> {
     crate::plans::first_value(client.select(
         "SELECT role FROM ctx.messages WHERE tenant = $1 AND context_id = $2 AND seq = $3",
         Some(1),
-        &[view.tenant.as_str().into(), at.owner.into(), at.seq.into()],
+        &[view.tenant.as_str().into(), view.id.into(), seq.into()],
     )?)?
     .ok_or_else(|| {
-        CtxError::internal(format!(
-            "message {} of context {} vanished",
-            at.seq, at.owner
-        ))
+        CtxError::new(
+            ErrorKind::SerializationFailure,
+            format!("message {seq} of context {} changed meanwhile", view.id),
+        )
+        .with_hint("retry the call")
     })
 }
 
-/// Before `view` changes what it shows at `at.seq`: every direct fork that sees that seq and
-/// has no row of its own there gets a copy of what it saw (sealed ones re-sealed for the fork),
-/// so the change does not reach it. Forks of forks read through their parent's copy.
-fn copy_to_forks(client: &mut SpiClient<'_>, view: &View, at: &Located) -> CtxResult<()> {
+/// The direct forks of `view` that see `seq` and have no row of their own there, locked:
+/// before `view` changes what it shows at `seq` they get a copy of it, so the change does not
+/// reach them (forks of forks read through their parent's copy).
+fn forks_seeing(client: &mut SpiClient<'_>, view: &View, seq: i64) -> CtxResult<Vec<Uuid>> {
     static FORKS: Statement = Statement {
         sql: "SELECT c.id FROM ctx.contexts c
                WHERE c.tenant = $1 AND c.parent_id = $2 AND c.bounds[1] >= $3
@@ -469,6 +475,25 @@ fn copy_to_forks(client: &mut SpiClient<'_>, view: &View, at: &Located) -> CtxRe
         args: &[TEXTOID, UUIDOID, INT8OID],
         writes: true,
     };
+    let plan = FORKS.plan(client)?;
+    client
+        .update(
+            &*plan,
+            None,
+            &[view.tenant.as_str().into(), view.id.into(), seq.into()],
+        )?
+        .map(|row| required(row.get::<Uuid>(1)?, "id"))
+        .collect()
+}
+
+/// Copies the row `view` shows at `at` (and the revisions it replaced) into each of `targets`
+/// as their own, sealed ones re-sealed for each.
+fn copy_to(
+    client: &mut SpiClient<'_>,
+    view: &View,
+    at: &Located,
+    targets: &[Uuid],
+) -> CtxResult<()> {
     static COPY: Statement = Statement {
         sql: "INSERT INTO ctx.messages (context_id, tenant, seq, message_id, revision, deleted, role, content,
                      content_lz4, metadata, tokens, created_at, written_at, trace_id)
@@ -480,19 +505,10 @@ fn copy_to_forks(client: &mut SpiClient<'_>, view: &View, at: &Located) -> CtxRe
         args: &[TEXTOID, UUIDOID, INT8OID, UUIDARRAYOID],
         writes: true,
     };
-    let plan = FORKS.plan(client)?;
-    let forks: Vec<Uuid> = client
-        .update(
-            &*plan,
-            None,
-            &[view.tenant.as_str().into(), view.id.into(), at.seq.into()],
-        )?
-        .map(|row| required(row.get::<Uuid>(1)?, "id"))
-        .collect::<CtxResult<_>>()?;
-    if forks.is_empty() {
+    if targets.is_empty() {
         return Ok(());
     }
-    // the revisions the forks saw go with the copy (they are the message's history there too)
+    // the revisions it replaced go with it (they are the message's history there too)
     static COPY_REVISIONS: Statement = Statement {
         sql: "INSERT INTO ctx.message_revisions (context_id, tenant, seq, revision, message_id, deleted, role,
                      content, content_lz4, metadata, tokens, created_at, written_at, trace_id, replaced_at)
@@ -504,6 +520,7 @@ fn copy_to_forks(client: &mut SpiClient<'_>, view: &View, at: &Located) -> CtxRe
         args: &[TEXTOID, UUIDOID, INT8OID, UUIDARRAYOID],
         writes: true,
     };
+    let forks = targets.to_vec();
     if !view.encrypted {
         for statement in [&COPY, &COPY_REVISIONS] {
             let plan = statement.plan(client)?;
@@ -526,7 +543,7 @@ fn copy_to_forks(client: &mut SpiClient<'_>, view: &View, at: &Located) -> CtxRe
         Some(read_at(client, &view.tenant, at.owner, at.seq)?)
     };
     let replaced = replaced_revisions(client, view, &[(at.owner, at.seq)])?;
-    for fork in forks {
+    for fork in targets.iter().copied() {
         let key = keys::data_key(client, &keys::Scope::Context(fork))?;
         match &current {
             Some(row) => insert_sealed_copy(client, &key, fork, &view.tenant, row, "ctx.messages")?,

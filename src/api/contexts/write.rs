@@ -56,6 +56,13 @@ fn append_one(
     if let Some(id) = message_id {
         rules::check_message_id(id)?;
     }
+    if created_at.is_some_and(|t| t.is_infinity() || t.is_neg_infinity()) {
+        return Err(CtxError::new(
+            ErrorKind::InvalidDatetime,
+            "created_at must be a finite timestamp",
+        )
+        .with_hint("pass the time the message was written, or NULL for now()"));
+    }
     let metadata = object_or_empty(metadata, "metadata")?;
     let message = WriteItem::message(role.to_string(), content.to_string(), metadata);
     // The message's tenant is its context's (the foreign key says so): taken from the row
