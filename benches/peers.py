@@ -56,10 +56,11 @@ class Plan:
     growth_calls: int
     graph_warm_turns: int
     graph_calls: int
+    identity_thread: int
 
 
-FULL = Plan((100, 1_000, 10_000), 60, 10, 3, 100_000, 50, 10_000, (1_000, 100_000, 1_000_000), 200, 50, 100)
-QUICK = Plan((100, 1_000, 10_000), 5, 2, 1, 5_000, 10, 1_000, (1_000, 10_000, 50_000), 30, 5, 10)
+FULL = Plan((100, 1_000, 10_000), 60, 10, 3, 100_000, 50, 10_000, (1_000, 100_000, 1_000_000), 200, 50, 100, 100_000)
+QUICK = Plan((100, 1_000, 10_000), 5, 2, 1, 5_000, 10, 1_000, (1_000, 10_000, 50_000), 30, 5, 10, 10_000)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -863,6 +864,96 @@ def charts(results: Results, out: pathlib.Path) -> list[tuple[str, str]]:
     return made
 
 
+# ---------------------------------------------------------------------------------------------
+# P8 messages with identity
+
+
+def bench_identity(server: Server, plan: Plan, results: Results) -> None:
+    print("P8 messages with identity", flush=True)
+    server.create_database("bench_identity")
+    conn = server.connect("bench_identity", prepare_threshold=0)
+    section = "P8"
+    text = "Could you book me a window seat on the 9:40 train to Lyon tomorrow, and remind me an hour before?"
+    # 1. append with a caller id vs without (pgbench, alternating rounds, one context per client)
+    conn.execute("""CREATE TABLE bench_clients AS
+                    SELECT c AS client, ctx.create_context('append-' || c) AS context FROM generate_series(0, 1) c""")
+    scripts = {
+        "ctx.append, generated id": f"SELECT ctx.append((SELECT context FROM bench_clients WHERE client = :client_id), 'user', '{text}');",
+        "ctx.append, caller id": f"SELECT ctx.append((SELECT context FROM bench_clients WHERE client = :client_id), 'user', '{text}', "
+                                 "message_id => md5(random()::text || clock_timestamp()::text));",
+    }
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="ctxstore-pgbench-"))
+    os.chmod(workdir, 0o777)
+    tps: dict[str, list[float]] = {}
+    lat: dict[str, list[float]] = {}
+    names = list(scripts)
+    for rnd in range(max(plan.pgbench_rounds, 2)):
+        for name in names[rnd % 2:] + names[: rnd % 2]:
+            t, ls = server.pgbench("bench_identity", scripts[name], 1, plan.pgbench_seconds, workdir)
+            tps.setdefault(name, []).append(t)
+            lat.setdefault(name, []).extend(ls)
+    shutil.rmtree(workdir, ignore_errors=True)
+    for name in names:
+        results.add(section, Row("append (1 client)", name, median(lat[name]), p95(lat[name]), {"ratio": f"{median(tps[name]):,.0f} tps"}))
+    ratio = median(tps[names[1]]) / median(tps[names[0]])
+    results.verdict("P8: ctx.append with a caller id within 10 % of one without (throughput)", f"{ratio:.2f}×", ratio >= 0.9)
+    # 2. token_window over a thread with 10 % tombstones vs the same thread without
+    n = 10_000
+    turns = chat_turns(n, seed=8)
+    contexts = {}
+    for label in ("no deletes", "10 % deleted"):
+        contexts[label] = conn.execute("SELECT ctx.create_context(%s)", [label]).fetchone()[0]
+        append_messages(conn, contexts[label], [{"role": r, "content": c, "message_id": f"m{i}"} for i, (r, c) in enumerate(turns)])
+    rng = random.Random(8)
+    doomed = [f"m{i}" for i in rng.sample(range(n), n // 10)]
+    conn.execute("SELECT ctx.delete_messages(%s, %s)", [contexts["10 % deleted"], doomed])
+    conn.execute("VACUUM ANALYZE")
+    cur = conn.cursor()
+    samples = time_alternating(
+        {label: (lambda c=c: cur.execute("SELECT count(*) FROM ctx.token_window(%s, 4000)", [c]).fetchall())
+         for label, c in contexts.items()}, plan.window_calls)
+    for label, xs in samples.items():
+        results.add(section, Row(f"token_window(4000), {n:,} messages", label, median(xs), p95(xs)))
+    slower = median(samples["10 % deleted"]) / median(samples["no deletes"])
+    results.verdict("P8: token_window with 10 % tombstones within 10 % of the window without", f"{slower:.2f}×", slower <= 1.1)
+    # 3. messages_around on a long thread: index probes, as fast as on a short one
+    sizes = (1_000, plan.identity_thread)
+    around: dict[int, float] = {}
+    pages: dict[int, float] = {}
+    for size in sizes:
+        context = conn.execute("SELECT ctx.create_context(%s)", [f"around-{size}"]).fetchone()[0]
+        turns = chat_turns(size, seed=size)
+        append_messages(conn, context, [{"role": r, "content": c, "message_id": f"m{i}"} for i, (r, c) in enumerate(turns)])
+        conn.execute("VACUUM ANALYZE")
+        ids = [f"m{i}" for i in random.Random(size).sample(range(size), 50)]
+        picks = iter(ids * 1000)
+        xs = time_alternating(
+            {"around": lambda c=context: cur.execute("SELECT count(*) FROM ctx.messages_around(%s, %s, 5, 5)", [c, next(picks)]).fetchall()},
+            plan.window_calls)["around"]
+        around[size] = median(xs)
+        results.add(section, Row(f"messages_around(id, 5, 5), {size:,} messages", "ctxstore", median(xs), p95(xs)))
+        # a page of 20 by the caller's created_at from the middle of the thread
+        middle = conn.execute("SELECT created_at FROM ctx.messages WHERE context_id = %s ORDER BY seq OFFSET %s LIMIT 1",
+                              [context, size // 2]).fetchone()[0]
+        xs = time_alternating(
+            {"page": lambda c=context: cur.execute("SELECT count(*) FROM ctx.list_messages(%s, created_from => %s, "
+                                                   "order_by => 'created_at', max_rows => 20)", [c, middle]).fetchall()},
+            plan.window_calls)["page"]
+        pages[size] = median(xs)
+        results.add(section, Row(f"list_messages by created_at, page of 20, {size:,} messages", "ctxstore", median(xs), p95(xs)))
+    growth = around[sizes[1]] / around[sizes[0]]
+    results.verdict(f"P8: messages_around is an index probe ({sizes[1]:,} messages ≤ 1.5× the time at {sizes[0]:,})",
+                    f"{fmt_ms(around[sizes[1]])} ms at {sizes[1]:,} ({growth:.2f}×)", growth <= 1.5)
+    growth = pages[sizes[1]] / pages[sizes[0]]
+    results.verdict(f"P8: list_messages by created_at reads through an index ({sizes[1]:,} messages ≤ 1.5× the time at {sizes[0]:,})",
+                    f"{fmt_ms(pages[sizes[1]])} ms at {sizes[1]:,} ({growth:.2f}×)", growth <= 1.5)
+    results.note(section, "Append: pgbench, 1 client, alternating rounds, throughput the median over rounds; the caller's id "
+                          "is a fresh md5 per call (its cost is in both the id's check and the index entry; a generated id "
+                          "has the same index entry). Tombstones: 10 % of the messages, picked at random, deleted with "
+                          "`ctx.delete_messages`. messages_around: random ids of the thread, 5 messages either side.")
+    conn.close()
+
+
 SECTION_TITLES = {
     "P1": "P1 — prompt window: `ctx.token_window(…, 4000)` vs langchain-postgres `get_messages()` + `trim_messages`",
     "P2": "P2 — append throughput (pgbench)",
@@ -870,6 +961,7 @@ SECTION_TITLES = {
     "P5": "P5 — storage per message",
     "P6": "P6 — growth: latency as the message table grows",
     "P7": "P7 — LangGraph checkpointer: `CtxstoreSaver` vs `PostgresSaver`",
+    "P8": "P8 — messages with identity: caller ids, tombstones, reads around an id",
 }
 
 
@@ -936,7 +1028,7 @@ def write_report(results: Results, mode: str, server: Server, out: pathlib.Path,
             for r in rows:
                 lines.append(f"| {r.workload} | {r.contender} | {fmt_ms(r.median_ms)} | {fmt_ms(r.p95_ms)} | {r.extra['recall']:.3f} | {r.extra.get('ratio', '')} |")
         else:
-            first = {"P1": "thread", "P7": "operation"}.get(section, "table size")
+            first = {"P1": "thread", "P7": "operation", "P8": "workload"}.get(section, "table size")
             extra = " | window (messages)" if section == "P1" else ""
             lines += [f"| {first} | contender | median (ms) | p95 (ms){extra} | ratio |", "|---|---|---|---|" + ("---|" if extra else "") + "---|"]
             for r in rows:
@@ -960,7 +1052,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="CI smoke sizes")
     parser.add_argument("--out", type=pathlib.Path, help="where BENCHMARKS.md and charts/ go (default: benches/, or tmp/bench-quick with --quick)")
-    parser.add_argument("--only", default="P1,P2,P3,P5,P6,P7", help="comma-separated workloads")
+    parser.add_argument("--only", default="P1,P2,P3,P5,P6,P7,P8", help="comma-separated workloads")
     parser.add_argument("--kernels", action="store_true", help="add the criterion results in target/criterion to the report")
     parser.add_argument("--port", type=int, default=int(os.environ.get("CTXSTORE_BENCH_PORT", "55519")))
     args = parser.parse_args()
@@ -975,7 +1067,7 @@ def main() -> None:
         with server.connect() as conn:
             pg_version = conn.execute("SHOW server_version").fetchone()[0]
         workloads = {"P1": bench_prompt_window, "P2": bench_append, "P3": bench_recall, "P5": bench_storage,
-                     "P6": bench_growth, "P7": bench_checkpointer}
+                     "P6": bench_growth, "P7": bench_checkpointer, "P8": bench_identity}
         for name in args.only.split(","):
             workloads[name.strip()](server, plan, results)
             server.drop_databases()

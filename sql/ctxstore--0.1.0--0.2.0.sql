@@ -963,6 +963,7 @@ ALTER TABLE ctx.messages ADD PRIMARY KEY (tenant, context_id, seq);
 DROP INDEX ctx.messages_system_idx;
 CREATE INDEX messages_system_idx ON ctx.messages (tenant, context_id, seq) WHERE role = 'system';
 CREATE UNIQUE INDEX messages_id_idx ON ctx.messages (tenant, context_id, message_id);
+CREATE INDEX messages_created_idx ON ctx.messages (tenant, context_id, created_at, seq);
 ALTER TABLE ctx.summaries DROP CONSTRAINT summaries_pkey;
 ALTER TABLE ctx.summaries ADD PRIMARY KEY (tenant, context_id, version);
 
@@ -1311,6 +1312,20 @@ CREATE OR REPLACE FUNCTION "list_contexts"(
 STABLE PARALLEL SAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'list_contexts_wrapper';
+
+CREATE OR REPLACE FUNCTION "list_messages"(
+	"context_id" uuid,
+	"created_from" timestamp with time zone DEFAULT NULL,
+	"created_to" timestamp with time zone DEFAULT NULL,
+	"order_by" TEXT DEFAULT 'seq',
+	"descending" bool DEFAULT false,
+	"max_rows" INT DEFAULT 100,
+	"skip" INT DEFAULT 0
+) RETURNS SETOF ctx.message /* :: pgrx :: heap_tuple :: PgHeapTuple < '_, :: pgrx :: pgbox :: AllocatedByRust
+> */
+STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'list_messages_wrapper';
 
 CREATE OR REPLACE FUNCTION "list_namespaces"(
 	"prefix" TEXT[] DEFAULT '{}',

@@ -96,6 +96,27 @@ pub fn context_order_column(order_by: &str) -> CtxResult<&'static str> {
     }
 }
 
+/// How ctx.list_messages orders a context's messages: by seq, or by the caller's created_at
+/// (ties by seq).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageOrder {
+    Seq,
+    CreatedAt,
+}
+
+impl MessageOrder {
+    pub fn parse(order_by: &str) -> CtxResult<MessageOrder> {
+        match order_by {
+            "seq" => Ok(MessageOrder::Seq),
+            "created_at" => Ok(MessageOrder::CreatedAt),
+            other => Err(
+                CtxError::invalid(format!("cannot order messages by \"{other}\""))
+                    .with_hint("order_by is seq or created_at"),
+            ),
+        }
+    }
+}
+
 /// One message of an `append_many` or `save_messages` batch, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewMessage {

@@ -152,6 +152,8 @@ CREATE TABLE ctx.messages (
 CREATE INDEX messages_system_idx ON ctx.messages (tenant, context_id, seq) WHERE role = 'system';
 -- a message by its id (a tombstone keeps its id until it is purged)
 CREATE UNIQUE INDEX messages_id_idx ON ctx.messages (tenant, context_id, message_id);
+-- a context's messages in the caller's time order (ctx.list_messages), without a sort
+CREATE INDEX messages_created_idx ON ctx.messages (tenant, context_id, created_at, seq);
 
 -- Revisions that an edit, a delete or a revival replaced, as they were stored (sealed ones keep their
 -- ciphertext, bound to their revision): ctx.history reads them; they go with their message

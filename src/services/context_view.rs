@@ -193,7 +193,7 @@ impl View {
 
     /// Statement arguments $1, $2, $7, $8: per segment (own, then each ancestor's) its
     /// context id, highest visible seq, and retention bounds.
-    fn segments(&self) -> (Vec<Uuid>, Vec<i64>, Vec<i64>, Vec<TimestampWithTimeZone>) {
+    pub(crate) fn segments(&self) -> (Vec<Uuid>, Vec<i64>, Vec<i64>, Vec<TimestampWithTimeZone>) {
         let mut ids = vec![self.id];
         ids.extend(
             self.lineage
@@ -540,7 +540,7 @@ pub(crate) fn read_range(
 
 /// Message rows of the range reads' column list, opened where sealed; those at or below
 /// `compacted_through` are flagged archived.
-fn rows_of(
+pub(crate) fn rows_of(
     client: &SpiClient<'_>,
     table: pgrx::spi::SpiTupleTable<'_>,
     compacted_through: i64,
@@ -868,4 +868,103 @@ pub(crate) fn unknown_message(message_id: &str) -> CtxError {
         format!("message \"{message_id}\" does not exist in the context"),
     )
     .with_hint("check the id: SELECT message_id FROM ctx.messages(context_id) lists them")
+}
+
+// A page of the view's live messages with created_at in [$8, $9], in the order asked: each
+// segment contributes its first skip + max_rows through an index (the primary key for seq,
+// messages_created_idx for created_at), then the segments are merged.
+macro_rules! list_query {
+    ($order:literal) => {
+        concat!(
+            "SELECT m.seq, m.role, m.content, m.metadata, m.tokens, m.created_at, m.context_id,
+                    m.content_enc, m.metadata_enc, m.trace_id, m.message_id, m.revision, m.written_at,
+                    m.deleted
+               FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[])
+                    WITH ORDINALITY AS s(cid, hi, lo, since, ord)
+              CROSS JOIN LATERAL (
+                    SELECT m.seq, m.role, coalesce(m.content, ctx.lz4_decompress(m.content_lz4)) AS content,
+                           m.metadata, m.tokens, m.created_at, m.context_id, m.content_enc, m.metadata_enc,
+                           m.trace_id, m.message_id, m.revision, m.written_at, m.deleted
+                      FROM ctx.messages m
+                     WHERE m.tenant = $5 AND m.context_id = s.cid AND m.seq > s.lo AND m.seq <= s.hi
+                       AND m.written_at >= s.since AND NOT m.deleted
+                       AND m.created_at >= $8 AND m.created_at <= $9
+                       AND (s.ord = 1 OR NOT EXISTS (
+                            SELECT FROM ctx.messages o
+                             WHERE o.tenant = $5 AND o.context_id = ANY ($1[1:s.ord - 1]) AND o.seq = m.seq))
+                     ORDER BY ", $order, " LIMIT $6 + $7) m
+              ORDER BY ", $order, " LIMIT $6 OFFSET $7"
+        )
+    };
+}
+
+const LIST_ARGS: &[BuiltinOid] = &[
+    UUIDARRAYOID,
+    INT8ARRAYOID,
+    INT8ARRAYOID,
+    TIMESTAMPTZARRAYOID,
+    TEXTOID,
+    INT8OID,
+    INT8OID,
+    TIMESTAMPTZOID,
+    TIMESTAMPTZOID,
+];
+
+static LIST_SEQ: Statement = Statement {
+    sql: list_query!("m.seq"),
+    args: LIST_ARGS,
+    writes: false,
+};
+static LIST_SEQ_DESC: Statement = Statement {
+    sql: list_query!("m.seq DESC"),
+    args: LIST_ARGS,
+    writes: false,
+};
+static LIST_CREATED: Statement = Statement {
+    sql: list_query!("m.created_at, m.seq"),
+    args: LIST_ARGS,
+    writes: false,
+};
+static LIST_CREATED_DESC: Statement = Statement {
+    sql: list_query!("m.created_at DESC, m.seq DESC"),
+    args: LIST_ARGS,
+    writes: false,
+};
+
+/// A page of the view's live messages created in [from, to], ordered by `order`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn list_page(
+    client: &SpiClient<'_>,
+    view: &View,
+    from: TimestampWithTimeZone,
+    to: TimestampWithTimeZone,
+    order: rules::MessageOrder,
+    descending: bool,
+    max_rows: i64,
+    skip: i64,
+) -> CtxResult<Vec<Row>> {
+    let statement = match (order, descending) {
+        (rules::MessageOrder::Seq, false) => &LIST_SEQ,
+        (rules::MessageOrder::Seq, true) => &LIST_SEQ_DESC,
+        (rules::MessageOrder::CreatedAt, false) => &LIST_CREATED,
+        (rules::MessageOrder::CreatedAt, true) => &LIST_CREATED_DESC,
+    };
+    let (ids, his, los, sinces) = view.segments();
+    let plan = statement.plan(client)?;
+    let table = client.select(
+        &*plan,
+        None,
+        &[
+            ids.into(),
+            his.into(),
+            los.into(),
+            sinces.into(),
+            view.tenant.as_str().into(),
+            max_rows.into(),
+            skip.into(),
+            from.into(),
+            to.into(),
+        ],
+    )?;
+    rows_of(client, table, view.compacted_through(), true)
 }

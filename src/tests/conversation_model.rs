@@ -1,6 +1,7 @@
-//! Model-based test of the conversation store: random appends, batches, compactions and forks
-//! (forks of forks, compaction on both sides), each read function compared with a plain
-//! in-memory model after every step.
+//! Model-based test of the conversation store: random appends, batches, compactions, forks
+//! (forks of forks, compaction on both sides), edits and deletes by message id (on either side
+//! of a fork: each context's model is its own copy, so a fork's view must stay as it was), each
+//! read function compared with a plain in-memory model after every step.
 
 use pgrx::prelude::*;
 use pgrx::{JsonB, Uuid};
@@ -14,6 +15,26 @@ struct Msg {
     role: String,
     content: String,
     tokens: i64,
+    /// "" for a summary
+    id: String,
+    /// 0 for a summary
+    revision: i32,
+    deleted: bool,
+}
+
+impl Msg {
+    fn message(seq: i64, role: &str, content: String, id: String) -> Msg {
+        let tokens = Encoding::O200kBase.count(&content) as i64;
+        Msg {
+            seq,
+            role: role.into(),
+            content,
+            tokens,
+            id,
+            revision: 1,
+            deleted: false,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -33,7 +54,7 @@ impl ModelContext {
     fn active(&self) -> Vec<Msg> {
         self.view
             .iter()
-            .filter(|m| m.seq > self.through())
+            .filter(|m| m.seq > self.through() && !m.deleted)
             .cloned()
             .collect()
     }
@@ -103,6 +124,13 @@ fn random_text(rng: &mut Lcg) -> String {
         .join(" ")
 }
 
+// the columns every read below selects
+macro_rules! columns {
+    () => {
+        "SELECT seq, role, coalesce(content, ''), tokens, coalesce(message_id, ''), coalesce(revision, 0), deleted "
+    };
+}
+
 fn read(sql: &str, id: Uuid, arg: Option<i64>) -> Vec<Msg> {
     Spi::connect(|client| {
         let args = match arg {
@@ -117,6 +145,9 @@ fn read(sql: &str, id: Uuid, arg: Option<i64>) -> Vec<Msg> {
                 role: row.get::<String>(2).unwrap().unwrap(),
                 content: row.get::<String>(3).unwrap().unwrap(),
                 tokens: row.get::<i32>(4).unwrap().unwrap() as i64,
+                id: row.get::<String>(5).unwrap().unwrap(),
+                revision: row.get::<i32>(6).unwrap().unwrap(),
+                deleted: row.get::<bool>(7).unwrap().unwrap(),
             })
             .collect()
     })
@@ -126,11 +157,7 @@ fn check(model: &ModelContext, rng: &mut Lcg, step: usize) {
     let id = model.id;
     let ctx = format!("step {step}");
     assert_eq!(
-        read(
-            "SELECT seq, role, content, tokens FROM ctx.messages($1)",
-            id,
-            None
-        ),
+        read(concat!(columns!(), "FROM ctx.messages($1)"), id, None),
         model.buffer(),
         "{ctx} messages"
     );
@@ -139,7 +166,7 @@ fn check(model: &ModelContext, rng: &mut Lcg, step: usize) {
     let expected: Vec<Msg> = buffer[buffer.len().saturating_sub(n as usize)..].to_vec();
     assert_eq!(
         read(
-            "SELECT seq, role, content, tokens FROM ctx.window($1, $2::int)",
+            concat!(columns!(), "FROM ctx.window($1, $2::int)"),
             id,
             Some(n)
         ),
@@ -149,7 +176,7 @@ fn check(model: &ModelContext, rng: &mut Lcg, step: usize) {
     let budget = rng.next(60) as i64;
     assert_eq!(
         read(
-            "SELECT seq, role, content, tokens FROM ctx.token_window($1, $2::int)",
+            concat!(columns!(), "FROM ctx.token_window($1, $2::int)"),
             id,
             Some(budget)
         ),
@@ -164,7 +191,7 @@ fn check(model: &ModelContext, rng: &mut Lcg, step: usize) {
         .collect();
     assert_eq!(
         read(
-            "SELECT seq, role, content, tokens FROM ctx.messages($1, $2)",
+            concat!(columns!(), "FROM ctx.messages($1, $2)"),
             id,
             Some(since)
         ),
@@ -173,7 +200,10 @@ fn check(model: &ModelContext, rng: &mut Lcg, step: usize) {
     );
     assert_eq!(
         read(
-            "SELECT seq, role, content, tokens FROM ctx.history($1)",
+            concat!(
+                columns!(),
+                "FROM ctx.history($1) WHERE current OR message_id IS NULL"
+            ),
             id,
             None
         ),
@@ -198,27 +228,27 @@ mod tests {
             view: vec![],
             summaries: vec![],
         }];
-        for step in 0..400 {
+        for step in 0..500 {
             let i = rng.next(contexts.len() as u64) as usize;
-            match rng.next(10) {
+            match rng.next(13) {
                 0..=4 => {
                     let (role, content) = (ROLES[rng.next(4) as usize], random_text(&mut rng));
                     let seq = Spi::get_one_with_args::<i64>(
-                        "SELECT ctx.append($1, $2, $3)",
-                        &[contexts[i].id.into(), role.into(), content.as_str().into()],
+                        "SELECT ctx.append($1, $2, $3, message_id => $4)",
+                        &[
+                            contexts[i].id.into(),
+                            role.into(),
+                            content.as_str().into(),
+                            format!("m{step}").into(),
+                        ],
                     )
                     .unwrap()
                     .unwrap();
                     let c = &mut contexts[i];
                     c.last_seq += 1;
                     assert_eq!(seq, c.last_seq, "step {step}: gap-free seq");
-                    let tokens = Encoding::O200kBase.count(&content) as i64;
-                    c.view.push(Msg {
-                        seq,
-                        role: role.into(),
-                        content,
-                        tokens,
-                    });
+                    c.view
+                        .push(Msg::message(seq, role, content, format!("m{step}")));
                 }
                 5..=6 => {
                     let batch: Vec<(String, String)> = (0..rng.next(5) + 1)
@@ -231,7 +261,8 @@ mod tests {
                         .collect();
                     let payload = JsonB(json!(batch
                         .iter()
-                        .map(|(r, c)| json!({"role": r, "content": c}))
+                        .enumerate()
+                        .map(|(k, (r, c))| json!({"role": r, "content": c, "message_id": format!("m{step}-{k}")}))
                         .collect::<Vec<_>>()));
                     let seqs: Vec<i64> = Spi::connect(|client| {
                         client
@@ -248,14 +279,9 @@ mod tests {
                     let expected: Vec<i64> =
                         (c.last_seq + 1..=c.last_seq + batch.len() as i64).collect();
                     assert_eq!(seqs, expected, "step {step}: batch seqs");
-                    for ((role, content), seq) in batch.into_iter().zip(seqs) {
-                        let tokens = Encoding::O200kBase.count(&content) as i64;
-                        c.view.push(Msg {
-                            seq,
-                            role,
-                            content,
-                            tokens,
-                        });
+                    for (k, ((role, content), seq)) in batch.into_iter().zip(seqs).enumerate() {
+                        c.view
+                            .push(Msg::message(seq, &role, content, format!("m{step}-{k}")));
                     }
                     c.last_seq += expected.len() as i64;
                 }
@@ -281,13 +307,49 @@ mod tests {
                         active[active.len() - keep - 1].seq,
                         "step {step}: compaction boundary"
                     );
-                    let tokens = Encoding::O200kBase.count(&summary) as i64;
-                    contexts[i].summaries.push(Msg {
-                        seq: through,
-                        role: "summary".into(),
-                        content: summary,
-                        tokens,
-                    });
+                    let mut summary = Msg::message(through, "summary", summary, String::new());
+                    summary.revision = 0;
+                    contexts[i].summaries.push(summary);
+                }
+                8..=10 => {
+                    // an edit (or, one time in three, a delete) of a live message of the view
+                    let live: Vec<usize> = (0..contexts[i].view.len())
+                        .filter(|&k| !contexts[i].view[k].deleted)
+                        .collect();
+                    if live.is_empty() {
+                        continue;
+                    }
+                    let k = live[rng.next(live.len() as u64) as usize];
+                    let message_id = contexts[i].view[k].id.clone();
+                    if rng.next(3) == 0 {
+                        let deleted = Spi::get_one_with_args::<i32>(
+                            "SELECT ctx.delete_messages($1, ARRAY[$2])",
+                            &[contexts[i].id.into(), message_id.as_str().into()],
+                        )
+                        .unwrap();
+                        let m = &mut contexts[i].view[k];
+                        assert_eq!(deleted, Some(1), "step {step}: delete {message_id}");
+                        m.deleted = true;
+                        m.content = String::new();
+                        m.tokens = 0;
+                        m.revision += 1;
+                    } else {
+                        let content = format!("edited at step {step}: {}", random_text(&mut rng));
+                        let revision = Spi::get_one_with_args::<i32>(
+                            "SELECT ctx.update_message($1, $2, $3)",
+                            &[
+                                contexts[i].id.into(),
+                                message_id.as_str().into(),
+                                content.as_str().into(),
+                            ],
+                        )
+                        .unwrap();
+                        let m = &mut contexts[i].view[k];
+                        m.revision += 1;
+                        assert_eq!(revision, Some(m.revision), "step {step}: edit {message_id}");
+                        m.tokens = Encoding::O200kBase.count(&content) as i64;
+                        m.content = content;
+                    }
                 }
                 _ => {
                     let parent = contexts[i].clone();

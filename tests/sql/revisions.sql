@@ -104,6 +104,29 @@ SELECT seq, pg_temp.mid(message_id) AS message_id FROM ctx.messages_around(:'c',
 SELECT * FROM ctx.get_messages(:'c', NULL);
 \echo :SQLSTATE
 
+-- Pages of messages by the caller's time or by seq, either way, with a created_at range (the
+-- framework's listMessages), through an index.
+SELECT ctx.create_context('timed') AS tm \gset
+SELECT count(*) FROM ctx.append_many(:'tm', '[
+  {"role": "user", "content": "third by time", "message_id": "t3", "created_at": "2026-01-03T00:00:00Z"},
+  {"role": "user", "content": "first by time", "message_id": "t1", "created_at": "2026-01-01T00:00:00Z"},
+  {"role": "user", "content": "second by time", "message_id": "t2", "created_at": "2026-01-02T00:00:00Z"},
+  {"role": "user", "content": "fourth by time", "message_id": "t4", "created_at": "2026-01-04T00:00:00Z"}]');
+SELECT ctx.delete_messages(:'tm', '{t4}') AS deleted;
+SELECT seq, message_id FROM ctx.list_messages(:'tm');
+SELECT seq, message_id FROM ctx.list_messages(:'tm', order_by => 'created_at');
+SELECT seq, message_id FROM ctx.list_messages(:'tm', order_by => 'created_at', descending => true, max_rows => 2);
+SELECT seq, message_id FROM ctx.list_messages(:'tm', order_by => 'created_at', max_rows => 2, skip => 2);
+SELECT seq, message_id FROM ctx.list_messages(:'tm', created_from => '2026-01-02T00:00:00Z', created_to => '2026-01-03T00:00:00Z');
+SELECT ctx.fork(:'tm') AS tmf \gset
+SELECT ctx.update_message(:'tmf', 't1', 'first, edited in the fork') AS revision;
+SELECT ctx.append(:'tmf', 'user', 'zeroth by time', message_id => 't0', created_at => '2025-12-31T00:00:00Z');
+SELECT seq, message_id, content FROM ctx.list_messages(:'tmf', order_by => 'created_at');
+SELECT * FROM ctx.list_messages(:'tm', order_by => 'tokens');
+\echo :SQLSTATE
+SELECT * FROM ctx.list_messages(:'tm', max_rows => -1);
+\echo :SQLSTATE
+
 -- 6. Forks: a fork's view is fixed at the fork; edits and deletes on either side stay apart.
 SELECT ctx.create_context('parent') AS p \gset
 SELECT count(*) FROM ctx.append_many(:'p', '[{"role": "user", "content": "p1", "message_id": "a"},

@@ -56,6 +56,23 @@ def test_round_trip_is_lossless(conn: psycopg.Connection) -> None:
     assert [r[0] for r in roles] == ["system", "user", "assistant", "tool", "assistant", "user", "user"]
 
 
+def test_message_ids_are_the_servers_ids(conn: psycopg.Connection) -> None:
+    history = CtxstoreChatMessageHistory(f"chat-{uuid.uuid4()}", conn)
+    history.add_messages([HumanMessage(content="first", id="h-1"), AIMessage(content="no id of its own")])
+    context = conn.execute("SELECT ctx.thread_context(%s, create_missing => false)", (history.thread_id,)).fetchone()[0]
+    ids = [r[0] for r in conn.execute("SELECT message_id FROM ctx.messages(%s)", (context,)).fetchall()]
+    assert ids[0] == "h-1" and ids[1] != "h-1"
+    # a message without an id reads back without one, as it was added
+    assert [m.id for m in history.messages] == ["h-1", None]
+    # the same id again is a new revision of that message, not a second message
+    history.add_message(HumanMessage(content="first, corrected", id="h-1"))
+    assert [m.content for m in history.messages] == ["first, corrected", "no id of its own"]
+    revisions = conn.execute(
+        "SELECT revision, content FROM ctx.history(%s) WHERE message_id = 'h-1' ORDER BY revision", (context,)
+    ).fetchall()
+    assert revisions == [(1, "first"), (2, "first, corrected")]
+
+
 def test_text_is_normalized_unless_processors_say_otherwise(conn: psycopg.Connection) -> None:
     text = "line one\r\nline two"
     default = CtxstoreChatMessageHistory(f"chat-{uuid.uuid4()}", conn)

@@ -1,6 +1,7 @@
 //! Reading the active view: the buffer (ctx.messages), the last N (ctx.window), the newest
 //! that fit a token budget (ctx.token_window), and everything ever appended (ctx.history).
 
+use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::BuiltinOid::*;
 use pgrx::prelude::*;
 use pgrx::{JsonB, Uuid};
@@ -408,5 +409,54 @@ fn read_around(
             Roles::All,
         )?);
         Ok(rows)
+    })
+}
+
+/// A page of the context's live messages, optionally only those created (the caller's
+/// `created_at`) in [created_from, created_to], ordered by seq or created_at, either way, through
+/// an index: no sort of the thread.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(stable, parallel_safe)]
+fn list_messages(
+    context_id: Option<Uuid>,
+    created_from: default!(Option<TimestampWithTimeZone>, "NULL"),
+    created_to: default!(Option<TimestampWithTimeZone>, "NULL"),
+    order_by: default!(Option<&str>, "'seq'"),
+    descending: default!(Option<bool>, false),
+    max_rows: default!(Option<i32>, 100),
+    skip: default!(Option<i32>, 0),
+) -> SetOfIterator<'static, pgrx::composite_type!('static, "ctx.message")> {
+    served_as_messages(None, context_id, || {
+        read_list(
+            context_id,
+            created_from,
+            created_to,
+            order_by,
+            descending,
+            max_rows,
+            skip,
+        )
+    })
+}
+
+fn read_list(
+    context_id: Option<Uuid>,
+    created_from: Option<TimestampWithTimeZone>,
+    created_to: Option<TimestampWithTimeZone>,
+    order_by: Option<&str>,
+    descending: Option<bool>,
+    max_rows: Option<i32>,
+    skip: Option<i32>,
+) -> CtxResult<Vec<Row>> {
+    let context_id = required(context_id, "context_id")?;
+    let order = rules::MessageOrder::parse(required(order_by, "order_by")?)?;
+    let descending = required(descending, "descending")?;
+    let max_rows = non_negative(max_rows.map(i64::from), "max_rows")?;
+    let skip = non_negative(skip.map(i64::from), "skip")?;
+    let from = created_from.unwrap_or_else(TimestampWithTimeZone::negative_infinity);
+    let to = created_to.unwrap_or_else(TimestampWithTimeZone::positive_infinity);
+    Spi::connect(|client| {
+        let view = load_view(client, context_id, false)?;
+        list_page(client, &view, from, to, order, descending, max_rows, skip)
     })
 }

@@ -1,9 +1,11 @@
 """LangChain's ``BaseChatMessageHistory`` on a ctxstore thread (a context's message log).
 
-Each LangChain message becomes one ctxstore message: its role (user, assistant, system, tool),
-its text as content (token-counted by the server; list content is stored as its JSON), and
-everything else LangChain knows about it (type, id, name, tool calls, tool_call_id, usage,
-additional and response metadata) in the message metadata, so it reads back equal.
+Each LangChain message becomes one ctxstore message: its id as the message id (a message added
+again with the same id is saved as a new revision of it: ``ctx.save_messages``), its role (user,
+assistant, system, tool), its text as content (token-counted by the server; list content is
+stored as its JSON), and everything else LangChain knows about it (type, name, tool calls,
+tool_call_id, usage, additional and response metadata) in the message metadata, so it reads
+back equal.
 Reads can be windowed server-side: the newest ``last_n`` messages, or the newest that fit in
 ``max_tokens`` (ctx.token_window), instead of loading the whole thread to trim it.
 """
@@ -45,10 +47,10 @@ _SERVER_ROLES = {"user", "assistant", "system", "tool"}
 META_KEY = "langchain"
 
 _THREAD = "SELECT ctx.thread_context(%s, create_missing => false) AS id"
-_APPEND = """SELECT ctx.append_many(ctx.thread_context(%s, encrypted => %s, processors => %s), %s) AS seq"""
-_ALL = "SELECT role, content, metadata FROM ctx.messages(%s)"
-_LAST_N = "SELECT role, content, metadata FROM ctx.window(%s, %s)"
-_TOKENS = "SELECT role, content, metadata FROM ctx.token_window(%s, %s)"
+_APPEND = """SELECT seq FROM ctx.save_messages(ctx.thread_context(%s, encrypted => %s, processors => %s), %s)"""
+_ALL = "SELECT role, content, metadata, message_id FROM ctx.messages(%s)"
+_LAST_N = "SELECT role, content, metadata, message_id FROM ctx.window(%s, %s)"
+_TOKENS = "SELECT role, content, metadata, message_id FROM ctx.token_window(%s, %s)"
 _CLEAR = "SELECT ctx.delete_context(%s)"
 
 
@@ -60,18 +62,29 @@ def _role(message: BaseMessage) -> str:
 
 
 def encode(message: BaseMessage) -> dict[str, Any]:
-    """The ``ctx.append_many`` element of a LangChain message."""
+    """The ``ctx.save_messages`` element of a LangChain message."""
     as_dict = message_to_dict(message)
     data = dict(as_dict["data"])
     content = data.pop("content")
+    message_id = data.pop("id", None)
     is_text = isinstance(content, str)
-    return {
+    element = {
         "role": _role(message),
         "content": content if is_text else json.dumps(content, ensure_ascii=False),
         "metadata": {
-            META_KEY: {"type": as_dict["type"], "data": data, "content_is_json": not is_text}
+            META_KEY: {
+                "type": as_dict["type"],
+                "data": data,
+                "content_is_json": not is_text,
+                # without an id of its own the message gets a generated one, which LangChain
+                # never saw: it reads back without an id, as it was added
+                "has_id": message_id is not None,
+            }
         },
     }
+    if message_id is not None:
+        element["message_id"] = str(message_id)
+    return element
 
 
 def decode(row: dict[str, Any]) -> BaseMessage:
@@ -82,7 +95,10 @@ def decode(row: dict[str, Any]) -> BaseMessage:
     if stored is not None:
         if stored.get("content_is_json"):
             content = json.loads(content)
-        return messages_from_dict([{"type": stored["type"], "data": {**stored["data"], "content": content}}])[0]
+        data = {**stored["data"], "content": content}
+        if stored.get("has_id") and row.get("message_id") is not None:
+            data["id"] = row["message_id"]
+        return messages_from_dict([{"type": stored["type"], "data": data}])[0]
     role = row["role"]
     if role == "assistant":
         return AIMessage(content=content)
