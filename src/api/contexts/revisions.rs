@@ -10,7 +10,7 @@ use pgrx::{JsonB, Uuid};
 use serde_json::Value;
 
 use super::read::message_id_list;
-use super::write::{append_processed, process_writes, Identity, Incoming};
+use super::write::{append_processed, process_writes, split_batch, Incoming};
 use crate::api::args::JsonArg;
 use crate::api::raise::OrRaise;
 use crate::core::conversation as rules;
@@ -284,15 +284,7 @@ fn save(context_id: Option<Uuid>, messages: Option<JsonArg>) -> CtxResult<Vec<(S
         let view = load_view(client, context_id, true)?;
         let ids: Vec<String> = batch.iter().filter_map(|m| m.message_id.clone()).collect();
         let found = locate(client, &view, &ids)?;
-        let (items, identities): (Vec<WriteItem>, Vec<Identity>) = batch
-            .into_iter()
-            .map(|m| {
-                (
-                    WriteItem::message(m.role, m.content, m.metadata),
-                    (m.message_id, m.created_at),
-                )
-            })
-            .unzip();
+        let (items, identities) = split_batch(batch);
         let (processed, sealed) = process_writes(client, context_id, items)?;
         let mut saved = vec![None; processed.len()];
         let mut appending = Vec::new();

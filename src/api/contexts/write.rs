@@ -151,6 +151,19 @@ pub(crate) struct Incoming {
 /// A message's id and timestamp as the caller gave them (either may be absent).
 pub(crate) type Identity = (Option<String>, Option<String>);
 
+/// A parsed batch as what the write processors take and, apart, each message's identity.
+pub(crate) fn split_batch(batch: Vec<rules::NewMessage>) -> (Vec<WriteItem>, Vec<Identity>) {
+    batch
+        .into_iter()
+        .map(|m| {
+            (
+                WriteItem::message(m.role, m.content, m.metadata),
+                (m.message_id, m.created_at),
+            )
+        })
+        .unzip()
+}
+
 /// An appended message: its id (the caller's, or the one generated) and seq.
 pub(crate) struct Appended {
     pub message_id: String,
@@ -219,15 +232,7 @@ fn append_batch(context_id: Option<Uuid>, messages: Option<JsonArg>) -> CtxResul
             load_view(client, context_id, false)?; // still reject an unknown context
             return Ok(Vec::new());
         }
-        let (items, identities): (Vec<WriteItem>, Vec<Identity>) = batch
-            .into_iter()
-            .map(|m| {
-                (
-                    WriteItem::message(m.role, m.content, m.metadata),
-                    (m.message_id, m.created_at),
-                )
-            })
-            .unzip();
+        let (items, identities) = split_batch(batch);
         let (processed, sealed) = process_writes(client, context_id, items)?;
         let kept: Vec<Incoming> = processed
             .into_iter()
@@ -309,6 +314,16 @@ pub(crate) fn append_processed(
             created.into(),
         ],
     )?;
+    appended_rows(client, context_id, &ids, table)
+}
+
+/// The (seq, message_id) rows an append's insert returned, in seq order, checked.
+fn appended_rows(
+    client: &SpiClient<'_>,
+    context_id: Uuid,
+    ids: &[Option<String>],
+    table: pgrx::spi::SpiTupleTable<'_>,
+) -> CtxResult<Vec<Appended>> {
     let mut appended = table
         .map(|row| {
             Ok(Appended {
@@ -318,7 +333,7 @@ pub(crate) fn append_processed(
         })
         .collect::<CtxResult<Vec<_>>>()?;
     appended.sort_unstable_by_key(|a| a.seq);
-    check_appended(client, context_id, &ids, &appended)?;
+    check_appended(client, context_id, ids, &appended)?;
     Ok(appended)
 }
 
@@ -532,15 +547,5 @@ fn append_sealed(
             created.into(),
         ],
     )?;
-    let mut appended = table
-        .map(|row| {
-            Ok(Appended {
-                seq: required(row.get::<i64>(1)?, "seq")?,
-                message_id: required(row.get(2)?, "message_id")?,
-            })
-        })
-        .collect::<CtxResult<Vec<_>>>()?;
-    appended.sort_unstable_by_key(|a| a.seq);
-    check_appended(client, context_id, &ids, &appended)?;
-    Ok(appended)
+    appended_rows(client, context_id, &ids, table)
 }
