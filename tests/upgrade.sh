@@ -117,6 +117,12 @@ fi
        -c "SELECT ctx.put('{fixture,pii}', 'after', '{\"email\": \"grace@example.com\"}')" \
        -c "SELECT ctx.get('{fixture,pii}', 'after') ->> 'email'" | tail -n 1)" = '[REDACTED:email]' ] \
   || fail "the namespace processor settings of $release do not apply to tenant fixture-plain after the upgrade"
+# messages of the release get generated ids (uuids, distinct) and revision 1
+[ "$(psql -d upgraded -tAc "SELECT count(*) > 0 AND count(DISTINCT message_id) = count(*)
+                                   AND bool_and(message_id ~ '^[0-9a-f-]{36}$' AND revision = 1 AND NOT deleted
+                                                AND written_at = created_at)
+                              FROM ctx.messages")" = t ] \
+  || fail "the release's messages did not all get a distinct generated id and revision 1"
 psql -d fresh -c "CREATE EXTENSION ctxstore"
 # the fixture's roles, granted under the release, get the new tables as the README says
 for db in upgraded fresh; do
