@@ -69,7 +69,7 @@ SELECT ctx.create_context('newest 40') AS kept \gset
 SELECT ctx.set_retention(:'kept', max_messages => 40);
 SELECT ctx.create_context('one hour') AS aged \gset
 SELECT count(*) FROM ctx.append_many(:'aged', (SELECT jsonb_agg(jsonb_build_object('role', 'user', 'content', 'old ' || i)) FROM generate_series(1, 100) i));
-UPDATE ctx.messages SET created_at = now() - interval '2 hours' WHERE context_id = :'aged';
+UPDATE ctx.messages SET written_at = now() - interval '2 hours' WHERE context_id = :'aged';
 SELECT ctx.set_retention(:'aged', max_age => '1 hour');
 SELECT ctx.create_context('no policy') AS plain \gset
 SELECT :'kept', :'aged', :'plain';

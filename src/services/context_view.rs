@@ -225,6 +225,16 @@ static LOCK_VIEW: Statement = Statement {
     writes: true,
 };
 
+// Edits, deletes and purges take the row lock in its strongest mode: besides appends and other
+// edits, it waits for (and holds off) a fork being taken, whose insert holds the KEY SHARE lock
+// of its foreign key on this row until it commits. So a fork sees an edit exactly when the edit
+// committed first, and an edit copies what a fork sees to every fork committed before it.
+static LOCK_VIEW_EXCLUSIVE: Statement = Statement {
+    sql: view_query!("FOR UPDATE OF c"),
+    args: &[UUIDOID],
+    writes: true,
+};
+
 pub(crate) fn unknown_context(id: Uuid) -> CtxError {
     CtxError::new(
         ErrorKind::UndefinedObject,
@@ -256,6 +266,16 @@ pub(crate) fn missing_context(client: &SpiClient<'_>, id: Uuid) -> CtxError {
 
 pub(crate) fn load_view(client: &SpiClient<'_>, id: Uuid, lock: bool) -> CtxResult<View> {
     let statement = if lock { &LOCK_VIEW } else { &LOAD_VIEW };
+    view_by(client, statement, id)
+}
+
+/// The view under the row lock that also orders it with forks being taken (edits, deletes,
+/// purges: see LOCK_VIEW_EXCLUSIVE).
+pub(crate) fn load_view_exclusive(client: &SpiClient<'_>, id: Uuid) -> CtxResult<View> {
+    view_by(client, &LOCK_VIEW_EXCLUSIVE, id)
+}
+
+fn view_by(client: &SpiClient<'_>, statement: &'static Statement, id: Uuid) -> CtxResult<View> {
     let plan = statement.plan(client)?;
     let mut table = client.select(&*plan, Some(1), &[id.into()])?;
     let Some(row) = table.next() else {
@@ -867,7 +887,10 @@ pub(crate) fn unknown_message(message_id: &str) -> CtxError {
         ErrorKind::UndefinedObject,
         format!("message \"{message_id}\" does not exist in the context"),
     )
-    .with_hint("check the id: SELECT message_id FROM ctx.messages(context_id) lists them")
+    .with_hint(
+        "check the id: SELECT message_id FROM ctx.messages(context_id) lists them \
+         (a purged message is gone for good, its id with it)",
+    )
 }
 
 // A page of the view's live messages with created_at in [$8, $9], in the order asked: each

@@ -70,6 +70,8 @@ SELECT seq, pg_temp.mid(message_id) AS message_id, content FROM ctx.messages(:'c
 SELECT seq, pg_temp.mid(message_id) AS message_id, content FROM ctx.window(:'c', 2);
 -- the tombstone inside a token window costs nothing: the window reaches past it
 SELECT seq, pg_temp.mid(message_id) AS message_id, tokens FROM ctx.token_window(:'c', 30);
+-- ... and the context assembly leaves it out as well
+SELECT section, content FROM ctx.build_context(:'c', 100) WHERE section IN ('system', 'messages');
 SELECT ctx.update_message(:'c', 'm-2', 'x');
 \echo :SQLSTATE
 -- its id stays taken until it is purged
@@ -169,6 +171,9 @@ SELECT seq, pg_temp.mid(message_id) AS message_id, revision, content, deleted, c
 SELECT seq, pg_temp.mid(message_id) AS message_id, content FROM ctx.messages(:'f') WHERE seq = 1;
 SELECT seq, pg_temp.mid(message_id) AS message_id, content FROM ctx.messages(:'p') WHERE seq = 1;
 SELECT ctx.purge_messages(:'p', '{c}') AS purged;
+-- a purged message is gone, its id with it: editing it is 42704
+SELECT ctx.update_message(:'p', 'c', 'x');
+\echo :SQLSTATE
 SELECT 'fork' AS view, seq, pg_temp.mid(message_id) AS message_id, deleted, current FROM ctx.history(:'f') WHERE seq = 3
 UNION ALL SELECT 'fork of fork', seq, pg_temp.mid(message_id) AS message_id, deleted, current FROM ctx.history(:'g') WHERE seq = 3;
 SELECT count(*) AS rows_left FROM (

@@ -41,9 +41,9 @@ fn fork_context(context_id: Option<Uuid>, at_seq: Option<i64>) -> CtxResult<Uuid
         writes: true,
     };
     Spi::connect_mut(|client| {
-        // the parent's row lock: an edit of the parent (which copies what its forks see first)
-        // and the fork are ordered, so no fork sees an edit made after it
-        let parent = load_view(client, context_id, true)?;
+        // (the fork's insert holds its foreign key's KEY SHARE lock on the parent until commit,
+        // which orders it with the parent's edits: see load_view_exclusive)
+        let parent = load_view(client, context_id, false)?;
         let at_seq = rules::fork_point(at_seq, parent.last_seq)?;
         let lineage = parent.lineage.fork(*context_id.as_bytes(), at_seq);
         let ancestors: Vec<Uuid> = lineage

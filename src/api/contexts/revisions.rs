@@ -73,7 +73,7 @@ fn edit(
         None => None,
     };
     Spi::connect_mut(|client| {
-        let view = load_view(client, context_id, true)?;
+        let view = load_view_exclusive(client, context_id)?;
         let at = locate(client, &view, &[message_id.to_string()])?
             .pop()
             .ok_or_else(|| unknown_message(message_id))?;
@@ -122,7 +122,7 @@ fn tombstone(context_id: Option<Uuid>, message_ids: Option<Vec<Option<String>>>)
     let context_id = required(context_id, "context_id")?;
     let ids = message_id_list(message_ids)?;
     Spi::connect_mut(|client| {
-        let view = load_view(client, context_id, true)?;
+        let view = load_view_exclusive(client, context_id)?;
         let found = located_all(client, &view, &ids)?;
         let mut deleted = 0;
         for at in found.iter().filter(|at| !at.deleted) {
@@ -199,7 +199,7 @@ fn purge(context_id: Option<Uuid>, message_ids: Option<Vec<Option<String>>>) -> 
         writes: true,
     };
     Spi::connect_mut(|client| {
-        let view = load_view(client, context_id, true)?;
+        let view = load_view_exclusive(client, context_id)?;
         let found = located_all(client, &view, &ids)?;
         if let Some(inherited) = found.iter().find(|at| at.inherited(&view)) {
             return Err(CtxError::new(
@@ -281,7 +281,7 @@ fn save(context_id: Option<Uuid>, messages: Option<JsonArg>) -> CtxResult<Vec<(S
     let batch = rules::parse_batch(&messages, gucs::max_message_bytes())?;
     rules::check_unique_ids(&batch)?;
     Spi::connect_mut(|client| {
-        let view = load_view(client, context_id, true)?;
+        let view = load_view_exclusive(client, context_id)?;
         let ids: Vec<String> = batch.iter().filter_map(|m| m.message_id.clone()).collect();
         let found = locate(client, &view, &ids)?;
         let (items, identities) = split_batch(batch);
