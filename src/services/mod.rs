@@ -1,5 +1,5 @@
 //! Postgres-integration services the SQL functions share: data keys and sealing, the processor
-//! pipeline, the context view and its reads, recall, stored state values, schema lookups,
+//! pipeline, the context view and its reads, messages found by id, recall, stored state values, schema lookups,
 //! retention and metrics recording. They return `CtxResult`; only the SQL face (`api/`) turns
 //! an error into a Postgres ERROR (the one exception: a user processor's own ERROR, re-raised
 //! with the processor's name by the pipeline).
@@ -8,6 +8,7 @@ pub mod context_deletion;
 pub mod context_view;
 pub mod keys;
 pub mod memory_sealing;
+pub mod message_lookup;
 pub mod metrics;
 pub mod pipeline;
 pub mod recall;

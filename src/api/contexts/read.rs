@@ -14,6 +14,7 @@ use crate::core::metrics::{Call, Counter};
 use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::plans::Statement;
 use crate::services::context_view::*;
+use crate::services::message_lookup::*;
 use crate::services::metrics;
 
 /// The row type of every message read (`ctx.message`).

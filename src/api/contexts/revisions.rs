@@ -21,6 +21,7 @@ use crate::gucs;
 use crate::plans::Statement;
 use crate::services::context_view::*;
 use crate::services::keys;
+use crate::services::message_lookup::*;
 use crate::services::metrics;
 use crate::services::pipeline::WriteItem;
 

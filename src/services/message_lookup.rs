@@ -1,0 +1,251 @@
+//! Messages of a view found by id (`locate`, `read_at`), the revisions edits replaced, and
+//! pages by seq or by the caller's created_at: the reads behind the by-id functions and the
+//! revisions of ctx.history, on top of the view and row decoding of `context_view`.
+
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::pg_sys::BuiltinOid::{self, *};
+use pgrx::spi::SpiClient;
+use pgrx::Uuid;
+
+use crate::core::conversation as rules;
+use crate::error::{required, CtxError, CtxResult, ErrorKind};
+use crate::plans::Statement;
+use crate::services::context_view::{rows_of, Row, View};
+
+/// Where a message id is in a view: the row that wins at its seq (the nearest segment's).
+#[derive(Clone)]
+pub(crate) struct Located {
+    pub message_id: String,
+    pub seq: i64,
+    /// the context whose row it is: the view's own, or an ancestor's
+    pub owner: Uuid,
+    pub revision: i32,
+    pub deleted: bool,
+}
+
+impl Located {
+    pub fn inherited(&self, view: &View) -> bool {
+        self.owner != view.id
+    }
+}
+
+/// The rows these ids have in the view (deleted ones included, expired ones not); ids the
+/// view does not have are left out. An index probe per id and segment.
+pub(crate) fn locate(
+    client: &SpiClient<'_>,
+    view: &View,
+    message_ids: &[String],
+) -> CtxResult<Vec<Located>> {
+    static LOCATE: Statement = Statement {
+        sql: "SELECT i.id, w.seq, w.context_id, w.revision, w.deleted
+                FROM unnest($4::text[]) AS i(id)
+               CROSS JOIN LATERAL (
+                     SELECT m.seq, m.context_id, m.revision, m.deleted
+                       FROM unnest($1::uuid[], $2::bigint[], $5::bigint[], $6::timestamptz[])
+                            WITH ORDINALITY AS s(cid, hi, lo, since, ord)
+                       JOIN ctx.messages m
+                         ON m.tenant = $3 AND m.context_id = s.cid AND m.message_id = i.id
+                        AND m.seq <= s.hi AND m.seq > s.lo AND m.written_at >= s.since
+                      WHERE NOT EXISTS (
+                            SELECT FROM ctx.messages o
+                             WHERE o.tenant = $3 AND o.context_id = ANY ($1[1:s.ord - 1]) AND o.seq = m.seq)
+                      ORDER BY s.ord LIMIT 1) w",
+        args: &[
+            UUIDARRAYOID,
+            INT8ARRAYOID,
+            TEXTOID,
+            TEXTARRAYOID,
+            INT8ARRAYOID,
+            TIMESTAMPTZARRAYOID,
+        ],
+        writes: false,
+    };
+    let (ids, his, los, sinces) = view.segments();
+    let plan = LOCATE.plan(client)?;
+    let table = client.select(
+        &*plan,
+        None,
+        &[
+            ids.into(),
+            his.into(),
+            view.tenant.as_str().into(),
+            message_ids.to_vec().into(),
+            los.into(),
+            sinces.into(),
+        ],
+    )?;
+    table
+        .map(|row| {
+            Ok(Located {
+                message_id: required(row.get(1)?, "message_id")?,
+                seq: required(row.get(2)?, "seq")?,
+                owner: required(row.get(3)?, "context_id")?,
+                revision: required(row.get(4)?, "revision")?,
+                deleted: required(row.get(5)?, "deleted")?,
+            })
+        })
+        .collect()
+}
+
+/// The current revision of one live message row, opened.
+pub(crate) fn read_at(
+    client: &SpiClient<'_>,
+    tenant: &str,
+    owner: Uuid,
+    seq: i64,
+) -> CtxResult<Row> {
+    static READ_AT: Statement = Statement {
+        sql: "SELECT m.seq, m.role, coalesce(m.content, ctx.lz4_decompress(m.content_lz4)),
+                     m.metadata, m.tokens, m.created_at, m.context_id, m.content_enc, m.metadata_enc,
+                     m.trace_id, m.message_id, m.revision, m.written_at, m.deleted
+                FROM ctx.messages m
+               WHERE m.tenant = $1 AND m.context_id = $2 AND m.seq = $3 AND NOT m.deleted",
+        args: &[TEXTOID, UUIDOID, INT8OID],
+        writes: false,
+    };
+    let plan = READ_AT.plan(client)?;
+    let table = client.select(&*plan, Some(1), &[tenant.into(), owner.into(), seq.into()])?;
+    rows_of(client, table, 0, true)?
+        .pop()
+        .ok_or_else(|| CtxError::internal(format!("message {seq} of context {owner} vanished")))
+}
+
+/// The revisions that these messages' current ones replaced (as (owner, seq) pairs), in seq
+/// and revision order, opened; flagged archived when a summary covers them.
+pub(crate) fn replaced_revisions(
+    client: &SpiClient<'_>,
+    view: &View,
+    messages: &[(Uuid, i64)],
+) -> CtxResult<Vec<Row>> {
+    static REVISIONS: Statement = Statement {
+        sql: "SELECT r.seq, r.role, coalesce(r.content, ctx.lz4_decompress(r.content_lz4)),
+                     r.metadata, r.tokens, r.created_at, r.context_id, r.content_enc, r.metadata_enc,
+                     r.trace_id, r.message_id, r.revision, r.written_at, r.deleted
+                FROM unnest($2::uuid[], $3::bigint[]) AS w(owner, seq)
+                JOIN ctx.message_revisions r ON r.tenant = $1 AND r.context_id = w.owner AND r.seq = w.seq
+               ORDER BY r.seq, r.revision",
+        args: &[TEXTOID, UUIDARRAYOID, INT8ARRAYOID],
+        writes: false,
+    };
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (owners, seqs): (Vec<Uuid>, Vec<i64>) = messages.iter().copied().unzip();
+    let plan = REVISIONS.plan(client)?;
+    let table = client.select(
+        &*plan,
+        None,
+        &[view.tenant.as_str().into(), owners.into(), seqs.into()],
+    )?;
+    rows_of(client, table, view.compacted_through(), false)
+}
+
+pub(crate) fn unknown_message(message_id: &str) -> CtxError {
+    CtxError::new(
+        ErrorKind::UndefinedObject,
+        format!("message \"{message_id}\" does not exist in the context"),
+    )
+    .with_hint(
+        "check the id: SELECT message_id FROM ctx.messages(context_id) lists them \
+         (a purged message is gone for good, its id with it)",
+    )
+}
+
+// A page of the view's live messages with created_at in [$8, $9], in the order asked: each
+// segment contributes its first skip + max_rows through an index (the primary key for seq,
+// messages_created_idx for created_at), then the segments are merged.
+macro_rules! list_query {
+    ($order:literal) => {
+        concat!(
+            "SELECT m.seq, m.role, m.content, m.metadata, m.tokens, m.created_at, m.context_id,
+                    m.content_enc, m.metadata_enc, m.trace_id, m.message_id, m.revision, m.written_at,
+                    m.deleted
+               FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[])
+                    WITH ORDINALITY AS s(cid, hi, lo, since, ord)
+              CROSS JOIN LATERAL (
+                    SELECT m.seq, m.role, coalesce(m.content, ctx.lz4_decompress(m.content_lz4)) AS content,
+                           m.metadata, m.tokens, m.created_at, m.context_id, m.content_enc, m.metadata_enc,
+                           m.trace_id, m.message_id, m.revision, m.written_at, m.deleted
+                      FROM ctx.messages m
+                     WHERE m.tenant = $5 AND m.context_id = s.cid AND m.seq > s.lo AND m.seq <= s.hi
+                       AND m.written_at >= s.since AND NOT m.deleted
+                       AND m.created_at >= $8 AND m.created_at <= $9
+                       AND (s.ord = 1 OR NOT EXISTS (
+                            SELECT FROM ctx.messages o
+                             WHERE o.tenant = $5 AND o.context_id = ANY ($1[1:s.ord - 1]) AND o.seq = m.seq))
+                     ORDER BY ", $order, " LIMIT $6 + $7) m
+              ORDER BY ", $order, " LIMIT $6 OFFSET $7"
+        )
+    };
+}
+
+const LIST_ARGS: &[BuiltinOid] = &[
+    UUIDARRAYOID,
+    INT8ARRAYOID,
+    INT8ARRAYOID,
+    TIMESTAMPTZARRAYOID,
+    TEXTOID,
+    INT8OID,
+    INT8OID,
+    TIMESTAMPTZOID,
+    TIMESTAMPTZOID,
+];
+
+static LIST_SEQ: Statement = Statement {
+    sql: list_query!("m.seq"),
+    args: LIST_ARGS,
+    writes: false,
+};
+static LIST_SEQ_DESC: Statement = Statement {
+    sql: list_query!("m.seq DESC"),
+    args: LIST_ARGS,
+    writes: false,
+};
+static LIST_CREATED: Statement = Statement {
+    sql: list_query!("m.created_at, m.seq"),
+    args: LIST_ARGS,
+    writes: false,
+};
+static LIST_CREATED_DESC: Statement = Statement {
+    sql: list_query!("m.created_at DESC, m.seq DESC"),
+    args: LIST_ARGS,
+    writes: false,
+};
+
+/// A page of the view's live messages created in [from, to], ordered by `order`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn list_page(
+    client: &SpiClient<'_>,
+    view: &View,
+    from: TimestampWithTimeZone,
+    to: TimestampWithTimeZone,
+    order: rules::MessageOrder,
+    descending: bool,
+    max_rows: i64,
+    skip: i64,
+) -> CtxResult<Vec<Row>> {
+    let statement = match (order, descending) {
+        (rules::MessageOrder::Seq, false) => &LIST_SEQ,
+        (rules::MessageOrder::Seq, true) => &LIST_SEQ_DESC,
+        (rules::MessageOrder::CreatedAt, false) => &LIST_CREATED,
+        (rules::MessageOrder::CreatedAt, true) => &LIST_CREATED_DESC,
+    };
+    let (ids, his, los, sinces) = view.segments();
+    let plan = statement.plan(client)?;
+    let table = client.select(
+        &*plan,
+        None,
+        &[
+            ids.into(),
+            his.into(),
+            los.into(),
+            sinces.into(),
+            view.tenant.as_str().into(),
+            max_rows.into(),
+            skip.into(),
+            from.into(),
+            to.into(),
+        ],
+    )?;
+    rows_of(client, table, view.compacted_through(), true)
+}
