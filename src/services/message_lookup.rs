@@ -21,6 +21,8 @@ pub(crate) struct Located {
     pub owner: Uuid,
     pub revision: i32,
     pub deleted: bool,
+    /// (a tombstone keeps it)
+    pub role: String,
 }
 
 impl Located {
@@ -37,10 +39,10 @@ pub(crate) fn locate(
     message_ids: &[String],
 ) -> CtxResult<Vec<Located>> {
     static LOCATE: Statement = Statement {
-        sql: "SELECT i.id, w.seq, w.context_id, w.revision, w.deleted
+        sql: "SELECT i.id, w.seq, w.context_id, w.revision, w.deleted, w.role
                 FROM unnest($4::text[]) AS i(id)
                CROSS JOIN LATERAL (
-                     SELECT m.seq, m.context_id, m.revision, m.deleted
+                     SELECT m.seq, m.context_id, m.revision, m.deleted, m.role
                        FROM unnest($1::uuid[], $2::bigint[], $5::bigint[], $6::timestamptz[])
                             WITH ORDINALITY AS s(cid, hi, lo, since, ord)
                        JOIN ctx.messages m
@@ -82,6 +84,7 @@ pub(crate) fn locate(
                 owner: required(row.get(3)?, "context_id")?,
                 revision: required(row.get(4)?, "revision")?,
                 deleted: required(row.get(5)?, "deleted")?,
+                role: required(row.get(6)?, "role")?,
             })
         })
         .collect()

@@ -362,7 +362,7 @@ fn revise(
             encoding.count(item.content.as_deref().unwrap_or_default()) as i32,
         ),
         // a tombstone keeps the role
-        None => (true, read_role(client, view, at.seq)?, 0),
+        None => (true, at.role.clone(), 0),
     };
     let (mut content, mut content_enc, mut metadata_enc, mut metadata) =
         (None, None, None, Value::Object(Default::default()));
@@ -438,22 +438,6 @@ const REVISION_ARGS: &[pgrx::pg_sys::BuiltinOid] = &[
     INT4OID, TEXTOID,
 ];
 
-/// The role of the view's own row at `seq`.
-fn read_role(client: &SpiClient<'_>, view: &View, seq: i64) -> CtxResult<String> {
-    crate::plans::first_value(client.select(
-        "SELECT role FROM ctx.messages WHERE tenant = $1 AND context_id = $2 AND seq = $3",
-        Some(1),
-        &[view.tenant.as_str().into(), view.id.into(), seq.into()],
-    )?)?
-    .ok_or_else(|| {
-        CtxError::new(
-            ErrorKind::SerializationFailure,
-            format!("message {seq} of context {} changed meanwhile", view.id),
-        )
-        .with_hint("retry the call")
-    })
-}
-
 /// The direct forks of `view` that see `seq` and have no row of their own there, locked:
 /// before `view` changes what it shows at `seq` they get a copy of it, so the change does not
 /// reach them (forks of forks read through their parent's copy).
@@ -513,22 +497,26 @@ fn copy_to(
         args: &[TEXTOID, UUIDOID, INT8OID, UUIDARRAYOID],
         writes: true,
     };
-    let forks = targets.to_vec();
+    let copy_all = |client: &mut SpiClient<'_>, statement: &'static Statement| -> CtxResult<()> {
+        let plan = statement.plan(client)?;
+        client.update(
+            &*plan,
+            None,
+            &[
+                view.tenant.as_str().into(),
+                at.owner.into(),
+                at.seq.into(),
+                targets.to_vec().into(),
+            ],
+        )?;
+        Ok(())
+    };
+    // a tombstone holds nothing sealed: copied as stored, encrypted context or not
+    if !view.encrypted || at.deleted {
+        copy_all(client, &COPY)?;
+    }
     if !view.encrypted {
-        for statement in [&COPY, &COPY_REVISIONS] {
-            let plan = statement.plan(client)?;
-            client.update(
-                &*plan,
-                None,
-                &[
-                    view.tenant.as_str().into(),
-                    at.owner.into(),
-                    at.seq.into(),
-                    forks.clone().into(),
-                ],
-            )?;
-        }
-        return Ok(());
+        return copy_all(client, &COPY_REVISIONS);
     }
     let current = if at.deleted {
         None
@@ -538,22 +526,8 @@ fn copy_to(
     let replaced = replaced_revisions(client, view, &[(at.owner, at.seq)])?;
     for fork in targets.iter().copied() {
         let key = keys::data_key(client, &keys::Scope::Context(fork))?;
-        match &current {
-            Some(row) => insert_sealed_copy(client, &key, fork, &view.tenant, row, "ctx.messages")?,
-            None => {
-                // a tombstone holds nothing sealed
-                let plan = COPY.plan(client)?;
-                client.update(
-                    &*plan,
-                    None,
-                    &[
-                        view.tenant.as_str().into(),
-                        at.owner.into(),
-                        at.seq.into(),
-                        vec![fork].into(),
-                    ],
-                )?;
-            }
+        if let Some(row) = &current {
+            insert_sealed_copy(client, &key, fork, &view.tenant, row, "ctx.messages")?;
         }
         for row in &replaced {
             insert_sealed_copy(
