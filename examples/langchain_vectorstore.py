@@ -1,4 +1,5 @@
-"""A LangChain vector store on ctxstore memories: similarity search with metadata filters.
+"""A LangChain vector store on ctxstore memories: similarity search with metadata filters
+(scores are cosine distances, as langchain-postgres reports them: 0 is the same direction).
 
     CTXSTORE_DSN="dbname=app user=agent_app" python examples/langchain_vectorstore.py
 """

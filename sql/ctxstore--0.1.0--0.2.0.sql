@@ -1029,6 +1029,9 @@ DROP FUNCTION ctx.token_window(uuid, integer);
 DROP FUNCTION ctx.history(uuid);
 DROP FUNCTION ctx.append(uuid, text, text, jsonb);
 
+-- ctx.recall takes a metric and returns the embedding on request.
+DROP FUNCTION ctx.recall(text[], real[], text, integer, jsonb, jsonb, timestamptz, boolean);
+
 -- Every C function, re-pointed at this version's library (scripts/upgrade_functions.py).
 CREATE OR REPLACE FUNCTION "append"(
 	"context_id" uuid,
@@ -1435,7 +1438,9 @@ CREATE OR REPLACE FUNCTION "recall"(
 	"filter" jsonb DEFAULT '{}',
 	"weights" jsonb DEFAULT NULL,
 	"as_of" timestamp with time zone DEFAULT NULL,
-	"include_descendants" bool DEFAULT true
+	"include_descendants" bool DEFAULT true,
+	"metric" TEXT DEFAULT NULL,
+	"include_embedding" bool DEFAULT false
 ) RETURNS TABLE (
 	"id" uuid,
 	"namespace" TEXT[],
@@ -1445,7 +1450,8 @@ CREATE OR REPLACE FUNCTION "recall"(
 	"similarity" real,
 	"text_rank" real,
 	"score" real,
-	"created_at" timestamp with time zone
+	"created_at" timestamp with time zone,
+	"embedding" real[]
 )
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
@@ -1517,7 +1523,8 @@ CREATE OR REPLACE FUNCTION "search_state"(
 	"filter" jsonb DEFAULT '{}',
 	"max_rows" INT DEFAULT 100,
 	"skip" INT DEFAULT 0,
-	"include_descendants" bool DEFAULT true
+	"include_descendants" bool DEFAULT true,
+	"include_expired" bool DEFAULT false
 ) RETURNS TABLE (
 	"namespace" TEXT[],
 	"key" TEXT,

@@ -540,6 +540,8 @@ fn recall(
     weights: default!(Option<JsonArg>, "NULL"),
     as_of: default!(Option<TimestampWithTimeZone>, "NULL"),
     include_descendants: default!(Option<bool>, true),
+    metric: default!(Option<&str>, "NULL"),
+    include_embedding: default!(Option<bool>, false),
 ) -> TableIterator<
     'static,
     (
@@ -552,8 +554,10 @@ fn recall(
         name!(text_rank, Option<f32>),
         name!(score, f32),
         name!(created_at, TimestampWithTimeZone),
+        name!(embedding, Option<Vec<f32>>),
     ),
 > {
+    let include_embedding = include_embedding.unwrap_or(false);
     let request = (|| -> CtxResult<RecallRequest> {
         let labels = namespace_arg(namespace, "namespace", true)?;
         let (filter, weights) = (jsonb(filter, "filter")?, jsonb(weights, "weights")?);
@@ -581,6 +585,7 @@ fn recall(
             k: k as usize,
             weights: Weights::from_json(weights.map(|j| j.0).as_ref())?,
             historical: as_of.is_some(),
+            metric: metric.map(Metric::parse).transpose()?,
         })
     })()
     .or_raise();
@@ -591,6 +596,7 @@ fn recall(
     let has_text = request.text.is_some();
     TableIterator::new(rows.into_iter().map(move |(c, similarity, score)| {
         let text_rank = has_text.then_some(c.text_rank as f32);
+        let embedding = if include_embedding { c.embedding } else { None };
         (
             c.id,
             c.namespace,
@@ -601,6 +607,7 @@ fn recall(
             text_rank,
             score as f32,
             c.created_at,
+            embedding,
         )
     }))
 }

@@ -355,6 +355,7 @@ fn search_state(
     max_rows: default!(Option<i32>, 100),
     skip: default!(Option<i32>, 0),
     include_descendants: default!(Option<bool>, true),
+    include_expired: default!(Option<bool>, false),
 ) -> TableIterator<
     'static,
     (
@@ -383,7 +384,11 @@ fn search_state(
         }
         let (mut parts, keys) = namespace::key_conditions("s.ns_key", &prefix, descendants, 1);
         let mut args: Vec<DatumWithOid> = keys.into_iter().map(DatumWithOid::from).collect();
-        parts.push("(s.expires_at IS NULL OR s.expires_at > now())".into());
+        // expired values stay readable on request until the retention sweep deletes them
+        // (LangGraph's stores show them unless told to omit them)
+        if !required(include_expired, "include_expired")? {
+            parts.push("(s.expires_at IS NULL OR s.expires_at > now())".into());
+        }
         parts.push("s.version > 0".into());
         parts.push("s.tenant = ctx.current_tenant()".into());
         let compiled = filter::compile(

@@ -93,7 +93,7 @@ fn malformed(path: &str, message: impl Into<String>) -> CtxError {
     };
     CtxError::invalid(located).with_hint(
         "filters look like {\"field\": value} or {\"field\": {\"$op\": value}}; operators: \
-         $eq $ne $gt $gte $lt $lte $in $nin $like $ilike $exists $contains $and $or $not",
+         $eq $ne $gt $gte $lt $lte $between $in $nin $like $ilike $exists $contains $and $or $not",
     )
 }
 
@@ -130,16 +130,24 @@ impl Compiler<'_> {
         let mut parts = Vec::with_capacity(map.len());
         for (key, value) in map {
             parts.push(match key.as_str() {
-                "$and" | "$or" => self.logical(key, value, at, depth)?,
+                "$and" | "$or" => self.logical(key, value, &join(at, key), depth)?,
                 "$not" => match value {
                     Value::Object(inner) => format!(
                         "NOT coalesce(({}), false)",
                         self.conjunction(inner, &join(at, "$not"), depth + 1)?
                     ),
+                    // a list of filters: none of them holding together (NOT of their $and)
+                    Value::Array(_) => format!(
+                        "NOT coalesce(({}), false)",
+                        self.logical("$and", value, &join(at, "$not"), depth + 1)?
+                    ),
                     other => {
                         return Err(malformed(
                             &join(at, "$not"),
-                            format!("$not takes an object, not {}", json_type(other)),
+                            format!(
+                                "$not takes a filter object or a list of them, not {}",
+                                json_type(other)
+                            ),
                         ))
                     }
                 },
@@ -164,12 +172,13 @@ impl Compiler<'_> {
         })
     }
 
-    fn logical(&mut self, op: &str, value: &Value, at: &str, depth: usize) -> CtxResult<String> {
-        let here = join(at, op);
-        let items = value
-            .as_array()
-            .filter(|a| !a.is_empty())
-            .ok_or_else(|| malformed(&here, format!("{op} takes a non-empty array of filters")))?;
+    /// The filters of a list (at path `here`), joined by `op`'s connective.
+    fn logical(&mut self, op: &str, value: &Value, here: &str, depth: usize) -> CtxResult<String> {
+        let here = here.to_string();
+        let name = here.rsplit('.').next().unwrap_or(op);
+        let items = value.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
+            malformed(&here, format!("{name} takes a non-empty array of filters"))
+        })?;
         let mut parts = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let item_at = format!("{here}[{i}]");
@@ -249,6 +258,18 @@ impl Compiler<'_> {
         op: &str,
         operand: &Value,
     ) -> CtxResult<String> {
+        if op == "$between" {
+            // inclusive at both ends, each bound checked as $gte / $lte check theirs
+            let [low, high] = operand.as_array().map(Vec::as_slice).unwrap_or_default() else {
+                return Err(malformed(
+                    name,
+                    format!("$between takes [low, high], not {operand}"),
+                ));
+            };
+            let low = self.operator(field, name, "$gte", low)?;
+            let high = self.operator(field, name, "$lte", high)?;
+            return Ok(format!("({low}) AND ({high})"));
+        }
         match field {
             Field::Document(path) => self.document_operator(path, name, op, operand),
             Field::Column(sql, kind) => self.column_operator(sql, *kind, name, op, operand),
@@ -664,6 +685,45 @@ mod tests {
     }
 
     #[test]
+    fn between_is_an_inclusive_range_of_two_bounds() {
+        let f = sql(json!({"qty": {"$between": [40, 60]}}));
+        assert!(
+            f.sql.contains(">= $4::jsonb") && f.sql.contains("<= $6::jsonb"),
+            "{}",
+            f.sql
+        );
+        assert_eq!(f.params[1], Param::Jsonb(json!(40)));
+        assert_eq!(f.params[3], Param::Jsonb(json!(60)));
+        let f = sql(json!({"importance": {"$between": [0.2, 0.8]}}));
+        assert!(
+            f.sql.contains("m.importance >= $3") && f.sql.contains("m.importance <= $4"),
+            "{}",
+            f.sql
+        );
+        for bad in [
+            json!(5),
+            json!([1]),
+            json!([1, 2, 3]),
+            json!([true, 2]),
+            json!({"a": 1}),
+        ] {
+            let err = compile(&json!({"qty": {"$between": bad}}), &TARGET, 1).unwrap_err();
+            assert_eq!(err.kind.sqlstate(), "22023", "{bad}");
+        }
+    }
+
+    #[test]
+    fn not_takes_a_list_as_their_conjunction() {
+        let list = sql(json!({"$not": [{"a": 1}, {"b": 2}]}));
+        assert!(list.sql.starts_with("NOT coalesce(("), "{}", list.sql);
+        assert!(list.sql.contains(" AND "), "{}", list.sql);
+        assert_eq!(list.params.len(), 2);
+        for bad in [json!([]), json!(true), json!([1])] {
+            assert!(compile(&json!({"$not": bad}), &TARGET, 1).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn several_operators_on_one_field_are_anded() {
         let f = sql(json!({"age": {"$gte": 18, "$lt": 65}}));
         assert!(
@@ -762,7 +822,7 @@ mod tests {
             ),
             (
                 json!({"$and": [{"$not": 5}]}),
-                "at \"$and[0].$not\": $not takes an object",
+                "at \"$and[0].$not\": $not takes a filter object or a list",
             ),
             (json!({"a..b": 1}), "empty path segment"),
             (

@@ -67,7 +67,10 @@ impl Metric {
                 if na == 0.0 || nb == 0.0 {
                     0.0
                 } else {
-                    dot / (na.sqrt() * nb.sqrt())
+                    // the division in f64 and a clamp: a vector compared with itself scores
+                    // exactly 1 (f32 rounding gave 1.0000001, a cosine distance below 0)
+                    let cosine = f64::from(dot) / (f64::from(na).sqrt() * f64::from(nb).sqrt());
+                    cosine.clamp(-1.0, 1.0) as f32
                 }
             }
             Metric::L2 => 1.0 / (1.0 + squared_l2(a, b).sqrt()),
@@ -300,6 +303,20 @@ mod tests {
             "zero vector"
         );
         assert!((Metric::Cosine.similarity(&[1.0, 0.0], &[1.0, 0.0]) - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_vector_is_exactly_as_similar_to_itself_as_can_be() {
+        for seed in 0..200 {
+            let v = pseudo_random(seed, 768);
+            assert_eq!(Metric::Cosine.similarity(&v, &v), 1.0, "seed {seed}");
+            let opposite: Vec<f32> = v.iter().map(|x| -x).collect();
+            assert_eq!(
+                Metric::Cosine.similarity(&v, &opposite),
+                -1.0,
+                "seed {seed}"
+            );
+        }
     }
 
     #[test]

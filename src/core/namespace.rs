@@ -9,7 +9,7 @@ pub const MAX_LABELS: usize = 32;
 const MAX_LABEL_BYTES: usize = 256;
 
 fn invalid(message: String) -> CtxError {
-    CtxError::invalid(message).with_hint("a namespace is a non-empty text[] of non-empty labels without control characters, e.g. '{user,42,facts}'")
+    CtxError::invalid(message).with_hint("a namespace is a non-empty text[] of non-empty labels without control characters (tab and line breaks allowed), e.g. '{user,42,facts}'")
 }
 
 /// Checks a namespace; `allow_empty` for prefixes (the empty prefix is the root).
@@ -33,7 +33,12 @@ pub fn validate(labels: &[String], allow_empty: bool) -> CtxResult<()> {
                 i + 1
             )));
         }
-        if label.chars().any(char::is_control) {
+        // tab and line breaks are plain text in a label ("alice\n" is not "alice": the
+        // separator, U+001F, still bounds every label); other controls are refused
+        if label
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        {
             return Err(invalid(format!(
                 "namespace label {} contains a control character",
                 i + 1
@@ -137,11 +142,13 @@ mod tests {
     #[test]
     fn validation() {
         validate(&ns(&["user", "42", "facts"]), false).unwrap();
+        validate(&ns(&["users", "alice\n", "a\tb\r"]), false).unwrap();
         validate(&[], true).unwrap();
         for (labels, text) in [
             (ns(&[]), "at least one label"),
             (ns(&["a", ""]), "label 2 is empty"),
             (ns(&["a\u{1f}b"]), "control character"),
+            (ns(&["a\u{7}"]), "control character"),
             (vec!["x".to_string(); 33], "above the limit"),
             (vec!["x".repeat(300)], "longer than"),
         ] {

@@ -132,6 +132,8 @@ pub(crate) struct RecallRequest {
     pub(crate) k: usize,
     pub(crate) weights: Weights,
     pub(crate) historical: bool,
+    /// the caller's metric; None: the one registered for the query's dimension, else cosine
+    pub(crate) metric: Option<Metric>,
 }
 
 /// Vector and text candidates are over-fetched so the hybrid score can reorder them.
@@ -151,8 +153,14 @@ pub(crate) fn run_recall(
     let mut keys: Vec<(Uuid, i32)> = Vec::new();
     let metric = match &request.query {
         Some(query) => {
-            let metric = index_metric(client, query.len())?.map_or(Metric::Cosine, |(m, _)| m);
-            keys.extend(vector_candidates(client, request, query, metric)?);
+            let registered = index_metric(client, query.len())?;
+            let metric = request
+                .metric
+                .or(registered.map(|(m, _)| m))
+                .unwrap_or(Metric::Cosine);
+            keys.extend(vector_candidates(
+                client, request, query, metric, registered,
+            )?);
             metric
         }
         None => Metric::Cosine,
@@ -358,19 +366,20 @@ pub(crate) fn vector_schema(client: &SpiClient<'_>) -> CtxResult<Option<String>>
     first_value(table)
 }
 
-/// The ids of the best vector matches: through HNSW when an index exists and the candidate
-/// set is large, else (or when the index yields too few rows) by an exact scan in Rust.
+/// The ids of the best vector matches: through HNSW when an index of this metric exists and
+/// the candidate set is large, else (or when the index yields too few rows) by an exact scan.
 fn vector_candidates(
     client: &mut SpiClient<'_>,
     request: &RecallRequest,
     query: &[f32],
     metric: Metric,
+    registered: Option<(Metric, bool)>,
 ) -> CtxResult<Vec<(Uuid, i32)>> {
     let want = pool_size(request.k);
-    if !request.historical {
-        if let (Some((_, true)), Some(schema)) =
-            (index_metric(client, query.len())?, vector_schema(client)?)
-        {
+    // an index ordered by another metric would return another top-k: scan exactly instead
+    let indexed = registered == Some((metric, true));
+    if !request.historical && indexed {
+        if let Some(schema) = vector_schema(client)? {
             // Below the threshold an exact scan of the candidates is both exact and faster.
             let threshold = f64::from(crate::gucs::EXACT_RECALL_MAX_CANDIDATES.get());
             if estimated_candidates(client, request)? > threshold {
@@ -545,6 +554,7 @@ pub(crate) fn recall_for_assembly(
         k,
         weights: Weights::default(),
         historical: false,
+        metric: None,
     };
     Ok(run_recall(client, &request)?
         .into_iter()

@@ -200,3 +200,25 @@ SELECT ctx.embedding_similarity('{1,0,0}', '{0.6,0.8,0}') AS cosine,
        ctx.embedding_similarity(NULL, '{1}') AS null_arg;
 SELECT ctx.embedding_similarity('{1}', '{1}', 'hamming');
 \echo :SQLSTATE
+
+-- recall under a metric of the caller's choice, with the embeddings on request
+SELECT ctx.remember('{metrics}', 'x', '{1,0}') IS NOT NULL AS x, ctx.remember('{metrics}', 'y', '{3,4}') IS NOT NULL AS y;
+SELECT content, round(similarity::numeric, 4) AS similarity, embedding
+  FROM ctx.recall('{metrics}', '{1,0}', include_embedding => true) ORDER BY content;
+SELECT content, round(similarity::numeric, 4) AS l2_similarity, embedding IS NULL AS no_embedding
+  FROM ctx.recall('{metrics}', '{1,0}', metric => 'l2') ORDER BY content;
+SELECT content FROM ctx.recall('{metrics}', '{1,0}', metric => 'inner_product', k => 1);  -- 3 beats 1
+SELECT content FROM ctx.recall('{metrics}', '{1,0}', metric => 'cosine', k => 1);         -- 1 beats 0.6
+SELECT ctx.embedding_similarity('{0.3,0.7,0.1}', '{0.3,0.7,0.1}') AS itself;               -- exactly 1
+SELECT count(*) FROM ctx.recall('{metrics}', '{1,0}', metric => 'hamming');
+\echo :SQLSTATE
+
+-- $between and $not over a list
+SELECT ctx.remember('{ranged}', 'r' || n, metadata => jsonb_build_object('n', n)) IS NOT NULL
+  FROM generate_series(1, 5) n;
+SELECT string_agg(content, ',' ORDER BY content) FROM ctx.recall('{ranged}', filter => '{"n": {"$between": [2, 4]}}');
+SELECT string_agg(content, ',' ORDER BY content) FROM ctx.recall('{ranged}', filter => '{"$not": [{"n": {"$gte": 2}}, {"n": {"$lte": 4}}]}');
+SELECT count(*) FROM ctx.recall('{ranged}', filter => '{"n": {"$between": [2]}}');
+\echo :SQLSTATE
+SELECT count(*) FROM ctx.recall('{ranged}', filter => '{"$not": []}');
+\echo :SQLSTATE

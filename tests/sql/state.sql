@@ -122,3 +122,23 @@ SELECT namespace, key, created_at <= updated_at AS ordered, expires_at > now() A
   FROM ctx.search_state('{scoped}', include_descendants => false);
 SELECT namespace, expires_at IS NULL AS no_ttl FROM ctx.search_state('{scoped}');
 SELECT * FROM ctx.search_state('{}', include_descendants => false);
+
+-- include_expired: values past their TTL that the sweep has not deleted yet, on request only
+SELECT ctx.put('{expiry}', 'gone', '{"v": 1}', ttl => '1 millisecond');
+SELECT ctx.put('{expiry}', 'live', '{"v": 2}', ttl => '1 hour');
+SELECT pg_sleep(0.01);
+SELECT key FROM ctx.search_state('{expiry}') ORDER BY key;
+SELECT key, expires_at < now() AS expired FROM ctx.search_state('{expiry}', include_expired => true) ORDER BY key;
+SELECT ctx.get('{expiry}', 'gone') AS still_hidden_from_get;
+SELECT ctx.sweep() > 0 AS swept;
+SELECT key FROM ctx.search_state('{expiry}', include_expired => true) ORDER BY key;
+SELECT * FROM ctx.search_state('{expiry}', include_expired => NULL);
+\echo :SQLSTATE
+
+-- labels may hold tab and line breaks: 'alice' and E'alice\n' are different namespaces
+SELECT ctx.put(ARRAY['users', 'alice'], 'k', '1'), ctx.put(ARRAY['users', E'alice\n'], 'k', '2');
+SELECT namespace = ARRAY['users', E'alice\n'] AS with_newline, value
+  FROM ctx.search_state('{users}') ORDER BY value;
+SELECT value FROM ctx.search_state(ARRAY['users', 'alice']);
+SELECT ctx.put(ARRAY['users', E'bell\u0007'], 'k', '1');
+\echo :SQLSTATE

@@ -13,7 +13,9 @@ from ctxstore.vectorstores import CtxstoreVectorStore
 from test_store import INDEX
 
 
-def test_vector_filters_name_metadata_even_for_column_names(conn: psycopg.Connection) -> None:
+def test_vector_filters_name_metadata_except_the_id_and_content_columns(conn: psycopg.Connection) -> None:
+    # as langchain-postgres: "content" (content_column) is the document's text, every other
+    # name a metadata key, "id" and "importance" included
     store = CtxstoreVectorStore(conn, DeterministicFakeEmbedding(size=8))
     store.add_documents(
         [
@@ -23,7 +25,8 @@ def test_vector_filters_name_metadata_even_for_column_names(conn: psycopg.Connec
         ids=["da", "db"],
     )
     assert [d.id for d in store.similarity_search("a", k=5, filter={"id": 2})] == ["db"]
-    assert [d.id for d in store.similarity_search("a", k=5, filter={"content": "x"})] == ["da"]
+    assert [d.id for d in store.similarity_search("a", k=5, filter={"content": "b"})] == ["db"]
+    assert [d.id for d in store.similarity_search("a", k=5, filter={"langchain_id": "da"})] == ["da"]
     either = store.similarity_search("a", k=5, filter={"$or": [{"importance": {"$gt": 5}}, {"id": 2}]})
     assert sorted(d.id for d in either) == ["da", "db"]
 

@@ -99,13 +99,36 @@ def test_vector_search_ranks_by_meaning_and_filters(conn: psycopg.Connection) ->
 
 
 def test_ttl_expires_items(conn: psycopg.Connection) -> None:
-    store = CtxstoreStore(conn, index=INDEX)
+    store = CtxstoreStore(conn, index=INDEX, ttl={"omit_expired": True})
     store.put(("tmp",), "short", {"text": "coffee"}, ttl=0.005)  # 0.3 seconds
     store.put(("tmp",), "long", {"text": "coffee tea"})
     assert store.get(("tmp",), "short") is not None
     time.sleep(0.5)
     assert store.get(("tmp",), "short") is None
     assert [h.key for h in store.search(("tmp",), query="coffee", limit=5)] == ["long"]
+    assert store.list_namespaces(prefix=("tmp",)) == [("tmp",)]
+
+
+def test_expired_items_stay_readable_until_swept_unless_omitted(conn: psycopg.Connection) -> None:
+    # LangGraph's stores' default: expiry is a deletion schedule; omit_expired hides them at once
+    store = CtxstoreStore(conn, ttl={"sweep_interval_minutes": 0.005})
+    strict = CtxstoreStore(conn, ttl={"omit_expired": True})
+    store.put(("gone",), "k", {"v": 1}, ttl=0.001)  # 60 ms
+    time.sleep(0.2)
+    assert store.get(("gone",), "k", refresh_ttl=False) is not None
+    assert [i.key for i in store.search(("gone",), refresh_ttl=False)] == ["k"]
+    assert ("gone",) in store.list_namespaces()
+    assert strict.get(("gone",), "k") is None and strict.search(("gone",)) == []
+    assert ("gone",) not in strict.list_namespaces()
+    # the store's sweeper (ctx.sweep every 0.3 s here) deletes it
+    store.start_ttl_sweeper()
+    try:
+        deadline = time.monotonic() + 10
+        while store.get(("gone",), "k", refresh_ttl=False) is not None:
+            assert time.monotonic() < deadline, "the sweeper never deleted the expired item"
+            time.sleep(0.1)
+    finally:
+        assert store.stop_ttl_sweeper(timeout=5)
 
 
 def expiries(conn: psycopg.Connection, namespace: tuple[str, ...]) -> dict:
@@ -159,7 +182,7 @@ def index_entries(conn: psycopg.Connection, namespace: tuple[str, ...]) -> list[
 
 
 def test_expired_items_index_entries_are_forgotten_by_search(conn: psycopg.Connection) -> None:
-    store = CtxstoreStore(conn, index=INDEX)
+    store = CtxstoreStore(conn, index=INDEX, ttl={"omit_expired": True})
     store.put(("orphans",), "short", {"text": "coffee"}, ttl=0.001)  # 60 ms
     store.put(("orphans",), "long", {"text": "coffee tea"})
     assert index_entries(conn, ("orphans",)) == ["long", "short"]
@@ -168,9 +191,12 @@ def test_expired_items_index_entries_are_forgotten_by_search(conn: psycopg.Conne
     assert index_entries(conn, ("orphans",)) == ["long"]
 
 
-def test_query_without_index_is_refused(conn: psycopg.Connection) -> None:
-    with pytest.raises(ValueError, match="index"):
-        CtxstoreStore(conn).search(("x",), query="anything")
+def test_query_without_index_is_ignored(conn: psycopg.Connection) -> None:
+    # as LangGraph's stores: without an index a search lists items, whatever the query
+    store = CtxstoreStore(conn)
+    store.put(("x",), "a", {"text": "tea"})
+    hits = store.search(("x",), query="anything")
+    assert [(h.key, h.score) for h in hits] == [("a", None)]
 
 
 async def test_async_connection(aconn: psycopg.AsyncConnection) -> None:

@@ -28,6 +28,11 @@ Connection = Union[
 ]
 T = TypeVar("T")
 
+# setup(): ctxstore's schema is the extension's, so there is nothing to migrate; this calls a
+# function the role must be granted (ctx.grant_access), and fails with 3F000 / 42883 / 42501
+# when the extension is missing or the role may not use it
+_CHECK = "SELECT ctx.current_tenant() AS tenant"
+
 
 class Database:
     """The connection (or pool) an adapter was given."""
@@ -101,17 +106,28 @@ class Database:
             async with conn.cursor(row_factory=dict_row) as cur:
                 yield cur
 
+    def check(self) -> None:
+        """Fails clearly when the database lacks ctxstore or this role may not use it."""
+        self.run((_CHECK, None))
+
+    async def acheck(self) -> None:
+        """:meth:`check` on an async connection."""
+        await self.arun((_CHECK, None))
+
     async def in_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Runs a sync method from async code (an adapter given a sync connection)."""
         return await asyncio.to_thread(fn, *args, **kwargs)
 
+    # Every statement the adapters send is a SELECT, so its rows are always fetched: on a
+    # pipelined connection ``cursor.description`` stays None until the results are fetched, and
+    # testing it first would silently read nothing.
     def run(self, *steps: tuple[str, Any]) -> list[dict[str, Any]]:
         """Runs statements in one transaction; returns the rows of the last."""
         rows: list[dict[str, Any]] = []
         with self.cursor(single=len(steps) == 1) as cur:
             for sql, params in steps:
                 cur.execute(sql, params)
-                rows = cur.fetchall() if cur.description else []
+                rows = cur.fetchall()
         return rows
 
     async def arun(self, *steps: tuple[str, Any]) -> list[dict[str, Any]]:
@@ -120,5 +136,5 @@ class Database:
         async with self.acursor(single=len(steps) == 1) as cur:
             for sql, params in steps:
                 await cur.execute(sql, params)
-                rows = await cur.fetchall() if cur.description else []
+                rows = await cur.fetchall()
         return rows

@@ -9,6 +9,7 @@ stored once per (channel, version), so a step that changes one channel writes on
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
@@ -25,6 +26,7 @@ from langgraph.checkpoint.base import (
     get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.serde.types import TASKS
 from psycopg.types.json import Jsonb
 
 from ctxstore._db import Connection, Database
@@ -50,11 +52,34 @@ class CtxstoreSaver(BaseCheckpointSaver[str]):
     ``conn`` is a psycopg connection or pool, sync or async: with a sync one the async methods
     run the sync ones in a worker thread; with an async one only the async methods work (use
     :class:`AsyncCtxstoreSaver`, which also serves sync calls from other threads).
+    ``shallow=True`` keeps only the latest checkpoint of each thread and namespace (as
+    LangGraph's ``ShallowPostgresSaver``): each put prunes the older ones, and their writes, in
+    the same transaction.
     """
 
-    def __init__(self, conn: Connection, *, serde: SerializerProtocol | None = None) -> None:
+    def __init__(
+        self, conn: Connection, *, serde: SerializerProtocol | None = None, shallow: bool = False
+    ) -> None:
         super().__init__(serde=serde)
         self._db = Database(conn)
+        self.shallow = shallow
+
+    def setup(self) -> None:
+        """Nothing to create (the extension owns the tables): checks that ctxstore is there
+        and usable by this role."""
+        self._db.check()
+
+    async def asetup(self) -> None:
+        """:meth:`setup`, async."""
+        if not self._db.is_async:
+            return await self._db.in_thread(self.setup)
+        await self._db.acheck()
+
+    def _put_steps(self, params: tuple[Any, ...]) -> list[tuple[str, Any]]:
+        steps: list[tuple[str, Any]] = [(_PUT, params)]
+        if self.shallow:
+            steps.append((_PRUNE, ([params[0]], 1)))
+        return steps
 
     # -- rows <-> LangGraph values -------------------------------------------------------
 
@@ -156,7 +181,36 @@ class CtxstoreSaver(BaseCheckpointSaver[str]):
             get_checkpoint_id(config) if config else None,
         )
 
-    def _tuple(self, row: dict[str, Any]) -> CheckpointTuple:
+    @staticmethod
+    def _sends_parent(row: dict[str, Any]) -> str | None:
+        """The parent whose pending sends a checkpoint saved before format v4 takes over
+        (LangGraph moved sends from a parent's writes into the child's TASKS channel)."""
+        if row["checkpoint"].get("v", 4) < 4 and row["parent_checkpoint_id"]:
+            return str(row["parent_checkpoint_id"])
+        return None
+
+    @staticmethod
+    def _attach_sends(row: dict[str, Any], parent: dict[str, Any] | None) -> dict[str, Any]:
+        sends = []
+        if parent is not None:
+            sends = [
+                (type_, bytes(blob))
+                for channel, type_, blob in zip(parent["write_channels"], parent["write_types"], parent["write_blobs"])
+                if channel == TASKS
+            ]
+        return {**row, "pending_sends": sends}
+
+    def _load_checkpoint_tuple(self, value: dict[str, Any]) -> CheckpointTuple:
+        """A row of ctx.checkpoint_get / ctx.checkpoint_list as LangGraph's tuple (the name
+        and shape of the peer's hook: async in the async saver, as there)."""
+        return self._row_to_tuple(value)
+
+    async def _aload(self, row: dict[str, Any]) -> CheckpointTuple:
+        loaded = self._load_checkpoint_tuple(row)
+        return await loaded if inspect.isawaitable(loaded) else loaded
+
+    def _row_to_tuple(self, row: dict[str, Any]) -> CheckpointTuple:
+
         def config(checkpoint_id: str) -> RunnableConfig:
             return {
                 "configurable": {
@@ -166,11 +220,18 @@ class CtxstoreSaver(BaseCheckpointSaver[str]):
                 }
             }
 
+        checkpoint = dict(row["checkpoint"])
         channel_values = {
             channel: self.serde.loads_typed((type_, bytes(blob)))
             for channel, type_, blob in zip(row["channels"], row["types"], row["blobs"])
             if type_ != "empty"
         }
+        sends = row.get("pending_sends")
+        if sends:
+            channel_values[TASKS] = [self.serde.loads_typed(s) for s in sends]
+            versions = dict(checkpoint.get("channel_versions") or {})
+            versions[TASKS] = max(versions.values()) if versions else self.get_next_version(None, None)
+            checkpoint["channel_versions"] = versions
         pending_writes = [
             (task_id, channel, self.serde.loads_typed((type_, bytes(blob))))
             for task_id, channel, type_, blob in zip(
@@ -179,7 +240,7 @@ class CtxstoreSaver(BaseCheckpointSaver[str]):
         ]
         return CheckpointTuple(
             config=config(row["checkpoint_id"]),
-            checkpoint={**row["checkpoint"], "channel_values": channel_values},  # type: ignore[typeddict-item]
+            checkpoint={**checkpoint, "channel_values": channel_values},  # type: ignore[typeddict-item]
             metadata=row["metadata"],
             parent_config=config(row["parent_checkpoint_id"]) if row["parent_checkpoint_id"] else None,
             pending_writes=pending_writes,
@@ -220,7 +281,7 @@ class CtxstoreSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         params, next_config = self._put_params(config, checkpoint, metadata, new_versions)
-        self._scalar(_PUT, params)
+        self._db.run(*self._put_steps(params))
         return next_config
 
     def put_writes(
@@ -233,11 +294,33 @@ class CtxstoreSaver(BaseCheckpointSaver[str]):
         if writes:
             self._scalar(_PUT_WRITES, self._writes_params(config, writes, task_id, task_path))
 
+    # (a legacy checkpoint's parent is read by a second statement: the parent's writes are
+    # immutable once its child exists, so the two reads need no transaction around them)
+    def _with_sends(self, cur: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for row in rows:
+            parent_id = self._sends_parent(row)
+            if parent_id is not None:
+                cur.execute(_GET, (row["thread_id"], row["checkpoint_ns"], parent_id), binary=True)
+                row = self._attach_sends(row, cur.fetchone())
+            out.append(row)
+        return out
+
+    async def _awith_sends(self, cur: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for row in rows:
+            parent_id = self._sends_parent(row)
+            if parent_id is not None:
+                await cur.execute(_GET, (row["thread_id"], row["checkpoint_ns"], parent_id), binary=True)
+                row = self._attach_sends(row, await cur.fetchone())
+            out.append(row)
+        return out
+
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         with self._db.cursor(single=True) as cur:
             cur.execute(_GET, self._get_params(config), binary=True)
-            row = cur.fetchone()
-        return self._tuple(row) if row else None
+            rows = self._with_sends(cur, cur.fetchall())
+        return self._load_checkpoint_tuple(rows[0]) if rows else None
 
     def list(
         self,
@@ -249,9 +332,9 @@ class CtxstoreSaver(BaseCheckpointSaver[str]):
     ) -> Iterator[CheckpointTuple]:
         with self._db.cursor(single=True) as cur:
             cur.execute(_LIST, self._list_params(config, filter, before, limit), binary=True)
-            rows = cur.fetchall()
+            rows = self._with_sends(cur, cur.fetchall())
         for row in rows:
-            yield self._tuple(row)
+            yield self._load_checkpoint_tuple(row)
 
     def delete_thread(self, thread_id: str) -> None:
         self._scalar(_DELETE_THREAD, (str(thread_id),))
@@ -284,7 +367,7 @@ class CtxstoreSaver(BaseCheckpointSaver[str]):
         if not self._db.is_async:
             return await self._db.in_thread(self.put, config, checkpoint, metadata, new_versions)
         params, next_config = self._put_params(config, checkpoint, metadata, new_versions)
-        await self._ascalar(_PUT, params)
+        await self._db.arun(*self._put_steps(params))
         return next_config
 
     async def aput_writes(
@@ -304,8 +387,8 @@ class CtxstoreSaver(BaseCheckpointSaver[str]):
             return await self._db.in_thread(self.get_tuple, config)
         async with self._db.acursor(single=True) as cur:
             await cur.execute(_GET, self._get_params(config), binary=True)
-            row = await cur.fetchone()
-        return self._tuple(row) if row else None
+            rows = await self._awith_sends(cur, await cur.fetchall())
+        return await self._aload(rows[0]) if rows else None
 
     async def alist(
         self,
@@ -324,9 +407,9 @@ class CtxstoreSaver(BaseCheckpointSaver[str]):
             return
         async with self._db.acursor(single=True) as cur:
             await cur.execute(_LIST, self._list_params(config, filter, before, limit), binary=True)
-            rows = await cur.fetchall()
+            rows = await self._awith_sends(cur, await cur.fetchall())
         for row in rows:
-            yield self._tuple(row)
+            yield await self._aload(row)
 
     async def adelete_thread(self, thread_id: str) -> None:
         if not self._db.is_async:
@@ -357,8 +440,10 @@ class AsyncCtxstoreSaver(CtxstoreSaver):
     event loop's: they run the async ones on the loop the saver was created on.
     """
 
-    def __init__(self, conn: Connection, *, serde: SerializerProtocol | None = None) -> None:
-        super().__init__(conn, serde=serde)
+    def __init__(
+        self, conn: Connection, *, serde: SerializerProtocol | None = None, shallow: bool = False
+    ) -> None:
+        super().__init__(conn, serde=serde, shallow=shallow)
         if not self._db.is_async:
             raise TypeError(
                 "AsyncCtxstoreSaver needs an AsyncConnection or AsyncConnectionPool; "
@@ -378,6 +463,12 @@ class AsyncCtxstoreSaver(CtxstoreSaver):
         except RuntimeError:
             pass
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    async def _load_checkpoint_tuple(self, value: dict[str, Any]) -> CheckpointTuple:  # type: ignore[override]
+        return self._row_to_tuple(value)
+
+    def setup(self) -> None:
+        return self._on_loop(self.asetup())
 
     def put(self, config, checkpoint, metadata, new_versions):  # type: ignore[no-untyped-def]
         return self._on_loop(self.aput(config, checkpoint, metadata, new_versions))

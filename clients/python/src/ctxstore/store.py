@@ -11,10 +11,16 @@ forgets the entries of those that expired.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import logging
+import math
+import threading
 from collections.abc import Generator, Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
+from langgraph.store.base.batch import AsyncBatchedBaseStore
 from langgraph.store.base import (
     BaseStore,
     GetOp,
@@ -39,13 +45,14 @@ from ctxstore._filters import document_filter
 from ctxstore._recall import SIMILARITY_ONLY, vector_literal
 
 _GET = """SELECT namespace, key, value, created_at, updated_at
-            FROM ctx.search_state(%s::text[], %s, 1, 0, include_descendants => false)"""
+            FROM ctx.search_state(%s::text[], %s, 1, 0, include_descendants => false, include_expired => %s)"""
 _SEARCH = """SELECT namespace, key, value, created_at, updated_at
-               FROM ctx.search_state(%s::text[], %s, %s, %s)"""
+               FROM ctx.search_state(%s::text[], %s, %s, %s, include_expired => %s)"""
 # a get that refreshes the item's TTL, in one round trip (the touch changes no column read)
 _GET_REFRESHING = """WITH touched AS MATERIALIZED (SELECT ctx.touch(%s::text[], ARRAY[%s]) AS n)
                      SELECT s.namespace, s.key, s.value, s.created_at, s.updated_at
-                       FROM touched, ctx.search_state(%s::text[], %s, 1, 0, include_descendants => false) AS s"""
+                       FROM touched, ctx.search_state(%s::text[], %s, 1, 0, include_descendants => false,
+                                                      include_expired => %s) AS s"""
 _TOUCH = "SELECT ctx.touch(%s::text[], %s::text[])"
 _PUT = "SELECT ctx.put(%s::text[], %s, %s, ttl => %s)"
 _DELETE = "SELECT ctx.delete_key(%s::text[], %s)"
@@ -53,16 +60,23 @@ _FORGET = "SELECT ctx.forget(%s::text[], %s)"
 # The entries of an item that expired or went. One statement: an item put again concurrently
 # is either visible here (nothing is forgotten) or its new entries are not (they stay).
 _FORGET_ORPHANS = """SELECT ctx.forget(%s::text[], %s)
-                      WHERE NOT EXISTS (SELECT FROM ctx.search_state(%s::text[], %s, 1, 0, include_descendants => false))"""
+                      WHERE NOT EXISTS (SELECT FROM ctx.search_state(%s::text[], %s, 1, 0, include_descendants => false,
+                                                                     include_expired => %s))"""
 _REMEMBER = """SELECT ctx.remember(%s::text[], d.content, d.embedding::real[], %s)
                  FROM unnest(%s::text[], %s::text[]) AS d(content, embedding)"""
 _RECALL = """SELECT namespace, metadata->>'lg_key' AS key, similarity
-               FROM ctx.recall(%s::text[], %s::real[], k => %s, filter => %s, weights => %s)"""
+               FROM ctx.recall(%s::text[], %s::real[], k => %s, filter => %s, weights => %s, metric => %s)"""
 _NAMESPACES = """SELECT DISTINCT s.namespace[2:%s] AS ns FROM ctx.state s
                   WHERE s.tenant = ctx.current_tenant() AND s.namespace[1] = %s AND s.version > 0
-                    AND (s.expires_at IS NULL OR s.expires_at > now()) {conditions}
+                    AND (%s OR s.expires_at IS NULL OR s.expires_at > now()) {conditions}
                   ORDER BY 1 LIMIT %s OFFSET %s"""
 
+
+
+_SWEEP = "SELECT ctx.sweep() AS n"
+_log = logging.getLogger(__name__)
+
+_DISTANCE_TYPES = {"cosine": "cosine", "l2": "l2", "inner_product": "inner_product"}
 
 
 class CtxstoreStore(BaseStore):
@@ -91,12 +105,84 @@ class CtxstoreStore(BaseStore):
         self._db = Database(conn)
         self.root = root
         self.ttl_config = ttl
+        self._sweeper: tuple[threading.Thread, threading.Event, concurrent.futures.Future[None]] | None = None
         self.index_config = index
         if index is not None:
+            distance = index.get("distance_type") or "cosine"
+            if distance not in _DISTANCE_TYPES:
+                raise ValueError(f"unknown distance_type {distance!r}: use cosine, l2 or inner_product")
             self.embeddings = ensure_embeddings(index["embed"])
             self.index_fields = index.get("fields") or ["$"]
 
+    def setup(self) -> None:
+        """Nothing to create (the extension owns the tables): checks that ctxstore is there
+        and usable by this role."""
+        self._db.check()
+
+    async def asetup(self) -> None:
+        """:meth:`setup`, async."""
+        if not self._db.is_async:
+            return await self._db.in_thread(self.setup)
+        await self._db.acheck()
+
+    # The database's background worker sweeps expired items (ctxstore.sweep_interval); these
+    # run ctx.sweep from the client as well, for databases without the worker and for the
+    # sweep interval the TTL config asks for.
+    def start_ttl_sweeper(self, sweep_interval_minutes: float | None = None) -> concurrent.futures.Future[None]:
+        """Sweeps every ``sweep_interval_minutes`` (default: the TTL config's) in a daemon
+        thread until :meth:`stop_ttl_sweeper`; the future completes when it stops. Without an
+        interval there is nothing to run and the future is already done."""
+        interval = sweep_interval_minutes or (self.ttl_config or {}).get("sweep_interval_minutes")
+        if self._sweeper is not None:
+            return self._sweeper[2]
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        if not interval:
+            done.set_result(None)
+            return done
+        stop = threading.Event()
+
+        def sweep_until_stopped() -> None:
+            while not stop.wait(interval * 60):
+                try:
+                    self._db.run((_SWEEP, None))
+                except Exception:  # a failed sweep is retried at the next interval
+                    _log.exception("ctx.sweep failed; retrying in %s minutes", interval)
+            done.set_result(None)
+
+        thread = threading.Thread(target=sweep_until_stopped, name="ctxstore-ttl-sweeper", daemon=True)
+        self._sweeper = (thread, stop, done)
+        thread.start()
+        return done
+
+    def stop_ttl_sweeper(self, timeout: float | None = None) -> bool:
+        """Stops the sweeper; whether it stopped within ``timeout`` seconds."""
+        if self._sweeper is None:
+            return True
+        thread, stop, _ = self._sweeper
+        stop.set()
+        thread.join(timeout)
+        if not thread.is_alive():
+            self._sweeper = None
+        return not thread.is_alive()
+
     # -- planning: ops -> statements -----------------------------------------------------
+
+    @property
+    def _include_expired(self) -> bool:
+        # as LangGraph's stores: an expired item stays readable until the database's retention
+        # sweep deletes it, unless the TTL config says {"omit_expired": True}
+        return not (self.ttl_config or {}).get("omit_expired", False)
+
+    @property
+    def _metric(self) -> str:
+        return _DISTANCE_TYPES[(self.index_config or {}).get("distance_type") or "cosine"]
+
+    def _score(self, similarity: float) -> float:
+        """recall's similarity as LangGraph's stores score: cosine similarity, the inner
+        product, or the negative euclidean distance (recall gives l2 as 1 / (1 + distance))."""
+        if self._metric == "l2":
+            return -(1.0 / similarity - 1.0) if similarity > 0 else -math.inf
+        return similarity
 
     def _ns(self, namespace: Sequence[str]) -> list[str]:
         return [self.root, *namespace]
@@ -117,8 +203,8 @@ class CtxstoreStore(BaseStore):
     def _get_step(self, op: GetOp) -> tuple[str, Any]:
         ns = self._ns(op.namespace)
         if not op.refresh_ttl:
-            return _GET, (ns, Jsonb({"key": op.key}))
-        return _GET_REFRESHING, (ns, op.key, ns, Jsonb({"key": op.key}))
+            return _GET, (ns, Jsonb({"key": op.key}), self._include_expired)
+        return _GET_REFRESHING, (ns, op.key, ns, Jsonb({"key": op.key}), self._include_expired)
 
     def _refresh(self, items: list[Item]) -> Generator[tuple[str, Any], Any, None]:
         """Restarts the TTLs of items a search returned, one statement per namespace."""
@@ -165,7 +251,7 @@ class CtxstoreStore(BaseStore):
                         params.extend([len(path) - 1 - i, label])
         sql = _NAMESPACES.format(conditions="".join(f" AND {c}" for c in conditions))
         depth = (op.max_depth + 1) if op.max_depth is not None else 33
-        return sql, (depth, self.root, *params, op.limit, op.offset)
+        return sql, (depth, self.root, self._include_expired, *params, op.limit, op.offset)
 
     def _item(self, row: dict[str, Any], score: float | None = None, search: bool = False) -> Item:
         namespace = tuple(row["namespace"][1:])
@@ -199,7 +285,7 @@ class CtxstoreStore(BaseStore):
         if not isinstance(op, SearchOp):
             raise ValueError(f"unknown store operation {type(op).__name__}")
         if query is None:
-            rows = yield (_SEARCH, (self._ns(op.namespace_prefix), Jsonb(document_filter(op.filter)), op.limit, op.offset))
+            rows = yield (_SEARCH, (self._ns(op.namespace_prefix), Jsonb(document_filter(op.filter)), op.limit, op.offset, self._include_expired))
             found = [self._item(r, None, search=True) for r in rows]
         else:
             found = yield from self._vector_search(op, query)
@@ -214,31 +300,34 @@ class CtxstoreStore(BaseStore):
         wanted = op.offset + op.limit
         k = max(wanted * len(self.index_fields), 10)
         while True:
-            rows = yield (_RECALL, (ns, vector_literal(vector), k, Jsonb(document_filter(op.filter, "$.value.")), SIMILARITY_ONLY))
+            rows = yield (_RECALL, (ns, vector_literal(vector), k, Jsonb(document_filter(op.filter, "$.value.")), SIMILARITY_ONLY, self._metric))
             best: dict[tuple[tuple[str, ...], str], float] = {}
             for r in rows:  # best first: the first hit of an item is its score
-                best.setdefault((tuple(r["namespace"]), r["key"]), float(r["similarity"]))
+                best.setdefault((tuple(r["namespace"]), r["key"]), self._score(float(r["similarity"])))
             if len(rows) < k or len(best) >= wanted:
                 break
             k *= 2
         items = []
         for (item_ns, key), score in list(best.items())[op.offset : wanted]:
-            found = yield (_GET, (list(item_ns), Jsonb({"key": key})))
+            found = yield (_GET, (list(item_ns), Jsonb({"key": key}), self._include_expired))
             if found:
                 items.append(self._item(found[0], score, search=True))
             else:
                 own = Jsonb({"namespace": list(item_ns), "lg_key": key})
-                yield (_FORGET_ORPHANS, (list(item_ns), own, list(item_ns), Jsonb({"key": key})))
+                yield (_FORGET_ORPHANS, (list(item_ns), own, list(item_ns), Jsonb({"key": key}), self._include_expired))
         return items
+
+    def _ranks(self, op: Op) -> bool:
+        """Whether an op is a search ranked by its query (needs an index)."""
+        return isinstance(op, SearchOp) and bool(op.query) and self.index_config is not None
 
     def _prepare(self, ops: Iterable[Op]) -> tuple[list[Op], list[str], list[list[str]]]:
         """The ops, the queries to embed, and each op's texts to embed (in op order)."""
         ops = list(ops)
         for op in ops:
             validate_op_namespace(op)
-        queries = [op.query for op in ops if isinstance(op, SearchOp) and op.query]
-        if queries and self.index_config is None:
-            raise ValueError("search with a query needs a store created with index=...")
+        # without an index a query is ignored and the search lists items, as LangGraph's stores do
+        queries = [op.query for op in ops if self._ranks(op)]
         texts = [self._index_texts(op) if isinstance(op, PutOp) else [] for op in ops]
         return ops, queries, texts
 
@@ -248,7 +337,7 @@ class CtxstoreStore(BaseStore):
         queries = iter(query_vectors)
         generators, at = [], 0
         for op, own in zip(ops, texts):
-            query = next(queries) if isinstance(op, SearchOp) and op.query else None
+            query = next(queries) if self._ranks(op) else None
             generators.append(self._op(op, own, vectors[at : at + len(own)], query))
             at += len(own)
         return generators
@@ -265,7 +354,7 @@ class CtxstoreStore(BaseStore):
                     statement = next(gen)
                     while True:
                         cur.execute(*statement)
-                        statement = gen.send(cur.fetchall() if cur.description else [])
+                        statement = gen.send(cur.fetchall())  # (always a SELECT: see Database.run)
                 except StopIteration as done:
                     results.append(done.value)
         return results
@@ -284,10 +373,109 @@ class CtxstoreStore(BaseStore):
                     statement = next(gen)
                     while True:
                         await cur.execute(*statement)
-                        statement = gen.send(await cur.fetchall() if cur.description else [])
+                        statement = gen.send(await cur.fetchall())
                 except StopIteration as done:
                     results.append(done.value)
         return results
 
 
-__all__ = ["CtxstoreStore"]
+class AsyncCtxstoreStore(AsyncBatchedBaseStore):
+    """The store for an async connection or pool (as LangGraph's ``AsyncPostgresStore``): a
+    :class:`CtxstoreStore` behind LangGraph's batching queue.
+
+    Concurrent calls are queued and run together, one batch per transaction, so thousands of
+    concurrent ``aput`` / ``aget`` calls take one connection of a pool at a time instead of
+    waiting for one each. Its sync methods work from threads other than the event loop's: they
+    run on the loop the store was created on (from the loop's own thread they raise
+    ``asyncio.InvalidStateError``: use the async methods there).
+    """
+
+    supports_ttl = True
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        index: IndexConfig | None = None,
+        ttl: TTLConfig | None = None,
+        root: str = "langgraph",
+    ) -> None:
+        self.store = CtxstoreStore(conn, index=index, ttl=ttl, root=root)
+        self._sweep_task: asyncio.Task[None] | None = None
+        if not self.store._db.is_async:
+            raise TypeError(
+                "AsyncCtxstoreStore needs an AsyncConnection or AsyncConnectionPool; "
+                "use CtxstoreStore with a sync one"
+            )
+        super().__init__()
+
+    @property
+    def root(self) -> str:
+        return self.store.root
+
+    @property
+    def index_config(self) -> IndexConfig | None:
+        return self.store.index_config
+
+    @property
+    def ttl_config(self) -> TTLConfig | None:
+        return self.store.ttl_config
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        return await self.store.abatch(ops)
+
+    async def asetup(self) -> None:
+        await self.store.asetup()
+
+    def setup(self) -> None:
+        return self.batch_on_loop(self.asetup())
+
+    def batch_on_loop(self, coro: Any) -> Any:
+        """Runs a coroutine on the store's loop from another thread."""
+        try:
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            coro.close()
+            raise asyncio.InvalidStateError(
+                "synchronous calls to AsyncCtxstoreStore are only allowed from a different thread "
+                "than the event loop's: use the async methods (e.g. await store.asetup())"
+            )
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    async def start_ttl_sweeper(self, sweep_interval_minutes: float | None = None) -> asyncio.Task[None] | None:
+        """Runs ctx.sweep every ``sweep_interval_minutes`` (default: the TTL config's) in a
+        task on the store's loop until :meth:`stop_ttl_sweeper`; None without an interval."""
+        interval = sweep_interval_minutes or (self.ttl_config or {}).get("sweep_interval_minutes")
+        if not interval:
+            return None
+        if self._sweep_task is None or self._sweep_task.done():
+
+            async def sweep_until_cancelled() -> None:
+                while True:
+                    await asyncio.sleep(interval * 60)
+                    try:
+                        await self.store._db.arun((_SWEEP, None))
+                    except Exception:  # retried at the next interval
+                        _log.exception("ctx.sweep failed; retrying in %s minutes", interval)
+
+            self._sweep_task = self._loop.create_task(sweep_until_cancelled())
+        return self._sweep_task
+
+    async def stop_ttl_sweeper(self, timeout: float | None = None) -> bool:
+        """Stops the sweeper; whether it stopped within ``timeout`` seconds."""
+        task, self._sweep_task = self._sweep_task, None
+        if task is None or task.done():
+            return True
+        task.cancel()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except asyncio.CancelledError:
+            return True
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+
+__all__ = ["AsyncCtxstoreStore", "CtxstoreStore"]
