@@ -39,11 +39,13 @@ def _items(rng: random.Random, start: int, count: int) -> list[dict[str, Any]]:
         elif kind == "developer":
             out.append({"role": "developer", "content": f"rule {n}"})
         elif kind == "assistant":
-            out.append({"id": f"msg_{n}", "type": "message", "role": "assistant", "status": "completed",
+            # the Chat Completions converter gives every item this one placeholder id
+            out.append({"id": rng.choice([f"msg_{n}", "__fake_id__", "msg_reused"]), "type": "message",
+                        "role": "assistant", "status": "completed",
                         "content": [{"type": "output_text", "text": f"answer {n}", "annotations": []}]})
         elif kind == "call":
-            out.append({"id": f"fc_{n}", "type": "function_call", "call_id": f"call_{n}",
-                        "name": "lookup", "arguments": f'{{"n": {n}}}'})
+            out.append({"id": rng.choice([f"fc_{n}", "__fake_id__"]), "type": "function_call",
+                        "call_id": f"call_{n}", "name": "lookup", "arguments": f'{{"n": {n}}}'})
         elif kind == "output":
             out.append({"type": "function_call_output", "call_id": f"call_{n}", "output": f"result {n}"})
         else:
@@ -133,18 +135,18 @@ async def test_concurrent_pops_never_return_an_item_twice(pool: AsyncConnectionP
     assert await writer.get_items() == []
 
 
-async def test_an_item_added_again_with_its_id_is_a_revision(pool: AsyncConnectionPool) -> None:
-    session = CtxstoreSession("revised", pool)
-    first = {"id": "msg_1", "type": "message", "role": "assistant", "status": "completed",
-             "content": [{"type": "output_text", "text": "draft", "annotations": []}]}
-    await session.add_items([first])
-    final = {**first, "content": [{"type": "output_text", "text": "final", "annotations": []}]}
-    await session.add_items([final])
-    assert await session.get_items() == [final]
-    async with pool.connection() as c:
-        rows = await (await c.execute(
-            "SELECT content, current FROM ctx.history(ctx.thread_context('revised')) ORDER BY revision")).fetchall()
-    assert rows == [("draft", False), ("final", True)]
+async def test_items_sharing_an_id_are_all_kept_in_order(pool: AsyncConnectionPool) -> None:
+    # one batch with the converter's placeholder id twice, then the same items again (a new
+    # turn), then a popped item added back: every one is appended, as SQLiteSession does
+    session = CtxstoreSession("same-ids", pool)
+    call = {"id": "__fake_id__", "type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}
+    reply = {"id": "__fake_id__", "type": "message", "role": "assistant", "status": "completed",
+             "content": [{"type": "output_text", "text": "done", "annotations": []}]}
+    await session.add_items([call, reply])
+    await session.add_items([call, reply])
+    popped = await session.pop_item()
+    await session.add_items([{"role": "user", "content": "next"}, popped])
+    assert await session.get_items() == [call, reply, call, {"role": "user", "content": "next"}, reply]
 
 
 class ScriptedModel(Model):

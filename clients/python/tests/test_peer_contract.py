@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
+import time
 
 import psycopg
 import pytest
@@ -225,3 +226,127 @@ def test_namespace_labels_with_a_trailing_newline_are_their_own(conn: psycopg.Co
     assert store.get(("users", "alice\n"), "k").value == {"v": 2}
     assert set(store.list_namespaces(suffix=["alice"])) == {("users", "alice")}
     assert [i.value for i in store.search(("users", "alice"))] == [{"v": 1}]
+
+
+def test_concurrent_shallow_puts_on_one_thread_do_not_deadlock() -> None:
+    # parallel subgraphs: several namespaces of one thread checkpointed at once, on a pool
+    from concurrent.futures import ThreadPoolExecutor
+
+    from psycopg_pool import ConnectionPool
+
+    with ConnectionPool(dsn(), min_size=4, max_size=4, open=True,
+                        kwargs={"autocommit": True, "options": tenant_options()}) as pool:
+        saver = CtxstoreSaver(pool, shallow=True)
+
+        def steps(ns: str) -> None:
+            config = {"configurable": {"thread_id": "parallel", "checkpoint_ns": ns}}
+            checkpoint = empty_checkpoint()
+            for step in range(25):
+                checkpoint = create_checkpoint(checkpoint, {}, step)
+                config = saver.put(config, checkpoint, {"step": step}, {})
+
+        with ThreadPoolExecutor(4) as workers:
+            list(workers.map(steps, ["", "a", "b", "c"]))  # re-raises a deadlock
+        latest = list(saver.list({"configurable": {"thread_id": "parallel"}}))
+        assert sorted((t.config["configurable"]["checkpoint_ns"], t.metadata["step"]) for t in latest) == [
+            ("", 24), ("a", 24), ("b", 24), ("c", 24)]
+
+
+def test_concurrent_puts_of_one_indexed_item_leave_one_set_of_entries() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from psycopg_pool import ConnectionPool
+
+    from test_store import index_entries
+
+    options = tenant_options()
+    with ConnectionPool(dsn(), min_size=4, max_size=4, open=True,
+                        kwargs={"autocommit": True, "options": options}) as pool:
+        store = CtxstoreStore(pool, index=INDEX)
+        colours = ["pizza red", "pasta blue", "sushi green", "tea gold"]
+        with ThreadPoolExecutor(4) as workers:
+            list(workers.map(lambda n: store.put(("race",), "item", {"text": colours[n % 4]}), range(80)))
+        with psycopg.connect(dsn(), autocommit=True, options=options) as conn:
+            assert index_entries(conn, ("race",)) == ["item"]  # one entry: the last put's
+        final = store.get(("race",), "item").value["text"]
+        for other in colours:
+            hits = store.search(("race",), query=other.split()[0], filter={"text": other})
+            assert [h.key for h in hits] == (["item"] if other == final else [])
+
+
+def test_the_sweeper_never_runs_inside_the_applications_transaction(conn: psycopg.Connection) -> None:
+    store = CtxstoreStore(conn, ttl={"sweep_interval_minutes": 0.002})
+    store.put(("swept",), "k", {"v": 1}, ttl=0.001)
+    time.sleep(0.1)
+    with conn.transaction():  # the application's transaction on the store's connection
+        xid_before = conn.execute("SELECT pg_current_xact_id_if_assigned()").fetchone()[0]
+        store.start_ttl_sweeper()
+        time.sleep(0.5)  # several sweeps
+        xid_after = conn.execute("SELECT pg_current_xact_id_if_assigned()").fetchone()[0]
+        assert xid_before is None and xid_after is None  # nothing written in our transaction
+    assert store.stop_ttl_sweeper(timeout=5)
+    assert store.get(("swept",), "k", refresh_ttl=False) is None  # swept, and committed
+
+
+async def test_a_sync_stores_sweeper_refuses_an_async_connection(aconn: psycopg.AsyncConnection) -> None:
+    with pytest.raises(TypeError, match="AsyncCtxstoreStore"):
+        CtxstoreStore(aconn, ttl={"sweep_interval_minutes": 1}).start_ttl_sweeper()
+
+
+async def test_the_async_stores_sweeper_deletes_expired_items(aconn: psycopg.AsyncConnection) -> None:
+    store = AsyncCtxstoreStore(aconn, ttl={"sweep_interval_minutes": 0.002})
+    await store.aput(("swept",), "k", {"v": 1}, ttl=0.001)
+    await asyncio.sleep(0.1)
+    assert await store.aget(("swept",), "k", refresh_ttl=False) is not None  # expired, not swept
+    await store.start_ttl_sweeper()
+    for _ in range(100):
+        if await store.aget(("swept",), "k", refresh_ttl=False) is None:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the sweeper never deleted the expired item")
+    assert await store.stop_ttl_sweeper(timeout=5)
+
+
+def test_vector_store_ids_are_checked_and_compared_as_text(conn: psycopg.Connection) -> None:
+    store = CtxstoreVectorStore(conn, EMBED, namespace=("ids",))
+    with pytest.raises(ValueError, match="unique"):
+        store.add_texts(["apple pie", "banana bread"], ids=["x", "x"])
+    assert store.get()["ids"] == []  # nothing of the refused call was written
+    store.add_texts(["one"], ids=[1])  # type: ignore[list-item]
+    assert [d.id for d in store.get_by_ids([1])] == ["1"]  # type: ignore[list-item]
+    assert store.get(ids=[1])["ids"] == ["1"]  # type: ignore[list-item]
+    store.delete([1])  # type: ignore[list-item]
+    assert store.get()["ids"] == []
+    for bad in ({"limit": -1}, {"offset": -1}):
+        with pytest.raises(ValueError, match="negative"):
+            store.get(**bad)
+
+
+def test_hybrid_search_without_a_fusion_function_keeps_the_inner_product(conn: psycopg.Connection) -> None:
+    class Config:
+        fts_query = ""
+        primary_top_k = 4
+        secondary_top_k = 4
+        fusion_function = None
+        fusion_function_parameters: dict = {}
+
+    store = CtxstoreVectorStore(conn, EMBED, namespace=("hybrid-ip",), distance_strategy="inner_product")
+    store.add_texts(["zebra"], ids=["z"])
+    plain = store.similarity_search_with_score("zebra", k=1)
+    hybrid = store.similarity_search_with_score("zebra", k=1, hybrid_search_config=Config())
+    assert hybrid[0][1] == pytest.approx(plain[0][1]) and plain[0][1] > 0
+
+
+def test_vector_search_pages_count_only_live_items(conn: psycopg.Connection) -> None:
+    store = CtxstoreStore(conn, index=INDEX, ttl={"omit_expired": True})
+    for n in range(6):  # the three best matches expire; pages must still be full
+        store.put(("paged",), f"gone{n}", {"text": "coffee coffee tea"}, ttl=0.001 if n < 3 else None)
+    store.put(("paged",), "a", {"text": "coffee"})
+    store.put(("paged",), "b", {"text": "coffee pizza"})
+    time.sleep(0.2)
+    first = store.search(("paged",), query="coffee", limit=2)
+    second = store.search(("paged",), query="coffee", limit=2, offset=2)
+    keys = [i.key for i in first + second]
+    assert len(first) == 2 and len(second) == 2 and len(set(keys)) == 4
+    assert not any(k in keys for k in ("gone0", "gone1", "gone2"))

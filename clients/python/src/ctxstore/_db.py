@@ -32,6 +32,8 @@ T = TypeVar("T")
 # function the role must be granted (ctx.grant_access), and fails with 3F000 / 42883 / 42501
 # when the extension is missing or the role may not use it
 _CHECK = "SELECT ctx.current_tenant() AS tenant"
+_SWEEP = "SELECT ctx.sweep(%s)"
+SWEEP_BATCH = 10000  # rows a ctx.sweep call deletes at most: sweeps repeat while a call is full
 
 
 class Database:
@@ -114,6 +116,50 @@ class Database:
         """:meth:`check` on an async connection."""
         await self.arun((_CHECK, None))
 
+    def sweep(self) -> int:
+        """Runs ctx.sweep until nothing is left, on a connection of its own: a pool's, or for a
+        single connection a new one to the same database (the caller's connection may be in
+        a transaction or a pipeline of the application's)."""
+        total = 0
+        with self._own_connection() as conn:
+            while True:
+                swept = conn.execute(_SWEEP, (SWEEP_BATCH,)).fetchone()[0]
+                total += swept
+                if swept < SWEEP_BATCH:
+                    return total
+
+    @contextmanager
+    def _own_connection(self) -> Iterator[Any]:
+        if isinstance(self.conn, psycopg.Connection):
+            params = self.conn.info.get_parameters()
+            with psycopg.connect(**params, password=self.conn.info.password, autocommit=True) as c:
+                yield c
+        else:
+            with self.conn.connection() as c:  # type: ignore[union-attr]
+                yield c
+
+    async def asweep(self) -> int:
+        """:meth:`sweep` on an async connection or pool."""
+        total = 0
+        async with self._aown_connection() as conn:
+            while True:
+                swept = (await (await conn.execute(_SWEEP, (SWEEP_BATCH,))).fetchone())[0]
+                total += swept
+                if swept < SWEEP_BATCH:
+                    return total
+
+    @asynccontextmanager
+    async def _aown_connection(self) -> AsyncIterator[Any]:
+        if isinstance(self.conn, psycopg.AsyncConnection):
+            params = self.conn.info.get_parameters()
+            async with await psycopg.AsyncConnection.connect(
+                **params, password=self.conn.info.password, autocommit=True
+            ) as c:
+                yield c
+        else:
+            async with self.conn.connection() as c:  # type: ignore[union-attr]
+                yield c
+
     async def in_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Runs a sync method from async code (an adapter given a sync connection)."""
         return await asyncio.to_thread(fn, *args, **kwargs)
@@ -138,3 +184,20 @@ class Database:
                 await cur.execute(sql, params)
                 rows = await cur.fetchall()
         return rows
+
+
+class Setup:
+    """The peers' ``setup()`` / ``asetup()`` for an adapter holding ``self._db``: nothing to
+    create (the extension owns the tables), so it checks that ctxstore is there and usable."""
+
+    _db: Database
+
+    def setup(self) -> None:
+        """Checks that ctxstore is installed and usable by this role."""
+        self._db.check()
+
+    async def asetup(self) -> None:
+        """:meth:`setup`, async."""
+        if not self._db.is_async:
+            return await self._db.in_thread(self.setup)
+        await self._db.acheck()

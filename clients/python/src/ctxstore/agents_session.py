@@ -1,12 +1,13 @@
 """The OpenAI Agents SDK's ``Session`` protocol on a ctxstore thread (a context's message log).
 
 Each item (a Responses API input item: a message, a function call or its output, reasoning,
-...) is one ctxstore message: the item's own ``id`` is its message id when it has one (adding
-an item whose id the session holds again saves it as a new revision of it, ``ctx.save_messages``;
-items without an id get a generated one), its text is the content (token-counted and searchable
-on the server), and the item itself is kept whole in the message metadata, so it reads back
-exactly as added. ``pop_item`` deletes the newest item as a tombstone (its revisions stay in
-``ctx.history``), atomically: concurrent pops never return the same item.
+...) is one ctxstore message, appended in order as the SDK's SQLite session appends rows: its
+text is the content (token-counted and searchable on the server), its role the nearest of
+ctxstore's four, and the item itself is kept whole in the message metadata (with its own
+``id``, when it has one), so it reads back exactly as added. Item ids are not message ids:
+models behind the Chat Completions converter give every item the same placeholder id, and an
+item added again is a new turn, not an edit. ``pop_item`` deletes the newest item as a
+tombstone (it stays in ``ctx.history``), atomically: concurrent pops never return one item twice.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ctxstore._db import Connection, Database
 ITEM_KEY = "openai_item"
 
 _THREAD = "SELECT ctx.thread_context(%s, create_missing => false) AS id"
-_SAVE = "SELECT seq FROM ctx.save_messages(ctx.thread_context(%s), %s)"
+_APPEND = "SELECT ctx.append_many(ctx.thread_context(%s), %s)"
 _ALL = "SELECT metadata FROM ctx.messages(%s)"
 _NEWEST = "SELECT metadata FROM ctx.window(%s, %s)"
 _NEWEST_ID = "SELECT message_id, metadata FROM ctx.window(%s, 1)"
@@ -62,10 +63,7 @@ def _text(item: Mapping[str, Any]) -> str:
 def _message(item: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(item, Mapping):
         raise TypeError(f"a session item is a dict (a Responses API input item), not {type(item).__name__}")
-    message: dict[str, Any] = {"role": _role(item), "content": _text(item), "metadata": {ITEM_KEY: dict(item)}}
-    if isinstance(item.get("id"), str) and item["id"]:
-        message["message_id"] = item["id"]
-    return message
+    return {"role": _role(item), "content": _text(item), "metadata": {ITEM_KEY: dict(item)}}
 
 
 def _item(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -134,7 +132,7 @@ class CtxstoreSession:
         """Appends the items in order, in one transaction (all or none)."""
         if not items:
             return
-        step = (_SAVE, (self.session_id, Jsonb([_message(i) for i in items])))
+        step = (_APPEND, (self.session_id, Jsonb([_message(i) for i in items])))
         if self._db.is_async:
             await self._db.arun(step)
         else:

@@ -29,7 +29,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.types import TASKS
 from psycopg.types.json import Jsonb
 
-from ctxstore._db import Connection, Database
+from ctxstore._db import Connection, Database, Setup
 
 # Values travel in binary (%b, and binary results for reads): a checkpoint's message history
 # is often hundreds of kilobytes, and hex-escaped text would double it and cost a parse each way.
@@ -42,11 +42,12 @@ _DELETE_THREAD = "SELECT ctx.checkpoint_delete_thread(%s)"
 _DELETE_RUNS = "SELECT ctx.checkpoint_delete_runs(%s::text[])"
 _COPY_THREAD = "SELECT ctx.checkpoint_copy_thread(%s, %s)"
 _PRUNE = "SELECT ctx.checkpoint_prune(%s::text[], %s)"
+_THREAD = "SELECT ctx.thread_context(%s) IS NOT NULL AS made"
 
 _PRUNE_STRATEGIES = {"keep_latest": 1, "delete": 0}
 
 
-class CtxstoreSaver(BaseCheckpointSaver[str]):
+class CtxstoreSaver(Setup, BaseCheckpointSaver[str]):
     """A LangGraph checkpointer stored in ctxstore.
 
     ``conn`` is a psycopg connection or pool, sync or async: with a sync one the async methods
@@ -64,22 +65,14 @@ class CtxstoreSaver(BaseCheckpointSaver[str]):
         self._db = Database(conn)
         self.shallow = shallow
 
-    def setup(self) -> None:
-        """Nothing to create (the extension owns the tables): checks that ctxstore is there
-        and usable by this role."""
-        self._db.check()
-
-    async def asetup(self) -> None:
-        """:meth:`setup`, async."""
-        if not self._db.is_async:
-            return await self._db.in_thread(self.setup)
-        await self._db.acheck()
-
     def _put_steps(self, params: tuple[Any, ...]) -> list[tuple[str, Any]]:
-        steps: list[tuple[str, Any]] = [(_PUT, params)]
-        if self.shallow:
-            steps.append((_PRUNE, ([params[0]], 1)))
-        return steps
+        if not self.shallow:
+            return [(_PUT, params)]
+        # A put holds the thread's checkpoint lock shared and a prune takes it exclusive: the
+        # exclusive lock comes first (the thread made to exist, then a prune that keeps what is
+        # there), or two concurrent puts on one thread would each wait for the other's share.
+        thread = [params[0]]
+        return [(_THREAD, (params[0],)), (_PRUNE, (thread, 1)), (_PUT, params), (_PRUNE, (thread, 1))]
 
     # -- rows <-> LangGraph values -------------------------------------------------------
 

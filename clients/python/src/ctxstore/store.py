@@ -40,7 +40,7 @@ from langgraph.store.base import (
 )
 from psycopg.types.json import Jsonb
 
-from ctxstore._db import Connection, Database
+from ctxstore._db import Connection, Database, Setup
 from ctxstore._filters import document_filter
 from ctxstore._recall import SIMILARITY_ONLY, vector_literal
 
@@ -73,13 +73,14 @@ _NAMESPACES = """SELECT DISTINCT s.namespace[2:%s] AS ns FROM ctx.state s
 
 
 
-_SWEEP = "SELECT ctx.sweep() AS n"
+_LOCK_ITEMS = """SELECT count(pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.lg_item' || chr(31) || i, 0)))
+                   FROM (SELECT DISTINCT i FROM unnest(%s::text[]) AS i ORDER BY i) AS items"""
 _log = logging.getLogger(__name__)
 
 _DISTANCE_TYPES = {"cosine": "cosine", "l2": "l2", "inner_product": "inner_product"}
 
 
-class CtxstoreStore(BaseStore):
+class CtxstoreStore(Setup, BaseStore):
     """A LangGraph store whose items live in ctxstore.
 
     ``index`` (``{"dims": ..., "embed": ..., "fields": [...]}``) enables semantic search with a
@@ -114,17 +115,6 @@ class CtxstoreStore(BaseStore):
             self.embeddings = ensure_embeddings(index["embed"])
             self.index_fields = index.get("fields") or ["$"]
 
-    def setup(self) -> None:
-        """Nothing to create (the extension owns the tables): checks that ctxstore is there
-        and usable by this role."""
-        self._db.check()
-
-    async def asetup(self) -> None:
-        """:meth:`setup`, async."""
-        if not self._db.is_async:
-            return await self._db.in_thread(self.setup)
-        await self._db.acheck()
-
     # The database's background worker sweeps expired items (ctxstore.sweep_interval); these
     # run ctx.sweep from the client as well, for databases without the worker and for the
     # sweep interval the TTL config asks for.
@@ -132,6 +122,8 @@ class CtxstoreStore(BaseStore):
         """Sweeps every ``sweep_interval_minutes`` (default: the TTL config's) in a daemon
         thread until :meth:`stop_ttl_sweeper`; the future completes when it stops. Without an
         interval there is nothing to run and the future is already done."""
+        if self._db.is_async:
+            raise TypeError("the TTL sweeper of an async connection runs on its loop: use AsyncCtxstoreStore")
         interval = sweep_interval_minutes or (self.ttl_config or {}).get("sweep_interval_minutes")
         if self._sweeper is not None:
             return self._sweeper[2]
@@ -144,7 +136,7 @@ class CtxstoreStore(BaseStore):
         def sweep_until_stopped() -> None:
             while not stop.wait(interval * 60):
                 try:
-                    self._db.run((_SWEEP, None))
+                    self._db.sweep()
                 except Exception:  # a failed sweep is retried at the next interval
                     _log.exception("ctx.sweep failed; retrying in %s minutes", interval)
             done.set_result(None)
@@ -193,7 +185,8 @@ class CtxstoreStore(BaseStore):
             return []
         texts: list[str] = []
         for field in self.index_fields if op.index is None else op.index:
-            texts += [str(op.value)] if field == "$" else get_text_at_path(op.value, tokenize_path(field))
+            # ("$" is the whole value as LangGraph's stores embed it: JSON with sorted keys)
+            texts += get_text_at_path(op.value, "$" if field == "$" else tokenize_path(field))
         return texts
 
     @staticmethod
@@ -294,28 +287,42 @@ class CtxstoreStore(BaseStore):
         return found
 
     def _vector_search(self, op: SearchOp, vector: list[float]) -> Generator[tuple[str, Any], list[dict[str, Any]], list[SearchItem]]:
-        """Items ranked by their best-matching indexed field: recall enough memories to cover
-        offset + limit distinct items (doubling k while several fields of one item match)."""
+        """Live items ranked by their best-matching indexed field, paged: recall memories until
+        offset + limit live items are covered (doubling k while several fields of one item
+        match, or hits belong to items that expired or went; their entries are forgotten)."""
         ns = self._ns(op.namespace_prefix)
         wanted = op.offset + op.limit
         k = max(wanted * len(self.index_fields), 10)
+        checked: dict[tuple[tuple[str, ...], str], SearchItem | None] = {}
         while True:
             rows = yield (_RECALL, (ns, vector_literal(vector), k, Jsonb(document_filter(op.filter, "$.value.")), SIMILARITY_ONLY, self._metric))
             best: dict[tuple[tuple[str, ...], str], float] = {}
             for r in rows:  # best first: the first hit of an item is its score
                 best.setdefault((tuple(r["namespace"]), r["key"]), self._score(float(r["similarity"])))
-            if len(rows) < k or len(best) >= wanted:
-                break
+            live: list[SearchItem] = []
+            for (item_ns, key), score in best.items():
+                if len(live) == wanted:
+                    break
+                if (item_ns, key) not in checked:
+                    found = yield (_GET, (list(item_ns), Jsonb({"key": key}), self._include_expired))
+                    checked[(item_ns, key)] = self._item(found[0], score, search=True) if found else None
+                    if not found:
+                        own = Jsonb({"namespace": list(item_ns), "lg_key": key})
+                        yield (_FORGET_ORPHANS, (list(item_ns), own, list(item_ns), Jsonb({"key": key}), self._include_expired))
+                if checked[(item_ns, key)] is not None:
+                    live.append(checked[(item_ns, key)])  # type: ignore[arg-type]
+            if len(rows) < k or len(live) >= wanted:
+                return live[op.offset : wanted]
             k *= 2
-        items = []
-        for (item_ns, key), score in list(best.items())[op.offset : wanted]:
-            found = yield (_GET, (list(item_ns), Jsonb({"key": key}), self._include_expired))
-            if found:
-                items.append(self._item(found[0], score, search=True))
-            else:
-                own = Jsonb({"namespace": list(item_ns), "lg_key": key})
-                yield (_FORGET_ORPHANS, (list(item_ns), own, list(item_ns), Jsonb({"key": key}), self._include_expired))
-        return items
+
+    def _lock_step(self, ops: list[Op]) -> tuple[str, Any] | None:
+        """With an index, a put is forget + put + remember: concurrent puts of one item must
+        take turns, or each forgets only the entries committed before it and both sets stay.
+        The batch's items are locked up front, in one order, so batches cannot deadlock."""
+        if self.index_config is None:
+            return None
+        items = sorted({chr(31).join([*self._ns(op.namespace), str(op.key)]) for op in ops if isinstance(op, PutOp)})
+        return (_LOCK_ITEMS, (items,)) if items else None
 
     def _ranks(self, op: Op) -> bool:
         """Whether an op is a search ranked by its query (needs an index)."""
@@ -349,6 +356,8 @@ class CtxstoreStore(BaseStore):
         vectors = self.embeddings.embed_documents(all_texts) if all_texts else []
         results: list[Result] = []
         with self._db.cursor() as cur:
+            if lock := self._lock_step(ops):
+                cur.execute(*lock)
             for gen in self._generators(ops, query_vectors, texts, vectors):
                 try:
                     statement = next(gen)
@@ -368,6 +377,8 @@ class CtxstoreStore(BaseStore):
         vectors = await self.embeddings.aembed_documents(all_texts) if all_texts else []
         results: list[Result] = []
         async with self._db.acursor() as cur:
+            if lock := self._lock_step(ops):
+                await cur.execute(*lock)
             for gen in self._generators(ops, query_vectors, texts, vectors):
                 try:
                     statement = next(gen)
@@ -456,7 +467,7 @@ class AsyncCtxstoreStore(AsyncBatchedBaseStore):
                 while True:
                     await asyncio.sleep(interval * 60)
                     try:
-                        await self.store._db.arun((_SWEEP, None))
+                        await self.store._db.asweep()
                     except Exception:  # retried at the next interval
                         _log.exception("ctx.sweep failed; retrying in %s minutes", interval)
 

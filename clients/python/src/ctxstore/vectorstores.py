@@ -167,7 +167,7 @@ class CtxstoreVectorStore(VectorStore):
     def _filter(self, filter: dict | None, ids: Sequence[str] | None = None) -> Jsonb:
         parts = [metadata_filter(filter, self.columns)] if filter else []
         if ids is not None:
-            parts.append({"$." + ID_KEY: {"$in": list(ids)}})
+            parts.append({"$." + ID_KEY: {"$in": [str(i) for i in ids]}})
         # (ctx.forget and recall's filter also see sub-namespaces' memories only through this)
         return Jsonb({"namespace": self.namespace, **({"$and": parts} if parts else {})})
 
@@ -186,6 +186,9 @@ class CtxstoreVectorStore(VectorStore):
             str(i) if i is not None else str(uuid.uuid4())
             for i in (ids if ids is not None else [None] * len(texts))
         ]
+        if len(set(final_ids)) != len(final_ids):
+            repeated = sorted({i for i in final_ids if final_ids.count(i) > 1})
+            raise ValueError(f"ids must be unique within a call; repeated: {repeated}")
         metadata = []
         for n in range(len(texts)):
             kept = dict(metadatas[n]) if metadatas else {}
@@ -235,13 +238,16 @@ class CtxstoreVectorStore(VectorStore):
             docs[str(doc.id)] = doc
             rank = float(r["rank"] or 0.0)
             score = _distance(self.metric, rank) if r["source"] == "vector" else rank
-            if r["source"] == "vector" and self.metric == "inner_product":
-                score = -score  # fusion functions take distances: lower is closer
             lists[r["source"]].append({"id": str(doc.id), "distance": score})
         lists["text"].sort(key=lambda row: -row["distance"])
         fusion = getattr(config, "fusion_function", None)
-        parameters = {**(getattr(config, "fusion_function_parameters", None) or {}), "fetch_top_k": k}
-        fused = fusion(lists["vector"], lists["text"], **parameters) if fusion else lists["vector"]
+        if fusion is None:
+            fused = lists["vector"]
+        else:
+            parameters = {**(getattr(config, "fusion_function_parameters", None) or {}), "fetch_top_k": k}
+            if self.metric == "inner_product":  # fusion functions take distances: lower is closer
+                lists["vector"] = [{**row, "distance": -row["distance"]} for row in lists["vector"]]
+            fused = fusion(lists["vector"], lists["text"], **parameters)
         out = []
         for row in list(fused)[:k]:
             doc_id = str(next(iter(row.values())))
@@ -261,7 +267,9 @@ class CtxstoreVectorStore(VectorStore):
         if where_document:
             parts.append({self._content_column(): where_document})
         combined = {"$and": parts} if parts else None
-        k = UNLIMITED if limit is None else (offset or 0) + limit
+        if (limit is not None and limit < 0) or (offset is not None and offset < 0):
+            raise ValueError(f"limit and offset must not be negative (limit={limit}, offset={offset})")
+        k = UNLIMITED if limit is None else min((offset or 0) + limit, UNLIMITED)
         return (_LIST, (self.namespace, k, self._filter(combined, ids), "embeddings" in include))
 
     def _content_column(self) -> str:
@@ -288,7 +296,7 @@ class CtxstoreVectorStore(VectorStore):
     @staticmethod
     def _ordered(rows: list[dict[str, Any]], ids: Sequence[str]) -> list[Document]:
         by_id = {d.id: d for d in map(_document, rows)}
-        return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
+        return [by_id[i] for i in dict.fromkeys(map(str, ids)) if i in by_id]
 
     # -- sync ----------------------------------------------------------------------------
 
@@ -407,6 +415,7 @@ class CtxstoreVectorStore(VectorStore):
         if ids is None:
             raise ValueError("delete needs ids (ctx.forget(namespace) empties a whole namespace)")
         if ids:
+            ids = [str(i) for i in ids]
             self._db.run((_LOCK, (self.namespace, ids)), (_FORGET, (self.namespace, self._filter(None, ids))))
         return True
 
@@ -550,5 +559,6 @@ class CtxstoreVectorStore(VectorStore):
         if ids is None:
             raise ValueError("delete needs ids (ctx.forget(namespace) empties a whole namespace)")
         if ids:
+            ids = [str(i) for i in ids]
             await self._db.arun((_LOCK, (self.namespace, ids)), (_FORGET, (self.namespace, self._filter(None, ids))))
         return True
