@@ -59,4 +59,9 @@ if ! { [ -f "$cfg" ] && grep -qF "\"$PG18_CONFIG\"" "$cfg" && grep -qF "\"$PG15_
   log "cargo pgrx init"
   cargo pgrx init --pg15 "$PG15_CONFIG" --pg18 "$PG18_CONFIG" >/dev/null
 fi
+# 5. Node.js for the TypeScript client (its tier installs its own packages with npm ci): only
+#    said here, since nothing else needs it
+if ! "$root/scripts/node.sh" check 2>/dev/null; then
+  log "note: $("$root/scripts/node.sh" check 2>&1 || true)"
+fi
 log "prerequisites ready"

@@ -35,6 +35,7 @@ tiers=(
   "upgrade         upgrade.sh         all"
   "package         package.sh         all"
   "clients         clients.sh         all"
+  "clients_ts      clients_ts.sh      all"
 )
 
 # The plan: every (tier, server) this run will execute, in order.

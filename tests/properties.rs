@@ -27,6 +27,13 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just("$gt".to_string()),
         Just("$exists".to_string()),
         Just("$contains".to_string()),
+        Just("$nor".to_string()),
+        Just("$all".to_string()),
+        Just("$size".to_string()),
+        Just("$elemMatch".to_string()),
+        Just("$regex".to_string()),
+        Just("$options".to_string()),
+        Just("$between".to_string()),
         Just("role".to_string()),
         Just("content".to_string()),
         Just("metadata".to_string()),
@@ -55,8 +62,72 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
+/// Well-formed-ish filters over every operator, whose field names and values all carry the
+/// marker `§`: a compiled filter binds them all, so the marker never reaches the SQL text.
+fn marked_filter() -> impl Strategy<Value = Value> {
+    let field = prop_oneof![
+        "§[a-z'\"; ]{0,6}".prop_map(|s| s),
+        "§[a-z]{1,4}\\.§[a-z]{1,4}".prop_map(|s| s),
+    ];
+    let value = prop_oneof![
+        "§.{0,10}".prop_map(Value::String),
+        any::<i32>().prop_map(|n| json!(n)),
+        any::<bool>().prop_map(Value::Bool),
+    ];
+    let op = prop::sample::select(vec![
+        "$eq",
+        "$ne",
+        "$gt",
+        "$gte",
+        "$lt",
+        "$lte",
+        "$in",
+        "$nin",
+        "$all",
+        "$size",
+        "$like",
+        "$ilike",
+        "$regex",
+        "$exists",
+        "$contains",
+        "$between",
+    ]);
+    let operand = prop_oneof![
+        value.clone(),
+        prop::collection::vec(value.clone(), 0..4).prop_map(Value::Array),
+        (0u32..5).prop_map(|n| json!(n)),
+    ];
+    let condition = prop_oneof![
+        value.clone(),
+        (op, operand).prop_map(|(op, operand)| json!({ op: operand })),
+    ];
+    let leaf = (field.clone(), condition).prop_map(|(f, c)| json!({ f: c }));
+    leaf.prop_recursive(4, 32, 4, move |inner| {
+        prop_oneof![
+            (
+                prop::sample::select(vec!["$and", "$or", "$nor", "$not"]),
+                prop::collection::vec(inner.clone(), 1..4)
+            )
+                .prop_map(|(op, items)| json!({ op: items })),
+            (field.clone(), inner.clone()).prop_map(|(f, i)| json!({ f: { "$elemMatch": i } })),
+            inner.prop_map(|i| json!({ "$not": i })),
+        ]
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn filters_bind_every_name_and_value(filter in marked_filter(), first in 1usize..50) {
+        if let Ok(compiled) = filter::compile(&filter, &TARGET, first) {
+            prop_assert!(!compiled.sql.contains('§'), "{filter} spliced into {}", compiled.sql);
+            for n in first..first + compiled.params.len() {
+                let placeholder = format!("${n}");
+                prop_assert!(compiled.sql.contains(&placeholder), "{} lacks {placeholder}", compiled.sql);
+            }
+        }
+    }
 
     #[test]
     fn filter_compiler_never_panics(filter in json_value(), first in 1usize..50) {

@@ -67,6 +67,8 @@ pub fn compile(filter: &Value, target: &FilterTarget, first_param: usize) -> Ctx
         target,
         first_param,
         params: Vec::new(),
+        document: target.document.to_string(),
+        element_depth: 0,
     };
     let sql = match filter {
         Value::Null => "true".to_string(),
@@ -93,7 +95,8 @@ fn malformed(path: &str, message: impl Into<String>) -> CtxError {
     };
     CtxError::invalid(located).with_hint(
         "filters look like {\"field\": value} or {\"field\": {\"$op\": value}}; operators: \
-         $eq $ne $gt $gte $lt $lte $between $in $nin $like $ilike $exists $contains $and $or $not",
+         $eq $ne $gt $gte $lt $lte $between $in $nin $all $size $elemMatch $like $ilike $regex \
+         $exists $contains $not; and, around filters, $and $or $not $nor",
     )
 }
 
@@ -101,7 +104,15 @@ struct Compiler<'a> {
     target: &'a FilterTarget,
     first_param: usize,
     params: Vec<Param>,
+    /// the jsonb the document paths are in: the target's document, or inside `$elemMatch` the
+    /// array element being tested
+    document: String,
+    /// how many `$elemMatch` levels deep (built-in columns exist only at the top)
+    element_depth: usize,
 }
+
+/// A `$regex` pattern longer than this is refused: patterns come from callers.
+const MAX_REGEX_BYTES: usize = 1024;
 
 /// A field name with this prefix is a path in the document even when a built-in column has the
 /// same name (`{"$.id": 5}` is the document's `id`, not the row's).
@@ -131,6 +142,11 @@ impl Compiler<'_> {
         for (key, value) in map {
             parts.push(match key.as_str() {
                 "$and" | "$or" => self.logical(key, value, &join(at, key), depth)?,
+                // none of the listed filters holds
+                "$nor" => format!(
+                    "NOT coalesce(({}), false)",
+                    self.logical("$or", value, &join(at, "$nor"), depth)?
+                ),
                 "$not" => match value {
                     Value::Object(inner) => format!(
                         "NOT coalesce(({}), false)",
@@ -202,9 +218,8 @@ impl Compiler<'_> {
         let name = match name.strip_prefix(DOCUMENT_PREFIX) {
             Some(path) => path,
             None => {
-                if let Some(&(_, sql, kind)) =
-                    self.target.columns.iter().find(|(n, _, _)| *n == name)
-                {
+                let column = self.target.columns.iter().find(|(n, _, _)| *n == name);
+                if let (Some(&(_, sql, kind)), 0) = (column, self.element_depth) {
                     return Ok(Field::Column(sql, kind));
                 }
                 name
@@ -229,11 +244,27 @@ impl Compiler<'_> {
     /// `{"field": value}` or `{"field": {"$op": value, ...}}`.
     fn field(&mut self, name: &str, condition: &Value, depth: usize) -> CtxResult<String> {
         let field = self.resolve(name)?;
-        let operators = match condition {
-            Value::Object(ops) if ops.keys().next().is_some_and(|k| k.starts_with('$')) => ops,
-            literal => return self.operator(&field, name, "$eq", literal),
-        };
+        match condition {
+            Value::Object(ops) if ops.keys().next().is_some_and(|k| is_operator(k)) => {
+                self.conditions(&field, name, ops, depth)
+            }
+            literal => self.operator(&field, name, "$eq", literal),
+        }
+    }
+
+    /// The operators of one field, ANDed.
+    fn conditions(
+        &mut self,
+        field: &Field,
+        name: &str,
+        operators: &Map<String, Value>,
+        depth: usize,
+    ) -> CtxResult<String> {
         check_depth(name, depth)?;
+        let options = operators.get("$options");
+        if options.is_some() && !operators.contains_key("$regex") {
+            return Err(malformed(name, "$options is valid only beside $regex"));
+        }
         let mut parts = Vec::with_capacity(operators.len());
         for (op, operand) in operators {
             if !op.starts_with('$') {
@@ -242,13 +273,140 @@ impl Compiler<'_> {
                     format!("cannot mix operators and plain keys (\"{op}\")"),
                 ));
             }
-            parts.push(self.operator(&field, name, op, operand)?);
+            parts.push(match op.as_str() {
+                "$options" => continue,
+                // {"field": {"$not": {"$gt": 5}}}: the field's conditions do not hold
+                "$not" => match operand {
+                    Value::Object(inner)
+                        if !inner.is_empty() && inner.keys().all(|k| k.starts_with('$')) =>
+                    {
+                        format!(
+                            "NOT coalesce(({}), false)",
+                            self.conditions(field, name, inner, depth + 1)?
+                        )
+                    }
+                    other => {
+                        return Err(malformed(
+                            name,
+                            format!("$not on a field takes an object of operators, not {other}"),
+                        ))
+                    }
+                },
+                "$regex" => self.regex(field, name, operand, options)?,
+                "$elemMatch" => self.element_match(field, name, operand, depth)?,
+                _ => self.operator(field, name, op, operand)?,
+            });
         }
         Ok(if parts.len() == 1 {
             parts.pop().unwrap_or_default()
         } else {
             parts.join(" AND ")
         })
+    }
+
+    /// `{"tags": {"$elemMatch": {...}}}`: some element of the array matches the inner filter,
+    /// whose paths are inside the element, or whose operators apply to the element itself
+    /// (`{"$elemMatch": {"$gte": 80, "$lt": 85}}`).
+    fn element_match(
+        &mut self,
+        field: &Field,
+        name: &str,
+        operand: &Value,
+        depth: usize,
+    ) -> CtxResult<String> {
+        let Field::Document(path) = field else {
+            return Err(malformed(
+                name,
+                format!("$elemMatch applies to arrays in the document, not to \"{name}\""),
+            ));
+        };
+        let condition = match operand {
+            Value::Object(map) if !map.is_empty() => map,
+            other => {
+                return Err(malformed(
+                    name,
+                    format!("$elemMatch takes a non-empty filter object, not {other}"),
+                ))
+            }
+        };
+        check_depth(name, depth + 1)?;
+        let path_param = self.bind(Param::TextArray(path.clone()));
+        let array = format!("({} #> {path_param}::text[])", self.document);
+        self.element_depth += 1;
+        let alias = format!("elem{}", self.element_depth);
+        let outer = std::mem::replace(&mut self.document, format!("{alias}.value"));
+        let on_the_element = condition
+            .keys()
+            .all(|k| is_operator(k) && !matches!(k.as_str(), "$and" | "$or" | "$not" | "$nor"));
+        let inner = if on_the_element {
+            self.conditions(&Field::Document(Vec::new()), name, condition, depth + 1)
+        } else {
+            self.conjunction(condition, &join(name, "$elemMatch"), depth + 1)
+        };
+        self.document = outer;
+        self.element_depth -= 1;
+        // (CASE: jsonb_array_elements must never see a non-array; AND does not order evaluation)
+        Ok(format!(
+            "CASE WHEN jsonb_typeof({array}) = 'array' THEN EXISTS (SELECT 1 FROM jsonb_array_elements({array}) AS {alias}(value) WHERE {}) ELSE false END",
+            inner?
+        ))
+    }
+
+    /// `{"name": {"$regex": "^a.*z$", "$options": "i"}}`: a POSIX regular expression (PostgreSQL's
+    /// `~`, `~*` with option i) on a string; bounded in length and without back-references,
+    /// whose matching time can grow exponentially.
+    fn regex(
+        &mut self,
+        field: &Field,
+        name: &str,
+        pattern: &Value,
+        options: Option<&Value>,
+    ) -> CtxResult<String> {
+        let Value::String(pattern) = pattern else {
+            return Err(malformed(
+                name,
+                format!("$regex takes a string pattern, not {}", json_type(pattern)),
+            ));
+        };
+        if pattern.len() > MAX_REGEX_BYTES {
+            return Err(malformed(
+                name,
+                format!("$regex patterns have at most {MAX_REGEX_BYTES} bytes"),
+            ));
+        }
+        if has_back_reference(pattern) {
+            return Err(malformed(
+                name,
+                "$regex patterns cannot hold back-references (\\1 to \\9)",
+            ));
+        }
+        let case_insensitive = match options {
+            None => false,
+            Some(Value::String(o)) if o.chars().all(|c| c == 'i') => !o.is_empty(),
+            Some(other) => {
+                return Err(malformed(
+                    name,
+                    format!("$options takes \"i\" (case-insensitive), not {other}"),
+                ))
+            }
+        };
+        let op = if case_insensitive { "~*" } else { "~" };
+        match field {
+            Field::Document(path) => {
+                let doc = self.document.clone();
+                let path_param = self.bind(Param::TextArray(path.clone()));
+                let bound = self.bind(Param::Text(pattern.clone()));
+                Ok(format!("coalesce(jsonb_typeof(({doc} #> {path_param}::text[])) = 'string' AND ({doc} #>> {path_param}::text[]) {op} {bound}, false)"))
+            }
+            Field::Column(sql, ColumnType::Text) => {
+                let bound = self.bind(Param::Text(pattern.clone()));
+                Ok(format!("coalesce({sql} {op} {bound}, false)"))
+            }
+            Field::Column(..) => Err(malformed(
+                name,
+                format!("$regex does not apply to \"{name}\""),
+            )),
+        }
     }
 
     fn operator(
@@ -283,7 +441,12 @@ impl Compiler<'_> {
         op: &str,
         operand: &Value,
     ) -> CtxResult<String> {
-        let doc = self.target.document;
+        let doc = self.document.clone();
+        if op == "$all" && all_values(operand).is_some_and(|v| v.is_empty()) {
+            // nothing is all of an empty list (and no parameter may go unused: Postgres could
+            // not type it)
+            return Ok("false".to_string());
+        }
         if op == "$eq" && !operand.is_array() && !operand.is_object() {
             // For a scalar, containment of {"a": {"b": v}} is exactly "a.b equals v", and a GIN
             // (jsonb_path_ops) index can answer it.
@@ -334,6 +497,24 @@ impl Compiler<'_> {
                 } else {
                     format!("NOT {test}")
                 }
+            }
+            "$all" => match all_values(operand) {
+                // every value is an element of the array
+                Some(values) => {
+                    let bound = self.bind(Param::Jsonb(Value::Array(values)));
+                    format!("coalesce(jsonb_typeof({value}) = 'array' AND {value} @> {bound}::jsonb, false)")
+                }
+                None => {
+                    return Err(malformed(
+                        name,
+                        "$all takes a list of values, not an object or null",
+                    ))
+                }
+            },
+            "$size" => {
+                let size = array_size(name, operand)?;
+                let bound = self.bind(Param::Number(size));
+                format!("coalesce(jsonb_typeof({value}) = 'array' AND jsonb_array_length({value}) = {bound}::float8, false)")
             }
             "$like" | "$ilike" => {
                 let pattern = operand.as_str().ok_or_else(|| {
@@ -492,6 +673,25 @@ impl Compiler<'_> {
                     ))
                 }
             },
+            "$all" if kind == ColumnType::TextArray => match all_values(operand) {
+                Some(values) if values.is_empty() => "false".to_string(),
+                Some(values) => {
+                    let bound =
+                        self.bind(Param::TextArray(text_array(name, &Value::Array(values))?));
+                    format!("coalesce({sql} @> {bound}::text[], false)")
+                }
+                None => {
+                    return Err(malformed(
+                        name,
+                        "$all takes a list of values, not an object or null",
+                    ))
+                }
+            },
+            "$size" if kind == ColumnType::TextArray => {
+                let size = array_size(name, operand)?;
+                let bound = self.bind(Param::Number(size));
+                format!("coalesce(cardinality({sql}) = {bound}::float8, false)")
+            }
             "$contains" if kind == ColumnType::TextArray => {
                 let needle = match operand {
                     Value::String(s) => vec![s.clone()],
@@ -500,7 +700,7 @@ impl Compiler<'_> {
                 let bound = self.bind(Param::TextArray(needle));
                 format!("coalesce({sql} @> {bound}::text[], false)")
             }
-            "$like" | "$ilike" | "$contains" => {
+            "$like" | "$ilike" | "$contains" | "$all" | "$size" => {
                 return Err(malformed(
                     name,
                     format!("{op} does not apply to \"{name}\""),
@@ -544,6 +744,49 @@ impl Compiler<'_> {
         };
         Ok(self.bind(param))
     }
+}
+
+/// An operator key (`$gt`), not a document path (`$.gt`).
+fn is_operator(key: &str) -> bool {
+    key.starts_with('$') && !key.starts_with(DOCUMENT_PREFIX)
+}
+
+/// `$all`'s values: a list, or one value taken as a list of it (as Mastra's filters do).
+fn all_values(operand: &Value) -> Option<Vec<Value>> {
+    match operand {
+        Value::Array(values) => Some(values.clone()),
+        Value::Object(_) | Value::Null => None,
+        scalar => Some(vec![scalar.clone()]),
+    }
+}
+
+/// `$size`'s operand: a whole number of elements.
+fn array_size(name: &str, operand: &Value) -> CtxResult<f64> {
+    operand
+        .as_u64()
+        .filter(|n| *n <= i32::MAX as u64)
+        .map(|n| n as f64)
+        .ok_or_else(|| {
+            malformed(
+                name,
+                format!("$size takes a whole number of elements, not {operand}"),
+            )
+        })
+}
+
+/// Whether a pattern has a back-reference (`\1`..`\9` not itself escaped).
+fn has_back_reference(pattern: &str) -> bool {
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(next) = chars.next() {
+                if ('1'..='9').contains(&next) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
 }
 
 fn text_array(name: &str, operand: &Value) -> CtxResult<Vec<String>> {
@@ -713,6 +956,162 @@ mod tests {
     }
 
     #[test]
+    fn mastras_array_operators() {
+        let f = sql(json!({"tags": {"$all": ["a", "b"]}}));
+        assert!(
+            f.sql
+                .contains("= 'array' AND (m.metadata #> $3::text[]) @> $4::jsonb"),
+            "{}",
+            f.sql
+        );
+        assert_eq!(f.params[1], Param::Jsonb(json!(["a", "b"])));
+        let empty = sql(json!({"tags": {"$all": []}}));
+        assert_eq!((empty.sql.as_str(), empty.params.len()), ("false", 0));
+        assert_eq!(
+            sql(json!({"tags": {"$all": "a"}})).params[1],
+            Param::Jsonb(json!(["a"]))
+        );
+        let f = sql(json!({"tags": {"$size": 2}}));
+        assert!(
+            f.sql
+                .contains("jsonb_array_length((m.metadata #> $3::text[])) = $4::float8"),
+            "{}",
+            f.sql
+        );
+        let f = sql(json!({"namespace": {"$size": 2}}));
+        assert_eq!(
+            f.sql,
+            "coalesce(cardinality(m.namespace) = $3::float8, false)"
+        );
+        let f = sql(json!({"namespace": {"$all": ["a"]}}));
+        assert_eq!(f.sql, "coalesce(m.namespace @> $3::text[], false)");
+        for bad in [
+            json!({"tags": {"$size": -1}}),
+            json!({"tags": {"$size": 1.5}}),
+            json!({"tags": {"$size": "2"}}),
+            json!({"tags": {"$all": {"a": 1}}}),
+            json!({"content": {"$size": 1}}),
+        ] {
+            assert!(compile(&bad, &TARGET, 1).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn elem_match_tests_each_element_of_an_array() {
+        let f = sql(json!({"items": {"$elemMatch": {"name": "a", "qty": {"$gt": 2}}}}));
+        assert!(
+            f.sql
+                .starts_with("CASE WHEN jsonb_typeof((m.metadata #> $3::text[])) = 'array'"),
+            "{}",
+            f.sql
+        );
+        assert!(
+            f.sql
+                .contains("jsonb_array_elements((m.metadata #> $3::text[])) AS elem1(value)"),
+            "{}",
+            f.sql
+        );
+        assert!(f.sql.contains("elem1.value @> $4::jsonb"), "{}", f.sql);
+        assert!(
+            f.sql.contains("(elem1.value #> $5::text[]) > $6::jsonb"),
+            "{}",
+            f.sql
+        );
+        // operators on the element itself, and built-in column names are element keys inside
+        let f = sql(json!({"scores": {"$elemMatch": {"$gte": 80, "$lt": 85}}}));
+        assert!(
+            f.sql.contains("(elem1.value #> $4::text[]) >= $5::jsonb"),
+            "{}",
+            f.sql
+        );
+        assert_eq!(f.params[1], Param::TextArray(vec![]));
+        let f = sql(json!({"items": {"$elemMatch": {"importance": 1}}}));
+        assert!(!f.sql.contains("m.importance"), "{}", f.sql);
+        // document paths inside are paths, not operators on the element
+        let prefixed = sql(json!({"items": {"$elemMatch": {"$.name": "a", "$.qty": {"$gt": 2}}}}));
+        let plain = sql(json!({"items": {"$elemMatch": {"name": "a", "qty": {"$gt": 2}}}}));
+        assert_eq!(prefixed, plain);
+        // nested: each level has its own alias
+        let f = sql(json!({"a": {"$elemMatch": {"b": {"$elemMatch": {"c": 1}}}}}));
+        assert!(
+            f.sql.contains("elem1.value #> ") && f.sql.contains("AS elem2(value)"),
+            "{}",
+            f.sql
+        );
+        assert!(f.sql.contains("elem2.value @> "), "{}", f.sql);
+        for bad in [
+            json!({"a": {"$elemMatch": {}}}),
+            json!({"a": {"$elemMatch": 5}}),
+            json!({"namespace": {"$elemMatch": {"x": 1}}}),
+        ] {
+            assert!(compile(&bad, &TARGET, 1).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn regex_is_bounded_and_bound() {
+        let f = sql(json!({"name": {"$regex": "^a'; DROP TABLE x; --"}}));
+        assert!(
+            f.sql.contains("(m.metadata #>> $3::text[]) ~ $4"),
+            "{}",
+            f.sql
+        );
+        assert!(!f.sql.contains("DROP"), "{}", f.sql);
+        let f = sql(json!({"name": {"$regex": "^a", "$options": "i"}}));
+        assert!(f.sql.contains(" ~* $4"), "{}", f.sql);
+        let f = sql(json!({"content": {"$regex": "x"}}));
+        assert_eq!(f.sql, "coalesce(m.content ~ $3, false)");
+        assert!(
+            !has_back_reference("a\\\\1")
+                && has_back_reference("(a)\\2")
+                && !has_back_reference("\\d+")
+        );
+        for bad in [
+            json!({"name": {"$regex": 5}}),
+            json!({"name": {"$options": "i"}}),
+            json!({"name": {"$regex": "a", "$options": "g"}}),
+            json!({"name": {"$regex": "x".repeat(MAX_REGEX_BYTES + 1)}}),
+            json!({"importance": {"$regex": "1"}}),
+        ] {
+            assert!(compile(&bad, &TARGET, 1).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn not_on_a_field_negates_its_conditions() {
+        let f = sql(json!({"n": {"$not": {"$gt": 5}}}));
+        assert!(
+            f.sql.starts_with("NOT coalesce((coalesce(jsonb_typeof("),
+            "{}",
+            f.sql
+        );
+        let f = sql(json!({"importance": {"$not": {"$gte": 0.5}}}));
+        assert_eq!(
+            f.sql,
+            "NOT coalesce((coalesce(m.importance >= $3::real, false)), false)"
+        );
+        for bad in [
+            json!({"n": {"$not": 5}}),
+            json!({"n": {"$not": {}}}),
+            json!({"n": {"$not": {"a": 1}}}),
+        ] {
+            assert!(compile(&bad, &TARGET, 1).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn nor_holds_when_none_does() {
+        let f = sql(json!({"$nor": [{"a": 1}, {"b": 2}]}));
+        assert!(
+            f.sql.starts_with("NOT coalesce((") && f.sql.contains(" OR "),
+            "{}",
+            f.sql
+        );
+        assert!(compile(&json!({"$nor": []}), &TARGET, 1).is_err());
+        assert!(compile(&json!({"$nor": {"a": 1}}), &TARGET, 1).is_err());
+    }
+
+    #[test]
     fn not_takes_a_list_as_their_conjunction() {
         let list = sql(json!({"$not": [{"a": 1}, {"b": 2}]}));
         assert!(list.sql.starts_with("NOT coalesce(("), "{}", list.sql);
@@ -808,8 +1207,8 @@ mod tests {
                 "$exists takes true or false",
             ),
             (
-                json!({"a": {"$regex": "x"}}),
-                "at \"a\": unknown operator \"$regex\"",
+                json!({"a": {"$regex": "(a)\\1"}}),
+                "at \"a\": $regex patterns cannot hold back-references",
             ),
             (json!({"$xor": []}), "at \"$xor\": unknown logical operator"),
             (

@@ -222,3 +222,25 @@ SELECT count(*) FROM ctx.recall('{ranged}', filter => '{"n": {"$between": [2]}}'
 \echo :SQLSTATE
 SELECT count(*) FROM ctx.recall('{ranged}', filter => '{"$not": []}');
 \echo :SQLSTATE
+
+-- Mastra's operators: $all, $size, $elemMatch, $regex (bounded), $nor
+SELECT ctx.remember('{arrays}', content, metadata => m::jsonb) IS NOT NULL
+  FROM (VALUES ('a1', '{"tags": ["x", "y", "z"], "items": [{"sku": "s1", "qty": 5}, {"sku": "s2", "qty": 1}], "scores": [81, 95], "name": "Alpha"}'),
+               ('a2', '{"tags": ["x"], "items": [{"sku": "s1", "qty": 1}], "scores": [70], "name": "beta"}'),
+               ('a3', '{"tags": "x", "name": "Gamma"}')) AS t(content, m);
+SELECT string_agg(content, ',' ORDER BY content) AS all_x_y FROM ctx.recall('{arrays}', filter => '{"tags": {"$all": ["x", "y"]}}');
+SELECT string_agg(content, ',' ORDER BY content) AS all_none FROM ctx.recall('{arrays}', filter => '{"tags": {"$all": []}}');
+SELECT string_agg(content, ',' ORDER BY content) AS size_1 FROM ctx.recall('{arrays}', filter => '{"tags": {"$size": 1}}');
+SELECT string_agg(content, ',' ORDER BY content) AS s1_qty_over_2 FROM ctx.recall('{arrays}', filter => '{"items": {"$elemMatch": {"sku": "s1", "qty": {"$gt": 2}}}}');
+SELECT string_agg(content, ',' ORDER BY content) AS score_in_80s FROM ctx.recall('{arrays}', filter => '{"scores": {"$elemMatch": {"$gte": 80, "$lt": 90}}}');
+SELECT string_agg(content, ',' ORDER BY content) AS elem_of_non_array FROM ctx.recall('{arrays}', filter => '{"name": {"$elemMatch": {"$eq": "Alpha"}}}');
+SELECT string_agg(content, ',' ORDER BY content) AS name_regex FROM ctx.recall('{arrays}', filter => '{"name": {"$regex": "^[ab]", "$options": "i"}}');
+SELECT string_agg(content, ',' ORDER BY content) AS name_regex_cased FROM ctx.recall('{arrays}', filter => '{"name": {"$regex": "^[ab]"}}');
+SELECT string_agg(content, ',' ORDER BY content) AS nor FROM ctx.recall('{arrays}', filter => '{"$nor": [{"name": "Alpha"}, {"tags": {"$size": 1}}]}');
+SELECT count(*) FROM ctx.recall('{arrays}', filter => '{"name": {"$regex": "(a)\\1"}}');
+\echo :SQLSTATE
+SELECT count(*) FROM ctx.recall('{arrays}', filter => '{"name": {"$options": "i"}}');
+\echo :SQLSTATE
+SELECT count(*) FROM ctx.recall('{arrays}', filter => '{"tags": {"$size": -1}}');
+\echo :SQLSTATE
+SELECT string_agg(content, ',' ORDER BY content) AS not_size_1 FROM ctx.recall('{arrays}', filter => '{"tags": {"$not": {"$size": 1}}}');

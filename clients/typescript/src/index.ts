@@ -1,0 +1,2 @@
+export { CtxstoreVector, type CtxstoreVectorConfig } from "./vector.js";
+export { FilterError, ID_KEY, translate as translateFilter } from "./filter.js";
