@@ -319,9 +319,10 @@ SET LOCAL check_function_bodies = off;
 CREATE TABLE ctx.threads (
     tenant      text NOT NULL DEFAULT ctx.current_tenant(),
     thread_id   text NOT NULL CHECK (thread_id <> '' AND octet_length(thread_id) <= 1024),
-    context_id  uuid NOT NULL UNIQUE,
+    context_id  uuid NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant, thread_id),
+    UNIQUE (tenant, context_id),
     FOREIGN KEY (tenant, context_id) REFERENCES ctx.contexts (tenant, id) ON DELETE CASCADE
 );
 
@@ -343,7 +344,7 @@ CREATE TABLE ctx.checkpoints (
     metadata_enc  bytea,
     created_at    timestamptz NOT NULL DEFAULT now(),
     trace_id      text DEFAULT ctx.current_trace_id(),
-    PRIMARY KEY (context_id, checkpoint_ns, checkpoint_id),
+    PRIMARY KEY (tenant, context_id, checkpoint_ns, checkpoint_id),
     FOREIGN KEY (tenant, context_id) REFERENCES ctx.contexts (tenant, id) ON DELETE CASCADE
 );
 CREATE INDEX checkpoints_run_idx ON ctx.checkpoints (tenant, run_id) WHERE run_id IS NOT NULL;
@@ -365,7 +366,7 @@ CREATE TABLE ctx.checkpoint_blobs (
     -- the client serializer's type tag ('empty': the channel had no value)
     type          text NOT NULL,
     blob          bytea,  -- lz4 + AES-256-GCM in an encrypted context
-    PRIMARY KEY (context_id, checkpoint_ns, channel, version),
+    PRIMARY KEY (tenant, context_id, checkpoint_ns, channel, version),
     FOREIGN KEY (tenant, context_id) REFERENCES ctx.contexts (tenant, id) ON DELETE CASCADE
 );
 
@@ -382,7 +383,7 @@ CREATE TABLE ctx.checkpoint_writes (
     type          text NOT NULL,
     blob          bytea NOT NULL,  -- lz4 + AES-256-GCM in an encrypted context
     created_at    timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (context_id, checkpoint_ns, checkpoint_id, task_id, idx),
+    PRIMARY KEY (tenant, context_id, checkpoint_ns, checkpoint_id, task_id, idx),
     FOREIGN KEY (tenant, context_id) REFERENCES ctx.contexts (tenant, id) ON DELETE CASCADE
 );
 
@@ -475,8 +476,8 @@ BEGIN
         RAISE EXCEPTION 'channels, versions and types must not contain NULL' USING ERRCODE = '22004';
     END IF;
     cid := ctx.thread_context(checkpoint_put.thread_id);
-    SELECT c.encrypted INTO sealed FROM ctx.contexts c WHERE c.id = cid;
-    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || cid::text, 0));
+    SELECT c.encrypted INTO sealed FROM ctx.contexts c WHERE c.tenant = ctx.current_tenant() AND c.id = cid;
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || cid::text || chr(31) || ctx.current_tenant(), 0));
 
     INSERT INTO ctx.checkpoint_blobs AS b (context_id, checkpoint_ns, channel, version, type, blob)
     SELECT cid, ns, v.channel, v.version, v.type,
@@ -528,9 +529,9 @@ BEGIN
         RAISE EXCEPTION 'idxs, channels, types and blobs must not contain NULL' USING ERRCODE = '22004';
     END IF;
     cid := ctx.thread_context(checkpoint_put_writes.thread_id);
-    SELECT c.encrypted INTO sealed FROM ctx.contexts c WHERE c.id = cid;
+    SELECT c.encrypted INTO sealed FROM ctx.contexts c WHERE c.tenant = ctx.current_tenant() AND c.id = cid;
     -- (garbage collection waits for these writes, as for a put)
-    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || cid::text, 0));
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || cid::text || chr(31) || ctx.current_tenant(), 0));
     INSERT INTO ctx.checkpoint_writes AS w (context_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
     SELECT cid, ns, checkpoint_put_writes.checkpoint_id, checkpoint_put_writes.task_id,
            coalesce(checkpoint_put_writes.task_path, ''), v.idx, v.channel, v.type,
@@ -566,7 +567,7 @@ LANGUAGE sql STABLE AS $body$
               FROM jsonb_each_text(checkpoint_payload.channel_versions) AS v(channel, version)
               -- (LIMIT 1 keeps this a probe of the primary key per channel, never a scan of the thread's values)
              CROSS JOIN LATERAL (SELECT b1.type, b1.blob FROM ctx.checkpoint_blobs b1
-                                  WHERE b1.context_id = checkpoint_payload.context_id
+                                  WHERE b1.tenant = ctx.current_tenant() AND b1.context_id = checkpoint_payload.context_id
                                     AND b1.checkpoint_ns = checkpoint_payload.checkpoint_ns
                                     AND b1.channel = v.channel AND b1.version = v.version LIMIT 1) bl) b,
            (SELECT array_agg(wr.task_id ORDER BY wr.task_path, wr.task_id, wr.idx) AS task_ids,
@@ -578,7 +579,8 @@ LANGUAGE sql STABLE AS $body$
                                                      wr.task_id, wr.idx::text)
                                   ELSE wr.blob END ORDER BY wr.task_path, wr.task_id, wr.idx) AS blobs
               FROM ctx.checkpoint_writes wr
-             WHERE wr.context_id = checkpoint_payload.context_id AND wr.checkpoint_ns = checkpoint_payload.checkpoint_ns
+             WHERE wr.tenant = ctx.current_tenant() AND wr.context_id = checkpoint_payload.context_id
+               AND wr.checkpoint_ns = checkpoint_payload.checkpoint_ns
                AND wr.checkpoint_id = checkpoint_payload.checkpoint_id) w
 $body$;
 
@@ -601,9 +603,9 @@ LANGUAGE sql STABLE AS $body$
       FROM (SELECT t.thread_id, x.encrypted, cp.context_id, cp.checkpoint_ns, cp.checkpoint_id,
                    cp.parent_checkpoint_id, cp.checkpoint, cp.metadata, cp.metadata_enc, cp.created_at
               FROM ctx.checkpoints cp
-              JOIN ctx.threads t ON t.context_id = cp.context_id
-              JOIN ctx.contexts x ON x.id = cp.context_id
-             WHERE t.tenant = ctx.current_tenant()
+              JOIN ctx.threads t ON t.tenant = cp.tenant AND t.context_id = cp.context_id
+              JOIN ctx.contexts x ON x.tenant = cp.tenant AND x.id = cp.context_id
+             WHERE cp.tenant = ctx.current_tenant()
                -- (one thread: its context id as a constant, so the newest come first off the index)
                AND (checkpoint_list.thread_id IS NULL
                     OR cp.context_id = (SELECT t1.context_id FROM ctx.threads t1
@@ -638,16 +640,18 @@ LANGUAGE sql STABLE AS $body$
            p.channels, p.types, p.blobs, p.write_task_ids, p.write_channels, p.write_types, p.write_blobs,
            cp.created_at
       FROM ctx.threads t
-      JOIN ctx.contexts x ON x.id = t.context_id
+      JOIN ctx.contexts x ON x.tenant = t.tenant AND x.id = t.context_id
      CROSS JOIN LATERAL (
            -- (one branch runs: "checkpoint_id IS NULL" is decided once per call, even in a generic plan)
            (SELECT * FROM ctx.checkpoints c
              WHERE checkpoint_get.checkpoint_id IS NULL
-               AND c.context_id = t.context_id AND c.checkpoint_ns = coalesce(checkpoint_get.checkpoint_ns, '')
+               AND c.tenant = t.tenant AND c.context_id = t.context_id
+               AND c.checkpoint_ns = coalesce(checkpoint_get.checkpoint_ns, '')
              ORDER BY c.checkpoint_id DESC LIMIT 1)
            UNION ALL
            (SELECT * FROM ctx.checkpoints c
-             WHERE c.context_id = t.context_id AND c.checkpoint_ns = coalesce(checkpoint_get.checkpoint_ns, '')
+             WHERE c.tenant = t.tenant AND c.context_id = t.context_id
+               AND c.checkpoint_ns = coalesce(checkpoint_get.checkpoint_ns, '')
                AND c.checkpoint_id = checkpoint_get.checkpoint_id)) cp
      CROSS JOIN LATERAL ctx.checkpoint_payload(cp.context_id, cp.checkpoint_ns, cp.checkpoint_id,
                                                cp.checkpoint->'channel_versions', x.encrypted) p
@@ -665,19 +669,19 @@ BEGIN
     IF checkpoint_collect_garbage.context_ids IS NULL THEN
         RAISE EXCEPTION 'context_ids must not be NULL' USING ERRCODE = '22004';
     END IF;
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text, 0))
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text || chr(31) || ctx.current_tenant(), 0))
        FROM unnest(checkpoint_collect_garbage.context_ids) AS id ORDER BY id;
     DELETE FROM ctx.checkpoint_writes w
      WHERE w.context_id = ANY (checkpoint_collect_garbage.context_ids) AND w.tenant = ctx.current_tenant()
        AND NOT EXISTS (SELECT 1 FROM ctx.checkpoints c
-                        WHERE c.context_id = w.context_id AND c.checkpoint_ns = w.checkpoint_ns
+                        WHERE c.tenant = w.tenant AND c.context_id = w.context_id AND c.checkpoint_ns = w.checkpoint_ns
                           AND c.checkpoint_id = w.checkpoint_id);
     GET DIAGNOSTICS n = ROW_COUNT;
     total := total + n;
     DELETE FROM ctx.checkpoint_blobs b
      WHERE b.context_id = ANY (checkpoint_collect_garbage.context_ids) AND b.tenant = ctx.current_tenant()
        AND NOT EXISTS (SELECT 1 FROM ctx.checkpoints c
-                        WHERE c.context_id = b.context_id AND c.checkpoint_ns = b.checkpoint_ns
+                        WHERE c.tenant = b.tenant AND c.context_id = b.context_id AND c.checkpoint_ns = b.checkpoint_ns
                           AND c.checkpoint->'channel_versions'->>b.channel = b.version);
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN total + n;
@@ -699,13 +703,13 @@ BEGIN
     END IF;
     SELECT coalesce(array_agg(t.context_id), '{}') INTO cids FROM ctx.threads t
      WHERE t.tenant = ctx.current_tenant() AND t.thread_id = ANY (checkpoint_prune.thread_ids);
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text, 0))
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text || chr(31) || ctx.current_tenant(), 0))
        FROM unnest(cids) AS id ORDER BY id;
     DELETE FROM ctx.checkpoints c
      USING (SELECT r.context_id, r.checkpoint_ns, r.checkpoint_id,
                    row_number() OVER (PARTITION BY r.context_id, r.checkpoint_ns ORDER BY r.checkpoint_id DESC) AS rank
-              FROM ctx.checkpoints r WHERE r.context_id = ANY (cids)) ranked
-     WHERE c.context_id = ranked.context_id AND c.checkpoint_ns = ranked.checkpoint_ns
+              FROM ctx.checkpoints r WHERE r.tenant = ctx.current_tenant() AND r.context_id = ANY (cids)) ranked
+     WHERE c.tenant = ctx.current_tenant() AND c.context_id = ranked.context_id AND c.checkpoint_ns = ranked.checkpoint_ns
        AND c.checkpoint_id = ranked.checkpoint_id AND ranked.rank > checkpoint_prune.keep_latest;
     GET DIAGNOSTICS deleted = ROW_COUNT;
     PERFORM ctx.checkpoint_collect_garbage(cids);
@@ -737,9 +741,10 @@ BEGIN
     END IF;
     SELECT coalesce(array_agg(DISTINCT c.context_id), '{}') INTO cids FROM ctx.checkpoints c
      WHERE c.tenant = ctx.current_tenant() AND c.run_id = ANY (keys);
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text, 0))
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text || chr(31) || ctx.current_tenant(), 0))
        FROM unnest(cids) AS id ORDER BY id;
-    DELETE FROM ctx.checkpoints c WHERE c.context_id = ANY (cids) AND c.run_id = ANY (keys);
+    DELETE FROM ctx.checkpoints c
+     WHERE c.tenant = ctx.current_tenant() AND c.context_id = ANY (cids) AND c.run_id = ANY (keys);
     GET DIAGNOSTICS deleted = ROW_COUNT;
     PERFORM ctx.checkpoint_collect_garbage(cids);
     RETURN deleted;
@@ -776,12 +781,12 @@ BEGIN
         dst := ctx.thread_context(target_thread_id, create_missing => false);
         IF dst IS NULL THEN
             dst := ctx.fork(src);
-            UPDATE ctx.contexts SET name = target_thread_id WHERE id = dst;
+            UPDATE ctx.contexts SET name = target_thread_id WHERE tenant = ctx.current_tenant() AND id = dst;
             INSERT INTO ctx.threads (thread_id, context_id) VALUES (target_thread_id, dst);
         END IF;
     END IF;
-    SELECT encrypted INTO src_sealed FROM ctx.contexts WHERE id = src;
-    SELECT encrypted INTO dst_sealed FROM ctx.contexts WHERE id = dst;
+    SELECT encrypted INTO src_sealed FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = src;
+    SELECT encrypted INTO dst_sealed FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = dst;
     IF src_sealed AND NOT dst_sealed THEN
         RAISE EXCEPTION 'cannot copy encrypted thread "%" into unencrypted thread "%"', source_thread_id, target_thread_id
             USING ERRCODE = '55000', HINT = 'copy into a new thread id: it becomes an encrypted fork';
@@ -791,11 +796,11 @@ BEGIN
     -- (both locks in context id order: two copies in opposite directions cannot deadlock; a
     -- transaction that put into the source before copying it waits for other such transactions)
     IF src < dst THEN
-        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || src::text, 0));
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || src::text || chr(31) || ctx.current_tenant(), 0));
     END IF;
-    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || dst::text, 0));
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || dst::text || chr(31) || ctx.current_tenant(), 0));
     IF src > dst THEN
-        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || src::text, 0));
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || src::text || chr(31) || ctx.current_tenant(), 0));
     END IF;
 
     INSERT INTO ctx.checkpoint_blobs (context_id, checkpoint_ns, channel, version, type, blob)
@@ -806,7 +811,7 @@ BEGIN
      CROSS JOIN LATERAL (SELECT CASE WHEN src_sealed AND b.blob IS NOT NULL
                                      THEN ctx.context_unseal(src, b.blob, 'checkpoint_blobs', b.checkpoint_ns, b.channel, b.version)
                                      ELSE b.blob END AS blob) plain
-     WHERE b.context_id = src
+     WHERE b.tenant = ctx.current_tenant() AND b.context_id = src
     ON CONFLICT ON CONSTRAINT checkpoint_blobs_pkey DO NOTHING;
 
     INSERT INTO ctx.checkpoints (context_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id,
@@ -824,7 +829,7 @@ BEGIN
                                      ELSE convert_from(ctx.context_unseal(src, c.metadata_enc,
                                               'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id), 'UTF8')::jsonb
                                 END AS metadata) plain
-     WHERE c.context_id = src
+     WHERE c.tenant = ctx.current_tenant() AND c.context_id = src
     ON CONFLICT ON CONSTRAINT checkpoints_pkey DO NOTHING;
     GET DIAGNOSTICS copied = ROW_COUNT;
 
@@ -839,7 +844,7 @@ BEGIN
                                      THEN ctx.context_unseal(src, w.blob, 'checkpoint_writes', w.checkpoint_ns,
                                                              w.checkpoint_id, w.task_id, w.idx::text)
                                      ELSE w.blob END AS blob) plain
-     WHERE w.context_id = src
+     WHERE w.tenant = ctx.current_tenant() AND w.context_id = src
     ON CONFLICT ON CONSTRAINT checkpoint_writes_pkey DO NOTHING;
     RETURN copied;
 END
@@ -1003,24 +1008,99 @@ SELECT c.id AS context_id,
        c.parent_id,
        c.encrypted,
        -- live messages (tombstones are counted in deleted)
-       count(m.seq) FILTER (WHERE NOT m.deleted) AS messages,
-       count(m.seq) FILTER (WHERE m.content_lz4 IS NOT NULL) AS archived,
+       m.messages,
+       m.archived,
        -- hidden from every read by the retention policy, not yet swept
-       count(m.seq) FILTER (WHERE m.seq <= c.last_seq - c.retain_max_messages
-                               OR m.written_at < now() - c.retain_max_age) AS expired,
-       coalesce(sum(m.tokens), 0)::bigint AS tokens,
-       coalesce(sum(pg_column_size(m.*)), 0)::bigint AS bytes,
+       m.expired,
+       m.tokens,
+       m.bytes,
        (SELECT count(*) FROM ctx.summaries s WHERE s.tenant = c.tenant AND s.context_id = c.id) AS summaries,
-       greatest(c.updated_at, max(m.written_at)) AS last_activity,
+       greatest(c.updated_at, m.last_written) AS last_activity,
        c.retain_max_age,
        c.retain_max_messages,
        c.compact_older_than,
-       count(m.seq) FILTER (WHERE m.deleted) AS deleted,
+       m.deleted,
        -- earlier revisions of edited or deleted messages (ctx.history shows them)
        (SELECT count(*) FROM ctx.message_revisions r WHERE r.tenant = c.tenant AND r.context_id = c.id) AS revisions
   FROM ctx.contexts c
-  LEFT JOIN ctx.messages m ON m.tenant = c.tenant AND m.context_id = c.id
- GROUP BY c.id;
+  -- (an aggregate per context, not a GROUP BY: the view depends on no key of ctx.contexts)
+ CROSS JOIN LATERAL (
+       SELECT count(*) FILTER (WHERE NOT x.deleted) AS messages,
+              count(*) FILTER (WHERE x.content_lz4 IS NOT NULL) AS archived,
+              count(*) FILTER (WHERE x.seq <= c.last_seq - c.retain_max_messages
+                                  OR x.written_at < now() - c.retain_max_age) AS expired,
+              coalesce(sum(x.tokens), 0)::bigint AS tokens,
+              coalesce(sum(pg_column_size(x.*)), 0)::bigint AS bytes,
+              max(x.written_at) AS last_written,
+              count(*) FILTER (WHERE x.deleted) AS deleted
+         FROM ctx.messages x
+        WHERE x.tenant = c.tenant AND x.context_id = c.id) m;
+
+-- A context's key leads with its tenant: ids are unique per tenant, so another tenant's row can
+-- never collide with (or reveal) one. The foreign keys to it are re-created on the new key.
+DO $$
+DECLARE
+    tables text[];
+    names text[];
+    defs text[];
+BEGIN
+    SELECT array_agg(f.conrelid::regclass::text ORDER BY f.oid), array_agg(f.conname::text ORDER BY f.oid),
+           array_agg(pg_catalog.pg_get_constraintdef(f.oid) ORDER BY f.oid)
+      INTO tables, names, defs
+      FROM pg_catalog.pg_constraint f
+     WHERE f.contype = 'f' AND f.confrelid = 'ctx.contexts'::regclass;
+    FOR i IN 1 .. coalesce(cardinality(tables), 0) LOOP
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', tables[i], names[i]);
+    END LOOP;
+    ALTER TABLE ctx.contexts DROP CONSTRAINT contexts_pkey, DROP CONSTRAINT contexts_tenant_id_key;
+    ALTER TABLE ctx.contexts ADD PRIMARY KEY (tenant, id);
+    FOR i IN 1 .. coalesce(cardinality(tables), 0) LOOP
+        EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', tables[i], names[i], defs[i]);
+    END LOOP;
+END $$;
+DROP INDEX ctx.contexts_parent_idx;
+CREATE INDEX contexts_parent_idx ON ctx.contexts (tenant, parent_id) WHERE parent_id IS NOT NULL;
+
+-- (a context is found within the caller's tenant)
+CREATE OR REPLACE FUNCTION ctx.set_retention(
+    context_id uuid,
+    max_age interval DEFAULT NULL,
+    max_messages integer DEFAULT NULL,
+    compact_older_than interval DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql AS $body$
+BEGIN
+    IF set_retention.context_id IS NULL THEN
+        RAISE EXCEPTION 'context_id must not be NULL'
+            USING ERRCODE = '22004', HINT = 'pass the id ctx.create_context() returned';
+    END IF;
+    IF set_retention.max_age <= interval '0' OR set_retention.max_age > interval '1000 years' THEN
+        RAISE EXCEPTION 'max_age must be a positive interval of at most 1000 years, got %', set_retention.max_age
+            USING ERRCODE = '22023', HINT = 'e.g. interval ''30 days''; NULL keeps messages of any age';
+    END IF;
+    IF set_retention.max_messages < 1 THEN
+        RAISE EXCEPTION 'max_messages must be at least 1, got %', set_retention.max_messages
+            USING ERRCODE = '22023', HINT = 'NULL keeps any number of messages; ctx.delete_context removes them all';
+    END IF;
+    IF set_retention.compact_older_than <= interval '0' OR set_retention.compact_older_than > interval '1000 years' THEN
+        RAISE EXCEPTION 'compact_older_than must be a positive interval of at most 1000 years, got %', set_retention.compact_older_than
+            USING ERRCODE = '22023', HINT = 'e.g. interval ''1 day''; NULL leaves messages uncompressed';
+    END IF;
+    -- FOR UPDATE waits for sweeps working on this context (they hold KEY SHARE) and makes
+    -- later ones skip it until this commits: no sweep deletes under a policy being replaced.
+    -- Appends take a weaker lock and do not conflict with sweeps.
+    PERFORM 1 FROM ctx.contexts c
+     WHERE c.tenant = ctx.current_tenant() AND c.id = set_retention.context_id FOR UPDATE;
+    UPDATE ctx.contexts c
+       SET retain_max_age = set_retention.max_age,
+           retain_max_messages = set_retention.max_messages,
+           compact_older_than = set_retention.compact_older_than
+     WHERE c.tenant = ctx.current_tenant() AND c.id = set_retention.context_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'context "%" does not exist', set_retention.context_id
+            USING ERRCODE = '42704', HINT = 'create it with ctx.create_context(), or check the id (it may have been deleted)';
+    END IF;
+END
+$body$;
 
 -- The message reads return ctx.message rows; ctx.append takes a message id and a timestamp.
 DROP FUNCTION ctx.messages(uuid, bigint, integer);

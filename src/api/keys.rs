@@ -110,7 +110,7 @@ fn shred(context_id: Option<Uuid>, cascade: default!(Option<bool>, false)) -> i6
     let cascade = cascade.unwrap_or(false);
     Spi::connect_mut(|client| -> CtxResult<i64> {
         let encrypted: Option<bool> = crate::plans::first_value(client.update(
-            "SELECT encrypted FROM ctx.contexts WHERE id = $1 FOR UPDATE",
+            "SELECT encrypted FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = $1 FOR UPDATE",
             Some(1),
             &[context_id.into()],
         )?)?;
@@ -127,7 +127,7 @@ fn shred(context_id: Option<Uuid>, cascade: default!(Option<bool>, false)) -> i6
         }
         let forks: Vec<Uuid> = client
             .select(
-                "SELECT id FROM ctx.contexts WHERE ancestors @> ARRAY[$1]",
+                "SELECT id FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND ancestors @> ARRAY[$1]",
                 None,
                 &[context_id.into()],
             )?

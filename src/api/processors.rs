@@ -278,7 +278,8 @@ fn configure_context_processors(context_id: Option<Uuid>, config: Option<JsonArg
     Config::check(&config, Level::Context).or_raise();
     Spi::connect_mut(|client| -> CtxResult<JsonB> {
         let table = client.update(
-            "UPDATE ctx.contexts SET processors = $2, updated_at = now() WHERE id = $1 RETURNING 1",
+            "UPDATE ctx.contexts SET processors = $2, updated_at = now()
+              WHERE tenant = ctx.current_tenant() AND id = $1 RETURNING 1",
             Some(1),
             &[context_id.into(), JsonB(config).into()],
         )?;
@@ -300,7 +301,7 @@ fn processor_config(context_id: Option<Uuid>) -> JsonB {
 
 fn effective_for_context(client: &SpiClient<'_>, context_id: Uuid) -> CtxResult<JsonB> {
     let row: Option<JsonB> = crate::plans::first_value(client.select(
-        "SELECT processors FROM ctx.contexts WHERE id = $1",
+        "SELECT processors FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = $1",
         Some(1),
         &[context_id.into()],
     )?)?;
@@ -312,7 +313,8 @@ fn effective_for_context(client: &SpiClient<'_>, context_id: Uuid) -> CtxResult<
         .select(
             "SELECT r.name
                FROM (SELECT DISTINCT ON (p.name) p.fn, p.name, p.enabled FROM ctx.processor_registry p
-                      WHERE p.tenant IS NULL OR p.tenant = (SELECT c.tenant FROM ctx.contexts c WHERE c.id = $1)
+                      WHERE p.tenant IS NULL OR p.tenant = (SELECT c.tenant FROM ctx.contexts c
+                                                                  WHERE c.tenant = ctx.current_tenant() AND c.id = $1)
                       ORDER BY p.name, (p.tenant IS NULL AND p.fn IS NOT NULL) DESC, p.tenant NULLS LAST) r
               WHERE r.fn IS NULL AND NOT r.enabled",
             None,

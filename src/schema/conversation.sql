@@ -44,7 +44,7 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
 $$;
 
 CREATE TABLE ctx.contexts (
-    id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    id          uuid NOT NULL DEFAULT gen_random_uuid(),
     tenant      text NOT NULL DEFAULT ctx.current_tenant(),
     name        text,
     -- the user or agent it belongs to in the application: frameworks list threads by it
@@ -78,12 +78,13 @@ CREATE TABLE ctx.contexts (
     updated_at  timestamptz NOT NULL DEFAULT now(),
     CHECK (cardinality(ancestors) = cardinality(bounds)),
     CHECK ((parent_id IS NULL) = (cardinality(ancestors) = 0)),
-    -- references carry the tenant: a row of one tenant can never point at another's context
-    -- (foreign keys are checked without row-level security)
-    UNIQUE (tenant, id),
+    -- the key leads with the tenant: an id is unique within its tenant, so no row of another
+    -- tenant can collide with (or confirm) it; references carry the tenant too, so a row of
+    -- one tenant can never point at another's context (foreign keys ignore row-level security)
+    PRIMARY KEY (tenant, id),
     FOREIGN KEY (tenant, parent_id) REFERENCES ctx.contexts (tenant, id)
 );
-CREATE INDEX contexts_parent_idx ON ctx.contexts (parent_id) WHERE parent_id IS NOT NULL;
+CREATE INDEX contexts_parent_idx ON ctx.contexts (tenant, parent_id) WHERE parent_id IS NOT NULL;
 -- a resource's contexts (not ordered by updated_at: every append updates it, and an index on it
 -- would cost appends their HOT update; a list sorts one resource's contexts)
 CREATE INDEX contexts_resource_idx ON ctx.contexts (tenant, resource) WHERE resource IS NOT NULL;

@@ -8,24 +8,33 @@ SELECT c.id AS context_id,
        c.parent_id,
        c.encrypted,
        -- live messages (tombstones are counted in deleted)
-       count(m.seq) FILTER (WHERE NOT m.deleted) AS messages,
-       count(m.seq) FILTER (WHERE m.content_lz4 IS NOT NULL) AS archived,
+       m.messages,
+       m.archived,
        -- hidden from every read by the retention policy, not yet swept
-       count(m.seq) FILTER (WHERE m.seq <= c.last_seq - c.retain_max_messages
-                               OR m.written_at < now() - c.retain_max_age) AS expired,
-       coalesce(sum(m.tokens), 0)::bigint AS tokens,
-       coalesce(sum(pg_column_size(m.*)), 0)::bigint AS bytes,
+       m.expired,
+       m.tokens,
+       m.bytes,
        (SELECT count(*) FROM ctx.summaries s WHERE s.tenant = c.tenant AND s.context_id = c.id) AS summaries,
-       greatest(c.updated_at, max(m.written_at)) AS last_activity,
+       greatest(c.updated_at, m.last_written) AS last_activity,
        c.retain_max_age,
        c.retain_max_messages,
        c.compact_older_than,
-       count(m.seq) FILTER (WHERE m.deleted) AS deleted,
+       m.deleted,
        -- earlier revisions of edited or deleted messages (ctx.history shows them)
        (SELECT count(*) FROM ctx.message_revisions r WHERE r.tenant = c.tenant AND r.context_id = c.id) AS revisions
   FROM ctx.contexts c
-  LEFT JOIN ctx.messages m ON m.tenant = c.tenant AND m.context_id = c.id
- GROUP BY c.id;
+  -- (an aggregate per context, not a GROUP BY: the view depends on no key of ctx.contexts)
+ CROSS JOIN LATERAL (
+       SELECT count(*) FILTER (WHERE NOT x.deleted) AS messages,
+              count(*) FILTER (WHERE x.content_lz4 IS NOT NULL) AS archived,
+              count(*) FILTER (WHERE x.seq <= c.last_seq - c.retain_max_messages
+                                  OR x.written_at < now() - c.retain_max_age) AS expired,
+              coalesce(sum(x.tokens), 0)::bigint AS tokens,
+              coalesce(sum(pg_column_size(x.*)), 0)::bigint AS bytes,
+              max(x.written_at) AS last_written,
+              count(*) FILTER (WHERE x.deleted) AS deleted
+         FROM ctx.messages x
+        WHERE x.tenant = c.tenant AND x.context_id = c.id) m;
 
 CREATE VIEW ctx.namespace_stats WITH (security_invoker = true) AS
 SELECT 'memories'::text AS store,

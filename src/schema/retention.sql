@@ -32,12 +32,13 @@ BEGIN
     -- FOR UPDATE waits for sweeps working on this context (they hold KEY SHARE) and makes
     -- later ones skip it until this commits: no sweep deletes under a policy being replaced.
     -- Appends take a weaker lock and do not conflict with sweeps.
-    PERFORM 1 FROM ctx.contexts c WHERE c.id = set_retention.context_id FOR UPDATE;
+    PERFORM 1 FROM ctx.contexts c
+     WHERE c.tenant = ctx.current_tenant() AND c.id = set_retention.context_id FOR UPDATE;
     UPDATE ctx.contexts c
        SET retain_max_age = set_retention.max_age,
            retain_max_messages = set_retention.max_messages,
            compact_older_than = set_retention.compact_older_than
-     WHERE c.id = set_retention.context_id;
+     WHERE c.tenant = ctx.current_tenant() AND c.id = set_retention.context_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'context "%" does not exist', set_retention.context_id
             USING ERRCODE = '42704', HINT = 'create it with ctx.create_context(), or check the id (it may have been deleted)';

@@ -23,14 +23,18 @@ pub(crate) fn delete_rows(
     // outlive them (their source_context becomes NULL).
     static DELETE: Statement = Statement {
         sql: "WITH gone AS (
-                  DELETE FROM ctx.contexts WHERE id = $1 OR ($2 AND ancestors @> ARRAY[$1]) RETURNING id),
+                  DELETE FROM ctx.contexts
+                   WHERE tenant = ctx.current_tenant() AND (id = $1 OR ($2 AND ancestors @> ARRAY[$1]))
+               RETURNING tenant, id),
               forgotten AS (
-                  DELETE FROM ctx.memories WHERE $3 AND source_context IN (SELECT id FROM gone)),
+                  DELETE FROM ctx.memories m USING gone g
+                   WHERE $3 AND m.tenant = g.tenant AND m.source_context = g.id),
               working AS (
-                  DELETE FROM ctx.state WHERE ns_key = $4 AND key IN (SELECT id::text FROM gone)),
+                  DELETE FROM ctx.state s USING gone g
+                   WHERE s.tenant = g.tenant AND s.ns_key = $4 AND s.key = g.id::text),
               unkeyed AS (
-                  DELETE FROM ctx.data_keys
-                   WHERE scope IN (SELECT 'context:' || id FROM gone) AND wrapped IS NOT NULL)
+                  DELETE FROM ctx.data_keys k USING gone g
+                   WHERE k.tenant = g.tenant AND k.scope = 'context:' || g.id AND k.wrapped IS NOT NULL)
               SELECT count(*) FROM gone",
         args: &[UUIDOID, BOOLOID, BOOLOID, TEXTOID],
         writes: true,

@@ -128,7 +128,7 @@ macro_rules! view_query {
                                    max(coalesce(p.last_seq - p.retain_max_messages, 0)) OVER w AS after,
                                    max(coalesce(statement_timestamp() - p.retain_max_age, '-infinity')) OVER w AS since
                               FROM unnest(c.id || c.ancestors) WITH ORDINALITY AS a(id, ord)
-                              LEFT JOIN ctx.contexts p ON p.id = a.id
+                              LEFT JOIN ctx.contexts p ON p.tenant = c.tenant AND p.id = a.id
                              WHERE cardinality(c.ancestors) > 0
                             WINDOW w AS (ORDER BY a.ord ROWS UNBOUNDED PRECEDING)) x
                     HAVING count(*) > 0) r
@@ -136,7 +136,7 @@ macro_rules! view_query {
                     SELECT through_seq, content, content_enc, metadata, tokens, created_at, version
                       FROM ctx.summaries
                      WHERE tenant = c.tenant AND context_id = c.id ORDER BY version DESC LIMIT 1) s ON true
-              WHERE c.id = $1 ",
+              WHERE c.tenant = ctx.current_tenant() AND c.id = $1 ",
             $($tail)?
         )
     };
@@ -260,7 +260,37 @@ pub(crate) fn missing_context(client: &SpiClient<'_>, id: Uuid) -> CtxError {
             format!("context \"{id}\" was shredded: its data can never be read again"),
         )
         .with_detail(format!("its data key was destroyed at {at}")),
-        None => unknown_context(id),
+        None => match tenant_elsewhere(client, id) {
+            // (only a role that bypasses row-level security sees other tenants' contexts)
+            Some(owner) => unknown_context(id).with_hint(format!(
+                "contexts are found within the current tenant ({}); this one belongs to tenant {owner:?}: SET ctxstore.tenant to act on it",
+                current_tenant_label(client)
+            )),
+            None => unknown_context(id),
+        },
+    }
+}
+
+/// The tenant of another tenant's context with this id, if the caller can see one.
+fn tenant_elsewhere(client: &SpiClient<'_>, id: Uuid) -> Option<String> {
+    client
+        .select(
+            "SELECT tenant FROM ctx.contexts WHERE id = $1 AND tenant <> ctx.current_tenant() ORDER BY tenant LIMIT 1",
+            Some(1),
+            &[id.into()],
+        )
+        .ok()
+        .and_then(|t| crate::plans::first_value(t).ok().flatten())
+}
+
+fn current_tenant_label(client: &SpiClient<'_>) -> String {
+    let tenant: Option<String> = client
+        .select("SELECT ctx.current_tenant()", Some(1), &[])
+        .ok()
+        .and_then(|t| crate::plans::first_value(t).ok().flatten());
+    match tenant.as_deref() {
+        None | Some("") => "none".to_string(),
+        Some(t) => format!("{t:?}"),
     }
 }
 

@@ -36,7 +36,7 @@ pub(crate) fn sealing_scope(
     if at.ns_key == working_memory_key() {
         static ENCRYPTED: Statement = Statement {
             sql: "SELECT id FROM ctx.contexts
-                   WHERE encrypted AND id = CASE WHEN $1 ~ '^[0-9a-f-]{36}$' THEN $1::uuid END",
+                   WHERE tenant = ctx.current_tenant() AND encrypted AND id = CASE WHEN $1 ~ '^[0-9a-f-]{36}$' THEN $1::uuid END",
             args: &[TEXTOID],
             writes: false,
         };
@@ -188,7 +188,7 @@ pub(crate) fn working_memory_address(
     context_id: Uuid,
 ) -> CtxResult<Address> {
     static EXISTS: Statement = Statement {
-        sql: "SELECT true FROM ctx.contexts WHERE id = $1",
+        sql: "SELECT true FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = $1",
         args: &[UUIDOID],
         writes: false,
     };

@@ -119,23 +119,61 @@ SELECT version, content FROM ctx.memories WHERE id = :'am' ORDER BY version;
 RESET ROLE;
 RESET ctxstore.tenant;
 DELETE FROM ctx.memories WHERE tenant = 'globex';
+-- The same for a context, its thread and its checkpoint keys: globex writes directly under
+-- acme's context id (no unique violation, which would confirm the id), and acme's context,
+-- thread and checkpoints read and change as before.
+SET ROLE "Globex.App";
+SELECT pg_temp.try(format($q$INSERT INTO ctx.contexts (id, name, encoding) VALUES (%L, 'squat', 'o200k_base')$q$, :'a')) AS squat_context;
+SELECT pg_temp.try(format($q$INSERT INTO ctx.threads (thread_id, context_id) VALUES ('squat-thread', %L)$q$, :'a')) AS squat_thread;
+SELECT pg_temp.try(format($q$INSERT INTO ctx.checkpoints (context_id, checkpoint_ns, checkpoint_id, checkpoint)
+                              SELECT %L, '', '0001', '{}'$q$, :'a')) AS squat_checkpoint;
+SELECT pg_temp.try(format($q$INSERT INTO ctx.checkpoint_blobs (context_id, channel, version, type, blob)
+                              VALUES (%L, 'c', '1', 'json', '"squat"')$q$, :'a')) AS squat_blob;
+SELECT name FROM ctx.contexts WHERE id = :'a';
+RESET ROLE;
+RESET ctxstore.tenant;
+SET ROLE "Acme-App";
+SELECT ctx.append(:'a', 'user', 'acme-secret plan 2') AS acme_appends;
+SELECT content FROM ctx.messages(:'a') ORDER BY seq;
+SELECT checkpoint_id, convert_from(blobs[1], 'UTF8') AS blob FROM ctx.checkpoint_get('acme-thread');
+SELECT ctx.checkpoint_put('acme-thread', '', '{"id": "0001", "channel_versions": {"c": "1"}}',
+                          '{"run_id": "acme-run"}', NULL, '{c}', '{1}', '{json}', ARRAY['"acme-secret blob"'::bytea]);
+SELECT name, count(*) FROM ctx.contexts WHERE id = :'a' GROUP BY name;
+RESET ROLE;
+RESET ctxstore.tenant;
+-- a superuser acts within its ctxstore.tenant: as globex it deletes globex's squat only
+SET ctxstore.tenant = 'globex';
+SELECT ctx.delete_context(:'a');
+RESET ctxstore.tenant;
+SELECT tenant, name FROM ctx.contexts WHERE id = :'a' ORDER BY 1;
+SELECT count(*) AS globex_rows_left FROM ctx.checkpoints WHERE tenant = 'globex';
+-- in another tenant, a superuser does not find acme's context, and is told whose it is
+SELECT set_config('attacks.acme_context', :'a', false) IS NOT NULL AS noted;
+SET ctxstore.tenant = 'globex';
+DO $$
+DECLARE hint text;
+BEGIN
+    PERFORM * FROM ctx.window(current_setting('attacks.acme_context')::uuid, 5);
+EXCEPTION WHEN undefined_object THEN
+    GET STACKED DIAGNOSTICS hint = PG_EXCEPTION_HINT;
+    RAISE NOTICE '%: %', SQLSTATE, hint;
+END $$;
+RESET ctxstore.tenant;
 SELECT pg_temp.fingerprint('acme') AS acme_before \gset
--- every unique key of a table with a tenant column, from the catalog: those that do not lead
--- with the tenant are on server-generated ids that a tenant-carrying foreign key pins to one
--- tenant (the audit log's ids come from a sequence, written only by the audit trigger;
--- tenant_roles is the binding itself, one row per role)
-SELECT c.relname AS table_name, i.relname AS key, pg_get_indexdef(x.indexrelid) LIKE '%(tenant,%' AS leads_with_tenant,
-       a.attname AS first_column,
-       (c.relname = 'contexts' AND a.attname = 'id') OR c.relname = 'audit_log'
-       OR EXISTS (SELECT 1 FROM pg_constraint f WHERE f.conrelid = c.oid AND f.contype = 'f'
-                     AND f.confrelid = 'ctx.contexts'::regclass
-                     AND f.conkey[1] = (SELECT attnum FROM pg_attribute WHERE attrelid = c.oid AND attname = 'tenant')
-                     AND f.conkey[2] = a.attnum) AS pinned_to_one_tenant
+-- every unique key of a table with a tenant column, from the catalog, leads with the tenant,
+-- except the audit log's (its ids come from a sequence, written only by the audit trigger)
+-- and tenant_roles' (the binding itself, one row per role)
+SELECT c.relname AS table_name, i.relname AS key, a.attname AS first_column
   FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = x.indkey[0]
  WHERE x.indisunique AND c.relnamespace = 'ctx'::regnamespace
    AND EXISTS (SELECT 1 FROM pg_attribute t WHERE t.attrelid = c.oid AND t.attname = 'tenant' AND NOT t.attisdropped)
+   AND a.attname <> 'tenant'
  ORDER BY 1, 2;
+SELECT count(*) AS tenant_leading_keys
+  FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid
+  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = x.indkey[0]
+ WHERE x.indisunique AND c.relnamespace = 'ctx'::regnamespace AND a.attname = 'tenant';
 
 -- 3. Every function a bound role may execute, called as globex with acme's ids, names and
 -- keys: none returns acme's data, none changes acme's rows. Arguments come from each

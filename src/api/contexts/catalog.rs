@@ -75,7 +75,7 @@ fn update_context(
         }
         Spi::connect_mut(|client| {
             let mut table = client.update(
-                "SELECT metadata FROM ctx.contexts WHERE id = $1 FOR NO KEY UPDATE",
+                "SELECT metadata FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = $1 FOR NO KEY UPDATE",
                 Some(1),
                 &[context_id.into()],
             )?;
@@ -91,7 +91,7 @@ fn update_context(
                 .update(
                     "UPDATE ctx.contexts SET name = coalesce($2, name), resource = coalesce($3, resource),
                             metadata = $4, updated_at = now()
-                      WHERE id = $1
+                      WHERE tenant = ctx.current_tenant() AND id = $1
                   RETURNING id, name, resource, metadata, created_at, updated_at",
                     Some(1),
                     &[

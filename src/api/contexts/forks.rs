@@ -26,7 +26,7 @@ fn fork_context(context_id: Option<Uuid>, at_seq: Option<i64>) -> CtxResult<Uuid
     let context_id = required(context_id, "context_id")?;
     static INSERT_FORK: Statement = Statement {
         sql: "INSERT INTO ctx.contexts (name, metadata, encoding, parent_id, ancestors, bounds, last_seq, metadata_schema, processors, encrypted)
-              SELECT $1, $2, $3, $4, $5, $6, $7, metadata_schema, processors, encrypted FROM ctx.contexts WHERE id = $4
+              SELECT $1, $2, $3, $4, $5, $6, $7, metadata_schema, processors, encrypted FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = $4
               RETURNING id",
         args: &[TEXTOID, JSONBOID, TEXTOID, UUIDOID, UUIDARRAYOID, INT8ARRAYOID, INT8OID],
         writes: true,

@@ -108,13 +108,14 @@ fn delete(
     let cascade = required(cascade, "cascade")?;
     let forget_memories = required(forget_memories, "forget_memories")?;
     static FORKS: Statement = Statement {
-        sql: "SELECT count(*) FROM ctx.contexts WHERE ancestors @> ARRAY[$1]",
+        sql: "SELECT count(*) FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND ancestors @> ARRAY[$1]",
         args: &[UUIDOID],
         writes: false,
     };
     // locks the row without reading content: a shredded context can still be deleted
     static LOCK: Statement = Statement {
-        sql: "SELECT 1 FROM ctx.contexts WHERE id = $1 FOR UPDATE",
+        sql:
+            "SELECT 1 FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = $1 FOR UPDATE",
         args: &[UUIDOID],
         writes: true,
     };

@@ -72,7 +72,7 @@ fn append_one(
             concat!(
                 "WITH c AS (
                      UPDATE ctx.contexts SET last_seq = last_seq + 1, updated_at = now()
-                      WHERE id = $1 RETURNING last_seq, encoding, tenant, cardinality(ancestors) > 0 AS forked)
+                      WHERE tenant = ctx.current_tenant() AND id = $1 RETURNING last_seq, encoding, tenant, cardinality(ancestors) > 0 AS forked)
                  INSERT INTO ctx.messages (context_id, tenant, seq, message_id, role, content, metadata, tokens, created_at)
                  SELECT $1, c.tenant, c.last_seq, coalesce($5, gen_random_uuid()::text), $2, $3, $4,
                         ctx.count_tokens($3, c.encoding), coalesce($6, now())
@@ -196,7 +196,7 @@ pub(crate) fn inherited_live(
                 JOIN ctx.messages m
                   ON m.tenant = c.tenant AND m.context_id = a.cid AND m.message_id = ANY ($2)
                  AND m.seq <= a.hi
-               WHERE c.id = $1
+               WHERE c.tenant = ctx.current_tenant() AND c.id = $1
                  AND NOT EXISTS (
                      SELECT FROM ctx.messages o
                       WHERE o.tenant = c.tenant AND o.context_id = ANY ((c.id || c.ancestors)[1:a.ord])
@@ -267,7 +267,7 @@ pub(crate) fn append_processed(
     static APPEND_MANY: Statement = Statement {
         sql: "WITH c AS (
                   UPDATE ctx.contexts SET last_seq = last_seq + $5, updated_at = now()
-                   WHERE id = $1 RETURNING last_seq - $5 AS base, encoding, tenant)
+                   WHERE tenant = ctx.current_tenant() AND id = $1 RETURNING last_seq - $5 AS base, encoding, tenant)
               INSERT INTO ctx.messages (context_id, tenant, seq, message_id, role, content, metadata, tokens, created_at)
               SELECT $1, c.tenant, c.base + m.ord, coalesce(m.message_id, gen_random_uuid()::text),
                      m.role, m.content, m.metadata, ctx.count_tokens(m.content, c.encoding),
@@ -396,7 +396,7 @@ pub(crate) fn process_writes(
 ) -> CtxResult<(Vec<Option<WriteItem>>, Option<Encoding>)> {
     static CONTEXT: Statement = Statement {
         sql: "SELECT metadata_schema, processors, metadata, encoding, encrypted, tenant
-                FROM ctx.contexts WHERE id = $1",
+                FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = $1",
         args: &[UUIDOID],
         writes: false,
     };
@@ -479,7 +479,7 @@ fn append_sealed(
 ) -> CtxResult<Vec<Appended>> {
     static RESERVE: Statement = Statement {
         sql: "UPDATE ctx.contexts SET last_seq = last_seq + $2, updated_at = now()
-               WHERE id = $1 RETURNING last_seq - $2",
+               WHERE tenant = ctx.current_tenant() AND id = $1 RETURNING last_seq - $2",
         args: &[UUIDOID, INT8OID],
         writes: true,
     };
