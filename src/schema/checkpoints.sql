@@ -131,6 +131,123 @@ BEGIN
 END
 $body$;
 
+-- A framework's thread record (Mastra's threads: a title, a resource, metadata and the caller's
+-- timestamps) kept on its context: created when missing, else updated in place under the
+-- context's row lock. NULL keeps a field; metadata replaces the context's whole; updated_at
+-- defaults to now().
+CREATE FUNCTION ctx.save_thread(thread_id text, title text DEFAULT NULL, resource text DEFAULT NULL,
+                                metadata jsonb DEFAULT NULL, created_at timestamptz DEFAULT NULL,
+                                updated_at timestamptz DEFAULT NULL, encrypted boolean DEFAULT NULL)
+RETURNS uuid
+LANGUAGE plpgsql AS $body$
+DECLARE
+    cid uuid;
+BEGIN
+    IF save_thread.metadata IS NOT NULL AND jsonb_typeof(save_thread.metadata) <> 'object' THEN
+        RAISE EXCEPTION 'metadata must be a JSON object, not %', jsonb_typeof(save_thread.metadata)
+            USING ERRCODE = '22023', HINT = 'pass an object such as ''{"topic": "billing"}'', or NULL to keep the metadata';
+    END IF;
+    IF save_thread.resource = '' OR octet_length(save_thread.resource) > 1024 THEN
+        RAISE EXCEPTION 'a resource must be 1 to 1,024 bytes long' USING ERRCODE = '22023',
+            HINT = 'the user or agent the thread belongs to, e.g. Mastra''s resourceId';
+    END IF;
+    IF NOT isfinite(save_thread.created_at) OR NOT isfinite(save_thread.updated_at) THEN
+        RAISE EXCEPTION 'created_at and updated_at must be finite timestamps' USING ERRCODE = '22007',
+            HINT = 'pass the times the application gives, or NULL';
+    END IF;
+    cid := ctx.thread_context(save_thread.thread_id, encrypted => save_thread.encrypted);
+    UPDATE ctx.contexts c
+       SET name = coalesce(save_thread.title, c.name),
+           resource = coalesce(save_thread.resource, c.resource),
+           metadata = coalesce(save_thread.metadata, c.metadata),
+           created_at = coalesce(save_thread.created_at, c.created_at),
+           updated_at = coalesce(save_thread.updated_at, now())
+     WHERE c.tenant = ctx.current_tenant() AND c.id = cid;
+    RETURN cid;
+END
+$body$;
+
+-- A thread by its id, as ctx.list_threads returns it (no row when the tenant has no such thread).
+CREATE FUNCTION ctx.get_thread(thread_id text)
+RETURNS TABLE(thread_id text, context_id uuid, title text, resource text, metadata jsonb,
+              created_at timestamptz, updated_at timestamptz)
+LANGUAGE sql STABLE AS $body$
+    SELECT t.thread_id, c.id, c.name, c.resource, c.metadata, c.created_at, c.updated_at
+      FROM ctx.threads t
+      JOIN ctx.contexts c ON c.tenant = t.tenant AND c.id = t.context_id
+     WHERE t.tenant = ctx.current_tenant() AND t.thread_id = get_thread.thread_id
+$body$;
+
+-- The arguments of ctx.list_threads: true, or an error that names the bad one.
+CREATE FUNCTION ctx.check_thread_list(order_by text, descending boolean, max_rows integer, skip integer,
+                                      metadata_contains jsonb) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE AS $body$
+BEGIN
+    IF order_by IS NULL OR descending IS NULL OR max_rows IS NULL OR skip IS NULL THEN
+        RAISE EXCEPTION 'order_by, descending, max_rows and skip must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF order_by NOT IN ('created_at', 'updated_at') THEN
+        RAISE EXCEPTION 'threads are ordered by created_at or updated_at, not "%"', order_by
+            USING ERRCODE = '22023', HINT = 'order_by => ''updated_at'' lists the most recently active first';
+    END IF;
+    IF max_rows < 0 OR skip < 0 THEN
+        RAISE EXCEPTION 'max_rows and skip must not be negative' USING ERRCODE = '22023', HINT = 'pass 0 or more';
+    END IF;
+    IF metadata_contains IS NOT NULL AND jsonb_typeof(metadata_contains) <> 'object' THEN
+        RAISE EXCEPTION 'metadata_contains must be a JSON object' USING ERRCODE = '22023',
+            HINT = 'e.g. ''{"topic": "billing"}'': threads whose metadata contains it';
+    END IF;
+    RETURN true;
+END
+$body$;
+
+-- The tenant's threads (of a resource), whose metadata contains metadata_contains, ordered by
+-- created_at or updated_at (ties by thread id, in the same direction) and paged; every row
+-- carries the number of matches before paging.
+CREATE FUNCTION ctx.list_threads(resource text DEFAULT NULL, metadata_contains jsonb DEFAULT '{}',
+                                 order_by text DEFAULT 'created_at', descending boolean DEFAULT true,
+                                 max_rows integer DEFAULT 100, skip integer DEFAULT 0)
+RETURNS TABLE(thread_id text, context_id uuid, title text, resource text, metadata jsonb,
+              created_at timestamptz, updated_at timestamptz, total_count bigint)
+LANGUAGE sql STABLE AS $body$
+    SELECT t.thread_id, c.id, c.name, c.resource, c.metadata, c.created_at, c.updated_at, count(*) OVER ()
+      FROM ctx.threads t
+      JOIN ctx.contexts c ON c.tenant = t.tenant AND c.id = t.context_id
+     -- (the arguments are checked once, before any row is read)
+     WHERE ctx.check_thread_list(list_threads.order_by, list_threads.descending, list_threads.max_rows,
+                                 list_threads.skip, list_threads.metadata_contains)
+       AND t.tenant = ctx.current_tenant()
+       AND (list_threads.resource IS NULL OR c.resource = list_threads.resource)
+       AND c.metadata @> coalesce(list_threads.metadata_contains, '{}')
+     ORDER BY CASE WHEN NOT list_threads.descending THEN
+                   CASE list_threads.order_by WHEN 'created_at' THEN c.created_at ELSE c.updated_at END END,
+              CASE WHEN list_threads.descending THEN
+                   CASE list_threads.order_by WHEN 'created_at' THEN c.created_at ELSE c.updated_at END END DESC,
+              CASE WHEN NOT list_threads.descending THEN t.thread_id END,
+              CASE WHEN list_threads.descending THEN t.thread_id END DESC
+     LIMIT list_threads.max_rows OFFSET list_threads.skip
+$body$;
+
+-- Where messages live, by id alone: for each live message with one of these ids, the context
+-- that holds it (not the forks that inherit it) and that context's thread id, if it has one.
+-- (Frameworks such as Mastra address a message by its id without its thread.)
+CREATE FUNCTION ctx.locate_messages(message_ids text[])
+RETURNS TABLE(message_id text, context_id uuid, thread_id text)
+LANGUAGE plpgsql STABLE AS $body$
+BEGIN
+    IF locate_messages.message_ids IS NULL OR array_position(locate_messages.message_ids, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'message_ids must not be NULL nor contain NULL' USING ERRCODE = '22004',
+            HINT = 'pass the ids as a text[]';
+    END IF;
+    RETURN QUERY
+    SELECT m.message_id, m.context_id, t.thread_id
+      FROM ctx.messages m
+      LEFT JOIN ctx.threads t ON t.tenant = m.tenant AND t.context_id = m.context_id
+     WHERE m.tenant = ctx.current_tenant() AND m.message_id = ANY (locate_messages.message_ids) AND NOT m.deleted
+     ORDER BY m.message_id, m.context_id;
+END
+$body$;
+
 -- Puts take this lock shared, garbage collection exclusive: a put that reuses a stored channel
 -- value never sees it deleted under it.
 CREATE FUNCTION ctx.checkpoint_put(thread_id text, checkpoint_ns text, checkpoint jsonb,

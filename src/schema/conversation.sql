@@ -151,8 +151,9 @@ CREATE TABLE ctx.messages (
 );
 -- context assembly reads every system message of a thread; they are few
 CREATE INDEX messages_system_idx ON ctx.messages (tenant, context_id, seq) WHERE role = 'system';
--- a message by its id (a tombstone keeps its id until it is purged)
-CREATE UNIQUE INDEX messages_id_idx ON ctx.messages (tenant, context_id, message_id);
+-- a message by its id, in its context or in any of the tenant's (ctx.locate_messages): a
+-- tombstone keeps its id until it is purged
+CREATE UNIQUE INDEX messages_id_idx ON ctx.messages (tenant, message_id, context_id);
 -- a context's messages in the caller's time order (ctx.list_messages), without a sort
 CREATE INDEX messages_created_idx ON ctx.messages (tenant, context_id, created_at, seq);
 

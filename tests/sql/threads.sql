@@ -1,0 +1,89 @@
+-- Threads by id (ctx.save_thread, ctx.get_thread, ctx.list_threads) and messages by id alone
+-- (ctx.locate_messages): what Mastra's storage contract addresses.
+SET client_min_messages = warning;
+SET ctxstore.tenant = 'threads-a';
+
+-- created when missing, with the caller's timestamps; NULL keeps a field
+SELECT ctx.save_thread('t-1', 'First', 'user-1', '{"topic": "billing", "n": 1}',
+                       '2026-01-01 00:00:00+00', '2026-01-02 00:00:00+00') IS NOT NULL AS created;
+SELECT thread_id, title, resource, metadata, created_at, updated_at FROM ctx.get_thread('t-1');
+SELECT ctx.save_thread('t-1', title => 'First, renamed', updated_at => '2026-01-03 00:00:00+00')
+       = ctx.thread_context('t-1', create_missing => false) AS same_context;
+SELECT title, resource, metadata, created_at, updated_at FROM ctx.get_thread('t-1');
+-- metadata replaces the whole (no merge); updated_at defaults to now()
+SELECT ctx.save_thread('t-1', metadata => '{"topic": "sales"}') IS NOT NULL AS saved;
+SELECT metadata, updated_at > '2026-01-03 00:00:00+00' AS updated_now FROM ctx.get_thread('t-1');
+SELECT count(*) AS missing FROM ctx.get_thread('no-such-thread');
+
+-- a list: by resource, metadata containment, either order, paged, with the total before paging
+SELECT ctx.save_thread('t-' || i, 'thread ' || i, CASE WHEN i % 2 = 0 THEN 'user-2' ELSE 'user-3' END,
+                       jsonb_build_object('i', i, 'tags', jsonb_build_object('even', i % 2 = 0)),
+                       '2026-02-01 00:00:00+00'::timestamptz + i * interval '1 hour',
+                       '2026-03-01 00:00:00+00'::timestamptz - i * interval '1 hour') IS NOT NULL AS saved
+  FROM generate_series(2, 7) i;
+SELECT thread_id, total_count FROM ctx.list_threads('user-2');
+SELECT thread_id, total_count FROM ctx.list_threads(order_by => 'created_at', descending => false, max_rows => 3);
+SELECT thread_id, total_count FROM ctx.list_threads(order_by => 'created_at', descending => false, max_rows => 3, skip => 3);
+SELECT thread_id FROM ctx.list_threads(order_by => 'updated_at', descending => true, max_rows => 2);
+SELECT thread_id, total_count FROM ctx.list_threads(metadata_contains => '{"tags": {"even": false}}');
+SELECT thread_id, total_count FROM ctx.list_threads('user-3', '{"i": 5}');
+SELECT count(*) AS past_the_end FROM ctx.list_threads(skip => 100);
+-- equal timestamps: ties by thread id, in the list's direction
+SELECT ctx.save_thread(id, created_at => '2026-04-01 00:00:00+00') IS NOT NULL FROM unnest('{tie-b,tie-a,tie-c}'::text[]) id;
+SELECT thread_id FROM ctx.list_threads(metadata_contains => '{}', order_by => 'created_at', max_rows => 3);
+SELECT thread_id FROM ctx.list_threads(order_by => 'created_at', descending => false, max_rows => 3, skip => 7);
+-- a context without a thread is not listed
+SELECT ctx.create_context('plain', resource => 'user-2') IS NOT NULL AS plain_context;
+SELECT count(*) AS threads_of_user_2 FROM ctx.list_threads('user-2');
+
+-- bad input
+SELECT ctx.save_thread('t-1', metadata => '[1]');
+SELECT ctx.save_thread('t-1', resource => '');
+SELECT ctx.save_thread('t-1', created_at => 'infinity');
+SELECT ctx.save_thread('');
+SELECT ctx.save_thread(NULL);
+SELECT * FROM ctx.list_threads(order_by => 'title');
+SELECT * FROM ctx.list_threads(max_rows => -1);
+SELECT * FROM ctx.list_threads(descending => NULL);
+SELECT * FROM ctx.list_threads(metadata_contains => '"x"');
+
+-- messages by id alone: the context (and thread) that holds each live one
+SELECT ctx.thread_context('t-2') AS t2 \gset
+SELECT ctx.thread_context('t-3') AS t3 \gset
+SELECT count(*) FROM ctx.save_messages(:'t2', '[{"message_id": "m-1", "role": "user", "content": "one"},
+                                                {"message_id": "m-2", "role": "assistant", "content": "two"}]');
+SELECT count(*) FROM ctx.save_messages(:'t3', '[{"message_id": "m-3", "role": "user", "content": "three"}]');
+SELECT ctx.create_context('no thread') AS plain \gset
+SELECT ctx.append(:'plain', 'user', 'four', message_id => 'm-4');
+SELECT message_id, context_id = :'t2' AS in_t2, context_id = :'t3' AS in_t3, context_id = :'plain' AS in_plain, thread_id
+  FROM ctx.locate_messages('{m-1,m-2,m-3,m-4,m-unknown}');
+-- a deleted message is not located; a fork's inherited message is located in its owner only
+SELECT ctx.delete_messages(:'t2', '{m-2}');
+SELECT ctx.fork(:'t3') AS f \gset
+SELECT message_id, context_id = :'t3' AS in_owner FROM ctx.locate_messages('{m-2,m-3}');
+-- the same id in two contexts: both are located
+SELECT ctx.append(:'f', 'user', 'again', message_id => 'm-1') > 0 AS appended;
+SELECT message_id, context_id = :'t2' AS in_t2, context_id = :'f' AS in_fork, thread_id FROM ctx.locate_messages('{m-1}')
+ ORDER BY in_t2 DESC;
+SELECT * FROM ctx.locate_messages(NULL);
+SELECT * FROM ctx.locate_messages('{m-1,NULL}');
+SELECT count(*) AS none FROM ctx.locate_messages('{}');
+
+-- tenancy: another tenant's application role sees none of it
+CREATE ROLE threads_app;
+SELECT ctx.grant_access('threads_app');
+SET ROLE threads_app;
+SET ctxstore.tenant = 'threads-b';
+SELECT count(*) AS listed FROM ctx.list_threads();
+SELECT count(*) AS got FROM ctx.get_thread('t-1');
+SELECT count(*) AS located FROM ctx.locate_messages('{m-1,m-3}');
+-- its own thread of the same id is its own
+SELECT ctx.save_thread('t-1', 'B''s own', 'user-1') IS NOT NULL AS saved;
+SELECT title FROM ctx.get_thread('t-1');
+RESET ROLE;
+SET ctxstore.tenant = 'threads-a';
+SELECT title FROM ctx.get_thread('t-1');
+RESET ctxstore.tenant;
+DELETE FROM ctx.contexts WHERE tenant IN ('threads-a', 'threads-b');
+DROP OWNED BY threads_app;
+DROP ROLE threads_app;
