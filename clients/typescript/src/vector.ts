@@ -27,6 +27,7 @@ import type {
 import type { Pool, PoolClient } from "pg";
 
 import { ID_KEY, type Json, translate } from "./filter.js";
+import { withTransaction } from "./pool.js";
 
 type Metric = "cosine" | "euclidean" | "dotproduct";
 const METRICS: Record<Metric, string> = { cosine: "cosine", euclidean: "l2", dotproduct: "inner_product" };
@@ -91,19 +92,8 @@ export class CtxstoreVector extends MastraVector {
     return value;
   }
 
-  private async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN");
-      const result = await work(client);
-      await client.query("COMMIT");
-      return result;
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+  private transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    return withTransaction(this.pool, work);
   }
 
   private static checkVector(vector: unknown, dimension: number, what: string): number[] {

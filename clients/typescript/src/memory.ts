@@ -1,0 +1,686 @@
+/**
+ * Mastra's `MemoryStorage` domain on ctxstore: threads, messages and resources (working memory).
+ *
+ * A thread is a ctxstore context with a thread id (`ctx.save_thread` / `ctx.get_thread` /
+ * `ctx.list_threads`): its title is the context's name, its resourceId the context's resource,
+ * its metadata the context's metadata. A message is a message of that context under its Mastra
+ * id: the context keeps a plain-text rendering as the message content (what token windows,
+ * `ctx.build_context` and full-text recall read) and Mastra's structured content (format 2,
+ * parts) in the message's metadata under `mastra`. An edit is a new revision and a delete a
+ * tombstone (`ctx.history` keeps both). A resource is a state value in the namespace
+ * `["mastra", "resources"]`. Tenancy, encryption, audit and retention are the database's.
+ *
+ * Plug it into a `MastraCompositeStore` as the `memory` domain; the other domains (workflows,
+ * scores, observability, ...) come from another store given as `default`.
+ */
+
+import { randomUUID } from "node:crypto";
+
+import { MessageList } from "@mastra/core/agent";
+import type { MastraMessageContentV2 } from "@mastra/core/agent";
+import { ErrorCategory, ErrorDomain, MastraError } from "@mastra/core/error";
+import type { MastraDBMessage, StorageThreadType } from "@mastra/core/memory";
+import { MemoryStorage } from "@mastra/core/storage";
+import type {
+  StorageCloneThreadInput,
+  StorageCopyThreadOutput,
+  StorageListMessagesInput,
+  StorageListMessagesOutput,
+  StorageListThreadsInput,
+  StorageListThreadsOutput,
+  StorageResourceType,
+} from "@mastra/core/storage";
+import type { Pool, PoolClient } from "pg";
+
+import { withTransaction } from "./pool.js";
+
+type Queryable = Pick<PoolClient, "query">;
+type Row = Record<string, unknown>;
+
+const RESOURCES = ["mastra", "resources"];
+const UNLIMITED = 2 ** 31 - 1;
+const MESSAGE_COLUMNS = "message_id, role, content, metadata, created_at";
+
+const SQL = {
+  extension: "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'ctxstore'",
+  getThread: "SELECT * FROM ctx.get_thread($1)",
+  saveThread: `SELECT ctx.save_thread($1, $2, $3, $4::jsonb, $5::timestamptz, $6::timestamptz) AS context_id`,
+  touchThread: "SELECT ctx.save_thread($1) AS context_id",
+  listThreads: `SELECT * FROM ctx.list_threads($1, $2::jsonb, $3, $4, $5, $6)`,
+  countThreads: `SELECT count(*)::int AS n FROM ctx.list_threads($1, $2::jsonb, max_rows => ${UNLIMITED})`,
+  deleteContext: "SELECT ctx.delete_context($1::uuid)",
+  locate: "SELECT message_id, context_id, thread_id FROM ctx.locate_messages($1::text[])",
+  getMessages: `SELECT ${MESSAGE_COLUMNS} FROM ctx.get_messages($1::uuid, $2::text[])`,
+  // (an exclusive bound moves by a microsecond: the database keeps microseconds, JavaScript milliseconds)
+  page: `SELECT ${MESSAGE_COLUMNS}
+           FROM ctx.list_messages($1::uuid,
+                                  $2::timestamptz + CASE WHEN $7 THEN interval '1 microsecond' ELSE interval '0' END,
+                                  $3::timestamptz - CASE WHEN $8 THEN interval '1 microsecond' ELSE interval '0' END,
+                                  'created_at', $4, $5, $6)`,
+  count: `SELECT count(*)::int AS n
+            FROM ctx.list_messages($1::uuid,
+                                   $2::timestamptz + CASE WHEN $4 THEN interval '1 microsecond' ELSE interval '0' END,
+                                   $3::timestamptz - CASE WHEN $5 THEN interval '1 microsecond' ELSE interval '0' END,
+                                   max_rows => ${UNLIMITED})`,
+  around: `SELECT ${MESSAGE_COLUMNS} FROM ctx.messages_around($1::uuid, $2, $3, $4)`,
+  save: "SELECT message_id FROM ctx.save_messages($1::uuid, $2::jsonb)",
+  update: "SELECT ctx.update_message($1::uuid, $2, $3, $4::jsonb, $5) AS revision",
+  delete: "SELECT ctx.delete_messages($1::uuid, $2::text[]) AS n",
+  purge: "SELECT ctx.purge_messages($1::uuid, $2::text[]) AS n",
+  getResource: "SELECT ctx.get($1::text[], $2) AS value",
+  insertResource: "SELECT ctx.put($1::text[], $2, $3::jsonb, expected_version => 0) AS version",
+  // (an empty patch locks the value for the rest of the transaction, creating {} when absent)
+  lockResource: "SELECT ctx.patch($1::text[], $2, '{}') AS value",
+  putResource: "SELECT ctx.put($1::text[], $2, $3::jsonb) AS version",
+  listResources: `SELECT key FROM ctx.search_state($1::text[], '{}', ${UNLIMITED}, 0, include_descendants => false)`,
+  deleteResource: "SELECT ctx.delete_key($1::text[], $2)",
+};
+
+/** What a message keeps of Mastra's in its metadata (under `mastra`). */
+interface Kept {
+  role: MastraDBMessage["role"];
+  content: MastraMessageContentV2;
+  type?: string;
+  resourceId?: string;
+}
+
+interface Located {
+  message_id: string;
+  context_id: string;
+  thread_id: string | null;
+}
+
+export interface CtxstoreMemoryConfig {
+  /** A node-postgres pool whose connections are a ctxstore application role (and tenant). */
+  pool: Pool;
+}
+
+function fail(operation: string, status: string, text: string, category: `${ErrorCategory}` = "USER", cause?: unknown): MastraError {
+  return new MastraError(
+    {
+      id: `MASTRA_STORAGE_CTXSTORE_${operation}_${status}`.toUpperCase() as Uppercase<string>,
+      domain: ErrorDomain.STORAGE,
+      category: category as ErrorCategory,
+      text,
+    },
+    cause,
+  );
+}
+
+/** The text ctxstore counts, searches and windows: the message's text, else its parts as JSON. */
+export function plainText(content: MastraMessageContentV2 | string): string {
+  if (typeof content === "string") return content;
+  if (typeof content.content === "string" && content.content !== "") return content.content;
+  const texts = (content.parts ?? [])
+    .map((part) => (part as { type?: string; text?: unknown }).type === "text" ? (part as { text?: unknown }).text : undefined)
+    .filter((text): text is string => typeof text === "string" && text !== "");
+  if (texts.length) return texts.join("\n");
+  return JSON.stringify(content.parts ?? []);
+}
+
+function ctxRole(role: string): string {
+  return role === "system" || role === "assistant" ? role : "user";
+}
+
+function structured(content: unknown): MastraMessageContentV2 {
+  if (typeof content === "string") {
+    return { format: 2, content, parts: [{ type: "text", text: content }] } as MastraMessageContentV2;
+  }
+  return content as MastraMessageContentV2;
+}
+
+function toDate(value: unknown): Date {
+  return value instanceof Date ? value : new Date(String(value));
+}
+
+export class CtxstoreMemory extends MemoryStorage {
+  readonly pool: Pool;
+  override readonly supportsPartialThreadUpdate = true;
+
+  constructor({ pool }: CtxstoreMemoryConfig) {
+    super();
+    this.pool = pool;
+  }
+
+  override async init(): Promise<void> {
+    const { rows } = await this.pool.query(SQL.extension);
+    if (!rows.length) {
+      throw fail("INIT", "FAILED", "the ctxstore extension is not installed in this database: run CREATE EXTENSION ctxstore", "SYSTEM");
+    }
+  }
+
+  // ---- threads ---------------------------------------------------------------------------
+
+  private static thread(row: Row): StorageThreadType {
+    return {
+      id: row.thread_id as string,
+      title: (row.title as string | null) ?? "",
+      resourceId: (row.resource as string | null) ?? "",
+      metadata: (row.metadata as Record<string, unknown> | null) ?? {},
+      createdAt: toDate(row.created_at),
+      updatedAt: toDate(row.updated_at),
+    };
+  }
+
+  private async readThread(db: Queryable, threadId: string): Promise<Row | undefined> {
+    const { rows } = await db.query(SQL.getThread, [threadId]);
+    return rows[0];
+  }
+
+  async getThreadById({ threadId, resourceId }: { threadId: string; resourceId?: string }): Promise<StorageThreadType | null> {
+    const row = await this.readThread(this.pool, threadId);
+    if (!row) return null;
+    if (resourceId !== undefined && row.resource !== resourceId) return null;
+    return CtxstoreMemory.thread(row);
+  }
+
+  async saveThread({ thread }: { thread: StorageThreadType }): Promise<StorageThreadType> {
+    if (!thread?.id) throw fail("SAVE_THREAD", "INVALID_ARGS", "a thread needs an id");
+    if (!thread.resourceId) throw fail("SAVE_THREAD", "INVALID_ARGS", `thread ${thread.id} needs a resourceId`);
+    this.validateMetadataKeys(thread.metadata);
+    const now = new Date();
+    await this.pool.query(SQL.saveThread, [
+      thread.id,
+      thread.title ?? "",
+      thread.resourceId,
+      JSON.stringify(thread.metadata ?? {}),
+      (thread.createdAt ? toDate(thread.createdAt) : now).toISOString(),
+      (thread.updatedAt ? toDate(thread.updatedAt) : now).toISOString(),
+    ]);
+    return { ...thread };
+  }
+
+  async updateThread({ id, title, metadata }: { id: string; title?: string; metadata?: Record<string, unknown> }): Promise<StorageThreadType> {
+    this.validateMetadataKeys(metadata);
+    return withTransaction(this.pool, async (client) => {
+      const existing = await this.readThread(client, id);
+      if (!existing) throw fail("UPDATE_THREAD", "FAILED", `Thread ${id} not found`);
+      // the row lock first (save_thread updates the context), then the metadata it guards
+      await client.query(SQL.saveThread, [id, title ?? null, null, null, null, null]);
+      const locked = (await this.readThread(client, id)) as Row;
+      const merged = { ...((locked.metadata as Record<string, unknown>) ?? {}), ...(metadata ?? {}) };
+      await client.query(SQL.saveThread, [id, null, null, JSON.stringify(merged), null, null]);
+      return CtxstoreMemory.thread((await this.readThread(client, id)) as Row);
+    });
+  }
+
+  /** The metadata update of one thread under its row lock: atomic across processes. */
+  override async updateThreadMetadata({ id, resourceId, update }: {
+    id: string;
+    resourceId?: string;
+    update: (thread: StorageThreadType) => Record<string, unknown> | undefined;
+  }): Promise<StorageThreadType | null> {
+    return withTransaction(this.pool, async (client) => {
+      const existing = await this.readThread(client, id);
+      if (!existing || (resourceId !== undefined && existing.resource !== resourceId)) return null;
+      await client.query(SQL.saveThread, [id, null, null, null, null, null]);
+      const thread = CtxstoreMemory.thread((await this.readThread(client, id)) as Row);
+      const metadata = update(thread);
+      if (metadata === undefined) return thread;
+      this.validateMetadataKeys(metadata);
+      await client.query(SQL.saveThread, [id, null, null, JSON.stringify(metadata), null, null]);
+      return CtxstoreMemory.thread((await this.readThread(client, id)) as Row);
+    });
+  }
+
+  async deleteThread({ threadId }: { threadId: string }): Promise<void> {
+    await withTransaction(this.pool, async (client) => {
+      const row = await this.readThread(client, threadId);
+      if (row) await client.query(SQL.deleteContext, [row.context_id]);
+    });
+  }
+
+  async listThreads(args: StorageListThreadsInput): Promise<StorageListThreadsOutput> {
+    const { page = 0, perPage: perPageInput, orderBy, filter } = args ?? {};
+    const perPage = perPageInput === undefined ? 100 : perPageInput;
+    try {
+      this.validatePaginationInput(page, perPage);
+    } catch (error) {
+      throw fail("LIST_THREADS", "INVALID_PAGE", (error as Error).message);
+    }
+    try {
+      this.validateMetadataKeys(filter?.metadata);
+    } catch (error) {
+      throw fail("LIST_THREADS", "INVALID_METADATA_KEY", (error as Error).message);
+    }
+    const { field, direction } = this.parseOrderBy(orderBy);
+    const limit = perPage === false ? UNLIMITED : perPage;
+    const offset = perPage === false ? 0 : page * perPage;
+    const resource = filter?.resourceId ?? null;
+    const contains = JSON.stringify(filter?.metadata ?? {});
+    const { rows } = await this.pool.query(SQL.listThreads, [
+      resource, contains, field === "updatedAt" ? "updated_at" : "created_at", direction === "DESC", limit, offset,
+    ]);
+    let total = rows.length ? Number(rows[0].total_count) : 0;
+    if (!rows.length && offset > 0) {
+      total = (await this.pool.query(SQL.countThreads, [resource, contains])).rows[0].n as number;
+    }
+    return {
+      threads: rows.map(CtxstoreMemory.thread),
+      total,
+      page,
+      perPage,
+      hasMore: perPage === false ? false : offset + perPage < total,
+    };
+  }
+
+  // ---- messages --------------------------------------------------------------------------
+
+  private static kept(message: MastraDBMessage): Kept {
+    const kept: Kept = { role: message.role, content: structured(message.content) };
+    if (message.type !== undefined) kept.type = message.type;
+    if (message.resourceId !== undefined) kept.resourceId = message.resourceId;
+    return kept;
+  }
+
+  private static message(row: Row, threadId: string | null, threadResource?: string | null): MastraDBMessage {
+    const metadata = (row.metadata as Record<string, unknown> | null) ?? {};
+    const kept = metadata.mastra as Kept | undefined;
+    const message: MastraDBMessage = {
+      id: row.message_id as string,
+      role: (kept?.role ?? row.role) as MastraDBMessage["role"],
+      content: kept?.content ?? structured(row.content as string),
+      createdAt: toDate(row.created_at),
+    };
+    if (threadId !== null) message.threadId = threadId;
+    const resourceId = kept?.resourceId ?? threadResource ?? undefined;
+    if (resourceId !== undefined) message.resourceId = resourceId;
+    if (kept?.type !== undefined && kept.type !== "v2") message.type = kept.type;
+    return message;
+  }
+
+  /** Messages as Mastra's stores return them: no system messages, one per id, by createdAt. */
+  private static normalized(messages: MastraDBMessage[]): MastraDBMessage[] {
+    return new MessageList().add(messages, "memory").get.all.db();
+  }
+
+  private static sorted(messages: MastraDBMessage[], direction: "ASC" | "DESC"): MastraDBMessage[] {
+    const sign = direction === "ASC" ? 1 : -1;
+    return messages.sort((a, b) => {
+      const byTime = toDate(a.createdAt).getTime() - toDate(b.createdAt).getTime();
+      return byTime !== 0 ? sign * byTime : sign * a.id.localeCompare(b.id);
+    });
+  }
+
+  private async locate(db: Queryable, ids: string[]): Promise<Located[]> {
+    if (!ids.length) return [];
+    const { rows } = await db.query(SQL.locate, [ids]);
+    return rows as Located[];
+  }
+
+  /** The located messages with their thread, read from their contexts. */
+  private async readLocated(db: Queryable, located: Located[]): Promise<{ message: MastraDBMessage; contextId: string }[]> {
+    const byContext = new Map<string, { threadId: string | null; ids: string[] }>();
+    for (const l of located) {
+      const entry = byContext.get(l.context_id) ?? { threadId: l.thread_id, ids: [] };
+      entry.ids.push(l.message_id);
+      byContext.set(l.context_id, entry);
+    }
+    const found: { message: MastraDBMessage; contextId: string }[] = [];
+    for (const [contextId, { threadId, ids }] of byContext) {
+      const resource = threadId === null ? null : ((await this.readThread(db, threadId))?.resource as string | null);
+      const { rows } = await db.query(SQL.getMessages, [contextId, ids]);
+      for (const row of rows) found.push({ message: CtxstoreMemory.message(row, threadId, resource), contextId });
+    }
+    return found;
+  }
+
+  async listMessagesById({ messageIds }: { messageIds: string[] }): Promise<{ messages: MastraDBMessage[] }> {
+    if (!messageIds?.length) return { messages: [] };
+    const located = (await this.locate(this.pool, messageIds)).filter((l) => l.thread_id !== null);
+    const found = await this.readLocated(this.pool, located);
+    return { messages: CtxstoreMemory.normalized(found.map((f) => f.message)) };
+  }
+
+  async listMessages(args: StorageListMessagesInput): Promise<StorageListMessagesOutput> {
+    const { threadId, resourceId, include, filter, perPage: perPageInput, page = 0, orderBy, includeTotal = true } = args;
+    const threadIds = (Array.isArray(threadId) ? threadId : [threadId]).filter((t): t is string => typeof t === "string");
+    if (!threadIds.length || threadIds.some((t) => t.trim() === "")) {
+      throw fail("LIST_MESSAGES", "INVALID_THREAD_ID", "threadId must be a non-empty string or array of non-empty strings", "THIRD_PARTY");
+    }
+    if (!Number.isInteger(page) || page < 0) throw fail("LIST_MESSAGES", "INVALID_PAGE", "page must be >= 0");
+    const perPage = perPageInput === undefined ? 40 : perPageInput;
+    if (perPage !== false && (!Number.isInteger(perPage) || perPage < 0)) throw new Error("perPage must be >= 0");
+    const { field, direction } = this.parseOrderBy(orderBy, "ASC");
+    if (field !== "createdAt") throw fail("LIST_MESSAGES", "INVALID_ORDER", "messages are ordered by createdAt");
+    const offset = perPage === false ? 0 : page * perPage;
+    const range = filter?.dateRange;
+    const from = range?.start ? toDate(range.start).toISOString() : null;
+    const to = range?.end ? toDate(range.end).toISOString() : null;
+    const bounds = [from, to];
+    const exclusive = [Boolean(range?.startExclusive), Boolean(range?.endExclusive)];
+    const metadataFilter = filter?.metadata && Object.keys(filter.metadata).length ? filter.metadata : undefined;
+
+    const threads: { id: string; contextId: string; resource: string | null }[] = [];
+    for (const id of threadIds) {
+      const row = await this.readThread(this.pool, id);
+      if (row) threads.push({ id, contextId: row.context_id as string, resource: row.resource as string | null });
+    }
+
+    let pageMessages: MastraDBMessage[] = [];
+    let total = 0;
+    let hasMore = false;
+    const matches = (m: MastraDBMessage) =>
+      (resourceId === undefined || m.resourceId === resourceId)
+      && (!metadataFilter || Object.entries(metadataFilter).every(([k, v]) => {
+        const meta = (m.content as { metadata?: Record<string, unknown> }).metadata;
+        return meta !== undefined && k in meta && meta[k] === v;
+      }));
+    if (perPage !== 0 && threads.length) {
+      // (a thread's messages are its resource's: a resourceId equal to the thread's needs no filter)
+      const single = threads.length === 1 && !metadataFilter
+        && (resourceId === undefined || resourceId === threads[0]?.resource);
+      if (single) {
+        // one thread: a page off the (tenant, context, created_at, seq) index
+        const t = threads[0] as (typeof threads)[number];
+        const limit = perPage === false ? UNLIMITED : includeTotal ? perPage : perPage + 1;
+        const { rows } = await this.pool.query(SQL.page, [t.contextId, ...bounds, direction === "DESC", limit, offset, ...exclusive]);
+        pageMessages = rows.map((r) => CtxstoreMemory.message(r, t.id, t.resource));
+        if (perPage === false) {
+          total = pageMessages.length;
+        } else if (includeTotal) {
+          total = (await this.pool.query(SQL.count, [t.contextId, ...bounds, ...exclusive])).rows[0].n as number;
+        } else {
+          hasMore = pageMessages.length > perPage;
+          pageMessages = pageMessages.slice(0, perPage);
+          total = offset + pageMessages.length;
+        }
+      } else {
+        // several threads or a filter on what the database does not index: every match, then a page
+        const all: MastraDBMessage[] = [];
+        for (const t of threads) {
+          const { rows } = await this.pool.query(SQL.page, [t.contextId, ...bounds, false, UNLIMITED, 0, ...exclusive]);
+          all.push(...rows.map((r) => CtxstoreMemory.message(r, t.id, t.resource)).filter(matches));
+        }
+        CtxstoreMemory.sorted(all, direction);
+        total = all.length;
+        pageMessages = perPage === false ? all : all.slice(offset, offset + perPage);
+        if (!includeTotal && perPage !== false) hasMore = offset + perPage < total;
+      }
+    }
+
+    const included: MastraDBMessage[] = [];
+    if (include?.length) {
+      const located = (await this.locate(this.pool, include.map((i) => i.id))).filter((l) => l.thread_id !== null);
+      for (const item of include) {
+        for (const l of located.filter((x) => x.message_id === item.id)) {
+          const thread = await this.readThread(this.pool, l.thread_id as string);
+          if (!thread) continue;
+          const { rows } = await this.pool.query(SQL.around, [
+            l.context_id, item.id, item.withPreviousMessages ?? 0, item.withNextMessages ?? 0,
+          ]);
+          for (const row of rows) {
+            const m = CtxstoreMemory.message(row, l.thread_id, thread.resource as string | null);
+            if (resourceId === undefined || m.resourceId === resourceId) included.push(m);
+          }
+        }
+      }
+    }
+    if (perPage === 0) {
+      const only = CtxstoreMemory.sorted(CtxstoreMemory.normalized(included), direction);
+      return { messages: only, total: 0, page, perPage, hasMore: false };
+    }
+    const seen = new Set(pageMessages.map((m) => m.id));
+    const merged = [...pageMessages, ...included.filter((m) => !seen.has(m.id) && (seen.add(m.id), true))];
+    const messages = CtxstoreMemory.sorted(CtxstoreMemory.normalized(merged), direction);
+    if (includeTotal && perPage !== false) {
+      const fromThreads = messages.filter((m) => m.threadId !== undefined && threadIds.includes(m.threadId)).length;
+      hasMore = !(fromThreads >= total) && offset + perPage < total;
+    }
+    return { messages, total, page, perPage, hasMore };
+  }
+
+  async saveMessages({ messages }: { messages: MastraDBMessage[] }): Promise<{ messages: MastraDBMessage[] }> {
+    if (!messages?.length) return { messages: [] };
+    for (const m of messages) {
+      if (!m.threadId) throw fail("SAVE_MESSAGES", "FAILED", "Thread ID is required", "THIRD_PARTY");
+      if (!m.resourceId) throw fail("SAVE_MESSAGES", "FAILED", `message ${m.id} needs a resourceId`, "THIRD_PARTY");
+    }
+    // one id given twice: the last payload, at the first one's time
+    const byId = new Map<string, MastraDBMessage>();
+    for (const m of messages) {
+      const first = byId.get(m.id);
+      byId.set(m.id, first ? { ...m, createdAt: first.createdAt } : m);
+    }
+    const unique = [...byId.values()];
+    await withTransaction(this.pool, async (client) => {
+      const contexts = new Map<string, string>();
+      for (const threadId of new Set(unique.map((m) => m.threadId as string))) {
+        const row = await this.readThread(client, threadId);
+        if (!row) throw fail("SAVE_MESSAGES", "FAILED", `Thread ${threadId} not found`, "THIRD_PARTY");
+        contexts.set(threadId, row.context_id as string);
+      }
+      const where = new Map((await this.locate(client, unique.map((m) => m.id))).filter((l) => l.thread_id !== null)
+        .map((l) => [l.message_id, l]));
+      // a message saved to another thread moves there, keeping its first time
+      const firstTime = new Map<string, Date>();
+      const moving = unique.filter((m) => where.has(m.id) && where.get(m.id)?.context_id !== contexts.get(m.threadId as string));
+      for (const [contextId, ids] of group(moving, (m) => (where.get(m.id) as Located).context_id)) {
+        const { rows } = await client.query(SQL.getMessages, [contextId, ids.map((m) => m.id)]);
+        for (const row of rows) firstTime.set(row.message_id as string, toDate(row.created_at));
+        await client.query(SQL.purge, [contextId, ids.map((m) => m.id)]);
+      }
+      for (const [threadId, batch] of group(unique, (m) => m.threadId as string)) {
+        const contextId = contexts.get(threadId) as string;
+        const payload = batch.map((m) => {
+          const item: Record<string, unknown> = {
+            message_id: m.id,
+            role: ctxRole(m.role),
+            content: plainText(m.content),
+            metadata: { mastra: CtxstoreMemory.kept(m) },
+          };
+          const stays = where.get(m.id)?.context_id === contextId;
+          // (an existing message keeps its time, as Mastra's stores keep createdAt)
+          if (!stays) item.created_at = (firstTime.get(m.id) ?? toDate(m.createdAt ?? new Date())).toISOString();
+          return item;
+        });
+        await client.query(SQL.save, [contextId, JSON.stringify(payload)]);
+        await client.query(SQL.touchThread, [threadId]);
+      }
+    });
+    return { messages: CtxstoreMemory.normalized(messages) };
+  }
+
+  async updateMessages({ messages }: {
+    messages: (Partial<Omit<MastraDBMessage, "createdAt">> & {
+      id: string;
+      content?: { metadata?: MastraMessageContentV2["metadata"]; content?: MastraMessageContentV2["content"] };
+    })[];
+  }): Promise<MastraDBMessage[]> {
+    if (!messages?.length) return [];
+    return withTransaction(this.pool, async (client) => {
+      const located = (await this.locate(client, messages.map((m) => m.id))).filter((l) => l.thread_id !== null);
+      const existing = new Map((await this.readLocated(client, located)).map((f) => [f.message.id, f]));
+      const touched = new Set<string>();
+      for (const update of messages) {
+        const found = existing.get(update.id);
+        if (!found) continue;
+        const { id, content, threadId, ...fields } = update;
+        if (content === undefined && threadId === undefined && Object.keys(fields).length === 0) continue;
+        const old = found.message;
+        const merged: MastraDBMessage = { ...old, ...fields, id, createdAt: old.createdAt } as MastraDBMessage;
+        if (content) {
+          const oldContent = old.content as MastraMessageContentV2;
+          merged.content = { ...oldContent, ...content } as MastraMessageContentV2;
+          if (oldContent.metadata && content.metadata) {
+            merged.content.metadata = { ...oldContent.metadata, ...content.metadata };
+          }
+        }
+        touched.add(old.threadId as string);
+        const metadata = JSON.stringify({ mastra: CtxstoreMemory.kept(merged) });
+        if (threadId !== undefined && threadId !== old.threadId) {
+          const target = await this.readThread(client, threadId);
+          if (!target) throw fail("UPDATE_MESSAGES", "FAILED", `Thread ${threadId} not found`);
+          await client.query(SQL.purge, [found.contextId, [id]]);
+          await client.query(SQL.save, [target.context_id, JSON.stringify([{
+            message_id: id, role: ctxRole(merged.role), content: plainText(merged.content),
+            metadata: JSON.parse(metadata), created_at: toDate(old.createdAt).toISOString(),
+          }])]);
+          touched.add(threadId);
+        } else {
+          await client.query(SQL.update, [found.contextId, id, plainText(merged.content), metadata, ctxRole(merged.role)]);
+        }
+      }
+      for (const t of touched) await client.query(SQL.touchThread, [t]);
+      const after = (await this.locate(client, messages.map((m) => m.id))).filter((l) => l.thread_id !== null);
+      // (as Mastra's Postgres store returns its rows: the type column, 'v2' unless given)
+      return (await this.readLocated(client, after)).map((f) => ({ ...f.message, type: f.message.type ?? "v2" }));
+    });
+  }
+
+  override async deleteMessages(messageIds: string[]): Promise<void> {
+    if (!messageIds?.length) return;
+    await withTransaction(this.pool, async (client) => {
+      const located = (await this.locate(client, messageIds)).filter((l) => l.thread_id !== null);
+      for (const [contextId, ids] of group(located, (l) => l.context_id)) {
+        await client.query(SQL.delete, [contextId, ids.map((l) => l.message_id)]);
+        await client.query(SQL.touchThread, [(ids[0] as Located).thread_id]);
+      }
+    });
+  }
+
+  override async copyThread(args: StorageCloneThreadInput): Promise<StorageCopyThreadOutput> {
+    const { sourceThreadId, newThreadId, resourceId, title, metadata, options } = args;
+    return withTransaction(this.pool, async (client) => {
+      const source = await this.readThread(client, sourceThreadId);
+      if (!source) throw fail("CLONE_THREAD", "SOURCE_NOT_FOUND", `Source thread with id ${sourceThreadId} not found`);
+      const targetId = newThreadId ?? randomUUID();
+      if (await this.readThread(client, targetId)) {
+        throw fail("CLONE_THREAD", "THREAD_EXISTS", `Thread with id ${targetId} already exists`);
+      }
+      const filter = options?.messageFilter;
+      const { rows } = await client.query(SQL.page, [
+        source.context_id,
+        filter?.startDate ? toDate(filter.startDate).toISOString() : null,
+        filter?.endDate ? toDate(filter.endDate).toISOString() : null,
+        false, UNLIMITED, 0, false, false,
+      ]);
+      let copied = rows.map((r) => CtxstoreMemory.message(r, sourceThreadId, source.resource as string | null));
+      if (filter?.messageIds?.length) {
+        const wanted = new Set(filter.messageIds);
+        copied = copied.filter((m) => wanted.has(m.id));
+      }
+      if (options?.messageLimit !== undefined && options.messageLimit > 0) copied = copied.slice(-options.messageLimit);
+      const now = new Date();
+      const last = copied[copied.length - 1];
+      const clone: Record<string, unknown> = { sourceThreadId, clonedAt: now };
+      if (last) clone.lastMessageId = last.id;
+      const thread: StorageThreadType = {
+        id: targetId,
+        title: title ?? (source.title ? `Clone of ${source.title as string}` : ""),
+        resourceId: resourceId ?? (source.resource as string),
+        metadata: { ...(metadata ?? {}), clone },
+        createdAt: now,
+        updatedAt: now,
+      };
+      const { rows: saved } = await client.query(SQL.saveThread, [
+        thread.id, thread.title, thread.resourceId, JSON.stringify(thread.metadata), now.toISOString(), now.toISOString(),
+      ]);
+      const messageIdMap: Record<string, string> = {};
+      if (copied.length) {
+        const payload = copied.map((m) => {
+          const newId = randomUUID();
+          messageIdMap[m.id] = newId;
+          const moved: MastraDBMessage = { ...m, id: newId, threadId: targetId, resourceId: thread.resourceId };
+          return {
+            message_id: newId, role: ctxRole(m.role), content: plainText(m.content),
+            metadata: { mastra: CtxstoreMemory.kept(moved) }, created_at: toDate(m.createdAt).toISOString(),
+          };
+        });
+        await client.query(SQL.save, [saved[0].context_id, JSON.stringify(payload)]);
+        await client.query(SQL.saveThread, [thread.id, null, null, null, null, now.toISOString()]);
+      }
+      return { thread, messageIdMap };
+    });
+  }
+
+  // ---- resources (working memory of resource scope) ---------------------------------------
+
+  private static resource(id: string, value: Row): StorageResourceType {
+    const resource: StorageResourceType = {
+      id,
+      metadata: (value.metadata as Record<string, unknown> | undefined) ?? {},
+      createdAt: toDate(value.createdAt),
+      updatedAt: toDate(value.updatedAt),
+    };
+    if (typeof value.workingMemory === "string") resource.workingMemory = value.workingMemory;
+    return resource;
+  }
+
+  private static stored(resource: StorageResourceType): string {
+    return JSON.stringify({
+      workingMemory: resource.workingMemory ?? null,
+      metadata: resource.metadata ?? {},
+      createdAt: toDate(resource.createdAt).toISOString(),
+      updatedAt: toDate(resource.updatedAt).toISOString(),
+    });
+  }
+
+  override async getResourceById({ resourceId }: { resourceId: string }): Promise<StorageResourceType | null> {
+    const { rows } = await this.pool.query(SQL.getResource, [RESOURCES, resourceId]);
+    const value = rows[0]?.value as Row | null | undefined;
+    return value ? CtxstoreMemory.resource(resourceId, value) : null;
+  }
+
+  override async saveResource({ resource }: { resource: StorageResourceType }): Promise<StorageResourceType> {
+    this.validateMetadataKeys(resource.metadata);
+    try {
+      await this.pool.query(SQL.insertResource, [RESOURCES, resource.id, CtxstoreMemory.stored(resource)]);
+    } catch (error) {
+      if ((error as { code?: string }).code === "40001") {
+        throw fail("SAVE_RESOURCE", "EXISTS", `resource ${resource.id} already exists: use updateResource`, "USER", error);
+      }
+      throw error;
+    }
+    return resource;
+  }
+
+  override async updateResource({ resourceId, workingMemory, metadata }: {
+    resourceId: string;
+    workingMemory?: string;
+    metadata?: Record<string, unknown>;
+  }): Promise<StorageResourceType> {
+    this.validateMetadataKeys(metadata);
+    // under the value's row lock: concurrent updates from any number of processes apply in turn
+    return withTransaction(this.pool, async (client) => {
+      const { rows } = await client.query(SQL.lockResource, [RESOURCES, resourceId]);
+      const value = (rows[0]?.value ?? {}) as Row;
+      const now = new Date();
+      const exists = value.createdAt !== undefined;
+      const current: StorageResourceType = exists
+        ? CtxstoreMemory.resource(resourceId, value)
+        : { id: resourceId, metadata: {}, createdAt: now, updatedAt: now };
+      const next: StorageResourceType = {
+        ...current,
+        metadata: { ...(current.metadata ?? {}), ...(metadata ?? {}) },
+        updatedAt: now,
+      };
+      if (workingMemory !== undefined) next.workingMemory = workingMemory;
+      await client.query(SQL.putResource, [RESOURCES, resourceId, CtxstoreMemory.stored(next)]);
+      return next;
+    });
+  }
+
+  // ---- maintenance -----------------------------------------------------------------------
+
+  /** Deletes every Mastra thread (with its messages) and resource of the connection's tenant. */
+  async dangerouslyClearAll(): Promise<void> {
+    await withTransaction(this.pool, async (client) => {
+      const { rows } = await client.query(SQL.listThreads, [null, "{}", "created_at", true, UNLIMITED, 0]);
+      for (const row of rows) await client.query(SQL.deleteContext, [row.context_id]);
+      const resources = await client.query(SQL.listResources, [RESOURCES]);
+      for (const row of resources.rows) await client.query(SQL.deleteResource, [RESOURCES, row.key]);
+    });
+  }
+}
+
+function group<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = groups.get(k) ?? [];
+    list.push(item);
+    groups.set(k, list);
+  }
+  return groups;
+}
