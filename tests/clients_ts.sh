@@ -41,7 +41,7 @@ num() { echo "$1" | grep -Eo "[0-9]+ $2" | grep -Eo '[0-9]+' || echo 0; }
 # a file that fails to load runs none of its tests: it counts as a failure of its own
 failed=$(( $(num "$tests" failed) + $(num "$files" failed) ))
 [ "$status" = 0 ] || [ "$failed" -gt 0 ] || failed=1
-result "$(num "$tests" passed)" "$(num "$tests" skipped)" "$failed" "vitest: filter translation, the vector adapter vs @mastra/pg's PgVector and a brute-force reference"
+result "$(num "$tests" passed)" "$(num "$tests" skipped)" "$failed" "vitest: filter translation; the vector adapter vs @mastra/pg's PgVector and a brute-force reference; the memory storage vs @mastra/pg's MemoryPG, call by call and under Memory"
 if [ "$status" != 0 ]; then
   echo "---- server log ($server)"; tail -n 30 "$datadir/server.log" || true
   exit 1
