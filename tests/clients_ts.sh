@@ -31,7 +31,9 @@ fi
 export CTXSTORE_PG_HOST="$datadir" CTXSTORE_PG_PORT="$port" CTXSTORE_PG_DATABASE=clients \
   CTXSTORE_PG_APP_USER=ctxstore_app CTXSTORE_PG_ADMIN_USER=postgres CTXSTORE_PG_VECTOR=$vector NO_COLOR=1
 status=0
-npx tsc -p tsconfig.json --noEmit 2>&1 | tee "$reports/tsc.log" || status=$?
+# (built, not only checked: the concurrency test's worker processes import dist/)
+npx tsc -p tsconfig.json 2>&1 | tee "$reports/tsc.log" || status=$?
+export CTXSTORE_TS_REPORTS="$reports"
 npx vitest run --reporter=default --reporter=junit --outputFile.junit="$reports/junit.xml" 2>&1 \
   | tee "$reports/vitest.log" || status=$?
 # vitest's summary line: "Tests  N passed | M skipped (T)" (failed first when any)
