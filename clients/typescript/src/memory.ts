@@ -352,7 +352,7 @@ export class CtxstoreMemory extends MemoryStorage {
     const metadataFilter = filter?.metadata && Object.keys(filter.metadata).length ? filter.metadata : undefined;
 
     const threads: { id: string; contextId: string; resource: string | null }[] = [];
-    for (const id of threadIds) {
+    for (const id of new Set(threadIds)) {
       const row = await this.readThread(this.pool, id);
       if (row) threads.push({ id, contextId: row.context_id as string, resource: row.resource as string | null });
     }
