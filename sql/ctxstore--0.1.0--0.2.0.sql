@@ -321,6 +321,9 @@ CREATE TABLE ctx.threads (
     thread_id   text NOT NULL CHECK (thread_id <> '' AND octet_length(thread_id) <= 1024),
     context_id  uuid NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now(),
+    -- whose thread record this is: '' for the adapters that only map ids (LangGraph, LangChain,
+    -- the Agents SDK), 'mastra' for Mastra's threads (ctx.save_thread)
+    framework   text NOT NULL DEFAULT '',
     PRIMARY KEY (tenant, thread_id),
     UNIQUE (tenant, context_id),
     FOREIGN KEY (tenant, context_id) REFERENCES ctx.contexts (tenant, id) ON DELETE CASCADE
@@ -438,16 +441,20 @@ END
 $body$;
 
 -- A framework's thread record (Mastra's threads: a title, a resource, metadata and the caller's
--- timestamps) kept on its context: created when missing, else updated in place under the
--- context's row lock. NULL keeps a field; metadata replaces the context's whole; updated_at
--- defaults to now().
+-- timestamps) kept on its context: created when missing (unless create_missing is false: 42704),
+-- else updated in place under the context's row lock. NULL keeps a field; metadata replaces the
+-- context's whole; updated_at defaults to now(). framework names whose records these are: a
+-- thread id another framework holds is refused (23505), so one adapter never reads, lists or
+-- clears another's threads.
 CREATE FUNCTION ctx.save_thread(thread_id text, title text DEFAULT NULL, resource text DEFAULT NULL,
                                 metadata jsonb DEFAULT NULL, created_at timestamptz DEFAULT NULL,
-                                updated_at timestamptz DEFAULT NULL, encrypted boolean DEFAULT NULL)
+                                updated_at timestamptz DEFAULT NULL, encrypted boolean DEFAULT NULL,
+                                framework text DEFAULT '', create_missing boolean DEFAULT true)
 RETURNS uuid
 LANGUAGE plpgsql AS $body$
 DECLARE
     cid uuid;
+    holder text;
 BEGIN
     IF save_thread.metadata IS NOT NULL AND jsonb_typeof(save_thread.metadata) <> 'object' THEN
         RAISE EXCEPTION 'metadata must be a JSON object, not %', jsonb_typeof(save_thread.metadata)
@@ -461,7 +468,25 @@ BEGIN
         RAISE EXCEPTION 'created_at and updated_at must be finite timestamps' USING ERRCODE = '22007',
             HINT = 'pass the times the application gives, or NULL';
     END IF;
+    IF save_thread.framework IS NULL OR save_thread.create_missing IS NULL THEN
+        RAISE EXCEPTION 'framework and create_missing must not be NULL' USING ERRCODE = '22004',
+            HINT = 'framework '''' is that of the adapters that only map thread ids (LangGraph, LangChain, the Agents SDK)';
+    END IF;
+    SELECT t.framework INTO holder FROM ctx.threads t
+     WHERE t.tenant = ctx.current_tenant() AND t.thread_id = save_thread.thread_id;
+    IF FOUND AND holder <> save_thread.framework THEN
+        RAISE EXCEPTION 'thread id "%" is held by framework "%"', save_thread.thread_id, holder USING ERRCODE = '23505',
+            HINT = 'one thread id is one framework''s: use another id for this one';
+    END IF;
+    IF NOT FOUND AND NOT save_thread.create_missing THEN
+        RAISE EXCEPTION 'thread "%" does not exist', save_thread.thread_id USING ERRCODE = '42704',
+            HINT = 'create_missing => true creates it';
+    END IF;
     cid := ctx.thread_context(save_thread.thread_id, encrypted => save_thread.encrypted);
+    IF holder IS NULL THEN
+        UPDATE ctx.threads t SET framework = save_thread.framework
+         WHERE t.tenant = ctx.current_tenant() AND t.thread_id = save_thread.thread_id;
+    END IF;
     UPDATE ctx.contexts c
        SET name = coalesce(save_thread.title, c.name),
            resource = coalesce(save_thread.resource, c.resource),
@@ -469,12 +494,17 @@ BEGIN
            created_at = coalesce(save_thread.created_at, c.created_at),
            updated_at = coalesce(save_thread.updated_at, now())
      WHERE c.tenant = ctx.current_tenant() AND c.id = cid;
+    IF NOT FOUND THEN  -- (deleted since the lookup)
+        RAISE EXCEPTION 'thread "%" was deleted while it was saved', save_thread.thread_id USING ERRCODE = '40001',
+            HINT = 'retry the transaction';
+    END IF;
     RETURN cid;
 END
 $body$;
 
--- A thread by its id, as ctx.list_threads returns it (no row when the tenant has no such thread).
-CREATE FUNCTION ctx.get_thread(thread_id text)
+-- A thread by its id, as ctx.list_threads returns it (no row when the tenant has no such thread,
+-- or when framework is given and another one holds it).
+CREATE FUNCTION ctx.get_thread(thread_id text, framework text DEFAULT NULL)
 RETURNS TABLE(thread_id text, context_id uuid, title text, resource text, metadata jsonb,
               created_at timestamptz, updated_at timestamptz)
 LANGUAGE sql STABLE AS $body$
@@ -482,6 +512,7 @@ LANGUAGE sql STABLE AS $body$
       FROM ctx.threads t
       JOIN ctx.contexts c ON c.tenant = t.tenant AND c.id = t.context_id
      WHERE t.tenant = ctx.current_tenant() AND t.thread_id = get_thread.thread_id
+       AND (get_thread.framework IS NULL OR t.framework = get_thread.framework)
 $body$;
 
 -- The arguments of ctx.list_threads: true, or an error that names the bad one.
@@ -507,12 +538,12 @@ BEGIN
 END
 $body$;
 
--- The tenant's threads (of a resource), whose metadata contains metadata_contains, ordered by
+-- The tenant's threads (of a resource, of a framework), whose metadata contains metadata_contains, ordered by
 -- created_at or updated_at (ties by thread id, in the same direction) and paged; every row
 -- carries the number of matches before paging.
 CREATE FUNCTION ctx.list_threads(resource text DEFAULT NULL, metadata_contains jsonb DEFAULT '{}',
                                  order_by text DEFAULT 'created_at', descending boolean DEFAULT true,
-                                 max_rows integer DEFAULT 100, skip integer DEFAULT 0)
+                                 max_rows integer DEFAULT 100, skip integer DEFAULT 0, framework text DEFAULT NULL)
 RETURNS TABLE(thread_id text, context_id uuid, title text, resource text, metadata jsonb,
               created_at timestamptz, updated_at timestamptz, total_count bigint)
 LANGUAGE sql STABLE AS $body$
@@ -524,6 +555,7 @@ LANGUAGE sql STABLE AS $body$
                                  list_threads.skip, list_threads.metadata_contains)
        AND t.tenant = ctx.current_tenant()
        AND (list_threads.resource IS NULL OR c.resource = list_threads.resource)
+       AND (list_threads.framework IS NULL OR t.framework = list_threads.framework)
        AND c.metadata @> coalesce(list_threads.metadata_contains, '{}')
      ORDER BY CASE WHEN NOT list_threads.descending THEN
                    CASE list_threads.order_by WHEN 'created_at' THEN c.created_at ELSE c.updated_at END END,
@@ -537,7 +569,7 @@ $body$;
 -- Where messages live, by id alone: for each live message with one of these ids, the context
 -- that holds it (not the forks that inherit it) and that context's thread id, if it has one.
 -- (Frameworks such as Mastra address a message by its id without its thread.)
-CREATE FUNCTION ctx.locate_messages(message_ids text[])
+CREATE FUNCTION ctx.locate_messages(message_ids text[], framework text DEFAULT NULL)
 RETURNS TABLE(message_id text, context_id uuid, thread_id text)
 LANGUAGE plpgsql STABLE AS $body$
 BEGIN
@@ -550,6 +582,8 @@ BEGIN
       FROM ctx.messages m
       LEFT JOIN ctx.threads t ON t.tenant = m.tenant AND t.context_id = m.context_id
      WHERE m.tenant = ctx.current_tenant() AND m.message_id = ANY (locate_messages.message_ids) AND NOT m.deleted
+       -- (with a framework: only messages of its threads)
+       AND (locate_messages.framework IS NULL OR t.framework = locate_messages.framework)
      ORDER BY m.message_id, m.context_id;
 END
 $body$;
@@ -1166,6 +1200,21 @@ BEGIN
       INTO tables, names, defs
       FROM pg_catalog.pg_constraint f
      WHERE f.contype = 'f' AND f.confrelid = 'ctx.contexts'::regclass;
+    -- a reference to the id alone (an application's own table) has no unique key to match after
+    -- this: say which, before anything is changed
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint f
+                WHERE f.contype = 'f' AND f.confrelid = 'ctx.contexts'::regclass
+                  AND f.confkey <> ARRAY[(SELECT attnum FROM pg_catalog.pg_attribute
+                                           WHERE attrelid = 'ctx.contexts'::regclass AND attname = 'tenant'),
+                                         (SELECT attnum FROM pg_catalog.pg_attribute
+                                           WHERE attrelid = 'ctx.contexts'::regclass AND attname = 'id')]) THEN
+        RAISE EXCEPTION 'foreign keys reference ctx.contexts (id) alone: %',
+              (SELECT string_agg(f.conrelid::regclass || '.' || f.conname, ', ')
+                 FROM pg_catalog.pg_constraint f
+                WHERE f.contype = 'f' AND f.confrelid = 'ctx.contexts'::regclass AND cardinality(f.confkey) = 1)
+            USING ERRCODE = '55000',
+                  HINT = 'context ids are unique per tenant from 0.2.0: make them reference ctx.contexts (tenant, id), then update';
+    END IF;
     FOR i IN 1 .. coalesce(cardinality(tables), 0) LOOP
         EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', tables[i], names[i]);
     END LOOP;

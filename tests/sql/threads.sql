@@ -47,6 +47,21 @@ SELECT * FROM ctx.list_threads(max_rows => -1);
 SELECT * FROM ctx.list_threads(descending => NULL);
 SELECT * FROM ctx.list_threads(metadata_contains => '"x"');
 
+-- frameworks keep apart: a thread id is one framework's ('' for the id-mapping adapters)
+SELECT ctx.save_thread('mastra-1', 'Mastra thread', 'user-9', framework => 'mastra') IS NOT NULL AS saved;
+SELECT thread_id, title FROM ctx.get_thread('mastra-1', 'mastra');
+SELECT count(*) AS other_framework FROM ctx.get_thread('t-1', 'mastra');
+SELECT count(*) AS any_framework FROM ctx.get_thread('mastra-1');
+SELECT thread_id, total_count FROM ctx.list_threads(framework => 'mastra');
+SELECT ctx.save_thread('t-1', 'taken', framework => 'mastra');
+SELECT ctx.save_thread('mastra-1', 'taken');
+SELECT ctx.save_thread('mastra-1', framework => NULL);
+-- create_missing => false never creates
+SELECT ctx.save_thread('never-made', 'x', create_missing => false);
+SELECT count(*) AS still_missing FROM ctx.get_thread('never-made');
+SELECT ctx.save_thread('mastra-1', 'Mastra thread, renamed', framework => 'mastra', create_missing => false) IS NOT NULL AS updated;
+SELECT title FROM ctx.get_thread('mastra-1');
+
 -- messages by id alone: the context (and thread) that holds each live one
 SELECT ctx.thread_context('t-2') AS t2 \gset
 SELECT ctx.thread_context('t-3') AS t3 \gset
@@ -65,6 +80,10 @@ SELECT message_id, context_id = :'t3' AS in_owner FROM ctx.locate_messages('{m-2
 SELECT ctx.append(:'f', 'user', 'again', message_id => 'm-1') > 0 AS appended;
 SELECT message_id, context_id = :'t2' AS in_t2, context_id = :'f' AS in_fork, thread_id FROM ctx.locate_messages('{m-1}')
  ORDER BY in_t2 DESC;
+-- of one framework's threads only
+SELECT ctx.save_messages(ctx.thread_context('mastra-1'), '[{"message_id": "m-1", "role": "user", "content": "mastra"}]') IS NOT NULL;
+SELECT message_id, thread_id FROM ctx.locate_messages('{m-1}', 'mastra');
+SELECT count(*) AS of_id_mappers FROM ctx.locate_messages('{m-1}', '');
 SELECT * FROM ctx.locate_messages(NULL);
 SELECT * FROM ctx.locate_messages('{m-1,NULL}');
 SELECT count(*) AS none FROM ctx.locate_messages('{}');

@@ -38,18 +38,34 @@ type Queryable = Pick<PoolClient, "query">;
 type Row = Record<string, unknown>;
 
 const RESOURCES = ["mastra", "resources"];
+// ctx.threads.framework of Mastra's threads: no other adapter's thread is read, listed or cleared
+const FRAMEWORK = "'mastra'";
 const UNLIMITED = 2 ** 31 - 1;
 const MESSAGE_COLUMNS = "message_id, role, content, metadata, created_at";
 
 const SQL = {
   extension: "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'ctxstore'",
-  getThread: "SELECT * FROM ctx.get_thread($1)",
-  saveThread: `SELECT ctx.save_thread($1, $2, $3, $4::jsonb, $5::timestamptz, $6::timestamptz) AS context_id`,
-  touchThread: "SELECT ctx.save_thread($1) AS context_id",
-  listThreads: `SELECT * FROM ctx.list_threads($1, $2::jsonb, $3, $4, $5, $6)`,
-  countThreads: `SELECT count(*)::int AS n FROM ctx.list_threads($1, $2::jsonb, max_rows => ${UNLIMITED})`,
+  getThread: `SELECT * FROM ctx.get_thread($1, ${FRAMEWORK})`,
+  // (creates the thread; the other statements below never do: a thread deleted meanwhile is 42704)
+  saveThread: `SELECT ctx.save_thread($1, $2, $3, $4::jsonb, $5::timestamptz, $6::timestamptz,
+                                      framework => ${FRAMEWORK}) AS context_id`,
+  updateThread: `SELECT ctx.save_thread($1, $2, NULL, $3::jsonb, framework => ${FRAMEWORK}, create_missing => false) AS context_id`,
+  touchThread: `SELECT ctx.save_thread($1, framework => ${FRAMEWORK}, create_missing => false) AS context_id`,
+  listThreads: `SELECT * FROM ctx.list_threads($1, $2::jsonb, $3, $4, $5, $6, framework => ${FRAMEWORK})`,
+  countThreads: `SELECT count(*)::int AS n FROM ctx.list_threads($1, $2::jsonb, max_rows => ${UNLIMITED}, framework => ${FRAMEWORK})`,
   deleteContext: "SELECT ctx.delete_context($1::uuid)",
-  locate: "SELECT message_id, context_id, thread_id FROM ctx.locate_messages($1::text[])",
+  locate: `SELECT message_id, context_id, thread_id FROM ctx.locate_messages($1::text[], ${FRAMEWORK})`,
+  // one writer per message id (a new id saved to two threads at once would be two messages), and
+  // per new thread id (two copies to one id), in a fixed order
+  lockMessages: `SELECT count(pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
+                   'ctxstore.mastra_message' || chr(31) || ctx.current_tenant() || chr(31) || i, 0)))
+                   FROM (SELECT DISTINCT i FROM unnest($1::text[]) AS i ORDER BY i) AS ids`,
+  // a thread's row lock, taken before its metadata is read and merged
+  lockThreadRow: `SELECT 1 FROM ctx.threads t JOIN ctx.contexts c ON c.tenant = t.tenant AND c.id = t.context_id
+                   WHERE t.tenant = ctx.current_tenant() AND t.thread_id = $1 AND t.framework = ${FRAMEWORK}
+                     FOR NO KEY UPDATE OF c`,
+  lockThread: `SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
+                 'ctxstore.thread' || chr(31) || ctx.current_tenant() || chr(31) || $1, 0))`,
   getMessages: `SELECT ${MESSAGE_COLUMNS} FROM ctx.get_messages($1::uuid, $2::text[])`,
   // (an exclusive bound moves by a microsecond: the database keeps microseconds, JavaScript milliseconds)
   page: `SELECT ${MESSAGE_COLUMNS}
@@ -62,7 +78,10 @@ const SQL = {
                                    $2::timestamptz + CASE WHEN $4 THEN interval '1 microsecond' ELSE interval '0' END,
                                    $3::timestamptz - CASE WHEN $5 THEN interval '1 microsecond' ELSE interval '0' END,
                                    max_rows => ${UNLIMITED})`,
-  around: `SELECT ${MESSAGE_COLUMNS} FROM ctx.messages_around($1::uuid, $2, $3, $4)`,
+  // an include window as Mastra's Postgres store takes it: by createdAt, through the time index
+  before: `SELECT ${MESSAGE_COLUMNS} FROM ctx.list_messages($1::uuid, NULL, $2::timestamptz, 'created_at', true, $3)`,
+  after: `SELECT ${MESSAGE_COLUMNS}
+            FROM ctx.list_messages($1::uuid, $2::timestamptz + interval '1 microsecond', NULL, 'created_at', false, $3)`,
   save: "SELECT message_id FROM ctx.save_messages($1::uuid, $2::jsonb)",
   update: "SELECT ctx.update_message($1::uuid, $2, $3, $4::jsonb, $5) AS revision",
   delete: "SELECT ctx.delete_messages($1::uuid, $2::text[]) AS n",
@@ -93,6 +112,12 @@ interface Located {
 export interface CtxstoreMemoryConfig {
   /** A node-postgres pool whose connections are a ctxstore application role (and tenant). */
   pool: Pool;
+  /**
+   * What `deleteMessages` does: `"tombstone"` (the default) writes a tombstone revision, and
+   * `ctx.history` keeps what the message was; `"purge"` removes every revision for good, as
+   * Mastra's Postgres store deletes the row.
+   */
+  deleteMode?: "tombstone" | "purge";
 }
 
 function fail(operation: string, status: string, text: string, category: `${ErrorCategory}` = "USER", cause?: unknown): MastraError {
@@ -135,11 +160,13 @@ function toDate(value: unknown): Date {
 
 export class CtxstoreMemory extends MemoryStorage {
   readonly pool: Pool;
+  readonly deleteMode: "tombstone" | "purge";
   override readonly supportsPartialThreadUpdate = true;
 
-  constructor({ pool }: CtxstoreMemoryConfig) {
+  constructor({ pool, deleteMode = "tombstone" }: CtxstoreMemoryConfig) {
     super();
     this.pool = pool;
+    this.deleteMode = deleteMode;
   }
 
   override async init(): Promise<void> {
@@ -195,11 +222,11 @@ export class CtxstoreMemory extends MemoryStorage {
     return withTransaction(this.pool, async (client) => {
       const existing = await this.readThread(client, id);
       if (!existing) throw fail("UPDATE_THREAD", "FAILED", `Thread ${id} not found`);
-      // the row lock first (save_thread updates the context), then the metadata it guards
-      await client.query(SQL.saveThread, [id, title ?? null, null, null, null, null]);
+      // the row lock first, then the metadata it guards
+      await client.query(SQL.lockThreadRow, [id]);
       const locked = (await this.readThread(client, id)) as Row;
       const merged = { ...((locked.metadata as Record<string, unknown>) ?? {}), ...(metadata ?? {}) };
-      await client.query(SQL.saveThread, [id, null, null, JSON.stringify(merged), null, null]);
+      await client.query(SQL.updateThread, [id, title ?? null, JSON.stringify(merged)]);
       return CtxstoreMemory.thread((await this.readThread(client, id)) as Row);
     });
   }
@@ -213,12 +240,14 @@ export class CtxstoreMemory extends MemoryStorage {
     return withTransaction(this.pool, async (client) => {
       const existing = await this.readThread(client, id);
       if (!existing || (resourceId !== undefined && existing.resource !== resourceId)) return null;
-      await client.query(SQL.saveThread, [id, null, null, null, null, null]);
+      // (locks the thread without changing it; updatedAt moves only with a change below)
+      await client.query(SQL.lockThreadRow, [id]);
       const thread = CtxstoreMemory.thread((await this.readThread(client, id)) as Row);
       const metadata = update(thread);
       if (metadata === undefined) return thread;
       this.validateMetadataKeys(metadata);
-      await client.query(SQL.saveThread, [id, null, null, JSON.stringify(metadata), null, null]);
+      // merged, as Mastra's stores patch the thread with what the update returns
+      await client.query(SQL.updateThread, [id, null, JSON.stringify({ ...(thread.metadata ?? {}), ...metadata })]);
       return CtxstoreMemory.thread((await this.readThread(client, id)) as Row);
     });
   }
@@ -226,7 +255,15 @@ export class CtxstoreMemory extends MemoryStorage {
   async deleteThread({ threadId }: { threadId: string }): Promise<void> {
     await withTransaction(this.pool, async (client) => {
       const row = await this.readThread(client, threadId);
-      if (row) await client.query(SQL.deleteContext, [row.context_id]);
+      if (!row) return;
+      try {
+        await client.query("SAVEPOINT gone");
+        await client.query(SQL.deleteContext, [row.context_id]);
+      } catch (error) {
+        // deleted meanwhile by another call: as if this one had
+        if ((error as { code?: string }).code !== "42704") throw error;
+        await client.query("ROLLBACK TO SAVEPOINT gone");
+      }
     });
   }
 
@@ -406,9 +443,13 @@ export class CtxstoreMemory extends MemoryStorage {
         for (const l of located.filter((x) => x.message_id === item.id)) {
           const thread = await this.readThread(this.pool, l.thread_id as string);
           if (!thread) continue;
-          const { rows } = await this.pool.query(SQL.around, [
-            l.context_id, item.id, item.withPreviousMessages ?? 0, item.withNextMessages ?? 0,
-          ]);
+          const target = (await this.pool.query(SQL.getMessages, [l.context_id, [item.id]])).rows[0];
+          if (!target) continue;
+          const at = toDate(target.created_at).toISOString();
+          const rows = (await this.pool.query(SQL.before, [l.context_id, at, (item.withPreviousMessages ?? 0) + 1])).rows;
+          if ((item.withNextMessages ?? 0) > 0) {
+            rows.push(...(await this.pool.query(SQL.after, [l.context_id, at, item.withNextMessages])).rows);
+          }
           for (const row of rows) {
             const m = CtxstoreMemory.message(row, l.thread_id, thread.resource as string | null);
             if (resourceId === undefined || m.resourceId === resourceId) included.push(m);
@@ -444,6 +485,7 @@ export class CtxstoreMemory extends MemoryStorage {
     }
     const unique = [...byId.values()];
     await withTransaction(this.pool, async (client) => {
+      await client.query(SQL.lockMessages, [unique.map((m) => m.id)]);
       const contexts = new Map<string, string>();
       for (const threadId of new Set(unique.map((m) => m.threadId as string))) {
         const row = await this.readThread(client, threadId);
@@ -533,7 +575,7 @@ export class CtxstoreMemory extends MemoryStorage {
     await withTransaction(this.pool, async (client) => {
       const located = (await this.locate(client, messageIds)).filter((l) => l.thread_id !== null);
       for (const [contextId, ids] of group(located, (l) => l.context_id)) {
-        await client.query(SQL.delete, [contextId, ids.map((l) => l.message_id)]);
+        await client.query(this.deleteMode === "purge" ? SQL.purge : SQL.delete, [contextId, ids.map((l) => l.message_id)]);
         await client.query(SQL.touchThread, [(ids[0] as Located).thread_id]);
       }
     });
@@ -545,6 +587,7 @@ export class CtxstoreMemory extends MemoryStorage {
       const source = await this.readThread(client, sourceThreadId);
       if (!source) throw fail("CLONE_THREAD", "SOURCE_NOT_FOUND", `Source thread with id ${sourceThreadId} not found`);
       const targetId = newThreadId ?? randomUUID();
+      await client.query(SQL.lockThread, [targetId]);
       if (await this.readThread(client, targetId)) {
         throw fail("CLONE_THREAD", "THREAD_EXISTS", `Thread with id ${targetId} already exists`);
       }
@@ -588,7 +631,7 @@ export class CtxstoreMemory extends MemoryStorage {
           };
         });
         await client.query(SQL.save, [saved[0].context_id, JSON.stringify(payload)]);
-        await client.query(SQL.saveThread, [thread.id, null, null, null, null, now.toISOString()]);
+        await client.query(SQL.touchThread, [thread.id]);
       }
       return { thread, messageIdMap };
     });

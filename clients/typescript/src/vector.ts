@@ -47,7 +47,7 @@ const SQL = {
              AND (m.expires_at IS NULL OR m.expires_at > now())`,
   // one writer per (index, id): replacing a vector is forget + remember
   lock: `SELECT count(pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
-           'ctxstore.mastra_vector' || chr(31) || array_to_string($1::text[], chr(31)) || chr(31) || i, 0)))
+           'ctxstore.mastra_vector' || chr(31) || ctx.current_tenant() || chr(31) || array_to_string($1::text[], chr(31)) || chr(31) || i, 0)))
            FROM (SELECT DISTINCT i FROM unnest($2::text[]) AS i ORDER BY i) AS ids`,
   forget: "SELECT ctx.forget($1::text[], $2::jsonb) AS n",
   remember: `SELECT ctx.remember($1::text[], d.id, d.embedding::real[], m.metadata)

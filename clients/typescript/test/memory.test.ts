@@ -102,6 +102,11 @@ describe("CtxstoreMemory vs @mastra/pg MemoryPG", () => {
     await same((s) => s.updateThread({ id: "t1", title: "First, renamed", metadata: { n: 2, extra: true } }), thread);
     await same((s) => s.updateThread({ id: "t2", metadata: { topic: "support" } }), thread);
     await same((s) => s.updateThread({ id: "missing", title: "x" }), thread, FAILS);
+    // the token limiter's update: what it returns is merged into the metadata
+    await same((s) => s.updateThreadMetadata({ id: "t1", update: () => ({ memoryTokenLimiter: { tokens: 7 } }) }), thread);
+    await same((s) => s.updateThreadMetadata({ id: "t1", update: () => undefined }), thread);
+    await same((s) => s.updateThreadMetadata({ id: "missing", update: () => ({ x: 1 }) }), thread);
+    await same((s) => s.getThreadById({ threadId: "t1" }), thread);
     // a full re-save replaces the metadata (title generation re-saves the thread)
     await same((s) => s.saveThread({ thread: { ...threads[2] as StorageThreadType, title: "Third (titled)", metadata: { k: "v" } } }), thread);
     await same((s) => s.getThreadById({ threadId: "t3" }), thread);
@@ -266,6 +271,43 @@ describe("CtxstoreMemory in the database", () => {
       const tomb = await pool.query(
         "SELECT h.deleted FROM ctx.get_thread('w') t, ctx.history(t.context_id) h WHERE h.message_id = 'b' ORDER BY h.revision");
       expect(tomb.rows.map((r) => r.deleted)).toEqual([false, true]);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("sees only Mastra's threads, never another adapter's in the same tenant", async () => {
+    const pool = tenantPool();
+    const store = new CtxstoreMemory({ pool });
+    try {
+      // a LangGraph / LangChain thread (an id-mapping adapter's), with a message id Mastra also uses
+      await pool.query("SELECT ctx.append(ctx.thread_context('lg-thread'), 'user', 'a checkpointed turn', message_id => 'same-id')");
+      await store.saveThread({ thread: { id: "mastra-thread", resourceId: "r", title: "", metadata: {}, createdAt: at(0), updatedAt: at(0) } });
+      await store.saveMessages({ messages: [message("same-id", "mastra-thread", "r", 1, "a Mastra turn")] });
+      expect(await store.getThreadById({ threadId: "lg-thread" })).toBeNull();
+      expect((await store.listThreads({})).threads.map((t) => t.id)).toEqual(["mastra-thread"]);
+      const byId = await store.listMessagesById({ messageIds: ["same-id"] });
+      expect(byId.messages.map((m) => [m.threadId, (m.content as { content?: string }).content])).toEqual([["mastra-thread", "a Mastra turn"]]);
+      await expect(store.saveThread({ thread: { id: "lg-thread", resourceId: "r", title: "", metadata: {}, createdAt: at(0), updatedAt: at(0) } }))
+        .rejects.toMatchObject({ code: "23505" });
+      await store.dangerouslyClearAll();
+      const { rows } = await pool.query("SELECT count(*)::int AS n FROM ctx.window(ctx.thread_context('lg-thread', create_missing => false), 10)");
+      expect(rows[0].n).toBe(1);
+      expect((await store.listThreads({})).total).toBe(0);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("purges deleted messages for good with deleteMode purge", async () => {
+    const pool = tenantPool();
+    const store = new CtxstoreMemory({ pool, deleteMode: "purge" });
+    try {
+      await store.saveThread({ thread: { id: "p", resourceId: "r", title: "", metadata: {}, createdAt: at(0), updatedAt: at(0) } });
+      await store.saveMessages({ messages: [message("gone", "p", "r", 1, "secret"), message("kept", "p", "r", 2, "fine")] });
+      await store.deleteMessages(["gone"]);
+      const { rows } = await pool.query("SELECT h.message_id FROM ctx.get_thread('p') t, ctx.history(t.context_id) h ORDER BY h.seq");
+      expect(rows.map((r) => r.message_id)).toEqual(["kept"]);
     } finally {
       await pool.end();
     }

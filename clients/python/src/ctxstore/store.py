@@ -73,7 +73,7 @@ _NAMESPACES = """SELECT DISTINCT s.namespace[2:%s] AS ns FROM ctx.state s
 
 
 
-_LOCK_ITEMS = """SELECT count(pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.lg_item' || chr(31) || i, 0)))
+_LOCK_ITEMS = """SELECT count(pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.lg_item' || chr(31) || ctx.current_tenant() || chr(31) || i, 0)))
                    FROM (SELECT DISTINCT i FROM unnest(%s::text[]) AS i ORDER BY i) AS items"""
 _log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ UNLIMITED = 2**31 - 1
 
 # one writer per (namespace, id) at a time: replacing a document is forget + remember
 _LOCK = """SELECT count(pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
-               'ctxstore.lc_doc' || chr(31) || array_to_string(%s::text[], chr(31)) || chr(31) || i, 0)))
+               'ctxstore.lc_doc' || chr(31) || ctx.current_tenant() || chr(31) || array_to_string(%s::text[], chr(31)) || chr(31) || i, 0)))
              FROM (SELECT DISTINCT i FROM unnest(%s::text[]) AS i ORDER BY i) AS ids"""
 _FORGET = "SELECT ctx.forget(%s::text[], %s) AS n"
 _REMEMBER = """SELECT ctx.remember(%s::text[], d.content, d.embedding::real[], d.metadata)
