@@ -1387,6 +1387,15 @@ STABLE PARALLEL SAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'context_unseal_wrapper';
 
+CREATE OR REPLACE FUNCTION "count_messages"(
+	"context_id" uuid,
+	"created_from" timestamp with time zone DEFAULT NULL,
+	"created_to" timestamp with time zone DEFAULT NULL
+) RETURNS bigint
+STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'count_messages_wrapper';
+
 CREATE OR REPLACE FUNCTION "count_tokens"(
 	"content" TEXT,
 	"encoding" TEXT DEFAULT NULL

@@ -215,6 +215,58 @@ static LIST_CREATED_DESC: Statement = Statement {
     writes: false,
 };
 
+// How many live messages of the view have created_at in [$6, $7]: the rows ctx.list_messages
+// pages through, counted per segment without reading their content.
+static COUNT_LISTED: Statement = Statement {
+    sql: "SELECT coalesce(sum(n), 0)::bigint
+            FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[])
+                 WITH ORDINALITY AS s(cid, hi, lo, since, ord)
+           CROSS JOIN LATERAL (
+                 SELECT count(*) AS n
+                   FROM ctx.messages m
+                  WHERE m.tenant = $5 AND m.context_id = s.cid AND m.seq > s.lo AND m.seq <= s.hi
+                    AND m.written_at >= s.since AND NOT m.deleted
+                    AND m.created_at >= $6 AND m.created_at <= $7
+                    AND (s.ord = 1 OR NOT EXISTS (
+                         SELECT FROM ctx.messages o
+                          WHERE o.tenant = $5 AND o.context_id = ANY ($1[1:s.ord - 1]) AND o.seq = m.seq))) c",
+    args: &[
+        UUIDARRAYOID,
+        INT8ARRAYOID,
+        INT8ARRAYOID,
+        TIMESTAMPTZARRAYOID,
+        TEXTOID,
+        TIMESTAMPTZOID,
+        TIMESTAMPTZOID,
+    ],
+    writes: false,
+};
+
+/// How many messages `list_page` would return over [from, to] with no limit.
+pub(crate) fn count_listed(
+    client: &SpiClient<'_>,
+    view: &View,
+    from: TimestampWithTimeZone,
+    to: TimestampWithTimeZone,
+) -> CtxResult<i64> {
+    let (ids, his, los, sinces) = view.segments();
+    let plan = COUNT_LISTED.plan(client)?;
+    let table = client.select(
+        &*plan,
+        Some(1),
+        &[
+            ids.into(),
+            his.into(),
+            los.into(),
+            sinces.into(),
+            view.tenant.as_str().into(),
+            from.into(),
+            to.into(),
+        ],
+    )?;
+    Ok(crate::plans::first_value::<i64>(table)?.unwrap_or(0))
+}
+
 /// A page of the view's live messages created in [from, to], ordered by `order`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn list_page(

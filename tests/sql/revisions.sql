@@ -124,6 +124,23 @@ SELECT ctx.fork(:'tm') AS tmf \gset
 SELECT ctx.update_message(:'tmf', 't1', 'first, edited in the fork') AS revision;
 SELECT ctx.append(:'tmf', 'user', 'zeroth by time', message_id => 't0', created_at => '2025-12-31T00:00:00Z');
 SELECT seq, message_id, content FROM ctx.list_messages(:'tmf', order_by => 'created_at');
+-- ctx.count_messages counts what ctx.list_messages lists, without the content: equal to the
+-- listed rows in the parent, the fork (its own rows override inherited ones), a range, and
+-- under a retention policy that hides the oldest
+SELECT c.id = :'tm' AS parent, r.from_, r.to_,
+       ctx.count_messages(c.id, r.from_, r.to_) AS counted,
+       (SELECT count(*) FROM ctx.list_messages(c.id, r.from_, r.to_, max_rows => 1000)) AS listed
+  FROM (VALUES (:'tm'::uuid), (:'tmf'::uuid)) c(id),
+       (VALUES (NULL::timestamptz, NULL::timestamptz), ('2026-01-02T00:00:00Z', NULL), (NULL, '2026-01-01T00:00:00Z'),
+               ('2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z')) r(from_, to_)
+ ORDER BY 1 DESC, 2 NULLS FIRST, 3 NULLS FIRST;
+SELECT ctx.set_retention(:'tmf', max_messages => 2);
+SELECT ctx.count_messages(:'tmf') AS counted, (SELECT count(*) FROM ctx.list_messages(:'tmf')) AS listed;
+SELECT ctx.set_retention(:'tmf');
+SELECT ctx.count_messages(NULL);
+\echo :SQLSTATE
+SELECT ctx.count_messages('00000000-0000-0000-0000-000000000000');
+\echo :SQLSTATE
 SELECT * FROM ctx.list_messages(:'tm', order_by => 'tokens');
 \echo :SQLSTATE
 SELECT * FROM ctx.list_messages(:'tm', max_rows => -1);

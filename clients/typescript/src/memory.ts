@@ -73,11 +73,10 @@ const SQL = {
                                   $2::timestamptz + CASE WHEN $7 THEN interval '1 microsecond' ELSE interval '0' END,
                                   $3::timestamptz - CASE WHEN $8 THEN interval '1 microsecond' ELSE interval '0' END,
                                   'created_at', $4, $5, $6)`,
-  count: `SELECT count(*)::int AS n
-            FROM ctx.list_messages($1::uuid,
-                                   $2::timestamptz + CASE WHEN $4 THEN interval '1 microsecond' ELSE interval '0' END,
-                                   $3::timestamptz - CASE WHEN $5 THEN interval '1 microsecond' ELSE interval '0' END,
-                                   max_rows => ${UNLIMITED})`,
+  // (counted without reading the messages' content)
+  count: `SELECT ctx.count_messages($1::uuid,
+                                    $2::timestamptz + CASE WHEN $4 THEN interval '1 microsecond' ELSE interval '0' END,
+                                    $3::timestamptz - CASE WHEN $5 THEN interval '1 microsecond' ELSE interval '0' END)::int AS n`,
   // an include window as Mastra's Postgres store takes it: by createdAt, through the time index
   before: `SELECT ${MESSAGE_COLUMNS} FROM ctx.list_messages($1::uuid, NULL, $2::timestamptz, 'created_at', true, $3)`,
   after: `SELECT ${MESSAGE_COLUMNS}

@@ -413,6 +413,26 @@ fn read_around(
     })
 }
 
+/// How many messages ctx.list_messages would return over [created_from, created_to] with no
+/// limit: counted through the same indexes, without reading a message's content.
+#[pg_extern(stable, parallel_safe)]
+fn count_messages(
+    context_id: Option<Uuid>,
+    created_from: default!(Option<TimestampWithTimeZone>, "NULL"),
+    created_to: default!(Option<TimestampWithTimeZone>, "NULL"),
+) -> i64 {
+    metrics::timed(Call::Read, || {
+        let context_id = required(context_id, "context_id")?;
+        let from = created_from.unwrap_or_else(TimestampWithTimeZone::negative_infinity);
+        let to = created_to.unwrap_or_else(TimestampWithTimeZone::positive_infinity);
+        Spi::connect(|client| {
+            let view = load_view(client, context_id, false)?;
+            count_listed(client, &view, from, to)
+        })
+    })
+    .or_raise()
+}
+
 /// A page of the context's live messages, optionally only those created (the caller's
 /// `created_at`) in [created_from, created_to], ordered by seq or created_at, either way, through
 /// an index: no sort of the thread.
