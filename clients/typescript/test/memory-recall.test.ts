@@ -67,9 +67,9 @@ async function flow(storage: MastraCompositeStore, vector: MastraVector): Promis
   const ids = (ms: MastraDBMessage[]) => ms.map((m) => m.id);
   // resource scope: the window around the match in t1 (before 1, after 1), then t2's last 2
   out.resourceScope = ids((await memory.recall({ threadId: "t2", resourceId: "u1", vectorSearchString: "purple elephants" })).messages);
-  // thread scope: only t2's own messages are searched
+  // thread scope: only t2's own messages are searched (the words of both threads: t2's win here)
   out.threadScope = ids((await memory.recall({
-    threadId: "t2", resourceId: "u1", vectorSearchString: "purple elephants",
+    threadId: "t2", resourceId: "u1", vectorSearchString: "purple elephants raining today",
     threadConfig: { semanticRecall: { ...semantic, scope: "thread" } },
   })).messages);
   out.wider = ids((await memory.recall({
@@ -84,10 +84,12 @@ async function flow(storage: MastraCompositeStore, vector: MastraVector): Promis
   })).messages);
   await memory.deleteMessages(["t1-3"]);
   await memory.settled?.();
-  out.deleted = ids((await memory.recall({
+  // (which message comes next is a tie among unrelated ones: only whether the deleted one is found)
+  const afterDelete = ids((await memory.recall({
     threadId: "t2", resourceId: "u1", vectorSearchString: "purple elephants dance at midnight",
     threadConfig: { lastMessages: false, semanticRecall: { ...semantic, messageRange: 0 } },
   })).messages);
+  out.deleted = { found: afterDelete.includes("t1-3"), count: afterDelete.length };
 
   // working memory with a template, in both scopes
   const template = "# Profile\n- name:\n- city:";
@@ -153,13 +155,11 @@ describe("Memory's recall, working memory and processors on ctxstore", () => {
   it("recalls, keeps working memory and feeds the processors as expected", async () => {
     ours = await flow(composite(new CtxstoreMemory({ pool })), new CtxstoreVector({ pool }));
     expect(ours.resourceScope).toEqual(["t1-2", "t1-3", "t1-4", "t2-9", "t2-10"]);
-    expect((ours.threadScope as string[]).every((id) => id.startsWith("t2-"))).toBe(true);
-    expect(ours.threadScope).toEqual(expect.arrayContaining(["t2-9", "t2-10"]));
+    expect(ours.threadScope).toEqual(["t2-7", "t2-8", "t2-9", "t2-10"]);
     // "umbrella rain": the two t2 messages with those words, and no window around them
     expect(ours.wider).toEqual(["t2-8", "t2-9"]);
     expect(ours.edited).toEqual(["t1-5"]);
-    expect(ours.deleted).not.toContain("t1-3");
-    expect((ours.deleted as string[]).length).toBe(1);
+    expect(ours.deleted).toEqual({ found: false, count: 1 });
     expect(ours.template).toEqual({ format: "markdown", content: "# Profile\n- name:\n- city:" });
     expect(ours.resourceWm).toBe("# Profile\n- name: Ada\n- city: Turin");
     expect(ours.threadWm).toEqual(["# Profile\n- name: thread-only", null]);
