@@ -802,6 +802,44 @@ def bench_checkpointer(server: Server, plan: Plan, results: Results) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# P9 Mastra memory (issue 19's "P8"): clients/typescript against @mastra/pg, run by node
+
+
+def bench_mastra(server: Server, plan: Plan, results: Results) -> None:
+    print("P9 Mastra memory", flush=True)
+    section = "P9"
+    server.create_database("bench_mastra")
+    package = ROOT / "clients" / "typescript"
+    subprocess.check_call(["npx", "tsc", "-p", "tsconfig.json"], cwd=package)
+    config = {"host": str(server.datadir), "port": server.port, "database": "bench_mastra", "user": "postgres",
+              "quick": plan is QUICK}
+    out = subprocess.run(["node", "bench/mastra.mjs", json.dumps(config)], cwd=package, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"bench/mastra.mjs failed:\n{out.stderr[-4000:]}")
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    for workload, samples in report["workloads"].items():
+        ours = results.add(section, Row(workload, "ctxstore", median(samples["ctxstore"]), p95(samples["ctxstore"])))
+        theirs = results.add(section, Row(workload, "@mastra/pg", median(samples["@mastra/pg"]), p95(samples["@mastra/pg"])))
+        speedup = theirs.median_ms / ours.median_ms
+        ours.extra["ratio"] = f"{speedup:.2f}× faster" if speedup >= 1 else f"takes {1 / speedup:.2f}×"
+        results.verdict(f"P9: {workload}: never slower than @mastra/pg", f"{speedup:.2f}× ({ours.median_ms:.2f} vs "
+                        f"{theirs.median_ms:.2f} ms)", speedup >= 1)
+        if f"{report['sizes']['thread']:,}" in workload or f"{report['sizes']['embedded']:,}" in workload:
+            results.verdict(f"P9: {workload}: ≥ 10× faster than @mastra/pg", f"{speedup:.2f}×", speedup >= 10)
+    sizes = report["sizes"]
+    results.note(section, f"Mastra's memory through `clients/typescript` (`CtxstoreMemory`, `CtxstoreVector`) against "
+                          f"`@mastra/pg` 1.27.1 (`MemoryPG` with its default indexes, `PgVector` with an HNSW index), "
+                          f"the same data in both on this server: a {sizes['thread']:,}-message thread, "
+                          f"{sizes['table']:,} messages in {sizes['threads']} threads of one resource, and "
+                          f"{sizes['embedded']:,} embedded messages (64-dimensional bag-of-words embeddings from a mock "
+                          f"embedder; ctxstore with its HNSW index for the dimension) under Mastra's `Memory` "
+                          f"(lastMessages 10, semantic recall topK 4 with 2 messages around each, working memory). "
+                          f"{sizes['calls']} calls per contender, alternating, from one Node 20 process with a pool of 4; "
+                          f"the whole run took {report['seconds']:.0f} s.")
+    server.drop_databases()
+
+
+# ---------------------------------------------------------------------------------------------
 # the report
 
 
@@ -861,6 +899,7 @@ def charts(results: Results, out: pathlib.Path) -> list[tuple[str, str]]:
     grouped("P5", "p5_storage.png", "P5 storage: bytes per message", "bytes (log scale)", lambda r: r.extra["bytes"], log=True)
     grouped("P6", "p6_growth.png", "P6 growth: median latency as the table grows", "ms", lambda r: r.median_ms)
     grouped("P7", "p7_checkpointer.png", "P7 LangGraph checkpointer: median latency", "ms", lambda r: r.median_ms)
+    grouped("P9", "p9_mastra.png", "P9 Mastra memory: median latency", "ms", lambda r: r.median_ms, log=True)
     return made
 
 
@@ -962,6 +1001,7 @@ SECTION_TITLES = {
     "P6": "P6 — growth: latency as the message table grows",
     "P7": "P7 — LangGraph checkpointer: `CtxstoreSaver` vs `PostgresSaver`",
     "P8": "P8 — messages with identity: caller ids, tombstones, reads around an id",
+    "P9": "P9 — Mastra memory: `@ctxstore/mastra` vs `@mastra/pg`",
 }
 
 
@@ -1028,7 +1068,7 @@ def write_report(results: Results, mode: str, server: Server, out: pathlib.Path,
             for r in rows:
                 lines.append(f"| {r.workload} | {r.contender} | {fmt_ms(r.median_ms)} | {fmt_ms(r.p95_ms)} | {r.extra['recall']:.3f} | {r.extra.get('ratio', '')} |")
         else:
-            first = {"P1": "thread", "P7": "operation", "P8": "workload"}.get(section, "table size")
+            first = {"P1": "thread", "P7": "operation", "P8": "workload", "P9": "workload"}.get(section, "table size")
             extra = " | window (messages)" if section == "P1" else ""
             lines += [f"| {first} | contender | median (ms) | p95 (ms){extra} | ratio |", "|---|---|---|---|" + ("---|" if extra else "") + "---|"]
             for r in rows:
@@ -1052,7 +1092,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="CI smoke sizes")
     parser.add_argument("--out", type=pathlib.Path, help="where BENCHMARKS.md and charts/ go (default: benches/, or tmp/bench-quick with --quick)")
-    parser.add_argument("--only", default="P1,P2,P3,P5,P6,P7,P8", help="comma-separated workloads")
+    parser.add_argument("--only", default="P1,P2,P3,P5,P6,P7,P8,P9", help="comma-separated workloads")
     parser.add_argument("--kernels", action="store_true", help="add the criterion results in target/criterion to the report")
     parser.add_argument("--port", type=int, default=int(os.environ.get("CTXSTORE_BENCH_PORT", "55519")))
     args = parser.parse_args()
@@ -1067,7 +1107,8 @@ def main() -> None:
         with server.connect() as conn:
             pg_version = conn.execute("SHOW server_version").fetchone()[0]
         workloads = {"P1": bench_prompt_window, "P2": bench_append, "P3": bench_recall, "P5": bench_storage,
-                     "P6": bench_growth, "P7": bench_checkpointer, "P8": bench_identity}
+                     "P6": bench_growth, "P7": bench_checkpointer, "P8": bench_identity,
+                     "P9": bench_mastra}
         for name in args.only.split(","):
             workloads[name.strip()](server, plan, results)
             server.drop_databases()

@@ -93,6 +93,14 @@ GRANT SELECT ON ctx.metrics TO pg_monitor;
 CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ctx.processor_registry
     FOR EACH STATEMENT EXECUTE FUNCTION ctx.processor_registry_changed();
 
+-- Reads of a page or of messages by id keep their statements prepared: a generic plan each
+-- call. (Their custom plans look cheaper, so the plan cache would keep choosing them, and plan
+-- every call: most of a small read's time.)
+ALTER FUNCTION ctx.list_messages(uuid, timestamptz, timestamptz, text, boolean, integer, integer) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION ctx.get_messages(uuid, text[]) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION ctx.messages_around(uuid, text, integer, integer) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION ctx.count_messages(uuid, timestamptz, timestamptz) SET plan_cache_mode = force_generic_plan;
+
 -- The audit trigger writes the log as the extension owner; users have no privilege on it.
 ALTER FUNCTION ctx.audit_trigger() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 REVOKE EXECUTE ON FUNCTION ctx.audit_trigger() FROM PUBLIC;

@@ -73,14 +73,36 @@ const SQL = {
                                   $2::timestamptz + CASE WHEN $7 THEN interval '1 microsecond' ELSE interval '0' END,
                                   $3::timestamptz - CASE WHEN $8 THEN interval '1 microsecond' ELSE interval '0' END,
                                   'created_at', $4, $5, $6)`,
-  // (counted without reading the messages' content)
-  count: `SELECT ctx.count_messages($1::uuid,
-                                    $2::timestamptz + CASE WHEN $4 THEN interval '1 microsecond' ELSE interval '0' END,
-                                    $3::timestamptz - CASE WHEN $5 THEN interval '1 microsecond' ELSE interval '0' END)::int AS n`,
-  // an include window as Mastra's Postgres store takes it: by createdAt, through the time index
-  before: `SELECT ${MESSAGE_COLUMNS} FROM ctx.list_messages($1::uuid, NULL, $2::timestamptz, 'created_at', true, $3)`,
-  after: `SELECT ${MESSAGE_COLUMNS}
-            FROM ctx.list_messages($1::uuid, $2::timestamptz + interval '1 microsecond', NULL, 'created_at', false, $3)`,
+  // the live messages with these ids, in the Mastra threads that hold them: one statement
+  byIds: `SELECT t.context_id, t.thread_id, g.resource AS thread_resource, ${MESSAGE_COLUMNS.split(", ").map((c) => `m.${c}`).join(", ")}
+            FROM (SELECT DISTINCT l.context_id, l.thread_id FROM ctx.locate_messages($1::text[], ${FRAMEWORK}) l) t
+           CROSS JOIN LATERAL ctx.get_thread(t.thread_id, ${FRAMEWORK}) g
+           CROSS JOIN LATERAL ctx.get_messages(t.context_id, $1::text[]) m`,
+  // include windows as Mastra's Postgres store takes them (by createdAt: $2 before, and the
+  // message itself, $3 after, through the time index), around every target at once
+  windows: `SELECT t.thread_id, g.resource AS thread_resource, ${MESSAGE_COLUMNS.split(", ").map((c) => `w.${c}`).join(", ")}
+              FROM unnest($1::text[], $2::int[], $3::int[]) AS i(id, before, after)
+              JOIN ctx.locate_messages($1::text[], ${FRAMEWORK}) t ON t.message_id = i.id
+             CROSS JOIN LATERAL ctx.get_thread(t.thread_id, ${FRAMEWORK}) g
+             CROSS JOIN LATERAL (
+                   SELECT ${MESSAGE_COLUMNS} FROM ctx.list_messages(t.context_id, NULL, t.created_at, 'created_at', true, i.before + 1)
+                   UNION ALL
+                   SELECT ${MESSAGE_COLUMNS}
+                     FROM ctx.list_messages(t.context_id, t.created_at + interval '1 microsecond', NULL, 'created_at', false, i.after)
+                    WHERE i.after > 0) w`,
+  // one thread's page with its resource, and (with $9) the total: one statement, no row when
+  // the thread is missing, one row with no message when the page is empty
+  threadPage: `WITH g AS (SELECT * FROM ctx.get_thread($1, ${FRAMEWORK})),
+                    n AS (SELECT ctx.count_messages(g.context_id,
+                                 $2::timestamptz + CASE WHEN $7 THEN interval '1 microsecond' ELSE interval '0' END,
+                                 $3::timestamptz - CASE WHEN $8 THEN interval '1 microsecond' ELSE interval '0' END)::int AS total
+                            FROM g WHERE $9)
+               SELECT g.resource AS thread_resource, n.total, ${MESSAGE_COLUMNS.split(", ").map((c) => `p.${c}`).join(", ")}
+                 FROM g LEFT JOIN n ON true
+                 LEFT JOIN LATERAL ctx.list_messages(g.context_id,
+                      $2::timestamptz + CASE WHEN $7 THEN interval '1 microsecond' ELSE interval '0' END,
+                      $3::timestamptz - CASE WHEN $8 THEN interval '1 microsecond' ELSE interval '0' END,
+                      'created_at', $4, $5, $6) p ON true`,
   save: "SELECT message_id FROM ctx.save_messages($1::uuid, $2::jsonb)",
   update: "SELECT ctx.update_message($1::uuid, $2, $3, $4::jsonb, $5) AS revision",
   delete: "SELECT ctx.delete_messages($1::uuid, $2::text[]) AS n",
@@ -344,27 +366,19 @@ export class CtxstoreMemory extends MemoryStorage {
     return rows as Located[];
   }
 
-  /** The located messages with their thread, read from their contexts. */
-  private async readLocated(db: Queryable, located: Located[]): Promise<{ message: MastraDBMessage; contextId: string }[]> {
-    const byContext = new Map<string, { threadId: string | null; ids: string[] }>();
-    for (const l of located) {
-      const entry = byContext.get(l.context_id) ?? { threadId: l.thread_id, ids: [] };
-      entry.ids.push(l.message_id);
-      byContext.set(l.context_id, entry);
-    }
-    const found: { message: MastraDBMessage; contextId: string }[] = [];
-    for (const [contextId, { threadId, ids }] of byContext) {
-      const resource = threadId === null ? null : ((await this.readThread(db, threadId))?.resource as string | null);
-      const { rows } = await db.query(SQL.getMessages, [contextId, ids]);
-      for (const row of rows) found.push({ message: CtxstoreMemory.message(row, threadId, resource), contextId });
-    }
-    return found;
+  /** The live messages with these ids in Mastra's threads, with their context: one statement. */
+  private async readByIds(db: Queryable, ids: string[]): Promise<{ message: MastraDBMessage; contextId: string }[]> {
+    if (!ids.length) return [];
+    const { rows } = await db.query(SQL.byIds, [ids]);
+    return rows.map((row) => ({
+      message: CtxstoreMemory.message(row, row.thread_id as string, row.thread_resource as string | null),
+      contextId: row.context_id as string,
+    }));
   }
 
   async listMessagesById({ messageIds }: { messageIds: string[] }): Promise<{ messages: MastraDBMessage[] }> {
     if (!messageIds?.length) return { messages: [] };
-    const located = (await this.locate(this.pool, messageIds)).filter((l) => l.thread_id !== null);
-    const found = await this.readLocated(this.pool, located);
+    const found = await this.readByIds(this.pool, messageIds);
     return { messages: CtxstoreMemory.normalized(found.map((f) => f.message)) };
   }
 
@@ -387,12 +401,6 @@ export class CtxstoreMemory extends MemoryStorage {
     const exclusive = [Boolean(range?.startExclusive), Boolean(range?.endExclusive)];
     const metadataFilter = filter?.metadata && Object.keys(filter.metadata).length ? filter.metadata : undefined;
 
-    const threads: { id: string; contextId: string; resource: string | null }[] = [];
-    for (const id of new Set(threadIds)) {
-      const row = await this.readThread(this.pool, id);
-      if (row) threads.push({ id, contextId: row.context_id as string, resource: row.resource as string | null });
-    }
-
     let pageMessages: MastraDBMessage[] = [];
     let total = 0;
     let hasMore = false;
@@ -402,58 +410,56 @@ export class CtxstoreMemory extends MemoryStorage {
         const meta = (m.content as { metadata?: Record<string, unknown> }).metadata;
         return meta !== undefined && k in meta && meta[k] === v;
       }));
-    if (perPage !== 0 && threads.length) {
+    const unique = [...new Set(threadIds)];
+    let paged = false;
+    if (perPage !== 0 && unique.length === 1 && !metadataFilter) {
+      // one thread: a page off the (tenant, context, created_at, seq) index, thread and page in
+      // one statement (a missing thread is an empty page)
+      const id = unique[0] as string;
+      const limit = perPage === false ? UNLIMITED : includeTotal ? perPage : perPage + 1;
+      const counted = includeTotal && perPage !== false;
+      const { rows } = await this.pool.query(SQL.threadPage,
+        [id, ...bounds, direction === "DESC", limit, offset, ...exclusive, counted]);
       // (a thread's messages are its resource's: a resourceId equal to the thread's needs no filter)
-      const single = threads.length === 1 && !metadataFilter
-        && (resourceId === undefined || resourceId === threads[0]?.resource);
-      if (single) {
-        // one thread: a page off the (tenant, context, created_at, seq) index
-        const t = threads[0] as (typeof threads)[number];
-        const limit = perPage === false ? UNLIMITED : includeTotal ? perPage : perPage + 1;
-        const { rows } = await this.pool.query(SQL.page, [t.contextId, ...bounds, direction === "DESC", limit, offset, ...exclusive]);
-        pageMessages = rows.map((r) => CtxstoreMemory.message(r, t.id, t.resource));
+      if (resourceId === undefined || !rows.length || rows[0].thread_resource === resourceId) {
+        paged = true;
+        pageMessages = rows.filter((r) => r.message_id !== null)
+          .map((r) => CtxstoreMemory.message(r, id, r.thread_resource as string | null));
         if (perPage === false) {
           total = pageMessages.length;
         } else if (includeTotal) {
-          total = (await this.pool.query(SQL.count, [t.contextId, ...bounds, ...exclusive])).rows[0].n as number;
+          total = (rows[0]?.total as number | null) ?? 0;
         } else {
           hasMore = pageMessages.length > perPage;
           pageMessages = pageMessages.slice(0, perPage);
           total = offset + pageMessages.length;
         }
-      } else {
-        // several threads or a filter on what the database does not index: every match, then a page
-        const all: MastraDBMessage[] = [];
-        for (const t of threads) {
-          const { rows } = await this.pool.query(SQL.page, [t.contextId, ...bounds, false, UNLIMITED, 0, ...exclusive]);
-          all.push(...rows.map((r) => CtxstoreMemory.message(r, t.id, t.resource)).filter(matches));
-        }
-        CtxstoreMemory.sorted(all, direction);
-        total = all.length;
-        pageMessages = perPage === false ? all : all.slice(offset, offset + perPage);
-        if (!includeTotal && perPage !== false) hasMore = offset + perPage < total;
       }
+    }
+    if (perPage !== 0 && !paged) {
+      // several threads or a filter on what the database does not index: every match, then a page
+      const all: MastraDBMessage[] = [];
+      for (const id of unique) {
+        const t = await this.readThread(this.pool, id);
+        if (!t) continue;
+        const { rows } = await this.pool.query(SQL.page, [t.context_id, ...bounds, false, UNLIMITED, 0, ...exclusive]);
+        all.push(...rows.map((r) => CtxstoreMemory.message(r, id, t.resource as string | null)).filter(matches));
+      }
+      CtxstoreMemory.sorted(all, direction);
+      total = all.length;
+      pageMessages = perPage === false ? all : all.slice(offset, offset + perPage);
+      if (!includeTotal && perPage !== false) hasMore = offset + perPage < total;
     }
 
     const included: MastraDBMessage[] = [];
     if (include?.length) {
-      const located = (await this.locate(this.pool, include.map((i) => i.id))).filter((l) => l.thread_id !== null);
-      for (const item of include) {
-        for (const l of located.filter((x) => x.message_id === item.id)) {
-          const thread = await this.readThread(this.pool, l.thread_id as string);
-          if (!thread) continue;
-          const target = (await this.pool.query(SQL.getMessages, [l.context_id, [item.id]])).rows[0];
-          if (!target) continue;
-          const at = toDate(target.created_at).toISOString();
-          const rows = (await this.pool.query(SQL.before, [l.context_id, at, (item.withPreviousMessages ?? 0) + 1])).rows;
-          if ((item.withNextMessages ?? 0) > 0) {
-            rows.push(...(await this.pool.query(SQL.after, [l.context_id, at, item.withNextMessages])).rows);
-          }
-          for (const row of rows) {
-            const m = CtxstoreMemory.message(row, l.thread_id, thread.resource as string | null);
-            if (resourceId === undefined || m.resourceId === resourceId) included.push(m);
-          }
-        }
+      const { rows } = await this.pool.query(SQL.windows, [
+        include.map((i) => i.id), include.map((i) => Math.max(0, i.withPreviousMessages ?? 0)),
+        include.map((i) => Math.max(0, i.withNextMessages ?? 0)),
+      ]);
+      for (const row of rows) {
+        const m = CtxstoreMemory.message(row, row.thread_id as string, row.thread_resource as string | null);
+        if (resourceId === undefined || m.resourceId === resourceId) included.push(m);
       }
     }
     if (perPage === 0) {
@@ -531,7 +537,7 @@ export class CtxstoreMemory extends MemoryStorage {
     if (!messages?.length) return [];
     return withTransaction(this.pool, async (client) => {
       const located = (await this.locate(client, messages.map((m) => m.id))).filter((l) => l.thread_id !== null);
-      const existing = new Map((await this.readLocated(client, located)).map((f) => [f.message.id, f]));
+      const existing = new Map((await this.readByIds(client, located.map((l) => l.message_id))).map((f) => [f.message.id, f]));
       const touched = new Set<string>();
       for (const update of messages) {
         const found = existing.get(update.id);
@@ -563,9 +569,8 @@ export class CtxstoreMemory extends MemoryStorage {
         }
       }
       for (const t of touched) await client.query(SQL.touchThread, [t]);
-      const after = (await this.locate(client, messages.map((m) => m.id))).filter((l) => l.thread_id !== null);
       // (as Mastra's Postgres store returns its rows: the type column, 'v2' unless given)
-      return (await this.readLocated(client, after)).map((f) => ({ ...f.message, type: f.message.type ?? "v2" }));
+      return (await this.readByIds(client, messages.map((m) => m.id))).map((f) => ({ ...f.message, type: f.message.type ?? "v2" }));
     });
   }
 
