@@ -47,7 +47,7 @@ const SQL = {
   extension: "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'ctxstore'",
   getThread: `SELECT * FROM ctx.get_thread($1, ${FRAMEWORK})`,
   // (creates the thread; the other statements below never do: a thread deleted meanwhile is 42704)
-  saveThread: `SELECT ctx.save_thread($1, $2, $3, $4::jsonb, $5::timestamptz, $6::timestamptz,
+  saveThread: `SELECT ctx.save_thread($1, $2, $3, $4::jsonb, $5::timestamptz, $6::timestamptz, $7,
                                       framework => ${FRAMEWORK}) AS context_id`,
   updateThread: `SELECT ctx.save_thread($1, $2, NULL, $3::jsonb, framework => ${FRAMEWORK}, create_missing => false) AS context_id`,
   touchThread: `SELECT ctx.save_thread($1, framework => ${FRAMEWORK}, create_missing => false) AS context_id`,
@@ -139,6 +139,12 @@ export interface CtxstoreMemoryConfig {
    * Mastra's Postgres store deletes the row.
    */
   deleteMode?: "tombstone" | "purge";
+  /**
+   * Whether new threads are encrypted contexts (their messages sealed under the thread's data
+   * key; needs `ctxstore.master_key` on the server). Default: the server's
+   * `ctxstore.encrypt_new_contexts`.
+   */
+  encrypted?: boolean;
 }
 
 function fail(operation: string, status: string, text: string, category: `${ErrorCategory}` = "USER", cause?: unknown): MastraError {
@@ -182,12 +188,14 @@ function toDate(value: unknown): Date {
 export class CtxstoreMemory extends MemoryStorage {
   readonly pool: Pool;
   readonly deleteMode: "tombstone" | "purge";
+  readonly encrypted: boolean | null;
   override readonly supportsPartialThreadUpdate = true;
 
-  constructor({ pool, deleteMode = "tombstone" }: CtxstoreMemoryConfig) {
+  constructor({ pool, deleteMode = "tombstone", encrypted }: CtxstoreMemoryConfig) {
     super();
     this.pool = pool;
     this.deleteMode = deleteMode;
+    this.encrypted = encrypted ?? null;
   }
 
   override async init(): Promise<void> {
@@ -234,6 +242,7 @@ export class CtxstoreMemory extends MemoryStorage {
       JSON.stringify(thread.metadata ?? {}),
       (thread.createdAt ? toDate(thread.createdAt) : now).toISOString(),
       (thread.updatedAt ? toDate(thread.updatedAt) : now).toISOString(),
+      this.encrypted,
     ]);
     return { ...thread };
   }
@@ -622,6 +631,7 @@ export class CtxstoreMemory extends MemoryStorage {
       };
       const { rows: saved } = await client.query(SQL.saveThread, [
         thread.id, thread.title, thread.resourceId, JSON.stringify(thread.metadata), now.toISOString(), now.toISOString(),
+        this.encrypted,
       ]);
       const messageIdMap: Record<string, string> = {};
       if (copied.length) {

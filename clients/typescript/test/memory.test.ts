@@ -299,6 +299,25 @@ describe("CtxstoreMemory in the database", () => {
     }
   });
 
+  it("seals the messages of threads it creates with encrypted: true", async () => {
+    const pool = tenantPool();
+    const store = new CtxstoreMemory({ pool, encrypted: true });
+    try {
+      await store.saveThread({ thread: { id: "sealed", resourceId: "r", title: "", metadata: {}, createdAt: at(0), updatedAt: at(0) } });
+      await store.saveMessages({ messages: [message("s1", "sealed", "r", 1, "a sealed secret")] });
+      const read = await store.listMessages({ threadId: "sealed" });
+      expect((read.messages[0]?.content as { content?: string }).content).toBe("a sealed secret");
+      const { rows } = await pool.query(
+        `SELECT c.encrypted, m.content IS NULL AS no_plain_text, m.content_enc IS NOT NULL AS sealed,
+                m.metadata = '{}'::jsonb AS no_plain_metadata
+           FROM ctx.get_thread('sealed') t JOIN ctx.contexts c ON c.tenant = ctx.current_tenant() AND c.id = t.context_id
+           JOIN ctx.messages m ON m.tenant = c.tenant AND m.context_id = c.id`);
+      expect(rows).toEqual([{ encrypted: true, no_plain_text: true, sealed: true, no_plain_metadata: true }]);
+    } finally {
+      await pool.end();
+    }
+  });
+
   it("purges deleted messages for good with deleteMode purge", async () => {
     const pool = tenantPool();
     const store = new CtxstoreMemory({ pool, deleteMode: "purge" });
