@@ -13,6 +13,11 @@ log() { echo "bench: $*" >&2; }
 # The peers' Python packages and ctxstore's own adapters (P7), pinned, in their own venv.
 bench_venv="$root/.venv-bench"
 ensure_venv "$bench_venv" "$root/benches/requirements.txt"
+# P9 runs Mastra's memory through clients/typescript (Node, its pinned lockfile)
+"$root/scripts/node.sh" check
+if ! cmp -s "$root/clients/typescript/package-lock.json" "$root/clients/typescript/node_modules/.package-lock.json" 2>/dev/null; then
+  (cd "$root/clients/typescript" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
 log "building and installing the release build into PG 18"
 "$root/scripts/install.sh" pg18 --release
 args=("${quick[@]}")
