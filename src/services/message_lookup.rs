@@ -154,6 +154,22 @@ pub(crate) fn unknown_message(message_id: &str) -> CtxError {
     )
 }
 
+// The rows of segment s (cid, hi, lo, since, ord) of the view a list reads: live, in the
+// segment's bounds, created in [from, to], and not overridden by a nearer context ($1: the
+// segments' ids, $5: the tenant).
+macro_rules! listed_where {
+    ($from:literal, $to:literal) => {
+        concat!(
+            "m.tenant = $5 AND m.context_id = s.cid AND m.seq > s.lo AND m.seq <= s.hi
+               AND m.written_at >= s.since AND NOT m.deleted
+               AND m.created_at >= ", $from, " AND m.created_at <= ", $to, "
+               AND (s.ord = 1 OR NOT EXISTS (
+                    SELECT FROM ctx.messages o
+                     WHERE o.tenant = $5 AND o.context_id = ANY ($1[1:s.ord - 1]) AND o.seq = m.seq))"
+        )
+    };
+}
+
 // A page of the view's live messages with created_at in [$8, $9], in the order asked: each
 // segment contributes its first skip + max_rows through an index (the primary key for seq,
 // messages_created_idx for created_at), then the segments are merged.
@@ -170,12 +186,7 @@ macro_rules! list_query {
                            m.metadata, m.tokens, m.created_at, m.context_id, m.content_enc, m.metadata_enc,
                            m.trace_id, m.message_id, m.revision, m.written_at, m.deleted
                       FROM ctx.messages m
-                     WHERE m.tenant = $5 AND m.context_id = s.cid AND m.seq > s.lo AND m.seq <= s.hi
-                       AND m.written_at >= s.since AND NOT m.deleted
-                       AND m.created_at >= $8 AND m.created_at <= $9
-                       AND (s.ord = 1 OR NOT EXISTS (
-                            SELECT FROM ctx.messages o
-                             WHERE o.tenant = $5 AND o.context_id = ANY ($1[1:s.ord - 1]) AND o.seq = m.seq))
+                     WHERE ", listed_where!("$8", "$9"), "
                      ORDER BY ", $order, " LIMIT $6 + $7) m
               ORDER BY ", $order, " LIMIT $6 OFFSET $7"
         )
@@ -218,18 +229,14 @@ static LIST_CREATED_DESC: Statement = Statement {
 // How many live messages of the view have created_at in [$6, $7]: the rows ctx.list_messages
 // pages through, counted per segment without reading their content.
 static COUNT_LISTED: Statement = Statement {
-    sql: "SELECT coalesce(sum(n), 0)::bigint
-            FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[])
-                 WITH ORDINALITY AS s(cid, hi, lo, since, ord)
-           CROSS JOIN LATERAL (
-                 SELECT count(*) AS n
-                   FROM ctx.messages m
-                  WHERE m.tenant = $5 AND m.context_id = s.cid AND m.seq > s.lo AND m.seq <= s.hi
-                    AND m.written_at >= s.since AND NOT m.deleted
-                    AND m.created_at >= $6 AND m.created_at <= $7
-                    AND (s.ord = 1 OR NOT EXISTS (
-                         SELECT FROM ctx.messages o
-                          WHERE o.tenant = $5 AND o.context_id = ANY ($1[1:s.ord - 1]) AND o.seq = m.seq))) c",
+    sql: concat!(
+        "SELECT coalesce(sum(n), 0)::bigint
+           FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[])
+                WITH ORDINALITY AS s(cid, hi, lo, since, ord)
+          CROSS JOIN LATERAL (SELECT count(*) AS n FROM ctx.messages m WHERE ",
+        listed_where!("$6", "$7"),
+        ") c"
+    ),
     args: &[
         UUIDARRAYOID,
         INT8ARRAYOID,

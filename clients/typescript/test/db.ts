@@ -2,7 +2,9 @@
 // its own per pool, and the cluster owner for @mastra/pg, the reference, on the same server.
 import { randomUUID } from "node:crypto";
 
+import { InMemoryStore, MastraCompositeStore, type MemoryStorage } from "@mastra/core/storage";
 import pg from "pg";
+import { afterAll, beforeAll } from "vitest";
 
 function env(name: string): string {
   const value = process.env[name];
@@ -48,4 +50,24 @@ export function seeded(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** A pool of the cluster owner and a schema of its own for @mastra/pg, the reference: created
+ * before the calling suite's tests and dropped (with the pool) after them. */
+export function referenceSchema(prefix: string): { pool: pg.Pool; schema: string } {
+  const pool = new pg.Pool({ ...referenceConfig, max: 4 });
+  const schema = `${prefix}_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
+  beforeAll(async () => {
+    await pool.query(`CREATE SCHEMA ${schema}`);
+  });
+  afterAll(async () => {
+    await pool.query(`DROP SCHEMA ${schema} CASCADE`);
+    await pool.end();
+  });
+  return { pool, schema };
+}
+
+/** A MastraCompositeStore whose memory domain is `memory`, the rest Mastra's in-memory store. */
+export function composite(memory: MemoryStorage): MastraCompositeStore {
+  return new MastraCompositeStore({ id: `c-${randomUUID()}`, default: new InMemoryStore(), domains: { memory } });
 }

@@ -2,17 +2,13 @@
 // the other domains coming from Mastra's in-memory store: the same conversation flow as on
 // Memory over @mastra/pg's MemoryPG must give the same answers (recall windows, working memory
 // of both scopes, thread updates and lists, deletes).
-import { randomUUID } from "node:crypto";
-
 import type { MastraDBMessage } from "@mastra/core/memory";
-import { InMemoryStore, MastraCompositeStore, type MemoryStorage } from "@mastra/core/storage";
 import { Memory } from "@mastra/memory";
 import { MemoryPG } from "@mastra/pg";
-import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 
 import { CtxstoreMemory } from "../src/memory.js";
-import { referenceConfig, tenantPool } from "./db.js";
+import { composite, referenceSchema, tenantPool } from "./db.js";
 
 const T0 = Date.parse("2026-05-01T08:00:00.000Z");
 
@@ -59,18 +55,10 @@ async function flow(memory: Memory): Promise<unknown[]> {
 
 describe("Memory on a composite store with ctxstore as its memory domain", () => {
   const pool = tenantPool();
-  const refPool = new pg.Pool({ ...referenceConfig, max: 4 });
-  const schema = `mastra_e2e_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
+  const { pool: refPool, schema } = referenceSchema("mastra_e2e");
   const options = { lastMessages: 10, workingMemory: { enabled: true } };
-  const composite = (memory: MemoryStorage) =>
-    new MastraCompositeStore({ id: `c-${randomUUID()}`, default: new InMemoryStore(), domains: { memory } });
 
-  beforeAll(async () => {
-    await refPool.query(`CREATE SCHEMA ${schema}`);
-  });
   afterAll(async () => {
-    await refPool.query(`DROP SCHEMA ${schema} CASCADE`);
-    await refPool.end();
     await pool.end();
   });
 

@@ -3,21 +3,18 @@
 // working memory with a template and with a schema (through Memory's own tool), and Mastra's
 // TokenLimiter and ToolCallFilter over what is recalled. Each answer is asserted; on PG 18 the
 // same flow over @mastra/pg (MemoryPG + PgVector, in a schema of their own) must answer alike.
-import { randomUUID } from "node:crypto";
-
 import { MessageList } from "@mastra/core/agent";
 import type { MastraDBMessage } from "@mastra/core/memory";
 import { TokenLimiterProcessor, ToolCallFilter } from "@mastra/core/processors";
-import { InMemoryStore, MastraCompositeStore, type MemoryStorage } from "@mastra/core/storage";
+import type { MastraCompositeStore } from "@mastra/core/storage";
 import type { MastraEmbeddingModel, MastraVector } from "@mastra/core/vector";
 import { Memory } from "@mastra/memory";
 import { MemoryPG, PgVector } from "@mastra/pg";
-import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 
 import { CtxstoreMemory } from "../src/memory.js";
 import { CtxstoreVector } from "../src/vector.js";
-import { hasPgvector, referenceConfig, tenantPool } from "./db.js";
+import { composite, hasPgvector, referenceConfig, referenceSchema, tenantPool } from "./db.js";
 
 const DIM = 16;
 /** A bag-of-words hash embedding, L2-normalised: equal words, near vectors. */
@@ -137,18 +134,10 @@ async function flow(storage: MastraCompositeStore, vector: MastraVector): Promis
 
 describe("Memory's recall, working memory and processors on ctxstore", () => {
   const pool = tenantPool();
-  const refPool = new pg.Pool({ ...referenceConfig, max: 4 });
-  const schema = `mastra_recall_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
-  const composite = (memory: MemoryStorage) =>
-    new MastraCompositeStore({ id: `c-${randomUUID()}`, default: new InMemoryStore(), domains: { memory } });
+  const { pool: refPool, schema } = referenceSchema("mastra_recall");
   let ours: Record<string, unknown>;
 
-  beforeAll(async () => {
-    await refPool.query(`CREATE SCHEMA ${schema}`);
-  });
   afterAll(async () => {
-    await refPool.query(`DROP SCHEMA ${schema} CASCADE`);
-    await refPool.end();
     await pool.end();
   });
 
