@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Windows read O(window), not O(thread): ctx.token_window and ctx.window on a 100-message and a
+# Windows read O(window), not O(thread): ctx.token_window, ctx.window and ctx.list_messages (either
+# order) on a 100-message and a
 # 1,000,000-message thread touch the same number of buffers, up to the extra b-tree level of
 # the bigger index (EXPLAIN (ANALYZE, BUFFERS) counts every page the call's queries touched).
 # A read that scanned the thread would touch thousands of pages more.
@@ -37,7 +38,9 @@ buffers() {
   echo "$rows $((hit + read))"
 }
 checks=0
-for call in "ctx.token_window(t.id, $budget)" "ctx.window(t.id, 50)"; do
+for call in "ctx.token_window(t.id, $budget)" "ctx.window(t.id, 50)" \
+            "ctx.list_messages(t.id, order_by => 'created_at', descending => true, max_rows => 50)" \
+            "ctx.list_messages(t.id, order_by => 'seq', descending => true, max_rows => 50)"; do
   read -r small_rows small_pages <<<"$(buffers "$call" small)"
   read -r big_rows big_pages <<<"$(buffers "$call" big)"
   echo "window scale: ${call%%(*}: $small-message thread $small_rows rows, $small_pages buffers; $big-message thread $big_rows rows, $big_pages buffers"
@@ -48,4 +51,4 @@ for call in "ctx.token_window(t.id, $budget)" "ctx.window(t.id, 50)"; do
     || fail "${call%%(*} touched $big_pages buffers on the big thread, $small_pages on the small one: not O(window)"
   checks=$((checks + 1))
 done
-result "$checks" 0 0 "window reads compared on a $small- and a $big-message thread"
+result "$checks" 0 0 "window and page reads compared on a $small- and a $big-message thread"

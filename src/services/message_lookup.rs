@@ -157,12 +157,15 @@ pub(crate) fn unknown_message(message_id: &str) -> CtxError {
 // The rows of segment s (cid, hi, lo, since, ord) of the view a list reads: live, in the
 // segment's bounds, created in [from, to], and not overridden by a nearer context ($1: the
 // segments' ids, $5: the tenant).
+// ($seq and $created name the columns as the order's index should see them, the other one
+// masked ("m.seq + 0", "(m.created_at + interval '0')"): the planner would otherwise take the
+// other index for its bounds and sort the whole thread.)
 macro_rules! listed_where {
-    ($from:literal, $to:literal) => {
+    ($seq:literal, $created:literal, $from:literal, $to:literal) => {
         concat!(
-            "m.tenant = $5 AND m.context_id = s.cid AND m.seq > s.lo AND m.seq <= s.hi
+            "m.tenant = $5 AND m.context_id = s.cid AND ", $seq, " > s.lo AND ", $seq, " <= s.hi
                AND m.written_at >= s.since AND NOT m.deleted
-               AND m.created_at >= ", $from, " AND m.created_at <= ", $to, "
+               AND ", $created, " >= ", $from, " AND ", $created, " <= ", $to, "
                AND (s.ord = 1 OR NOT EXISTS (
                     SELECT FROM ctx.messages o
                      WHERE o.tenant = $5 AND o.context_id = ANY ($1[1:s.ord - 1]) AND o.seq = m.seq))"
@@ -174,7 +177,7 @@ macro_rules! listed_where {
 // segment contributes its first skip + max_rows through an index (the primary key for seq,
 // messages_created_idx for created_at), then the segments are merged.
 macro_rules! list_query {
-    ($order:literal) => {
+    ($order:literal, $seq:literal, $created:literal) => {
         concat!(
             "SELECT m.seq, m.role, m.content, m.metadata, m.tokens, m.created_at, m.context_id,
                     m.content_enc, m.metadata_enc, m.trace_id, m.message_id, m.revision, m.written_at,
@@ -186,7 +189,7 @@ macro_rules! list_query {
                            m.metadata, m.tokens, m.created_at, m.context_id, m.content_enc, m.metadata_enc,
                            m.trace_id, m.message_id, m.revision, m.written_at, m.deleted
                       FROM ctx.messages m
-                     WHERE ", listed_where!("$8", "$9"), "
+                     WHERE ", listed_where!($seq, $created, "$8", "$9"), "
                      ORDER BY ", $order, " LIMIT $6 + $7) m
               ORDER BY ", $order, " LIMIT $6 OFFSET $7"
         )
@@ -206,22 +209,22 @@ const LIST_ARGS: &[BuiltinOid] = &[
 ];
 
 static LIST_SEQ: Statement = Statement {
-    sql: list_query!("m.seq"),
+    sql: list_query!("m.seq", "m.seq", "(m.created_at + interval '0')"),
     args: LIST_ARGS,
     writes: false,
 };
 static LIST_SEQ_DESC: Statement = Statement {
-    sql: list_query!("m.seq DESC"),
+    sql: list_query!("m.seq DESC", "m.seq", "(m.created_at + interval '0')"),
     args: LIST_ARGS,
     writes: false,
 };
 static LIST_CREATED: Statement = Statement {
-    sql: list_query!("m.created_at, m.seq"),
+    sql: list_query!("m.created_at, m.seq", "m.seq + 0", "m.created_at"),
     args: LIST_ARGS,
     writes: false,
 };
 static LIST_CREATED_DESC: Statement = Statement {
-    sql: list_query!("m.created_at DESC, m.seq DESC"),
+    sql: list_query!("m.created_at DESC, m.seq DESC", "m.seq + 0", "m.created_at"),
     args: LIST_ARGS,
     writes: false,
 };
@@ -234,7 +237,7 @@ static COUNT_LISTED: Statement = Statement {
            FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[])
                 WITH ORDINALITY AS s(cid, hi, lo, since, ord)
           CROSS JOIN LATERAL (SELECT count(*) AS n FROM ctx.messages m WHERE ",
-        listed_where!("$6", "$7"),
+        listed_where!("m.seq + 0", "m.created_at", "$6", "$7"),
         ") c"
     ),
     args: &[

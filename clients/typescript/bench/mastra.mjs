@@ -18,9 +18,22 @@ const sizes = cfg.quick
 const DIM = 64;
 const server = { host: cfg.host, port: cfg.port, database: cfg.database, user: cfg.user };
 const schema = `mastra_bench_${randomUUID().replace(/-/g, "").slice(0, 8)}`;
-const ourPool = new pg.Pool({ ...server, options: "-c ctxstore.tenant=bench", max: 4 });
+// ctxstore as an application role under row-level security, as applications run it; the
+// reference as the cluster owner (it creates its tables)
 const refPool = new pg.Pool({ ...server, password: "unused", max: 4 });
 await refPool.query(`CREATE SCHEMA ${schema}`);
+await refPool.query(`DO $$ BEGIN
+                       IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mastra_bench_app') THEN
+                         CREATE ROLE mastra_bench_app LOGIN;
+                       END IF;
+                     END $$`);
+await refPool.query("SELECT ctx.grant_access('mastra_bench_app')");
+const ourPool = new pg.Pool({ ...server, user: "mastra_bench_app", options: "-c ctxstore.tenant=bench", max: 4 });
+/** Both sides' tables analyzed after a load (the bench server runs without autovacuum). */
+const analyze = async () => {
+  await refPool.query("VACUUM ANALYZE ctx.messages, ctx.contexts, ctx.threads, ctx.memories, ctx.state");
+  await refPool.query(`VACUUM ANALYZE ${schema}.mastra_messages, ${schema}.mastra_threads, ${schema}.mastra_resources`);
+};
 
 const stores = {
   "ctxstore": new CtxstoreMemory({ pool: ourPool }),
@@ -82,6 +95,7 @@ const started = performance.now();
 // 1. the last 40 of a long thread (with the total, as listMessages returns it by default, and
 //    without, as Memory's history reads ask)
 for (const s of Object.values(stores)) await load(s, "long", "r-long", sizes.thread);
+await analyze();
 for (const includeTotal of [true, false]) {
   result.workloads[`listMessages: last 40 of a ${sizes.thread.toLocaleString("en")}-message thread${includeTotal ? "" : ", includeTotal false"}`] =
     await alternate(sizes.calls, Object.fromEntries(Object.entries(stores).map(([k, s]) => [k, () =>
@@ -93,6 +107,7 @@ const perThread = sizes.table / sizes.threads;
 for (const s of Object.values(stores)) {
   for (let t = 0; t < sizes.threads; t++) await load(s, `t${t}`, "r-table", perThread);
 }
+await analyze();
 const targets = Array.from({ length: sizes.calls + 1 }, () =>
   Array.from({ length: 10 }, () => `t${Math.floor(rand() * sizes.threads)}-${Math.floor(rand() * perThread)}`));
 result.workloads[`listMessages: include windows around 10 messages of ${sizes.table.toLocaleString("en")}`] =
@@ -115,7 +130,7 @@ const memories = {
   }),
 };
 // ctxstore's HNSW index for these dimensions (PgVector builds its own for the index Memory makes)
-await ourPool.query("SELECT ctx.create_vector_index($1, 'cosine')", [DIM]);
+await refPool.query("SELECT ctx.create_vector_index($1, 'cosine')", [DIM]);
 const embeddedThreads = 10;
 for (const m of Object.values(memories)) {
   for (let t = 0; t < embeddedThreads; t++) {
@@ -126,8 +141,8 @@ for (const m of Object.values(memories)) {
   }
   await m.updateWorkingMemory({ threadId: "e0", resourceId: "r-embedded", workingMemory: "# User\n- name: Ada" });
 }
-await ourPool.query("VACUUM ANALYZE ctx.messages, ctx.memories, ctx.contexts");
-await refPool.query(`VACUUM ANALYZE`);
+await analyze();
+await refPool.query("VACUUM ANALYZE");
 const queries = Array.from({ length: sizes.calls + 1 }, () => sentence(4));
 result.workloads[`Memory.recall: semantic recall in a resource of ${sizes.embedded.toLocaleString("en")} embedded messages`] =
   await alternate(sizes.calls, Object.fromEntries(Object.entries(memories).map(([k, m]) => [k, (i) =>

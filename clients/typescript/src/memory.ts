@@ -75,20 +75,24 @@ const SQL = {
                                   'created_at', $4, $5, $6)`,
   // the live messages with these ids, in the Mastra threads that hold them: one statement
   byIds: `SELECT t.context_id, t.thread_id, g.resource AS thread_resource, ${MESSAGE_COLUMNS.split(", ").map((c) => `m.${c}`).join(", ")}
-            FROM (SELECT DISTINCT l.context_id, l.thread_id FROM ctx.locate_messages($1::text[], ${FRAMEWORK}) l) t
+            FROM (SELECT l.context_id, l.thread_id, array_agg(DISTINCT l.message_id) AS ids
+                    FROM ctx.locate_messages($1::text[], ${FRAMEWORK}) l GROUP BY 1, 2) t
            CROSS JOIN LATERAL ctx.get_thread(t.thread_id, ${FRAMEWORK}) g
-           CROSS JOIN LATERAL ctx.get_messages(t.context_id, $1::text[]) m`,
+           -- (each context asked for its own ids only: a fork's inherited messages stay out)
+           CROSS JOIN LATERAL ctx.get_messages(t.context_id, t.ids) m`,
   // include windows as Mastra's Postgres store takes them (by createdAt: $2 before, and the
   // message itself, $3 after, through the time index), around every target at once
   windows: `SELECT t.thread_id, g.resource AS thread_resource, ${MESSAGE_COLUMNS.split(", ").map((c) => `w.${c}`).join(", ")}
               FROM unnest($1::text[], $2::int[], $3::int[]) AS i(id, before, after)
               JOIN ctx.locate_messages($1::text[], ${FRAMEWORK}) t ON t.message_id = i.id
              CROSS JOIN LATERAL ctx.get_thread(t.thread_id, ${FRAMEWORK}) g
+             -- (the target as the thread shows it: one retention has hidden is no window's center)
+             CROSS JOIN LATERAL ctx.get_messages(t.context_id, ARRAY[i.id]) x
              CROSS JOIN LATERAL (
-                   SELECT ${MESSAGE_COLUMNS} FROM ctx.list_messages(t.context_id, NULL, t.created_at, 'created_at', true, i.before + 1)
+                   SELECT ${MESSAGE_COLUMNS} FROM ctx.list_messages(t.context_id, NULL, x.created_at, 'created_at', true, i.before + 1)
                    UNION ALL
                    SELECT ${MESSAGE_COLUMNS}
-                     FROM ctx.list_messages(t.context_id, t.created_at + interval '1 microsecond', NULL, 'created_at', false, i.after)
+                     FROM ctx.list_messages(t.context_id, x.created_at + interval '1 microsecond', NULL, 'created_at', false, i.after)
                     WHERE i.after > 0) w`,
   // one thread's page with its resource, and (with $9) the total: one statement, no row when
   // the thread is missing, one row with no message when the page is empty
@@ -378,7 +382,7 @@ export class CtxstoreMemory extends MemoryStorage {
   /** The live messages with these ids in Mastra's threads, with their context: one statement. */
   private async readByIds(db: Queryable, ids: string[]): Promise<{ message: MastraDBMessage; contextId: string }[]> {
     if (!ids.length) return [];
-    const { rows } = await db.query(SQL.byIds, [ids]);
+    const { rows } = await db.query(SQL.byIds, [[...new Set(ids)]]);
     return rows.map((row) => ({
       message: CtxstoreMemory.message(row, row.thread_id as string, row.thread_resource as string | null),
       contextId: row.context_id as string,
@@ -545,8 +549,7 @@ export class CtxstoreMemory extends MemoryStorage {
   }): Promise<MastraDBMessage[]> {
     if (!messages?.length) return [];
     return withTransaction(this.pool, async (client) => {
-      const located = (await this.locate(client, messages.map((m) => m.id))).filter((l) => l.thread_id !== null);
-      const existing = new Map((await this.readByIds(client, located.map((l) => l.message_id))).map((f) => [f.message.id, f]));
+      const existing = new Map((await this.readByIds(client, messages.map((m) => m.id))).map((f) => [f.message.id, f]));
       const touched = new Set<string>();
       for (const update of messages) {
         const found = existing.get(update.id);
