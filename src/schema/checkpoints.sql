@@ -261,11 +261,10 @@ LANGUAGE sql STABLE AS $body$
 $body$;
 
 -- Where messages live, by id alone: for each live message with one of these ids, the context
--- that holds it (not the forks that inherit it), that context's thread id, if it has one, and
--- the message's created_at.
+-- that holds it (not the forks that inherit it) and that context's thread id, if it has one.
 -- (Frameworks such as Mastra address a message by its id without its thread.)
 CREATE FUNCTION ctx.locate_messages(message_ids text[], framework text DEFAULT NULL)
-RETURNS TABLE(message_id text, context_id uuid, thread_id text, created_at timestamptz)
+RETURNS TABLE(message_id text, context_id uuid, thread_id text)
 LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $body$
 BEGIN
     IF locate_messages.message_ids IS NULL OR array_position(locate_messages.message_ids, NULL) IS NOT NULL THEN
@@ -273,7 +272,7 @@ BEGIN
             HINT = 'pass the ids as a text[]';
     END IF;
     RETURN QUERY
-    SELECT m.message_id, m.context_id, t.thread_id, m.created_at
+    SELECT m.message_id, m.context_id, t.thread_id
       FROM ctx.messages m
       LEFT JOIN ctx.threads t ON t.tenant = m.tenant AND t.context_id = m.context_id
      WHERE m.tenant = ctx.current_tenant() AND m.message_id = ANY (locate_messages.message_ids) AND NOT m.deleted

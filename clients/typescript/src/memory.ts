@@ -42,6 +42,8 @@ const RESOURCES = ["mastra", "resources"];
 const FRAMEWORK = "'mastra'";
 const UNLIMITED = 2 ** 31 - 1;
 const MESSAGE_COLUMNS = "message_id, role, content, metadata, created_at";
+/** MESSAGE_COLUMNS of a table alias: "m.message_id, m.role, ...". */
+const columnsOf = (alias: string) => MESSAGE_COLUMNS.split(", ").map((c) => `${alias}.${c}`).join(", ");
 
 const SQL = {
   extension: "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'ctxstore'",
@@ -74,7 +76,7 @@ const SQL = {
                                   $3::timestamptz - CASE WHEN $8 THEN interval '1 microsecond' ELSE interval '0' END,
                                   'created_at', $4, $5, $6)`,
   // the live messages with these ids, in the Mastra threads that hold them: one statement
-  byIds: `SELECT t.context_id, t.thread_id, g.resource AS thread_resource, ${MESSAGE_COLUMNS.split(", ").map((c) => `m.${c}`).join(", ")}
+  byIds: `SELECT t.context_id, t.thread_id, g.resource AS thread_resource, ${columnsOf("m")}
             FROM (SELECT l.context_id, l.thread_id, array_agg(DISTINCT l.message_id) AS ids
                     FROM ctx.locate_messages($1::text[], ${FRAMEWORK}) l GROUP BY 1, 2) t
            CROSS JOIN LATERAL ctx.get_thread(t.thread_id, ${FRAMEWORK}) g
@@ -82,7 +84,7 @@ const SQL = {
            CROSS JOIN LATERAL ctx.get_messages(t.context_id, t.ids) m`,
   // include windows as Mastra's Postgres store takes them (by createdAt: $2 before, and the
   // message itself, $3 after, through the time index), around every target at once
-  windows: `SELECT t.thread_id, g.resource AS thread_resource, ${MESSAGE_COLUMNS.split(", ").map((c) => `w.${c}`).join(", ")}
+  windows: `SELECT t.thread_id, g.resource AS thread_resource, ${columnsOf("w")}
               FROM unnest($1::text[], $2::int[], $3::int[]) AS i(id, before, after)
               JOIN ctx.locate_messages($1::text[], ${FRAMEWORK}) t ON t.message_id = i.id
              CROSS JOIN LATERAL ctx.get_thread(t.thread_id, ${FRAMEWORK}) g
@@ -101,7 +103,7 @@ const SQL = {
                                  $2::timestamptz + CASE WHEN $7 THEN interval '1 microsecond' ELSE interval '0' END,
                                  $3::timestamptz - CASE WHEN $8 THEN interval '1 microsecond' ELSE interval '0' END)::int AS total
                             FROM g WHERE $9)
-               SELECT g.resource AS thread_resource, n.total, ${MESSAGE_COLUMNS.split(", ").map((c) => `p.${c}`).join(", ")}
+               SELECT g.resource AS thread_resource, n.total, ${columnsOf("p")}
                  FROM g LEFT JOIN n ON true
                  LEFT JOIN LATERAL ctx.list_messages(g.context_id,
                       $2::timestamptz + CASE WHEN $7 THEN interval '1 microsecond' ELSE interval '0' END,
@@ -172,6 +174,27 @@ export function plainText(content: MastraMessageContentV2 | string): string {
     .filter((text): text is string => typeof text === "string" && text !== "");
   if (texts.length) return texts.join("\n");
   return JSON.stringify(content.parts ?? []);
+}
+
+/** What a message keeps of Mastra's (its metadata's `mastra`). */
+function kept(message: MastraDBMessage): Kept {
+  const k: Kept = { role: message.role, content: structured(message.content) };
+  if (message.type !== undefined) k.type = message.type;
+  if (message.resourceId !== undefined) k.resourceId = message.resourceId;
+  return k;
+}
+
+/** A message as ctx.save_messages takes it: plain text to count and search, Mastra's content kept
+ * in the metadata; with `createdAt`, the time to store (none: an existing message keeps its own). */
+function saveItem(message: MastraDBMessage, createdAt?: Date): Record<string, unknown> {
+  const item: Record<string, unknown> = {
+    message_id: message.id,
+    role: ctxRole(message.role),
+    content: plainText(message.content),
+    metadata: { mastra: kept(message) },
+  };
+  if (createdAt) item.created_at = createdAt.toISOString();
+  return item;
 }
 
 function ctxRole(role: string): string {
@@ -337,26 +360,19 @@ export class CtxstoreMemory extends MemoryStorage {
 
   // ---- messages --------------------------------------------------------------------------
 
-  private static kept(message: MastraDBMessage): Kept {
-    const kept: Kept = { role: message.role, content: structured(message.content) };
-    if (message.type !== undefined) kept.type = message.type;
-    if (message.resourceId !== undefined) kept.resourceId = message.resourceId;
-    return kept;
-  }
-
   private static message(row: Row, threadId: string | null, threadResource?: string | null): MastraDBMessage {
     const metadata = (row.metadata as Record<string, unknown> | null) ?? {};
-    const kept = metadata.mastra as Kept | undefined;
+    const stored = metadata.mastra as Kept | undefined;
     const message: MastraDBMessage = {
       id: row.message_id as string,
-      role: (kept?.role ?? row.role) as MastraDBMessage["role"],
-      content: kept?.content ?? structured(row.content as string),
+      role: (stored?.role ?? row.role) as MastraDBMessage["role"],
+      content: stored?.content ?? structured(row.content as string),
       createdAt: toDate(row.created_at),
     };
     if (threadId !== null) message.threadId = threadId;
-    const resourceId = kept?.resourceId ?? threadResource ?? undefined;
+    const resourceId = stored?.resourceId ?? threadResource ?? undefined;
     if (resourceId !== undefined) message.resourceId = resourceId;
-    if (kept?.type !== undefined && kept.type !== "v2") message.type = kept.type;
+    if (stored?.type !== undefined && stored.type !== "v2") message.type = stored.type;
     return message;
   }
 
@@ -522,18 +538,9 @@ export class CtxstoreMemory extends MemoryStorage {
       }
       for (const [threadId, batch] of group(unique, (m) => m.threadId as string)) {
         const contextId = contexts.get(threadId) as string;
-        const payload = batch.map((m) => {
-          const item: Record<string, unknown> = {
-            message_id: m.id,
-            role: ctxRole(m.role),
-            content: plainText(m.content),
-            metadata: { mastra: CtxstoreMemory.kept(m) },
-          };
-          const stays = where.get(m.id)?.context_id === contextId;
-          // (an existing message keeps its time, as Mastra's stores keep createdAt)
-          if (!stays) item.created_at = (firstTime.get(m.id) ?? toDate(m.createdAt ?? new Date())).toISOString();
-          return item;
-        });
+        // (an existing message keeps its time, as Mastra's stores keep createdAt)
+        const payload = batch.map((m) => saveItem(m, where.get(m.id)?.context_id === contextId
+          ? undefined : firstTime.get(m.id) ?? toDate(m.createdAt ?? new Date())));
         await client.query(SQL.save, [contextId, JSON.stringify(payload)]);
         await client.query(SQL.touchThread, [threadId]);
       }
@@ -566,18 +573,15 @@ export class CtxstoreMemory extends MemoryStorage {
           }
         }
         touched.add(old.threadId as string);
-        const metadata = JSON.stringify({ mastra: CtxstoreMemory.kept(merged) });
         if (threadId !== undefined && threadId !== old.threadId) {
           const target = await this.readThread(client, threadId);
           if (!target) throw fail("UPDATE_MESSAGES", "FAILED", `Thread ${threadId} not found`);
           await client.query(SQL.purge, [found.contextId, [id]]);
-          await client.query(SQL.save, [target.context_id, JSON.stringify([{
-            message_id: id, role: ctxRole(merged.role), content: plainText(merged.content),
-            metadata: JSON.parse(metadata), created_at: toDate(old.createdAt).toISOString(),
-          }])]);
+          await client.query(SQL.save, [target.context_id, JSON.stringify([saveItem(merged, toDate(old.createdAt))])]);
           touched.add(threadId);
         } else {
-          await client.query(SQL.update, [found.contextId, id, plainText(merged.content), metadata, ctxRole(merged.role)]);
+          const item = saveItem(merged);
+          await client.query(SQL.update, [found.contextId, id, item.content, JSON.stringify(item.metadata), item.role]);
         }
       }
       for (const t of touched) await client.query(SQL.touchThread, [t]);
@@ -641,11 +645,7 @@ export class CtxstoreMemory extends MemoryStorage {
         const payload = copied.map((m) => {
           const newId = randomUUID();
           messageIdMap[m.id] = newId;
-          const moved: MastraDBMessage = { ...m, id: newId, threadId: targetId, resourceId: thread.resourceId };
-          return {
-            message_id: newId, role: ctxRole(m.role), content: plainText(m.content),
-            metadata: { mastra: CtxstoreMemory.kept(moved) }, created_at: toDate(m.createdAt).toISOString(),
-          };
+          return saveItem({ ...m, id: newId, threadId: targetId, resourceId: thread.resourceId }, toDate(m.createdAt));
         });
         await client.query(SQL.save, [saved[0].context_id, JSON.stringify(payload)]);
         await client.query(SQL.touchThread, [thread.id]);
