@@ -1278,6 +1278,511 @@ DROP FUNCTION ctx.append(uuid, text, text, jsonb);
 -- ctx.recall takes a metric and returns the embedding on request.
 DROP FUNCTION ctx.recall(text[], real[], text, integer, jsonb, jsonb, timestamptz, boolean);
 
+-- ---- src/schema/imports.sql (new in 0.2.0, as a fresh install creates it) ----
+-- Imports from the peers' own tables (docs/migrating.md): a database that ran langchain-postgres,
+-- LangGraph's Postgres saver and store, or @mastra/pg moves into ctxstore in one call.
+-- Each import runs in the caller's transaction and as the caller (row-level security applies),
+-- reads its source through a cursor ordered by the source's key (one batch in memory at a time),
+-- writes through the functions the adapters use (so the target's tenant, encryption and
+-- processors apply and every row written is audited), and skips what is already there: running
+-- it twice imports nothing twice. Each returns one row per kind: imported, skipped (already
+-- present), and the settings it applied.
+
+-- The source must have these columns with these types (expected: {"column": ["type", ...]}),
+-- else 42P16 naming what differs and what the peer's version creates.
+CREATE FUNCTION ctx.check_import_source(source regclass, expected jsonb, peer text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $body$
+DECLARE
+    wrong text;
+BEGIN
+    IF source IS NULL THEN
+        RAISE EXCEPTION 'the source table must not be NULL' USING ERRCODE = '22004',
+            HINT = format('pass the table %s writes, e.g. ''public.message_store''', peer);
+    END IF;
+    SELECT string_agg(format('%s (%s)', e.key,
+                             coalesce(format_type(a.atttypid, a.atttypmod), 'missing')), ', ' ORDER BY e.key)
+      INTO wrong
+      FROM jsonb_each(expected) e
+      LEFT JOIN pg_attribute a ON a.attrelid = source AND a.attname = e.key AND a.attnum > 0 AND NOT a.attisdropped
+     WHERE a.attname IS NULL
+        OR NOT (e.value ? regexp_replace(regexp_replace(format_type(a.atttypid, a.atttypmod), '\(.*\)$', ''),
+                                         '^[^.(]+\.', ''));  -- (no typmod, no schema: "vector")
+    IF wrong IS NOT NULL THEN
+        RAISE EXCEPTION '% is not a table of %', source, peer USING ERRCODE = '42P16',
+            DETAIL = format('unexpected columns: %s', wrong),
+            HINT = format('%s creates the columns %s', peer,
+                          (SELECT string_agg(format('%s %s', key, value->>0), ', ') FROM jsonb_each(expected)));
+    END IF;
+END
+$body$;
+
+-- What an import applied, tallied over the contexts it wrote to: the tenant, how many of them
+-- store their messages encrypted and how many in plain text, and each distinct processors
+-- setting among them.
+CREATE FUNCTION ctx.import_tally(tally jsonb, context_id uuid) RETURNS jsonb
+LANGUAGE sql STABLE AS $body$
+    SELECT jsonb_build_object(
+               'tenant', c.tenant,
+               'encrypted_contexts', coalesce((tally->>'encrypted_contexts')::bigint, 0) + c.encrypted::int,
+               'plain_contexts', coalesce((tally->>'plain_contexts')::bigint, 0) + (NOT c.encrypted)::int,
+               'processors', CASE WHEN EXISTS (SELECT 1 FROM jsonb_array_elements(tally->'processors') p
+                                              WHERE p.value = c.processors)
+                                  THEN tally->'processors'
+                                  ELSE coalesce(tally->'processors', '[]') || jsonb_build_array(c.processors) END)
+      FROM ctx.contexts c
+     WHERE c.tenant = ctx.current_tenant() AND c.id = import_tally.context_id
+$body$;
+
+-- Saves the messages of a batch that the context does not hold yet. Each item is as
+-- ctx.save_messages takes it, with its message_id, plus "occurrence": the k-th row of the
+-- source with that id in the thread is saved when the message has fewer than k revisions (the
+-- first creates it; a repeat of the id, which the peer keeps as another row, becomes its next
+-- revision, as the adapters save it). Returns how many it saved (a processor may drop one).
+CREATE FUNCTION ctx.import_messages(context_id uuid, items jsonb) RETURNS bigint
+LANGUAGE plpgsql AS $body$
+DECLARE
+    fresh jsonb;
+    saved bigint;
+BEGIN
+    SELECT jsonb_agg(i.item - 'occurrence' ORDER BY i.n) INTO fresh
+      FROM jsonb_array_elements(items) WITH ORDINALITY AS i(item, n)
+     WHERE NOT EXISTS (SELECT 1 FROM ctx.messages m
+                        WHERE m.tenant = ctx.current_tenant() AND m.message_id = i.item->>'message_id'
+                          AND m.context_id = import_messages.context_id
+                          AND m.revision >= (i.item->>'occurrence')::integer);
+    IF fresh IS NULL THEN
+        RETURN 0;
+    END IF;
+    SELECT count(*) INTO saved FROM ctx.save_messages(import_messages.context_id, fresh);
+    RETURN saved;
+END
+$body$;
+
+-- A caller's timestamp as ctx.save_messages takes it (RFC 3339, UTC).
+CREATE FUNCTION ctx.import_timestamp(at timestamptz) RETURNS text
+LANGUAGE sql IMMUTABLE AS $body$
+    SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+$body$;
+
+-- One row of langchain-postgres's message table as the LangChain chat history adapter saves
+-- the message (clients/python: chat_history.encode): its role, its text (list content as its
+-- JSON), LangChain's type and fields in metadata.langchain, its id; a message without an id gets
+-- one made of the source row's (never shown to LangChain: has_id is false).
+CREATE FUNCTION ctx.langchain_chat_item(message jsonb, source text, row_id bigint, created_at timestamptz)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $body$
+DECLARE
+    kind text := message->>'type';
+    data jsonb := message->'data';
+    has_id boolean;
+    role text;
+BEGIN
+    IF jsonb_typeof(message) IS DISTINCT FROM 'object' OR jsonb_typeof(data) IS DISTINCT FROM 'object'
+       OR kind IS NULL OR NOT data ? 'content' THEN
+        RAISE EXCEPTION 'row % of % is not a LangChain message', row_id, source USING ERRCODE = '22023',
+            HINT = 'langchain-postgres stores message_to_dict(message): {"type": ..., "data": {"content": ..., ...}}';
+    END IF;
+    role := CASE kind
+        WHEN 'human' THEN 'user' WHEN 'HumanMessageChunk' THEN 'user'
+        WHEN 'ai' THEN 'assistant' WHEN 'AIMessageChunk' THEN 'assistant'
+        WHEN 'system' THEN 'system' WHEN 'developer' THEN 'system' WHEN 'SystemMessageChunk' THEN 'system'
+        WHEN 'tool' THEN 'tool' WHEN 'function' THEN 'tool'
+        WHEN 'ToolMessageChunk' THEN 'tool' WHEN 'FunctionMessageChunk' THEN 'tool'
+        WHEN 'chat' THEN coalesce(nullif(data->>'role', ''), 'user')
+        WHEN 'ChatMessageChunk' THEN coalesce(nullif(data->>'role', ''), 'user')
+    END;
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'row % of % has the unknown message type "%"', row_id, source, kind USING ERRCODE = '22023',
+            HINT = 'LangChain''s types are human, ai, system, developer, chat, tool, function and their chunks';
+    END IF;
+    IF role NOT IN ('user', 'assistant', 'system', 'tool') THEN
+        role := 'user';
+    END IF;
+    has_id := coalesce(jsonb_typeof(data->'id') NOT IN ('null'), false);
+    RETURN jsonb_build_object(
+        'message_id', CASE WHEN has_id THEN data->>'id' ELSE format('langchain-postgres:%s:%s', source, row_id) END,
+        'role', role,
+        'content', CASE jsonb_typeof(data->'content') WHEN 'string' THEN data->>'content' ELSE (data->'content')::text END,
+        'created_at', ctx.import_timestamp(created_at),
+        'metadata', jsonb_build_object('langchain', jsonb_build_object(
+            'type', kind,
+            'data', data - 'content' - 'id',
+            'content_is_json', jsonb_typeof(data->'content') <> 'string',
+            'has_id', has_id)));
+END
+$body$;
+
+-- langchain-postgres 0.0.19's PostgresChatMessageHistory table: each session becomes the
+-- thread of the same id (what CtxstoreChatMessageHistory(session_id) reads), its messages in
+-- the table's order with their ids and created_at. encrypted and processors apply to the
+-- threads it creates (as ctx.thread_context); threads that exist keep theirs.
+CREATE FUNCTION ctx.import_langchain_chat(source regclass, encrypted boolean DEFAULT NULL,
+                                          processors jsonb DEFAULT NULL, batch_size integer DEFAULT 1000)
+RETURNS TABLE(kind text, imported bigint, skipped bigint, applied jsonb)
+LANGUAGE plpgsql AS $body$
+DECLARE
+    peer constant text := 'langchain-postgres 0.0.19 (PostgresChatMessageHistory.create_tables)';
+    source_name text;
+    r record;
+    item jsonb;
+    session uuid;
+    cid uuid;
+    batch jsonb := '[]';
+    batch_ids text[] := '{}';
+    threads_new bigint := 0;
+    threads_old bigint := 0;
+    saved bigint := 0;
+    seen bigint := 0;
+    settings jsonb;
+BEGIN
+    PERFORM ctx.check_import_source(source,
+        '{"id": ["integer", "bigint"], "session_id": ["uuid"], "message": ["jsonb"],
+          "created_at": ["timestamp with time zone"]}', peer);
+    IF batch_size IS NULL OR batch_size NOT BETWEEN 1 AND 100000 THEN
+        RAISE EXCEPTION 'batch_size must be 1 to 100,000, got %', batch_size USING ERRCODE = '22023',
+            HINT = 'the messages saved per call; 1,000 is a good size';
+    END IF;
+    SELECT c.relname INTO source_name FROM pg_class c WHERE c.oid = source;
+    FOR r IN EXECUTE format('SELECT id, session_id, message, created_at,
+                                    row_number() OVER (PARTITION BY session_id, message->''data''->>''id'' ORDER BY id) AS occurrence
+                               FROM %s ORDER BY session_id, id', source) LOOP
+        item := ctx.langchain_chat_item(r.message, source_name, r.id, r.created_at)
+                || jsonb_build_object('occurrence', CASE WHEN r.message->'data'->>'id' IS NULL THEN 1 ELSE r.occurrence END);
+        IF session IS DISTINCT FROM r.session_id OR jsonb_array_length(batch) >= batch_size
+           OR item->>'message_id' = ANY (batch_ids) THEN
+            IF jsonb_array_length(batch) > 0 THEN
+                saved := saved + ctx.import_messages(cid, batch);
+            END IF;
+            batch := '[]';
+            batch_ids := '{}';
+        END IF;
+        IF session IS DISTINCT FROM r.session_id THEN
+            session := r.session_id;
+            cid := ctx.thread_context(session::text, create_missing => false);
+            IF cid IS NULL THEN
+                cid := ctx.thread_context(session::text, encrypted => import_langchain_chat.encrypted,
+                                                 processors => import_langchain_chat.processors);
+                threads_new := threads_new + 1;
+            ELSE
+                threads_old := threads_old + 1;
+            END IF;
+            settings := ctx.import_tally(settings, cid);
+        END IF;
+        batch := batch || item;
+        batch_ids := batch_ids || (item->>'message_id');
+        seen := seen + 1;
+    END LOOP;
+    IF jsonb_array_length(batch) > 0 THEN
+        saved := saved + ctx.import_messages(cid, batch);
+    END IF;
+    RETURN QUERY VALUES ('threads', threads_new, threads_old, coalesce(settings, jsonb_build_object('tenant', ctx.current_tenant()))),
+                        ('messages', saved, seen - saved, coalesce(settings, jsonb_build_object('tenant', ctx.current_tenant())));
+END
+$body$;
+
+-- Whether a peer's migrations table says its schema is at the version the import reads
+-- (else 55000: an older one must be migrated by the peer first, a newer one is not known).
+CREATE FUNCTION ctx.check_import_migrations(migrations regclass, expected integer, peer text, setup text)
+RETURNS void
+LANGUAGE plpgsql AS $body$
+DECLARE
+    at integer;
+BEGIN
+    IF migrations IS NULL THEN
+        RAISE EXCEPTION 'no migrations table of % found', peer USING ERRCODE = '42P01',
+            HINT = format('pass the schema where %s created its tables', setup);
+    END IF;
+    EXECUTE format('SELECT max(v) FROM %s', migrations) INTO at;
+    IF at IS DISTINCT FROM expected THEN
+        RAISE EXCEPTION '% is at migration %, the import reads migration %', migrations, coalesce(at::text, 'none'), expected
+            USING ERRCODE = '55000',
+            HINT = CASE WHEN at IS NULL OR at < expected THEN format('run %s with %s first', setup, peer)
+                        ELSE format('this ctxstore reads the tables of %s; a newer version''s are not known to it', peer) END;
+    END IF;
+END
+$body$;
+
+-- LangGraph's PostgresSaver tables (langgraph-checkpoint-postgres 3.2.0, in schema `source`):
+-- each thread becomes the thread of the same id (what CtxstoreSaver reads), each checkpoint is
+-- put as the adapter puts it (its values as blobs: the primitives the peer keeps inline in the
+-- checkpoint become 'json' blobs at their versions, which LangGraph's serializer reads), and
+-- each task's pending writes are put as they were. Checkpoints and writes already there are
+-- skipped (writes the application added to the peer's tables since an earlier run are not).
+CREATE FUNCTION ctx.import_langgraph_checkpoints(source name DEFAULT 'public', encrypted boolean DEFAULT NULL)
+RETURNS TABLE(kind text, imported bigint, skipped bigint, applied jsonb)
+LANGUAGE plpgsql AS $body$
+DECLARE
+    peer constant text := 'langgraph-checkpoint-postgres 3.2.0 (PostgresSaver)';
+    r record;
+    w record;
+    thread text;
+    cid uuid;
+    values_ record;
+    threads_new bigint := 0;
+    threads_old bigint := 0;
+    put bigint := 0;
+    present bigint := 0;
+    writes bigint := 0;
+    writes_present bigint := 0;
+    written integer;
+    settings jsonb;
+BEGIN
+    PERFORM ctx.check_import_migrations(to_regclass(format('%I.checkpoint_migrations', source)), 9, peer,
+                                        'PostgresSaver.setup()');
+    PERFORM ctx.check_import_source(format('%I.checkpoints', source)::regclass,
+        '{"thread_id": ["text"], "checkpoint_ns": ["text"], "checkpoint_id": ["text"],
+          "parent_checkpoint_id": ["text"], "checkpoint": ["jsonb"], "metadata": ["jsonb"]}', peer);
+    PERFORM ctx.check_import_source(format('%I.checkpoint_blobs', source)::regclass,
+        '{"thread_id": ["text"], "checkpoint_ns": ["text"], "channel": ["text"], "version": ["text"],
+          "type": ["text"], "blob": ["bytea"]}', peer);
+    PERFORM ctx.check_import_source(format('%I.checkpoint_writes', source)::regclass,
+        '{"thread_id": ["text"], "checkpoint_ns": ["text"], "checkpoint_id": ["text"], "task_id": ["text"],
+          "idx": ["integer"], "channel": ["text"], "type": ["text"], "blob": ["bytea"], "task_path": ["text"]}', peer);
+    FOR r IN EXECUTE format('SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata
+                               FROM %I.checkpoints ORDER BY thread_id, checkpoint_ns, checkpoint_id', source) LOOP
+        IF thread IS DISTINCT FROM r.thread_id THEN
+            thread := r.thread_id;
+            cid := ctx.thread_context(thread, create_missing => false);
+            IF cid IS NULL THEN
+                cid := ctx.thread_context(thread, encrypted => import_langgraph_checkpoints.encrypted);
+                threads_new := threads_new + 1;
+            ELSE
+                threads_old := threads_old + 1;
+            END IF;
+            settings := ctx.import_tally(settings, cid);
+        END IF;
+        IF EXISTS (SELECT 1 FROM ctx.checkpoints c
+                    WHERE c.tenant = ctx.current_tenant() AND c.context_id = cid
+                      AND c.checkpoint_ns = r.checkpoint_ns AND c.checkpoint_id = r.checkpoint_id) THEN
+            present := present + 1;
+        ELSE
+            -- each channel at the version this checkpoint saw: its blob row if there is one (the
+            -- peer's own read prefers it too), else the inline value
+            EXECUTE format($q$
+                SELECT coalesce(array_agg(v.channel ORDER BY v.channel), '{}') AS channels,
+                       coalesce(array_agg(v.version ORDER BY v.channel), '{}') AS versions,
+                       coalesce(array_agg(coalesce(b.type, CASE WHEN i.value = 'null' THEN 'null' ELSE 'json' END)
+                                          ORDER BY v.channel), '{}') AS types,
+                       coalesce(array_agg(CASE WHEN b.type IS NOT NULL THEN b.blob
+                                               WHEN i.value = 'null' THEN '\x'::bytea
+                                               ELSE convert_to(i.value::text, 'UTF8') END ORDER BY v.channel), '{}') AS blobs
+                  FROM jsonb_each_text($1->'channel_versions') AS v(channel, version)
+                  LEFT JOIN %I.checkpoint_blobs b
+                         ON b.thread_id = $2 AND b.checkpoint_ns = $3 AND b.channel = v.channel AND b.version = v.version
+                  LEFT JOIN jsonb_each($1->'channel_values') AS i(channel, value) ON i.channel = v.channel
+                 WHERE b.type IS NOT NULL OR i.value IS NOT NULL$q$, source)
+              INTO values_ USING r.checkpoint, r.thread_id, r.checkpoint_ns;
+            PERFORM ctx.checkpoint_put(r.thread_id, r.checkpoint_ns, r.checkpoint - 'channel_values', r.metadata,
+                                       r.parent_checkpoint_id, values_.channels, values_.versions, values_.types,
+                                       values_.blobs);
+            put := put + 1;
+        END IF;
+        FOR w IN EXECUTE format('SELECT task_id, task_path, array_agg(idx ORDER BY idx) AS idxs,
+                                        array_agg(channel ORDER BY idx) AS channels, array_agg(type ORDER BY idx) AS types,
+                                        array_agg(blob ORDER BY idx) AS blobs
+                                   FROM %I.checkpoint_writes
+                                  WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3
+                                  GROUP BY task_id, task_path ORDER BY task_path, task_id', source)
+          USING r.thread_id, r.checkpoint_ns, r.checkpoint_id LOOP
+            IF array_position(w.types, NULL) IS NOT NULL THEN
+                RAISE EXCEPTION 'a pending write of checkpoint % (thread %, task %) has no type', r.checkpoint_id, r.thread_id, w.task_id
+                    USING ERRCODE = '22023', HINT = 'LangGraph cannot read such a write either: delete it from checkpoint_writes, or fix its type';
+            END IF;
+            written := ctx.checkpoint_put_writes(r.thread_id, r.checkpoint_ns, r.checkpoint_id, w.task_id, w.idxs,
+                                                 w.channels, w.types, w.blobs, w.task_path);
+            writes := writes + written;
+            writes_present := writes_present + cardinality(w.idxs) - written;
+        END LOOP;
+    END LOOP;
+    settings := coalesce(settings, jsonb_build_object('tenant', ctx.current_tenant()));
+    RETURN QUERY VALUES ('threads', threads_new, threads_old, settings),
+                        ('checkpoints', put, present, settings),
+                        ('writes', writes, writes_present, settings);
+END
+$body$;
+
+-- The text LangGraph embedded for an indexed field of a stored value (the field's path as
+-- store_vectors names it: "$" for the whole value, "a.b" for a field, "a.b.0" for the first of
+-- several texts). Only a simple path is followed; anything else is the value's JSON text.
+-- (ctxstore keeps the text with the embedding for keyword search; LangGraph keeps no text.)
+CREATE FUNCTION ctx.langgraph_field_text(value jsonb, field_name text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $body$
+    SELECT coalesce(CASE WHEN field_name <> '$' THEN nullif(value #>> string_to_array(field_name, '.'), '') END,
+                    CASE WHEN field_name <> '$' THEN nullif(value #>> string_to_array(regexp_replace(field_name, '\.\d+$', ''), '.'), '') END,
+                    value::text)
+$body$;
+
+-- LangGraph's PostgresStore tables (langgraph-checkpoint-postgres 3.2.0, in schema `source`):
+-- each item is put where CtxstoreStore(root => root) reads it (namespace root + the prefix's
+-- labels), keeping its created_at, updated_at, expires_at and TTL (LangGraph keeps whole
+-- minutes); each of its embeddings (store_vectors, when the store has an index) becomes a memory
+-- as the adapter remembers it. Items already there are kept as they are, with their memories.
+CREATE FUNCTION ctx.import_langgraph_store(source name DEFAULT 'public', root text DEFAULT 'langgraph')
+RETURNS TABLE(kind text, imported bigint, skipped bigint, applied jsonb)
+LANGUAGE plpgsql AS $body$
+DECLARE
+    peer constant text := 'langgraph-checkpoint-postgres 3.2.0 (PostgresStore)';
+    has_vectors boolean;
+    r record;
+    v record;
+    ns text[];
+    items bigint := 0;
+    items_present bigint := 0;
+    vectors bigint := 0;
+    vectors_present bigint := 0;
+    sealed boolean;
+    redacted boolean;
+    sealed_items bigint := 0;
+    redacted_items bigint := 0;
+    settings jsonb;
+BEGIN
+    IF root IS NULL OR root = '' THEN
+        RAISE EXCEPTION 'root must be a non-empty label' USING ERRCODE = '22023',
+            HINT = 'the root CtxstoreStore is given (''langgraph'' by default)';
+    END IF;
+    PERFORM ctx.check_import_migrations(to_regclass(format('%I.store_migrations', source)), 3, peer, 'PostgresStore.setup()');
+    PERFORM ctx.check_import_source(format('%I.store', source)::regclass,
+        '{"prefix": ["text"], "key": ["text"], "value": ["jsonb"], "created_at": ["timestamp with time zone"],
+          "updated_at": ["timestamp with time zone"], "expires_at": ["timestamp with time zone"], "ttl_minutes": ["integer"]}', peer);
+    has_vectors := to_regclass(format('%I.store_vectors', source)) IS NOT NULL;
+    IF has_vectors THEN
+        PERFORM ctx.check_import_source(format('%I.store_vectors', source)::regclass,
+            '{"prefix": ["text"], "key": ["text"], "field_name": ["text"], "embedding": ["vector", "halfvec"]}', peer);
+    END IF;
+    FOR r IN EXECUTE format('SELECT prefix, key, value, created_at, updated_at, expires_at, ttl_minutes
+                               FROM %I.store ORDER BY prefix, key', source) LOOP
+        ns := ARRAY[root] || string_to_array(r.prefix, '.');
+        IF EXISTS (SELECT 1 FROM ctx.state s
+                    WHERE s.tenant = ctx.current_tenant() AND s.ns_key = array_to_string(ns, chr(31)) || chr(31)
+                      AND s.key = r.key AND s.version > 0) THEN
+            items_present := items_present + 1;
+            IF has_vectors THEN
+                EXECUTE format('SELECT count(*) FROM %I.store_vectors WHERE prefix = $1 AND key = $2', source)
+                   INTO v USING r.prefix, r.key;
+                vectors_present := vectors_present + v.count;
+            END IF;
+            CONTINUE;
+        END IF;
+        PERFORM ctx.put(ns, r.key, r.value,
+                        ttl => CASE WHEN r.ttl_minutes > 0 THEN make_interval(mins => r.ttl_minutes) END);
+        UPDATE ctx.state s
+           SET created_at = coalesce(r.created_at, s.created_at), updated_at = coalesce(r.updated_at, s.updated_at),
+               expires_at = r.expires_at
+         WHERE s.tenant = ctx.current_tenant() AND s.ns_key = array_to_string(ns, chr(31)) || chr(31) AND s.key = r.key
+        RETURNING s.value_enc IS NOT NULL, s.redacted IS NOT NULL INTO sealed, redacted;
+        items := items + 1;
+        sealed_items := sealed_items + sealed::int;
+        redacted_items := redacted_items + redacted::int;
+        IF has_vectors THEN
+            FOR v IN EXECUTE format('SELECT field_name, embedding::vector::real[] AS embedding FROM %I.store_vectors
+                                      WHERE prefix = $1 AND key = $2 ORDER BY field_name', source)
+              USING r.prefix, r.key LOOP
+                PERFORM ctx.remember(ns, ctx.langgraph_field_text(r.value, v.field_name), v.embedding,
+                                     jsonb_build_object('lg_key', r.key, 'value', r.value));
+                vectors := vectors + 1;
+            END LOOP;
+        END IF;
+    END LOOP;
+    -- (a namespace's encryption and write processors apply to each put: say how many they changed)
+    settings := jsonb_build_object('tenant', ctx.current_tenant(), 'root', root,
+                                   'encrypted_items', sealed_items, 'redacted_items', redacted_items);
+    RETURN QUERY VALUES ('items', items, items_present, settings),
+                        ('embeddings', vectors, vectors_present, settings);
+END
+$body$;
+
+-- The metric of the first pgvector index on a column (from its operator class), or NULL: the
+-- only place a peer's database records the distance its application searches by.
+CREATE FUNCTION ctx.import_index_metric(source regclass, column_name name) RETURNS text
+LANGUAGE sql STABLE AS $body$
+    SELECT CASE WHEN o.opcname LIKE '%cosine%' THEN 'cosine'
+                WHEN o.opcname LIKE '%l2%' THEN 'l2'
+                WHEN o.opcname LIKE '%ip%' THEN 'inner_product' END
+      FROM pg_index i
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+      JOIN pg_opclass o ON o.oid = i.indclass[0]
+     WHERE i.indrelid = source AND a.attname = column_name
+     ORDER BY i.indexrelid
+     LIMIT 1
+$body$;
+
+-- langchain-postgres 0.0.19's PGVectorStore table (PGEngine.init_vectorstore_table; the column
+-- names are its arguments, with its defaults): each row becomes a memory in `namespace` as
+-- CtxstoreVectorStore(namespace) adds a document: its content, its embedding (same dimension,
+-- float4 as stored), its metadata (the JSON column merged with every metadata column, the
+-- columns winning, as PGVectorStore reads it) and its id as metadata._lc_id. metadata_columns
+-- NULL: every column that is none of the others (nor the hybrid search tsvector). Documents
+-- whose id the namespace holds are skipped.
+CREATE FUNCTION ctx.import_langchain_vectors(source regclass, namespace text[] DEFAULT '{langchain,documents}',
+                                             id_column name DEFAULT 'langchain_id', content_column name DEFAULT 'content',
+                                             embedding_column name DEFAULT 'embedding',
+                                             metadata_json_column name DEFAULT 'langchain_metadata',
+                                             metadata_columns name[] DEFAULT NULL)
+RETURNS TABLE(kind text, imported bigint, skipped bigint, applied jsonb)
+LANGUAGE plpgsql AS $body$
+DECLARE
+    peer constant text := 'langchain-postgres 0.0.19 (PGVectorStore)';
+    expected jsonb;
+    has_json boolean;
+    columns_ name[];
+    metadata_sql text := '''{}''::jsonb';
+    r record;
+    n integer;
+    imported_ bigint := 0;
+    present bigint := 0;
+    new_id uuid;
+BEGIN
+    IF namespace IS NULL OR cardinality(namespace) = 0 THEN
+        RAISE EXCEPTION 'namespace must have at least one label' USING ERRCODE = '22023',
+            HINT = 'the namespace CtxstoreVectorStore is given (''{langchain,documents}'' by default)';
+    END IF;
+    expected := jsonb_build_object(id_column, '["uuid", "text", "character varying", "integer", "bigint"]'::jsonb,
+                                   content_column, '["text"]'::jsonb, embedding_column, '["vector"]'::jsonb);
+    PERFORM ctx.check_import_source(source, expected, peer);
+    has_json := EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = source AND a.attname = metadata_json_column
+                           AND a.attnum > 0 AND NOT a.attisdropped);
+    IF has_json THEN
+        PERFORM ctx.check_import_source(source, jsonb_build_object(metadata_json_column, '["json", "jsonb"]'::jsonb), peer);
+        metadata_sql := format('coalesce(CASE WHEN json_typeof(%1$I::json) = ''object'' THEN %1$I::jsonb END, ''{}''::jsonb)',
+                               metadata_json_column);
+    END IF;
+    IF metadata_columns IS NULL THEN
+        SELECT coalesce(array_agg(a.attname ORDER BY a.attnum), '{}') INTO columns_
+          FROM pg_attribute a
+         WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped
+           AND a.attname NOT IN (id_column, content_column, embedding_column, metadata_json_column)
+           AND a.atttypid <> 'tsvector'::regtype;
+    ELSE
+        columns_ := metadata_columns;
+        PERFORM ctx.check_import_source(source, (SELECT jsonb_object_agg(c, jsonb_build_array(format_type(a.atttypid, a.atttypmod)))
+                                                    FROM unnest(columns_) c
+                                                    LEFT JOIN pg_attribute a ON a.attrelid = source AND a.attname = c
+                                                         AND a.attnum > 0 AND NOT a.attisdropped), peer);
+    END IF;
+    -- (jsonb_build_object takes at most 50 pairs: one call per 50 columns)
+    FOR n IN 0 .. ceil(cardinality(columns_) / 50.0)::integer - 1 LOOP
+        metadata_sql := metadata_sql || ' || jsonb_build_object(' ||
+            (SELECT string_agg(format('%L, %I', c, c), ', ') FROM unnest(columns_[n * 50 + 1 : n * 50 + 50]) c) || ')';
+    END LOOP;
+    FOR r IN EXECUTE format('SELECT %I::text AS id, %I AS content, %I::real[] AS embedding, %s AS metadata
+                               FROM %s ORDER BY %I', id_column, content_column, embedding_column, metadata_sql,
+                            source, id_column) LOOP
+        IF EXISTS (SELECT 1 FROM ctx.memories m
+                    WHERE m.tenant = ctx.current_tenant() AND m.ns_key = array_to_string(import_langchain_vectors.namespace, chr(31)) || chr(31)
+                      AND m.valid_to IS NULL AND m.metadata @> jsonb_build_object('_lc_id', r.id)) THEN
+            present := present + 1;
+            CONTINUE;
+        END IF;
+        new_id := ctx.remember(import_langchain_vectors.namespace, r.content, r.embedding, r.metadata || jsonb_build_object('_lc_id', r.id));
+        imported_ := imported_ + 1;
+    END LOOP;
+    RETURN QUERY VALUES ('documents', imported_, present,
+                         jsonb_build_object('tenant', ctx.current_tenant(), 'namespace', to_jsonb(namespace),
+                                            'index_metric', ctx.import_index_metric(source, embedding_column)));
+END
+$body$;
+-- ---- end of src/schema/imports.sql ----
+
 -- Every C function, re-pointed at this version's library (scripts/upgrade_functions.py).
 CREATE OR REPLACE FUNCTION "append"(
 	"context_id" uuid,
@@ -1779,7 +2284,8 @@ CREATE OR REPLACE FUNCTION "search_state"(
 	"max_rows" INT DEFAULT 100,
 	"skip" INT DEFAULT 0,
 	"include_descendants" bool DEFAULT true,
-	"include_expired" bool DEFAULT false
+	"include_expired" bool DEFAULT false,
+	"order_by" TEXT DEFAULT 'key'
 ) RETURNS TABLE (
 	"namespace" TEXT[],
 	"key" TEXT,

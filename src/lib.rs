@@ -64,6 +64,11 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "schema/imports.sql",
+    name = "imports_schema",
+    requires = ["checkpoints_schema"]
+);
+extension_sql_file!(
     "schema/llm_cache.sql",
     name = "llm_cache_schema",
     requires = [

@@ -346,7 +346,9 @@ fn touch(namespace: Option<Vec<Option<String>>>, keys: Option<Vec<Option<String>
     .or_raise()
 }
 
-/// Live values under a namespace prefix that match a filter, by namespace then key.
+/// Live values under a namespace prefix that match a filter, by namespace then key
+/// (`order_by => 'key'`), or the most recently updated first (`'updated_at'`, as LangGraph's
+/// stores list them; ties by namespace then key).
 #[allow(clippy::type_complexity)]
 #[pg_extern(stable, parallel_safe)]
 fn search_state(
@@ -356,6 +358,7 @@ fn search_state(
     skip: default!(Option<i32>, 0),
     include_descendants: default!(Option<bool>, true),
     include_expired: default!(Option<bool>, false),
+    order_by: default!(Option<&str>, "'key'"),
 ) -> TableIterator<
     'static,
     (
@@ -375,6 +378,14 @@ fn search_state(
         let skip = i64::from(required(skip, "skip")?);
         crate::core::conversation::check_non_negative(max_rows, "max_rows")?;
         crate::core::conversation::check_non_negative(skip, "skip")?;
+        let order = match required(order_by, "order_by")? {
+            "key" => "s.ns_key, s.key",
+            "updated_at" => "s.updated_at DESC, s.ns_key, s.key",
+            other => {
+                return Err(CtxError::invalid(format!("unknown order_by \"{other}\""))
+                    .with_hint("order_by is key or updated_at"))
+            }
+        };
         let descendants = required(include_descendants, "include_descendants")?;
         if !descendants && prefix.is_empty() {
             return Err(CtxError::invalid(
@@ -402,7 +413,7 @@ fn search_state(
             "SELECT s.namespace, s.key, s.value, s.version, s.updated_at, s.schema_name, s.schema_version,
                     s.ns_key, s.value_enc, s.created_at, s.expires_at
                FROM ctx.state s
-              WHERE {} ORDER BY s.ns_key, s.key LIMIT {max_rows} OFFSET {skip}",
+              WHERE {} ORDER BY {order} LIMIT {max_rows} OFFSET {skip}",
             parts.join(" AND ")
         );
         Spi::connect(|client| {

@@ -46,8 +46,9 @@ from ctxstore._recall import SIMILARITY_ONLY, vector_literal
 
 _GET = """SELECT namespace, key, value, created_at, updated_at
             FROM ctx.search_state(%s::text[], %s, 1, 0, include_descendants => false, include_expired => %s)"""
+# the most recently updated first, as PostgresStore lists them
 _SEARCH = """SELECT namespace, key, value, created_at, updated_at
-               FROM ctx.search_state(%s::text[], %s, %s, %s, include_expired => %s)"""
+               FROM ctx.search_state(%s::text[], %s, %s, %s, include_expired => %s, order_by => 'updated_at')"""
 # a get that refreshes the item's TTL, in one round trip (the touch changes no column read)
 _GET_REFRESHING = """WITH touched AS MATERIALIZED (SELECT ctx.touch(%s::text[], ARRAY[%s]) AS n)
                      SELECT s.namespace, s.key, s.value, s.created_at, s.updated_at
