@@ -1691,6 +1691,32 @@ BEGIN
 END
 $body$;
 
+-- Whether namespace holds a current memory whose metadata has this id under id_key (the
+-- adapters' document ids: _lc_id, _mastra_id). Plain namespaces answer from the metadata index;
+-- in a sealed one (metadata encrypted) ctx.recall's filter reads the decrypted metadata.
+CREATE FUNCTION ctx.import_memory_exists(namespace text[], id_key text, id text, sealed boolean) RETURNS boolean
+LANGUAGE plpgsql STABLE AS $body$
+BEGIN
+    IF sealed THEN
+        RETURN EXISTS (SELECT 1 FROM ctx.recall(import_memory_exists.namespace, k => 1,
+                                                filter => jsonb_build_object('$.' || id_key, import_memory_exists.id),
+                                                include_descendants => false));
+    END IF;
+    RETURN EXISTS (SELECT 1 FROM ctx.memories m
+                    WHERE m.tenant = ctx.current_tenant()
+                      AND m.ns_key = array_to_string(import_memory_exists.namespace, chr(31)) || chr(31)
+                      AND m.valid_to IS NULL AND m.metadata @> jsonb_build_object(id_key, import_memory_exists.id));
+END
+$body$;
+
+-- Whether a namespace stores its memories sealed (it holds one).
+CREATE FUNCTION ctx.import_namespace_sealed(namespace text[]) RETURNS boolean
+LANGUAGE sql STABLE AS $body$
+    SELECT EXISTS (SELECT 1 FROM ctx.memories m
+                    WHERE m.tenant = ctx.current_tenant() AND m.ns_key = array_to_string(namespace, chr(31)) || chr(31)
+                      AND m.metadata_enc IS NOT NULL)
+$body$;
+
 -- The metric of the first pgvector index on a column (from its operator class), or NULL: the
 -- only place a peer's database records the distance its application searches by.
 CREATE FUNCTION ctx.import_index_metric(source regclass, column_name name) RETURNS text
@@ -1731,6 +1757,7 @@ DECLARE
     imported_ bigint := 0;
     present bigint := 0;
     new_id uuid;
+    sealed boolean;
 BEGIN
     IF namespace IS NULL OR cardinality(namespace) = 0 THEN
         RAISE EXCEPTION 'namespace must have at least one label' USING ERRCODE = '22023',
@@ -1764,12 +1791,11 @@ BEGIN
         metadata_sql := metadata_sql || ' || jsonb_build_object(' ||
             (SELECT string_agg(format('%L, %I', c, c), ', ') FROM unnest(columns_[n * 50 + 1 : n * 50 + 50]) c) || ')';
     END LOOP;
+    sealed := ctx.import_namespace_sealed(import_langchain_vectors.namespace);
     FOR r IN EXECUTE format('SELECT %I::text AS id, %I AS content, %I::real[] AS embedding, %s AS metadata
                                FROM %s ORDER BY %I', id_column, content_column, embedding_column, metadata_sql,
                             source, id_column) LOOP
-        IF EXISTS (SELECT 1 FROM ctx.memories m
-                    WHERE m.tenant = ctx.current_tenant() AND m.ns_key = array_to_string(import_langchain_vectors.namespace, chr(31)) || chr(31)
-                      AND m.valid_to IS NULL AND m.metadata @> jsonb_build_object('_lc_id', r.id)) THEN
+        IF ctx.import_memory_exists(import_langchain_vectors.namespace, '_lc_id', r.id, sealed) THEN
             present := present + 1;
             CONTINUE;
         END IF;
@@ -1779,6 +1805,292 @@ BEGIN
     RETURN QUERY VALUES ('documents', imported_, present,
                          jsonb_build_object('tenant', ctx.current_tenant(), 'namespace', to_jsonb(namespace),
                                             'index_metric', ctx.import_index_metric(source, embedding_column)));
+END
+$body$;
+
+-- A text as jsonb when it is JSON (as JavaScript's JSON.parse reads it), else NULL.
+CREATE FUNCTION ctx.import_try_jsonb(text text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $body$
+BEGIN
+    RETURN text::jsonb;
+EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
+    RETURN NULL;
+END
+$body$;
+
+-- A metadata value as @mastra/pg reads it back: NULL is none ({} here: ctxstore keeps an
+-- object), a JSON string (its generic insert stores objects as a string) is parsed.
+CREATE FUNCTION ctx.mastra_metadata(value jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $body$
+    SELECT CASE WHEN value IS NULL OR value = 'null' THEN '{}'::jsonb
+                WHEN jsonb_typeof(value) = 'string' THEN coalesce(ctx.import_try_jsonb(value #>> '{}'), value)
+                ELSE value END
+$body$;
+
+-- One row of @mastra/pg's mastra_messages as CtxstoreMemory saves the message (clients/
+-- typescript: saveItem): its id and time, a ctxstore role, its text to count and search
+-- (plainText), and what Mastra reads back in metadata.mastra: the role, the content as
+-- @mastra/pg parses it (JSON when it is JSON, else the string), the type unless 'v2', the
+-- resource id when the row has one.
+CREATE FUNCTION ctx.mastra_message_item(id text, content text, role text, type text, resource_id text,
+                                        created_at timestamptz)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $body$
+DECLARE
+    parsed jsonb := ctx.import_try_jsonb(content);
+    kept jsonb;
+    plain text;
+BEGIN
+    kept := jsonb_build_object('role', role, 'content', coalesce(parsed, to_jsonb(content)));
+    IF coalesce(type, '') NOT IN ('', 'v2') THEN
+        kept := kept || jsonb_build_object('type', type);
+    END IF;
+    IF resource_id IS NOT NULL THEN
+        kept := kept || jsonb_build_object('resourceId', resource_id);
+    END IF;
+    -- (as plainText: a string is itself; an object its content, else its text parts, else its parts)
+    plain := CASE jsonb_typeof(parsed)
+        WHEN 'string' THEN parsed #>> '{}'
+        WHEN 'object' THEN coalesce(
+            nullif(CASE WHEN jsonb_typeof(parsed->'content') = 'string' THEN parsed->>'content' END, ''),
+            (SELECT string_agg(p->>'text', E'\n' ORDER BY n) FROM jsonb_array_elements(
+                    CASE WHEN jsonb_typeof(parsed->'parts') = 'array' THEN parsed->'parts' ELSE '[]' END)
+                    WITH ORDINALITY AS e(p, n)
+              WHERE p->>'type' = 'text' AND jsonb_typeof(p->'text') = 'string' AND p->>'text' <> ''),
+            coalesce(parsed->'parts', '[]')::text)
+        ELSE '[]' END;
+    IF parsed IS NULL THEN
+        plain := content;
+    END IF;
+    RETURN jsonb_build_object(
+        'message_id', id,
+        'role', CASE WHEN role IN ('system', 'assistant') THEN role ELSE 'user' END,
+        'content', plain,
+        'created_at', ctx.import_timestamp(created_at),
+        'occurrence', 1,
+        'metadata', jsonb_build_object('mastra', kept));
+END
+$body$;
+
+-- Saves a batch of Mastra messages into a thread (ctx.import_messages), but not those whose id
+-- another Mastra thread holds (one id is one message in Mastra): they are counted as conflicts.
+CREATE FUNCTION ctx.import_mastra_messages(context_id uuid, items jsonb, OUT saved bigint, OUT conflicts bigint)
+LANGUAGE plpgsql AS $body$
+DECLARE
+    elsewhere text[];
+BEGIN
+    SELECT coalesce(array_agg(l.message_id), '{}') INTO elsewhere
+      FROM ctx.locate_messages(ARRAY(SELECT e->>'message_id' FROM jsonb_array_elements(items) e), 'mastra') l
+     WHERE l.context_id <> import_mastra_messages.context_id;
+    conflicts := cardinality(elsewhere);
+    saved := ctx.import_messages(import_mastra_messages.context_id,
+                                 (SELECT coalesce(jsonb_agg(x.e ORDER BY x.i), '[]') FROM jsonb_array_elements(items) WITH ORDINALITY AS x(e, i)
+                                   WHERE NOT (x.e->>'message_id' = ANY (elsewhere))));
+END
+$body$;
+
+-- @mastra/pg 1.27.1's tables (PostgresStore and PgVector, in schema `source`): each thread as
+-- CtxstoreMemory saves it (framework 'mastra'; its title, resource, metadata and times), its
+-- messages in Mastra's order (createdAt, then id) with their ids and times, each resource with
+-- its working memory and metadata, and (vectors => true) each PgVector index of the schema as
+-- CtxstoreVector creates it (its dimension, and its metric from the index's operator class, as
+-- PgVector describes it) with the vectors of its 'default' namespace. Threads, messages,
+-- resources, indexes and vectors already there are skipped. Not carried over (and counted):
+-- messages whose thread is gone (orphaned: @mastra/pg's prune deletes threads apart from their
+-- messages), messages whose id another Mastra thread holds (conflicts), vectors of other
+-- PgVector namespaces and bit indexes (CtxstoreVector cannot address them).
+CREATE FUNCTION ctx.import_mastra(source name DEFAULT 'public', encrypted boolean DEFAULT NULL,
+                                  vectors boolean DEFAULT true, batch_size integer DEFAULT 1000)
+RETURNS TABLE(kind text, imported bigint, skipped bigint, applied jsonb)
+LANGUAGE plpgsql AS $body$
+DECLARE
+    peer constant text := '@mastra/pg 1.27.1 (PostgresStore)';
+    has_z boolean;
+    ts_created text;
+    ts_updated text;
+    t record;
+    m record;
+    v record;
+    ix record;
+    cid uuid;
+    batch jsonb;
+    wrote boolean;
+    saved record;
+    n bigint;
+    threads_new bigint := 0;
+    threads_old bigint := 0;
+    messages_new bigint := 0;
+    messages_seen bigint := 0;
+    conflicts bigint := 0;
+    orphaned bigint := 0;
+    resources_new bigint := 0;
+    resources_old bigint := 0;
+    indexes_new bigint := 0;
+    indexes_old bigint := 0;
+    vectors_new bigint := 0;
+    vectors_old bigint := 0;
+    vectors_other bigint := 0;
+    skipped_indexes text[] := '{}';
+    ns text[];
+    metric text;
+    dims integer;
+    sealed boolean;
+    settings jsonb;
+BEGIN
+    IF batch_size IS NULL OR batch_size NOT BETWEEN 1 AND 100000 THEN
+        RAISE EXCEPTION 'batch_size must be 1 to 100,000, got %', batch_size USING ERRCODE = '22023',
+            HINT = 'the messages saved per call; 1,000 is a good size';
+    END IF;
+    PERFORM ctx.check_import_source(format('%I.mastra_threads', source)::regclass,
+        '{"id": ["text"], "resourceId": ["text"], "title": ["text"], "metadata": ["jsonb", "text"],
+          "createdAt": ["timestamp without time zone"], "updatedAt": ["timestamp without time zone"]}', peer);
+    PERFORM ctx.check_import_source(format('%I.mastra_messages', source)::regclass,
+        '{"id": ["text"], "thread_id": ["text"], "content": ["text"], "role": ["text"], "type": ["text"],
+          "createdAt": ["timestamp without time zone"], "resourceId": ["text"]}', peer);
+    PERFORM ctx.check_import_source(format('%I.mastra_resources', source)::regclass,
+        '{"id": ["text"], "workingMemory": ["text"], "metadata": ["jsonb", "text"],
+          "createdAt": ["timestamp without time zone"], "updatedAt": ["timestamp without time zone"]}', peer);
+    -- a time is its "<column>Z" twin (timestamptz, the instant Mastra reads) when the table has
+    -- it, else the plain column (UTC wall clock)
+    has_z := EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = format('%I.mastra_messages', source)::regclass
+                                                  AND a.attname = 'createdAtZ' AND NOT a.attisdropped);
+    ts_created := CASE WHEN has_z THEN 'coalesce("createdAtZ", "createdAt" AT TIME ZONE ''UTC'')'
+                       ELSE '("createdAt" AT TIME ZONE ''UTC'')' END;
+    ts_updated := CASE WHEN has_z THEN 'coalesce("updatedAtZ", "updatedAt" AT TIME ZONE ''UTC'')'
+                       ELSE '("updatedAt" AT TIME ZONE ''UTC'')' END;
+
+    FOR t IN EXECUTE format('SELECT id, nullif("resourceId", '''') AS resource, title,
+                                    ctx.mastra_metadata(metadata::jsonb) AS metadata,
+                                    %s AS created_at, %s AS updated_at
+                               FROM %I.mastra_threads ORDER BY id', ts_created, ts_updated, source) LOOP
+        IF jsonb_typeof(t.metadata) <> 'object' THEN
+            RAISE EXCEPTION 'thread "%" of %.mastra_threads has metadata that is not an object', t.id, source
+                USING ERRCODE = '22023', HINT = 'Mastra''s thread metadata is an object: fix the row, or set it to NULL';
+        END IF;
+        IF EXISTS (SELECT 1 FROM ctx.get_thread(t.id, 'mastra')) THEN
+            cid := (SELECT g.context_id FROM ctx.get_thread(t.id, 'mastra') g);
+            threads_old := threads_old + 1;
+        ELSE
+            cid := ctx.save_thread(t.id, t.title, t.resource, t.metadata, t.created_at, t.updated_at,
+                                   import_mastra.encrypted, framework => 'mastra');
+            threads_new := threads_new + 1;
+        END IF;
+        settings := ctx.import_tally(settings, cid);
+        wrote := false;
+        batch := '[]';
+        FOR m IN EXECUTE format('SELECT id, content, role, type, "resourceId" AS resource_id, %s AS created_at
+                                   FROM %I.mastra_messages WHERE thread_id = $1 ORDER BY "createdAt", id',
+                                ts_created, source) USING t.id LOOP
+            batch := batch || ctx.mastra_message_item(m.id, m.content, m.role, m.type, m.resource_id, m.created_at);
+            messages_seen := messages_seen + 1;
+            IF jsonb_array_length(batch) >= batch_size THEN
+                SELECT * INTO saved FROM ctx.import_mastra_messages(cid, batch);
+                messages_new := messages_new + saved.saved;
+                conflicts := conflicts + saved.conflicts;
+                wrote := wrote OR saved.saved > 0;
+                batch := '[]';
+            END IF;
+        END LOOP;
+        IF jsonb_array_length(batch) > 0 THEN
+            SELECT * INTO saved FROM ctx.import_mastra_messages(cid, batch);
+            messages_new := messages_new + saved.saved;
+            conflicts := conflicts + saved.conflicts;
+            wrote := wrote OR saved.saved > 0;
+        END IF;
+        IF wrote THEN  -- (saving messages made the thread's updated_at now: Mastra's is the thread's)
+            PERFORM ctx.save_thread(t.id, updated_at => t.updated_at, framework => 'mastra', create_missing => false);
+        END IF;
+    END LOOP;
+    EXECUTE format('SELECT count(*) FROM %1$I.mastra_messages m
+                     WHERE NOT EXISTS (SELECT 1 FROM %1$I.mastra_threads t WHERE t.id = m.thread_id)', source) INTO orphaned;
+
+    FOR t IN EXECUTE format('SELECT id, "workingMemory" AS working_memory,
+                                    ctx.mastra_metadata(metadata::jsonb) AS metadata,
+                                    %s AS created_at, %s AS updated_at
+                               FROM %I.mastra_resources ORDER BY id', ts_created, ts_updated, source) LOOP
+        IF jsonb_typeof(t.metadata) <> 'object' THEN
+            RAISE EXCEPTION 'resource "%" of %.mastra_resources has metadata that is not an object', t.id, source
+                USING ERRCODE = '22023', HINT = 'Mastra''s resource metadata is an object: fix the row, or set it to NULL';
+        END IF;
+        IF ctx.get('{mastra,resources}', t.id) IS NOT NULL THEN
+            resources_old := resources_old + 1;
+            CONTINUE;
+        END IF;
+        PERFORM ctx.put('{mastra,resources}', t.id,
+                        jsonb_build_object('workingMemory', t.working_memory, 'metadata', t.metadata,
+                                           'createdAt', to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                                           'updatedAt', to_char(t.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+                        expected_version => 0);
+        resources_new := resources_new + 1;
+    END LOOP;
+
+    IF vectors THEN
+        -- PgVector's indexes: the tables with vector_id text, an embedding and jsonb metadata
+        FOR ix IN SELECT c.oid::regclass AS tab, c.relname AS name, et.typname AS type, e.atttypmod AS dims,
+                         EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'namespace'
+                                    AND NOT a.attisdropped) AS has_namespace
+                    FROM pg_class c
+                    JOIN pg_namespace s ON s.oid = c.relnamespace AND s.nspname = source
+                    JOIN pg_attribute i ON i.attrelid = c.oid AND i.attname = 'vector_id' AND i.atttypid = 'text'::regtype
+                    JOIN pg_attribute md ON md.attrelid = c.oid AND md.attname = 'metadata' AND md.atttypid = 'jsonb'::regtype
+                    JOIN pg_attribute e ON e.attrelid = c.oid AND e.attname = 'embedding'
+                    JOIN pg_type et ON et.oid = e.atttypid AND et.typname IN ('vector', 'halfvec', 'bit', 'sparsevec')
+                   WHERE c.relkind = 'r' AND c.relname ~ '^[a-zA-Z_][a-zA-Z0-9_]*$'
+                   ORDER BY c.relname LOOP
+            IF ix.type NOT IN ('vector', 'halfvec') THEN
+                skipped_indexes := skipped_indexes || format('%s (%s)', ix.name, ix.type);
+                CONTINUE;
+            END IF;
+            metric := CASE ctx.import_index_metric(ix.tab, 'embedding')
+                          WHEN 'l2' THEN 'euclidean' WHEN 'inner_product' THEN 'dotproduct' ELSE 'cosine' END;
+            dims := ix.dims;
+            IF dims IS NULL OR dims <= 0 THEN
+                EXECUTE format('SELECT vector_dims(embedding::vector) FROM %s LIMIT 1', ix.tab) INTO dims;
+            END IF;
+            IF ctx.get('{mastra,vector_indexes}', ix.name) IS NULL THEN
+                PERFORM ctx.put('{mastra,vector_indexes}', ix.name, jsonb_build_object('dimension', dims, 'metric', metric),
+                                expected_version => 0);
+                indexes_new := indexes_new + 1;
+            ELSIF (ctx.get('{mastra,vector_indexes}', ix.name)->>'dimension')::integer IS DISTINCT FROM dims THEN
+                RAISE EXCEPTION 'index "%" exists with dimension %, the table has %', ix.name,
+                    ctx.get('{mastra,vector_indexes}', ix.name)->>'dimension', dims USING ERRCODE = '22023',
+                    HINT = 'delete the index (CtxstoreVector.deleteIndex) or import into another tenant';
+            ELSE
+                indexes_old := indexes_old + 1;
+            END IF;
+            ns := ARRAY['mastra', 'vectors', ix.name];
+            sealed := ctx.import_namespace_sealed(ns);
+            IF ix.has_namespace THEN
+                EXECUTE format('SELECT count(*) FROM %s WHERE namespace <> ''default''', ix.tab) INTO n;
+                vectors_other := vectors_other + n;
+            END IF;
+            FOR v IN EXECUTE format('SELECT vector_id, embedding::vector::real[] AS embedding, coalesce(metadata, ''{}'') AS metadata
+                                       FROM %s %s ORDER BY vector_id, id', ix.tab,
+                                    CASE WHEN ix.has_namespace THEN 'WHERE namespace = ''default''' ELSE '' END) LOOP
+                IF ctx.import_memory_exists(ns, '_mastra_id', v.vector_id, sealed) THEN
+                    vectors_old := vectors_old + 1;
+                    CONTINUE;
+                END IF;
+                IF jsonb_typeof(v.metadata) <> 'object' OR v.metadata ? '_mastra_id' THEN
+                    RAISE EXCEPTION 'vector "%" of index "%" has metadata CtxstoreVector cannot store', v.vector_id, ix.name
+                        USING ERRCODE = '22023', HINT = 'metadata must be an object without the reserved key _mastra_id';
+                END IF;
+                PERFORM ctx.remember(ns, v.vector_id, v.embedding, v.metadata || jsonb_build_object('_mastra_id', v.vector_id));
+                vectors_new := vectors_new + 1;
+            END LOOP;
+        END LOOP;
+    END IF;
+
+    settings := coalesce(settings, jsonb_build_object('tenant', ctx.current_tenant()));
+    RETURN QUERY VALUES
+        ('threads', threads_new, threads_old, settings),
+        ('messages', messages_new, messages_seen - messages_new,
+         settings || jsonb_build_object('conflicts', conflicts, 'orphaned', orphaned)),
+        ('resources', resources_new, resources_old, jsonb_build_object('tenant', ctx.current_tenant())),
+        ('vector_indexes', indexes_new, indexes_old,
+         jsonb_build_object('tenant', ctx.current_tenant(), 'not_imported', to_jsonb(skipped_indexes))),
+        ('vectors', vectors_new, vectors_old + vectors_other,
+         jsonb_build_object('tenant', ctx.current_tenant(), 'other_namespaces', vectors_other));
 END
 $body$;
 -- ---- end of src/schema/imports.sql ----

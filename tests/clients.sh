@@ -24,6 +24,9 @@ psql -d clients -c "CREATE EXTENSION ctxstore" -c "SELECT ctx.grant_access('ctxs
 cd "$root/clients/python"
 export CTXSTORE_TEST_DSN="host=$datadir port=$port user=ctxstore_app dbname=clients"
 export CTXSTORE_REPORTS="$reports"
+# the cluster owner, for what the application role may not do (the peers' suites swap their
+# fixtures with it; the import tests create the schema each peer writes its tables in)
+export CTXSTORE_ADMIN_DSN="host=$datadir port=$port user=postgres dbname=clients"
 # pytest's last line counts every test once: "N passed, M skipped, F failed ..."
 count() { grep -Eo "[0-9]+ $1" "$reports/pytest.log" | tail -n1 | grep -Eo '[0-9]+' || echo 0; }
 status=0
@@ -44,7 +47,6 @@ for pin in $(grep -E '^(langgraph-checkpoint-postgres|langchain-postgres)==' "$r
   fi
   peers+=("$dir")
 done
-export CTXSTORE_ADMIN_DSN="host=$datadir port=$port user=postgres dbname=clients"
 peer_status=0
 (cd "$root/tests/peer_suites" && "$venv/bin/python" run.py "$reports/peer-suites" "${peers[@]}") \
   > "$reports/peer-suites.log" 2>&1 || peer_status=$?
