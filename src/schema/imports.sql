@@ -7,8 +7,25 @@
 -- it twice imports nothing twice. Each returns one row per kind: imported, skipped (already
 -- present), and the settings it applied.
 
--- The source must have these columns with these types (expected: {"column": ["type", ...]}),
--- else 42P16 naming what differs and what the peer's version creates.
+-- The name an import compares a column's type by: a built-in type's name without its modifier
+-- ("timestamp with time zone", "jsonb"), pgvector's types by their name ("vector"), anything
+-- else qualified by its schema, so that a look-alike type (a "text" of another schema, whose
+-- casts would run its owner's code as the importer) never passes for a built-in one.
+CREATE FUNCTION ctx.import_type_name(type_oid oid) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $body$
+    SELECT CASE WHEN t.typnamespace = 'pg_catalog'::regnamespace THEN format_type(t.oid, NULL)
+                WHEN EXISTS (SELECT 1 FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid
+                              WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e'
+                                AND x.extname = 'vector')
+                THEN t.typname::text
+                ELSE format('%I.%I', t.typnamespace::regnamespace::text, t.typname) END
+      FROM pg_type t WHERE t.oid = type_oid
+$body$;
+
+-- The source must be a table (not a view: a view's expressions would run as the importer)
+-- without row-level security (nor its policies), with these columns of these types (expected:
+-- {"column": ["type", ...]}, names as ctx.import_type_name gives them), else 42P16 naming
+-- what differs and what the peer's version creates.
 CREATE FUNCTION ctx.check_import_source(source regclass, expected jsonb, peer text) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $body$
 DECLARE
@@ -18,14 +35,17 @@ BEGIN
         RAISE EXCEPTION 'the source table must not be NULL' USING ERRCODE = '22004',
             HINT = format('pass the table %s writes, e.g. ''public.message_store''', peer);
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = source AND c.relkind IN ('r', 'p') AND NOT c.relrowsecurity) THEN
+        RAISE EXCEPTION '% is not a plain table', source USING ERRCODE = '42P16',
+            DETAIL = 'an import reads tables only: not views, foreign tables, or tables with row-level security',
+            HINT = format('import from the table %s wrote (a view or a policy would run its owner''s expressions as you)', peer);
+    END IF;
     SELECT string_agg(format('%s (%s)', e.key,
-                             coalesce(format_type(a.atttypid, a.atttypmod), 'missing')), ', ' ORDER BY e.key)
+                             coalesce(ctx.import_type_name(a.atttypid), 'missing')), ', ' ORDER BY e.key)
       INTO wrong
       FROM jsonb_each(expected) e
       LEFT JOIN pg_attribute a ON a.attrelid = source AND a.attname = e.key AND a.attnum > 0 AND NOT a.attisdropped
-     WHERE a.attname IS NULL
-        OR NOT (e.value ? regexp_replace(regexp_replace(format_type(a.atttypid, a.atttypmod), '\(.*\)$', ''),
-                                         '^[^.(]+\.', ''));  -- (no typmod, no schema: "vector")
+     WHERE a.attname IS NULL OR NOT (e.value ? ctx.import_type_name(a.atttypid));
     IF wrong IS NOT NULL THEN
         RAISE EXCEPTION '% is not a table of %', source, peer USING ERRCODE = '42P16',
             DETAIL = format('unexpected columns: %s', wrong),
@@ -79,14 +99,21 @@ $body$;
 
 -- A caller's timestamp as ctx.save_messages takes it (RFC 3339, UTC).
 CREATE FUNCTION ctx.import_timestamp(at timestamptz) RETURNS text
-LANGUAGE sql IMMUTABLE AS $body$
-    SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+LANGUAGE plpgsql IMMUTABLE AS $body$
+BEGIN
+    IF NOT isfinite(at) OR at < '0001-01-01 00:00:00+00' THEN
+        RAISE EXCEPTION 'the time % cannot be a message''s', at USING ERRCODE = '22007',
+            HINT = 'a message''s created_at is a finite time in the common era: fix the source row';
+    END IF;
+    RETURN to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+END
 $body$;
 
 -- One row of langchain-postgres's message table as the LangChain chat history adapter saves
 -- the message (clients/python: chat_history.encode): its role, its text (list content as its
 -- JSON), LangChain's type and fields in metadata.langchain, its id; a message without an id gets
--- one made of the source row's (never shown to LangChain: has_id is false).
+-- one made of the source table's name and the row's id (never shown to LangChain: has_id is
+-- false; so rename the table only after the last run).
 CREATE FUNCTION ctx.langchain_chat_item(message jsonb, source text, row_id bigint, created_at timestamptz)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $body$
@@ -131,6 +158,26 @@ BEGIN
 END
 $body$;
 
+-- The context of a thread id in the caller's tenant (NULL when there is none), refused (23505)
+-- when another framework holds the id: an import never writes into another framework's thread.
+CREATE FUNCTION ctx.import_thread_of(thread_id text, framework text) RETURNS uuid
+LANGUAGE plpgsql STABLE AS $body$
+DECLARE
+    t record;
+BEGIN
+    SELECT th.context_id, th.framework INTO t FROM ctx.threads th
+     WHERE th.tenant = ctx.current_tenant() AND th.thread_id = import_thread_of.thread_id;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF t.framework <> import_thread_of.framework THEN
+        RAISE EXCEPTION 'thread id "%" is held by framework "%"', import_thread_of.thread_id, t.framework
+            USING ERRCODE = '23505', HINT = 'import into another tenant, or delete that thread first';
+    END IF;
+    RETURN t.context_id;
+END
+$body$;
+
 -- langchain-postgres 0.0.19's PostgresChatMessageHistory table: each session becomes the
 -- thread of the same id (what CtxstoreChatMessageHistory(session_id) reads), its messages in
 -- the table's order with their ids and created_at. encrypted and processors apply to the
@@ -141,13 +188,12 @@ RETURNS TABLE(kind text, imported bigint, skipped bigint, applied jsonb)
 LANGUAGE plpgsql AS $body$
 DECLARE
     peer constant text := 'langchain-postgres 0.0.19 (PostgresChatMessageHistory.create_tables)';
-    source_name text;
     r record;
-    item jsonb;
     session uuid;
     cid uuid;
-    batch jsonb := '[]';
-    batch_ids text[] := '{}';
+    -- (a plpgsql array grows in place; a jsonb array would be copied on every append)
+    batch jsonb[] := '{}';
+    batch_bytes bigint := 0;
     threads_new bigint := 0;
     threads_old bigint := 0;
     saved bigint := 0;
@@ -161,41 +207,45 @@ BEGIN
         RAISE EXCEPTION 'batch_size must be 1 to 100,000, got %', batch_size USING ERRCODE = '22023',
             HINT = 'the messages saved per call; 1,000 is a good size';
     END IF;
-    SELECT c.relname INTO source_name FROM pg_class c WHERE c.oid = source;
-    FOR r IN EXECUTE format('SELECT id, session_id, message, created_at,
-                                    row_number() OVER (PARTITION BY session_id, message->''data''->>''id'' ORDER BY id) AS occurrence
-                               FROM %s ORDER BY session_id, id', source) LOOP
-        item := ctx.langchain_chat_item(r.message, source_name, r.id, r.created_at)
-                || jsonb_build_object('occurrence', CASE WHEN r.message->'data'->>'id' IS NULL THEN 1 ELSE r.occurrence END);
-        IF session IS DISTINCT FROM r.session_id OR jsonb_array_length(batch) >= batch_size
-           OR item->>'message_id' = ANY (batch_ids) THEN
-            IF jsonb_array_length(batch) > 0 THEN
-                saved := saved + ctx.import_messages(cid, batch);
+    -- occurrence: the how-many-th row with this message id in its session (see ctx.import_messages)
+    FOR r IN EXECUTE format(
+        'SELECT session_id, ctx.langchain_chat_item(message, %L, id, created_at) AS item,
+                CASE WHEN message->''data''->>''id'' IS NULL THEN 1
+                     ELSE row_number() OVER (PARTITION BY session_id, message->''data''->>''id'' ORDER BY id) END AS occurrence
+           FROM %s ORDER BY session_id, id',
+        (SELECT format('%s.%s', c.relnamespace::regnamespace, c.relname) FROM pg_class c WHERE c.oid = source), source) LOOP
+        -- a batch holds one session's messages, and an id once (a repeat starts the next batch)
+        -- (and at most 64 MB: a jsonb value holds 256 MB)
+        IF session IS DISTINCT FROM r.session_id OR cardinality(batch) >= batch_size OR r.occurrence > 1
+           OR batch_bytes + pg_column_size(r.item) > 67108864 THEN
+            IF cardinality(batch) > 0 THEN
+                saved := saved + ctx.import_messages(cid, to_jsonb(batch));
             END IF;
-            batch := '[]';
-            batch_ids := '{}';
+            batch := '{}';
+            batch_bytes := 0;
         END IF;
         IF session IS DISTINCT FROM r.session_id THEN
             session := r.session_id;
-            cid := ctx.thread_context(session::text, create_missing => false);
+            cid := ctx.import_thread_of(session::text, '');
             IF cid IS NULL THEN
                 cid := ctx.thread_context(session::text, encrypted => import_langchain_chat.encrypted,
-                                                 processors => import_langchain_chat.processors);
+                                          processors => import_langchain_chat.processors);
                 threads_new := threads_new + 1;
             ELSE
                 threads_old := threads_old + 1;
             END IF;
             settings := ctx.import_tally(settings, cid);
         END IF;
-        batch := batch || item;
-        batch_ids := batch_ids || (item->>'message_id');
+        batch := batch || (r.item || jsonb_build_object('occurrence', r.occurrence));
+        batch_bytes := batch_bytes + pg_column_size(r.item);
         seen := seen + 1;
     END LOOP;
-    IF jsonb_array_length(batch) > 0 THEN
-        saved := saved + ctx.import_messages(cid, batch);
+    IF cardinality(batch) > 0 THEN
+        saved := saved + ctx.import_messages(cid, to_jsonb(batch));
     END IF;
-    RETURN QUERY VALUES ('threads', threads_new, threads_old, coalesce(settings, jsonb_build_object('tenant', ctx.current_tenant()))),
-                        ('messages', saved, seen - saved, coalesce(settings, jsonb_build_object('tenant', ctx.current_tenant())));
+    settings := coalesce(settings, jsonb_build_object('tenant', ctx.current_tenant()));
+    RETURN QUERY VALUES ('threads', threads_new, threads_old, settings),
+                        ('messages', saved, seen - saved, settings);
 END
 $body$;
 
@@ -261,7 +311,7 @@ BEGIN
                                FROM %I.checkpoints ORDER BY thread_id, checkpoint_ns, checkpoint_id', source) LOOP
         IF thread IS DISTINCT FROM r.thread_id THEN
             thread := r.thread_id;
-            cid := ctx.thread_context(thread, create_missing => false);
+            cid := ctx.import_thread_of(thread, '');
             IF cid IS NULL THEN
                 cid := ctx.thread_context(thread, encrypted => import_langgraph_checkpoints.encrypted);
                 threads_new := threads_new + 1;
@@ -410,21 +460,31 @@ BEGIN
 END
 $body$;
 
--- Whether namespace holds a current memory whose metadata has this id under id_key (the
--- adapters' document ids: _lc_id, _mastra_id). Plain namespaces answer from the metadata index;
--- in a sealed one (metadata encrypted) ctx.recall's filter reads the decrypted metadata.
-CREATE FUNCTION ctx.import_memory_exists(namespace text[], id_key text, id text, sealed boolean) RETURNS boolean
-LANGUAGE plpgsql STABLE AS $body$
-BEGIN
-    IF sealed THEN
-        RETURN EXISTS (SELECT 1 FROM ctx.recall(import_memory_exists.namespace, k => 1,
-                                                filter => jsonb_build_object('$.' || id_key, import_memory_exists.id),
-                                                include_descendants => false));
-    END IF;
-    RETURN EXISTS (SELECT 1 FROM ctx.memories m
+-- Whether a plain namespace holds a current memory whose metadata has this id under id_key
+-- (the adapters' document ids: _lc_id, _mastra_id), from the metadata index.
+CREATE FUNCTION ctx.import_memory_exists(namespace text[], id_key text, id text) RETURNS boolean
+LANGUAGE sql STABLE AS $body$
+    SELECT EXISTS (SELECT 1 FROM ctx.memories m
                     WHERE m.tenant = ctx.current_tenant()
                       AND m.ns_key = array_to_string(import_memory_exists.namespace, chr(31)) || chr(31)
-                      AND m.valid_to IS NULL AND m.metadata @> jsonb_build_object(id_key, import_memory_exists.id));
+                      AND m.valid_to IS NULL AND m.metadata @> jsonb_build_object(id_key, import_memory_exists.id))
+$body$;
+
+-- The document ids (under id_key) of a sealed namespace's current memories, as a set
+-- ({"id": true}): their metadata is ciphertext, so they are read once, decrypted, through
+-- ctx.recall (the metadata index cannot see them).
+CREATE FUNCTION ctx.import_sealed_ids(namespace text[], id_key text) RETURNS jsonb
+LANGUAGE plpgsql AS $body$
+DECLARE
+    n bigint;
+    ids jsonb;
+BEGIN
+    SELECT count(*) INTO n FROM ctx.memories m
+     WHERE m.tenant = ctx.current_tenant() AND m.valid_to IS NULL
+       AND m.ns_key = array_to_string(import_sealed_ids.namespace, chr(31)) || chr(31);
+    SELECT coalesce(jsonb_object_agg(r.metadata->>id_key, true) FILTER (WHERE r.metadata ? id_key), '{}') INTO ids
+      FROM ctx.recall(import_sealed_ids.namespace, k => greatest(n, 1)::integer, include_descendants => false) r;
+    RETURN ids;
 END
 $body$;
 
@@ -477,10 +537,16 @@ DECLARE
     present bigint := 0;
     new_id uuid;
     sealed boolean;
+    present_ids jsonb;
+    missing text;
 BEGIN
     IF namespace IS NULL OR cardinality(namespace) = 0 THEN
         RAISE EXCEPTION 'namespace must have at least one label' USING ERRCODE = '22023',
             HINT = 'the namespace CtxstoreVectorStore is given (''{langchain,documents}'' by default)';
+    END IF;
+    IF id_column IS NULL OR content_column IS NULL OR embedding_column IS NULL OR metadata_json_column IS NULL THEN
+        RAISE EXCEPTION 'the column names must not be NULL' USING ERRCODE = '22004',
+            HINT = 'leave an argument out for PGVectorStore''s default name (a table without a JSON metadata column is fine)';
     END IF;
     expected := jsonb_build_object(id_column, '["uuid", "text", "character varying", "integer", "bigint"]'::jsonb,
                                    content_column, '["text"]'::jsonb, embedding_column, '["vector"]'::jsonb);
@@ -500,21 +566,35 @@ BEGIN
            AND a.atttypid <> 'tsvector'::regtype;
     ELSE
         columns_ := metadata_columns;
-        PERFORM ctx.check_import_source(source, (SELECT jsonb_object_agg(c, jsonb_build_array(format_type(a.atttypid, a.atttypmod)))
-                                                    FROM unnest(columns_) c
-                                                    LEFT JOIN pg_attribute a ON a.attrelid = source AND a.attname = c
-                                                         AND a.attnum > 0 AND NOT a.attisdropped), peer);
+        SELECT string_agg(coalesce(c, 'NULL'), ', ') INTO missing
+          FROM unnest(columns_) c
+         WHERE c IS NULL OR NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = source AND a.attname = c
+                                           AND a.attnum > 0 AND NOT a.attisdropped);
+        IF missing IS NOT NULL THEN
+            RAISE EXCEPTION 'metadata_columns names columns % does not have', source USING ERRCODE = '42P16',
+                DETAIL = format('missing: %s', missing),
+                HINT = 'pass the metadata_columns PGVectorStore was created with, or NULL for every other column';
+        END IF;
     END IF;
     -- (jsonb_build_object takes at most 50 pairs: one call per 50 columns)
     FOR n IN 0 .. ceil(cardinality(columns_) / 50.0)::integer - 1 LOOP
         metadata_sql := metadata_sql || ' || jsonb_build_object(' ||
             (SELECT string_agg(format('%L, %I', c, c), ', ') FROM unnest(columns_[n * 50 + 1 : n * 50 + 50]) c) || ')';
     END LOOP;
+    -- (one import at a time per namespace: two would each miss the other's documents)
+    PERFORM pg_advisory_xact_lock(hashtextextended('ctxstore.import' || chr(31) || ctx.current_tenant() || chr(31)
+                                                   || array_to_string(import_langchain_vectors.namespace, chr(31)), 0));
     sealed := ctx.import_namespace_sealed(import_langchain_vectors.namespace);
+    present_ids := CASE WHEN sealed THEN ctx.import_sealed_ids(import_langchain_vectors.namespace, '_lc_id') END;
     FOR r IN EXECUTE format('SELECT %I::text AS id, %I AS content, %I::real[] AS embedding, %s AS metadata
                                FROM %s ORDER BY %I', id_column, content_column, embedding_column, metadata_sql,
                             source, id_column) LOOP
-        IF ctx.import_memory_exists(import_langchain_vectors.namespace, '_lc_id', r.id, sealed) THEN
+        IF r.id IS NULL THEN
+            RAISE EXCEPTION 'a row of % has a NULL %', source, id_column USING ERRCODE = '22004',
+                HINT = 'every document needs its id: give it one, or delete the row';
+        END IF;
+        IF (CASE WHEN sealed THEN present_ids ? r.id
+                 ELSE ctx.import_memory_exists(import_langchain_vectors.namespace, '_lc_id', r.id) END) THEN
             present := present + 1;
             CONTINUE;
         END IF;
@@ -632,7 +712,8 @@ DECLARE
     v record;
     ix record;
     cid uuid;
-    batch jsonb;
+    batch jsonb[];  -- (grows in place)
+    batch_bytes bigint;
     wrote boolean;
     saved record;
     n bigint;
@@ -654,6 +735,7 @@ DECLARE
     metric text;
     dims integer;
     sealed boolean;
+    present_ids jsonb;
     settings jsonb;
 BEGIN
     IF batch_size IS NULL OR batch_size NOT BETWEEN 1 AND 100000 THEN
@@ -696,22 +778,25 @@ BEGIN
         END IF;
         settings := ctx.import_tally(settings, cid);
         wrote := false;
-        batch := '[]';
+        batch := '{}';
+        batch_bytes := 0;
         FOR m IN EXECUTE format('SELECT id, content, role, type, "resourceId" AS resource_id, %s AS created_at
                                    FROM %I.mastra_messages WHERE thread_id = $1 ORDER BY "createdAt", id',
                                 ts_created, source) USING t.id LOOP
             batch := batch || ctx.mastra_message_item(m.id, m.content, m.role, m.type, m.resource_id, m.created_at);
+            batch_bytes := batch_bytes + octet_length(m.content);
             messages_seen := messages_seen + 1;
-            IF jsonb_array_length(batch) >= batch_size THEN
-                SELECT * INTO saved FROM ctx.import_mastra_messages(cid, batch);
+            IF cardinality(batch) >= batch_size OR batch_bytes > 33554432 THEN  -- (a jsonb value holds 256 MB)
+                SELECT * INTO saved FROM ctx.import_mastra_messages(cid, to_jsonb(batch));
                 messages_new := messages_new + saved.saved;
                 conflicts := conflicts + saved.conflicts;
                 wrote := wrote OR saved.saved > 0;
-                batch := '[]';
+                batch := '{}';
+                batch_bytes := 0;
             END IF;
         END LOOP;
-        IF jsonb_array_length(batch) > 0 THEN
-            SELECT * INTO saved FROM ctx.import_mastra_messages(cid, batch);
+        IF cardinality(batch) > 0 THEN
+            SELECT * INTO saved FROM ctx.import_mastra_messages(cid, to_jsonb(batch));
             messages_new := messages_new + saved.saved;
             conflicts := conflicts + saved.conflicts;
             wrote := wrote OR saved.saved > 0;
@@ -778,7 +863,10 @@ BEGIN
                 indexes_old := indexes_old + 1;
             END IF;
             ns := ARRAY['mastra', 'vectors', ix.name];
+            PERFORM pg_advisory_xact_lock(hashtextextended('ctxstore.import' || chr(31) || ctx.current_tenant() || chr(31)
+                                                           || array_to_string(ns, chr(31)), 0));
             sealed := ctx.import_namespace_sealed(ns);
+            present_ids := CASE WHEN sealed THEN ctx.import_sealed_ids(ns, '_mastra_id') END;
             IF ix.has_namespace THEN
                 EXECUTE format('SELECT count(*) FROM %s WHERE namespace <> ''default''', ix.tab) INTO n;
                 vectors_other := vectors_other + n;
@@ -786,7 +874,8 @@ BEGIN
             FOR v IN EXECUTE format('SELECT vector_id, embedding::vector::real[] AS embedding, coalesce(metadata, ''{}'') AS metadata
                                        FROM %s %s ORDER BY vector_id, id', ix.tab,
                                     CASE WHEN ix.has_namespace THEN 'WHERE namespace = ''default''' ELSE '' END) LOOP
-                IF ctx.import_memory_exists(ns, '_mastra_id', v.vector_id, sealed) THEN
+                IF (CASE WHEN sealed THEN present_ids ? v.vector_id
+                         ELSE ctx.import_memory_exists(ns, '_mastra_id', v.vector_id) END) THEN
                     vectors_old := vectors_old + 1;
                     CONTINUE;
                 END IF;

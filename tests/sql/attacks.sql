@@ -200,6 +200,10 @@ CREATE FUNCTION pg_temp.arg(t regtype, id uuid) RETURNS text LANGUAGE sql AS $$
         WHEN 'regrole'::regtype THEN quote_literal('"Acme-App"') || '::regrole'
         WHEN 'regprocedure'::regtype THEN quote_literal('ctx.current_tenant()') || '::regprocedure'
         WHEN 'regclass'::regtype THEN quote_literal('ctx.messages') || '::regclass'
+        -- (a schema or column name: ctxstore's own schema, whose tables hold the victim's rows)
+        WHEN 'name'::regtype THEN quote_literal('ctx') || '::name'
+        WHEN 'name[]'::regtype THEN quote_literal('{content,metadata}') || '::name[]'
+        WHEN 'oid'::regtype THEN quote_literal('ctx.messages') || '::regclass::oid'
         ELSE NULL END
 $$;
 CREATE TEMPORARY TABLE calls AS
