@@ -40,6 +40,19 @@ export const referenceConfig = {
   password: "unused-the-test-cluster-trusts-local-connections",
 };
 
+/** A JSON-comparable view: Dates as ISO strings, keys sorted, undefined dropped. */
+export function plain(value: unknown): unknown {
+  if (value instanceof Date) return value.toISOString();
+  if (Array.isArray(value)) return value.map(plain);
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, v]) => [k, plain(v)]));
+  }
+  return value;
+}
+
 /** A small deterministic generator (mulberry32), so every run draws the same data. */
 export function seeded(seed: number): () => number {
   let a = seed >>> 0;

@@ -9,23 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { CtxstoreMemory } from "../src/memory.js";
 import { CtxstoreVector } from "../src/vector.js";
-import { hasPgvector, referenceConfig, referenceSchema, tenantPool } from "./db.js";
+import { hasPgvector, plain, referenceConfig, referenceSchema, tenantPool } from "./db.js";
 
 const T0 = Date.parse("2026-02-01T08:00:00.000Z");
 const at = (seconds: number) => new Date(T0 + seconds * 1000);
-
-/** A JSON-comparable view: Dates as ISO strings, keys sorted, undefined dropped. */
-function plain(value: unknown): unknown {
-  if (value instanceof Date) return value.toISOString();
-  if (Array.isArray(value)) return value.map(plain);
-  if (value && typeof value === "object") {
-    return Object.fromEntries(Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => a.localeCompare(b))
-      .map(([k, v]) => [k, plain(v)]));
-  }
-  return value;
-}
 
 function text(id: string, threadId: string, resourceId: string, seconds: number, body: string,
               extra: Partial<MastraDBMessage> = {}): MastraDBMessage {

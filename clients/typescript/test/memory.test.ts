@@ -12,7 +12,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { CtxstoreMemory, plainText } from "../src/memory.js";
-import { referenceConfig, tenantPool } from "./db.js";
+import { plain, referenceConfig, tenantPool } from "./db.js";
 
 const T0 = Date.parse("2026-03-01T10:00:00.000Z");
 const at = (seconds: number) => new Date(T0 + seconds * 1000);
@@ -25,19 +25,6 @@ function message(id: string, threadId: string, resourceId: string, seconds: numb
     id, threadId, resourceId, role: seconds % 2 === 0 ? "user" : "assistant", createdAt: at(seconds),
     content: content as unknown as MastraDBMessage["content"], ...extra,
   };
-}
-
-/** A JSON-comparable view: Dates as ISO strings, keys sorted, undefined dropped. */
-function plain(value: unknown): unknown {
-  if (value instanceof Date) return value.toISOString();
-  if (Array.isArray(value)) return value.map(plain);
-  if (value && typeof value === "object") {
-    return Object.fromEntries(Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => a.localeCompare(b))
-      .map(([k, v]) => [k, plain(v)]));
-  }
-  return value;
 }
 
 function thread(t: StorageThreadType | null): unknown {
