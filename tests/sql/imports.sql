@@ -26,6 +26,10 @@ SELECT t.thread_id, m.seq, m.message_id, m.revision, m.role, m.content, m.create
   FROM ctx.threads t, ctx.messages(t.context_id) m WHERE t.tenant = ctx.current_tenant() ORDER BY t.thread_id, m.seq;
 SELECT message_id, revision, current, content FROM ctx.history(ctx.thread_context('00000000-0000-4000-8000-000000000001'))
  WHERE message_id = 'h1' ORDER BY revision;
+-- every row the import wrote is in the audit log, as the tenant's
+SELECT table_name, operation, count(*) FROM ctx.audit_log
+ WHERE tenant = 'imports-a' AND table_name IN ('contexts', 'threads', 'messages', 'message_revisions')
+ GROUP BY 1, 2 ORDER BY 1, 2;
 -- rows the application adds afterwards come with the next run
 INSERT INTO message_store (session_id, message) VALUES
   ('00000000-0000-4000-8000-000000000002', '{"type": "human", "data": {"content": "later", "type": "human"}}');
