@@ -61,9 +61,12 @@ def test_search_with_filters_and_paging(conn: psycopg.Connection) -> None:
     for n in range(6):
         store.put(("shop", "items"), f"i{n}", {"price": n * 10, "tag": "even" if n % 2 == 0 else "odd"})
     store.put(("shop", "items", "archived"), "old", {"price": 5, "tag": "even"})
-    assert [i.key for i in store.search(("shop",), filter={"tag": "even"}, limit=10)] == ["i0", "i2", "i4", "old"]
-    assert [i.key for i in store.search(("shop", "items"), filter={"price": {"$gte": 30}})] == ["i3", "i4", "i5"]
-    assert [i.key for i in store.search(("shop",), limit=2, offset=1)] == ["i1", "i2"]
+    # the most recently updated first, as PostgresStore lists them
+    assert [i.key for i in store.search(("shop",), filter={"tag": "even"}, limit=10)] == ["old", "i4", "i2", "i0"]
+    assert [i.key for i in store.search(("shop", "items"), filter={"price": {"$gte": 30}})] == ["i5", "i4", "i3"]
+    assert [i.key for i in store.search(("shop",), limit=2, offset=1)] == ["i5", "i4"]
+    store.put(("shop", "items"), "i1", {"price": 11, "tag": "odd"})  # updated: now the newest
+    assert [i.key for i in store.search(("shop",), limit=2)] == ["i1", "old"]
     assert all(i.score is None for i in store.search(("shop",)))
 
 
