@@ -475,30 +475,32 @@ LANGUAGE sql STABLE AS $body$
                       AND m.valid_to IS NULL AND m.metadata @> jsonb_build_object(id_key, import_memory_exists.id))
 $body$;
 
--- The document ids (under id_key) of a sealed namespace's current memories, as a set
--- ({"id": true}): their metadata is ciphertext, so they are read once, decrypted, through
--- ctx.recall (the metadata index cannot see them).
-CREATE FUNCTION ctx.import_sealed_ids(namespace text[], id_key text) RETURNS jsonb
+-- Takes an import's turn on a namespace of the caller's tenant (an advisory lock to the end of
+-- the transaction: two imports at once would each miss the other's documents), and says how
+-- to tell which document ids (under id_key) it holds: NULL for a plain namespace (then
+-- ctx.import_memory_exists asks the metadata index, id by id), else the ids as a set
+-- ({"id": true}), read once, decrypted, through ctx.recall: a sealed namespace's metadata is
+-- ciphertext, which the metadata index cannot see.
+CREATE FUNCTION ctx.import_claim_namespace(namespace text[], id_key text) RETURNS jsonb
 LANGUAGE plpgsql AS $body$
 DECLARE
+    namespace_key constant text := array_to_string(import_claim_namespace.namespace, chr(31)) || chr(31);
     n bigint;
     ids jsonb;
 BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('ctxstore.import' || chr(31) || ctx.current_tenant() || chr(31)
+                                                   || array_to_string(import_claim_namespace.namespace, chr(31)), 0));
+    IF NOT EXISTS (SELECT 1 FROM ctx.memories m
+                    WHERE m.tenant = ctx.current_tenant() AND m.ns_key = namespace_key
+                      AND m.metadata_enc IS NOT NULL) THEN
+        RETURN NULL;
+    END IF;
     SELECT count(*) INTO n FROM ctx.memories m
-     WHERE m.tenant = ctx.current_tenant() AND m.valid_to IS NULL
-       AND m.ns_key = array_to_string(import_sealed_ids.namespace, chr(31)) || chr(31);
+     WHERE m.tenant = ctx.current_tenant() AND m.valid_to IS NULL AND m.ns_key = namespace_key;
     SELECT coalesce(jsonb_object_agg(r.metadata->>id_key, true) FILTER (WHERE r.metadata ? id_key), '{}') INTO ids
-      FROM ctx.recall(import_sealed_ids.namespace, k => greatest(n, 1)::integer, include_descendants => false) r;
+      FROM ctx.recall(import_claim_namespace.namespace, k => greatest(n, 1)::integer, include_descendants => false) r;
     RETURN ids;
 END
-$body$;
-
--- Whether a namespace stores its memories sealed (it holds one).
-CREATE FUNCTION ctx.import_namespace_sealed(namespace text[]) RETURNS boolean
-LANGUAGE sql STABLE AS $body$
-    SELECT EXISTS (SELECT 1 FROM ctx.memories m
-                    WHERE m.tenant = ctx.current_tenant() AND m.ns_key = array_to_string(namespace, chr(31)) || chr(31)
-                      AND m.metadata_enc IS NOT NULL)
 $body$;
 
 -- The metric of the first pgvector index on a column (from its operator class), or NULL: the
@@ -540,8 +542,6 @@ DECLARE
     n integer;
     imported_ bigint := 0;
     present bigint := 0;
-    new_id uuid;
-    sealed boolean;
     present_ids jsonb;
     missing text;
 BEGIN
@@ -586,11 +586,7 @@ BEGIN
         metadata_sql := metadata_sql || ' || jsonb_build_object(' ||
             (SELECT string_agg(format('%L, %I', c, c), ', ') FROM unnest(columns_[n * 50 + 1 : n * 50 + 50]) c) || ')';
     END LOOP;
-    -- (one import at a time per namespace: two would each miss the other's documents)
-    PERFORM pg_advisory_xact_lock(hashtextextended('ctxstore.import' || chr(31) || ctx.current_tenant() || chr(31)
-                                                   || array_to_string(import_langchain_vectors.namespace, chr(31)), 0));
-    sealed := ctx.import_namespace_sealed(import_langchain_vectors.namespace);
-    present_ids := CASE WHEN sealed THEN ctx.import_sealed_ids(import_langchain_vectors.namespace, '_lc_id') END;
+    present_ids := ctx.import_claim_namespace(import_langchain_vectors.namespace, '_lc_id');
     FOR r IN EXECUTE format('SELECT %I::text AS id, %I AS content, %I::real[] AS embedding, %s AS metadata
                                FROM %s ORDER BY %I', id_column, content_column, embedding_column, metadata_sql,
                             source, id_column) LOOP
@@ -598,12 +594,11 @@ BEGIN
             RAISE EXCEPTION 'a row of % has a NULL %', source, id_column USING ERRCODE = '22004',
                 HINT = 'every document needs its id: give it one, or delete the row';
         END IF;
-        IF (CASE WHEN sealed THEN present_ids ? r.id
-                 ELSE ctx.import_memory_exists(import_langchain_vectors.namespace, '_lc_id', r.id) END) THEN
+        IF coalesce(present_ids ? r.id, ctx.import_memory_exists(import_langchain_vectors.namespace, '_lc_id', r.id)) THEN
             present := present + 1;
             CONTINUE;
         END IF;
-        new_id := ctx.remember(import_langchain_vectors.namespace, r.content, r.embedding, r.metadata || jsonb_build_object('_lc_id', r.id));
+        PERFORM ctx.remember(import_langchain_vectors.namespace, r.content, r.embedding, r.metadata || jsonb_build_object('_lc_id', r.id));
         imported_ := imported_ + 1;
     END LOOP;
     RETURN QUERY VALUES ('documents', imported_, present,
@@ -739,7 +734,7 @@ DECLARE
     ns text[];
     metric text;
     dims integer;
-    sealed boolean;
+    registered jsonb;
     present_ids jsonb;
     settings jsonb;
 BEGIN
@@ -773,8 +768,8 @@ BEGIN
             RAISE EXCEPTION 'thread "%" of %.mastra_threads has metadata that is not an object', t.id, source
                 USING ERRCODE = '22023', HINT = 'Mastra''s thread metadata is an object: fix the row, or set it to NULL';
         END IF;
-        IF EXISTS (SELECT 1 FROM ctx.get_thread(t.id, 'mastra')) THEN
-            cid := (SELECT g.context_id FROM ctx.get_thread(t.id, 'mastra') g);
+        cid := (SELECT g.context_id FROM ctx.get_thread(t.id, 'mastra') g);
+        IF cid IS NOT NULL THEN
             threads_old := threads_old + 1;
         ELSE
             cid := ctx.save_thread(t.id, t.title, t.resource, t.metadata, t.created_at, t.updated_at,
@@ -856,22 +851,20 @@ BEGIN
             IF dims IS NULL OR dims <= 0 THEN
                 EXECUTE format('SELECT vector_dims(embedding::vector) FROM %s LIMIT 1', ix.tab) INTO dims;
             END IF;
-            IF ctx.get('{mastra,vector_indexes}', ix.name) IS NULL THEN
+            registered := ctx.get('{mastra,vector_indexes}', ix.name);
+            IF registered IS NULL THEN
                 PERFORM ctx.put('{mastra,vector_indexes}', ix.name, jsonb_build_object('dimension', dims, 'metric', metric),
                                 expected_version => 0);
                 indexes_new := indexes_new + 1;
-            ELSIF (ctx.get('{mastra,vector_indexes}', ix.name)->>'dimension')::integer IS DISTINCT FROM dims THEN
+            ELSIF (registered->>'dimension')::integer IS DISTINCT FROM dims THEN
                 RAISE EXCEPTION 'index "%" exists with dimension %, the table has %', ix.name,
-                    ctx.get('{mastra,vector_indexes}', ix.name)->>'dimension', dims USING ERRCODE = '22023',
+                    registered->>'dimension', dims USING ERRCODE = '22023',
                     HINT = 'delete the index (CtxstoreVector.deleteIndex) or import into another tenant';
             ELSE
                 indexes_old := indexes_old + 1;
             END IF;
             ns := ARRAY['mastra', 'vectors', ix.name];
-            PERFORM pg_advisory_xact_lock(hashtextextended('ctxstore.import' || chr(31) || ctx.current_tenant() || chr(31)
-                                                           || array_to_string(ns, chr(31)), 0));
-            sealed := ctx.import_namespace_sealed(ns);
-            present_ids := CASE WHEN sealed THEN ctx.import_sealed_ids(ns, '_mastra_id') END;
+            present_ids := ctx.import_claim_namespace(ns, '_mastra_id');
             IF ix.has_namespace THEN
                 EXECUTE format('SELECT count(*) FROM %s WHERE namespace <> ''default''', ix.tab) INTO n;
                 vectors_other := vectors_other + n;
@@ -879,8 +872,7 @@ BEGIN
             FOR v IN EXECUTE format('SELECT vector_id, embedding::vector::real[] AS embedding, coalesce(metadata, ''{}'') AS metadata
                                        FROM %s %s ORDER BY vector_id, id', ix.tab,
                                     CASE WHEN ix.has_namespace THEN 'WHERE namespace = ''default''' ELSE '' END) LOOP
-                IF (CASE WHEN sealed THEN present_ids ? v.vector_id
-                         ELSE ctx.import_memory_exists(ns, '_mastra_id', v.vector_id) END) THEN
+                IF coalesce(present_ids ? v.vector_id, ctx.import_memory_exists(ns, '_mastra_id', v.vector_id)) THEN
                     vectors_old := vectors_old + 1;
                     CONTINUE;
                 END IF;
