@@ -2652,6 +2652,19 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'remember_wrapper';
 
+CREATE OR REPLACE FUNCTION "remember_many"(
+	"namespace" TEXT[],
+	"memories" jsonb,
+	"ttl" interval DEFAULT NULL,
+	"schema" TEXT DEFAULT NULL
+) RETURNS TABLE (
+	"position" INT,
+	"id" uuid
+)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'remember_many_wrapper';
+
 CREATE OR REPLACE FUNCTION "reset_metrics"() RETURNS void
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c

@@ -94,6 +94,12 @@ impl CtxError {
         self
     }
 
+    /// The same error, its message prefixed (e.g. with the element of a batch it is about).
+    pub fn prefixed(mut self, prefix: &str) -> Self {
+        self.message.insert_str(0, prefix);
+        self
+    }
+
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidParameter, message)
     }

@@ -34,6 +34,10 @@ pub static MAX_MESSAGE_BYTES: GucSetting<i32> = GucSetting::<i32>::new(1024 * 10
 /// and uses the HNSW index (when one exists) above it.
 pub static EXACT_RECALL_MAX_CANDIDATES: GucSetting<i32> = GucSetting::<i32>::new(5000);
 
+/// `ctxstore.track_memory_access`: whether a recall records the access of what it returns
+/// (`last_accessed_at`, `access_count`) — a write per recall, so off unless asked for.
+pub static TRACK_MEMORY_ACCESS: GucSetting<bool> = GucSetting::<bool>::new(false);
+
 /// `ctxstore.master_key`: the master keys (`id:hex`, first = current); superuser-only, hidden
 /// from non-superusers. `ctxstore.master_key_file`: a file holding them instead.
 pub static MASTER_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -74,6 +78,14 @@ pub fn register() {
         c"Counters live in shared memory when ctxstore is in shared_preload_libraries, else per session.",
         &METRICS,
         GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"ctxstore.track_memory_access",
+        c"Whether ctx.recall records an access of the memories it returns (last_accessed_at, access_count).",
+        c"Off: recall only reads. On: one UPDATE per recall in read-write transactions; read-only transactions and standbys never record.",
+        &TRACK_MEMORY_ACCESS,
+        GucContext::Userset,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(

@@ -42,6 +42,37 @@ impl Statement {
     }
 }
 
+thread_local! {
+    static SHAPES: RefCell<HashMap<String, Rc<OwnedPreparedStatement>>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Statements whose text is built at run time (a recall's scope and filter) are kept per
+/// shape — per distinct text, with the arguments' types — up to this many per backend.
+const SHAPES_KEPT: usize = 256;
+
+/// The kept read-only plan of a statement built at run time, prepared on first use of its text
+/// in this backend; `args` give the parameters' types.
+pub fn prepared_shape(
+    client: &SpiClient<'_>,
+    sql: &str,
+    args: &[pgrx::datum::DatumWithOid<'_>],
+) -> CtxResult<Rc<OwnedPreparedStatement>> {
+    if let Some(plan) = SHAPES.with(|shapes| shapes.borrow().get(sql).cloned()) {
+        return Ok(plan);
+    }
+    let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
+    let plan = Rc::new(client.prepare(sql, &types)?.keep());
+    SHAPES.with(|shapes| {
+        let mut shapes = shapes.borrow_mut();
+        if shapes.len() >= SHAPES_KEPT {
+            shapes.clear();
+        }
+        shapes.insert(sql.to_string(), plan.clone());
+    });
+    Ok(plan)
+}
+
 /// The first column of the first row, or None when there is no row (or it is NULL).
 pub fn first_value<T: pgrx::FromDatum + pgrx::IntoDatum>(
     table: pgrx::spi::SpiTupleTable<'_>,

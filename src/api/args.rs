@@ -138,3 +138,58 @@ pub(crate) fn object_or_empty(
     crate::core::conversation::check_metadata(&value, what)?;
     Ok(value)
 }
+
+/// A uuid written as Postgres prints it (hyphens anywhere between digit pairs, optional braces
+/// allowed), as its 16 bytes.
+pub(crate) fn parse_uuid(text: &str) -> Option<pgrx::Uuid> {
+    let inner = text
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .unwrap_or(text);
+    let digits: Vec<u8> = inner.bytes().filter(|b| *b != b'-').collect();
+    if digits.len() != 32
+        || !digits.iter().all(u8::is_ascii_hexdigit)
+        || inner.starts_with('-')
+        || inner.ends_with('-')
+    {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    for (i, pair) in digits.chunks_exact(2).enumerate() {
+        let pair = std::str::from_utf8(pair).ok()?;
+        bytes[i] = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(pgrx::Uuid::from_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_uuid;
+
+    #[test]
+    fn uuids_as_postgres_prints_them() {
+        let canonical = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+        let parsed = parse_uuid(canonical).unwrap();
+        assert_eq!(parsed.to_string(), canonical);
+        for same in [
+            "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+            "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
+            "a0eebc999c0b4ef8bb6d6bb9bd380a11",
+        ] {
+            assert_eq!(
+                parse_uuid(same).map(|u| u.to_string()).as_deref(),
+                Some(canonical)
+            );
+        }
+        for bad in [
+            "",
+            "a0eebc99",
+            "-a0eebc999c0b4ef8bb6d6bb9bd380a11",
+            "g0eebc999c0b4ef8bb6d6bb9bd380a11",
+            "a0eebc999c0b4ef8bb6d6bb9bd380a1+",
+            "+a0eebc999c0b4ef8bb6d6bb9bd380a1",
+        ] {
+            assert!(parse_uuid(bad).is_none(), "{bad}");
+        }
+    }
+}

@@ -220,51 +220,297 @@ fn remember(
                 return Ok(Some(existing));
             }
         }
-        let (id, plain, sealed) = match &sealing {
-            Some(data_key) => {
-                let id = Uuid::from_bytes(keys::random_id()?);
-                (
-                    Some(id),
-                    None,
-                    Some(seal_memory(data_key, id, content, &metadata)?),
-                )
-            }
-            None => (None, Some(content), None),
-        };
-        let plan = INSERT_MEMORY.plan(client)?;
-        let args: [DatumWithOid; 14] = [
-            labels.into(),
-            key.as_str().into(),
-            plain.into(),
-            embedding.into(),
-            JsonB(if sealed.is_some() {
-                json!({})
-            } else {
-                metadata
-            })
-            .into(),
-            importance.into(),
-            source_context.into(),
-            source_seq.into(),
-            ttl.into(),
-            schema.into(),
-            stamp.into(),
-            id.into(),
-            sealed.as_ref().map(|s| s.0.clone()).into(),
-            sealed.map(|s| s.1).into(),
-        ];
-        let mut table = client.update(&*plan, Some(1), &args)?;
-        let id = required(
-            table
-                .next()
-                .ok_or_else(|| CtxError::internal("INSERT returned no row"))?
-                .get(1)?,
-            "id",
+        let id = insert_memory(
+            client,
+            &labels,
+            &key,
+            NewMemory {
+                content,
+                embedding,
+                metadata,
+                importance,
+                source_context,
+                source_seq,
+            },
+            ttl,
+            schema.zip(stamp),
+            sealing.as_ref(),
         )?;
-        metrics::count(Counter::MemoriesWritten, 1);
         Ok(Some(id))
     })
     .or_raise()
+}
+
+/// One new memory, as the write processors left it.
+struct NewMemory<'a> {
+    content: &'a str,
+    embedding: Option<Vec<f32>>,
+    metadata: Value,
+    importance: f32,
+    source_context: Option<Uuid>,
+    source_seq: Option<i64>,
+}
+
+/// Inserts a new memory (sealed under `sealing` in an encrypted namespace); returns its id.
+fn insert_memory(
+    client: &mut SpiClient<'_>,
+    labels: &[String],
+    key: &str,
+    memory: NewMemory<'_>,
+    ttl: Option<Interval>,
+    schema: Option<(&str, i32)>,
+    sealing: Option<&Key>,
+) -> CtxResult<Uuid> {
+    let (id, plain, sealed) = match sealing {
+        Some(data_key) => {
+            let id = Uuid::from_bytes(keys::random_id()?);
+            (
+                Some(id),
+                None,
+                Some(seal_memory(data_key, id, memory.content, &memory.metadata)?),
+            )
+        }
+        None => (None, Some(memory.content), None),
+    };
+    let plan = INSERT_MEMORY.plan(client)?;
+    let args: [DatumWithOid; 14] = [
+        labels.to_vec().into(),
+        key.into(),
+        plain.into(),
+        memory.embedding.into(),
+        JsonB(if sealed.is_some() {
+            json!({})
+        } else {
+            memory.metadata
+        })
+        .into(),
+        memory.importance.into(),
+        memory.source_context.into(),
+        memory.source_seq.into(),
+        ttl.into(),
+        schema.map(|(name, _)| name).into(),
+        schema.map(|(_, version)| version).into(),
+        id.into(),
+        sealed.as_ref().map(|s| s.0.clone()).into(),
+        sealed.map(|s| s.1).into(),
+    ];
+    let mut table = client.update(&*plan, Some(1), &args)?;
+    let id = required(
+        table
+            .next()
+            .ok_or_else(|| CtxError::internal("INSERT returned no row"))?
+            .get(1)?,
+        "id",
+    )?;
+    metrics::count(Counter::MemoriesWritten, 1);
+    Ok(id)
+}
+
+/// One element of `ctx.remember_many`'s `memories`, checked.
+struct ManyItem {
+    content: String,
+    embedding: Option<Vec<f32>>,
+    metadata: Value,
+    importance: f32,
+    source_context: Option<Uuid>,
+    source_seq: Option<i64>,
+}
+
+const MANY_ITEM_HINT: &str = "each element looks like {\"content\": \"...\", \"embedding\": [0.1, 0.2], \"metadata\": {}, \"importance\": 0.5, \"source_context\": null, \"source_seq\": null}; only content is required";
+
+fn many_item(value: &Value) -> CtxResult<ManyItem> {
+    let bad = |message: String| CtxError::invalid(message).with_hint(MANY_ITEM_HINT);
+    let object = value.as_object().ok_or_else(|| {
+        bad(format!(
+            "expected an object, not {}",
+            crate::core::conversation::json_type(value)
+        ))
+    })?;
+    if let Some(unknown) = object.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "content" | "embedding" | "metadata" | "importance" | "source_context" | "source_seq"
+        )
+    }) {
+        return Err(bad(format!("unknown key \"{unknown}\"")));
+    }
+    let present = |name: &str| object.get(name).filter(|v| !v.is_null());
+    let content = match present("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => {
+            return Err(bad(format!(
+                "content must be a string, not {}",
+                crate::core::conversation::json_type(other)
+            )))
+        }
+        None => {
+            return Err(
+                CtxError::new(ErrorKind::NullValue, "content is missing").with_hint(MANY_ITEM_HINT)
+            )
+        }
+    };
+    let embedding = match present("embedding") {
+        None => None,
+        Some(Value::Array(values)) => {
+            let floats = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    v.as_f64().map(|f| f as f32).ok_or_else(|| {
+                        bad(format!(
+                            "embedding[{i}] must be a number, not {}",
+                            crate::core::conversation::json_type(v)
+                        ))
+                    })
+                })
+                .collect::<CtxResult<Vec<f32>>>()?;
+            knn::validate(&floats, "embedding")?;
+            Some(floats)
+        }
+        Some(other) => {
+            return Err(bad(format!(
+                "embedding must be an array of numbers, not {}",
+                crate::core::conversation::json_type(other)
+            )))
+        }
+    };
+    let metadata = present("metadata").cloned().unwrap_or_else(|| json!({}));
+    crate::core::conversation::check_metadata(&metadata, "metadata")?;
+    let importance = match present("importance") {
+        None => 0.5,
+        Some(v) => v
+            .as_f64()
+            .map(|f| f as f32)
+            .ok_or_else(|| bad(format!("importance must be a number, not {v}")))?,
+    };
+    check_importance(importance)?;
+    let source_context = match present("source_context") {
+        None => None,
+        Some(v) => Some(
+            v.as_str()
+                .and_then(crate::api::args::parse_uuid)
+                .ok_or_else(|| bad(format!("source_context must be a uuid, not {v}")))?,
+        ),
+    };
+    let source_seq = match present("source_seq") {
+        None => None,
+        Some(v) => Some(
+            v.as_i64()
+                .ok_or_else(|| bad(format!("source_seq must be an integer, not {v}")))?,
+        ),
+    };
+    Ok(ManyItem {
+        content,
+        embedding,
+        metadata,
+        importance,
+        source_context,
+        source_seq,
+    })
+}
+
+/// Stores many memories of one namespace in one call: the namespace's processors, key, schema
+/// and embedding dimension are looked up once, and each memory is one prepared INSERT. Returns
+/// each element's position (from 1) and its id (NULL when a processor dropped it). No
+/// deduplication: `ctx.remember(dedup_threshold => ...)` searches for near-duplicates.
+#[pg_extern(volatile, parallel_unsafe)]
+fn remember_many(
+    namespace: Option<Vec<Option<String>>>,
+    memories: Option<JsonArg>,
+    ttl: default!(Option<Interval>, "NULL"),
+    schema: default!(Option<&str>, "NULL"),
+) -> TableIterator<'static, (name!(position, i32), name!(id, Option<Uuid>))> {
+    let args = (|| -> CtxResult<_> {
+        let labels = namespace_arg(namespace, "namespace", false)?;
+        let memories = required(memories, "memories")?.parse("memories")?;
+        let Value::Array(elements) = memories else {
+            return Err(CtxError::invalid(format!(
+                "memories must be a JSON array, not {}",
+                crate::core::conversation::json_type(&memories)
+            ))
+            .with_hint(MANY_ITEM_HINT));
+        };
+        check_ttl(&ttl)?;
+        let max_bytes = crate::gucs::max_message_bytes();
+        let mut dims: Option<(usize, usize)> = None;
+        let items = elements
+            .iter()
+            .enumerate()
+            .map(|(i, element)| {
+                let at = |e: CtxError| e.prefixed(&format!("memories[{i}]: "));
+                let item = many_item(element).map_err(at)?;
+                crate::core::conversation::check_content(&item.content, max_bytes).map_err(at)?;
+                if let Some(e) = &item.embedding {
+                    match dims {
+                        None => dims = Some((i, e.len())),
+                        Some((first, d)) if d != e.len() => {
+                            return Err(CtxError::invalid(format!(
+                                "memories[{i}]: embedding has {} dimensions but memories[{first}]'s has {d}",
+                                e.len()
+                            ))
+                            .with_hint("the memories of a namespace share one embedding model"))
+                        }
+                        Some(_) => {}
+                    }
+                }
+                Ok(item)
+            })
+            .collect::<CtxResult<Vec<ManyItem>>>()?;
+        Ok((labels, items, dims.map(|(_, d)| d)))
+    })();
+    let (labels, items, dims) = args.or_raise();
+    let ids = Spi::connect_mut(|client| -> CtxResult<Vec<(i32, Option<Uuid>)>> {
+        let key = namespace::key(&labels);
+        if let Some(d) = dims {
+            check_namespace_dims(client, &key, d, None)?;
+        }
+        let sealing = keys::namespace_scope(client, &labels)?
+            .map(|scope| keys::data_key(client, &scope))
+            .transpose()?;
+        let max_bytes = crate::gucs::max_message_bytes();
+        let mut ids = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            let position = i as i32 + 1;
+            let at = |e: CtxError| e.prefixed(&format!("memories[{i}]: "));
+            // (user processors may be scoped by a memory's metadata: one pipeline per memory)
+            let pipeline =
+                Pipeline::for_namespace(client, Kind::Memory, &labels, Some(&item.metadata))
+                    .map_err(at)?;
+            let Some(written) = pipeline
+                .write(WriteItem::memory(Some(item.content), item.metadata))
+                .map_err(at)?
+            else {
+                ids.push((position, None)); // a processor dropped it
+                continue;
+            };
+            let content = written.content.as_deref().unwrap_or_default();
+            crate::core::conversation::check_content(content, max_bytes).map_err(at)?;
+            let stamp = schema
+                .map(|name| crate::services::schemas::check_latest(client, name, &written.metadata))
+                .transpose()
+                .map_err(at)?;
+            let id = insert_memory(
+                client,
+                &labels,
+                &key,
+                NewMemory {
+                    content,
+                    embedding: item.embedding,
+                    metadata: written.stamped_metadata(),
+                    importance: item.importance,
+                    source_context: item.source_context,
+                    source_seq: item.source_seq,
+                },
+                ttl,
+                schema.zip(stamp),
+                sealing.as_ref(),
+            )?;
+            ids.push((position, Some(id)));
+        }
+        Ok(ids)
+    })
+    .or_raise();
+    TableIterator::new(ids)
 }
 
 /// Embeddings in one namespace share a dimension, so recall can compare them all. `except`

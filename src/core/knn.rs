@@ -105,7 +105,38 @@ pub fn validate(embedding: &[f32], what: &str) -> CtxResult<()> {
 
 const LANES: usize = 8;
 
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+/// A kernel compiled twice: for the build's baseline CPU and, on x86-64, for AVX2 (eight lanes
+/// in one register), chosen at run time. Both do the same IEEE operations in the same order
+/// (LANES accumulators, no fused multiply-add), so every machine computes the same bits.
+macro_rules! dispatched {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident -> $ret:ty = $portable:ident) => {
+        $(#[$doc])*
+        $vis fn $name(a: &[f32], b: &[f32]) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                unsafe fn wide(a: &[f32], b: &[f32]) -> $ret {
+                    $portable(a, b)
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: this CPU has AVX2 (std caches the check).
+                    return unsafe { wide(a, b) };
+                }
+            }
+            $portable(a, b)
+        }
+    };
+}
+
+dispatched!(
+    /// Σ aᵢbᵢ over the shorter length.
+    pub fn dot -> f32 = dot_portable
+);
+dispatched!(fn dot_and_norms -> (f32, f32, f32) = dot_and_norms_portable);
+dispatched!(fn squared_l2 -> f32 = squared_l2_portable);
+
+#[inline(always)]
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0f32; LANES];
@@ -125,7 +156,8 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     sum
 }
 
-fn dot_and_norms(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
+#[inline(always)]
+fn dot_and_norms_portable(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let (mut d, mut na, mut nb) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
@@ -150,7 +182,8 @@ fn dot_and_norms(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
     (d, na, nb)
 }
 
-fn squared_l2(a: &[f32], b: &[f32]) -> f32 {
+#[inline(always)]
+fn squared_l2_portable(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0f32; LANES];
@@ -274,6 +307,31 @@ mod tests {
                 ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
             })
             .collect()
+    }
+
+    #[test]
+    fn every_cpu_computes_the_same_bits() {
+        // the dispatched kernels (AVX2 where the CPU has it) against the baseline build
+        for n in [1, 7, 8, 9, 383, 384, 1536] {
+            let (a, b) = (pseudo_random(n as u64, n), pseudo_random(n as u64 + 7, n));
+            assert_eq!(
+                dot(&a, &b).to_bits(),
+                dot_portable(&a, &b).to_bits(),
+                "n={n}"
+            );
+            let (d, na, nb) = dot_and_norms(&a, &b);
+            let (pd, pna, pnb) = dot_and_norms_portable(&a, &b);
+            assert_eq!(
+                (d.to_bits(), na.to_bits(), nb.to_bits()),
+                (pd.to_bits(), pna.to_bits(), pnb.to_bits()),
+                "n={n}"
+            );
+            assert_eq!(
+                squared_l2(&a, &b).to_bits(),
+                squared_l2_portable(&a, &b).to_bits(),
+                "n={n}"
+            );
+        }
     }
 
     #[test]

@@ -71,6 +71,15 @@ impl Weights {
         Ok(weights)
     }
 
+    /// Whether the score orders as similarity alone does: every other weight is zero (the
+    /// text's too, when there is a query text).
+    pub fn similarity_only(&self, with_text: bool) -> bool {
+        self.similarity > 0.0
+            && (self.text == 0.0 || !with_text)
+            && self.recency == 0.0
+            && self.importance == 0.0
+    }
+
     pub fn recency(&self, age_secs: f64) -> f64 {
         0.5f64.powf(age_secs.max(0.0) / self.half_life_secs)
     }
@@ -118,6 +127,28 @@ fn parse_duration(value: &Value) -> CtxResult<f64> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn similarity_only_when_every_other_weight_is_zero() {
+        let only = |doc| {
+            Weights::from_json(Some(&doc))
+                .unwrap()
+                .similarity_only(true)
+        };
+        assert!(only(json!({"text": 0, "recency": 0, "importance": 0})));
+        assert!(!Weights::default().similarity_only(true));
+        assert!(!Weights::default().similarity_only(false));
+        // without a query text the text weight scores nothing
+        let no_text = Weights::from_json(Some(&json!({"recency": 0, "importance": 0}))).unwrap();
+        assert!(no_text.similarity_only(false) && !no_text.similarity_only(true));
+        assert!(!only(json!({"text": 0, "recency": 0, "importance": 0.01})));
+        assert!(!only(json!({"text": 0.01, "recency": 0, "importance": 0})));
+        assert!(!only(json!({"text": 0, "recency": 1e-9, "importance": 0})));
+        // nothing weighted: every score is 0 and the order is the ids', not the similarity's
+        assert!(!only(
+            json!({"similarity": 0, "text": 0, "recency": 0, "importance": 0})
+        ));
+    }
 
     #[test]
     fn defaults_and_overrides() {

@@ -18,7 +18,7 @@ use crate::core::metrics::Counter;
 use crate::core::namespace;
 use crate::core::scoring::Weights;
 use crate::error::{required, CtxError, CtxResult, ErrorKind};
-use crate::plans::{first_value, param_datum, Statement};
+use crate::plans::{first_value, param_datum, prepared_shape, Statement};
 use crate::services::keys;
 use crate::services::memory_sealing::{memory_aad, open_memory_metadata};
 use crate::services::metrics;
@@ -97,6 +97,18 @@ impl Scope {
         })
     }
 
+    /// The scope's predicate and argument values: equal keys, equal candidate sets.
+    fn cache_key(&self) -> String {
+        let mut key = self.predicate.clone();
+        for p in &self.params {
+            match p {
+                ScopeParam::Filter(param) => key.push_str(&format!("\u{1f}{param:?}")),
+                ScopeParam::Timestamp(ts) => key.push_str(&format!("\u{1f}{ts:?}")),
+            }
+        }
+        key
+    }
+
     fn next_param(&self) -> usize {
         self.params.len() + 1
     }
@@ -151,6 +163,13 @@ pub(crate) fn run_recall(
         return Ok(Vec::new());
     }
     let mut keys: Vec<(Uuid, i32)> = Vec::new();
+    // Ranked by similarity alone, the vector search's own top k is the answer: no pool to
+    // rescore. Otherwise candidates are over-fetched so the hybrid score can reorder them.
+    let want = if request.weights.similarity_only(request.text.is_some()) {
+        request.k
+    } else {
+        pool_size(request.k)
+    };
     let metric = match &request.query {
         Some(query) => {
             let registered = index_metric(client, query.len())?;
@@ -159,7 +178,7 @@ pub(crate) fn run_recall(
                 .or(registered.map(|(m, _)| m))
                 .unwrap_or(Metric::Cosine);
             keys.extend(vector_candidates(
-                client, request, query, metric, registered,
+                client, request, query, metric, registered, want,
             )?);
             metric
         }
@@ -231,7 +250,7 @@ pub(crate) fn run_recall(
     }
     ranked.truncate(request.k);
 
-    if !request.historical && !ranked.is_empty() {
+    if !request.historical && !ranked.is_empty() && access_tracked() {
         static TOUCH: Statement = Statement {
             sql: "UPDATE ctx.memories SET last_accessed_at = now(), access_count = access_count + 1
                    WHERE tenant = (SELECT ctx.current_tenant()) AND id = ANY($1) AND valid_to IS NULL",
@@ -243,6 +262,16 @@ pub(crate) fn run_recall(
         client.update(&*plan, None, &[ids.into()])?;
     }
     Ok(ranked)
+}
+
+/// Whether this recall records an access of what it returns: only when
+/// `ctxstore.track_memory_access` asks for it, and never in a read-only transaction or on a
+/// standby (a read stays a read).
+fn access_tracked() -> bool {
+    // SAFETY: plain reads of the backend's transaction state.
+    crate::gucs::TRACK_MEMORY_ACCESS.get()
+        && !unsafe { pg_sys::XactReadOnly }
+        && !unsafe { pg_sys::RecoveryInProgress() }
 }
 
 pub(crate) fn load_candidates(
@@ -357,13 +386,15 @@ pub(crate) fn index_metric(
 
 /// The schema pgvector is installed in, if it is.
 pub(crate) fn vector_schema(client: &SpiClient<'_>) -> CtxResult<Option<String>> {
-    let table = client.select(
-        "SELECT quote_ident(n.nspname) FROM pg_catalog.pg_extension e
-           JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector'",
-        Some(1),
-        &[],
-    )?;
-    first_value(table)
+    static SCHEMA: Statement = Statement {
+        sql:
+            "SELECT quote_ident(n.nspname) FROM pg_catalog.pg_extension e
+                JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector'",
+        args: &[],
+        writes: false,
+    };
+    let plan = SCHEMA.plan(client)?;
+    first_value(client.select(&*plan, Some(1), &[])?)
 }
 
 /// The ids of the best vector matches: through HNSW when an index of this metric exists and
@@ -374,8 +405,8 @@ fn vector_candidates(
     query: &[f32],
     metric: Metric,
     registered: Option<(Metric, bool)>,
+    want: usize,
 ) -> CtxResult<Vec<(Uuid, i32)>> {
-    let want = pool_size(request.k);
     // an index ordered by another metric would return another top-k: scan exactly instead
     let indexed = registered == Some((metric, true));
     if !request.historical && indexed {
@@ -395,21 +426,55 @@ fn vector_candidates(
     exact_candidates(client, request, query, metric, want)
 }
 
-/// The planner's estimate of the candidate rows (a namespace holds one embedding dimension).
+/// The planner's estimate of the candidate rows (a namespace holds one embedding dimension),
+/// kept per backend for a minute per scope: a recall plans nothing it has planned recently.
 pub(crate) fn estimated_candidates(
     client: &mut SpiClient<'_>,
     request: &RecallRequest,
 ) -> CtxResult<f64> {
+    let key = request.scope.cache_key();
+    let now = std::time::Instant::now();
+    let cached = ESTIMATES.with(|e| {
+        e.borrow()
+            .get(&key)
+            .filter(|(_, at)| now.duration_since(*at) < ESTIMATE_LIFETIME)
+            .map(|(rows, _)| *rows)
+    });
+    if let Some(rows) = cached {
+        return Ok(rows);
+    }
     let sql = format!(
         "EXPLAIN (FORMAT JSON) SELECT 1 FROM ctx.memories m WHERE {}",
         request.scope.predicate
     );
-    // EXPLAIN is refused in read-only SPI; recall writes access counts anyway.
+    // (SPI refuses EXPLAIN as a "read-only" statement; it runs in read-only transactions and on
+    // standbys all the same)
     let plan: Option<pgrx::Json> =
         first_value(client.update(sql.as_str(), None, &request.scope.args())?)?;
-    Ok(plan
+    let rows = plan
         .and_then(|p| p.0.pointer("/0/Plan/Plan Rows").and_then(Value::as_f64))
-        .unwrap_or(f64::MAX))
+        .unwrap_or(f64::MAX);
+    ESTIMATES.with(|e| {
+        let mut e = e.borrow_mut();
+        if e.len() >= ESTIMATES_KEPT {
+            e.retain(|_, (_, at)| now.duration_since(*at) < ESTIMATE_LIFETIME);
+            if e.len() >= ESTIMATES_KEPT {
+                e.clear();
+            }
+        }
+        e.insert(key, (rows, now));
+    });
+    Ok(rows)
+}
+
+/// How long a scope's estimate is trusted (statistics change at ANALYZE, not per row), and how
+/// many scopes a backend keeps.
+const ESTIMATE_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
+const ESTIMATES_KEPT: usize = 1024;
+
+thread_local! {
+    static ESTIMATES: std::cell::RefCell<HashMap<String, (f64, std::time::Instant)>> =
+        std::cell::RefCell::new(HashMap::new());
 }
 
 fn hnsw_candidates(
@@ -432,17 +497,21 @@ fn hnsw_candidates(
     );
     let mut args = request.scope.args();
     args.push(query.to_vec().into());
-    // Iterative scans keep walking the graph until enough rows pass the filter; the settings
-    // are restored when this function returns.
+    let plan = prepared_shape(client, &sql, &args)?;
+    // Iterative scans keep walking the graph until enough rows pass the filter. The plan is
+    // generic (made once per shape, never per call) and, with sorting off, it is the index's
+    // order: the path was chosen already. The settings are restored when this returns.
     let ef_search = (want * 3).clamp(100, 1000).to_string();
     let found = with_settings(
         &[
             ("hnsw.iterative_scan", "relaxed_order"),
             ("hnsw.ef_search", &ef_search),
+            ("plan_cache_mode", "force_generic_plan"),
+            ("enable_sort", "off"),
         ],
         || {
             client
-                .select(sql.as_str(), None, &args)?
+                .select(&*plan, None, &args)?
                 .map(|row| {
                     Ok((
                         required(row.get(1)?, "id")?,
@@ -502,15 +571,18 @@ fn exact_candidates(
     );
     let mut args = request.scope.args();
     args.push(query.to_vec().into());
-    let found = client
-        .select(sql.as_str(), None, &args)?
-        .map(|row| {
-            Ok((
-                required(row.get(1)?, "id")?,
-                required(row.get(2)?, "version")?,
-            ))
-        })
-        .collect::<CtxResult<Vec<(Uuid, i32)>>>()?;
+    let plan = prepared_shape(client, &sql, &args)?;
+    let found = with_settings(&[("plan_cache_mode", "force_generic_plan")], || {
+        client
+            .select(&*plan, None, &args)?
+            .map(|row| {
+                Ok((
+                    required(row.get(1)?, "id")?,
+                    required(row.get(2)?, "version")?,
+                ))
+            })
+            .collect::<CtxResult<Vec<(Uuid, i32)>>>()
+    })?;
     if found.is_empty() {
         // nothing of the query's dimension: say which dimension the scope's embeddings have
         let sql = format!(

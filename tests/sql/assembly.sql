@@ -32,6 +32,11 @@ SELECT section, count(*) FROM ctx.build_context(:'c', 400, '{1,0,0}',
  GROUP BY section ORDER BY min(position);
 SELECT left(content, 45) FROM ctx.build_context(:'c', 400, '{1,0,0}',
        options => '{"memories": 1, "memory_namespaces": [["user"]], "working_memory": false}') WHERE section = 'memory';
+-- assembling a context is a read: it runs in a read-only transaction, memories and all
+BEGIN READ ONLY;
+SELECT section, count(*) FROM ctx.build_context(:'c', 400, '{1,0,0}', 'train seats')
+ GROUP BY section ORDER BY min(position);
+COMMIT;
 -- without a query, no memories are recalled
 SELECT count(*) FROM ctx.build_context(:'c', 400) WHERE section = 'memory';
 

@@ -73,8 +73,19 @@ SELECT count(*) FROM ctx.recall('{user}', k => 100, filter => '{"topic": "x''); 
 SELECT count(*) FROM ctx.recall('{user}', k => 100, filter => '{"a'') OR true; --": 1}');
 SELECT count(*) FROM ctx.memories;
 
--- recall counts accesses
-SELECT access_count FROM ctx.memories WHERE content = 'Alice is allergic to peanuts';
+-- recall records accesses only when asked to (ctxstore.track_memory_access), and never in a
+-- read-only transaction: by default a recall only reads
+SELECT access_count AS untracked FROM ctx.memories WHERE content = 'Alice is allergic to peanuts';
+SET ctxstore.track_memory_access = on;
+SELECT count(*) FROM ctx.recall('{user,1}', '{0.9,0.1,0}', k => 1);
+SELECT access_count AS tracked, last_accessed_at > created_at AS touched
+  FROM ctx.memories WHERE content = 'Alice is allergic to peanuts';
+BEGIN READ ONLY;
+SELECT count(*) FROM ctx.recall('{user,1}', '{0.9,0.1,0}', k => 1);
+SELECT count(*) FROM ctx.recall('{user,1}', query_text => 'peanuts');
+COMMIT;
+SELECT access_count AS tracked_not_in_read_only FROM ctx.memories WHERE content = 'Alice is allergic to peanuts';
+RESET ctxstore.track_memory_access;
 
 -- dedup: a near-duplicate updates the existing memory instead of adding one
 SELECT ctx.remember('{user,1,facts}', 'Alice prefers tea to coffee', '{0.999,0.01,0}', '{"confirmed": true}', 0.5,
@@ -244,3 +255,43 @@ SELECT count(*) FROM ctx.recall('{arrays}', filter => '{"name": {"$options": "i"
 SELECT count(*) FROM ctx.recall('{arrays}', filter => '{"tags": {"$size": -1}}');
 \echo :SQLSTATE
 SELECT string_agg(content, ',' ORDER BY content) AS not_size_1 FROM ctx.recall('{arrays}', filter => '{"tags": {"$not": {"$size": 1}}}');
+
+-- ctx.remember_many: one namespace, many memories, ids in input order; each one as
+-- ctx.remember would store it (embedding, metadata, importance, source, TTL, schema)
+SELECT ctx.create_context('many-source') AS many_ctx \gset
+SELECT position, id IS NOT NULL AS stored FROM ctx.remember_many('{many}', jsonb_build_array(
+    '{"content": "first", "embedding": [1, 0, 0], "metadata": {"k": 1}, "importance": 0.9}'::jsonb,
+    jsonb_build_object('content', 'second', 'embedding', '[0, 1, 0]'::jsonb, 'source_context', :'many_ctx', 'source_seq', 7),
+    '{"content": "third"}'::jsonb), ttl => '1 day');
+SELECT content, embedding, metadata, importance, source_context = :'many_ctx' AS from_ctx, source_seq,
+       expires_at BETWEEN now() + interval '23 hours' AND now() + interval '25 hours' AS ttl_set
+  FROM ctx.memories WHERE namespace = '{many}' ORDER BY content;
+-- the ids returned are the rows stored, in input order
+CREATE TEMP TABLE many_ids AS
+  SELECT * FROM ctx.remember_many('{many}', '[{"content": "x1"}, {"content": "x2"}, {"content": "x3"}]');
+SELECT string_agg(m.content, ',' ORDER BY r.position) AS in_order
+  FROM many_ids r JOIN ctx.memories m ON m.id = r.id;
+SELECT content FROM ctx.recall('{many}', '{0,1,0}', k => 1);
+-- an empty array stores nothing
+SELECT count(*) FROM ctx.remember_many('{many}', '[]');
+-- bad elements name their position; nothing of the call is stored
+SELECT count(*) AS before_bad FROM ctx.memories WHERE namespace = '{many}';
+SELECT * FROM ctx.remember_many('{many}', '[{"content": "ok"}, {"content": "bad", "importance": 2}]');
+\echo :SQLSTATE
+SELECT * FROM ctx.remember_many('{many}', '[{"content": "ok"}, {"embedding": [1, 0, 0]}]');
+\echo :SQLSTATE
+SELECT * FROM ctx.remember_many('{many}', '[{"content": "a", "embedding": [1, 0]}]');
+\echo :SQLSTATE
+SELECT * FROM ctx.remember_many('{many}', '[{"content": "a", "embedding": [1, 0, 0]}, {"content": "b", "embedding": [1, 0]}]');
+\echo :SQLSTATE
+SELECT * FROM ctx.remember_many('{many}', '[{"content": "a", "embedding": [1, "x", 0]}]');
+\echo :SQLSTATE
+SELECT * FROM ctx.remember_many('{many}', '[{"content": "a", "colour": "red"}]');
+\echo :SQLSTATE
+SELECT * FROM ctx.remember_many('{many}', '[{"content": "a", "source_context": "not-a-uuid"}]');
+\echo :SQLSTATE
+SELECT * FROM ctx.remember_many('{many}', '{"content": "a"}');
+\echo :SQLSTATE
+SELECT * FROM ctx.remember_many('{many}', NULL);
+\echo :SQLSTATE
+SELECT count(*) AS after_bad FROM ctx.memories WHERE namespace = '{many}';

@@ -87,6 +87,13 @@ SELECT count(*) FROM ctx.recall('{bench}', (SELECT v FROM queries WHERE q = 1), 
 SELECT * FROM pg_temp.recall_paths();
 SELECT count(*) FROM ctx.recall('{bench}', (SELECT v FROM queries WHERE q = 1), k => 10, filter => '{"bucket": 7}');
 SELECT * FROM pg_temp.recall_paths();
+-- a recall is a read: both paths run in a read-only transaction, the first with a scope this
+-- session has not estimated yet (the estimate is planned there too)
+BEGIN READ ONLY;
+SELECT count(*) FROM ctx.recall('{bench}', (SELECT v FROM queries WHERE q = 2), k => 10, include_descendants => false);
+SELECT count(*) FROM ctx.recall('{bench}', (SELECT v FROM queries WHERE q = 2), k => 10, filter => '{"bucket": 9}');
+COMMIT;
+SELECT * FROM pg_temp.recall_paths();
 -- as_of reads past versions, which the index (current rows only) does not hold: exact
 SET ctxstore.exact_recall_max_candidates = 0;
 SELECT count(*) FROM ctx.recall('{bench}', (SELECT v FROM queries WHERE q = 1), k => 10, as_of => now());

@@ -92,6 +92,13 @@ SELECT ctx.update_memory(:'m', content => 'Ada moved the spare key') IS NOT NULL
 SELECT content, metadata FROM ctx.recall('{vault}', '{1,0,0}', k => 1);
 SELECT ctx.remember('{vault,ada}', 'a near duplicate', '{0.99,0.01,0}', '{"extra": 1}', dedup_threshold => 0.9) = :'m' AS deduplicated;
 SELECT content, metadata FROM ctx.recall('{vault}', '{1,0,0}', k => 1);
+-- a batch is sealed as each single memory is, and read back in the clear by recall
+SELECT count(id) AS batch FROM ctx.remember_many('{vault,batch}',
+  '[{"content": "batch secret one", "embedding": [0, 0, 1], "metadata": {"n": 1}}, {"content": "batch secret two", "metadata": {"n": 2}}]');
+SELECT count(*) FILTER (WHERE content IS NULL AND content_enc IS NOT NULL AND metadata = '{}' AND metadata_enc IS NOT NULL) AS sealed,
+       count(*) AS stored
+  FROM ctx.memories WHERE namespace = '{vault,batch}';
+SELECT content, metadata FROM ctx.recall('{vault,batch}', '{0,0,1}', k => 1);
 SELECT ctx.put('{vault,ada}', 'pin', '{"pin": "9911"}');
 SELECT ctx.patch('{vault,ada}', 'pin', '{"puk": "12345678"}');
 SELECT ctx.get('{vault,ada}', 'pin');
@@ -225,7 +232,9 @@ RESET ctxstore.traceparent;
 SELECT (SELECT trace_id FROM ctx.messages WHERE context_id = :'au' AND seq = 1) AS message_trace,
        (SELECT trace_id FROM ctx.memories WHERE id = :'tm') AS memory_trace;
 -- a recall's access bookkeeping is a read, not logged; a new version is
+SET ctxstore.track_memory_access = on;
 SELECT count(*) AS recalled FROM ctx.recall('{traced}');
+RESET ctxstore.track_memory_access;
 SELECT (SELECT access_count FROM ctx.memories WHERE id = :'tm') AS access_count;
 SELECT ctx.update_memory(:'tm', importance => 0.9) IS NOT NULL AS updated;
 SELECT operation, row_key ->> 'version' AS version, columns
