@@ -58,10 +58,12 @@ class Plan:
     graph_calls: int
     identity_thread: int
     import_messages: int
+    ingest_base: int
+    ingest_block: int
 
 
-FULL = Plan((100, 1_000, 10_000), 60, 10, 3, 100_000, 50, 10_000, (1_000, 100_000, 1_000_000), 200, 50, 100, 100_000, 1_000_000)
-QUICK = Plan((100, 1_000, 10_000), 5, 2, 1, 5_000, 10, 1_000, (1_000, 10_000, 50_000), 30, 5, 10, 10_000, 20_000)
+FULL = Plan((100, 1_000, 10_000), 60, 10, 3, 100_000, 50, 10_000, (1_000, 100_000, 1_000_000), 200, 50, 100, 100_000, 1_000_000, 50_000, 1_000)
+QUICK = Plan((100, 1_000, 10_000), 5, 2, 1, 5_000, 10, 1_000, (1_000, 10_000, 50_000), 30, 5, 10, 10_000, 20_000, 2_000, 100)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -496,10 +498,13 @@ def bench_recall(server: Server, plan: Plan, results: Results) -> None:
     print(f"  raw pgvector: {n:,} rows + HNSW in {time.perf_counter() - started:.0f} s", flush=True)
 
     started = time.perf_counter()
-    conn.execute("""SELECT count(ctx.remember(ARRAY['bench', 'g' || g, 'h' || h], 'memory ' || id, embedding::real[]))
-                      FROM raw_memories""")
+    # one ctx.remember_many per namespace and 1,000 memories, the index built afterwards
+    conn.execute("""SELECT count(r.id) FROM (
+                      SELECT g, h, jsonb_agg(jsonb_build_object('content', 'memory ' || id, 'embedding', embedding::real[])) AS batch
+                        FROM raw_memories GROUP BY g, h, id / 100000) b,
+                    LATERAL ctx.remember_many(ARRAY['bench', 'g' || b.g, 'h' || b.h], b.batch) r""")
     conn.execute("SELECT ctx.create_vector_index(384)")
-    print(f"  ctxstore: {n:,} ctx.remember + ctx.create_vector_index in {time.perf_counter() - started:.0f} s", flush=True)
+    print(f"  ctxstore: {n:,} memories (ctx.remember_many) + ctx.create_vector_index in {time.perf_counter() - started:.0f} s", flush=True)
 
     # LangGraph's store, through its own API; the embedding function returns the same vectors.
     started = time.perf_counter()
@@ -529,13 +534,24 @@ def bench_recall(server: Server, plan: Plan, results: Results) -> None:
     data_unit = data / np.linalg.norm(data, axis=1, keepdims=True)
     selectivities = [("100 %", None), ("10 %", "g"), ("1 %", "h")]
     weights = json.dumps({"similarity": 1, "text": 0, "recency": 0, "importance": 0})
-    iterative = server.connect("bench_recall", prepare_threshold=0)
-    register_vector(iterative)
-    iterative.execute("SET hnsw.iterative_scan = strict_order")
-    raw = server.connect("bench_recall", prepare_threshold=0)
-    register_vector(raw)
+    # Raw pgvector's anchor is its fastest configuration that reaches recall@10 >= 0.95 at each
+    # selectivity, from ef_search x iterative scan, and the exact scan through the btree.
+    configs: dict[str, list[str]] = {}
+    for ef in (40, 100, 200, 400):
+        for mode in ("off", "strict_order", "relaxed_order"):
+            configs[f"pgvector ef_search {ef}, iterative {mode}"] = [
+                f"SET hnsw.ef_search = {ef}", f"SET hnsw.iterative_scan = {mode}"]
+    configs["pgvector exact (btree + sort)"] = ["SET enable_indexscan = off"]
+    sessions = {}
+    for name, settings in configs.items():
+        session = server.connect("bench_recall", prepare_threshold=0)
+        register_vector(session)
+        for statement in settings:
+            session.execute(statement)
+        sessions[name] = session
     ctx = server.connect("bench_recall", prepare_threshold=0)
     section = "P3"
+    anchors = []
     for label, column in selectivities:
         queries = []
         for j in range(len(probes)):
@@ -572,8 +588,8 @@ def bench_recall(server: Server, plan: Plan, results: Results) -> None:
             items = store.search(tuple(q["namespace"]), query=f"query {q['j']}", limit=10)
             return [int(item.key) for item in items]
 
-        contenders = {"ctxstore": ctxstore, "pgvector, defaults": raw_pgvector(raw),
-                      "pgvector, iterative scan": raw_pgvector(iterative), "LangGraph PostgresStore.search": langgraph}
+        contenders = {"ctxstore": ctxstore, "LangGraph PostgresStore.search": langgraph}
+        contenders.update({name: raw_pgvector(session) for name, session in sessions.items()})
         recalls: dict[str, list[float]] = {name: [] for name in contenders}
         samples: dict[str, list[float]] = {name: [] for name in contenders}
         names = list(contenders)
@@ -590,24 +606,51 @@ def bench_recall(server: Server, plan: Plan, results: Results) -> None:
                     samples[name].append(timed_call(lambda: found.extend(contenders[name](q))))
                     if rnd == 0:
                         recalls[name].append(len(q["truth"] & set(found)) / 10)
-        rows = {}
-        for name, xs in samples.items():
-            rows[name] = results.add(section, Row(f"{label} of {n:,}", name, median(xs), p95(xs),
-                                                  {"recall": float(np.mean(recalls[name]))}))
-        for name in rows:
-            if name != "ctxstore":
-                rows[name].extra["ratio"] = f"ctxstore takes {ratio_text(rows['ctxstore'].median_ms / rows[name].median_ms)}"
-        print("  " + label + ": " + ", ".join(f"{k} {v.median_ms:.2f} ms (recall {v.extra['recall']:.2f})" for k, v in rows.items()), flush=True)
-        c, d = rows["ctxstore"], rows["pgvector, defaults"]
-        results.verdict(f"P3: p50 ≤ 1.2× raw pgvector (defaults), {label} selectivity",
-                        f"{ratio_text(c.median_ms / d.median_ms)} ({c.median_ms:.2f} vs {d.median_ms:.2f} ms; "
-                        f"pgvector's recall {d.extra['recall']:.2f})", c.median_ms <= 1.2 * d.median_ms)
+        rows = {name: Row(f"{label} of {n:,}", name, median(xs), p95(xs), {"recall": float(np.mean(recalls[name]))})
+                for name, xs in samples.items()}
+        reaching = [r for name, r in rows.items() if name in configs and r.extra["recall"] >= 0.95]
+        anchor = min(reaching, key=lambda r: r.median_ms) if reaching else None
+        c = rows["ctxstore"]
+        results.add(section, c)
+        if anchor is not None:
+            anchor.extra["anchor"] = True
+        for r in rows.values():
+            if r.contender != "ctxstore":
+                r.extra["ratio"] = f"ctxstore takes {ratio_text(c.median_ms / r.median_ms)}"
+        if anchor is not None:
+            extra = dict(anchor.extra, ratio=f"{anchor.extra['ratio']} ({anchor.contender.removeprefix('pgvector ')})")
+            results.add(section, Row(anchor.workload, "raw pgvector, fastest configuration with recall ≥ 0.95",
+                                     anchor.median_ms, anchor.p95_ms, extra))
+        results.add(section, rows["LangGraph PostgresStore.search"])
+        anchors.append((label, rows, anchor))
+        print(f"  {label}: ctxstore {c.median_ms:.2f} ms (recall {c.extra['recall']:.2f}); anchor "
+              + (f"{anchor.contender} {anchor.median_ms:.2f} ms (recall {anchor.extra['recall']:.2f})" if anchor else "none reaches 0.95"),
+              flush=True)
+        if anchor is not None:
+            results.verdict(f"P3: p50 ≤ 1.2× the fastest raw pgvector configuration with recall@10 ≥ 0.95, {label} selectivity",
+                            f"{ratio_text(c.median_ms / anchor.median_ms)} ({c.median_ms:.2f} vs {anchor.median_ms:.2f} ms, "
+                            f"{anchor.contender})", c.median_ms <= 1.2 * anchor.median_ms)
+        else:
+            results.verdict(f"P3: p50 ≤ 1.2× the fastest raw pgvector configuration with recall@10 ≥ 0.95, {label} selectivity",
+                            "no pgvector configuration reached recall@10 0.95", False)
         results.verdict(f"P3: recall@10 ≥ 0.95, {label} selectivity", f"{c.extra['recall']:.3f}", c.extra["recall"] >= 0.95)
+    # every configuration tried, so the anchor's choice can be checked
+    table = ["| pgvector configuration | " + " | ".join(f"{label}: p50 ms (recall@10)" for label, _, _ in anchors) + " |",
+             "|---|" + "---|" * len(anchors)]
+    for name in configs:
+        cells = []
+        for _, rows, anchor in anchors:
+            r = rows[name]
+            mark = " **anchor**" if anchor is not None and anchor.contender == name else ""
+            cells.append(f"{r.median_ms:.2f} ({r.extra['recall']:.2f}){mark}")
+        table.append(f"| {name} | " + " | ".join(cells) + " |")
+    results.note(section, "Raw pgvector configurations tried (the anchor of each selectivity is the fastest with recall@10 ≥ 0.95):\n\n"
+                 + "\n".join(table))
     results.note(section, f"{n:,} clustered synthetic vectors (100 clusters, seed 42) × 384 dims, {len(probes)} queries, top-10, "
                           "cosine. The filter is a namespace (ctxstore, LangGraph) or the equivalent indexed integer column (raw pgvector). "
                           "Recall@10 against a brute-force scan in NumPy. HNSW m = 16, ef_construction = 64 everywhere. "
-                          "ctxstore ranks by similarity alone here (weights: similarity 1, others 0).")
-    for c in (conn, store_conn, iterative, raw, ctx):
+                          "ctxstore ranks by similarity alone here (weights: similarity 1, others 0) and chooses its path itself.")
+    for c in (conn, store_conn, ctx, *sessions.values()):
         c.close()
 
 
@@ -1057,6 +1100,100 @@ def bench_import(server: Server, plan: Plan, results: Results) -> None:
     conn.close()
 
 
+def bench_ingest(server: Server, plan: Plan, results: Results) -> None:
+    """P11 (the hot-path issue's P9): storing memories with distinct 384-d embeddings while an
+    HNSW index is present, one per call (ctx.remember vs an INSERT into a pgvector table) and 100
+    per call (ctx.remember_many vs a multi-row INSERT), each call its own transaction."""
+    from pgvector.psycopg import register_vector
+
+    print("P11 ingest", flush=True)
+    section = "P11"
+    base, per_block = plan.ingest_base, plan.ingest_block
+    data, _ = clustered_vectors(base + 8 * per_block, 1, seed=11)
+    server.create_database("bench_ingest")
+    conn = server.connect("bench_ingest", prepare_threshold=0)
+    register_vector(conn)
+    conn.execute("CREATE TABLE raw_memories (id bigserial PRIMARY KEY, content text NOT NULL, embedding vector(384) NOT NULL)")
+    with conn.cursor().copy("COPY raw_memories (content, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
+        copy.set_types(["text", "vector"])
+        for i in range(base):
+            copy.write_row((f"memory {i}", data[i]))
+    conn.execute("""SELECT count(r.id) FROM (
+                      SELECT jsonb_agg(jsonb_build_object('content', content, 'embedding', embedding::real[])) AS batch
+                        FROM raw_memories GROUP BY id / 1000) b, LATERAL ctx.remember_many('{ingest}', b.batch) r""")
+    conn.execute("SELECT ctx.create_vector_index(384)")
+    conn.execute("CREATE INDEX ON raw_memories USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)")
+    conn.execute("VACUUM ANALYZE")
+    conn.close()
+    ours = server.connect("bench_ingest", prepare_threshold=0, autocommit=True)
+    theirs = server.connect("bench_ingest", prepare_threshold=0, autocommit=True)
+    register_vector(theirs)
+    batch = 100
+    cursor = iter(range(base, len(data)))
+
+    def take(count: int) -> list[int]:
+        return [next(cursor) for _ in range(count)]
+
+    def literal(v) -> str:
+        return "{" + ",".join(repr(float(x)) for x in v) + "}"
+
+    def remember(rows):
+        for i in rows:
+            ours.execute("SELECT ctx.remember('{ingest}', %s, %s::real[])", [f"memory {i}", literal(data[i])])
+
+    def insert(rows):
+        for i in rows:
+            theirs.execute("INSERT INTO raw_memories (content, embedding) VALUES (%s, %s)", [f"memory {i}", data[i]])
+
+    def remember_many(rows):
+        for start in range(0, len(rows), batch):
+            items = [{"content": f"memory {i}", "embedding": [float(x) for x in data[i]]} for i in rows[start:start + batch]]
+            ours.execute("SELECT count(*) FROM ctx.remember_many('{ingest}', %s::jsonb)", [json.dumps(items)])
+
+    def insert_many(rows):
+        for start in range(0, len(rows), batch):
+            chunk = rows[start:start + batch]
+            values = ", ".join(["(%s, %s)"] * len(chunk))
+            args = [x for i in chunk for x in (f"memory {i}", data[i])]
+            theirs.execute(f"INSERT INTO raw_memories (content, embedding) VALUES {values}", args)
+
+    contenders = {
+        ("one per call", "ctxstore ctx.remember"): remember,
+        ("one per call", "INSERT into a pgvector table with HNSW"): insert,
+        (f"{batch} per call", "ctxstore ctx.remember_many"): remember_many,
+        (f"{batch} per call", "multi-row INSERT into a pgvector table with HNSW"): insert_many,
+    }
+    rates: dict[tuple[str, str], list[float]] = {k: [] for k in contenders}
+    keys = list(contenders)
+    # two rounds, the order rotating, each contender storing per_block fresh memories per block
+    for rnd in range(2):
+        for key in keys[rnd % len(keys):] + keys[: rnd % len(keys)]:
+            rows = take(per_block)
+            gc.collect()
+            started = time.perf_counter()
+            contenders[key](rows)
+            rates[key].append(len(rows) / (time.perf_counter() - started))
+    for (workload, name), xs in rates.items():
+        rate = float(np.mean(xs))
+        results.add(section, Row(workload, name, 1000.0 / rate, None, {"rate": rate}))
+    rows_by = {(r.workload, r.contender): r for r in results.sections[section]}
+    for workload, ours_name, theirs_name, goal in (
+            ("one per call", "ctxstore ctx.remember", "INSERT into a pgvector table with HNSW", 0.6),
+            (f"{batch} per call", "ctxstore ctx.remember_many", "multi-row INSERT into a pgvector table with HNSW", 0.8)):
+        a, b = rows_by[(workload, ours_name)], rows_by[(workload, theirs_name)]
+        ratio = a.extra["rate"] / b.extra["rate"]
+        b.extra["ratio"] = f"ctxstore stores {ratio_text(ratio)} as many per second"
+        results.verdict(f"P11: {ours_name} ≥ {goal}× {theirs_name}",
+                        f"{ratio_text(ratio)} ({a.extra['rate']:,.0f} vs {b.extra['rate']:,.0f} memories/s)", ratio >= goal)
+    results.note(section, f"Both tables hold {base:,} memories with an HNSW index (m = 16, ef_construction = 64, cosine) "
+                          f"before the timed blocks; each block stores {per_block:,} fresh clustered 384-d embeddings, "
+                          "autocommit (one transaction per call), two rounds in rotating order. The median column is "
+                          "milliseconds per memory (1,000 / rate). ctxstore's rows carry the audit trail, full-text and "
+                          "metadata indexes that the bare table has not.")
+    for c in (ours, theirs):
+        c.close()
+
+
 SECTION_TITLES = {
     "P1": "P1 — prompt window: `ctx.token_window(…, 4000)` vs langchain-postgres `get_messages()` + `trim_messages`",
     "P2": "P2 — append throughput (pgbench)",
@@ -1067,6 +1204,7 @@ SECTION_TITLES = {
     "P8": "P8 — messages with identity: caller ids, tombstones, reads around an id",
     "P9": "P9 — Mastra memory: `@ctxstore/mastra` vs `@mastra/pg`",
     "P10": "P10 — migration: importing a langchain-postgres message table",
+    "P11": "P11 — ingest: memories with embeddings while an HNSW index is present",
 }
 
 
@@ -1133,7 +1271,7 @@ def write_report(results: Results, mode: str, server: Server, out: pathlib.Path,
             for r in rows:
                 lines.append(f"| {r.workload} | {r.contender} | {fmt_ms(r.median_ms)} | {fmt_ms(r.p95_ms)} | {r.extra['recall']:.3f} | {r.extra.get('ratio', '')} |")
         else:
-            first = {"P1": "thread", "P7": "operation", "P8": "workload", "P9": "workload"}.get(section, "table size")
+            first = {"P1": "thread", "P7": "operation", "P8": "workload", "P9": "workload", "P11": "workload"}.get(section, "table size")
             extra = " | window (messages)" if section == "P1" else ""
             lines += [f"| {first} | contender | median (ms) | p95 (ms){extra} | ratio |", "|---|---|---|---|" + ("---|" if extra else "") + "---|"]
             for r in rows:
@@ -1157,7 +1295,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="CI smoke sizes")
     parser.add_argument("--out", type=pathlib.Path, help="where BENCHMARKS.md and charts/ go (default: benches/, or tmp/bench-quick with --quick)")
-    parser.add_argument("--only", default="P1,P2,P3,P5,P6,P7,P8,P9,P10", help="comma-separated workloads")
+    parser.add_argument("--only", default="P1,P2,P3,P5,P6,P7,P8,P9,P10,P11", help="comma-separated workloads")
     parser.add_argument("--kernels", action="store_true", help="add the criterion results in target/criterion to the report")
     parser.add_argument("--port", type=int, default=int(os.environ.get("CTXSTORE_BENCH_PORT", "55519")))
     args = parser.parse_args()
@@ -1173,7 +1311,7 @@ def main() -> None:
             pg_version = conn.execute("SHOW server_version").fetchone()[0]
         workloads = {"P1": bench_prompt_window, "P2": bench_append, "P3": bench_recall, "P5": bench_storage,
                      "P6": bench_growth, "P7": bench_checkpointer, "P8": bench_identity,
-                     "P9": bench_mastra, "P10": bench_import}
+                     "P9": bench_mastra, "P10": bench_import, "P11": bench_ingest}
         for name in args.only.split(","):
             workloads[name.strip()](server, plan, results)
             server.drop_databases()
