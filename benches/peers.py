@@ -1125,8 +1125,8 @@ def bench_ingest(server: Server, plan: Plan, results: Results) -> None:
     conn.execute("CREATE INDEX ON raw_memories USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)")
     conn.execute("VACUUM ANALYZE")
     conn.close()
-    ours = server.connect("bench_ingest", prepare_threshold=0, autocommit=True)
-    theirs = server.connect("bench_ingest", prepare_threshold=0, autocommit=True)
+    ours = server.connect("bench_ingest", prepare_threshold=0)  # autocommit: a transaction per call
+    theirs = server.connect("bench_ingest", prepare_threshold=0)
     register_vector(theirs)
     batch = 100
     cursor = iter(range(base, len(data)))

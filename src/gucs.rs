@@ -31,8 +31,9 @@ pub static TOKENIZER: GucSetting<TokenizerSetting> =
 pub static MAX_MESSAGE_BYTES: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
 
 /// `ctxstore.exact_recall_max_candidates`: recall scans candidates exactly up to this estimate,
-/// and uses the HNSW index (when one exists) above it.
-pub static EXACT_RECALL_MAX_CANDIDATES: GucSetting<i32> = GucSetting::<i32>::new(5000);
+/// and uses the HNSW index (when one exists) above it; -1 (the default) weighs the two by
+/// `core::knn::exact_scan_is_cheaper`.
+pub static EXACT_RECALL_MAX_CANDIDATES: GucSetting<i32> = GucSetting::<i32>::new(-1);
 
 /// `ctxstore.track_memory_access`: whether a recall records the access of what it returns
 /// (`last_accessed_at`, `access_count`) — a write per recall, so off unless asked for.
@@ -197,10 +198,10 @@ pub fn register() {
     );
     GucRegistry::define_int_guc(
         c"ctxstore.exact_recall_max_candidates",
-        c"Largest estimated candidate set that recall scans exactly.",
-        c"Above it, recall uses the HNSW index of ctx.create_vector_index when one exists. 0 always uses the index.",
+        c"Largest estimated candidate set that recall scans exactly (-1: chosen by cost).",
+        c"Above it, recall uses the HNSW index of ctx.create_vector_index when one exists. 0 always uses the index; -1 scans exactly while the candidates are fewer than the square root of 7 x k x the rows the index holds.",
         &EXACT_RECALL_MAX_CANDIDATES,
-        0,
+        -1,
         i32::MAX,
         GucContext::Userset,
         GucFlags::default(),

@@ -926,8 +926,9 @@ fn create_vector_index(dims: Option<i32>, metric: default!(Option<&str>, "'cosin
             let name = format!("memories_hnsw_{dims}");
             // (a restored dump has the registry row but not the index: pg_dump never dumps
             // indexes on an extension's tables, so the index is checked, not assumed)
-            if let Some((existing, present)) = index_metric(client, dims as usize)? {
-                if existing == metric && present {
+            if let Some(existing) = index_metric(client, dims as usize)? {
+                let present = existing.rows.is_some();
+                if existing.metric == metric && present {
                     return Ok(name);
                 }
                 if present {

@@ -79,6 +79,23 @@ impl Metric {
     }
 }
 
+/// How many exact row reads one tuple an HNSW scan visits costs: its neighbours' distances and
+/// the visibility and filter checks of its heap row. Measured on pgvector 0.8.5 (100k × 384-d,
+/// m = 16): an iterative scan filtered to 1 % visited ~1,000 tuples in ~12 ms, an exact scan of
+/// the same 1,000 rows through the btree took ~1.7 ms.
+const GRAPH_VISIT_COST: f64 = 7.0;
+
+/// Whether recall should scan `candidates` rows exactly rather than walk the HNSW index over
+/// `indexed` rows for the best `want`, searching `ef_search` wide. An exact scan reads each
+/// candidate once; a filtered iterative scan visits about `want · indexed / candidates` tuples
+/// (the matches are that sparse in the graph), and never fewer than `ef_search`.
+pub fn exact_scan_is_cheaper(candidates: f64, want: usize, indexed: f64, ef_search: usize) -> bool {
+    let candidates = candidates.max(1.0);
+    let indexed = indexed.max(candidates);
+    let visited = (want as f64 * indexed / candidates).max(ef_search as f64);
+    candidates <= GRAPH_VISIT_COST * visited
+}
+
 /// Checks an embedding: non-empty, finite, at most MAX_DIMS values.
 pub fn validate(embedding: &[f32], what: &str) -> CtxResult<()> {
     if embedding.is_empty() {
@@ -307,6 +324,27 @@ mod tests {
                 ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
             })
             .collect()
+    }
+
+    #[test]
+    fn exact_scans_small_or_sparse_candidate_sets() {
+        // the measured cases: 100k rows indexed, top 10, ef_search 100
+        assert!(exact_scan_is_cheaper(1_000.0, 10, 100_000.0, 100)); // 1 %
+        assert!(!exact_scan_is_cheaper(10_000.0, 10, 100_000.0, 100)); // 10 %
+        assert!(!exact_scan_is_cheaper(100_000.0, 10, 100_000.0, 100)); // all
+                                                                        // a small table: the index as soon as the candidates outnumber what ef_search visits
+        assert!(!exact_scan_is_cheaper(5_000.0, 10, 5_000.0, 100));
+        assert!(exact_scan_is_cheaper(50.0, 10, 5_000.0, 100));
+        // the break-even point grows with the square root of k · rows
+        let breaks_at = |want, rows: f64| {
+            (1..=rows as usize)
+                .find(|&c| !exact_scan_is_cheaper(c as f64, want, rows, 100))
+                .unwrap_or(usize::MAX)
+        };
+        assert_eq!(breaks_at(10, 100_000.0), 2_646);
+        assert!(breaks_at(40, 100_000.0) > 2 * breaks_at(10, 100_000.0) - 2);
+        // an index missing its statistics (0 rows) counts the candidates themselves
+        assert!(!exact_scan_is_cheaper(10_000.0, 10, 0.0, 100));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::core::crypto::Key;
 use crate::core::filter::{self, ColumnType, FilterTarget, Param};
-use crate::core::knn::Metric;
+use crate::core::knn::{self, Metric};
 use crate::core::metrics::Counter;
 use crate::core::namespace;
 use crate::core::scoring::Weights;
@@ -175,7 +175,7 @@ pub(crate) fn run_recall(
             let registered = index_metric(client, query.len())?;
             let metric = request
                 .metric
-                .or(registered.map(|(m, _)| m))
+                .or(registered.map(|index| index.metric))
                 .unwrap_or(Metric::Cosine);
             keys.extend(vector_candidates(
                 client, request, query, metric, registered, want,
@@ -354,18 +354,22 @@ pub(crate) fn load_candidates(
         .collect()
 }
 
-/// The metric and index name of the HNSW index for this dimension, if one was created.
-/// The metric registered for vectors of `dims` dimensions (ctx.create_vector_index), and whether
-/// its index exists (after a restore the registry can list an index the database lacks: recall
-/// then scans exactly, under the registered metric all the same).
-pub(crate) fn index_metric(
-    client: &SpiClient<'_>,
-    dims: usize,
-) -> CtxResult<Option<(Metric, bool)>> {
+/// The vector index registered for one embedding dimension (ctx.create_vector_index).
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub(crate) struct VectorIndex {
+    pub(crate) metric: Metric,
+    /// the rows the index holds (its statistics), None when the index does not exist: after a
+    /// restore the registry can list an index the database lacks, and recall then scans
+    /// exactly, under the registered metric all the same
+    pub(crate) rows: Option<f64>,
+}
+
+/// The vector index registered for vectors of `dims` dimensions, if any.
+pub(crate) fn index_metric(client: &SpiClient<'_>, dims: usize) -> CtxResult<Option<VectorIndex>> {
     static INDEX: Statement = Statement {
-        sql: "SELECT v.metric, EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-                                         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                                        WHERE c.relname = v.index_name AND n.nspname = 'ctx')
+        sql: "SELECT v.metric, (SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_class c
+                                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                                 WHERE c.relname = v.index_name AND n.nspname = 'ctx')
                 FROM ctx.vector_indexes v WHERE v.dims = $1",
         args: &[INT4OID],
         writes: false,
@@ -375,10 +379,10 @@ pub(crate) fn index_metric(
     match table.into_iter().next() {
         Some(row) => {
             let metric: String = required(row.get(1)?, "metric")?;
-            Ok(Some((
-                Metric::parse(&metric)?,
-                required(row.get(2)?, "index exists")?,
-            )))
+            Ok(Some(VectorIndex {
+                metric: Metric::parse(&metric)?,
+                rows: row.get(2)?,
+            }))
         }
         None => Ok(None),
     }
@@ -404,17 +408,25 @@ fn vector_candidates(
     request: &RecallRequest,
     query: &[f32],
     metric: Metric,
-    registered: Option<(Metric, bool)>,
+    registered: Option<VectorIndex>,
     want: usize,
 ) -> CtxResult<Vec<(Uuid, i32)>> {
     // an index ordered by another metric would return another top-k: scan exactly instead
-    let indexed = registered == Some((metric, true));
-    if !request.historical && indexed {
+    let indexed_rows = registered
+        .filter(|index| index.metric == metric)
+        .and_then(|index| index.rows);
+    if let (false, Some(indexed_rows)) = (request.historical, indexed_rows) {
         if let Some(schema) = vector_schema(client)? {
-            // Below the threshold an exact scan of the candidates is both exact and faster.
-            let threshold = f64::from(crate::gucs::EXACT_RECALL_MAX_CANDIDATES.get());
-            if estimated_candidates(client, request)? > threshold {
-                let found = hnsw_candidates(client, request, query, metric, &schema, want)?;
+            let ef_search = (want * 3).clamp(100, 1000);
+            let threshold = crate::gucs::EXACT_RECALL_MAX_CANDIDATES.get();
+            let candidates = estimated_candidates(client, request)?;
+            let exact = match threshold {
+                t if t < 0 => knn::exact_scan_is_cheaper(candidates, want, indexed_rows, ef_search),
+                t => candidates <= f64::from(t),
+            };
+            if !exact {
+                let found =
+                    hnsw_candidates(client, request, query, metric, &schema, want, ef_search)?;
                 if found.len() >= want.min(request.k) {
                     metrics::count(Counter::RecallsHnsw, 1);
                     return Ok(found);
@@ -484,6 +496,7 @@ fn hnsw_candidates(
     metric: Metric,
     schema: &str,
     want: usize,
+    ef_search: usize,
 ) -> CtxResult<Vec<(Uuid, i32)>> {
     let dims = query.len();
     let (_, operator) = metric.pgvector_opclass();
@@ -501,7 +514,7 @@ fn hnsw_candidates(
     // Iterative scans keep walking the graph until enough rows pass the filter. The plan is
     // generic (made once per shape, never per call) and, with sorting off, it is the index's
     // order: the path was chosen already. The settings are restored when this returns.
-    let ef_search = (want * 3).clamp(100, 1000).to_string();
+    let ef_search = ef_search.to_string();
     let found = with_settings(
         &[
             ("hnsw.iterative_scan", "relaxed_order"),

@@ -80,8 +80,9 @@ CREATE TEMP TABLE via_exact AS
 SELECT * FROM pg_temp.recall_paths();
 SELECT round(avg((SELECT count(*) FROM unnest(i.ids) x WHERE x = ANY(e.ids))) / 10, 2) >= 0.95 AS paths_agree
   FROM via_index i JOIN via_exact e USING (q);
--- at the default threshold (5000 candidates) the planner's estimate decides: the whole
--- namespace (20,000) goes through the index, one bucket (200) is scanned exactly
+-- by default (-1) the planner's estimate is weighed against the index's size: the whole
+-- namespace (20,000) goes through the index, one bucket (200; the graph walk would visit some
+-- 40 · 20,000 / 200 tuples to find 40 of them) is scanned exactly
 RESET ctxstore.exact_recall_max_candidates;
 SELECT count(*) FROM ctx.recall('{bench}', (SELECT v FROM queries WHERE q = 1), k => 10);
 SELECT * FROM pg_temp.recall_paths();
