@@ -159,6 +159,14 @@ pub(crate) fn run_recall(
     client: &mut SpiClient<'_>,
     request: &RecallRequest,
 ) -> CtxResult<Vec<Ranked>> {
+    // Every statement of a recall is prepared (per shape when built at run time) and keeps one
+    // generic plan: a recall plans nothing per call.
+    with_settings(&[("plan_cache_mode", "force_generic_plan")], || {
+        rank(client, request)
+    })
+}
+
+fn rank(client: &mut SpiClient<'_>, request: &RecallRequest) -> CtxResult<Vec<Ranked>> {
     if request.k == 0 {
         return Ok(Vec::new());
     }
@@ -195,7 +203,8 @@ pub(crate) fn run_recall(
         );
         let mut args = request.scope.args();
         args.push(text.clone().into());
-        for row in client.select(sql.as_str(), None, &args)? {
+        let plan = prepared_shape(client, &sql, &args)?;
+        for row in client.select(&*plan, None, &args)? {
             keys.push((
                 required(row.get(1)?, "id")?,
                 required(row.get(2)?, "version")?,
@@ -208,7 +217,9 @@ pub(crate) fn run_recall(
             "SELECT m.id, m.version FROM ctx.memories m WHERE {} ORDER BY m.created_at DESC, m.id LIMIT {}",
             request.scope.predicate, request.k
         );
-        for row in client.select(sql.as_str(), None, &request.scope.args())? {
+        let args = request.scope.args();
+        let plan = prepared_shape(client, &sql, &args)?;
+        for row in client.select(&*plan, None, &args)? {
             keys.push((
                 required(row.get(1)?, "id")?,
                 required(row.get(2)?, "version")?,
@@ -519,7 +530,6 @@ fn hnsw_candidates(
         &[
             ("hnsw.iterative_scan", "relaxed_order"),
             ("hnsw.ef_search", &ef_search),
-            ("plan_cache_mode", "force_generic_plan"),
             ("enable_sort", "off"),
         ],
         || {
@@ -585,17 +595,15 @@ fn exact_candidates(
     let mut args = request.scope.args();
     args.push(query.to_vec().into());
     let plan = prepared_shape(client, &sql, &args)?;
-    let found = with_settings(&[("plan_cache_mode", "force_generic_plan")], || {
-        client
-            .select(&*plan, None, &args)?
-            .map(|row| {
-                Ok((
-                    required(row.get(1)?, "id")?,
-                    required(row.get(2)?, "version")?,
-                ))
-            })
-            .collect::<CtxResult<Vec<(Uuid, i32)>>>()
-    })?;
+    let found = client
+        .select(&*plan, None, &args)?
+        .map(|row| {
+            Ok((
+                required(row.get(1)?, "id")?,
+                required(row.get(2)?, "version")?,
+            ))
+        })
+        .collect::<CtxResult<Vec<(Uuid, i32)>>>()?;
     if found.is_empty() {
         // nothing of the query's dimension: say which dimension the scope's embeddings have
         let sql = format!(
