@@ -209,8 +209,9 @@ fn assemble(client: &mut SpiClient<'_>, request: &Request) -> CtxResult<Vec<Part
     };
     for row in recent {
         let mut source = json!({"seq": row.seq});
+        let metadata = row.metadata.into_value();
         for key in ["tool_call_id", "tool_calls", "name"] {
-            if let Some(v) = row.metadata.get(key) {
+            if let Some(v) = metadata.get(key) {
                 source[key] = v.clone();
             }
         }

@@ -15,6 +15,7 @@ use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::plans::Statement;
 use crate::services::keys;
 use crate::services::pipeline::{ContextTarget, Pipeline};
+pub(crate) use crate::services::stored_json::{Metadata, StoredJsonb};
 
 /// A message or summary as read back.
 #[derive(Clone)]
@@ -22,7 +23,7 @@ pub(crate) struct Row {
     pub seq: i64,
     pub role: String,
     pub content: String,
-    pub metadata: Value,
+    pub metadata: Metadata,
     pub tokens: i32,
     pub created_at: TimestampWithTimeZone,
     pub archived: bool,
@@ -54,7 +55,7 @@ impl Row {
             seq: through_seq,
             role: rules::SUMMARY_ROLE.to_string(),
             content,
-            metadata,
+            metadata: metadata.into(),
             tokens,
             created_at,
             archived,
@@ -85,13 +86,13 @@ impl Row {
         let message = ReadMessage {
             role: self.role,
             content: self.content,
-            metadata: self.metadata,
+            metadata: self.metadata.into_value(),
             tokens: self.tokens.into(),
         };
         Ok(pipeline.read(self.seq, message)?.map(|m| Row {
             role: m.role,
             content: m.content,
-            metadata: m.metadata,
+            metadata: m.metadata.into(),
             tokens: m.tokens as i32,
             ..self
         }))
@@ -614,12 +615,15 @@ pub(crate) fn rows_of(
                         role: &role,
                         revision,
                     };
-                    open_message(client, &at, &sealed, row.get::<Vec<u8>>(9)?.as_deref())?
+                    let (content, metadata) =
+                        open_message(client, &at, &sealed, row.get::<Vec<u8>>(9)?.as_deref())?;
+                    (content, Metadata::Value(metadata))
                 }
-                None if deleted => (String::new(), json!({})),
+                None if deleted => (String::new(), Metadata::Value(json!({}))),
                 None => (
                     required(row.get(3)?, "content")?,
-                    row.get::<JsonB>(4)?.map_or(json!({}), |j| j.0),
+                    row.get::<StoredJsonb>(4)?
+                        .map_or(Metadata::Value(json!({})), Metadata::Stored),
                 ),
             };
             Ok(Row {

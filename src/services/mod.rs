@@ -15,3 +15,4 @@ pub mod recall;
 pub mod retention;
 pub mod schemas;
 pub mod state_values;
+pub mod stored_json;

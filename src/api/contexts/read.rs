@@ -20,43 +20,75 @@ use crate::services::metrics;
 /// The row type of every message read (`ctx.message`).
 pub(crate) type Message = pgrx::composite_type!('static, "ctx.message");
 
-/// Rows of `ctx.message` for a read of `context_id`: the type is looked up once per call.
+/// The attribute types of `ctx.message`, in order: each row is formed from datums of these.
+const MESSAGE_TYPES: [pg_sys::BuiltinOid; 14] = [
+    UUIDOID,
+    INT8OID,
+    TEXTOID,
+    INT4OID,
+    TEXTOID,
+    TEXTOID,
+    JSONBOID,
+    INT4OID,
+    TIMESTAMPTZOID,
+    TIMESTAMPTZOID,
+    BOOLOID,
+    BOOLOID,
+    BOOLOID,
+    TEXTOID,
+];
+
+/// Rows of `ctx.message` for a read of `context_id`: the type is looked up and checked once per
+/// call, and each row is formed once from its datums.
 pub(crate) fn message_rows(context_id: Uuid, rows: Vec<Row>) -> CtxResult<Vec<Message>> {
     let type_oid = crate::plans::type_oid("ctx.message")?;
+    let descriptor = || {
+        pgrx::PgTupleDesc::for_composite_type_by_oid(type_oid)
+            .ok_or_else(|| CtxError::internal("ctx.message is not a composite type"))
+    };
+    {
+        // (a changed ctx.message would otherwise be filled with datums of the wrong types)
+        let tupdesc = descriptor()?;
+        let types: Vec<pg_sys::Oid> = tupdesc.iter().map(|a| a.atttypid).collect();
+        let expected: Vec<pg_sys::Oid> = MESSAGE_TYPES.iter().map(|&t| t.into()).collect();
+        if types != expected {
+            return Err(CtxError::internal(
+                "ctx.message's attributes are not the ones this build writes",
+            )
+            .with_hint("reinstall the extension version that matches the loaded library"));
+        }
+    }
     rows.into_iter()
-        .map(|row| message_tuple(type_oid, context_id, row))
+        .map(|row| message_tuple(descriptor()?, context_id, row))
         .collect()
 }
 
-fn message_tuple(type_oid: pg_sys::Oid, context_id: Uuid, row: Row) -> CtxResult<Message> {
-    let mut tuple = PgHeapTuple::new_composite_type_by_oid(type_oid)
-        .map_err(|e| CtxError::internal(format!("building a ctx.message row: {e}")))?;
+fn message_tuple(
+    tupdesc: pgrx::PgTupleDesc<'static>,
+    context_id: Uuid,
+    row: Row,
+) -> CtxResult<Message> {
     let is_message = row.message_id.is_some();
     let written_at = row.written_at.or(Some(row.created_at));
     let content = (!row.deleted).then_some(row.content);
-    set(&mut tuple, 1, context_id)?;
-    set(&mut tuple, 2, row.seq)?;
-    set(&mut tuple, 3, row.message_id)?;
-    set(&mut tuple, 4, is_message.then_some(row.revision))?;
-    set(&mut tuple, 5, row.role)?;
-    set(&mut tuple, 6, content)?;
-    set(&mut tuple, 7, JsonB(row.metadata))?;
-    set(&mut tuple, 8, row.tokens)?;
-    set(&mut tuple, 9, row.created_at)?;
-    set(&mut tuple, 10, written_at)?;
-    set(&mut tuple, 11, row.archived)?;
-    set(&mut tuple, 12, row.deleted)?;
-    set(&mut tuple, 13, row.current)?;
-    set(&mut tuple, 14, row.trace_id)?;
-    Ok(tuple)
-}
-
-/// Sets the attribute at `position` (1-based) of a `ctx.message` row.
-fn set<T: IntoDatum>(tuple: &mut Message, position: usize, value: T) -> CtxResult<()> {
-    let attno = std::num::NonZeroUsize::new(position)
-        .ok_or_else(|| CtxError::internal("ctx.message attributes count from 1"))?;
-    tuple
-        .set_by_index(attno, value)
+    let datums = [
+        context_id.into_datum(),
+        row.seq.into_datum(),
+        row.message_id.into_datum(),
+        is_message.then_some(row.revision).into_datum(),
+        row.role.into_datum(),
+        content.into_datum(),
+        row.metadata.into_datum(),
+        row.tokens.into_datum(),
+        row.created_at.into_datum(),
+        written_at.into_datum(),
+        row.archived.into_datum(),
+        row.deleted.into_datum(),
+        row.current.into_datum(),
+        row.trace_id.into_datum(),
+    ];
+    // SAFETY: the datums are of MESSAGE_TYPES, the attribute types message_rows checked.
+    unsafe { pgrx::heap_tuple::PgHeapTuple::from_datums(tupdesc, datums) }
         .map_err(|e| CtxError::internal(format!("building a ctx.message row: {e}")))
 }
 

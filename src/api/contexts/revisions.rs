@@ -91,7 +91,7 @@ fn edit(
         let item = WriteItem::message(
             role.map_or(now.role, str::to_string),
             content.map_or(now.content, str::to_string),
-            metadata.unwrap_or(now.metadata),
+            metadata.unwrap_or_else(|| now.metadata.into_value()),
         );
         let (mut processed, _) = process_writes(client, context_id, vec![item])?;
         let Some(item) = processed.pop().flatten() else {
@@ -562,7 +562,8 @@ fn insert_sealed_copy(
     let (content_enc, metadata_enc) = if row.deleted {
         (None, None)
     } else {
-        let (c, m) = seal_message(key, &place, &row.content, &row.metadata)?;
+        let metadata = row.metadata.clone().into_value();
+        let (c, m) = seal_message(key, &place, &row.content, &metadata)?;
         (Some(c), Some(m))
     };
     client.update(
