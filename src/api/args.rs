@@ -139,27 +139,31 @@ pub(crate) fn object_or_empty(
     Ok(value)
 }
 
-/// A uuid written as Postgres prints it (hyphens anywhere between digit pairs, optional braces
-/// allowed), as its 16 bytes.
+/// A uuid in any spelling Postgres's `uuid` input accepts: 32 hex digits, optionally in braces,
+/// with at most one hyphen after each group of four digits (its `string_to_uuid`, rule for rule).
 pub(crate) fn parse_uuid(text: &str) -> Option<pgrx::Uuid> {
-    let inner = text
-        .strip_prefix('{')
-        .and_then(|t| t.strip_suffix('}'))
-        .unwrap_or(text);
-    let digits: Vec<u8> = inner.bytes().filter(|b| *b != b'-').collect();
-    if digits.len() != 32
-        || !digits.iter().all(u8::is_ascii_hexdigit)
-        || inner.starts_with('-')
-        || inner.ends_with('-')
-    {
-        return None;
+    let mut src = text.as_bytes();
+    let braces = src.first() == Some(&b'{');
+    if braces {
+        src = &src[1..];
     }
     let mut bytes = [0u8; 16];
-    for (i, pair) in digits.chunks_exact(2).enumerate() {
-        let pair = std::str::from_utf8(pair).ok()?;
-        bytes[i] = u8::from_str_radix(pair, 16).ok()?;
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        let (high, low) = (src.first()?, src.get(1)?);
+        if !high.is_ascii_hexdigit() || !low.is_ascii_hexdigit() {
+            return None;
+        }
+        let digit = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+        *byte = digit(*high) << 4 | digit(*low);
+        src = &src[2..];
+        if src.first() == Some(&b'-') && i % 2 == 1 && i < 15 {
+            src = &src[1..];
+        }
     }
-    Some(pgrx::Uuid::from_bytes(bytes))
+    if braces {
+        src = src.strip_prefix(b"}")?;
+    }
+    src.is_empty().then(|| pgrx::Uuid::from_bytes(bytes))
 }
 
 #[cfg(test)]
@@ -175,6 +179,8 @@ mod tests {
             "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
             "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
             "a0eebc999c0b4ef8bb6d6bb9bd380a11",
+            "a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11",
+            "{a0eebc99-9c0b4ef8-bb6d6bb9-bd380a11}",
         ] {
             assert_eq!(
                 parse_uuid(same).map(|u| u.to_string()).as_deref(),
@@ -188,6 +194,13 @@ mod tests {
             "g0eebc999c0b4ef8bb6d6bb9bd380a11",
             "a0eebc999c0b4ef8bb6d6bb9bd380a1+",
             "+a0eebc999c0b4ef8bb6d6bb9bd380a1",
+            // hyphens only after a group of four digits, one at a time, not at the end
+            "7-0ce2daa-5a32-4635-a913-e8dd47ea6dbd",
+            "a0eebc99--9c0b-4ef8-bb6d-6bb9bd380a11",
+            "a0e-ebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11-",
+            "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
         ] {
             assert!(parse_uuid(bad).is_none(), "{bad}");
         }

@@ -236,6 +236,7 @@ fn remember(
             schema.zip(stamp),
             sealing.as_ref(),
         )?;
+        metrics::count(Counter::MemoriesWritten, 1);
         Ok(Some(id))
     })
     .or_raise()
@@ -302,7 +303,6 @@ fn insert_memory(
             .get(1)?,
         "id",
     )?;
-    metrics::count(Counter::MemoriesWritten, 1);
     Ok(id)
 }
 
@@ -376,8 +376,12 @@ fn many_item(value: &Value) -> CtxResult<ManyItem> {
     };
     let metadata = present("metadata").cloned().unwrap_or_else(|| json!({}));
     crate::core::conversation::check_metadata(&metadata, "metadata")?;
-    let importance = match present("importance") {
+    let importance = match object.get("importance") {
         None => 0.5,
+        Some(Value::Null) => {
+            return Err(CtxError::null_argument("importance")
+                .with_hint("leave importance out for the default 0.5, or pass a number in [0, 1]"))
+        }
         Some(v) => v
             .as_f64()
             .map(|f| f as f32)
@@ -507,6 +511,8 @@ fn remember_many(
             )?;
             ids.push((position, Some(id)));
         }
+        let written = ids.iter().filter(|(_, id)| id.is_some()).count();
+        metrics::count(Counter::MemoriesWritten, written as u64);
         Ok(ids)
     })
     .or_raise();

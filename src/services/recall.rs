@@ -47,6 +47,8 @@ pub const MEMORY_FILTER: FilterTarget = FilterTarget {
 pub(crate) struct Scope {
     pub(crate) predicate: String,
     pub(crate) params: Vec<ScopeParam>,
+    /// whether a caller's filter is part of the predicate
+    filtered: bool,
 }
 
 pub(crate) enum ScopeParam {
@@ -87,14 +89,29 @@ impl Scope {
             &MEMORY_FILTER,
             params.len() + 1,
         )?;
-        if compiled.sql != "true" {
+        let filtered = compiled.sql != "true";
+        if filtered {
             parts.push(format!("({})", compiled.sql));
         }
         params.extend(compiled.params.into_iter().map(ScopeParam::Filter));
         Ok(Scope {
             predicate: parts.join(" AND "),
             params,
+            filtered,
         })
+    }
+
+    /// Whether the scope holds a filter: its selectivity depends on values a generic plan does
+    /// not see (a generic plan then guesses, and can pick a GIN index that reads every tenant's
+    /// matches), so statements with one are planned per call.
+    /// The plan mode for a statement over this scope: generic (planned once) unless filtered.
+    fn plan_mode(&self) -> (&'static str, &'static str) {
+        let mode = if self.filtered {
+            "force_custom_plan"
+        } else {
+            "force_generic_plan"
+        };
+        ("plan_cache_mode", mode)
     }
 
     /// The scope's predicate and argument values: equal keys, equal candidate sets.
@@ -160,7 +177,8 @@ pub(crate) fn run_recall(
     request: &RecallRequest,
 ) -> CtxResult<Vec<Ranked>> {
     // Every statement of a recall is prepared (per shape when built at run time) and keeps one
-    // generic plan: a recall plans nothing per call.
+    // generic plan — a recall plans nothing per call — except those whose selectivity depends
+    // on the caller's values (a filter, a query text): they are planned per call.
     with_settings(&[("plan_cache_mode", "force_generic_plan")], || {
         rank(client, request)
     })
@@ -171,8 +189,8 @@ fn rank(client: &mut SpiClient<'_>, request: &RecallRequest) -> CtxResult<Vec<Ra
         return Ok(Vec::new());
     }
     let mut keys: Vec<(Uuid, i32)> = Vec::new();
-    // Ranked by similarity alone, the vector search's own top k is the answer: no pool to
-    // rescore. Otherwise candidates are over-fetched so the hybrid score can reorder them.
+    // Ranked by similarity alone, the vector search's own best are the answer: no pool for the
+    // hybrid score. Otherwise candidates are over-fetched so the hybrid score can reorder them.
     let want = if request.weights.similarity_only(request.text.is_some()) {
         request.k
     } else {
@@ -204,12 +222,16 @@ fn rank(client: &mut SpiClient<'_>, request: &RecallRequest) -> CtxResult<Vec<Ra
         let mut args = request.scope.args();
         args.push(text.clone().into());
         let plan = prepared_shape(client, &sql, &args)?;
-        for row in client.select(&*plan, None, &args)? {
-            keys.push((
-                required(row.get(1)?, "id")?,
-                required(row.get(2)?, "version")?,
-            ));
-        }
+        // (the query text's selectivity decides the plan: planned per call)
+        with_settings(&[("plan_cache_mode", "force_custom_plan")], || {
+            for row in client.select(&*plan, None, &args)? {
+                keys.push((
+                    required(row.get(1)?, "id")?,
+                    required(row.get(2)?, "version")?,
+                ));
+            }
+            CtxResult::Ok(())
+        })?;
     }
     if request.query.is_none() && request.text.is_none() {
         // filter-only: the most recent matches
@@ -219,12 +241,15 @@ fn rank(client: &mut SpiClient<'_>, request: &RecallRequest) -> CtxResult<Vec<Ra
         );
         let args = request.scope.args();
         let plan = prepared_shape(client, &sql, &args)?;
-        for row in client.select(&*plan, None, &args)? {
-            keys.push((
-                required(row.get(1)?, "id")?,
-                required(row.get(2)?, "version")?,
-            ));
-        }
+        with_settings(&[request.scope.plan_mode()], || {
+            for row in client.select(&*plan, None, &args)? {
+                keys.push((
+                    required(row.get(1)?, "id")?,
+                    required(row.get(2)?, "version")?,
+                ));
+            }
+            CtxResult::Ok(())
+        })?;
     }
     keys.sort();
     keys.dedup();
@@ -436,8 +461,10 @@ fn vector_candidates(
                 t => candidates <= f64::from(t),
             };
             if !exact {
+                // (the index returns rows in relaxed order: twice k are re-ranked exactly)
+                let fetch = want.max(2 * request.k);
                 let found =
-                    hnsw_candidates(client, request, query, metric, &schema, want, ef_search)?;
+                    hnsw_candidates(client, request, query, metric, &schema, fetch, ef_search)?;
                 if found.len() >= want.min(request.k) {
                     metrics::count(Counter::RecallsHnsw, 1);
                     return Ok(found);
@@ -595,15 +622,17 @@ fn exact_candidates(
     let mut args = request.scope.args();
     args.push(query.to_vec().into());
     let plan = prepared_shape(client, &sql, &args)?;
-    let found = client
-        .select(&*plan, None, &args)?
-        .map(|row| {
-            Ok((
-                required(row.get(1)?, "id")?,
-                required(row.get(2)?, "version")?,
-            ))
-        })
-        .collect::<CtxResult<Vec<(Uuid, i32)>>>()?;
+    let found = with_settings(&[request.scope.plan_mode()], || {
+        client
+            .select(&*plan, None, &args)?
+            .map(|row| {
+                Ok((
+                    required(row.get(1)?, "id")?,
+                    required(row.get(2)?, "version")?,
+                ))
+            })
+            .collect::<CtxResult<Vec<(Uuid, i32)>>>()
+    })?;
     if found.is_empty() {
         // nothing of the query's dimension: say which dimension the scope's embeddings have
         let sql = format!(

@@ -288,6 +288,10 @@ SELECT * FROM ctx.remember_many('{many}', '[{"content": "a", "embedding": [1, "x
 \echo :SQLSTATE
 SELECT * FROM ctx.remember_many('{many}', '[{"content": "a", "colour": "red"}]');
 \echo :SQLSTATE
+SELECT * FROM ctx.remember_many('{many}', '[{"content": "a", "importance": null}]');
+\echo :SQLSTATE
+SELECT * FROM ctx.remember_many('{many}', '[{"content": "a", "source_context": "7-0ce2daa-5a32-4635-a913-e8dd47ea6dbd"}]');
+\echo :SQLSTATE
 SELECT * FROM ctx.remember_many('{many}', '[{"content": "a", "source_context": "not-a-uuid"}]');
 \echo :SQLSTATE
 SELECT * FROM ctx.remember_many('{many}', '{"content": "a"}');
