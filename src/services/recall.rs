@@ -221,17 +221,13 @@ fn rank(client: &mut SpiClient<'_>, request: &RecallRequest) -> CtxResult<Vec<Ra
         );
         let mut args = request.scope.args();
         args.push(text.clone().into());
-        let plan = prepared_shape(client, &sql, &args)?;
         // (the query text's selectivity decides the plan: planned per call)
-        with_settings(&[("plan_cache_mode", "force_custom_plan")], || {
-            for row in client.select(&*plan, None, &args)? {
-                keys.push((
-                    required(row.get(1)?, "id")?,
-                    required(row.get(2)?, "version")?,
-                ));
-            }
-            CtxResult::Ok(())
-        })?;
+        keys.extend(memory_keys(
+            client,
+            &sql,
+            &args,
+            &[("plan_cache_mode", "force_custom_plan")],
+        )?);
     }
     if request.query.is_none() && request.text.is_none() {
         // filter-only: the most recent matches
@@ -239,17 +235,12 @@ fn rank(client: &mut SpiClient<'_>, request: &RecallRequest) -> CtxResult<Vec<Ra
             "SELECT m.id, m.version FROM ctx.memories m WHERE {} ORDER BY m.created_at DESC, m.id LIMIT {}",
             request.scope.predicate, request.k
         );
-        let args = request.scope.args();
-        let plan = prepared_shape(client, &sql, &args)?;
-        with_settings(&[request.scope.plan_mode()], || {
-            for row in client.select(&*plan, None, &args)? {
-                keys.push((
-                    required(row.get(1)?, "id")?,
-                    required(row.get(2)?, "version")?,
-                ));
-            }
-            CtxResult::Ok(())
-        })?;
+        keys.extend(memory_keys(
+            client,
+            &sql,
+            &request.scope.args(),
+            &[request.scope.plan_mode()],
+        )?);
     }
     keys.sort();
     keys.dedup();
@@ -548,30 +539,42 @@ fn hnsw_candidates(
     );
     let mut args = request.scope.args();
     args.push(query.to_vec().into());
-    let plan = prepared_shape(client, &sql, &args)?;
     // Iterative scans keep walking the graph until enough rows pass the filter. The plan is
     // generic (made once per shape, never per call) and, with sorting off, it is the index's
     // order: the path was chosen already. The settings are restored when this returns.
     let ef_search = ef_search.to_string();
-    let found = with_settings(
+    memory_keys(
+        client,
+        &sql,
+        &args,
         &[
             ("hnsw.iterative_scan", "relaxed_order"),
             ("hnsw.ef_search", &ef_search),
             ("enable_sort", "off"),
         ],
-        || {
-            client
-                .select(&*plan, None, &args)?
-                .map(|row| {
-                    Ok((
-                        required(row.get(1)?, "id")?,
-                        required(row.get(2)?, "version")?,
-                    ))
-                })
-                .collect::<CtxResult<Vec<_>>>()
-        },
-    )?;
-    Ok(found)
+    )
+}
+
+/// The (id, version) keys a statement over `ctx.memories m` selects, its plan kept per shape
+/// and run under `settings`.
+fn memory_keys(
+    client: &SpiClient<'_>,
+    sql: &str,
+    args: &[DatumWithOid<'static>],
+    settings: &[(&str, &str)],
+) -> CtxResult<Vec<(Uuid, i32)>> {
+    let plan = prepared_shape(client, sql, args)?;
+    with_settings(settings, || {
+        client
+            .select(&*plan, None, args)?
+            .map(|row| {
+                Ok((
+                    required(row.get(1)?, "id")?,
+                    required(row.get(2)?, "version")?,
+                ))
+            })
+            .collect()
+    })
 }
 
 /// Runs `f` with GUCs set as a function's SET clause would, restoring them afterwards.
@@ -621,18 +624,7 @@ fn exact_candidates(
     );
     let mut args = request.scope.args();
     args.push(query.to_vec().into());
-    let plan = prepared_shape(client, &sql, &args)?;
-    let found = with_settings(&[request.scope.plan_mode()], || {
-        client
-            .select(&*plan, None, &args)?
-            .map(|row| {
-                Ok((
-                    required(row.get(1)?, "id")?,
-                    required(row.get(2)?, "version")?,
-                ))
-            })
-            .collect::<CtxResult<Vec<(Uuid, i32)>>>()
-    })?;
+    let found = memory_keys(client, &sql, &args, &[request.scope.plan_mode()])?;
     if found.is_empty() {
         // nothing of the query's dimension: say which dimension the scope's embeddings have
         let sql = format!(
