@@ -362,12 +362,13 @@ def bench_prompt_window(server: Server, plan: Plan, results: Results) -> None:
         ctxstore_window()
         floor_rows = len(window)
 
-        # The floor knows n: it is written into the statement, so even the generic plan the
-        # server settles on after five runs is the backward index scan (with n a parameter it
-        # guessed 10 % of the table and sorted a bitmap scan: 4 ms at 10k messages).
+        # The floor knows n (written into the statement) and the key's leading column, the
+        # tenant (without it the primary key cannot give the order: a sort of the whole thread,
+        # 5 ms at 10k messages — a floor slower than ctxstore).
         def floor():
             floor_cur.execute(
-                f"SELECT role, content FROM ctx.messages WHERE context_id = %s ORDER BY seq DESC LIMIT {floor_rows:d}", [context]
+                f"SELECT role, content FROM ctx.messages WHERE tenant = '' AND context_id = %s ORDER BY seq DESC LIMIT {floor_rows:d}",
+                [context]
             ).fetchall()
 
         # every column of ctx.message, against the same columns read straight from the table
@@ -378,7 +379,8 @@ def bench_prompt_window(server: Server, plan: Plan, results: Results) -> None:
             floor_cur.execute(
                 f"""SELECT context_id, seq, message_id, revision, role, content, metadata, tokens, created_at,
                           written_at, false AS archived, deleted, true AS current, trace_id
-                     FROM ctx.messages WHERE context_id = %s ORDER BY seq DESC LIMIT {floor_rows:d}""", [context]
+                     FROM ctx.messages WHERE tenant = '' AND context_id = %s ORDER BY seq DESC LIMIT {floor_rows:d}""",
+                [context]
             ).fetchall()
 
         calls = plan.window_calls if n < 10_000 else max(plan.window_calls // 3, 5)
