@@ -42,24 +42,27 @@ const MESSAGE_TYPES: [pg_sys::BuiltinOid; 14] = [
 /// call, and each row is formed once from its datums.
 pub(crate) fn message_rows(context_id: Uuid, rows: Vec<Row>) -> CtxResult<Vec<Message>> {
     let type_oid = crate::plans::type_oid("ctx.message")?;
-    let descriptor = || {
-        pgrx::PgTupleDesc::for_composite_type_by_oid(type_oid)
-            .ok_or_else(|| CtxError::internal("ctx.message is not a composite type"))
-    };
-    {
-        // (a changed ctx.message would otherwise be filled with datums of the wrong types)
-        let tupdesc = descriptor()?;
-        let types: Vec<pg_sys::Oid> = tupdesc.iter().map(|a| a.atttypid).collect();
-        let expected: Vec<pg_sys::Oid> = MESSAGE_TYPES.iter().map(|&t| t.into()).collect();
-        if types != expected {
-            return Err(CtxError::internal(
-                "ctx.message's attributes are not the ones this build writes",
-            )
-            .with_hint("reinstall the extension version that matches the loaded library"));
-        }
+    let tupdesc = pgrx::PgTupleDesc::for_composite_type_by_oid(type_oid)
+        .ok_or_else(|| CtxError::internal("ctx.message is not a composite type"))?;
+    // (a changed ctx.message would otherwise be filled with datums of the wrong types)
+    let types: Vec<pg_sys::Oid> = tupdesc.iter().map(|a| a.atttypid).collect();
+    let expected: Vec<pg_sys::Oid> = MESSAGE_TYPES.iter().map(|&t| t.into()).collect();
+    if types != expected {
+        return Err(
+            CtxError::internal("ctx.message's attributes are not the ones this build writes")
+                .with_hint("reinstall the extension version that matches the loaded library"),
+        );
     }
+    // One copy of the descriptor serves every row: it is palloc'd in the set-returning call's
+    // memory context, which outlives the rows, so it is left for that context to free.
+    let shared = tupdesc.as_ptr();
+    std::mem::forget(tupdesc);
     rows.into_iter()
-        .map(|row| message_tuple(descriptor()?, context_id, row))
+        .map(|row| {
+            // SAFETY: `shared` stays valid as long as the rows (see above); no release or pfree.
+            let borrowed = unsafe { pgrx::PgTupleDesc::from_pg_unchecked(shared) };
+            message_tuple(borrowed, context_id, row)
+        })
         .collect()
 }
 
