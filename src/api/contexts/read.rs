@@ -48,10 +48,10 @@ pub(crate) fn message_rows(context_id: Uuid, rows: Vec<Row>) -> CtxResult<Vec<Me
     let types: Vec<pg_sys::Oid> = tupdesc.iter().map(|a| a.atttypid).collect();
     let expected: Vec<pg_sys::Oid> = MESSAGE_TYPES.iter().map(|&t| t.into()).collect();
     if types != expected {
-        return Err(
-            CtxError::internal("ctx.message's attributes are not the ones this build writes")
-                .with_hint("reinstall the extension version that matches the loaded library"),
-        );
+        return Err(CtxError::internal(
+            "ctx.message's attributes are not the ones this build writes",
+        )
+        .with_hint("reinstall the extension version that matches the loaded library"));
     }
     // One copy of the descriptor serves every row: it is palloc'd in the set-returning call's
     // memory context, which outlives the rows, so it is left for that context to free.
