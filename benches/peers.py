@@ -294,6 +294,11 @@ def ratio_text(x: float) -> str:
     return f"{x:,.1f}×" if x >= 10 else f"{x:.2f}×"
 
 
+def real_array_literal(vector) -> str:
+    """A vector as a `real[]` literal, every float written so it reads back exactly."""
+    return "{" + ",".join(repr(float(x)) for x in vector) + "}"
+
+
 def append_messages(conn: psycopg.Connection, context, messages: list[dict]) -> None:
     """Appends `{"role", "content", "metadata"?}` messages to a context, 1,000 per call."""
     for start in range(0, len(messages), 1000):
@@ -592,7 +597,7 @@ def bench_recall(server: Server, plan: Plan, results: Results) -> None:
                 "truth": set(ids[mask][np.argsort(-sims)[:10]].tolist()),
                 "namespace": namespace,
                 "where": "" if column is None else f"WHERE {column} = {bucket}",
-                "literal": "{" + ",".join(repr(float(x)) for x in probes[j]) + "}",
+                "literal": real_array_literal(probes[j]),
             })
 
         def ctxstore(q):
@@ -1157,12 +1162,9 @@ def bench_ingest(server: Server, plan: Plan, results: Results) -> None:
     def take(count: int) -> list[int]:
         return [next(cursor) for _ in range(count)]
 
-    def literal(v) -> str:
-        return "{" + ",".join(repr(float(x)) for x in v) + "}"
-
     def remember(rows):
         for i in rows:
-            ours.execute("SELECT ctx.remember('{ingest}', %s, %s::real[])", [f"memory {i}", literal(data[i])])
+            ours.execute("SELECT ctx.remember('{ingest}', %s, %s::real[])", [f"memory {i}", real_array_literal(data[i])])
 
     def insert(rows):
         for i in rows:

@@ -413,9 +413,10 @@ fn many_item(value: &Value) -> CtxResult<ManyItem> {
     })
 }
 
-/// Stores many memories of one namespace in one call: the namespace's processors, key, schema
-/// and embedding dimension are looked up once, and each memory is one prepared INSERT. Returns
-/// each element's position (from 1) and its id (NULL when a processor dropped it). No
+/// Stores many memories of one namespace in one call: the namespace's key and embedding
+/// dimension are looked up once, every element's shape is checked before anything is written,
+/// and each memory then goes through the processors and is one prepared INSERT. Returns each
+/// element's position (from 1) and its id (NULL when a processor dropped it). No
 /// deduplication: `ctx.remember(dedup_threshold => ...)` searches for near-duplicates.
 #[pg_extern(volatile, parallel_unsafe)]
 fn remember_many(
@@ -460,9 +461,9 @@ fn remember_many(
                 Ok(item)
             })
             .collect::<CtxResult<Vec<ManyItem>>>()?;
-        Ok((labels, items, dims.map(|(_, d)| d)))
+        Ok((labels, items, dims.map(|(_, d)| d), max_bytes))
     })();
-    let (labels, items, dims) = args.or_raise();
+    let (labels, items, dims, max_bytes) = args.or_raise();
     let ids = Spi::connect_mut(|client| -> CtxResult<Vec<(i32, Option<Uuid>)>> {
         let key = namespace::key(&labels);
         if let Some(d) = dims {
@@ -471,7 +472,6 @@ fn remember_many(
         let sealing = keys::namespace_scope(client, &labels)?
             .map(|scope| keys::data_key(client, &scope))
             .transpose()?;
-        let max_bytes = crate::gucs::max_message_bytes();
         let mut ids = Vec::with_capacity(items.len());
         for (i, item) in items.into_iter().enumerate() {
             let position = i as i32 + 1;

@@ -332,7 +332,8 @@ mod tests {
         assert!(exact_scan_is_cheaper(1_000.0, 10, 100_000.0, 100)); // 1 %
         assert!(!exact_scan_is_cheaper(10_000.0, 10, 100_000.0, 100)); // 10 %
         assert!(!exact_scan_is_cheaper(100_000.0, 10, 100_000.0, 100)); // all
-                                                                        // a small table: the index as soon as the candidates outnumber what ef_search visits
+
+        // a small table: the index as soon as the candidates outnumber what ef_search visits
         assert!(!exact_scan_is_cheaper(5_000.0, 10, 5_000.0, 100));
         assert!(exact_scan_is_cheaper(50.0, 10, 5_000.0, 100));
         // the break-even point grows with the square root of k · rows

@@ -101,10 +101,9 @@ impl Scope {
         })
     }
 
-    /// Whether the scope holds a filter: its selectivity depends on values a generic plan does
-    /// not see (a generic plan then guesses, and can pick a GIN index that reads every tenant's
-    /// matches), so statements with one are planned per call.
-    /// The plan mode for a statement over this scope: generic (planned once) unless filtered.
+    /// The plan mode for a statement over this scope: generic (planned once) unless filtered —
+    /// a filter's selectivity depends on values a generic plan does not see (it then guesses,
+    /// and can pick a GIN index that reads every tenant's matches), so it is planned per call.
     fn plan_mode(&self) -> (&'static str, &'static str) {
         let mode = if self.filtered {
             "force_custom_plan"
