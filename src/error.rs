@@ -13,6 +13,13 @@ pub enum ErrorKind {
     InvalidParameter,
     /// 22007: a timestamp argument is not in the accepted format.
     InvalidDatetime,
+    /// 22P02: a value's text form does not parse (an embedding literal).
+    InvalidTextRepresentation,
+    /// 22003: a number does not fit its type (an embedding element beyond float4).
+    NumericOutOfRange,
+    /// 22000: a value is well formed but not acceptable (a NaN in an embedding, a dimension
+    /// other than the declared one).
+    DataException,
     /// 23505: the key (a message id) is already taken.
     UniqueViolation,
     /// 54000: a value exceeds a configured size limit.
@@ -47,6 +54,9 @@ impl ErrorKind {
             ErrorKind::NullValue => "22004",
             ErrorKind::InvalidParameter => "22023",
             ErrorKind::InvalidDatetime => "22007",
+            ErrorKind::InvalidTextRepresentation => "22P02",
+            ErrorKind::NumericOutOfRange => "22003",
+            ErrorKind::DataException => "22000",
             ErrorKind::UniqueViolation => "23505",
             ErrorKind::TooLarge => "54000",
             ErrorKind::UndefinedObject => "42704",

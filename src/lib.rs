@@ -19,7 +19,7 @@ extension_sql_file!(
 extension_sql_file!(
     "schema/memories.sql",
     name = "memories_schema",
-    requires = ["conversation_schema"]
+    requires = ["conversation_schema", "embedding_casts"]
 );
 extension_sql_file!(
     "schema/state.sql",

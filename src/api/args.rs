@@ -1,9 +1,15 @@
 //! Argument checks shared by the SQL functions of several stores.
 
+use std::marker::PhantomData;
+use std::ops::Deref;
+
+use pgrx::callconv::{Arg, ArgAbi};
 use pgrx::datum::Interval;
+use pgrx::pg_sys;
 
 use crate::core::namespace;
 use crate::error::{required, CtxError, CtxResult, ErrorKind};
+use crate::services::embedding_datum;
 
 /// A namespace (or prefix, with `allow_empty`) argument: non-NULL, no NULL label, valid labels.
 pub fn namespace_arg(
@@ -164,6 +170,47 @@ pub(crate) fn parse_uuid(text: &str) -> Option<pgrx::Uuid> {
         src = src.strip_prefix(b"}")?;
     }
     src.is_empty().then(|| pgrx::Uuid::from_bytes(bytes))
+}
+
+/// A `ctx.embedding` argument, read in place for the duration of the call.
+pub struct EmbeddingRef<'fcx> {
+    values: &'fcx [f32],
+    _call: PhantomData<&'fcx ()>,
+}
+
+impl Deref for EmbeddingRef<'_> {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        self.values
+    }
+}
+
+unsafe impl<'fcx> ArgAbi<'fcx> for EmbeddingRef<'fcx> {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        let datum = unsafe { arg.unbox_arg_using_from_datum::<pg_sys::Datum>() }
+            .expect("a strict function's ctx.embedding argument is not NULL");
+        match unsafe { embedding_datum::values(datum) } {
+            Ok(values) => EmbeddingRef {
+                values,
+                _call: PhantomData,
+            },
+            Err(e) => e.raise(),
+        }
+    }
+}
+
+unsafe impl pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable for EmbeddingRef<'_> {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(EmbeddingRef<'static>);
+    const TYPE_ORIGIN: pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
+        pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::External;
+    const ARGUMENT_SQL: Result<
+        pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef,
+        pgrx::pgrx_sql_entity_graph::metadata::ArgumentError,
+    > = Ok(pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::literal("ctx.embedding"));
+    const RETURN_SQL: Result<
+        pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef,
+        pgrx::pgrx_sql_entity_graph::metadata::ReturnsError,
+    > = Err(pgrx::pgrx_sql_entity_graph::metadata::ReturnsError::Datum);
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use pgrx::spi::SpiClient;
 use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
-use crate::api::args::{check_ttl, namespace_arg};
+use crate::api::args::{check_ttl, namespace_arg, EmbeddingRef};
 use crate::api::raise::OrRaise;
 use crate::core::crypto::Key;
 use crate::core::knn::{self, Metric, TopK};
@@ -21,6 +21,7 @@ use crate::core::processors::Kind;
 use crate::core::scoring::Weights;
 use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::plans::{first_value, Statement};
+use crate::services::embedding_datum::Embedding;
 use crate::services::keys;
 use crate::services::memory_sealing::*;
 use crate::services::pipeline::{Pipeline, WriteItem};
@@ -106,7 +107,7 @@ static SUPERSEDE: Statement = Statement {
                                                                         expires_at, valid_from, schema_name, schema_version, content_enc, metadata_enc)
           SELECT id, version + 1, namespace, ns_key,
                  CASE WHEN $10::bytea IS NOT NULL THEN NULL ELSE coalesce($2, content) END,
-                 coalesce($3, embedding),
+                 coalesce($3::ctx.embedding, embedding),
                  CASE WHEN $11::bytea IS NOT NULL THEN '{}'
                       WHEN $6 THEN metadata || coalesce($4, '{}') ELSE coalesce($4, metadata) END,
                  CASE WHEN $6 THEN greatest(importance, coalesce($5, importance)) ELSE coalesce($5, importance) END,
@@ -528,7 +529,7 @@ fn check_namespace_dims(
     except: Option<Uuid>,
 ) -> CtxResult<()> {
     static DIMS: Statement = Statement {
-        sql: "SELECT cardinality(embedding) FROM ctx.memories
+        sql: "SELECT ctx.embedding_dims(embedding) FROM ctx.memories
                WHERE tenant = (SELECT ctx.current_tenant()) AND ns_key = $1 AND valid_to IS NULL
                  AND embedding IS NOT NULL AND id IS DISTINCT FROM $2 LIMIT 1",
         args: &[TEXTOID, UUIDOID],
@@ -580,8 +581,9 @@ fn find_duplicate(
     let plan = EMBEDDINGS.plan(client)?;
     for row in client.select(&*plan, None, &[key.into()])? {
         let id: Uuid = required(row.get(1)?, "id")?;
-        let stored: Vec<f32> = row.get(2)?.unwrap_or_default();
-        best.push(&stored, id);
+        if let Some(stored) = row.get::<Embedding>(2)? {
+            best.push(&stored.0, id);
+        }
     }
     Ok(best
         .into_sorted()
@@ -865,19 +867,16 @@ fn recall(
 }
 
 /// Similarity of two embeddings under `metric` (`cosine`, `l2`, `inner_product`), as recall
-/// scores them; NULL when their dimensions differ or an element is NULL. Recall's exact scan
-/// runs it inside the executor, reading each stored array in place.
-#[pg_extern(immutable, strict, parallel_safe)]
+/// scores them; NULL when their dimensions differ. Recall's exact scan runs it inside the
+/// executor, reading each stored value in place.
+#[pg_extern(immutable, strict, parallel_safe, requires = ["embedding_type"])]
 fn embedding_similarity(
-    a: pgrx::Array<'_, f32>,
-    b: pgrx::Array<'_, f32>,
+    a: EmbeddingRef<'_>,
+    b: EmbeddingRef<'_>,
     metric: default!(&str, "'cosine'"),
 ) -> Option<f32> {
     let metric = Metric::parse(metric).or_raise();
-    let (Ok(a), Ok(b)) = (a.as_slice(), b.as_slice()) else {
-        return None;
-    };
-    (a.len() == b.len() && !a.is_empty()).then(|| metric.similarity(a, b))
+    (a.len() == b.len()).then(|| metric.similarity(&a, &b))
 }
 
 /// The namespaces that hold current memories, under `prefix`, cut to `max_depth` labels.
@@ -913,6 +912,45 @@ fn list_namespaces(
     SetOfIterator::new(namespaces)
 }
 
+/// The casts between `ctx.embedding` and pgvector's `vector`, without a function (the bytes are
+/// the same). They are not members of the extension: a member depending on pgvector's type
+/// would make `DROP EXTENSION vector CASCADE` drop ctxstore and every memory with it. Their
+/// dependency on `ctx.embedding` is made automatic instead, so DROP EXTENSION ctxstore takes
+/// them along, and dropping pgvector takes only them and the HNSW indexes.
+fn ensure_vector_casts(client: &mut SpiClient<'_>, schema: &str) -> CtxResult<()> {
+    let vector = format!("{schema}.vector");
+    for (source, target, context) in [
+        ("ctx.embedding", vector.as_str(), "IMPLICIT"),
+        (vector.as_str(), "ctx.embedding", "ASSIGNMENT"),
+    ] {
+        let exists: Option<bool> = first_value(client.select(
+            "SELECT true FROM pg_catalog.pg_cast WHERE castsource = $1::regtype AND casttarget = $2::regtype",
+            Some(1),
+            &[source.into(), target.into()],
+        )?)?;
+        if exists.is_none() {
+            client.update(
+                format!("CREATE CAST ({source} AS {target}) WITHOUT FUNCTION AS {context}")
+                    .as_str(),
+                None,
+                &[],
+            )?;
+        }
+        // (also after a restore, where pg_dump re-created the cast with a normal dependency)
+        client.update(
+            "UPDATE pg_catalog.pg_depend d SET deptype = 'a'
+               FROM pg_catalog.pg_cast c
+              WHERE c.castsource = $1::regtype AND c.casttarget = $2::regtype
+                AND d.classid = 'pg_catalog.pg_cast'::regclass AND d.objid = c.oid
+                AND d.refclassid = 'pg_catalog.pg_type'::regclass
+                AND d.refobjid = 'ctx.embedding'::regtype AND d.deptype = 'n'",
+            None,
+            &[source.into(), target.into()],
+        )?;
+    }
+    Ok(())
+}
+
 /// Builds an HNSW index (pgvector) for memories with `dims`-dimensional embeddings; recall
 /// then uses it for large candidate sets. Returns the index name.
 #[pg_extern(volatile, parallel_unsafe)]
@@ -941,11 +979,14 @@ fn create_vector_index(dims: Option<i32>, metric: default!(Option<&str>, "'cosin
                     client.update(format!("DROP INDEX ctx.{name}").as_str(), None, &[])?;
                 }
             }
+            ensure_vector_casts(client, &schema)?;
             let (opclass, _) = metric.pgvector_opclass();
+            // the expression is a relabelling and pgvector's dimension check: the index reads
+            // the stored bytes as they are
             client.update(
                 format!(
                     "CREATE INDEX {name} ON ctx.memories USING hnsw ((embedding::{schema}.vector({dims})) {schema}.{opclass})
-                      WHERE cardinality(embedding) = {dims} AND valid_to IS NULL"
+                      WHERE ctx.embedding_dims(embedding) = {dims} AND valid_to IS NULL"
                 )
                 .as_str(),
                 None,

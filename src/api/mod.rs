@@ -7,6 +7,7 @@ pub mod assembly;
 mod audit;
 pub mod cache;
 pub mod contexts;
+pub mod embedding;
 pub mod keys;
 pub mod memories;
 pub mod metrics;

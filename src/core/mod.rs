@@ -5,6 +5,7 @@ pub mod archive;
 pub mod assembly;
 pub mod conversation;
 pub mod crypto;
+pub mod embedding_format;
 pub mod filter;
 pub mod knn;
 pub mod merge_patch;

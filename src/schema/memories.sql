@@ -13,7 +13,8 @@ CREATE TABLE ctx.memories (
     content          text,
     content_enc      bytea,
     metadata_enc     bytea,
-    embedding        real[] CHECK (cardinality(embedding) > 0),
+    -- pgvector's layout: an HNSW index reads it through a cast without a function
+    embedding        ctx.embedding,
     metadata         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
     importance       real NOT NULL DEFAULT 0.5 CHECK (importance >= 0 AND importance <= 1),
     -- where the memory came from; the memory outlives its context unless asked otherwise

@@ -6,6 +6,7 @@
 
 pub mod context_deletion;
 pub mod context_view;
+pub mod embedding_datum;
 pub mod keys;
 pub mod memory_sealing;
 pub mod message_lookup;

@@ -19,6 +19,7 @@ use crate::core::namespace;
 use crate::core::scoring::Weights;
 use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::plans::{first_value, param_datum, prepared_shape, Statement};
+use crate::services::embedding_datum::Embedding;
 use crate::services::keys;
 use crate::services::memory_sealing::{memory_aad, open_memory_metadata};
 use crate::services::metrics;
@@ -373,7 +374,7 @@ pub(crate) fn load_candidates(
                 importance: required(row.get(6)?, "importance")?,
                 created_at: required(row.get(7)?, "created_at")?,
                 age_secs: row.get(8)?.unwrap_or(0.0),
-                embedding: row.get(9)?,
+                embedding: row.get::<Embedding>(9)?.map(|e| e.0),
                 text_rank: row.get(10)?.unwrap_or(0.0),
             })
         })
@@ -530,14 +531,14 @@ fn hnsw_candidates(
     let (_, operator) = metric.pgvector_opclass();
     let sql = format!(
         "SELECT m.id, m.version FROM ctx.memories m
-          WHERE {} AND cardinality(m.embedding) = {dims} AND m.valid_to IS NULL
-          ORDER BY (m.embedding::{schema}.vector({dims})) OPERATOR({schema}.{operator}) (${q}::real[]::{schema}.vector({dims}))
+          WHERE {} AND ctx.embedding_dims(m.embedding) = {dims} AND m.valid_to IS NULL
+          ORDER BY (m.embedding::{schema}.vector({dims})) OPERATOR({schema}.{operator}) (${q}::{schema}.vector({dims}))
           LIMIT {want}",
         request.scope.predicate,
         q = request.scope.next_param(),
     );
     let mut args = request.scope.args();
-    args.push(query.to_vec().into());
+    args.push(Embedding(query.to_vec()).into());
     // Iterative scans keep walking the graph until enough rows pass the filter. The plan is
     // generic (made once per shape, never per call) and, with sorting off, it is the index's
     // order: the path was chosen already. The settings are restored when this returns.
@@ -603,7 +604,7 @@ fn with_settings<T>(settings: &[(&str, &str)], f: impl FnOnce() -> T) -> T {
 
 /// The best matches by an exact scan: the executor walks the scope's candidates (through the
 /// namespace index) and keeps the top `want` by `ctx.embedding_similarity`, which reads each
-/// stored array in place — nothing is copied out to Rust but the winners' keys.
+/// stored value in place — nothing is copied out to Rust but the winners' keys.
 fn exact_candidates(
     client: &SpiClient<'_>,
     request: &RecallRequest,
@@ -613,8 +614,8 @@ fn exact_candidates(
 ) -> CtxResult<Vec<(Uuid, i32)>> {
     let sql = format!(
         "SELECT m.id, m.version FROM ctx.memories m
-          WHERE {} AND cardinality(m.embedding) = {dims}
-          ORDER BY ctx.embedding_similarity(m.embedding, ${q}::real[], '{metric}') DESC NULLS LAST, m.id
+          WHERE {} AND ctx.embedding_dims(m.embedding) = {dims}
+          ORDER BY ctx.embedding_similarity(m.embedding, ${q}, '{metric}') DESC NULLS LAST, m.id
           LIMIT {want}",
         request.scope.predicate,
         dims = query.len(),
@@ -622,12 +623,12 @@ fn exact_candidates(
         metric = metric.name(),
     );
     let mut args = request.scope.args();
-    args.push(query.to_vec().into());
+    args.push(Embedding(query.to_vec()).into());
     let found = memory_keys(client, &sql, &args, &[request.scope.plan_mode()])?;
     if found.is_empty() {
         // nothing of the query's dimension: say which dimension the scope's embeddings have
         let sql = format!(
-            "SELECT cardinality(m.embedding) FROM ctx.memories m
+            "SELECT ctx.embedding_dims(m.embedding) FROM ctx.memories m
               WHERE {} AND m.embedding IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
             request.scope.predicate
         );

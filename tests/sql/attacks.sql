@@ -193,6 +193,11 @@ CREATE FUNCTION pg_temp.arg(t regtype, id uuid) RETURNS text LANGUAGE sql AS $$
         WHEN 'real'::regtype THEN '0.5::real'
         WHEN 'double precision'::regtype THEN '0.5::float8'
         WHEN 'real[]'::regtype THEN quote_literal('{1,0,0}') || '::real[]'
+        WHEN 'double precision[]'::regtype THEN quote_literal('{1,0,0}') || '::float8[]'
+        WHEN 'ctx.embedding'::regtype THEN quote_literal('[1,0,0]') || '::ctx.embedding'
+        -- (the embedding type's I/O functions)
+        WHEN 'cstring'::regtype THEN quote_literal('[1,0,0]') || '::cstring'
+        WHEN 'cstring[]'::regtype THEN quote_literal('{3}') || '::cstring[]'
         WHEN 'bytea'::regtype THEN quote_literal('\x00') || '::bytea'
         WHEN 'bytea[]'::regtype THEN 'ARRAY[' || quote_literal('\x00') || '::bytea]'
         WHEN 'interval'::regtype THEN quote_literal('1 hour') || '::interval'
@@ -218,10 +223,11 @@ SELECT p.oid::regprocedure AS fn, v.which,
    AND p.prorettype <> 'trigger'::regtype
    AND has_function_privilege('Globex.App', p.oid, 'EXECUTE');
 GRANT SELECT ON calls TO "Globex.App";
--- every argument type of a callable function is covered (a new type shows up here)
+-- every argument type of a callable function is covered (a new type shows up here); internal
+-- (ctx.embedding_recv's buffer) cannot be passed from SQL at all
 SELECT DISTINCT t::regtype AS uncovered_argument_type
   FROM calls c JOIN pg_proc p ON p.oid = c.fn, unnest(p.proargtypes::oid[]) t
- WHERE pg_temp.arg(t::regtype, gen_random_uuid()) IS NULL ORDER BY 1;
+ WHERE pg_temp.arg(t::regtype, gen_random_uuid()) IS NULL AND t <> 'internal'::regtype ORDER BY 1;
 CREATE TEMPORARY TABLE outcomes (fn regprocedure, which text, outcome text);
 GRANT INSERT ON outcomes TO "Globex.App";
 SET ROLE "Globex.App";

@@ -206,9 +206,13 @@ SELECT ctx.embedding_similarity('{1,0,0}', '{0.6,0.8,0}') AS cosine,
        ctx.embedding_similarity('{0,0}', '{3,4}', 'l2') AS l2,
        ctx.embedding_similarity('{1,2}', '{3,4}', 'inner_product') AS ip,
        ctx.embedding_similarity('{1,2}', '{3,4,5}') AS other_dims,
-       ctx.embedding_similarity('{1,NULL}', '{3,4}') AS null_element,
-       ctx.embedding_similarity('{}', '{}') AS empty,
+       ctx.embedding_similarity('[1,2]', '{3,4}'::real[]) AS mixed_forms,
        ctx.embedding_similarity(NULL, '{1}') AS null_arg;
+-- an embedding has no NULL elements and at least one dimension
+SELECT ctx.embedding_similarity('{1,NULL}'::real[], '{3,4}');
+\echo :SQLSTATE
+SELECT ctx.embedding_similarity('{}', '{}');
+\echo :SQLSTATE
 SELECT ctx.embedding_similarity('{1}', '{1}', 'hamming');
 \echo :SQLSTATE
 
