@@ -2181,6 +2181,11 @@ END
 $body$;
 -- ---- end of src/schema/imports.sql ----
 
+-- Embeddings are stored as ctx.embedding, pgvector's vector layout (src/api/embedding.rs): the
+-- shell type here, its I/O functions in the function section, the type, its casts and the
+-- column's conversion after it.
+CREATE TYPE ctx.embedding;
+
 -- Every C function, re-pointed at this version's library (scripts/upgrade_functions.py).
 CREATE OR REPLACE FUNCTION "append"(
 	"context_id" uuid,
@@ -2360,14 +2365,94 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'disable_processor_wrapper';
 
+CREATE OR REPLACE FUNCTION "embedding_in"(
+	"input" cstring,
+	"_type_oid" oid,
+	"typmod" INT
+) RETURNS ctx.embedding
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'embedding_in_wrapper';
+
+CREATE OR REPLACE FUNCTION "embedding_out"(
+	"embedding" ctx.embedding
+) RETURNS cstring
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'embedding_out_wrapper';
+
+CREATE OR REPLACE FUNCTION "embedding_recv"(
+	"buffer" internal,
+	"_type_oid" oid,
+	"typmod" INT
+) RETURNS ctx.embedding
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'embedding_recv_wrapper';
+
+CREATE OR REPLACE FUNCTION "embedding_send"(
+	"embedding" ctx.embedding
+) RETURNS bytea
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'embedding_send_wrapper';
+
+CREATE OR REPLACE FUNCTION "embedding_typmod_in"(
+	"modifiers" cstring[]
+) RETURNS INT
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'embedding_typmod_in_wrapper';
+
 CREATE OR REPLACE FUNCTION "embedding_similarity"(
-	"a" real[],
-	"b" real[],
+	"a" ctx.embedding,
+	"b" ctx.embedding,
 	"metric" TEXT DEFAULT 'cosine'
 ) RETURNS real
-IMMUTABLE STRICT PARALLEL SAFE
+IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'embedding_similarity_wrapper';
+
+CREATE OR REPLACE FUNCTION "embedding"(
+	"values" real[],
+	"typmod" INT,
+	"_explicit" bool
+) RETURNS ctx.embedding
+IMMUTABLE STRICT PARALLEL SAFE  
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'embedding_from_real_array_wrapper';
+
+CREATE OR REPLACE FUNCTION "embedding"(
+	"values" double precision[],
+	"typmod" INT,
+	"_explicit" bool
+) RETURNS ctx.embedding
+IMMUTABLE STRICT PARALLEL SAFE  
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'embedding_from_double_array_wrapper';
+
+CREATE OR REPLACE FUNCTION "embedding_dims"(
+	"embedding" ctx.embedding
+) RETURNS INT
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'embedding_dims_wrapper';
+
+CREATE OR REPLACE FUNCTION "embedding_to_array"(
+	"embedding" ctx.embedding
+) RETURNS real[]
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'embedding_to_array_wrapper';
+
+CREATE OR REPLACE FUNCTION "embedding"(
+	"embedding" ctx.embedding,
+	"typmod" INT,
+	"_explicit" bool
+) RETURNS ctx.embedding
+IMMUTABLE STRICT PARALLEL SAFE  
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'embedding_with_typmod_wrapper';
 
 CREATE OR REPLACE FUNCTION "enable_processor"(
 	"name" TEXT,
@@ -2874,3 +2959,42 @@ BEGIN
                        t.table_name, (SELECT string_agg(quote_literal(c), ', ') FROM unnest(t.key_columns) c));
     END LOOP;
 END $$;
+
+-- (after the function section: the type's I/O functions) ctx.embedding and its casts, as
+-- src/api/embedding.rs creates them.
+CREATE TYPE ctx.embedding (
+    INPUT = ctx.embedding_in,
+    OUTPUT = ctx.embedding_out,
+    TYPMOD_IN = ctx.embedding_typmod_in,
+    RECEIVE = ctx.embedding_recv,
+    SEND = ctx.embedding_send,
+    INTERNALLENGTH = VARIABLE,
+    ALIGNMENT = int4,
+    STORAGE = external
+);
+COMMENT ON TYPE ctx.embedding IS 'A memory''s embedding: float4 values in pgvector''s vector layout';
+CREATE CAST (ctx.embedding AS ctx.embedding)
+    WITH FUNCTION ctx.embedding(ctx.embedding, integer, boolean) AS IMPLICIT;
+CREATE CAST (real[] AS ctx.embedding)
+    WITH FUNCTION ctx.embedding(real[], integer, boolean) AS IMPLICIT;
+CREATE CAST (double precision[] AS ctx.embedding)
+    WITH FUNCTION ctx.embedding(double precision[], integer, boolean) AS ASSIGNMENT;
+CREATE CAST (ctx.embedding AS real[])
+    WITH FUNCTION ctx.embedding_to_array(ctx.embedding) AS IMPLICIT;
+
+-- Stored embeddings become ctx.embedding. The HNSW indexes over the real[] column (expressions
+-- that converted every row) and its cardinality check go first; the indexes come back through
+-- ctx.create_vector_index, which now indexes the stored bytes through a cast without a function.
+DO $$
+DECLARE i record;
+BEGIN
+    FOR i IN SELECT index_name FROM ctx.vector_indexes LOOP
+        EXECUTE format('DROP INDEX IF EXISTS ctx.%I', i.index_name);
+    END LOOP;
+END $$;
+ALTER TABLE ctx.memories DROP CONSTRAINT memories_embedding_check;
+ALTER TABLE ctx.memories ALTER COLUMN embedding TYPE ctx.embedding USING embedding::ctx.embedding;
+-- (without pgvector the registry keeps its rows: ctx.create_vector_index builds them once it is
+-- installed, as after a restore)
+SELECT ctx.create_vector_index(dims, metric) FROM ctx.vector_indexes
+ WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'vector') ORDER BY dims;

@@ -134,6 +134,37 @@ if ! diff -u "$work/fresh-schema.txt" "$work/upgraded-schema.txt" > "$work/schem
   cat "$work/schema.diff" >&2
   fail "the schema upgraded from $release differs from a fresh $current install (- fresh, + upgraded)"
 fi
+# where pgvector is installed: embeddings the release stored as real[], under an HNSW index,
+# become ctx.embedding, and the index is rebuilt over the stored bytes
+if [ -f "$sharedir/vector.control" ]; then
+  psql -d postgres -c "CREATE DATABASE indexed"
+  psql -d indexed -c "CREATE EXTENSION vector" -c "CREATE EXTENSION ctxstore VERSION '$release'"
+  psql -d indexed -c "SELECT count(ctx.remember('{docs}', 'doc ' || i, ARRAY[sin(i), cos(i), (i % 7) / 7.0]::real[]))
+                        FROM generate_series(1, 300) i" -c "SELECT ctx.create_vector_index(3, 'l2')" >/dev/null
+  stored=$(psql -d indexed -tAc "SELECT md5(string_agg(id || ':' || embedding::text, ',' ORDER BY id, version)) FROM ctx.memories")
+  psql -d indexed -c "ALTER EXTENSION ctxstore UPDATE"
+  [ "$(psql -d indexed -tAc "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+                              WHERE attrelid = 'ctx.memories'::regclass AND attname = 'embedding'")" = ctx.embedding ] \
+    || fail "ctx.memories.embedding is not ctx.embedding after the upgrade"
+  [ "$(psql -d indexed -tAc "SELECT md5(string_agg(id || ':' || embedding::real[]::text, ',' ORDER BY id, version)) FROM ctx.memories")" = "$stored" ] \
+    || fail "stored embeddings changed in the conversion to ctx.embedding"
+  indexdef=$(psql -d indexed -tAc "SELECT pg_get_indexdef('ctx.memories_hnsw_3'::regclass)")
+  [[ $indexdef == *"((embedding)::vector(3)) vector_l2_ops"*"ctx.embedding_dims(embedding) = 3"* ]] \
+    || fail "the HNSW index was not rebuilt over ctx.embedding: $indexdef"
+  # recall through the rebuilt index finds what an exact ranking finds
+  [ "$(psql -d indexed -tAc "SET ctxstore.exact_recall_max_candidates = 1" \
+          -c "SELECT string_agg(content, ',' ORDER BY similarity DESC, content)
+                FROM ctx.recall('{docs}', ARRAY[0.5, 0.5, 0.5]::real[], k => 5, weights => '{\"similarity\": 1}', metric => 'l2')" | tail -n 1)" \
+       = "$(psql -d indexed -tAc "SELECT string_agg(content, ',' ORDER BY s DESC, content) FROM (
+              SELECT content, ctx.embedding_similarity(embedding, '[0.5,0.5,0.5]', 'l2') AS s FROM ctx.memories
+               WHERE valid_to IS NULL ORDER BY s DESC LIMIT 5) t")" ] \
+    || fail "recall through the rebuilt HNSW index differs from an exact ranking"
+  # pgvector's casts are not the extension's: dropping pgvector leaves ctxstore and its data
+  [ "$(psql -d indexed -tAc "BEGIN" -c "SET client_min_messages = warning" -c "DROP EXTENSION vector CASCADE" \
+          -c "SELECT count(*) FROM ctx.memories" -c "ROLLBACK" | grep -E '^[0-9]+$')" = 300 ] \
+    || fail "DROP EXTENSION vector CASCADE took ctxstore's memories with it after the upgrade"
+  psql -d postgres -c "DROP DATABASE indexed"
+fi
 # a role given access under the release: the release's tables keep working; the new ones once
 # ctx.grant_access runs again (as the README's upgrade notes say; grants made by an extension
 # script would be recorded as the extension's initial privileges, which pg_dump leaves out)

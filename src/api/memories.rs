@@ -936,7 +936,16 @@ fn ensure_vector_casts(client: &mut SpiClient<'_>, schema: &str) -> CtxResult<()
                 &[],
             )?;
         }
-        // (also after a restore, where pg_dump re-created the cast with a normal dependency)
+        // (also after a restore, where pg_dump re-created the cast with a normal dependency;
+        // and inside ALTER EXTENSION UPDATE, where CREATE CAST made it a member)
+        client.update(
+            "DELETE FROM pg_catalog.pg_depend d USING pg_catalog.pg_cast c
+              WHERE c.castsource = $1::regtype AND c.casttarget = $2::regtype
+                AND d.classid = 'pg_catalog.pg_cast'::regclass AND d.objid = c.oid
+                AND d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.deptype = 'e'",
+            None,
+            &[source.into(), target.into()],
+        )?;
         client.update(
             "UPDATE pg_catalog.pg_depend d SET deptype = 'a'
                FROM pg_catalog.pg_cast c
