@@ -2982,17 +2982,33 @@ CREATE CAST (double precision[] AS ctx.embedding)
 CREATE CAST (ctx.embedding AS real[])
     WITH FUNCTION ctx.embedding_to_array(ctx.embedding) AS IMPLICIT;
 
--- Stored embeddings become ctx.embedding. The HNSW indexes over the real[] column (expressions
--- that converted every row) and its cardinality check go first; the indexes come back through
--- ctx.create_vector_index, which now indexes the stored bytes through a cast without a function.
+-- Stored embeddings become ctx.embedding. Every index over the real[] column goes first (the HNSW
+-- indexes of ctx.create_vector_index are expressions that converted every row; an index of the
+-- user's own is named in a warning), and so does its cardinality check. The registered indexes
+-- come back through ctx.create_vector_index, which now indexes the stored bytes through a cast
+-- without a function. The table is rewritten under its ACCESS EXCLUSIVE lock.
 DO $$
 DECLARE i record;
 BEGIN
-    FOR i IN SELECT index_name FROM ctx.vector_indexes LOOP
-        EXECUTE format('DROP INDEX IF EXISTS ctx.%I', i.index_name);
+    FOR i IN SELECT DISTINCT c.relname, v.index_name IS NOT NULL AS registered
+               FROM pg_catalog.pg_depend d
+               JOIN pg_catalog.pg_class c ON c.oid = d.objid AND c.relkind = 'i'
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+               LEFT JOIN ctx.vector_indexes v ON v.index_name = c.relname
+              WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
+                AND d.refobjid = 'ctx.memories'::regclass AND a.attname = 'embedding' LOOP
+        IF NOT i.registered THEN
+            RAISE WARNING 'dropping index ctx.% over ctx.memories.embedding', i.relname
+                USING HINT = 'the column becomes ctx.embedding; create the index again over it (ctx.create_vector_index for HNSW)';
+        END IF;
+        EXECUTE format('DROP INDEX ctx.%I', i.relname);
+    END LOOP;
+    FOR i IN SELECT conname FROM pg_catalog.pg_constraint
+              WHERE conrelid = 'ctx.memories'::regclass AND contype = 'c'
+                AND pg_catalog.pg_get_constraintdef(oid) LIKE '%cardinality(embedding)%' LOOP
+        EXECUTE format('ALTER TABLE ctx.memories DROP CONSTRAINT %I', i.conname);
     END LOOP;
 END $$;
-ALTER TABLE ctx.memories DROP CONSTRAINT memories_embedding_check;
 ALTER TABLE ctx.memories ALTER COLUMN embedding TYPE ctx.embedding USING embedding::ctx.embedding;
 -- (without pgvector the registry keeps its rows: ctx.create_vector_index builds them once it is
 -- installed, as after a restore)

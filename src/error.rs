@@ -17,6 +17,10 @@ pub enum ErrorKind {
     InvalidTextRepresentation,
     /// 22003: a number does not fit its type (an embedding element beyond float4).
     NumericOutOfRange,
+    /// 22P03: a value's binary form is malformed (bytes left after an embedding's last element).
+    InvalidBinaryRepresentation,
+    /// 08P01: a binary value ends before its declared length (an embedding's elements).
+    ProtocolViolation,
     /// 22000: a value is well formed but not acceptable (a NaN in an embedding, a dimension
     /// other than the declared one).
     DataException,
@@ -56,6 +60,8 @@ impl ErrorKind {
             ErrorKind::InvalidDatetime => "22007",
             ErrorKind::InvalidTextRepresentation => "22P02",
             ErrorKind::NumericOutOfRange => "22003",
+            ErrorKind::InvalidBinaryRepresentation => "22P03",
+            ErrorKind::ProtocolViolation => "08P01",
             ErrorKind::DataException => "22000",
             ErrorKind::UniqueViolation => "23505",
             ErrorKind::TooLarge => "54000",

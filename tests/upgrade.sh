@@ -141,8 +141,12 @@ if [ -f "$sharedir/vector.control" ]; then
   psql -d indexed -c "CREATE EXTENSION vector" -c "CREATE EXTENSION ctxstore VERSION '$release'"
   psql -d indexed -c "SELECT count(ctx.remember('{docs}', 'doc ' || i, ARRAY[sin(i), cos(i), (i % 7) / 7.0]::real[]))
                         FROM generate_series(1, 300) i" -c "SELECT ctx.create_vector_index(3, 'l2')" >/dev/null
+  # an index of the user's own over the column: dropped with a warning, not a failed upgrade
+  psql -d indexed -c "CREATE INDEX users_own ON ctx.memories ((cardinality(embedding)))"
   stored=$(psql -d indexed -tAc "SELECT md5(string_agg(id || ':' || embedding::text, ',' ORDER BY id, version)) FROM ctx.memories")
-  psql -d indexed -c "ALTER EXTENSION ctxstore UPDATE"
+  psql -d indexed -c "ALTER EXTENSION ctxstore UPDATE" 2> "$work/indexed-update.log"
+  grep -q 'WARNING:  dropping index ctx.users_own over ctx.memories.embedding' "$work/indexed-update.log" \
+    || fail "the upgrade did not warn about the user's own index over the embedding column: $(cat "$work/indexed-update.log")"
   [ "$(psql -d indexed -tAc "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
                               WHERE attrelid = 'ctx.memories'::regclass AND attname = 'embedding'")" = ctx.embedding ] \
     || fail "ctx.memories.embedding is not ctx.embedding after the upgrade"

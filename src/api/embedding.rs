@@ -4,6 +4,7 @@
 
 use std::ffi::CStr;
 
+use pgrx::array::RawArray;
 use pgrx::datum::Internal;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -114,26 +115,30 @@ fn embedding_with_typmod(embedding: EmbeddingRef<'_>, typmod: i32, _explicit: bo
     Embedding(embedding.to_vec())
 }
 
-fn from_floats(values: impl ExactSizeIterator<Item = Option<f32>>, typmod: i32) -> Embedding {
-    (|| -> CtxResult<Embedding> {
-        format::check_dims(values.len())?;
-        let values = values
-            .enumerate()
-            .map(|(i, v)| {
-                let v = v.ok_or_else(|| {
-                    CtxError::new(
-                        ErrorKind::NullValue,
-                        format!("array must not contain nulls (position {})", i + 1),
-                    )
-                    .with_hint("embeddings must not contain NULL elements")
-                })?;
-                format::check_element(v).map(|()| v)
-            })
-            .collect::<CtxResult<Vec<f32>>>()?;
-        format::check_typmod(typmod, values.len())?;
-        Ok(Embedding(values))
-    })()
-    .or_raise()
+/// The elements of a cast's array: one-dimensional, without NULLs (pgvector's rules).
+fn array_elements<T: Copy>(values: pgrx::Array<'_, T>) -> CtxResult<Vec<T>> {
+    // SAFETY: the argument came from an ArrayType datum, detoasted by its unboxing
+    let mut raw = unsafe { RawArray::from_array(values) }
+        .ok_or_else(|| CtxError::internal("an array argument without its ArrayType"))?;
+    if raw.dims().len() > 1 {
+        return Err(CtxError::new(ErrorKind::DataException, "array must be 1-D")
+            .with_hint("an embedding is a flat list of numbers"));
+    }
+    if unsafe { raw.any_nulls() } {
+        return Err(
+            CtxError::new(ErrorKind::NullValue, "array must not contain nulls")
+                .with_hint("embeddings must not contain NULL elements"),
+        );
+    }
+    // SAFETY: a NULL-free array of this element type: its data is the values, aligned
+    Ok(unsafe { raw.data::<T>().as_ref() }.to_vec())
+}
+
+fn embedding_of(values: Vec<f32>, typmod: i32) -> CtxResult<Embedding> {
+    format::check_dims(values.len())?;
+    values.iter().try_for_each(|v| format::check_element(*v))?;
+    format::check_typmod(typmod, values.len())?;
+    Ok(Embedding(values))
 }
 
 /// `real[]` → `ctx.embedding` (the cast; the array must be one-dimensional without NULLs).
@@ -143,7 +148,9 @@ fn embedding_from_real_array(
     typmod: i32,
     _explicit: bool,
 ) -> Embedding {
-    from_floats(values.iter(), typmod)
+    array_elements(values)
+        .and_then(|values| embedding_of(values, typmod))
+        .or_raise()
 }
 
 /// `double precision[]` → `ctx.embedding` (each value rounded to float4).
@@ -153,19 +160,10 @@ fn embedding_from_double_array(
     typmod: i32,
     _explicit: bool,
 ) -> Embedding {
-    let values = values
-        .iter()
-        .map(|v| v.map(|v| v as f32))
-        .collect::<Vec<_>>();
-    if let Some(i) = values.iter().position(|v| v.is_some_and(f32::is_infinite)) {
-        CtxError::new(
-            ErrorKind::NumericOutOfRange,
-            format!("element {} is out of range for type ctx.embedding", i + 1),
-        )
-        .with_hint("elements are float4: at most about 3.4e38 in magnitude")
-        .raise();
-    }
-    from_floats(values.into_iter(), typmod)
+    // (a value beyond float4 rounds to an infinity, refused as pgvector refuses it)
+    array_elements(values)
+        .and_then(|values| embedding_of(values.into_iter().map(|v| v as f32).collect(), typmod))
+        .or_raise()
 }
 
 /// `ctx.embedding` → `real[]`.

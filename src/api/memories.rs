@@ -923,12 +923,52 @@ fn ensure_vector_casts(client: &mut SpiClient<'_>, schema: &str) -> CtxResult<()
         ("ctx.embedding", vector.as_str(), "IMPLICIT"),
         (vector.as_str(), "ctx.embedding", "ASSIGNMENT"),
     ] {
-        let exists: Option<bool> = first_value(client.select(
-            "SELECT true FROM pg_catalog.pg_cast WHERE castsource = $1::regtype AND casttarget = $2::regtype",
+        // (method, whether its dependencies need repair: an extension membership, or a normal
+        // dependency on ctx.embedding as CREATE CAST and pg_restore leave it)
+        let cast: Option<(String, bool)> = client
+            .select(
+                "SELECT c.castmethod::text,
+                        EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                                 WHERE d.classid = 'pg_catalog.pg_cast'::regclass AND d.objid = c.oid
+                                   AND ((d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.deptype = 'e')
+                                     OR (d.refclassid = 'pg_catalog.pg_type'::regclass
+                                         AND d.refobjid = 'ctx.embedding'::regtype AND d.deptype = 'n')))
+                   FROM pg_catalog.pg_cast c WHERE c.castsource = $1::regtype AND c.casttarget = $2::regtype",
+                Some(1),
+                &[source.into(), target.into()],
+            )?
+            .next()
+            .map(|row| -> CtxResult<(String, bool)> {
+                Ok((required(row.get(1)?, "castmethod")?, required(row.get(2)?, "repair")?))
+            })
+            .transpose()?;
+        let repair = match cast {
+            Some((method, _)) if method != "b" => {
+                return Err(CtxError::new(
+                    ErrorKind::DuplicateObject,
+                    format!("a cast ({source} AS {target}) with a function exists"),
+                )
+                .with_hint("drop it: ctxstore's cast between the two types has no function (their bytes are the same)"));
+            }
+            Some((_, repair)) => repair,
+            None => true,
+        };
+        if !repair {
+            continue;
+        }
+        let superuser: Option<bool> = first_value(client.select(
+            "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user",
             Some(1),
-            &[source.into(), target.into()],
+            &[],
         )?)?;
-        if exists.is_none() {
+        if superuser != Some(true) {
+            return Err(CtxError::new(
+                ErrorKind::InsufficientPrivilege,
+                format!("the cast ({source} AS {target}) needs a superuser to be made"),
+            )
+            .with_hint("run ctx.create_vector_index once as a superuser; later calls need only the table's ownership"));
+        }
+        if cast.is_none() {
             client.update(
                 format!("CREATE CAST ({source} AS {target}) WITHOUT FUNCTION AS {context}")
                     .as_str(),
@@ -936,8 +976,8 @@ fn ensure_vector_casts(client: &mut SpiClient<'_>, schema: &str) -> CtxResult<()
                 &[],
             )?;
         }
-        // (also after a restore, where pg_dump re-created the cast with a normal dependency;
-        // and inside ALTER EXTENSION UPDATE, where CREATE CAST made it a member)
+        // not a member (inside ALTER EXTENSION UPDATE, CREATE CAST made it one), and an
+        // automatic dependency on ctx.embedding (also after a restore)
         client.update(
             "DELETE FROM pg_catalog.pg_depend d USING pg_catalog.pg_cast c
               WHERE c.castsource = $1::regtype AND c.casttarget = $2::regtype
@@ -976,6 +1016,8 @@ fn create_vector_index(dims: Option<i32>, metric: default!(Option<&str>, "'cosin
                 CtxError::new(ErrorKind::WrongState, "the vector extension (pgvector) is not installed")
                     .with_hint("run CREATE EXTENSION vector; without it, recall uses exact search")
             })?;
+            // (before the early return: an index whose cast was dropped is repaired too)
+            ensure_vector_casts(client, &schema)?;
             let name = format!("memories_hnsw_{dims}");
             // (a restored dump has the registry row but not the index: pg_dump never dumps
             // indexes on an extension's tables, so the index is checked, not assumed)
@@ -988,7 +1030,6 @@ fn create_vector_index(dims: Option<i32>, metric: default!(Option<&str>, "'cosin
                     client.update(format!("DROP INDEX ctx.{name}").as_str(), None, &[])?;
                 }
             }
-            ensure_vector_casts(client, &schema)?;
             let (opclass, _) = metric.pgvector_opclass();
             // the expression is a relabelling and pgvector's dimension check: the index reads
             // the stored bytes as they are

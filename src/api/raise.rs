@@ -44,6 +44,10 @@ fn pg_code(kind: ErrorKind) -> PgSqlErrorCode {
         ErrorKind::InvalidDatetime => PgSqlErrorCode::ERRCODE_INVALID_DATETIME_FORMAT,
         ErrorKind::InvalidTextRepresentation => PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
         ErrorKind::NumericOutOfRange => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+        ErrorKind::InvalidBinaryRepresentation => {
+            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION
+        }
+        ErrorKind::ProtocolViolation => PgSqlErrorCode::ERRCODE_PROTOCOL_VIOLATION,
         ErrorKind::DataException => PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
         ErrorKind::UniqueViolation => PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
         ErrorKind::TooLarge => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,

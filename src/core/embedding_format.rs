@@ -207,26 +207,25 @@ pub fn encode(values: &[f32]) -> Vec<u8> {
     out
 }
 
-/// Reads the binary form, checking what `parse` checks; `typmod` as in `check_typmod`.
+/// Reads the binary form, checking what `parse` checks; `typmod` as in `check_typmod`. The
+/// SQLSTATEs are those of pgvector and of Postgres's binary input: 08P01 for a value cut short,
+/// 22P03 for bytes left over.
 pub fn decode(bytes: &[u8], typmod: i32) -> CtxResult<Vec<f32>> {
+    const LAYOUT: &str = "a binary ctx.embedding is dim int16, 0 int16, then dim float4 values";
     let short = || {
         CtxError::new(
-            ErrorKind::InvalidParameter,
+            ErrorKind::ProtocolViolation,
             "insufficient data left in message",
         )
-        .with_hint(format!(
-            "a binary {TYPE} is dim int16, 0 int16, then dim float4 values"
-        ))
+        .with_hint(LAYOUT)
     };
     if bytes.len() < 4 {
         return Err(short());
     }
     let dims = i16::from_be_bytes([bytes[0], bytes[1]]);
     let unused = i16::from_be_bytes([bytes[2], bytes[3]]);
-    if dims < 0 {
-        return Err(too_many());
-    }
-    let dims = dims as usize;
+    // (a negative int16 is no dimension at all, as pgvector reads it)
+    let dims = usize::try_from(dims).unwrap_or(0);
     check_dims(dims)?;
     check_typmod(typmod, dims)?;
     if unused != 0 {
@@ -234,9 +233,7 @@ pub fn decode(bytes: &[u8], typmod: i32) -> CtxResult<Vec<f32>> {
             ErrorKind::DataException,
             format!("expected unused to be 0, not {unused}"),
         )
-        .with_hint(format!(
-            "a binary {TYPE} is dim int16, 0 int16, then dim float4 values"
-        )));
+        .with_hint(LAYOUT));
     }
     let body = &bytes[4..];
     if body.len() < 4 * dims {
@@ -244,12 +241,10 @@ pub fn decode(bytes: &[u8], typmod: i32) -> CtxResult<Vec<f32>> {
     }
     if body.len() > 4 * dims {
         return Err(CtxError::new(
-            ErrorKind::InvalidParameter,
+            ErrorKind::InvalidBinaryRepresentation,
             "incorrect binary data format: bytes left after the last element",
         )
-        .with_hint(format!(
-            "a binary {TYPE} is dim int16, 0 int16, then dim float4 values"
-        )));
+        .with_hint(LAYOUT));
     }
     body.chunks_exact(4)
         .map(|c| {
@@ -276,13 +271,14 @@ mod tests {
     }
 
     #[test]
-    fn rejects_what_pgvector_rejects_with_its_sqlstates() {
+    fn rejects_malformed_text_with_pgvectors_sqlstates() {
         assert_eq!(kind(parse("1,2")), "22P02");
         assert_eq!(kind(parse("[1,2")), "22P02");
         assert_eq!(kind(parse("[1,,2]")), "22P02");
         assert_eq!(kind(parse("[1 2]")), "22P02");
         assert_eq!(kind(parse("[1,2] x")), "22P02");
         assert_eq!(kind(parse("[1,2}")), "22P02");
+        // (pgvector's strtof reads hexadecimal; an embedding literal is decimal only)
         assert_eq!(kind(parse("[0x10]")), "22P02");
         assert_eq!(kind(parse("[]")), "22000");
         assert_eq!(kind(parse("[NaN]")), "22000");
@@ -325,10 +321,12 @@ mod tests {
         assert_eq!(decode(&bytes, -1).unwrap(), values);
         assert_eq!(decode(&bytes, 3).unwrap(), values);
         assert_eq!(kind(decode(&bytes, 4)), "22000");
-        assert_eq!(kind(decode(&bytes[..7], -1)), "22023");
+        assert_eq!(kind(decode(&bytes[..7], -1)), "08P01");
+        assert_eq!(kind(decode(&bytes[..3], -1)), "08P01");
         let mut extra = bytes.clone();
         extra.push(0);
-        assert_eq!(kind(decode(&extra, -1)), "22023");
+        assert_eq!(kind(decode(&extra, -1)), "22P03");
+        assert_eq!(kind(decode(&[0xff, 0xff, 0, 0], -1)), "22000"); // a negative dimension
         let mut unused = bytes.clone();
         unused[3] = 1;
         assert_eq!(kind(decode(&unused, -1)), "22000");

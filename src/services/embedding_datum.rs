@@ -39,7 +39,11 @@ pub unsafe fn values<'a>(datum: pg_sys::Datum) -> CtxResult<&'a [f32]> {
         let value = pg_sys::pg_detoast_datum(datum.cast_mut_ptr());
         let size = pgrx::varsize_4b(value);
         let bytes = value as *const u8;
-        let dims = (bytes.add(4) as *const i16).read();
+        let dims = if size >= HEADER {
+            (bytes.add(4) as *const i16).read()
+        } else {
+            0
+        };
         if dims < 1 || size != HEADER + 4 * dims as usize {
             return Err(CtxError::new(
                 ErrorKind::DataCorrupted,
@@ -54,8 +58,14 @@ pub unsafe fn values<'a>(datum: pg_sys::Datum) -> CtxResult<&'a [f32]> {
     }
 }
 
-/// A new `ctx.embedding` datum in the current memory context.
+/// A new `ctx.embedding` datum in the current memory context. Every caller checked the length
+/// (1..=16,000: the parsers, the casts, `knn::validate`); the int16 dimension cannot hold more.
 pub fn new_datum(values: &[f32]) -> pg_sys::Datum {
+    assert!(
+        (1..=crate::core::embedding_format::MAX_DIMS).contains(&values.len()),
+        "a ctx.embedding of {} dimensions",
+        values.len()
+    );
     let size = HEADER + 4 * values.len();
     unsafe {
         let bytes = pg_sys::palloc(size) as *mut u8;

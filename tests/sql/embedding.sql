@@ -37,6 +37,12 @@ SELECT '{1e300}'::float8[]::ctx.embedding;
 \echo :SQLSTATE
 SELECT '{}'::real[]::ctx.embedding;
 \echo :SQLSTATE
+SELECT '{{1,2},{3,4}}'::real[]::ctx.embedding;
+\echo :SQLSTATE
+SELECT '{1,Infinity}'::float8[]::ctx.embedding;
+\echo :SQLSTATE
+SELECT '{1,NaN}'::real[]::ctx.embedding;
+\echo :SQLSTATE
 
 -- what the text form refuses
 SELECT '1,2'::ctx.embedding;
@@ -65,14 +71,15 @@ SELECT ctx.embedding_send('[1,-2]') AS sent;
 CREATE TEMPORARY TABLE original AS
 SELECT i, array_agg(((random() - 0.5) * 10 ^ (random() * 20 - 10))::real)::ctx.embedding AS e
   FROM generate_series(1, 50) i, generate_series(1, 64) d GROUP BY i;
-COPY original TO '/tmp/ctxstore_regress_embedding.bin' (FORMAT binary);
+SELECT '/tmp/ctxstore_regress_embedding_' || pg_backend_pid() || '.bin' AS binary_file \gset
+COPY original TO :'binary_file' (FORMAT binary);
 CREATE TEMPORARY TABLE copied (i int, e ctx.embedding(64));
-COPY copied FROM '/tmp/ctxstore_regress_embedding.bin' (FORMAT binary);
+COPY copied FROM :'binary_file' (FORMAT binary);
 SELECT count(*) AS rows, bool_and(ctx.embedding_send(o.e) = ctx.embedding_send(c.e)) AS bit_equal
   FROM original o JOIN copied c USING (i);
 -- a binary value of the wrong dimension is refused on the way in
 CREATE TEMPORARY TABLE narrow (i int, e ctx.embedding(3));
-COPY narrow FROM '/tmp/ctxstore_regress_embedding.bin' (FORMAT binary);
+COPY narrow FROM :'binary_file' (FORMAT binary);
 \echo :SQLSTATE
 
 -- stored values are read in place: detoasted, compared, never converted

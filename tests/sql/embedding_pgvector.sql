@@ -28,6 +28,7 @@ SELECT i, e, e::vector AS v
 SELECT count(*) AS pairs,
        bool_and(vector_dims(e::vector) = ctx.embedding_dims(e)) AS dims_agree,
        bool_and(ctx.embedding_send(e::vector::text::ctx.embedding) = ctx.embedding_send(e)) AS text_reads_back,
+       bool_and(e::text::vector = v) AS pgvector_reads_our_text,
        bool_and(('[1,2]'::vector)::ctx.embedding::text = '[1,2]') AS back,
        bool_and(vector_send(v) = ctx.embedding_send(e)) AS same_binary
   FROM pairs;
@@ -37,10 +38,10 @@ SELECT bool_and(abs((1 - (a.e <=> b.e)) - ctx.embedding_similarity(a.e, b.e, 'co
        bool_and(abs(-(a.e <#> b.e) - ctx.embedding_similarity(a.e, b.e, 'inner_product')) < 1e-4) AS inner_product
   FROM pairs a JOIN pairs b ON b.i = a.i % 200 + 1;
 -- a vector inserted into an embedding column (assignment cast) keeps its bytes
-CREATE TEMPORARY TABLE landed (e ctx.embedding(48));
-INSERT INTO landed SELECT v FROM pairs;
+CREATE TEMPORARY TABLE landed (i int, e ctx.embedding(48));
+INSERT INTO landed SELECT i, v FROM pairs;
 SELECT count(*) AS landed, bool_and(ctx.embedding_send(l.e) = vector_send(p.v)) AS bit_equal
-  FROM landed l JOIN pairs p ON ctx.embedding_send(l.e) = vector_send(p.v);
+  FROM landed l JOIN pairs p USING (i);
 
 -- the HNSW index reads the stored value through the binary cast and pgvector's dimension check
 SELECT ctx.remember('{emb}', 'm' || i, e::real[]) IS NOT NULL AS stored FROM pairs WHERE i <= 3;
@@ -52,14 +53,34 @@ SELECT id FROM ctx.memories m
  ORDER BY (m.embedding::vector(48)) <=> ('[1' || repeat(',0', 47) || ']')::vector(48) LIMIT 3;
 RESET enable_seqscan;
 
+-- a cast dropped by hand while its index stays: the next ctx.create_vector_index makes it again
+DROP CAST (ctx.embedding AS vector);
+SELECT ctx.create_vector_index(48);
+SELECT count(*) AS binary_casts FROM pg_cast
+ WHERE 'ctx.embedding'::regtype IN (castsource, casttarget) AND castmethod = 'b';
+-- making a cast takes a superuser; without one the call says so (42501), before any work
+SAVEPOINT unprivileged;
+DROP CAST (vector AS ctx.embedding);
+CREATE ROLE embedding_owner;
+GRANT USAGE ON SCHEMA ctx TO embedding_owner;
+SET ROLE embedding_owner;
+SELECT ctx.create_vector_index(48);
+\echo :SQLSTATE
+ROLLBACK TO unprivileged;
+
 -- pgvector dropped: the casts and the index go, the memories stay; installed again, the next
 -- ctx.create_vector_index makes the casts again
 DROP TABLE pairs, landed;
+-- (terse: the order in which the dependent objects are listed is the catalog's)
+\set VERBOSITY terse
 SAVEPOINT refused;
 DROP EXTENSION vector;
 \echo :SQLSTATE
 ROLLBACK TO refused;
+SET client_min_messages = warning;
 DROP EXTENSION vector CASCADE;
+RESET client_min_messages;
+\set VERBOSITY default
 SELECT count(*) AS memories_kept FROM ctx.memories WHERE namespace = '{emb}';
 SELECT count(*) AS casts_left FROM pg_cast
  WHERE 'ctx.embedding'::regtype IN (castsource, casttarget) AND castmethod = 'b';
