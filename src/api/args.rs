@@ -1,6 +1,5 @@
 //! Argument checks shared by the SQL functions of several stores.
 
-use std::marker::PhantomData;
 use std::ops::Deref;
 
 use pgrx::callconv::{Arg, ArgAbi};
@@ -175,7 +174,6 @@ pub(crate) fn parse_uuid(text: &str) -> Option<pgrx::Uuid> {
 /// A `ctx.embedding` argument, read in place for the duration of the call.
 pub struct EmbeddingRef<'fcx> {
     values: &'fcx [f32],
-    _call: PhantomData<&'fcx ()>,
 }
 
 impl Deref for EmbeddingRef<'_> {
@@ -190,28 +188,13 @@ unsafe impl<'fcx> ArgAbi<'fcx> for EmbeddingRef<'fcx> {
         let datum = unsafe { arg.unbox_arg_using_from_datum::<pg_sys::Datum>() }
             .expect("a strict function's ctx.embedding argument is not NULL");
         match unsafe { embedding_datum::values(datum) } {
-            Ok(values) => EmbeddingRef {
-                values,
-                _call: PhantomData,
-            },
+            Ok(values) => EmbeddingRef { values },
             Err(e) => e.raise(),
         }
     }
 }
 
-unsafe impl pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable for EmbeddingRef<'_> {
-    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(EmbeddingRef<'static>);
-    const TYPE_ORIGIN: pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
-        pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::External;
-    const ARGUMENT_SQL: Result<
-        pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef,
-        pgrx::pgrx_sql_entity_graph::metadata::ArgumentError,
-    > = Ok(pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::literal("ctx.embedding"));
-    const RETURN_SQL: Result<
-        pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef,
-        pgrx::pgrx_sql_entity_graph::metadata::ReturnsError,
-    > = Err(pgrx::pgrx_sql_entity_graph::metadata::ReturnsError::Datum);
-}
+pgrx::impl_sql_translatable!(EmbeddingRef<'_>, arg_only = "ctx.embedding");
 
 #[cfg(test)]
 mod tests {

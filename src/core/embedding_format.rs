@@ -4,8 +4,9 @@
 
 use crate::error::{CtxError, CtxResult, ErrorKind};
 
-/// pgvector's limit for a `vector` (its HNSW index takes at most 2,000).
-pub const MAX_DIMS: usize = 16_000;
+/// pgvector's limit for a `vector` (its HNSW index takes at most 2,000), which recall's
+/// checks of a query embedding share.
+pub use super::knn::MAX_DIMS;
 
 const TYPE: &str = "ctx.embedding";
 
