@@ -32,6 +32,7 @@ tiers=(
   "reference       reference.sh       pg18"
   "observability   observability.sh   all"
   "dump_restore    dump_restore.sh    all"
+  "replica         replica.sh         all"
   "upgrade         upgrade.sh         all"
   "package         package.sh         all"
   "clients         clients.sh         all"

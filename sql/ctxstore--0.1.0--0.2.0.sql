@@ -36,6 +36,41 @@ BEGIN
 END
 $body$;
 
+-- ctx.verify_audit seals first only where it can write: in a read-only transaction or on a
+-- standby it verifies what is sealed already.
+CREATE OR REPLACE FUNCTION ctx.verify_audit() RETURNS TABLE(ok boolean, checked bigint, first_bad_id bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+DECLARE
+    expected_seq bigint := 0;
+    head bytea := sha256('ctxstore audit log'::bytea);
+    r ctx.audit_log;
+    n bigint := 0;
+    chain record;
+BEGIN
+    -- (a read-only transaction or a standby verifies what is sealed already: sealing writes)
+    IF NOT current_setting('transaction_read_only')::boolean THEN
+        PERFORM ctx.seal_audit();
+    END IF;
+    -- rows committed after the seal above wait for the next one
+    FOR r IN SELECT * FROM ctx.audit_log WHERE chain_seq IS NOT NULL ORDER BY chain_seq LOOP
+        expected_seq := expected_seq + 1;
+        head := sha256(head || ctx.audit_row_hash(r));
+        IF r.chain_seq IS DISTINCT FROM expected_seq OR r.row_hash IS DISTINCT FROM ctx.audit_row_hash(r)
+           OR r.chain_hash IS DISTINCT FROM head THEN
+            RETURN QUERY SELECT false, n, r.id;
+            RETURN;
+        END IF;
+        n := n + 1;
+    END LOOP;
+    SELECT last_seq, last_hash INTO chain FROM ctx.audit_chain;
+    IF chain.last_seq <> expected_seq OR chain.last_hash <> head THEN
+        RETURN QUERY SELECT false, n, NULL::bigint;
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT true, n, NULL::bigint;
+END
+$body$;
+
 -- ctx.search_state: include_descendants, and created_at / expires_at in its rows (the function
 -- section below creates the new signature).
 DROP FUNCTION ctx.search_state(text[], jsonb, integer, integer);

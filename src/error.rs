@@ -44,6 +44,8 @@ pub enum ErrorKind {
     UndefinedFunction,
     /// 42501: the current role lacks a privilege the operation needs.
     InsufficientPrivilege,
+    /// 25006: a function that writes was called in a read-only transaction (or on a standby).
+    ReadOnlyTransaction,
     /// 39000: a user function (a processor) returned something ctxstore cannot use.
     ExternalRoutine,
     /// XX001: stored data failed an integrity check (corrupt archive, bad ciphertext).
@@ -73,6 +75,7 @@ impl ErrorKind {
             ErrorKind::DuplicateObject => "42710",
             ErrorKind::UndefinedFunction => "42883",
             ErrorKind::InsufficientPrivilege => "42501",
+            ErrorKind::ReadOnlyTransaction => "25006",
             ErrorKind::ExternalRoutine => "39000",
             ErrorKind::DataCorrupted => "XX001",
             ErrorKind::Internal => "XX000",

@@ -115,3 +115,59 @@ pub fn type_oid(qualified_name: &str) -> CtxResult<pgrx::pg_sys::Oid> {
     }
     Ok(oid)
 }
+
+/// The planner's `EXPLAIN (FORMAT JSON)` of `sql` with `args`, as text. Run inside an SPI
+/// connection. SPI refuses EXPLAIN in its read-only mode, and pgrx's mutable path assigns a
+/// transaction id, which a hot standby cannot (and a read has no use for): so the statement
+/// goes to SPI directly, non-read-only, leaving the transaction without an id.
+pub fn explain_json(
+    _client: &SpiClient<'_>,
+    sql: &str,
+    args: &[pgrx::datum::DatumWithOid<'_>],
+) -> CtxResult<Option<String>> {
+    let statement = std::ffi::CString::new(format!("EXPLAIN (FORMAT JSON) {sql}"))
+        .map_err(|_| CtxError::internal("a statement with a NUL byte"))?;
+    let mut types: Vec<pgrx::pg_sys::Oid> = args.iter().map(|a| a.oid()).collect();
+    let mut values: Vec<pgrx::pg_sys::Datum> = args
+        .iter()
+        .map(|a| {
+            a.datum()
+                .map_or(pgrx::pg_sys::Datum::from(0), |d| d.sans_lifetime())
+        })
+        .collect();
+    let nulls: Vec<std::ffi::c_char> = args
+        .iter()
+        .map(|a| if a.datum().is_some() { b' ' } else { b'n' } as std::ffi::c_char)
+        .collect();
+    // SAFETY: inside an SPI connection (the client's); the arrays outlive the call, and the
+    // result is read before any other SPI call replaces SPI_tuptable.
+    unsafe {
+        let status = pgrx::pg_sys::SPI_execute_with_args(
+            statement.as_ptr(),
+            args.len() as i32,
+            types.as_mut_ptr(),
+            values.as_mut_ptr(),
+            nulls.as_ptr(),
+            false,
+            1,
+        );
+        if status < 0 {
+            return Err(CtxError::internal(format!(
+                "EXPLAIN failed: SPI status {status}"
+            )));
+        }
+        let table = pgrx::pg_sys::SPI_tuptable;
+        if table.is_null() || pgrx::pg_sys::SPI_processed == 0 {
+            return Ok(None);
+        }
+        let text = pgrx::pg_sys::SPI_getvalue(*(*table).vals, (*table).tupdesc, 1);
+        if text.is_null() {
+            return Ok(None);
+        }
+        Ok(Some(
+            std::ffi::CStr::from_ptr(text)
+                .to_string_lossy()
+                .into_owned(),
+        ))
+    }
+}

@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{CtxError, CtxResult};
 use crate::plans::Statement;
+use crate::services::transaction::writing;
 
 static INSERT: Statement = Statement {
     sql: "INSERT INTO ctx.audit_log (id, at, tenant, actor, session_role, application, table_name,
@@ -225,7 +226,7 @@ fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
     }
     let mut changed = changed;
     changed.sort_unstable();
-    Spi::connect_mut(|client| -> CtxResult<()> {
+    writing(|client| -> CtxResult<()> {
         if let Some((old_expires, new_expires, ttl)) = restart {
             if is_ttl_restart(client, old_expires, new_expires, ttl)? {
                 return Ok(());

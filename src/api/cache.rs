@@ -9,6 +9,7 @@ use crate::api::raise::OrRaise;
 use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::plans::first_value;
 use crate::services::keys::{self, Scope};
+use crate::services::transaction::writing;
 
 fn value_aad(key: &[u8]) -> Vec<u8> {
     keys::row_aad("llm_cache.value", &[key])
@@ -18,7 +19,7 @@ fn value_aad(key: &[u8]) -> Vec<u8> {
 /// the clear would stay readable in old row versions and WAL until they are recycled.
 #[pg_extern(volatile, parallel_unsafe)]
 fn encrypt_cache() {
-    Spi::connect_mut(|client| -> CtxResult<()> {
+    writing(|client| -> CtxResult<()> {
         if keys::existing_key(client, &Scope::Cache)?.is_some() {
             return Err(CtxError::new(
                 ErrorKind::DuplicateObject,

@@ -10,6 +10,7 @@ use crate::core::{crypto, namespace};
 use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::services::context_view::missing_context;
 use crate::services::keys::*;
+use crate::services::transaction::writing;
 
 /// Marks a namespace (and everything below it) encrypted: new memories and state there are
 /// stored encrypted with its own data key. It must not hold data yet.
@@ -17,7 +18,7 @@ use crate::services::keys::*;
 fn encrypt_namespace(namespace: Option<Vec<Option<String>>>) {
     let labels = crate::api::args::namespace_arg(namespace, "namespace", false).or_raise();
     let key = namespace::key(&labels);
-    Spi::connect_mut(|client| -> CtxResult<()> {
+    writing(|client| -> CtxResult<()> {
         if namespace_scope(client, &labels)?.is_some() {
             return Err(CtxError::new(
                 ErrorKind::DuplicateObject,
@@ -51,7 +52,7 @@ fn encrypt_namespace(namespace: Option<Vec<Option<String>>>) {
 #[pg_extern(volatile, parallel_unsafe)]
 fn rotate_master_key(new_key_id: Option<&str>) -> i64 {
     let new_key_id = required(new_key_id, "new_key_id").or_raise();
-    Spi::connect_mut(|client| -> CtxResult<i64> {
+    writing(|client| -> CtxResult<i64> {
         let rows: Vec<(String, String, String, Vec<u8>)> = client
             .update(
                 "SELECT tenant, scope, master_key_id, wrapped FROM ctx.data_keys
@@ -108,7 +109,7 @@ fn rotate_master_key(new_key_id: Option<&str>) -> i64 {
 fn shred(context_id: Option<Uuid>, cascade: default!(Option<bool>, false)) -> i64 {
     let context_id = required(context_id, "context_id").or_raise();
     let cascade = cascade.unwrap_or(false);
-    Spi::connect_mut(|client| -> CtxResult<i64> {
+    writing(|client| -> CtxResult<i64> {
         let encrypted: Option<bool> = crate::plans::first_value(client.update(
             "SELECT encrypted FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = $1 FOR UPDATE",
             Some(1),
@@ -154,7 +155,7 @@ fn shred(context_id: Option<Uuid>, cascade: default!(Option<bool>, false)) -> i6
 fn shred_namespace(namespace: Option<Vec<Option<String>>>) -> i64 {
     let labels = crate::api::args::namespace_arg(namespace, "namespace", false).or_raise();
     let scope = Scope::Namespace(namespace::key(&labels));
-    Spi::connect_mut(|client| -> CtxResult<i64> {
+    writing(|client| -> CtxResult<i64> {
         if !destroy_key(client, &scope)? {
             return Err(CtxError::new(
                 ErrorKind::WrongState,

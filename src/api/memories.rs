@@ -26,6 +26,7 @@ use crate::services::keys;
 use crate::services::memory_sealing::*;
 use crate::services::pipeline::{Pipeline, WriteItem};
 use crate::services::recall::*;
+use crate::services::transaction::writing;
 
 fn unknown_memory(id: Uuid) -> CtxError {
     CtxError::new(
@@ -157,7 +158,7 @@ fn remember(
         Ok((labels, content, embedding, metadata, importance, ttl))
     })();
     let (labels, content, embedding, metadata, importance, ttl) = args.or_raise();
-    Spi::connect_mut(|client| -> CtxResult<Option<Uuid>> {
+    writing(|client| -> CtxResult<Option<Uuid>> {
         let key = namespace::key(&labels);
         if let Some(e) = &embedding {
             check_namespace_dims(client, &key, e.len(), None)?;
@@ -465,7 +466,7 @@ fn remember_many(
         Ok((labels, items, dims.map(|(_, d)| d), max_bytes))
     })();
     let (labels, items, dims, max_bytes) = args.or_raise();
-    let ids = Spi::connect_mut(|client| -> CtxResult<Vec<(i32, Option<Uuid>)>> {
+    let ids = writing(|client| -> CtxResult<Vec<(i32, Option<Uuid>)>> {
         let key = namespace::key(&labels);
         if let Some(d) = dims {
             check_namespace_dims(client, &key, d, None)?;
@@ -615,7 +616,7 @@ fn update_memory(
         if let Some(i) = importance {
             check_importance(i)?;
         }
-        Spi::connect_mut(|client| {
+        writing(|client| {
             static CURRENT: Statement = Statement {
                 sql: "SELECT ns_key, namespace, metadata, metadata_enc FROM ctx.memories
                        WHERE tenant = (SELECT ctx.current_tenant()) AND id = $1 AND valid_to IS NULL",
@@ -748,7 +749,7 @@ fn forget_id(id: Option<Uuid>) -> bool {
         args: &[UUIDOID],
         writes: true,
     };
-    Spi::connect_mut(|client| -> CtxResult<bool> {
+    writing(|client| -> CtxResult<bool> {
         let plan = DELETE.plan(client)?;
         Ok(!client.update(&*plan, None, &[id.into()])?.is_empty())
     })
@@ -773,7 +774,7 @@ fn forget_matching(
              SELECT count(DISTINCT id) FROM d",
             scope.predicate
         );
-        Spi::connect_mut(|client| {
+        writing(|client| {
             let count: Option<i64> =
                 first_value(client.update(sql.as_str(), Some(1), &scope.args())?)?;
             Ok(count.unwrap_or(0))
@@ -1011,7 +1012,7 @@ fn create_vector_index(dims: Option<i32>, metric: default!(Option<&str>, "'cosin
                 .with_hint("pgvector's HNSW indexes vectors of up to 2000 dimensions"));
         }
         let metric = Metric::parse(required(metric, "metric")?)?;
-        Spi::connect_mut(|client| {
+        writing(|client| {
             let schema = vector_schema(client)?.ok_or_else(|| {
                 CtxError::new(ErrorKind::WrongState, "the vector extension (pgvector) is not installed")
                     .with_hint("run CREATE EXTENSION vector; without it, recall uses exact search")

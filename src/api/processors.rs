@@ -16,6 +16,7 @@ use crate::core::processors::{self as rules, Config, Level, Scope, Stage};
 use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::services::context_view::unknown_context;
 use crate::services::pipeline::registry_changed;
+use crate::services::transaction::writing;
 
 /// A `regprocedure` argument: a function given by signature, `'my_fn(jsonb)'`.
 pub struct RegProcedure(pub pg_sys::Oid);
@@ -128,7 +129,7 @@ fn register(
     }
     let scope = scope.map_or(json!({}), |j| j.0);
     Scope::parse(&scope)?;
-    Spi::connect_mut(|client| {
+    writing(|client| {
         let tenant = registry_tenant(client, all_tenants)?;
         let mut table = client.select(
             "SELECT p.pronargs = 1 AND p.proargtypes[0] = 'jsonb'::regtype
@@ -190,7 +191,7 @@ fn register(
 
 fn set_enabled(name: Option<&str>, enabled: bool, all_tenants: Option<bool>) -> CtxResult<()> {
     let name = required(name, "name")?;
-    Spi::connect_mut(|client| {
+    writing(|client| {
         let tenant = registry_tenant(client, all_tenants)?;
         // the row acting for this tenant: its own, else (a built-in) a copy switched for it
         let table = client.update(
@@ -246,7 +247,7 @@ fn enable_processor(name: Option<&str>, all_tenants: default!(Option<bool>, fals
 #[pg_extern(volatile, parallel_unsafe)]
 fn unregister_processor(name: Option<&str>, all_tenants: default!(Option<bool>, false)) {
     let name = required(name, "name").or_raise();
-    Spi::connect_mut(|client| -> CtxResult<()> {
+    writing(|client| -> CtxResult<()> {
         let tenant = registry_tenant(client, all_tenants)?;
         let removed: Option<bool> = crate::plans::first_value(client.update(
             "DELETE FROM ctx.processor_registry
@@ -276,7 +277,7 @@ fn configure_context_processors(context_id: Option<Uuid>, config: Option<JsonArg
     let context_id = required(context_id, "context_id").or_raise();
     let config = json_or(config, "config", json!({})).or_raise();
     Config::check(&config, Level::Context).or_raise();
-    Spi::connect_mut(|client| -> CtxResult<JsonB> {
+    writing(|client| -> CtxResult<JsonB> {
         let table = client.update(
             "UPDATE ctx.contexts SET processors = $2, updated_at = now()
               WHERE tenant = ctx.current_tenant() AND id = $1 RETURNING 1",
@@ -336,7 +337,7 @@ fn configure_namespace_processors(
     let config = json_or(config, "config", json!({})).or_raise();
     Config::check(&config, Level::Namespace).or_raise();
     let key = namespace::key(&labels);
-    Spi::connect_mut(|client| -> CtxResult<()> {
+    writing(|client| -> CtxResult<()> {
         if config.as_object().is_some_and(|m| m.is_empty()) {
             client.update(
                 "DELETE FROM ctx.namespace_processors WHERE tenant = ctx.current_tenant() AND ns_key = $1",

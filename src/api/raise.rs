@@ -49,6 +49,7 @@ fn pg_code(kind: ErrorKind) -> PgSqlErrorCode {
         }
         ErrorKind::ProtocolViolation => PgSqlErrorCode::ERRCODE_PROTOCOL_VIOLATION,
         ErrorKind::DataException => PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+        ErrorKind::ReadOnlyTransaction => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
         ErrorKind::UniqueViolation => PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
         ErrorKind::TooLarge => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         ErrorKind::UndefinedObject => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,

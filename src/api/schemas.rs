@@ -13,6 +13,7 @@ use crate::core::schema;
 use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::plans::{first_value, Statement};
 use crate::services::schemas::*;
+use crate::services::transaction::writing;
 
 /// The schema registry acts for every tenant (values of every tenant are validated and migrated
 /// by it): only a role that bypasses row-level security changes it. (Row-level security on its
@@ -54,7 +55,7 @@ fn register_schema(name: Option<&str>, version: Option<i32>, json_schema: Option
             args: &[TEXTOID, INT4OID, JSONBOID],
             writes: true,
         };
-        Spi::connect_mut(|client| {
+        writing(|client| {
             let plan = INSERT.plan(client)?;
             let written: Option<bool> = first_value(client.update(&*plan, Some(1), &[name.into(), version.into(), json_schema.into()])?)?;
             if written.is_none() {
@@ -112,7 +113,7 @@ fn migrate_state(name: Option<&str>) -> i64 {
             args: &[TEXTOID, TEXTOID, JSONBOID, INT4OID, TEXTOID],
             writes: true,
         };
-        Spi::connect_mut(|client| {
+        writing(|client| {
             let latest = latest_version(client, name)?;
             let target = compiled(client, name, latest)?;
             let plan = OLDER.plan(client)?;

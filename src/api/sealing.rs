@@ -11,6 +11,7 @@ use crate::core::crypto::Key;
 use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::plans::{first_value, Statement};
 use crate::services::keys::{self, Scope};
+use crate::services::transaction;
 use pgrx::pg_sys::BuiltinOid::UUIDOID;
 use pgrx::spi::SpiClient;
 
@@ -111,12 +112,17 @@ fn context_unseal<'a>(
 
 /// HMAC-SHA-256 of the parts under this tenant's hashing key (created on first use): a value
 /// that must be found again by equality without being stored readable, e.g. the run id of a
-/// checkpoint in an encrypted thread.
+/// checkpoint in an encrypted thread. A read-only transaction uses the key that exists (a
+/// tenant without one has hashed nothing yet) and refuses to create one (25006).
 #[pg_extern(volatile, parallel_unsafe)]
 fn keyed_hash<'a>(parts: VariadicArray<'a, &'a str>) -> Vec<u8> {
     let parts = bound_parts(Some(parts)).or_raise();
     Spi::connect_mut(|client| -> CtxResult<Vec<u8>> {
-        let key = keys::key_or_create(client, &Scope::Hashing)?;
+        let key = if transaction::read_only() {
+            keys::existing_key(client, &Scope::Hashing)?.ok_or_else(transaction::refusal)?
+        } else {
+            keys::key_or_create(client, &Scope::Hashing)?
+        };
         let bytes: Vec<&[u8]> = parts.iter().map(|p| p.as_bytes()).collect();
         Ok(crate::core::crypto::keyed_hash(&key, b"ctxstore keyed_hash", &bytes).to_vec())
     })

@@ -21,6 +21,7 @@ use crate::plans::{first_value, param_datum, Statement};
 use crate::services::pipeline::{Pipeline, WriteItem};
 use crate::services::schemas;
 use crate::services::state_values::*;
+use crate::services::transaction::writing;
 
 /// What filters over state may address: the document, and these columns.
 pub const STATE_FILTER: FilterTarget = FilterTarget {
@@ -105,7 +106,7 @@ fn put(
             args: &[TEXTOID, TEXTOID, JSONBOID, INTERVALOID, INT8OID, TEXTOID, INT4OID, JSONBOID, BYTEAOID],
             writes: true,
         };
-        Spi::connect_mut(|client| {
+        writing(|client| {
             let pipeline = Pipeline::for_namespace(client, Kind::State, &at.labels, None)?;
             let Some(item) = pipeline.write(WriteItem::state(value.0))? else {
                 return Ok(None); // a processor dropped it
@@ -184,7 +185,7 @@ fn patch(
     let document = metrics::timed(Call::StateWrite, || -> CtxResult<JsonB> {
         let at = address(namespace, key)?;
         let patch = required(jsonb(patch, "patch")?, "patch")?;
-        Spi::connect_mut(|client| apply_patch(client, &at, &patch.0).map(JsonB))
+        writing(|client| apply_patch(client, &at, &patch.0).map(JsonB))
     })
     .or_raise();
     metrics::count(Counter::StatePatches, 1);
@@ -306,7 +307,7 @@ fn delete_key(namespace: Option<Vec<Option<String>>>, key: Option<&str>) -> bool
         args: &[TEXTOID, TEXTOID],
         writes: true,
     };
-    Spi::connect_mut(|client| -> CtxResult<bool> {
+    writing(|client| -> CtxResult<bool> {
         let plan = DELETE.plan(client)?;
         Ok(first_value(client.update(
             &*plan,
@@ -320,7 +321,8 @@ fn delete_key(namespace: Option<Vec<Option<String>>>, key: Option<&str>) -> bool
 
 /// Restarts the time to live of live values: each of `keys` in the namespace that was put with
 /// a ttl now expires that ttl from now (a read that keeps a value alive). Keys without a ttl,
-/// expired or absent are left as they are. Returns how many values were touched.
+/// expired or absent are left as they are. Returns how many values were touched: none in a
+/// read-only transaction or on a standby, where the touch (bookkeeping of a read) is skipped.
 #[pg_extern(volatile, parallel_unsafe)]
 fn touch(namespace: Option<Vec<Option<String>>>, keys: Option<Vec<Option<String>>>) -> i64 {
     (|| -> CtxResult<i64> {
@@ -329,6 +331,9 @@ fn touch(namespace: Option<Vec<Option<String>>>, keys: Option<Vec<Option<String>
             .into_iter()
             .map(|k| required(k, "keys element"))
             .collect::<CtxResult<Vec<String>>>()?;
+        if crate::services::transaction::read_only() {
+            return Ok(0);
+        }
         static TOUCH: Statement = Statement {
             sql: "UPDATE ctx.state SET expires_at = now() + ttl
                    WHERE tenant = ctx.current_tenant() AND ns_key = $1 AND key = ANY ($2)
@@ -467,7 +472,7 @@ fn update_working_memory(context_id: Option<Uuid>, patch: Option<JsonArg>) -> Js
     (|| -> CtxResult<JsonB> {
         let context_id = required(context_id, "context_id")?;
         let patch = required(jsonb(patch, "patch")?, "patch")?;
-        Spi::connect_mut(|client| {
+        writing(|client| {
             let at = working_memory_address(client, context_id)?;
             apply_patch(client, &at, &patch.0).map(JsonB)
         })

@@ -181,7 +181,10 @@ DECLARE
     n bigint := 0;
     chain record;
 BEGIN
-    PERFORM ctx.seal_audit();
+    -- (a read-only transaction or a standby verifies what is sealed already: sealing writes)
+    IF NOT current_setting('transaction_read_only')::boolean THEN
+        PERFORM ctx.seal_audit();
+    END IF;
     -- rows committed after the seal above wait for the next one
     FOR r IN SELECT * FROM ctx.audit_log WHERE chain_seq IS NOT NULL ORDER BY chain_seq LOOP
         expected_seq := expected_seq + 1;

@@ -18,7 +18,7 @@ use crate::core::metrics::Counter;
 use crate::core::namespace;
 use crate::core::scoring::Weights;
 use crate::error::{required, CtxError, CtxResult, ErrorKind};
-use crate::plans::{first_value, param_datum, prepared_shape, Statement};
+use crate::plans::{explain_json, first_value, param_datum, prepared_shape, Statement};
 use crate::services::embedding_datum::Embedding;
 use crate::services::keys;
 use crate::services::memory_sealing::{memory_aad, open_memory_metadata};
@@ -295,10 +295,7 @@ fn rank(client: &mut SpiClient<'_>, request: &RecallRequest) -> CtxResult<Vec<Ra
 /// `ctxstore.track_memory_access` asks for it, and never in a read-only transaction or on a
 /// standby (a read stays a read).
 fn access_tracked() -> bool {
-    // SAFETY: plain reads of the backend's transaction state.
-    crate::gucs::TRACK_MEMORY_ACCESS.get()
-        && !unsafe { pg_sys::XactReadOnly }
-        && !unsafe { pg_sys::RecoveryInProgress() }
+    crate::gucs::TRACK_MEMORY_ACCESS.get() && !crate::services::transaction::read_only()
 }
 
 pub(crate) fn load_candidates(
@@ -485,15 +482,13 @@ pub(crate) fn estimated_candidates(
         return Ok(rows);
     }
     let sql = format!(
-        "EXPLAIN (FORMAT JSON) SELECT 1 FROM ctx.memories m WHERE {}",
+        "SELECT 1 FROM ctx.memories m WHERE {}",
         request.scope.predicate
     );
-    // (SPI refuses EXPLAIN as a "read-only" statement; it runs in read-only transactions and on
-    // standbys all the same)
-    let plan: Option<pgrx::Json> =
-        first_value(client.update(sql.as_str(), None, &request.scope.args())?)?;
+    let plan = explain_json(client, &sql, &request.scope.args())?;
     let rows = plan
-        .and_then(|p| p.0.pointer("/0/Plan/Plan Rows").and_then(Value::as_f64))
+        .and_then(|p| serde_json::from_str::<Value>(&p).ok())
+        .and_then(|p| p.pointer("/0/Plan/Plan Rows").and_then(Value::as_f64))
         .unwrap_or(f64::MAX);
     ESTIMATES.with(|e| {
         let mut e = e.borrow_mut();

@@ -4,12 +4,12 @@
 //! waited for, so appends never wait on a sweep; deletions are audited like any other.
 
 use pgrx::pg_sys::BuiltinOid::INT8OID;
-use pgrx::prelude::*;
 
 use crate::core::metrics::Counter;
 use crate::error::{CtxError, CtxResult};
 use crate::plans::{first_value, Statement};
 use crate::services::metrics;
+use crate::services::transaction::writing;
 
 /// Each step takes at most $1 rows and returns how many it changed.
 macro_rules! step {
@@ -109,7 +109,7 @@ pub(crate) fn run(max_rows: Option<i32>) -> CtxResult<i64> {
             .with_hint("sweep in batches, e.g. ctx.sweep(10000), until it returns 0"))
         }
     };
-    Spi::connect_mut(|client| {
+    writing(|client| {
         let mut total = 0;
         for (statement, counter) in &STEPS {
             if total >= limit {

@@ -36,6 +36,7 @@ SELECT left(content, 45) FROM ctx.build_context(:'c', 400, '{1,0,0}',
 BEGIN READ ONLY;
 SELECT section, count(*) FROM ctx.build_context(:'c', 400, '{1,0,0}', 'train seats')
  GROUP BY section ORDER BY min(position);
+SELECT pg_current_xact_id_if_assigned() IS NULL AS no_transaction_id;
 COMMIT;
 -- without a query, no memories are recalled
 SELECT count(*) FROM ctx.build_context(:'c', 400) WHERE section = 'memory';

@@ -83,6 +83,7 @@ SELECT access_count AS tracked, last_accessed_at > created_at AS touched
 BEGIN READ ONLY;
 SELECT count(*) FROM ctx.recall('{user,1}', '{0.9,0.1,0}', k => 1);
 SELECT count(*) FROM ctx.recall('{user,1}', query_text => 'peanuts');
+SELECT pg_current_xact_id_if_assigned() IS NULL AS no_transaction_id;
 COMMIT;
 SELECT access_count AS tracked_not_in_read_only FROM ctx.memories WHERE content = 'Alice is allergic to peanuts';
 RESET ctxstore.track_memory_access;

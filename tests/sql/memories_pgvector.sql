@@ -93,6 +93,7 @@ SELECT * FROM pg_temp.recall_paths();
 BEGIN READ ONLY;
 SELECT count(*) FROM ctx.recall('{bench}', (SELECT v FROM queries WHERE q = 2), k => 10, include_descendants => false);
 SELECT count(*) FROM ctx.recall('{bench}', (SELECT v FROM queries WHERE q = 2), k => 10, filter => '{"bucket": 9}');
+SELECT pg_current_xact_id_if_assigned() IS NULL AS no_transaction_id;
 COMMIT;
 SELECT * FROM pg_temp.recall_paths();
 -- as_of reads past versions, which the index (current rows only) does not hold: exact

@@ -62,6 +62,16 @@ SELECT ctx.touch('{app,touch}', '{live,forever,gone,absent}');
 SELECT count(*) - :audit_rows AS audit_rows_of_a_touch FROM ctx.audit_log;
 SELECT key, version, expires_at > :'live_expiry' AS restarted, expires_at - now() < '1 hour' AS within_ttl
   FROM ctx.search_state('{app,touch}');
+-- in a read-only transaction (and on a standby) a touch is skipped, not an error; reads take no
+-- transaction id (a standby has none to give); a write is refused with 25006 before any work
+BEGIN READ ONLY;
+SELECT ctx.touch('{app,touch}', '{live}') AS touched_read_only, ctx.get('{app,touch}', 'live') AS read;
+SELECT pg_current_xact_id_if_assigned() IS NULL AS no_transaction_id;
+SAVEPOINT s;
+SELECT ctx.put('{app,touch}', 'live', '{}');
+ROLLBACK TO s;
+SELECT pg_current_xact_id_if_assigned() IS NULL AS still_no_transaction_id;
+COMMIT;
 SELECT ctx.patch('{app,touch}', 'live', '{"seen": true}');
 SELECT ctx.touch('{app,touch}', '{live}') AS patched_value_keeps_its_ttl;
 SELECT ctx.put('{app,touch}', 'live', '{}');

@@ -13,6 +13,7 @@ use crate::core::{conversation as rules, merge_patch};
 use crate::error::{required, CtxError, CtxResult};
 use crate::plans::param_datum;
 use crate::services::context_view::missing_context;
+use crate::services::transaction::writing;
 
 use super::non_negative;
 
@@ -73,7 +74,7 @@ fn update_context(
                 .with_hint("pass '{\"key\": \"value\"}'; a null value removes a key"));
             }
         }
-        Spi::connect_mut(|client| {
+        writing(|client| {
             let mut table = client.update(
                 "SELECT metadata FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = $1 FOR NO KEY UPDATE",
                 Some(1),

@@ -19,6 +19,7 @@ use crate::plans::Statement;
 use crate::services::context_view::*;
 use crate::services::keys;
 use crate::services::metrics;
+use crate::services::transaction::writing;
 
 /// Replaces all but the last `keep_last` active messages with `summary`, keeping the originals
 /// lz4-compressed. Returns the summary's seq (the last seq it covers).
@@ -56,7 +57,7 @@ fn compact_context(
         args: &[UUIDOID, INT8OID, TEXTOID, JSONBOID, TEXTOID],
         writes: true,
     };
-    Spi::connect_mut(|client| {
+    writing(|client| {
         let view = load_view(client, context_id, true)?;
         let active: Vec<i64> = scan_newest(
             client,

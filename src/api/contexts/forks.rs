@@ -14,6 +14,7 @@ use crate::error::{required, CtxError, CtxResult};
 use crate::plans::Statement;
 use crate::services::context_view::*;
 use crate::services::keys;
+use crate::services::transaction::writing;
 
 /// A new context that sees this one's messages up to `at_seq` (default: all) without copying
 /// them; later appends on either side stay apart.
@@ -40,7 +41,7 @@ fn fork_context(context_id: Option<Uuid>, at_seq: Option<i64>) -> CtxResult<Uuid
         args: &[UUIDOID, UUIDOID, INT8OID],
         writes: true,
     };
-    Spi::connect_mut(|client| {
+    writing(|client| {
         // (the fork's insert holds its foreign key's KEY SHARE lock on the parent until commit,
         // which orders it with the parent's edits: see load_view_exclusive)
         let parent = load_view(client, context_id, false)?;

@@ -27,6 +27,7 @@ use crate::services::context_deletion::delete_rows;
 use crate::services::context_view::*;
 use crate::services::keys;
 use crate::services::metrics;
+use crate::services::transaction::writing;
 
 pub(super) fn non_negative(value: Option<i64>, name: &str) -> CtxResult<i64> {
     let value = required(value, name)?;
@@ -57,7 +58,7 @@ fn create_context(
         args: &[TEXTOID, JSONBOID, TEXTOID, TEXTOID, JSONBOID, BOOLOID, TEXTOID],
         writes: true,
     };
-    Spi::connect_mut(|client| -> CtxResult<Uuid> {
+    writing(|client| -> CtxResult<Uuid> {
         if let Some(schema) = metadata_schema {
             crate::services::schemas::latest_version(client, schema)?; // must exist
         }
@@ -119,7 +120,7 @@ fn delete(
         args: &[UUIDOID],
         writes: true,
     };
-    Spi::connect_mut(|client| {
+    writing(|client| {
         let plan = LOCK.plan(client)?;
         if client
             .update(&*plan, Some(1), &[context_id.into()])?

@@ -24,6 +24,7 @@ use crate::services::keys;
 use crate::services::message_lookup::*;
 use crate::services::metrics;
 use crate::services::pipeline::WriteItem;
+use crate::services::transaction::writing;
 
 /// What a new revision holds: a message, or a tombstone (`item` None).
 struct NewRevision {
@@ -73,7 +74,7 @@ fn edit(
         }
         None => None,
     };
-    Spi::connect_mut(|client| {
+    writing(|client| {
         let view = load_view_exclusive(client, context_id)?;
         let at = locate(client, &view, &[message_id.to_string()])?
             .pop()
@@ -122,7 +123,7 @@ fn delete_messages(context_id: Option<Uuid>, message_ids: Option<Vec<Option<Stri
 fn tombstone(context_id: Option<Uuid>, message_ids: Option<Vec<Option<String>>>) -> CtxResult<i32> {
     let context_id = required(context_id, "context_id")?;
     let ids = message_id_list(message_ids)?;
-    Spi::connect_mut(|client| {
+    writing(|client| {
         let view = load_view_exclusive(client, context_id)?;
         let found = located_all(client, &view, &ids)?;
         let mut deleted = 0;
@@ -199,7 +200,7 @@ fn purge(context_id: Option<Uuid>, message_ids: Option<Vec<Option<String>>>) -> 
         args: &[TEXTOID, UUIDOID, INT8ARRAYOID, INT8ARRAYOID],
         writes: true,
     };
-    Spi::connect_mut(|client| {
+    writing(|client| {
         let view = load_view_exclusive(client, context_id)?;
         let found = located_all(client, &view, &ids)?;
         if let Some(inherited) = found.iter().find(|at| at.inherited(&view)) {
@@ -281,7 +282,7 @@ fn save(context_id: Option<Uuid>, messages: Option<JsonArg>) -> CtxResult<Vec<(S
     let messages = required(messages, "messages")?.parse("messages")?;
     let batch = rules::parse_batch(&messages, gucs::max_message_bytes())?;
     rules::check_unique_ids(&batch)?;
-    Spi::connect_mut(|client| {
+    writing(|client| {
         let view = load_view_exclusive(client, context_id)?;
         let ids: Vec<String> = batch.iter().filter_map(|m| m.message_id.clone()).collect();
         let found = locate(client, &view, &ids)?;

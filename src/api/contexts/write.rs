@@ -21,6 +21,7 @@ use crate::services::context_view::*;
 use crate::services::keys;
 use crate::services::metrics;
 use crate::services::pipeline::{ContextTarget, Pipeline, WriteItem};
+use crate::services::transaction::writing;
 
 /// Appends one message; returns its seq (gap-free, unique per context).
 #[pg_extern(volatile, parallel_unsafe)]
@@ -95,7 +96,7 @@ fn append_one(
         args: ARGS,
         writes: true,
     };
-    Spi::connect_mut(|client| {
+    writing(|client| {
         let (mut processed, sealed) = process_writes(client, context_id, vec![message])?;
         let Some(message) = processed.pop().flatten() else {
             return Ok(None); // a processor dropped it
@@ -227,7 +228,7 @@ fn append_batch(context_id: Option<Uuid>, messages: Option<JsonArg>) -> CtxResul
     let messages = required(messages, "messages")?.parse("messages")?;
     let batch = rules::parse_batch(&messages, gucs::max_message_bytes())?;
     rules::check_unique_ids(&batch)?;
-    Spi::connect_mut(|client| {
+    writing(|client| {
         if batch.is_empty() {
             load_view(client, context_id, false)?; // still reject an unknown context
             return Ok(Vec::new());
