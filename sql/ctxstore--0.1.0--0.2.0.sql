@@ -7,38 +7,115 @@
 -- pg_dump keeps the role bindings of tenants (they are data).
 SELECT pg_catalog.pg_extension_config_dump('ctx.tenant_roles', '');
 
--- The audit chain's head row is now written by the first seal, so that restoring a dump into a
--- new install does not collide with an install-time row (existing rows stay as they are).
--- Chains every committed, unsealed audit row after the head, in id order. Concurrent callers
--- wait for each other; returns how many rows were sealed.
+
+-- The audit log becomes a chain per tenant, keyed (tenant, id): a tenant's rows and chain can
+-- then live on one node of a cluster distributed by tenant. The global chain is verified
+-- first (an upgrade must not re-seal rows that were tampered with); its sealed rows keep their
+-- row hashes and are re-chained per tenant in their old order.
+DO $$
+DECLARE
+    expected_seq bigint := 0;
+    head bytea := sha256('ctxstore audit log'::bytea);
+    r record;
+    chain record;
+BEGIN
+    FOR r IN SELECT a.*, ctx.audit_row_hash(a) AS computed FROM ctx.audit_log a
+              WHERE a.chain_seq IS NOT NULL ORDER BY a.chain_seq LOOP
+        expected_seq := expected_seq + 1;
+        head := sha256(head || r.computed);
+        IF r.chain_seq IS DISTINCT FROM expected_seq OR r.row_hash IS DISTINCT FROM r.computed
+           OR r.chain_hash IS DISTINCT FROM head THEN
+            RAISE EXCEPTION 'the audit chain does not verify at audit row % (chain position %): the upgrade would re-seal it', r.id, expected_seq
+                USING ERRCODE = 'XX001',
+                HINT = 'Restore ctx.audit_log from a backup; or, knowingly, unseal the rows from that position on '
+                       '(UPDATE ctx.audit_log SET row_hash = NULL, chain_seq = NULL, chain_hash = NULL WHERE chain_seq >= '
+                       || expected_seq || ') and upgrade again.';
+        END IF;
+    END LOOP;
+    SELECT last_seq, last_hash INTO chain FROM ctx.audit_chain;
+    IF FOUND AND (chain.last_seq <> expected_seq OR chain.last_hash <> head) THEN
+        RAISE EXCEPTION 'the audit chain ends before its head (rows were removed from its end): the upgrade would re-seal it'
+            USING ERRCODE = 'XX001',
+            HINT = 'Restore ctx.audit_log from a backup; or, knowingly, delete the chain head (DELETE FROM ctx.audit_chain) and upgrade again.';
+    END IF;
+END $$;
+DROP INDEX ctx.audit_log_chain_idx;
+DROP INDEX ctx.audit_log_unsealed_idx;
+ALTER TABLE ctx.audit_log DROP CONSTRAINT audit_log_pkey;
+DO $$
+DECLARE
+    t text := NULL;
+    seq bigint;
+    head bytea;
+    r record;
+BEGIN
+    FOR r IN SELECT a.tenant, a.id, a.row_hash FROM ctx.audit_log a
+              WHERE a.chain_seq IS NOT NULL ORDER BY a.tenant, a.chain_seq LOOP
+        IF t IS DISTINCT FROM r.tenant THEN
+            t := r.tenant;
+            seq := 0;
+            head := sha256('ctxstore audit log'::bytea);
+        END IF;
+        seq := seq + 1;
+        head := sha256(head || r.row_hash);
+        UPDATE ctx.audit_log a SET chain_seq = seq, chain_hash = head WHERE a.tenant = r.tenant AND a.id = r.id;
+    END LOOP;
+END $$;
+ALTER TABLE ctx.audit_log ADD CONSTRAINT audit_log_pkey PRIMARY KEY (tenant, id);
+CREATE UNIQUE INDEX audit_log_chain_idx ON ctx.audit_log (tenant, chain_seq) WHERE chain_seq IS NOT NULL;
+CREATE INDEX audit_log_unsealed_idx ON ctx.audit_log (tenant, id) WHERE chain_seq IS NULL;
+ALTER EXTENSION ctxstore DROP TABLE ctx.audit_chain;
+DROP TABLE ctx.audit_chain;
+CREATE TABLE ctx.audit_chain (
+    tenant     text PRIMARY KEY,
+    last_seq   bigint NOT NULL,
+    last_hash  bytea NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('ctx.audit_chain', '');
+REVOKE ALL ON ctx.audit_chain FROM PUBLIC;
+INSERT INTO ctx.audit_chain (tenant, last_seq, last_hash)
+SELECT DISTINCT ON (a.tenant) a.tenant, a.chain_seq, a.chain_hash FROM ctx.audit_log a
+ WHERE a.chain_seq IS NOT NULL ORDER BY a.tenant, a.chain_seq DESC;
+-- Chains every committed, unsealed audit row after its tenant's head, in id order, tenant by
+-- tenant. Concurrent callers wait for each other (per tenant); returns how many rows were sealed.
 CREATE OR REPLACE FUNCTION ctx.seal_audit() RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 DECLARE
+    t text;
     seq bigint;
     head bytea;
     r ctx.audit_log;
     sealed bigint := 0;
+    started bigint;
 BEGIN
-    SELECT last_seq, last_hash INTO seq, head FROM ctx.audit_chain FOR UPDATE;
-    IF NOT FOUND THEN
-        INSERT INTO ctx.audit_chain VALUES (true, 0, sha256('ctxstore audit log'::bytea)) ON CONFLICT DO NOTHING;
-        SELECT last_seq, last_hash INTO seq, head FROM ctx.audit_chain FOR UPDATE;
-    END IF;
-    FOR r IN SELECT * FROM ctx.audit_log WHERE chain_seq IS NULL ORDER BY id LOOP
-        seq := seq + 1;
-        r.row_hash := ctx.audit_row_hash(r);
-        head := sha256(head || r.row_hash);
-        UPDATE ctx.audit_log SET row_hash = r.row_hash, chain_seq = seq, chain_hash = head WHERE id = r.id;
-        sealed := sealed + 1;
+    FOR t IN SELECT DISTINCT a.tenant FROM ctx.audit_log a WHERE a.chain_seq IS NULL ORDER BY 1 LOOP
+        INSERT INTO ctx.audit_chain AS c VALUES (t, 0, sha256('ctxstore audit log'::bytea)) ON CONFLICT DO NOTHING;
+        GET DIAGNOSTICS started = ROW_COUNT;
+        -- a new head for a tenant with sealed rows: its head was deleted, never start it over
+        IF started > 0 AND EXISTS (SELECT 1 FROM ctx.audit_log a WHERE a.tenant = t AND a.chain_seq IS NOT NULL) THEN
+            RAISE EXCEPTION 'the audit chain of tenant "%" has sealed rows but no head: it was deleted', t
+                USING ERRCODE = 'XX001', HINT = 'Restore ctx.audit_chain from a backup.';
+        END IF;
+        SELECT c.last_seq, c.last_hash INTO seq, head FROM ctx.audit_chain c WHERE c.tenant = t FOR UPDATE;
+        FOR r IN SELECT * FROM ctx.audit_log a WHERE a.tenant = t AND a.chain_seq IS NULL ORDER BY a.id LOOP
+            seq := seq + 1;
+            r.row_hash := ctx.audit_row_hash(r);
+            head := sha256(head || r.row_hash);
+            UPDATE ctx.audit_log a SET row_hash = r.row_hash, chain_seq = seq, chain_hash = head
+             WHERE a.tenant = t AND a.id = r.id;
+            sealed := sealed + 1;
+        END LOOP;
+        UPDATE ctx.audit_chain c SET last_seq = seq, last_hash = head WHERE c.tenant = t;
     END LOOP;
-    UPDATE ctx.audit_chain SET last_seq = seq, last_hash = head;
     RETURN sealed;
 END
 $body$;
 
--- ctx.verify_audit seals first only where it can write: in a read-only transaction or on a
--- standby it verifies what is sealed already.
-CREATE OR REPLACE FUNCTION ctx.verify_audit() RETURNS TABLE(ok boolean, checked bigint, first_bad_id bigint)
+-- Seals (where it can write), then checks one tenant's chain: every row's hash and the chain
+-- from the start to the tenant's head. first_bad_id is the first row that was altered,
+-- reordered or follows a removed row; NULL with ok = false means rows were removed from the
+-- end (or the head itself).
+CREATE FUNCTION ctx.verify_audit(tenant text) RETURNS TABLE(ok boolean, checked bigint, first_bad_id bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 DECLARE
     expected_seq bigint := 0;
@@ -47,12 +124,17 @@ DECLARE
     n bigint := 0;
     chain record;
 BEGIN
+    IF verify_audit.tenant IS NULL THEN
+        RAISE EXCEPTION 'tenant must not be NULL' USING ERRCODE = '22004',
+            HINT = 'ctx.verify_audit() verifies every tenant''s chain';
+    END IF;
     -- (a read-only transaction or a standby verifies what is sealed already: sealing writes)
     IF NOT current_setting('transaction_read_only')::boolean THEN
         PERFORM ctx.seal_audit();
     END IF;
     -- rows committed after the seal above wait for the next one
-    FOR r IN SELECT * FROM ctx.audit_log WHERE chain_seq IS NOT NULL ORDER BY chain_seq LOOP
+    FOR r IN SELECT * FROM ctx.audit_log a
+              WHERE a.tenant = verify_audit.tenant AND a.chain_seq IS NOT NULL ORDER BY a.chain_seq LOOP
         expected_seq := expected_seq + 1;
         head := sha256(head || ctx.audit_row_hash(r));
         IF r.chain_seq IS DISTINCT FROM expected_seq OR r.row_hash IS DISTINCT FROM ctx.audit_row_hash(r)
@@ -62,14 +144,58 @@ BEGIN
         END IF;
         n := n + 1;
     END LOOP;
-    SELECT last_seq, last_hash INTO chain FROM ctx.audit_chain;
-    IF chain.last_seq <> expected_seq OR chain.last_hash <> head THEN
+    SELECT c.last_seq, c.last_hash INTO chain FROM ctx.audit_chain c WHERE c.tenant = verify_audit.tenant;
+    IF (NOT FOUND AND expected_seq > 0) OR chain.last_seq <> expected_seq OR chain.last_hash <> head THEN
         RETURN QUERY SELECT false, n, NULL::bigint;
         RETURN;
     END IF;
     RETURN QUERY SELECT true, n, NULL::bigint;
 END
 $body$;
+
+-- Every tenant's chain (those with a head or with rows): ok when all verify, checked the rows
+-- checked in all, first_bad_id that of the first tenant (in name order) whose chain fails.
+CREATE OR REPLACE FUNCTION ctx.verify_audit() RETURNS TABLE(ok boolean, checked bigint, first_bad_id bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+DECLARE
+    t text;
+    v record;
+    total bigint := 0;
+BEGIN
+    IF NOT current_setting('transaction_read_only')::boolean THEN
+        PERFORM ctx.seal_audit();
+    END IF;
+    FOR t IN SELECT c.tenant FROM ctx.audit_chain c
+             UNION SELECT DISTINCT a.tenant FROM ctx.audit_log a WHERE a.chain_seq IS NOT NULL
+             ORDER BY 1 LOOP
+        SELECT * INTO v FROM ctx.verify_audit(t);
+        total := total + v.checked;
+        IF NOT v.ok THEN
+            RETURN QUERY SELECT false, total, v.first_bad_id;
+            RETURN;
+        END IF;
+    END LOOP;
+    RETURN QUERY SELECT true, total, NULL::bigint;
+END
+$body$;
+REVOKE EXECUTE ON FUNCTION ctx.verify_audit(text) FROM PUBLIC;
+-- whoever could verify the whole log can verify one tenant's chain
+DO $$
+DECLARE g record;
+BEGIN
+    FOR g IN SELECT a.grantee::regrole AS grantee FROM pg_catalog.pg_proc p, aclexplode(p.proacl) a
+              WHERE p.oid = 'ctx.verify_audit()'::regprocedure AND a.privilege_type = 'EXECUTE'
+                AND a.grantee <> p.proowner AND a.grantee <> 0 LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.verify_audit(text) TO %s', g.grantee);
+    END LOOP;
+END $$;
+
+-- A memory's source context: the foreign key takes no action (ctx.delete_context sets the
+-- column NULL itself); a table distributed by tenant cannot have one that sets part of its key
+-- NULL.
+ALTER TABLE ctx.memories DROP CONSTRAINT memories_tenant_source_context_fkey,
+    ADD CONSTRAINT memories_tenant_source_context_fkey FOREIGN KEY (tenant, source_context) REFERENCES ctx.contexts (tenant, id);
+
 
 -- ctx.search_state: include_descendants, and created_at / expires_at in its rows (the function
 -- section below creates the new signature).
@@ -99,7 +225,8 @@ BEGIN
         EXECUTE format('GRANT INSERT, UPDATE, DELETE ON ctx.schemas, ctx.schema_migrations,
                         ctx.processor_registry, ctx.namespace_processors TO %s', grant_access.role);
         -- (not ctx.set_audit: it switches auditing for every tenant, the owner's call)
-        EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.seal_audit(), ctx.verify_audit() TO %s', grant_access.role);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.seal_audit(), ctx.verify_audit(), ctx.verify_audit(text) TO %s',
+                       grant_access.role);
         -- (created after this file; resolved when grant_access runs)
         EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.rotate_master_key(text), ctx.metric_samples(),
                         ctx.metrics_prometheus() TO %s', grant_access.role);
@@ -298,8 +425,9 @@ BEGIN
               WHERE table_name IN ('tenant_roles', 'namespace_processors', 'processor_registry') LOOP
         EXECUTE format('DROP TRIGGER audit ON ctx.%I', t.table_name);
         EXECUTE format('CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON ctx.%I
-                        FOR EACH ROW EXECUTE FUNCTION ctx.audit_trigger(%s)',
-                       t.table_name, (SELECT string_agg(quote_literal(c), ', ') FROM unnest(t.key_columns) c));
+                        FOR EACH ROW EXECUTE FUNCTION ctx.audit_trigger(%L, %s)',
+                       t.table_name, t.table_name,
+                       (SELECT string_agg(quote_literal(c), ', ') FROM unnest(t.key_columns) c));
         IF NOT t.enabled THEN
             EXECUTE format('ALTER TABLE ctx.%I DISABLE TRIGGER audit', t.table_name);
         END IF;
@@ -2960,6 +3088,24 @@ ALTER FUNCTION ctx.messages_around(uuid, text, integer, integer) SET plan_cache_
 ALTER FUNCTION ctx.count_messages(uuid, timestamptz, timestamptz) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION ctx.audit_trigger() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
+-- (after the function section: the audit trigger now runs this version's library, which takes
+-- the table's logical name as its first argument) Every audit trigger remade as a fresh install
+-- makes it, each switched as it was.
+DO $$
+DECLARE t record;
+BEGIN
+    FOR t IN SELECT * FROM ctx.audited_tables LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS audit ON ctx.%I', t.table_name);
+        EXECUTE format('CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON ctx.%I
+                        FOR EACH ROW EXECUTE FUNCTION ctx.audit_trigger(%L, %s)',
+                       t.table_name, t.table_name,
+                       (SELECT string_agg(quote_literal(c), ', ') FROM unnest(t.key_columns) c));
+        IF NOT t.enabled THEN
+            EXECUTE format('ALTER TABLE ctx.%I DISABLE TRIGGER audit', t.table_name);
+        END IF;
+    END LOOP;
+END $$;
+
 -- (after the function section) Any change of the processor registry, direct writes too, makes
 -- every backend reload it.
 CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ctx.processor_registry
@@ -2990,8 +3136,9 @@ BEGIN
               WHERE table_name IN ('threads', 'checkpoints', 'checkpoint_blobs', 'checkpoint_writes', 'llm_cache',
                                    'message_revisions') LOOP
         EXECUTE format('CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON ctx.%I
-                        FOR EACH ROW EXECUTE FUNCTION ctx.audit_trigger(%s)',
-                       t.table_name, (SELECT string_agg(quote_literal(c), ', ') FROM unnest(t.key_columns) c));
+                        FOR EACH ROW EXECUTE FUNCTION ctx.audit_trigger(%L, %s)',
+                       t.table_name, t.table_name,
+                       (SELECT string_agg(quote_literal(c), ', ') FROM unnest(t.key_columns) c));
     END LOOP;
 END $$;
 

@@ -114,8 +114,9 @@ DECLARE t record;
 BEGIN
     FOR t IN SELECT * FROM ctx.audited_tables LOOP
         EXECUTE format('CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON ctx.%I
-                        FOR EACH ROW EXECUTE FUNCTION ctx.audit_trigger(%s)',
-                       t.table_name, (SELECT string_agg(quote_literal(c), ', ') FROM unnest(t.key_columns) c));
+                        FOR EACH ROW EXECUTE FUNCTION ctx.audit_trigger(%L, %s)',
+                       t.table_name, t.table_name,
+                       (SELECT string_agg(quote_literal(c), ', ') FROM unnest(t.key_columns) c));
     END LOOP;
 END $$;
 "#,

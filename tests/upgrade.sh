@@ -100,6 +100,9 @@ psql -d upgraded -c "CREATE EXTENSION ctxstore VERSION '$release'"
   || fail "could not create version $release"
 psql -d upgraded -f "$root/tests/upgrade/fixture.sql" >/dev/null
 psql -d upgraded -f "$root/tests/upgrade/snapshot.sql" > "$work/before.txt"
+# the audit log, row by row (its chain columns aside: the chain becomes one per tenant)
+audit_rows="SELECT count(*) || ' ' || md5(string_agg(concat_ws('|', id, tenant, table_name, operation, row_key, columns, row_hash), ',' ORDER BY id)) FROM ctx.audit_log"
+audit_before=$(psql -d upgraded -tAc "$audit_rows")
 # each step in a new session: a backend that loaded one version's library must not load another's
 psql -d upgraded -c "ALTER EXTENSION ctxstore UPDATE"
 [ "$(psql -d upgraded -tAc "SELECT extversion FROM pg_extension WHERE extname = 'ctxstore'")" = "$current" ] \
@@ -109,6 +112,23 @@ if ! diff -u "$work/before.txt" "$work/after.txt" > "$work/data.diff"; then
   cat "$work/data.diff" >&2
   fail "data read through the API changed across the upgrade $release -> $current"
 fi
+# every audit row kept, sealed rows with their hashes; each tenant's chain verifies
+[ "$(psql -d upgraded -tAc "$audit_rows")" = "$audit_before" ] || fail "audit rows changed across the upgrade"
+tenant_chains=$(psql -d upgraded -tAc "SELECT count(*) || ' ' || bool_and(v.ok)
+                                       FROM (SELECT DISTINCT tenant FROM ctx.audit_log) t, ctx.verify_audit(t.tenant) v")
+[ "${tenant_chains#* }" = true ] && [ "${tenant_chains% *}" -ge 3 ] \
+  || fail "the per-tenant audit chains do not all verify after the upgrade ($tenant_chains: tenants, all ok)"
+# an audit chain that does not verify is not re-sealed: the upgrade refuses, and nothing changes
+psql -d postgres -c "CREATE DATABASE tampered"
+psql -d tampered -c "CREATE EXTENSION ctxstore VERSION '$release'" \
+  -c "SELECT ctx.create_context('audited') IS NOT NULL" -c "SELECT ctx.seal_audit()" \
+  -c "UPDATE ctx.audit_log SET actor = 'someone else' WHERE chain_seq = 1" >/dev/null
+if refusal=$(psql -d tampered -c "ALTER EXTENSION ctxstore UPDATE" 2>&1); then
+  fail "the upgrade re-sealed an audit chain that does not verify"
+fi
+grep -q "the audit chain does not verify" <<<"$refusal" || fail "the upgrade of a tampered audit log failed otherwise: $refusal"
+[ "$(psql -d tampered -tAc "SELECT extversion FROM pg_extension WHERE extname = 'ctxstore'")" = "$release" ] \
+  || fail "a refused upgrade left the extension changed"
 # what the upgrade repairs: a binding of a role whose name needs quoting now binds it; the
 # namespace processor settings of 0.1.0 (global) hold for every tenant that had data
 [ "$(psql -d upgraded -tAc 'SET ROLE "Fixture-App"' -c "SET ctxstore.tenant = 'other'" -c 'SELECT ctx.current_tenant()')" = fixture-quoted ] \

@@ -153,12 +153,17 @@ fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
         PgTriggerOperation::Delete => "DELETE",
         PgTriggerOperation::Truncate => return Ok(()),
     };
-    let keys = trigger
+    // The table's name comes first: the logical name, which a shard of a table distributed
+    // across a cluster does not carry (its relation is `messages_102008`).
+    let mut keys = trigger
         .extra_args()
         .map_err(|e| CtxError::internal(format!("audit trigger: {e}")))?;
-    let table = trigger
-        .table_name()
-        .map_err(|e| CtxError::internal(format!("audit trigger: {e}")))?;
+    if keys.is_empty() {
+        return Err(CtxError::internal(
+            "audit trigger without arguments: the table's name comes first",
+        ));
+    }
+    let table = keys.remove(0);
     let (row_key, tenant, changed, restart) = unsafe {
         let desc = (*data.tg_relation).rd_att;
         let all = columns(desc);
@@ -248,7 +253,8 @@ fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
     })
 }
 
-/// AFTER ROW trigger on every audited table; its arguments name the key columns. (The SQL is
+/// AFTER ROW trigger on every audited table; its arguments are the table's name, then its key
+/// columns. (The SQL is
 /// spelled out: the generated form names `MODULE_PATHNAME`, which a versioned library has not.)
 #[pg_trigger(sql = r#"
 CREATE FUNCTION "audit_trigger"() RETURNS trigger LANGUAGE c AS '@MODULE_PATHNAME@', 'audit_trigger_wrapper';

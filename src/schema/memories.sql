@@ -36,7 +36,8 @@ CREATE TABLE ctx.memories (
     -- every key leads with the tenant: no tenant's row can collide with another's
     PRIMARY KEY (tenant, id, version),
     CHECK (num_nonnulls(content, content_enc) = 1),
-    FOREIGN KEY (tenant, source_context) REFERENCES ctx.contexts (tenant, id) ON DELETE SET NULL (source_context),
+    -- (no action: ctx.delete_context sets source_context NULL, or forgets the memories)
+    FOREIGN KEY (tenant, source_context) REFERENCES ctx.contexts (tenant, id),
     CHECK (valid_to IS NULL OR valid_to >= valid_from)
 ) WITH (fillfactor = 70);  -- room for HOT updates of access counts: recall never rewrites the vector index
 

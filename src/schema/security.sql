@@ -60,11 +60,12 @@ END
 $body$;
 
 -- The audit log: one row per inserted, updated or deleted row of a ctxstore table. Never the
--- content: the changed column names and the row's identity. Rows are chained by SHA-256 when
--- sealed (ctx.seal_audit, ctx.verify_audit): an edit, deletion or reordering of a sealed row
--- breaks the chain.
+-- content: the changed column names and the row's identity. Each tenant's rows are chained by
+-- SHA-256 when sealed (ctx.seal_audit, ctx.verify_audit): an edit, deletion or reordering of a
+-- sealed row breaks its tenant's chain. Keys lead with the tenant (a tenant's log and chain can
+-- live on one node of a cluster distributed by tenant).
 CREATE TABLE ctx.audit_log (
-    id            bigint PRIMARY KEY,
+    id            bigint NOT NULL,
     at            timestamptz NOT NULL,
     tenant        text NOT NULL,
     actor         text NOT NULL,   -- the effective role (SET ROLE) or the session user
@@ -77,23 +78,24 @@ CREATE TABLE ctx.audit_log (
     xid           xid8 NOT NULL,
     trace_id      text,
     row_hash      bytea,           -- set when sealed
-    chain_seq     bigint,
-    chain_hash    bytea
+    chain_seq     bigint,          -- the row's place in its tenant's chain
+    chain_hash    bytea,
+    PRIMARY KEY (tenant, id)
 );
 -- partial: unsealed rows (chain_seq NULL) cost no entry here when written
-CREATE UNIQUE INDEX audit_log_chain_idx ON ctx.audit_log (chain_seq) WHERE chain_seq IS NOT NULL;
+CREATE UNIQUE INDEX audit_log_chain_idx ON ctx.audit_log (tenant, chain_seq) WHERE chain_seq IS NOT NULL;
 CREATE SEQUENCE ctx.audit_log_id_seq OWNED BY ctx.audit_log.id;
-CREATE INDEX audit_log_unsealed_idx ON ctx.audit_log (id) WHERE chain_seq IS NULL;
+CREATE INDEX audit_log_unsealed_idx ON ctx.audit_log (tenant, id) WHERE chain_seq IS NULL;
 CREATE INDEX audit_log_table_idx ON ctx.audit_log (table_name, at);
 ALTER TABLE ctx.audit_log ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON ctx.audit_log FOR SELECT USING (tenant = (SELECT ctx.current_tenant()));
 SELECT pg_catalog.pg_extension_config_dump('ctx.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('ctx.audit_log_id_seq', '');
 
--- The head of the chain: where the next sealed row continues from. Its one row is written by
--- the first seal (a restored dump brings its own; an install must not have one to collide).
+-- The head of each tenant's chain: where its next sealed row continues from. Written by the
+-- tenant's first seal (a restored dump brings its own; an install has none to collide).
 CREATE TABLE ctx.audit_chain (
-    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    tenant     text PRIMARY KEY,
     last_seq   bigint NOT NULL,
     last_hash  bytea NOT NULL
 );
@@ -142,37 +144,46 @@ BEGIN
 END
 $body$;
 
--- Chains every committed, unsealed audit row after the head, in id order. Concurrent callers
--- wait for each other; returns how many rows were sealed.
+-- Chains every committed, unsealed audit row after its tenant's head, in id order, tenant by
+-- tenant. Concurrent callers wait for each other (per tenant); returns how many rows were sealed.
 CREATE FUNCTION ctx.seal_audit() RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 DECLARE
+    t text;
     seq bigint;
     head bytea;
     r ctx.audit_log;
     sealed bigint := 0;
+    started bigint;
 BEGIN
-    SELECT last_seq, last_hash INTO seq, head FROM ctx.audit_chain FOR UPDATE;
-    IF NOT FOUND THEN
-        INSERT INTO ctx.audit_chain VALUES (true, 0, sha256('ctxstore audit log'::bytea)) ON CONFLICT DO NOTHING;
-        SELECT last_seq, last_hash INTO seq, head FROM ctx.audit_chain FOR UPDATE;
-    END IF;
-    FOR r IN SELECT * FROM ctx.audit_log WHERE chain_seq IS NULL ORDER BY id LOOP
-        seq := seq + 1;
-        r.row_hash := ctx.audit_row_hash(r);
-        head := sha256(head || r.row_hash);
-        UPDATE ctx.audit_log SET row_hash = r.row_hash, chain_seq = seq, chain_hash = head WHERE id = r.id;
-        sealed := sealed + 1;
+    FOR t IN SELECT DISTINCT a.tenant FROM ctx.audit_log a WHERE a.chain_seq IS NULL ORDER BY 1 LOOP
+        INSERT INTO ctx.audit_chain AS c VALUES (t, 0, sha256('ctxstore audit log'::bytea)) ON CONFLICT DO NOTHING;
+        GET DIAGNOSTICS started = ROW_COUNT;
+        -- a new head for a tenant with sealed rows: its head was deleted, never start it over
+        IF started > 0 AND EXISTS (SELECT 1 FROM ctx.audit_log a WHERE a.tenant = t AND a.chain_seq IS NOT NULL) THEN
+            RAISE EXCEPTION 'the audit chain of tenant "%" has sealed rows but no head: it was deleted', t
+                USING ERRCODE = 'XX001', HINT = 'Restore ctx.audit_chain from a backup.';
+        END IF;
+        SELECT c.last_seq, c.last_hash INTO seq, head FROM ctx.audit_chain c WHERE c.tenant = t FOR UPDATE;
+        FOR r IN SELECT * FROM ctx.audit_log a WHERE a.tenant = t AND a.chain_seq IS NULL ORDER BY a.id LOOP
+            seq := seq + 1;
+            r.row_hash := ctx.audit_row_hash(r);
+            head := sha256(head || r.row_hash);
+            UPDATE ctx.audit_log a SET row_hash = r.row_hash, chain_seq = seq, chain_hash = head
+             WHERE a.tenant = t AND a.id = r.id;
+            sealed := sealed + 1;
+        END LOOP;
+        UPDATE ctx.audit_chain c SET last_seq = seq, last_hash = head WHERE c.tenant = t;
     END LOOP;
-    UPDATE ctx.audit_chain SET last_seq = seq, last_hash = head;
     RETURN sealed;
 END
 $body$;
 
--- Seals, then checks every row's hash and the chain from the start to the head. first_bad_id
--- is the first row that was altered, reordered or follows a removed row; NULL with ok = false
--- means rows were removed from the end.
-CREATE FUNCTION ctx.verify_audit() RETURNS TABLE(ok boolean, checked bigint, first_bad_id bigint)
+-- Seals (where it can write), then checks one tenant's chain: every row's hash and the chain
+-- from the start to the tenant's head. first_bad_id is the first row that was altered,
+-- reordered or follows a removed row; NULL with ok = false means rows were removed from the
+-- end (or the head itself).
+CREATE FUNCTION ctx.verify_audit(tenant text) RETURNS TABLE(ok boolean, checked bigint, first_bad_id bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 DECLARE
     expected_seq bigint := 0;
@@ -181,12 +192,17 @@ DECLARE
     n bigint := 0;
     chain record;
 BEGIN
+    IF verify_audit.tenant IS NULL THEN
+        RAISE EXCEPTION 'tenant must not be NULL' USING ERRCODE = '22004',
+            HINT = 'ctx.verify_audit() verifies every tenant''s chain';
+    END IF;
     -- (a read-only transaction or a standby verifies what is sealed already: sealing writes)
     IF NOT current_setting('transaction_read_only')::boolean THEN
         PERFORM ctx.seal_audit();
     END IF;
     -- rows committed after the seal above wait for the next one
-    FOR r IN SELECT * FROM ctx.audit_log WHERE chain_seq IS NOT NULL ORDER BY chain_seq LOOP
+    FOR r IN SELECT * FROM ctx.audit_log a
+              WHERE a.tenant = verify_audit.tenant AND a.chain_seq IS NOT NULL ORDER BY a.chain_seq LOOP
         expected_seq := expected_seq + 1;
         head := sha256(head || ctx.audit_row_hash(r));
         IF r.chain_seq IS DISTINCT FROM expected_seq OR r.row_hash IS DISTINCT FROM ctx.audit_row_hash(r)
@@ -196,8 +212,8 @@ BEGIN
         END IF;
         n := n + 1;
     END LOOP;
-    SELECT last_seq, last_hash INTO chain FROM ctx.audit_chain;
-    IF chain.last_seq <> expected_seq OR chain.last_hash <> head THEN
+    SELECT c.last_seq, c.last_hash INTO chain FROM ctx.audit_chain c WHERE c.tenant = verify_audit.tenant;
+    IF (NOT FOUND AND expected_seq > 0) OR chain.last_seq <> expected_seq OR chain.last_hash <> head THEN
         RETURN QUERY SELECT false, n, NULL::bigint;
         RETURN;
     END IF;
@@ -205,11 +221,37 @@ BEGIN
 END
 $body$;
 
+-- Every tenant's chain (those with a head or with rows): ok when all verify, checked the rows
+-- checked in all, first_bad_id that of the first tenant (in name order) whose chain fails.
+CREATE FUNCTION ctx.verify_audit() RETURNS TABLE(ok boolean, checked bigint, first_bad_id bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+DECLARE
+    t text;
+    v record;
+    total bigint := 0;
+BEGIN
+    IF NOT current_setting('transaction_read_only')::boolean THEN
+        PERFORM ctx.seal_audit();
+    END IF;
+    FOR t IN SELECT c.tenant FROM ctx.audit_chain c
+             UNION SELECT DISTINCT a.tenant FROM ctx.audit_log a WHERE a.chain_seq IS NOT NULL
+             ORDER BY 1 LOOP
+        SELECT * INTO v FROM ctx.verify_audit(t);
+        total := total + v.checked;
+        IF NOT v.ok THEN
+            RETURN QUERY SELECT false, total, v.first_bad_id;
+            RETURN;
+        END IF;
+    END LOOP;
+    RETURN QUERY SELECT true, total, NULL::bigint;
+END
+$body$;
+
 -- Privileges: the log is written only by the trigger; administrators' functions are not
 -- for everyone.
 REVOKE ALL ON ctx.audit_log, ctx.audit_chain FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION ctx.set_audit(text, boolean), ctx.seal_audit(), ctx.verify_audit(),
-    ctx.bind_role_to_tenant(regrole, text) FROM PUBLIC;
+    ctx.verify_audit(text), ctx.bind_role_to_tenant(regrole, text) FROM PUBLIC;
 
 -- Grants what an application role (or, with admin, an administrator) needs.
 CREATE FUNCTION ctx.grant_access(role regrole, admin boolean DEFAULT false) RETURNS void
@@ -231,7 +273,8 @@ BEGIN
         EXECUTE format('GRANT INSERT, UPDATE, DELETE ON ctx.schemas, ctx.schema_migrations,
                         ctx.processor_registry, ctx.namespace_processors TO %s', grant_access.role);
         -- (not ctx.set_audit: it switches auditing for every tenant, the owner's call)
-        EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.seal_audit(), ctx.verify_audit() TO %s', grant_access.role);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.seal_audit(), ctx.verify_audit(), ctx.verify_audit(text) TO %s',
+                       grant_access.role);
         -- (created after this file; resolved when grant_access runs)
         EXECUTE format('GRANT EXECUTE ON FUNCTION ctx.rotate_master_key(text), ctx.metric_samples(),
                         ctx.metrics_prometheus() TO %s', grant_access.role);

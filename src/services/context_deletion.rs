@@ -20,7 +20,8 @@ pub(crate) fn delete_rows(
     forget_memories: bool,
 ) -> CtxResult<i64> {
     // Memories sourced from the deleted contexts are erased only when asked; otherwise they
-    // outlive them (their source_context becomes NULL).
+    // outlive them, their source_context set NULL here (the foreign key takes no action: a
+    // table distributed by tenant cannot have one that sets part of its key NULL).
     static DELETE: Statement = Statement {
         sql: "WITH gone AS (
                   DELETE FROM ctx.contexts
@@ -29,6 +30,9 @@ pub(crate) fn delete_rows(
               forgotten AS (
                   DELETE FROM ctx.memories m USING gone g
                    WHERE $3 AND m.tenant = g.tenant AND m.source_context = g.id),
+              detached AS (
+                  UPDATE ctx.memories m SET source_context = NULL FROM gone g
+                   WHERE NOT $3 AND m.tenant = g.tenant AND m.source_context = g.id),
               working AS (
                   DELETE FROM ctx.state s USING gone g
                    WHERE s.tenant = g.tenant AND s.ns_key = $4 AND s.key = g.id::text),

@@ -161,8 +161,7 @@ END $$;
 RESET ctxstore.tenant;
 SELECT pg_temp.fingerprint('acme') AS acme_before \gset
 -- every unique key of a table with a tenant column, from the catalog, leads with the tenant,
--- except the audit log's (its ids come from a sequence, written only by the audit trigger)
--- and tenant_roles' (the binding itself, one row per role)
+-- except tenant_roles' (the binding itself, one row per role: a global registry)
 SELECT c.relname AS table_name, i.relname AS key, a.attname AS first_column
   FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = x.indkey[0]
@@ -174,6 +173,30 @@ SELECT count(*) AS tenant_leading_keys
   FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = x.indkey[0]
  WHERE x.indisunique AND c.relnamespace = 'ctx'::regnamespace AND a.attname = 'tenant';
+-- every foreign key between two tables with a tenant column leads with the tenant on both
+-- sides, and no foreign key sets anything NULL or to a default (a table distributed by tenant
+-- can have neither): the violations (none), then how many keys were checked
+CREATE TEMP VIEW tenant_foreign_keys AS
+SELECT f.conrelid::regclass AS table_name, f.conname AS key,
+       (SELECT attname FROM pg_attribute WHERE attrelid = f.conrelid AND attnum = f.conkey[1]) AS first_column,
+       (SELECT attname FROM pg_attribute WHERE attrelid = f.confrelid AND attnum = f.confkey[1]) AS first_referenced,
+       EXISTS (SELECT 1 FROM pg_attribute t WHERE t.attrelid = f.confrelid AND t.attname = 'tenant' AND NOT t.attisdropped)
+           AS references_tenant_table,
+       f.confdeltype AS on_delete, f.confupdtype AS on_update
+  FROM pg_constraint f
+ WHERE f.contype = 'f' AND f.connamespace = 'ctx'::regnamespace
+   AND EXISTS (SELECT 1 FROM pg_attribute t WHERE t.attrelid = f.conrelid AND t.attname = 'tenant' AND NOT t.attisdropped);
+SELECT table_name, key, first_column, first_referenced, on_delete, on_update FROM tenant_foreign_keys
+ WHERE (references_tenant_table AND (first_column <> 'tenant' OR first_referenced <> 'tenant'))
+    OR on_delete IN ('n', 'd') OR on_update IN ('n', 'd')
+ ORDER BY 1, 2;
+SELECT count(*) AS foreign_keys_checked, count(*) FILTER (WHERE references_tenant_table) AS between_tenant_tables
+  FROM tenant_foreign_keys;
+-- the tables without a tenant column: the global registries (reference tables in a cluster)
+SELECT c.relname AS global_table FROM pg_class c
+ WHERE c.relnamespace = 'ctx'::regnamespace AND c.relkind IN ('r', 'p')
+   AND NOT EXISTS (SELECT 1 FROM pg_attribute t WHERE t.attrelid = c.oid AND t.attname = 'tenant' AND NOT t.attisdropped)
+ ORDER BY 1;
 
 -- 3. Every function a bound role may execute, called as globex with acme's ids, names and
 -- keys: none returns acme's data, none changes acme's rows. Arguments come from each

@@ -247,23 +247,55 @@ SELECT table_name, operation, tenant, row_key - 'id' - 'context_id' AS row_key
   FROM ctx.audit_log WHERE tenant = 'acme' ORDER BY id LIMIT 3;
 RESET application_name;
 SELECT ok, checked > 0 AS checked, first_bad_id FROM ctx.verify_audit();
+-- each tenant has its own chain (positions from 1, its own head), verified alone or all at once
+SELECT tenant, min(chain_seq) AS first, max(chain_seq) = count(*) AS gapless
+  FROM ctx.audit_log WHERE chain_seq IS NOT NULL AND tenant IN ('', 'acme') GROUP BY tenant ORDER BY tenant;
+SELECT (SELECT last_seq FROM ctx.audit_chain WHERE tenant = 'acme')
+     = (SELECT max(chain_seq) FROM ctx.audit_log WHERE tenant = 'acme') AS acme_head;
+SELECT ok, checked > 0 AS checked, first_bad_id FROM ctx.verify_audit('acme');
+SELECT ok, checked, first_bad_id FROM ctx.verify_audit('no such tenant');
+SELECT ctx.verify_audit(NULL);
 -- a superuser edits, deletes or reorders sealed rows: detected
 BEGIN;
-UPDATE ctx.audit_log SET actor = 'someone else' WHERE chain_seq = 4;
-SELECT ok, first_bad_id = (SELECT id FROM ctx.audit_log WHERE chain_seq = 4) AS found_it FROM ctx.verify_audit();
+UPDATE ctx.audit_log SET actor = 'someone else' WHERE tenant = '' AND chain_seq = 4;
+SELECT ok, first_bad_id = (SELECT id FROM ctx.audit_log WHERE tenant = '' AND chain_seq = 4) AS found_it FROM ctx.verify_audit();
 ROLLBACK;
 BEGIN;
-DELETE FROM ctx.audit_log WHERE chain_seq = 6;
-SELECT ok, first_bad_id = (SELECT id FROM ctx.audit_log WHERE chain_seq = 7) AS found_it FROM ctx.verify_audit();
+DELETE FROM ctx.audit_log WHERE tenant = '' AND chain_seq = 6;
+SELECT ok, first_bad_id = (SELECT id FROM ctx.audit_log WHERE tenant = '' AND chain_seq = 7) AS found_it FROM ctx.verify_audit();
 ROLLBACK;
 BEGIN;
-DELETE FROM ctx.audit_log WHERE chain_seq = (SELECT max(chain_seq) FROM ctx.audit_log);
+DELETE FROM ctx.audit_log WHERE tenant = '' AND chain_seq = (SELECT max(chain_seq) FROM ctx.audit_log WHERE tenant = '');
 SELECT ok, first_bad_id FROM ctx.verify_audit();
 ROLLBACK;
 BEGIN;
-UPDATE ctx.audit_log SET chain_seq = -chain_seq WHERE chain_seq IN (1, 2);
-UPDATE ctx.audit_log SET chain_seq = CASE chain_seq WHEN -1 THEN 2 ELSE 1 END WHERE chain_seq IN (-1, -2);
+UPDATE ctx.audit_log SET chain_seq = -chain_seq WHERE tenant = '' AND chain_seq IN (1, 2);
+UPDATE ctx.audit_log SET chain_seq = CASE chain_seq WHEN -1 THEN 2 ELSE 1 END WHERE tenant = '' AND chain_seq IN (-1, -2);
 SELECT ok, first_bad_id IS NOT NULL AS found_it FROM ctx.verify_audit();
+ROLLBACK;
+-- one tenant's chain tampered with: its own verification and the whole one fail, not another's
+BEGIN;
+UPDATE ctx.audit_log SET columns = '{}' WHERE tenant = 'acme' AND chain_seq = 2;
+SELECT (SELECT ok FROM ctx.verify_audit('acme')) AS acme_ok, (SELECT ok FROM ctx.verify_audit('')) AS others_ok,
+       (SELECT ok FROM ctx.verify_audit()) AS all_ok;
+ROLLBACK;
+-- a row moved to another tenant's chain: both chains break
+BEGIN;
+UPDATE ctx.audit_log SET tenant = '', chain_seq = (SELECT max(chain_seq) + 1 FROM ctx.audit_log WHERE tenant = '')
+ WHERE tenant = 'acme' AND chain_seq = (SELECT max(chain_seq) FROM ctx.audit_log WHERE tenant = 'acme');
+SELECT (SELECT ok FROM ctx.verify_audit('acme')) AS acme_ok, (SELECT ok FROM ctx.verify_audit('')) AS others_ok;
+ROLLBACK;
+-- a tenant's head deleted (with its rows left): detected
+BEGIN;
+DELETE FROM ctx.audit_chain WHERE tenant = 'acme';
+SELECT ok, first_bad_id FROM ctx.verify_audit('acme');
+ROLLBACK;
+-- and a seal never starts a tenant's chain over (its new rows would hide the deletion)
+BEGIN;
+DELETE FROM ctx.audit_chain WHERE tenant = 'acme';
+SET LOCAL ctxstore.tenant = 'acme';
+SELECT ctx.put('{users,u1}', 'after the head went', '1') IS NOT NULL AS written;
+SELECT ctx.seal_audit();
 ROLLBACK;
 SELECT ok FROM ctx.verify_audit();
 -- auditing can be switched off per table by an administrator
