@@ -400,7 +400,7 @@ ALTER TABLE ctx.namespace_processors ALTER COLUMN namespace SET NOT NULL;
 ALTER TABLE ctx.namespace_processors ADD PRIMARY KEY (tenant, ns_key);
 ALTER TABLE ctx.namespace_processors ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON ctx.namespace_processors
-    USING (tenant = (SELECT ctx.current_tenant())) WITH CHECK (tenant = (SELECT ctx.current_tenant()));
+    USING (tenant = ctx.current_tenant()) WITH CHECK (tenant = ctx.current_tenant());
 
 -- User processors and built-in switches per tenant: 0.1.0's rows act for every tenant
 -- (tenant NULL), as they did; the functions that change them gain all_tenants.
@@ -412,9 +412,9 @@ ALTER TABLE ctx.processor_registry ALTER COLUMN name SET NOT NULL;
 ALTER TABLE ctx.processor_registry ADD CONSTRAINT processor_registry_tenant_name_key UNIQUE NULLS NOT DISTINCT (tenant, name);
 ALTER TABLE ctx.processor_registry ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_reads ON ctx.processor_registry FOR SELECT
-    USING (tenant IS NULL OR tenant = (SELECT ctx.current_tenant()));
+    USING (tenant IS NULL OR tenant = ctx.current_tenant());
 CREATE POLICY tenant_writes ON ctx.processor_registry
-    USING (tenant = (SELECT ctx.current_tenant())) WITH CHECK (tenant = (SELECT ctx.current_tenant()));
+    USING (tenant = ctx.current_tenant()) WITH CHECK (tenant = ctx.current_tenant());
 SELECT pg_catalog.pg_extension_config_dump('ctx.processor_registry', 'WHERE fn IS NOT NULL OR tenant IS NOT NULL');
 -- The audit triggers of the tables whose key columns changed, remade from ctx.audited_tables as
 -- a fresh install makes them (the migrations above ran with them off), each switched as it was.
@@ -564,8 +564,8 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['threads', 'checkpoints', 'checkpoint_blobs', 'checkpoint_writes'] LOOP
         EXECUTE format('ALTER TABLE ctx.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format($p$CREATE POLICY tenant_isolation ON ctx.%I
-                          USING (tenant = (SELECT ctx.current_tenant()))
-                          WITH CHECK (tenant = (SELECT ctx.current_tenant()))$p$, t);
+                          USING (tenant = ctx.current_tenant())
+                          WITH CHECK (tenant = ctx.current_tenant())$p$, t);
     END LOOP;
 END $$;
 
@@ -1184,7 +1184,7 @@ CREATE INDEX llm_cache_expiry_idx ON ctx.llm_cache (expires_at) WHERE expires_at
 SELECT pg_catalog.pg_extension_config_dump('ctx.llm_cache', '');
 ALTER TABLE ctx.llm_cache ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON ctx.llm_cache
-    USING (tenant = (SELECT ctx.current_tenant())) WITH CHECK (tenant = (SELECT ctx.current_tenant()));
+    USING (tenant = ctx.current_tenant()) WITH CHECK (tenant = ctx.current_tenant());
 
 -- (the prompt's length first: no two (prompt, model) pairs concatenate to the same bytes)
 CREATE FUNCTION ctx.cache_key(prompt text, llm_string text) RETURNS bytea
@@ -1311,7 +1311,7 @@ CREATE TABLE ctx.message_revisions (
 SELECT pg_catalog.pg_extension_config_dump('ctx.message_revisions', '');
 ALTER TABLE ctx.message_revisions ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON ctx.message_revisions
-    USING (tenant = (SELECT ctx.current_tenant())) WITH CHECK (tenant = (SELECT ctx.current_tenant()));
+    USING (tenant = ctx.current_tenant()) WITH CHECK (tenant = ctx.current_tenant());
 
 -- Live messages only; tombstones and revisions counted apart; ages by write time. (Replaced,
 -- not dropped: the grants made under 0.1.0 stay.)
@@ -2349,6 +2349,25 @@ $body$;
 -- column's conversion after it.
 CREATE TYPE ctx.embedding;
 
+-- Policies compare with ctx.current_tenant() itself, no subquery (a table distributed by tenant
+-- refuses a policy with one; the function is native and keeps its answer for the statement):
+-- the policies of 0.1.0's tables, as a fresh install makes them.
+DO $$
+DECLARE p record;
+BEGIN
+    FOR p IN SELECT c.relname, pol.polname, pol.polcmd FROM pg_catalog.pg_policy pol
+               JOIN pg_catalog.pg_class c ON c.oid = pol.polrelid
+              WHERE c.relnamespace = 'ctx'::regnamespace AND pol.polname = 'tenant_isolation'
+                AND pg_catalog.strpos(pol.polqual::text, '{SUBLINK') > 0 LOOP
+        IF p.polcmd = 'r' THEN
+            EXECUTE format('ALTER POLICY tenant_isolation ON ctx.%I USING (tenant = ctx.current_tenant())', p.relname);
+        ELSE
+            EXECUTE format('ALTER POLICY tenant_isolation ON ctx.%I USING (tenant = ctx.current_tenant())
+                                WITH CHECK (tenant = ctx.current_tenant())', p.relname);
+        END IF;
+    END LOOP;
+END $$;
+
 -- Every C function, re-pointed at this version's library (scripts/upgrade_functions.py).
 CREATE OR REPLACE FUNCTION "append"(
 	"context_id" uuid,
@@ -2495,6 +2514,11 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'create_vector_index_wrapper';
 
+CREATE OR REPLACE FUNCTION "current_tenant"() RETURNS TEXT
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'current_tenant_wrapper';
+
 CREATE OR REPLACE FUNCTION "delete_context"(
 	"context_id" uuid,
 	"cascade" bool DEFAULT false,
@@ -2567,6 +2591,22 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'embedding_typmod_in_wrapper';
 
+CREATE OR REPLACE FUNCTION "embedding"(
+	"embedding" ctx.embedding,
+	"typmod" INT,
+	"_explicit" bool
+) RETURNS ctx.embedding
+IMMUTABLE STRICT PARALLEL SAFE  
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'embedding_with_typmod_wrapper';
+
+CREATE OR REPLACE FUNCTION "embedding_to_array"(
+	"embedding" ctx.embedding
+) RETURNS real[]
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'embedding_to_array_wrapper';
+
 CREATE OR REPLACE FUNCTION "embedding_similarity"(
 	"a" ctx.embedding,
 	"b" ctx.embedding,
@@ -2585,6 +2625,13 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'embedding_from_real_array_wrapper';
 
+CREATE OR REPLACE FUNCTION "embedding_dims"(
+	"embedding" ctx.embedding
+) RETURNS INT
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'embedding_dims_wrapper';
+
 CREATE OR REPLACE FUNCTION "embedding"(
 	"values" double precision[],
 	"typmod" INT,
@@ -2593,29 +2640,6 @@ CREATE OR REPLACE FUNCTION "embedding"(
 IMMUTABLE STRICT PARALLEL SAFE  
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'embedding_from_double_array_wrapper';
-
-CREATE OR REPLACE FUNCTION "embedding_dims"(
-	"embedding" ctx.embedding
-) RETURNS INT
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c
-AS 'ctxstore-0.2.0', 'embedding_dims_wrapper';
-
-CREATE OR REPLACE FUNCTION "embedding_to_array"(
-	"embedding" ctx.embedding
-) RETURNS real[]
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c
-AS 'ctxstore-0.2.0', 'embedding_to_array_wrapper';
-
-CREATE OR REPLACE FUNCTION "embedding"(
-	"embedding" ctx.embedding,
-	"typmod" INT,
-	"_explicit" bool
-) RETURNS ctx.embedding
-IMMUTABLE STRICT PARALLEL SAFE  
-LANGUAGE c
-AS 'ctxstore-0.2.0', 'embedding_with_typmod_wrapper';
 
 CREATE OR REPLACE FUNCTION "enable_processor"(
 	"name" TEXT,
@@ -3081,6 +3105,8 @@ CREATE OR REPLACE FUNCTION "audit_trigger"() RETURNS trigger LANGUAGE c AS 'ctxs
 
 CREATE OR REPLACE FUNCTION "processor_registry_changed"() RETURNS trigger LANGUAGE c AS 'ctxstore-0.2.0', 'processor_registry_changed_wrapper';
 
+CREATE OR REPLACE FUNCTION "tenant_roles_changed"() RETURNS trigger LANGUAGE c AS 'ctxstore-0.2.0', 'tenant_roles_changed_wrapper';
+
 -- Attributes the schema sets after creating functions (CREATE OR REPLACE reset them).
 ALTER FUNCTION ctx.list_messages(uuid, timestamptz, timestamptz, text, boolean, integer, integer) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION ctx.get_messages(uuid, text[]) SET plan_cache_mode = force_generic_plan;
@@ -3105,6 +3131,11 @@ BEGIN
         END IF;
     END LOOP;
 END $$;
+
+-- (after the function section) ctx.current_tenant is native now (it keeps its answer for the
+-- statement): a binding this backend changes counts at once.
+CREATE TRIGGER bindings_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ctx.tenant_roles
+    FOR EACH STATEMENT EXECUTE FUNCTION ctx.tenant_roles_changed();
 
 -- (after the function section) Any change of the processor registry, direct writes too, makes
 -- every backend reload it.

@@ -14,7 +14,7 @@ pub mod services;
 extension_sql_file!(
     "schema/conversation.sql",
     name = "conversation_schema",
-    bootstrap
+    requires = [api::tenancy::current_tenant]
 );
 extension_sql_file!(
     "schema/memories.sql",
@@ -97,6 +97,9 @@ GRANT SELECT ON ctx.metrics TO pg_monitor;
 -- Any change of the processor registry, direct writes too, makes every backend reload it.
 CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ctx.processor_registry
     FOR EACH STATEMENT EXECUTE FUNCTION ctx.processor_registry_changed();
+-- A binding changed in this backend counts at once (ctx.current_tenant keeps its answer).
+CREATE TRIGGER bindings_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ctx.tenant_roles
+    FOR EACH STATEMENT EXECUTE FUNCTION ctx.tenant_roles_changed();
 
 -- Reads of a page or of messages by id keep their statements prepared: a generic plan each
 -- call. (Their custom plans look cheaper, so the plan cache would keep choosing them, and plan

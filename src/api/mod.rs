@@ -17,4 +17,5 @@ pub mod retention;
 pub mod schemas;
 pub mod sealing;
 pub mod state;
+pub mod tenancy;
 pub mod worker;

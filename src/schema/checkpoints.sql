@@ -91,8 +91,8 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['threads', 'checkpoints', 'checkpoint_blobs', 'checkpoint_writes'] LOOP
         EXECUTE format('ALTER TABLE ctx.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format($p$CREATE POLICY tenant_isolation ON ctx.%I
-                          USING (tenant = (SELECT ctx.current_tenant()))
-                          WITH CHECK (tenant = (SELECT ctx.current_tenant()))$p$, t);
+                          USING (tenant = ctx.current_tenant())
+                          WITH CHECK (tenant = ctx.current_tenant())$p$, t);
     END LOOP;
 END $$;
 

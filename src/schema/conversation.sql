@@ -1,8 +1,9 @@
 -- The conversation store: contexts (threads), their append-only message log, and summaries.
 
 -- The tenant of the current session: ctxstore.tenant (set by the application), unless the
--- current role is bound to a tenant (ctx.bind_role_to_tenant), which then wins. Row-level
--- security compares every row's tenant with it. Roles are kept and compared by OID, never by
+-- current role is bound to a tenant (ctx.bind_role_to_tenant), which then wins
+-- (ctx.current_tenant(), native: src/services/tenant.rs). Row-level security compares every
+-- row's tenant with it. Roles are kept and compared by OID, never by
 -- name: a name that needs quoting, a rename, or a new role under a dropped one's name cannot
 -- move a binding. (A tenant name never holds U+001F: key bindings use it as a separator.)
 CREATE TABLE ctx.tenant_roles (
@@ -12,18 +13,6 @@ CREATE TABLE ctx.tenant_roles (
 -- (bindings of dropped roles are not dumped: restored, their bare OIDs could name other roles)
 SELECT pg_catalog.pg_extension_config_dump('ctx.tenant_roles',
     'WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) role)');
--- (security invoker: current_user must be the caller; the bindings are readable by everyone.
--- search_path pinned: a caller's own operators must not change the lookup. quote_ident: the
--- name as regrole input reads it, whatever its case or characters)
-CREATE FUNCTION ctx.current_tenant() RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(
-        (SELECT tenant FROM ctx.tenant_roles
-          WHERE role OPERATOR(pg_catalog.=) pg_catalog.to_regrole(pg_catalog.quote_ident(current_user))),
-        (SELECT tenant FROM ctx.tenant_roles
-          WHERE role OPERATOR(pg_catalog.=) pg_catalog.to_regrole(pg_catalog.quote_ident(session_user))),
-        nullif(pg_catalog.current_setting('ctxstore.tenant', true), ''), '')
-$$;
 
 -- Whether the current role bypasses row-level security (a superuser, or BYPASSRLS): only such
 -- a role changes what acts for every tenant (the schema registry, processors of every tenant).

@@ -18,7 +18,7 @@ CREATE INDEX llm_cache_expiry_idx ON ctx.llm_cache (expires_at) WHERE expires_at
 SELECT pg_catalog.pg_extension_config_dump('ctx.llm_cache', '');
 ALTER TABLE ctx.llm_cache ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON ctx.llm_cache
-    USING (tenant = (SELECT ctx.current_tenant())) WITH CHECK (tenant = (SELECT ctx.current_tenant()));
+    USING (tenant = ctx.current_tenant()) WITH CHECK (tenant = ctx.current_tenant());
 INSERT INTO ctx.audited_tables VALUES ('llm_cache', '{tenant,key}');
 
 -- (the prompt's length first: no two (prompt, model) pairs concatenate to the same bytes)

@@ -23,9 +23,9 @@ CREATE TABLE ctx.processor_registry (
 -- every tenant is changed by roles that bypass row-level security.
 ALTER TABLE ctx.processor_registry ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_reads ON ctx.processor_registry FOR SELECT
-    USING (tenant IS NULL OR tenant = (SELECT ctx.current_tenant()));
+    USING (tenant IS NULL OR tenant = ctx.current_tenant());
 CREATE POLICY tenant_writes ON ctx.processor_registry
-    USING (tenant = (SELECT ctx.current_tenant())) WITH CHECK (tenant = (SELECT ctx.current_tenant()));
+    USING (tenant = ctx.current_tenant()) WITH CHECK (tenant = ctx.current_tenant());
 
 -- Write-stage built-in parameters by namespace (memories and state); longer prefixes override.
 -- Per tenant: one tenant's settings never act on another's namespace of the same name.

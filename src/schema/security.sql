@@ -21,7 +21,9 @@ CREATE TABLE ctx.data_keys (
 SELECT pg_catalog.pg_extension_config_dump('ctx.data_keys', '');
 
 -- Tenant isolation: every data table holds its tenant, and row-level security limits reads
--- and writes to the session's. Table owners and roles with BYPASSRLS are not limited.
+-- and writes to the session's. Table owners and roles with BYPASSRLS are not limited. (The
+-- policies call ctx.current_tenant() without a subquery: a table distributed by tenant refuses
+-- a policy with one, and the function is native and keeps its answer for the statement.)
 DO $$
 DECLARE t text;
 BEGIN
@@ -29,8 +31,8 @@ BEGIN
                              'namespace_processors'] LOOP
         EXECUTE format('ALTER TABLE ctx.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format($p$CREATE POLICY tenant_isolation ON ctx.%I
-                          USING (tenant = (SELECT ctx.current_tenant()))
-                          WITH CHECK (tenant = (SELECT ctx.current_tenant()))$p$, t);
+                          USING (tenant = ctx.current_tenant())
+                          WITH CHECK (tenant = ctx.current_tenant())$p$, t);
     END LOOP;
 END $$;
 
@@ -88,7 +90,7 @@ CREATE SEQUENCE ctx.audit_log_id_seq OWNED BY ctx.audit_log.id;
 CREATE INDEX audit_log_unsealed_idx ON ctx.audit_log (tenant, id) WHERE chain_seq IS NULL;
 CREATE INDEX audit_log_table_idx ON ctx.audit_log (table_name, at);
 ALTER TABLE ctx.audit_log ENABLE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON ctx.audit_log FOR SELECT USING (tenant = (SELECT ctx.current_tenant()));
+CREATE POLICY tenant_isolation ON ctx.audit_log FOR SELECT USING (tenant = ctx.current_tenant());
 SELECT pg_catalog.pg_extension_config_dump('ctx.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('ctx.audit_log_id_seq', '');
 

@@ -286,11 +286,8 @@ fn tenant_elsewhere(client: &SpiClient<'_>, id: Uuid) -> Option<String> {
         .and_then(|t| crate::plans::first_value(t).ok().flatten())
 }
 
-fn current_tenant_label(client: &SpiClient<'_>) -> String {
-    let tenant: Option<String> = client
-        .select("SELECT ctx.current_tenant()", Some(1), &[])
-        .ok()
-        .and_then(|t| crate::plans::first_value(t).ok().flatten());
+fn current_tenant_label(_client: &SpiClient<'_>) -> String {
+    let tenant = crate::services::tenant::current().ok();
     match tenant.as_deref() {
         None | Some("") => "none".to_string(),
         Some(t) => format!("{t:?}"),

@@ -33,14 +33,8 @@ pub(crate) enum Scope {
 }
 
 /// The tenant the current call runs for (data keys are per tenant).
-pub(crate) fn tenant(client: &SpiClient<'_>) -> CtxResult<String> {
-    static TENANT: Statement = Statement {
-        sql: "SELECT ctx.current_tenant()",
-        args: &[],
-        writes: false,
-    };
-    let plan = TENANT.plan(client)?;
-    Ok(crate::plans::first_value(client.select(&*plan, Some(1), &[])?)?.unwrap_or_default())
+pub(crate) fn tenant(_client: &SpiClient<'_>) -> CtxResult<String> {
+    crate::services::tenant::current()
 }
 
 /// What a data key is bound to when wrapped, and cached under: tenant and scope. Injective

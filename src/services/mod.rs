@@ -1,6 +1,6 @@
 //! Postgres-integration services the SQL functions share: data keys and sealing, the processor
 //! pipeline, the context view and its reads, messages found by id, recall, stored state values, schema lookups,
-//! retention, metrics recording and what a transaction may write. They return `CtxResult`; only the SQL face (`api/`) turns
+//! retention, metrics recording, the current tenant and what a transaction may write. They return `CtxResult`; only the SQL face (`api/`) turns
 //! an error into a Postgres ERROR (the one exception: a user processor's own ERROR, re-raised
 //! with the processor's name by the pipeline).
 
@@ -17,4 +17,5 @@ pub mod retention;
 pub mod schemas;
 pub mod state_values;
 pub mod stored_json;
+pub mod tenant;
 pub mod transaction;

@@ -192,6 +192,21 @@ SELECT table_name, key, first_column, first_referenced, on_delete, on_update FRO
  ORDER BY 1, 2;
 SELECT count(*) AS foreign_keys_checked, count(*) FILTER (WHERE references_tenant_table) AS between_tenant_tables
   FROM tenant_foreign_keys;
+-- no policy holds a subquery (a table distributed by tenant refuses one), and every table with a
+-- tenant column has row-level security, but for two: audit_chain (no privilege on it for
+-- anyone; the owner's audit functions read it) and tenant_roles (the bindings, read by
+-- ctx.current_tenant() as every role); then the policies checked
+SELECT c.relname AS table_name, p.polname AS policy
+  FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+ WHERE c.relnamespace = 'ctx'::regnamespace
+   AND (strpos(p.polqual::text, '{SUBLINK') > 0 OR strpos(coalesce(p.polwithcheck::text, ''), '{SUBLINK') > 0)
+UNION ALL
+SELECT c.relname, '(row-level security off)' FROM pg_class c
+ WHERE c.relnamespace = 'ctx'::regnamespace AND c.relkind = 'r' AND NOT c.relrowsecurity
+   AND EXISTS (SELECT 1 FROM pg_attribute t WHERE t.attrelid = c.oid AND t.attname = 'tenant' AND NOT t.attisdropped)
+ ORDER BY 1, 2;
+SELECT count(*) AS policies_checked FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+ WHERE c.relnamespace = 'ctx'::regnamespace;
 -- the tables without a tenant column: the global registries (reference tables in a cluster)
 SELECT c.relname AS global_table FROM pg_class c
  WHERE c.relnamespace = 'ctx'::regnamespace AND c.relkind IN ('r', 'p')

@@ -1,0 +1,27 @@
+//! Tenancy: the tenant of the current call, which row-level security compares every row with.
+
+use pgrx::prelude::*;
+
+use crate::api::raise::OrRaise;
+use crate::error::CtxError;
+use crate::services::tenant;
+
+/// The tenant of the current call: the current role's binding (ctx.bind_role_to_tenant), else
+/// the session role's, else `ctxstore.tenant`, else ''. Policies and defaults call it on every
+/// row they check, so it is native and keeps its answer for the statement (services::tenant).
+#[pg_extern(stable, parallel_safe)]
+fn current_tenant() -> String {
+    tenant::current().or_raise()
+}
+
+/// Statement trigger on `ctx.tenant_roles`: a binding changed by this backend counts from the
+/// next call on, even within the statement that made it.
+#[pg_trigger(sql = r#"
+CREATE FUNCTION "tenant_roles_changed"() RETURNS trigger LANGUAGE c AS '@MODULE_PATHNAME@', 'tenant_roles_changed_wrapper';
+"#)]
+fn tenant_roles_changed<'a>(
+    _trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, CtxError> {
+    tenant::bindings_changed();
+    Ok(None)
+}

@@ -1,0 +1,113 @@
+//! The tenant of the current call: the tenant bound to the current role, else the one bound to
+//! the session's role (ctx.bind_role_to_tenant), else `ctxstore.tenant`, else '' — what
+//! row-level security compares every row's tenant with.
+//!
+//! Every policy and most statements ask for it, so the answer is kept for the rest of the
+//! top-level statement, keyed by everything it depends on: the current and the session role,
+//! the setting, and the bindings as this backend last changed them. A binding another session
+//! commits applies from this session's next statement, as a SQL function reading the table
+//! would see it (its snapshot is the statement's).
+
+use std::cell::{Cell, RefCell};
+
+use pgrx::pg_sys::{self, BuiltinOid::REGROLEOID};
+use pgrx::spi::Spi;
+
+use crate::error::CtxResult;
+use crate::plans::{first_value, Statement};
+
+struct Resolved {
+    transaction_start: pg_sys::TimestampTz,
+    statement_start: pg_sys::TimestampTz,
+    current_user: pg_sys::Oid,
+    session_user: pg_sys::Oid,
+    setting: Option<Vec<u8>>,
+    bindings_changed: u64,
+    tenant: String,
+}
+
+thread_local! {
+    static RESOLVED: RefCell<Option<Resolved>> = const { RefCell::new(None) };
+    /// Bumped whenever this backend changes ctx.tenant_roles (a statement trigger), so that a
+    /// binding made earlier in the same statement counts at once.
+    static BINDINGS_CHANGED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Called by the trigger on ctx.tenant_roles: the kept answer no longer holds.
+pub fn bindings_changed() {
+    BINDINGS_CHANGED.with(|c| c.set(c.get().wrapping_add(1)));
+}
+
+/// The tenant of the current call.
+pub fn current() -> CtxResult<String> {
+    // SAFETY: reads of the backend's own transaction and role state.
+    let (transaction_start, statement_start, current_user, session_user) = unsafe {
+        (
+            pg_sys::GetCurrentTransactionStartTimestamp(),
+            pg_sys::GetCurrentStatementStartTimestamp(),
+            pg_sys::GetUserId(),
+            pg_sys::GetSessionUserId(),
+        )
+    };
+    let setting = crate::gucs::TENANT.get().map(|s| s.into_bytes());
+    let bindings_changed = BINDINGS_CHANGED.with(Cell::get);
+    let kept = RESOLVED.with(|r| {
+        r.borrow()
+            .as_ref()
+            .filter(|k| {
+                k.transaction_start == transaction_start
+                    && k.statement_start == statement_start
+                    && k.current_user == current_user
+                    && k.session_user == session_user
+                    && k.setting == setting
+                    && k.bindings_changed == bindings_changed
+            })
+            .map(|k| k.tenant.clone())
+    });
+    if let Some(tenant) = kept {
+        return Ok(tenant);
+    }
+    let tenant = match bound_tenant(current_user, session_user)? {
+        Some(bound) => bound,
+        None => setting
+            .as_deref()
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .unwrap_or_default(),
+    };
+    RESOLVED.with(|r| {
+        *r.borrow_mut() = Some(Resolved {
+            transaction_start,
+            statement_start,
+            current_user,
+            session_user,
+            setting,
+            bindings_changed,
+            tenant: tenant.clone(),
+        })
+    });
+    Ok(tenant)
+}
+
+/// The tenant bound to the current role, else to the session's role. (Qualified names and
+/// operators: the caller's search_path must not change the lookup.)
+fn bound_tenant(current_user: pg_sys::Oid, session_user: pg_sys::Oid) -> CtxResult<Option<String>> {
+    static BOUND: Statement = Statement {
+        sql:
+            "SELECT coalesce(
+                  (SELECT t.tenant FROM ctx.tenant_roles t WHERE t.role OPERATOR(pg_catalog.=) $1),
+                  (SELECT t.tenant FROM ctx.tenant_roles t WHERE t.role OPERATOR(pg_catalog.=) $2))",
+        args: &[REGROLEOID, REGROLEOID],
+        writes: false,
+    };
+    Spi::connect(|client| {
+        let plan = BOUND.plan(&client)?;
+        // SAFETY: role OIDs passed as regrole, the type of the column they are compared with.
+        let args = unsafe {
+            [
+                pgrx::datum::DatumWithOid::new(current_user, REGROLEOID.value()),
+                pgrx::datum::DatumWithOid::new(session_user, REGROLEOID.value()),
+            ]
+        };
+        first_value::<String>(client.select(&*plan, Some(1), &args)?)
+    })
+}
