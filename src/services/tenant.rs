@@ -100,7 +100,7 @@ fn bound_tenant(current_user: pg_sys::Oid, session_user: pg_sys::Oid) -> CtxResu
         writes: false,
     };
     Spi::connect(|client| {
-        let plan = BOUND.plan(&client)?;
+        let plan = BOUND.plan(client)?;
         // SAFETY: role OIDs passed as regrole, the type of the column they are compared with.
         let args = unsafe {
             [
