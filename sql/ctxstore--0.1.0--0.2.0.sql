@@ -283,7 +283,7 @@ BEGIN
     INSERT INTO ctx.schema_migrations AS m (name, from_version, to_version, fn)
     VALUES (register_migration.name, register_migration.from_version, register_migration.to_version, register_migration.fn)
     ON CONFLICT ON CONSTRAINT schema_migrations_pkey
-    DO UPDATE SET to_version = excluded.to_version, fn = excluded.fn, created_at = now();
+    DO UPDATE SET to_version = excluded.to_version, fn = excluded.fn, created_at = excluded.created_at;
 END
 $body$;
 
@@ -765,6 +765,8 @@ DECLARE
     new_id text := checkpoint_put.checkpoint->>'id';
     ns text := coalesce(checkpoint_put.checkpoint_ns, '');
     md jsonb := coalesce(checkpoint_put.metadata, '{}');
+    run_key text;
+    metadata_sealed bytea;
 BEGIN
     IF checkpoint_put.checkpoint IS NULL THEN
         RAISE EXCEPTION 'checkpoint must not be NULL' USING ERRCODE = '22004';
@@ -802,13 +804,16 @@ BEGIN
            AS v(channel, version, type, blob)
     ON CONFLICT ON CONSTRAINT checkpoint_blobs_pkey DO NOTHING;
 
+    -- (sealed before the INSERT, not under a CASE in its values: a distributed INSERT evaluates
+    -- the functions of its values on the coordinator, every branch)
+    run_key := ctx.checkpoint_run_key(md->>'run_id', sealed);
+    IF sealed THEN
+        metadata_sealed := ctx.context_seal(cid, convert_to(md::text, 'UTF8'), 'checkpoints.metadata', ns, new_id);
+    END IF;
     INSERT INTO ctx.checkpoints AS c (context_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id,
                                       checkpoint, metadata, metadata_enc)
-    VALUES (cid, ns, new_id, checkpoint_put.parent_checkpoint_id, ctx.checkpoint_run_key(md->>'run_id', sealed),
-            checkpoint_put.checkpoint,
-            CASE WHEN sealed THEN '{}' ELSE md END,
-            CASE WHEN sealed THEN ctx.context_seal(cid, convert_to(md::text, 'UTF8'),
-                                                  'checkpoints.metadata', ns, new_id) END)
+    VALUES (cid, ns, new_id, checkpoint_put.parent_checkpoint_id, run_key, checkpoint_put.checkpoint,
+            CASE WHEN sealed THEN '{}' ELSE md END, metadata_sealed)
     ON CONFLICT ON CONSTRAINT checkpoints_pkey DO UPDATE
        SET parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id,
            checkpoint = excluded.checkpoint, metadata = excluded.metadata, metadata_enc = excluded.metadata_enc,

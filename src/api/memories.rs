@@ -1045,7 +1045,7 @@ fn create_vector_index(dims: Option<i32>, metric: default!(Option<&str>, "'cosin
             )?;
             client.update(
                 "INSERT INTO ctx.vector_indexes (dims, metric, index_name) VALUES ($1, $2, $3)
-                 ON CONFLICT (dims) DO UPDATE SET metric = excluded.metric, index_name = excluded.index_name, created_at = now()",
+                 ON CONFLICT (dims) DO UPDATE SET metric = excluded.metric, index_name = excluded.index_name, created_at = excluded.created_at",
                 None,
                 &[dims.into(), metric.name().into(), name.as_str().into()],
             )?;

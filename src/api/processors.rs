@@ -347,7 +347,7 @@ fn configure_namespace_processors(
         } else {
             client.update(
                 "INSERT INTO ctx.namespace_processors (namespace, ns_key, config) VALUES ($1, $2, $3)
-                 ON CONFLICT (tenant, ns_key) DO UPDATE SET config = excluded.config, updated_at = now()",
+                 ON CONFLICT (tenant, ns_key) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at",
                 None,
                 &[
                     labels.clone().into(),

@@ -89,11 +89,11 @@ fn put(
                                               schema_name, schema_version, redacted, value_enc)
                   VALUES ($1, $2, $3, $4, 1, now() + $5, $5, $7, $8, $9, $10)
                   ON CONFLICT (tenant, ns_key, key) DO UPDATE
-                     SET value = excluded.value, version = s.version + 1, updated_at = now(),
+                     SET value = excluded.value, version = s.version + 1, updated_at = excluded.updated_at,
                          expires_at = excluded.expires_at, ttl = excluded.ttl, schema_name = excluded.schema_name,
                          schema_version = excluded.schema_version, redacted = excluded.redacted,
                          value_enc = excluded.value_enc
-                   WHERE NOT $6 OR s.expires_at <= now()
+                   WHERE NOT $6 OR s.expires_at <= excluded.updated_at
                   RETURNING version",
             args: &[TEXTARRAYOID, TEXTOID, TEXTOID, JSONBOID, INTERVALOID, BOOLOID, TEXTOID, INT4OID, JSONBOID, BYTEAOID],
             writes: true,

@@ -54,7 +54,7 @@ BEGIN
     INSERT INTO ctx.schema_migrations AS m (name, from_version, to_version, fn)
     VALUES (register_migration.name, register_migration.from_version, register_migration.to_version, register_migration.fn)
     ON CONFLICT ON CONSTRAINT schema_migrations_pkey
-    DO UPDATE SET to_version = excluded.to_version, fn = excluded.fn, created_at = now();
+    DO UPDATE SET to_version = excluded.to_version, fn = excluded.fn, created_at = excluded.created_at;
 END
 $body$;
 
