@@ -101,7 +101,7 @@ static INSERT_MEMORY: Statement = Statement {
 static SUPERSEDE: Statement = Statement {
     sql: "WITH old AS (
               UPDATE ctx.memories SET valid_to = now()
-               WHERE tenant = (SELECT ctx.current_tenant()) AND id = $1 AND valid_to IS NULL
+               WHERE tenant = $12 AND id = $1 AND valid_to IS NULL
            RETURNING *)
           INSERT INTO ctx.memories (id, version, namespace, ns_key, content, embedding, metadata, importance,
                                     source_context, source_seq, created_at, last_accessed_at, access_count,
@@ -118,7 +118,7 @@ static SUPERSEDE: Statement = Statement {
                  coalesce($11, metadata_enc)
             FROM old
           RETURNING id",
-    args: &[UUIDOID, TEXTOID, FLOAT4ARRAYOID, JSONBOID, FLOAT4OID, BOOLOID, INTERVALOID, INT4OID, TEXTOID, BYTEAOID, BYTEAOID],
+    args: &[UUIDOID, TEXTOID, FLOAT4ARRAYOID, JSONBOID, FLOAT4OID, BOOLOID, INTERVALOID, INT4OID, TEXTOID, BYTEAOID, BYTEAOID, TEXTOID],
     writes: true,
 };
 
@@ -204,7 +204,7 @@ fn remember(
                     None => (Some(content), None),
                 };
                 let plan = SUPERSEDE.plan(client)?;
-                let args: [DatumWithOid; 11] = [
+                let args: [DatumWithOid; 12] = [
                     existing.into(),
                     plain.into(),
                     embedding.clone().into(),
@@ -216,6 +216,7 @@ fn remember(
                     schema.into(),
                     sealed.as_ref().map(|s| s.0.clone()).into(),
                     sealed.map(|s| s.1).into(),
+                    crate::services::tenant::current()?.into(),
                 ];
                 client.update(&*plan, Some(1), &args)?;
                 metrics::count(Counter::MemoriesDeduplicated, 1);
@@ -531,14 +532,21 @@ fn check_namespace_dims(
 ) -> CtxResult<()> {
     static DIMS: Statement = Statement {
         sql: "SELECT ctx.embedding_dims(embedding) FROM ctx.memories
-               WHERE tenant = (SELECT ctx.current_tenant()) AND ns_key = $1 AND valid_to IS NULL
+               WHERE tenant = $3 AND ns_key = $1 AND valid_to IS NULL
                  AND embedding IS NOT NULL AND id IS DISTINCT FROM $2 LIMIT 1",
-        args: &[TEXTOID, UUIDOID],
+        args: &[TEXTOID, UUIDOID, TEXTOID],
         writes: false,
     };
     let plan = DIMS.plan(client)?;
-    let existing: Option<i32> =
-        first_value(client.select(&*plan, Some(1), &[key.into(), except.into()])?)?;
+    let existing: Option<i32> = first_value(client.select(
+        &*plan,
+        Some(1),
+        &[
+            key.into(),
+            except.into(),
+            crate::services::tenant::current()?.into(),
+        ],
+    )?)?;
     match existing {
         Some(d) if d as usize != dims => Err(CtxError::invalid(format!(
             "embedding has {dims} dimensions but this namespace holds {d}-dimensional embeddings"
@@ -559,28 +567,40 @@ fn find_duplicate(
 ) -> CtxResult<Option<Uuid>> {
     static SAME_CONTENT: Statement = Statement {
         sql: "SELECT id FROM ctx.memories m
-               WHERE m.tenant = (SELECT ctx.current_tenant()) AND ns_key = $1 AND valid_to IS NULL AND content = $2
+               WHERE m.tenant = $3 AND ns_key = $1 AND valid_to IS NULL AND content = $2
                  AND (expires_at IS NULL OR expires_at > now())
                ORDER BY created_at LIMIT 1",
-        args: &[TEXTOID, TEXTOID],
+        args: &[TEXTOID, TEXTOID, TEXTOID],
         writes: false,
     };
     static EMBEDDINGS: Statement = Statement {
         sql: "SELECT id, embedding FROM ctx.memories m
-               WHERE m.tenant = (SELECT ctx.current_tenant()) AND ns_key = $1 AND valid_to IS NULL
+               WHERE m.tenant = $2 AND ns_key = $1 AND valid_to IS NULL
                  AND embedding IS NOT NULL
                  AND (expires_at IS NULL OR expires_at > now())
                ORDER BY created_at",
-        args: &[TEXTOID],
+        args: &[TEXTOID, TEXTOID],
         writes: false,
     };
     let Some(query) = embedding else {
         let plan = SAME_CONTENT.plan(client)?;
-        return first_value(client.select(&*plan, Some(1), &[key.into(), content.into()])?);
+        return first_value(client.select(
+            &*plan,
+            Some(1),
+            &[
+                key.into(),
+                content.into(),
+                crate::services::tenant::current()?.into(),
+            ],
+        )?);
     };
     let mut best = TopK::new(query, Metric::Cosine, 1);
     let plan = EMBEDDINGS.plan(client)?;
-    for row in client.select(&*plan, None, &[key.into()])? {
+    for row in client.select(
+        &*plan,
+        None,
+        &[key.into(), crate::services::tenant::current()?.into()],
+    )? {
         let id: Uuid = required(row.get(1)?, "id")?;
         if let Some(stored) = row.get::<Embedding>(2)? {
             best.push(&stored.0, id);
@@ -619,12 +639,16 @@ fn update_memory(
         writing(|client| {
             static CURRENT: Statement = Statement {
                 sql: "SELECT ns_key, namespace, metadata, metadata_enc FROM ctx.memories
-                       WHERE tenant = (SELECT ctx.current_tenant()) AND id = $1 AND valid_to IS NULL",
-                args: &[UUIDOID],
+                       WHERE tenant = $2 AND id = $1 AND valid_to IS NULL",
+                args: &[UUIDOID, TEXTOID],
                 writes: false,
             };
             let plan = CURRENT.plan(client)?;
-            let mut table = client.select(&*plan, Some(1), &[id.into()])?;
+            let mut table = client.select(
+                &*plan,
+                Some(1),
+                &[id.into(), crate::services::tenant::current()?.into()],
+            )?;
             let row = table.next().ok_or_else(|| unknown_memory(id))?;
             let key: String = required(row.get(1)?, "ns_key")?;
             let labels: Vec<String> = required(row.get(2)?, "namespace")?;
@@ -686,7 +710,7 @@ fn update_memory(
                 None => (content, metadata, None, None),
             };
             let plan = SUPERSEDE.plan(client)?;
-            let args: [DatumWithOid; 11] = [
+            let args: [DatumWithOid; 12] = [
                 id.into(),
                 content.into(),
                 embedding.into(),
@@ -698,6 +722,7 @@ fn update_memory(
                 Option::<&str>::None.into(),
                 sealed_content.into(),
                 sealed_metadata.into(),
+                crate::services::tenant::current()?.into(),
             ];
             let table = client.update(&*plan, Some(1), &args)?;
             if table.is_empty() {
@@ -713,9 +738,9 @@ fn update_memory(
 fn current_metadata(client: &SpiClient<'_>, id: Uuid, data_key: &Key) -> CtxResult<Value> {
     let sealed: Option<Vec<u8>> = first_value(client.select(
         "SELECT metadata_enc FROM ctx.memories
-          WHERE tenant = (SELECT ctx.current_tenant()) AND id = $1 AND valid_to IS NULL",
+          WHERE tenant = $2 AND id = $1 AND valid_to IS NULL",
         Some(1),
-        &[id.into()],
+        &[id.into(), crate::services::tenant::current()?.into()],
     )?)?;
     match sealed {
         Some(sealed) => open_memory_metadata(data_key, id, &sealed),
@@ -730,12 +755,16 @@ fn typed_metadata_stamp(
 ) -> CtxResult<Option<i32>> {
     static SCHEMA: Statement = Statement {
         sql: "SELECT schema_name FROM ctx.memories
-               WHERE tenant = (SELECT ctx.current_tenant()) AND id = $1 AND valid_to IS NULL",
-        args: &[UUIDOID],
+               WHERE tenant = $2 AND id = $1 AND valid_to IS NULL",
+        args: &[UUIDOID, TEXTOID],
         writes: false,
     };
     let plan = SCHEMA.plan(client)?;
-    let schema: Option<String> = first_value(client.select(&*plan, Some(1), &[id.into()])?)?;
+    let schema: Option<String> = first_value(client.select(
+        &*plan,
+        Some(1),
+        &[id.into(), crate::services::tenant::current()?.into()],
+    )?)?;
     let Some(name) = schema else { return Ok(None) };
     crate::services::schemas::check_latest(client, &name, metadata).map(Some)
 }
@@ -745,13 +774,19 @@ fn typed_metadata_stamp(
 fn forget_id(id: Option<Uuid>) -> bool {
     let id = required(id, "id").or_raise();
     static DELETE: Statement = Statement {
-        sql: "DELETE FROM ctx.memories WHERE tenant = (SELECT ctx.current_tenant()) AND id = $1",
-        args: &[UUIDOID],
+        sql: "DELETE FROM ctx.memories WHERE tenant = $2 AND id = $1",
+        args: &[UUIDOID, TEXTOID],
         writes: true,
     };
     writing(|client| -> CtxResult<bool> {
         let plan = DELETE.plan(client)?;
-        Ok(!client.update(&*plan, None, &[id.into()])?.is_empty())
+        Ok(!client
+            .update(
+                &*plan,
+                None,
+                &[id.into(), crate::services::tenant::current()?.into()],
+            )?
+            .is_empty())
     })
     .or_raise()
 }
@@ -770,9 +805,10 @@ fn forget_matching(
         let sql = format!(
             "WITH f AS (SELECT DISTINCT m.id FROM ctx.memories m WHERE {}),
                   d AS (DELETE FROM ctx.memories x USING f
-                         WHERE x.tenant = (SELECT ctx.current_tenant()) AND x.id = f.id RETURNING x.id)
+                         WHERE x.tenant = {} AND x.id = f.id RETURNING x.id)
              SELECT count(DISTINCT id) FROM d",
-            scope.predicate
+            scope.predicate,
+            scope.tenant_param()
         );
         writing(|client| {
             let count: Option<i64> =

@@ -101,9 +101,9 @@ fn put(
         static UPDATE_IF: Statement = Statement {
             sql: "UPDATE ctx.state SET value = $3, version = version + 1, updated_at = now(), expires_at = now() + $4, ttl = $4,
                          schema_name = $6, schema_version = $7, redacted = $8, value_enc = $9
-                   WHERE tenant = ctx.current_tenant() AND ns_key = $1 AND key = $2 AND version = $5 AND (expires_at IS NULL OR expires_at > now())
+                   WHERE tenant = $10 AND ns_key = $1 AND key = $2 AND version = $5 AND (expires_at IS NULL OR expires_at > now())
                   RETURNING version",
-            args: &[TEXTOID, TEXTOID, JSONBOID, INTERVALOID, INT8OID, TEXTOID, INT4OID, JSONBOID, BYTEAOID],
+            args: &[TEXTOID, TEXTOID, JSONBOID, INTERVALOID, INT8OID, TEXTOID, INT4OID, JSONBOID, BYTEAOID, TEXTOID],
             writes: true,
         };
         writing(|client| {
@@ -121,7 +121,7 @@ fn put(
             let written: Option<i64> = match expected_version {
                 Some(expected) if expected > 0 => {
                     let plan = UPDATE_IF.plan(client)?;
-                    let args: [DatumWithOid; 9] = [
+                    let args: [DatumWithOid; 10] = [
                         at.ns_key.as_str().into(),
                         at.key.as_str().into(),
                         value.into(),
@@ -131,6 +131,7 @@ fn put(
                         stamp.into(),
                         redacted.into(),
                         sealed.into(),
+                        crate::services::tenant::current()?.into(),
                     ];
                     first_value(client.update(&*plan, Some(1), &args)?)?
                 }
@@ -203,8 +204,8 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
     static LOCK: Statement = Statement {
         sql: "SELECT value, version = 0 OR coalesce(expires_at <= now(), false), schema_name, schema_version,
                      redacted, version, value_enc
-                FROM ctx.state WHERE tenant = ctx.current_tenant() AND ns_key = $1 AND key = $2 FOR UPDATE",
-        args: &[TEXTOID, TEXTOID],
+                FROM ctx.state WHERE tenant = $3 AND ns_key = $1 AND key = $2 FOR UPDATE",
+        args: &[TEXTOID, TEXTOID, TEXTOID],
         writes: true,
     };
     static WRITE: Statement = Statement {
@@ -212,9 +213,9 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
                      expires_at = CASE WHEN $4 THEN NULL ELSE expires_at END,
                      ttl = CASE WHEN $4 THEN NULL ELSE ttl END, schema_version = $5,
                      redacted = $6, value_enc = $7
-               WHERE tenant = ctx.current_tenant() AND ns_key = $1 AND key = $2",
+               WHERE tenant = $8 AND ns_key = $1 AND key = $2",
         args: &[
-            TEXTOID, TEXTOID, JSONBOID, BOOLOID, INT4OID, JSONBOID, BYTEAOID,
+            TEXTOID, TEXTOID, JSONBOID, BOOLOID, INT4OID, JSONBOID, BYTEAOID, TEXTOID,
         ],
         writes: true,
     };
@@ -233,7 +234,11 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
         .update(
             &*plan,
             Some(1),
-            &[at.ns_key.as_str().into(), at.key.as_str().into()],
+            &[
+                at.ns_key.as_str().into(),
+                at.key.as_str().into(),
+                crate::services::tenant::current()?.into(),
+            ],
         )?
         .next()
         .ok_or_else(|| CtxError::internal("the patched row vanished under its lock"))?;
@@ -255,9 +260,9 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
         // a processor dropped the write: leave no placeholder row behind
         if row.get::<i64>(6)? == Some(0) {
             client.update(
-                "DELETE FROM ctx.state WHERE tenant = ctx.current_tenant() AND ns_key = $1 AND key = $2 AND version = 0",
+                "DELETE FROM ctx.state WHERE tenant = $3 AND ns_key = $1 AND key = $2 AND version = 0",
                 None,
-                &[at.ns_key.as_str().into(), at.key.as_str().into()],
+                &[at.ns_key.as_str().into(), at.key.as_str().into(), crate::services::tenant::current()?.into()],
             )?;
             return Ok(json!({}));
         }
@@ -283,7 +288,7 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
         .transpose()?;
     let plan = WRITE.plan(client)?;
     let (stored_json, sealed) = to_store(client, at, document.clone())?;
-    let args: [DatumWithOid; 7] = [
+    let args: [DatumWithOid; 8] = [
         at.ns_key.as_str().into(),
         at.key.as_str().into(),
         stored_json.into(),
@@ -291,6 +296,7 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
         stamp.into(),
         redacted.map(JsonB).into(),
         sealed.into(),
+        crate::services::tenant::current()?.into(),
     ];
     client.update(&*plan, None, &args)?;
     Ok(document)
@@ -301,10 +307,9 @@ fn apply_patch(client: &mut SpiClient<'_>, at: &Address, patch: &Value) -> CtxRe
 fn delete_key(namespace: Option<Vec<Option<String>>>, key: Option<&str>) -> bool {
     let at = address(namespace, key).or_raise();
     static DELETE: Statement = Statement {
-        sql:
-            "DELETE FROM ctx.state WHERE tenant = ctx.current_tenant() AND ns_key = $1 AND key = $2
+        sql: "DELETE FROM ctx.state WHERE tenant = $3 AND ns_key = $1 AND key = $2
               RETURNING expires_at IS NULL OR expires_at > now()",
-        args: &[TEXTOID, TEXTOID],
+        args: &[TEXTOID, TEXTOID, TEXTOID],
         writes: true,
     };
     writing(|client| -> CtxResult<bool> {
@@ -312,7 +317,11 @@ fn delete_key(namespace: Option<Vec<Option<String>>>, key: Option<&str>) -> bool
         Ok(first_value(client.update(
             &*plan,
             Some(1),
-            &[at.ns_key.as_str().into(), at.key.as_str().into()],
+            &[
+                at.ns_key.as_str().into(),
+                at.key.as_str().into(),
+                crate::services::tenant::current()?.into(),
+            ],
         )?)?
         .unwrap_or(false))
     })
@@ -336,15 +345,23 @@ fn touch(namespace: Option<Vec<Option<String>>>, keys: Option<Vec<Option<String>
         }
         static TOUCH: Statement = Statement {
             sql: "UPDATE ctx.state SET expires_at = now() + ttl
-                   WHERE tenant = ctx.current_tenant() AND ns_key = $1 AND key = ANY ($2)
+                   WHERE tenant = $3 AND ns_key = $1 AND key = ANY ($2)
                      AND ttl IS NOT NULL AND expires_at > now()",
-            args: &[TEXTOID, TEXTARRAYOID],
+            args: &[TEXTOID, TEXTARRAYOID, TEXTOID],
             writes: true,
         };
         Spi::connect_mut(|client| {
             let plan = TOUCH.plan(client)?;
             let ns_key = namespace::key(&labels);
-            let touched = client.update(&*plan, None, &[ns_key.as_str().into(), keys.into()])?;
+            let touched = client.update(
+                &*plan,
+                None,
+                &[
+                    ns_key.as_str().into(),
+                    keys.into(),
+                    crate::services::tenant::current()?.into(),
+                ],
+            )?;
             Ok(touched.len() as i64)
         })
     })()
@@ -406,7 +423,8 @@ fn search_state(
             parts.push("(s.expires_at IS NULL OR s.expires_at > now())".into());
         }
         parts.push("s.version > 0".into());
-        parts.push("s.tenant = ctx.current_tenant()".into());
+        args.push(crate::services::tenant::current()?.into());
+        parts.push(format!("s.tenant = ${}", args.len()));
         let compiled = filter::compile(
             &filter.map_or(Value::Null, |j| j.0),
             &STATE_FILTER,

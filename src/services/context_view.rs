@@ -137,7 +137,7 @@ macro_rules! view_query {
                     SELECT through_seq, content, content_enc, metadata, tokens, created_at, version
                       FROM ctx.summaries
                      WHERE tenant = c.tenant AND context_id = c.id ORDER BY version DESC LIMIT 1) s ON true
-              WHERE c.tenant = ctx.current_tenant() AND c.id = $1 ",
+              WHERE c.tenant = $2 AND c.id = $1 ",
             $($tail)?
         )
     };
@@ -215,14 +215,14 @@ impl View {
 
 static LOAD_VIEW: Statement = Statement {
     sql: view_query!(),
-    args: &[UUIDOID],
+    args: &[UUIDOID, TEXTOID],
     writes: false,
 };
 
 // Takes the context's row lock too: compaction and forks must not race appends.
 static LOCK_VIEW: Statement = Statement {
     sql: view_query!("FOR NO KEY UPDATE OF c"),
-    args: &[UUIDOID],
+    args: &[UUIDOID, TEXTOID],
     writes: true,
 };
 
@@ -232,7 +232,7 @@ static LOCK_VIEW: Statement = Statement {
 // committed first, and an edit copies what a fork sees to every fork committed before it.
 static LOCK_VIEW_EXCLUSIVE: Statement = Statement {
     sql: view_query!("FOR UPDATE OF c"),
-    args: &[UUIDOID],
+    args: &[UUIDOID, TEXTOID],
     writes: true,
 };
 
@@ -307,7 +307,11 @@ pub(crate) fn load_view_exclusive(client: &SpiClient<'_>, id: Uuid) -> CtxResult
 
 fn view_by(client: &SpiClient<'_>, statement: &'static Statement, id: Uuid) -> CtxResult<View> {
     let plan = statement.plan(client)?;
-    let mut table = client.select(&*plan, Some(1), &[id.into()])?;
+    let mut table = client.select(
+        &*plan,
+        Some(1),
+        &[id.into(), crate::services::tenant::current()?.into()],
+    )?;
     let Some(row) = table.next() else {
         return Err(missing_context(client, id));
     };

@@ -65,9 +65,7 @@ impl Scope {
         filter: Option<&Value>,
     ) -> CtxResult<Scope> {
         let mut params = Vec::new();
-        // (the caller's tenant: row-level security says the same for application roles; an
-        // owner or BYPASSRLS role acts in the tenant it set, as every other function does)
-        let mut parts = vec!["m.tenant = (SELECT ctx.current_tenant())".to_string()];
+        let mut parts = Vec::new();
         let (key_parts, key_params) =
             namespace::key_conditions("m.ns_key", prefix, include_descendants, 1);
         parts.extend(key_parts);
@@ -95,6 +93,13 @@ impl Scope {
             parts.push(format!("({})", compiled.sql));
         }
         params.extend(compiled.params.into_iter().map(ScopeParam::Filter));
+        // The caller's tenant, a parameter (a cluster distributed by tenant routes on it):
+        // row-level security says the same for application roles; an owner or BYPASSRLS role
+        // acts in the tenant it set, as every other function does.
+        params.push(ScopeParam::Filter(Param::Text(
+            crate::services::tenant::current()?,
+        )));
+        parts.insert(0, format!("m.tenant = ${}", params.len()));
         Ok(Scope {
             predicate: parts.join(" AND "),
             params,
@@ -128,6 +133,11 @@ impl Scope {
 
     fn next_param(&self) -> usize {
         self.params.len() + 1
+    }
+
+    /// The parameter holding the caller's tenant, e.g. `$3`.
+    pub(crate) fn tenant_param(&self) -> String {
+        format!("${}", self.params.len())
     }
 
     pub(crate) fn args(&self) -> Vec<DatumWithOid<'static>> {
@@ -280,13 +290,17 @@ fn rank(client: &mut SpiClient<'_>, request: &RecallRequest) -> CtxResult<Vec<Ra
     if !request.historical && !ranked.is_empty() && access_tracked() {
         static TOUCH: Statement = Statement {
             sql: "UPDATE ctx.memories SET last_accessed_at = now(), access_count = access_count + 1
-                   WHERE tenant = (SELECT ctx.current_tenant()) AND id = ANY($1) AND valid_to IS NULL",
-            args: &[UUIDARRAYOID],
+                   WHERE tenant = $2 AND id = ANY($1) AND valid_to IS NULL",
+            args: &[UUIDARRAYOID, TEXTOID],
             writes: true,
         };
         let ids: Vec<Uuid> = ranked.iter().map(|(c, _, _)| c.id).collect();
         let plan = TOUCH.plan(client)?;
-        client.update(&*plan, None, &[ids.into()])?;
+        client.update(
+            &*plan,
+            None,
+            &[ids.into(), crate::services::tenant::current()?.into()],
+        )?;
     }
     Ok(ranked)
 }
@@ -313,8 +327,8 @@ pub(crate) fn load_candidates(
                           ELSE ts_rank_cd(m.fts, websearch_to_tsquery('english', $3::text)) END::float8,
                      m.content_enc, m.metadata_enc
                 FROM unnest($1::uuid[], $2::int[]) AS k(id, version)
-                JOIN ctx.memories m ON m.tenant = (SELECT ctx.current_tenant()) AND m.id = k.id AND m.version = k.version",
-        args: &[UUIDARRAYOID, INT4ARRAYOID, TEXTOID],
+                JOIN ctx.memories m ON m.tenant = $4 AND m.id = k.id AND m.version = k.version",
+        args: &[UUIDARRAYOID, INT4ARRAYOID, TEXTOID, TEXTOID],
         writes: false,
     };
     let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
@@ -323,7 +337,16 @@ pub(crate) fn load_candidates(
     // encrypted namespaces' keys, looked up once per namespace
     let mut data_keys: HashMap<Vec<String>, Key> = HashMap::new();
     client
-        .select(&*plan, None, &[ids.into(), versions.into(), text.into()])?
+        .select(
+            &*plan,
+            None,
+            &[
+                ids.into(),
+                versions.into(),
+                text.into(),
+                crate::services::tenant::current()?.into(),
+            ],
+        )?
         .map(|row| {
             let id: Uuid = required(row.get(1)?, "id")?;
             let namespace: Vec<String> = required(row.get(3)?, "namespace")?;

@@ -36,13 +36,19 @@ pub(crate) fn sealing_scope(
     if at.ns_key == working_memory_key() {
         static ENCRYPTED: Statement = Statement {
             sql: "SELECT id FROM ctx.contexts
-                   WHERE tenant = ctx.current_tenant() AND encrypted AND id = CASE WHEN $1 ~ '^[0-9a-f-]{36}$' THEN $1::uuid END",
-            args: &[TEXTOID],
+                   WHERE tenant = $2 AND encrypted AND id = CASE WHEN $1 ~ '^[0-9a-f-]{36}$' THEN $1::uuid END",
+            args: &[TEXTOID, TEXTOID],
             writes: false,
         };
         let plan = ENCRYPTED.plan(client)?;
-        let id: Option<Uuid> =
-            first_value(client.select(&*plan, Some(1), &[at.key.as_str().into()])?)?;
+        let id: Option<Uuid> = first_value(client.select(
+            &*plan,
+            Some(1),
+            &[
+                at.key.as_str().into(),
+                crate::services::tenant::current()?.into(),
+            ],
+        )?)?;
         return Ok(id.map(keys::Scope::Context));
     }
     keys::namespace_scope(client, &at.labels)
@@ -128,22 +134,26 @@ pub(crate) fn reseal_working_memory(
 
 pub(crate) fn stored_version(client: &SpiClient<'_>, at: &Address) -> CtxResult<Option<i64>> {
     static VERSION: Statement = Statement {
-        sql: "SELECT version FROM ctx.state WHERE tenant = ctx.current_tenant() AND ns_key = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > now())",
-        args: &[TEXTOID, TEXTOID],
+        sql: "SELECT version FROM ctx.state WHERE tenant = $3 AND ns_key = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > now())",
+        args: &[TEXTOID, TEXTOID, TEXTOID],
         writes: false,
     };
     let plan = VERSION.plan(client)?;
     first_value(client.select(
         &*plan,
         Some(1),
-        &[at.ns_key.as_str().into(), at.key.as_str().into()],
+        &[
+            at.ns_key.as_str().into(),
+            at.key.as_str().into(),
+            crate::services::tenant::current()?.into(),
+        ],
     )?)
 }
 
 pub(crate) static GET: Statement = Statement {
     sql: "SELECT value, schema_name, schema_version, value_enc FROM ctx.state
-           WHERE tenant = ctx.current_tenant() AND ns_key = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > now())",
-    args: &[TEXTOID, TEXTOID],
+           WHERE tenant = $3 AND ns_key = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > now())",
+    args: &[TEXTOID, TEXTOID, TEXTOID],
     writes: false,
 };
 
@@ -169,7 +179,11 @@ pub(crate) fn read_value(client: &SpiClient<'_>, at: &Address) -> CtxResult<Opti
         .select(
             &*plan,
             Some(1),
-            &[at.ns_key.as_str().into(), at.key.as_str().into()],
+            &[
+                at.ns_key.as_str().into(),
+                at.key.as_str().into(),
+                crate::services::tenant::current()?.into(),
+            ],
         )?
         .next()
     else {
@@ -188,12 +202,21 @@ pub(crate) fn working_memory_address(
     context_id: Uuid,
 ) -> CtxResult<Address> {
     static EXISTS: Statement = Statement {
-        sql: "SELECT true FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = $1",
-        args: &[UUIDOID],
+        sql: "SELECT true FROM ctx.contexts WHERE tenant = $2 AND id = $1",
+        args: &[UUIDOID, TEXTOID],
         writes: false,
     };
     let plan = EXISTS.plan(client)?;
-    if first_value::<bool>(client.select(&*plan, Some(1), &[context_id.into()])?)?.is_none() {
+    if first_value::<bool>(client.select(
+        &*plan,
+        Some(1),
+        &[
+            context_id.into(),
+            crate::services::tenant::current()?.into(),
+        ],
+    )?)?
+    .is_none()
+    {
         return Err(context_view::unknown_context(context_id));
     }
     Ok(Address {

@@ -21,6 +21,7 @@ use crate::services::context_view::*;
 use crate::services::keys;
 use crate::services::metrics;
 use crate::services::pipeline::{ContextTarget, Pipeline, WriteItem};
+use crate::services::tenant;
 use crate::services::transaction::writing;
 
 /// Appends one message; returns its seq (gap-free, unique per context).
@@ -66,14 +67,15 @@ fn append_one(
     }
     let metadata = object_or_empty(metadata, "metadata")?;
     let message = WriteItem::message(role.to_string(), content.to_string(), metadata);
-    // The message's tenant is its context's (the foreign key says so): taken from the row
-    // just locked rather than evaluating ctx.current_tenant() again for the column default.
+    // The message's tenant is its context's (the foreign key says so): taken from the row just
+    // locked. The tenant is a parameter of every statement (a cluster distributed by tenant
+    // routes a statement to one node by it).
     macro_rules! append_one {
         ($conflict:literal) => {
             concat!(
                 "WITH c AS (
                      UPDATE ctx.contexts SET last_seq = last_seq + 1, updated_at = now()
-                      WHERE tenant = ctx.current_tenant() AND id = $1 RETURNING last_seq, encoding, tenant, cardinality(ancestors) > 0 AS forked)
+                      WHERE tenant = $7 AND id = $1 RETURNING last_seq, encoding, tenant, cardinality(ancestors) > 0 AS forked)
                  INSERT INTO ctx.messages (context_id, tenant, seq, message_id, role, content, metadata, tokens, created_at)
                  SELECT $1, c.tenant, c.last_seq, coalesce($5, gen_random_uuid()::text), $2, $3, $4,
                         ctx.count_tokens($3, c.encoding), coalesce($6, now())
@@ -83,8 +85,15 @@ fn append_one(
             )
         };
     }
-    const ARGS: &[pgrx::pg_sys::BuiltinOid] =
-        &[UUIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID];
+    const ARGS: &[pgrx::pg_sys::BuiltinOid] = &[
+        UUIDOID,
+        TEXTOID,
+        TEXTOID,
+        JSONBOID,
+        TEXTOID,
+        TIMESTAMPTZOID,
+        TEXTOID,
+    ];
     static APPEND: Statement = Statement {
         sql: append_one!(""),
         args: ARGS,
@@ -126,6 +135,7 @@ fn append_one(
                 JsonB(incoming.item.stamped_metadata()).into(),
                 message_id.into(),
                 created_at.into(),
+                tenant::current()?.into(),
             ],
         )?;
         let Some(row) = table.next() else {
@@ -197,20 +207,24 @@ pub(crate) fn inherited_live(
                 JOIN ctx.messages m
                   ON m.tenant = c.tenant AND m.context_id = a.cid AND m.message_id = ANY ($2)
                  AND m.seq <= a.hi
-               WHERE c.tenant = ctx.current_tenant() AND c.id = $1
+               WHERE c.tenant = $3 AND c.id = $1
                  AND NOT EXISTS (
                      SELECT FROM ctx.messages o
                       WHERE o.tenant = c.tenant AND o.context_id = ANY ((c.id || c.ancestors)[1:a.ord])
                         AND o.seq = m.seq)
                LIMIT 1",
-        args: &[UUIDOID, TEXTARRAYOID],
+        args: &[UUIDOID, TEXTARRAYOID, TEXTOID],
         writes: false,
     };
     let plan = INHERITED.plan(client)?;
     crate::plans::first_value(client.select(
         &*plan,
         Some(1),
-        &[context_id.into(), ids.to_vec().into()],
+        &[
+            context_id.into(),
+            ids.to_vec().into(),
+            tenant::current()?.into(),
+        ],
     )?)
 }
 
@@ -268,7 +282,7 @@ pub(crate) fn append_processed(
     static APPEND_MANY: Statement = Statement {
         sql: "WITH c AS (
                   UPDATE ctx.contexts SET last_seq = last_seq + $5, updated_at = now()
-                   WHERE tenant = ctx.current_tenant() AND id = $1 RETURNING last_seq - $5 AS base, encoding, tenant)
+                   WHERE tenant = $8 AND id = $1 RETURNING last_seq - $5 AS base, encoding, tenant)
               INSERT INTO ctx.messages (context_id, tenant, seq, message_id, role, content, metadata, tokens, created_at)
               SELECT $1, c.tenant, c.base + m.ord, coalesce(m.message_id, gen_random_uuid()::text),
                      m.role, m.content, m.metadata, ctx.count_tokens(m.content, c.encoding),
@@ -285,6 +299,7 @@ pub(crate) fn append_processed(
             INT8OID,
             TEXTARRAYOID,
             TEXTARRAYOID,
+            TEXTOID,
         ],
         writes: true,
     };
@@ -313,6 +328,7 @@ pub(crate) fn append_processed(
             count.into(),
             ids.clone().into(),
             created.into(),
+            tenant::current()?.into(),
         ],
     )?;
     appended_rows(client, context_id, &ids, table)
@@ -397,12 +413,16 @@ pub(crate) fn process_writes(
 ) -> CtxResult<(Vec<Option<WriteItem>>, Option<Encoding>)> {
     static CONTEXT: Statement = Statement {
         sql: "SELECT metadata_schema, processors, metadata, encoding, encrypted, tenant
-                FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = $1",
-        args: &[UUIDOID],
+                FROM ctx.contexts WHERE tenant = $2 AND id = $1",
+        args: &[UUIDOID, TEXTOID],
         writes: false,
     };
     let plan = CONTEXT.plan(client)?;
-    let mut table = client.select(&*plan, Some(1), &[context_id.into()])?;
+    let mut table = client.select(
+        &*plan,
+        Some(1),
+        &[context_id.into(), tenant::current()?.into()],
+    )?;
     let Some(row) = table.next() else {
         return Err(missing_context(client, context_id));
     };
@@ -480,8 +500,8 @@ fn append_sealed(
 ) -> CtxResult<Vec<Appended>> {
     static RESERVE: Statement = Statement {
         sql: "UPDATE ctx.contexts SET last_seq = last_seq + $2, updated_at = now()
-               WHERE tenant = ctx.current_tenant() AND id = $1 RETURNING last_seq - $2",
-        args: &[UUIDOID, INT8OID],
+               WHERE tenant = $3 AND id = $1 RETURNING last_seq - $2",
+        args: &[UUIDOID, INT8OID, TEXTOID],
         writes: true,
     };
     static INSERT_SEALED: Statement = Statement {
@@ -508,7 +528,11 @@ fn append_sealed(
     let base: i64 = crate::plans::first_value(client.update(
         &*plan,
         Some(1),
-        &[context_id.into(), (messages.len() as i64).into()],
+        &[
+            context_id.into(),
+            (messages.len() as i64).into(),
+            tenant::current()?.into(),
+        ],
     )?)?
     .ok_or_else(|| missing_context(client, context_id))?;
     let key = keys::data_key(client, &keys::Scope::Context(context_id))?;
