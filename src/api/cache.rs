@@ -27,9 +27,9 @@ fn encrypt_cache() {
             ));
         }
         let occupied: Option<bool> = first_value(client.select(
-            "SELECT true FROM ctx.llm_cache WHERE tenant = ctx.current_tenant() LIMIT 1",
+            "SELECT true FROM ctx.llm_cache WHERE tenant = $1 LIMIT 1",
             Some(1),
-            &[],
+            &[crate::services::tenant::current()?.into()],
         )?)?;
         if occupied.is_some() {
             return Err(CtxError::new(

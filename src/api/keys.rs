@@ -27,12 +27,12 @@ fn encrypt_namespace(namespace: Option<Vec<Option<String>>>) {
         }
         let (lo, hi) = namespace::descendants_range(&labels);
         let occupied: Option<bool> = crate::plans::first_value(client.select(
-            "SELECT true WHERE EXISTS (SELECT 1 FROM ctx.memories WHERE tenant = ctx.current_tenant()
+            "SELECT true WHERE EXISTS (SELECT 1 FROM ctx.memories WHERE tenant = $3
                                           AND ns_key >= $1 AND ($2::text IS NULL OR ns_key < $2))
-                         OR EXISTS (SELECT 1 FROM ctx.state WHERE tenant = ctx.current_tenant()
+                         OR EXISTS (SELECT 1 FROM ctx.state WHERE tenant = $3
                                           AND ns_key >= $1 AND ($2::text IS NULL OR ns_key < $2))",
             Some(1),
-            &[lo.into(), hi.into()],
+            &[lo.into(), hi.into(), crate::services::tenant::current()?.into()],
         )?)?;
         if occupied.is_some() {
             return Err(CtxError::new(
@@ -111,9 +111,9 @@ fn shred(context_id: Option<Uuid>, cascade: default!(Option<bool>, false)) -> i6
     let cascade = cascade.unwrap_or(false);
     writing(|client| -> CtxResult<i64> {
         let encrypted: Option<bool> = crate::plans::first_value(client.update(
-            "SELECT encrypted FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = $1 FOR UPDATE",
+            "SELECT encrypted FROM ctx.contexts WHERE tenant = $2 AND id = $1 FOR UPDATE",
             Some(1),
-            &[context_id.into()],
+            &[context_id.into(), crate::services::tenant::current()?.into()],
         )?)?;
         match encrypted {
             None => return Err(missing_context(client, context_id)),
@@ -128,9 +128,9 @@ fn shred(context_id: Option<Uuid>, cascade: default!(Option<bool>, false)) -> i6
         }
         let forks: Vec<Uuid> = client
             .select(
-                "SELECT id FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND ancestors @> ARRAY[$1]",
+                "SELECT id FROM ctx.contexts WHERE tenant = $2 AND ancestors @> ARRAY[$1]",
                 None,
-                &[context_id.into()],
+                &[context_id.into(), crate::services::tenant::current()?.into()],
             )?
             .map(|row| required(row.get::<Uuid>(1)?, "id"))
             .collect::<CtxResult<_>>()?;
@@ -165,17 +165,17 @@ fn shred_namespace(namespace: Option<Vec<Option<String>>>) -> i64 {
         }
         let (lo, hi) = namespace::descendants_range(&labels);
         let memories = client.update(
-            "DELETE FROM ctx.memories WHERE tenant = ctx.current_tenant()
+            "DELETE FROM ctx.memories WHERE tenant = $3
                 AND ns_key >= $1 AND ($2::text IS NULL OR ns_key < $2)",
             None,
-            &[lo.clone().into(), hi.clone().into()],
+            &[lo.clone().into(), hi.clone().into(), crate::services::tenant::current()?.into()],
         )?;
         let removed = memories.len() as i64;
         let state = client.update(
-            "DELETE FROM ctx.state WHERE tenant = ctx.current_tenant()
+            "DELETE FROM ctx.state WHERE tenant = $3
                 AND ns_key >= $1 AND ($2::text IS NULL OR ns_key < $2)",
             None,
-            &[lo.into(), hi.into()],
+            &[lo.into(), hi.into(), crate::services::tenant::current()?.into()],
         )?;
         Ok(removed + state.len() as i64)
     })

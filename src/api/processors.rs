@@ -280,9 +280,13 @@ fn configure_context_processors(context_id: Option<Uuid>, config: Option<JsonArg
     writing(|client| -> CtxResult<JsonB> {
         let table = client.update(
             "UPDATE ctx.contexts SET processors = $2, updated_at = now()
-              WHERE tenant = ctx.current_tenant() AND id = $1 RETURNING 1",
+              WHERE tenant = $3 AND id = $1 RETURNING 1",
             Some(1),
-            &[context_id.into(), JsonB(config).into()],
+            &[
+                context_id.into(),
+                JsonB(config).into(),
+                crate::services::tenant::current()?.into(),
+            ],
         )?;
         if table.is_empty() {
             return Err(unknown_context(context_id));
@@ -302,9 +306,12 @@ fn processor_config(context_id: Option<Uuid>) -> JsonB {
 
 fn effective_for_context(client: &SpiClient<'_>, context_id: Uuid) -> CtxResult<JsonB> {
     let row: Option<JsonB> = crate::plans::first_value(client.select(
-        "SELECT processors FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = $1",
+        "SELECT processors FROM ctx.contexts WHERE tenant = $2 AND id = $1",
         Some(1),
-        &[context_id.into()],
+        &[
+            context_id.into(),
+            crate::services::tenant::current()?.into(),
+        ],
     )?)?;
     let stored = row.ok_or_else(|| unknown_context(context_id))?.0;
     let mut config = Config::default();
@@ -315,11 +322,11 @@ fn effective_for_context(client: &SpiClient<'_>, context_id: Uuid) -> CtxResult<
             "SELECT r.name
                FROM (SELECT DISTINCT ON (p.name) p.fn, p.name, p.enabled FROM ctx.processor_registry p
                       WHERE p.tenant IS NULL OR p.tenant = (SELECT c.tenant FROM ctx.contexts c
-                                                                  WHERE c.tenant = ctx.current_tenant() AND c.id = $1)
+                                                                  WHERE c.tenant = $2 AND c.id = $1)
                       ORDER BY p.name, (p.tenant IS NULL AND p.fn IS NOT NULL) DESC, p.tenant NULLS LAST) r
               WHERE r.fn IS NULL AND NOT r.enabled",
             None,
-            &[context_id.into()],
+            &[context_id.into(), crate::services::tenant::current()?.into()],
         )?
         .map(|row| required(row.get::<String>(1)?, "name"))
         .collect::<CtxResult<_>>()?;
@@ -340,9 +347,9 @@ fn configure_namespace_processors(
     writing(|client| -> CtxResult<()> {
         if config.as_object().is_some_and(|m| m.is_empty()) {
             client.update(
-                "DELETE FROM ctx.namespace_processors WHERE tenant = ctx.current_tenant() AND ns_key = $1",
+                "DELETE FROM ctx.namespace_processors WHERE tenant = $2 AND ns_key = $1",
                 None,
-                &[key.clone().into()],
+                &[key.clone().into(), crate::services::tenant::current()?.into()],
             )?;
         } else {
             client.update(

@@ -12,19 +12,25 @@ use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::plans::{first_value, Statement};
 use crate::services::keys::{self, Scope};
 use crate::services::transaction;
-use pgrx::pg_sys::BuiltinOid::UUIDOID;
+use pgrx::pg_sys::BuiltinOid::{TEXTOID, UUIDOID};
 use pgrx::spi::SpiClient;
 
 /// The context must exist for the caller's tenant and be encrypted.
 fn encrypted_context_key(client: &SpiClient<'_>, context_id: pgrx::Uuid) -> CtxResult<Key> {
     static ENCRYPTED: Statement = Statement {
-        sql: "SELECT encrypted FROM ctx.contexts WHERE id = $1 AND tenant = ctx.current_tenant()",
-        args: &[UUIDOID],
+        sql: "SELECT encrypted FROM ctx.contexts WHERE id = $1 AND tenant = $2",
+        args: &[UUIDOID, TEXTOID],
         writes: false,
     };
     let plan = ENCRYPTED.plan(client)?;
-    let encrypted: Option<bool> =
-        first_value(client.select(&*plan, Some(1), &[context_id.into()])?)?;
+    let encrypted: Option<bool> = first_value(client.select(
+        &*plan,
+        Some(1),
+        &[
+            context_id.into(),
+            crate::services::tenant::current()?.into(),
+        ],
+    )?)?;
     match encrypted {
         None => Err(crate::services::context_view::missing_context(
             client, context_id,

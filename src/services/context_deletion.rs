@@ -25,22 +25,22 @@ pub(crate) fn delete_rows(
     static DELETE: Statement = Statement {
         sql: "WITH gone AS (
                   DELETE FROM ctx.contexts
-                   WHERE tenant = ctx.current_tenant() AND (id = $1 OR ($2 AND ancestors @> ARRAY[$1]))
+                   WHERE tenant = $5 AND (id = $1 OR ($2 AND ancestors @> ARRAY[$1]))
                RETURNING tenant, id),
               forgotten AS (
                   DELETE FROM ctx.memories m USING gone g
-                   WHERE $3 AND m.tenant = g.tenant AND m.source_context = g.id),
+                   WHERE $3 AND m.tenant = $5 AND m.source_context = g.id),
               detached AS (
                   UPDATE ctx.memories m SET source_context = NULL FROM gone g
-                   WHERE NOT $3 AND m.tenant = g.tenant AND m.source_context = g.id),
+                   WHERE NOT $3 AND m.tenant = $5 AND m.source_context = g.id),
               working AS (
                   DELETE FROM ctx.state s USING gone g
-                   WHERE s.tenant = g.tenant AND s.ns_key = $4 AND s.key = g.id::text),
+                   WHERE s.tenant = $5 AND s.ns_key = $4 AND s.key = g.id::text),
               unkeyed AS (
                   DELETE FROM ctx.data_keys k USING gone g
-                   WHERE k.tenant = g.tenant AND k.scope = 'context:' || g.id AND k.wrapped IS NOT NULL)
+                   WHERE k.tenant = $5 AND k.scope = 'context:' || g.id AND k.wrapped IS NOT NULL)
               SELECT count(*) FROM gone",
-        args: &[UUIDOID, BOOLOID, BOOLOID, TEXTOID],
+        args: &[UUIDOID, BOOLOID, BOOLOID, TEXTOID, TEXTOID],
         writes: true,
     };
     let plan = DELETE.plan(client)?;
@@ -53,6 +53,7 @@ pub(crate) fn delete_rows(
                 cascade.into(),
                 forget_memories.into(),
                 working_memory_key().into(),
+                crate::services::tenant::current()?.into(),
             ],
         )?
         .first()

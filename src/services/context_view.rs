@@ -249,9 +249,14 @@ pub(crate) fn missing_context(client: &SpiClient<'_>, id: Uuid) -> CtxError {
     let shredded_at: Option<String> = client
         .select(
             "SELECT shredded_at::text FROM ctx.data_keys
-              WHERE tenant = ctx.current_tenant() AND scope = $1 AND shredded_at IS NOT NULL",
+              WHERE tenant = $2 AND scope = $1 AND shredded_at IS NOT NULL",
             Some(1),
-            &[keys::Scope::Context(id).name().into()],
+            &[
+                keys::Scope::Context(id).name().into(),
+                crate::services::tenant::current()
+                    .unwrap_or_default()
+                    .into(),
+            ],
         )
         .ok()
         .and_then(|t| crate::plans::first_value(t).ok().flatten());

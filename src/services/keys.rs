@@ -181,8 +181,8 @@ pub(crate) fn forget_keys() {
 
 static LOAD: Statement = Statement {
     sql: "SELECT master_key_id, wrapped, shredded_at IS NOT NULL FROM ctx.data_keys
-           WHERE tenant = ctx.current_tenant() AND scope = $1",
-    args: &[TEXTOID],
+           WHERE tenant = $2 AND scope = $1",
+    args: &[TEXTOID, TEXTOID],
     writes: false,
 };
 
@@ -194,7 +194,14 @@ pub(crate) fn data_key(client: &SpiClient<'_>, scope: &Scope) -> CtxResult<Key> 
         return Ok(key);
     }
     let plan = LOAD.plan(client)?;
-    let mut table = client.select(&*plan, Some(1), &[name.as_str().into()])?;
+    let mut table = client.select(
+        &*plan,
+        Some(1),
+        &[
+            name.as_str().into(),
+            crate::services::tenant::current()?.into(),
+        ],
+    )?;
     let row = table.next().ok_or_else(|| {
         CtxError::new(
             ErrorKind::DataCorrupted,
@@ -223,15 +230,21 @@ pub(crate) fn shredded(scope: &str) -> CtxError {
 /// The data key of `scope` if the tenant has one (None: the scope is not encrypted).
 pub(crate) fn existing_key(client: &SpiClient<'_>, scope: &Scope) -> CtxResult<Option<Key>> {
     static EXISTS: Statement = Statement {
-        sql: "SELECT true FROM ctx.data_keys WHERE tenant = ctx.current_tenant() AND scope = $1",
-        args: &[TEXTOID],
+        sql: "SELECT true FROM ctx.data_keys WHERE tenant = $2 AND scope = $1",
+        args: &[TEXTOID, TEXTOID],
         writes: false,
     };
     // (asked of the table first: a tenant without the key needs no master key)
     let name = scope.name();
     let plan = EXISTS.plan(client)?;
-    let found: Option<bool> =
-        crate::plans::first_value(client.select(&*plan, Some(1), &[name.as_str().into()])?)?;
+    let found: Option<bool> = crate::plans::first_value(client.select(
+        &*plan,
+        Some(1),
+        &[
+            name.as_str().into(),
+            crate::services::tenant::current()?.into(),
+        ],
+    )?)?;
     match found {
         None => Ok(None),
         Some(_) => data_key(client, scope).map(Some),
@@ -305,16 +318,20 @@ pub(crate) fn namespace_scope(
 ) -> CtxResult<Option<Scope>> {
     static NEAREST: Statement = Statement {
         sql: "SELECT scope, shredded_at IS NOT NULL FROM ctx.data_keys
-               WHERE tenant = ctx.current_tenant() AND scope = ANY($1)
+               WHERE tenant = $2 AND scope = ANY($1)
                ORDER BY length(scope) DESC LIMIT 1",
-        args: &[TEXTARRAYOID],
+        args: &[TEXTARRAYOID, TEXTOID],
         writes: false,
     };
     let scopes: Vec<String> = (1..=labels.len())
         .map(|n| Scope::Namespace(namespace::key(&labels[..n])).name())
         .collect();
     let plan = NEAREST.plan(client)?;
-    let mut table = client.select(&*plan, Some(1), &[scopes.into()])?;
+    let mut table = client.select(
+        &*plan,
+        Some(1),
+        &[scopes.into(), crate::services::tenant::current()?.into()],
+    )?;
     let Some(row) = table.next() else {
         return Ok(None);
     };
@@ -331,9 +348,12 @@ pub(crate) fn namespace_scope(
 pub(crate) fn destroy_key(client: &mut SpiClient<'_>, scope: &Scope) -> CtxResult<bool> {
     let table = client.update(
         "UPDATE ctx.data_keys SET wrapped = NULL, master_key_id = NULL, shredded_at = now()
-          WHERE tenant = ctx.current_tenant() AND scope = $1 AND wrapped IS NOT NULL RETURNING 1",
+          WHERE tenant = $2 AND scope = $1 AND wrapped IS NOT NULL RETURNING 1",
         Some(1),
-        &[scope.name().into()],
+        &[
+            scope.name().into(),
+            crate::services::tenant::current()?.into(),
+        ],
     )?;
     forget_keys();
     Ok(!table.is_empty())

@@ -296,9 +296,9 @@ impl Pipeline {
     ) -> CtxResult<Pipeline> {
         static CONFIGS: Statement = Statement {
             sql: "SELECT config FROM ctx.namespace_processors
-                   WHERE tenant = (SELECT ctx.current_tenant()) AND ns_key = ANY($1)
+                   WHERE tenant = $2 AND ns_key = ANY($1)
                    ORDER BY cardinality(namespace)",
-            args: &[TEXTARRAYOID],
+            args: &[TEXTARRAYOID, TEXTOID],
             writes: false,
         };
         let prefixes: Vec<String> = (1..=namespace.len())
@@ -306,7 +306,11 @@ impl Pipeline {
             .collect();
         let plan = CONFIGS.plan(client)?;
         let mut config = Config::default();
-        for row in client.select(&*plan, None, &[prefixes.into()])? {
+        for row in client.select(
+            &*plan,
+            None,
+            &[prefixes.into(), crate::services::tenant::current()?.into()],
+        )? {
             if let Some(doc) = row.get::<JsonB>(1)? {
                 config.overlay(&doc.0, Level::Namespace)?;
             }

@@ -76,9 +76,9 @@ fn update_context(
         }
         writing(|client| {
             let mut table = client.update(
-                "SELECT metadata FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = $1 FOR NO KEY UPDATE",
+                "SELECT metadata FROM ctx.contexts WHERE tenant = $2 AND id = $1 FOR NO KEY UPDATE",
                 Some(1),
-                &[context_id.into()],
+                &[context_id.into(), crate::services::tenant::current()?.into()],
             )?;
             let Some(current) = table.next() else {
                 return Err(missing_context(client, context_id));
@@ -92,7 +92,7 @@ fn update_context(
                 .update(
                     "UPDATE ctx.contexts SET name = coalesce($2, name), resource = coalesce($3, resource),
                             metadata = $4, updated_at = now()
-                      WHERE tenant = ctx.current_tenant() AND id = $1
+                      WHERE tenant = $5 AND id = $1
                   RETURNING id, name, resource, metadata, created_at, updated_at",
                     Some(1),
                     &[
@@ -100,6 +100,7 @@ fn update_context(
                         name.into(),
                         resource.into(),
                         JsonB(metadata).into(),
+                        crate::services::tenant::current()?.into(),
                     ],
                 )?
                 .first();
@@ -159,13 +160,15 @@ fn list_contexts(
         let mut args: Vec<DatumWithOid> = vec![resource.into()];
         let compiled = filter::compile(&filter.map_or(Value::Null, |j| j.0), &CONTEXT_FILTER, 2)?;
         args.extend(compiled.params.iter().map(param_datum));
+        args.push(crate::services::tenant::current()?.into());
+        let tenant_param = args.len();
         // (the caller's tenant, as every function acts in; resource lookups use
         // contexts_resource_idx; count(*) OVER () counts the matches before LIMIT)
         let sql = format!(
             "SELECT c.id, c.name, c.resource, c.metadata, c.created_at, c.updated_at, c.last_seq,
                     count(*) OVER ()
                FROM ctx.contexts c
-              WHERE c.tenant = (SELECT ctx.current_tenant())
+              WHERE c.tenant = ${tenant_param}
                 AND ($1::text IS NULL OR c.resource = $1::text) AND ({})
               ORDER BY {column} {direction}, c.id
               LIMIT {max_rows} OFFSET {skip}",

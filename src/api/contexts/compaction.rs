@@ -53,8 +53,8 @@ fn compact_context(
         sql:
             "INSERT INTO ctx.summaries (context_id, version, through_seq, content, metadata, tokens)
               SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4, ctx.count_tokens($3, $5)
-                FROM ctx.summaries WHERE tenant = ctx.current_tenant() AND context_id = $1",
-        args: &[UUIDOID, INT8OID, TEXTOID, JSONBOID, TEXTOID],
+                FROM ctx.summaries WHERE tenant = $6 AND context_id = $1",
+        args: &[UUIDOID, INT8OID, TEXTOID, JSONBOID, TEXTOID, TEXTOID],
         writes: true,
     };
     writing(|client| {
@@ -106,6 +106,7 @@ fn compact_context(
                 summary.into(),
                 JsonB(metadata).into(),
                 view.encoding.as_str().into(),
+                view.tenant.as_str().into(),
             ],
         )?;
         Ok(through)
@@ -123,9 +124,12 @@ fn insert_sealed_summary(
 ) -> CtxResult<()> {
     let version: i32 = crate::plans::first_value(client.select(
         "SELECT coalesce(max(version), 0) + 1 FROM ctx.summaries
-          WHERE tenant = ctx.current_tenant() AND context_id = $1",
+          WHERE tenant = $2 AND context_id = $1",
         Some(1),
-        &[context_id.into()],
+        &[
+            context_id.into(),
+            crate::services::tenant::current()?.into(),
+        ],
     )?)?
     .unwrap_or(1);
     insert_summary_version(

@@ -27,9 +27,9 @@ fn fork_context(context_id: Option<Uuid>, at_seq: Option<i64>) -> CtxResult<Uuid
     let context_id = required(context_id, "context_id")?;
     static INSERT_FORK: Statement = Statement {
         sql: "INSERT INTO ctx.contexts (name, metadata, encoding, parent_id, ancestors, bounds, last_seq, metadata_schema, processors, encrypted)
-              SELECT $1, $2, $3, $4, $5, $6, $7, metadata_schema, processors, encrypted FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = $4
+              SELECT $1, $2, $3, $4, $5, $6, $7, metadata_schema, processors, encrypted FROM ctx.contexts WHERE tenant = $8 AND id = $4
               RETURNING id",
-        args: &[TEXTOID, JSONBOID, TEXTOID, UUIDOID, UUIDARRAYOID, INT8ARRAYOID, INT8OID],
+        args: &[TEXTOID, JSONBOID, TEXTOID, UUIDOID, UUIDARRAYOID, INT8ARRAYOID, INT8OID, TEXTOID],
         writes: true,
     };
     // The fork inherits the summaries that cover only messages it sees.
@@ -37,8 +37,8 @@ fn fork_context(context_id: Option<Uuid>, at_seq: Option<i64>) -> CtxResult<Uuid
         sql: "INSERT INTO ctx.summaries (context_id, version, through_seq, content, metadata, tokens, created_at)
               SELECT $1, version, through_seq, content, metadata, tokens, created_at
                 FROM ctx.summaries
-               WHERE tenant = ctx.current_tenant() AND context_id = $2 AND through_seq <= $3",
-        args: &[UUIDOID, UUIDOID, INT8OID],
+               WHERE tenant = $4 AND context_id = $2 AND through_seq <= $3",
+        args: &[UUIDOID, UUIDOID, INT8OID, TEXTOID],
         writes: true,
     };
     writing(|client| {
@@ -64,6 +64,7 @@ fn fork_context(context_id: Option<Uuid>, at_seq: Option<i64>) -> CtxResult<Uuid
                 ancestors.into(),
                 lineage.bounds.into(),
                 at_seq.into(),
+                parent.tenant.as_str().into(),
             ],
         )?;
         let row = table
@@ -78,9 +79,9 @@ fn fork_context(context_id: Option<Uuid>, at_seq: Option<i64>) -> CtxResult<Uuid
         static COPY_WORKING_MEMORY: Statement = Statement {
             sql: "INSERT INTO ctx.state (namespace, ns_key, key, value, version)
                   SELECT namespace, ns_key, $1::text, value, 1 FROM ctx.state
-                   WHERE tenant = ctx.current_tenant() AND ns_key = $3 AND key = $2::text AND version > 0
+                   WHERE tenant = $4 AND ns_key = $3 AND key = $2::text AND version > 0
                      AND (expires_at IS NULL OR expires_at > now())",
-            args: &[UUIDOID, UUIDOID, TEXTOID],
+            args: &[UUIDOID, UUIDOID, TEXTOID, TEXTOID],
             writes: true,
         };
         if !parent.encrypted {
@@ -89,7 +90,12 @@ fn fork_context(context_id: Option<Uuid>, at_seq: Option<i64>) -> CtxResult<Uuid
             client.update(
                 &*plan,
                 None,
-                &[fork_id.into(), context_id.into(), wm_key.as_str().into()],
+                &[
+                    fork_id.into(),
+                    context_id.into(),
+                    wm_key.as_str().into(),
+                    parent.tenant.as_str().into(),
+                ],
             )?;
         }
         if parent.encrypted {
@@ -101,7 +107,12 @@ fn fork_context(context_id: Option<Uuid>, at_seq: Option<i64>) -> CtxResult<Uuid
         client.update(
             &*plan,
             None,
-            &[fork_id.into(), context_id.into(), at_seq.into()],
+            &[
+                fork_id.into(),
+                context_id.into(),
+                at_seq.into(),
+                parent.tenant.as_str().into(),
+            ],
         )?;
         Ok(fork_id)
     })
@@ -118,10 +129,14 @@ fn copy_sealed_summaries(
         .select(
             "SELECT version, through_seq, content_enc, metadata, tokens, created_at
                FROM ctx.summaries
-              WHERE tenant = ctx.current_tenant() AND context_id = $1 AND through_seq <= $2
+              WHERE tenant = $3 AND context_id = $1 AND through_seq <= $2
               ORDER BY version",
             None,
-            &[parent.into(), at_seq.into()],
+            &[
+                parent.into(),
+                at_seq.into(),
+                crate::services::tenant::current()?.into(),
+            ],
         )?
         .map(|row| {
             Ok((

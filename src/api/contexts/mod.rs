@@ -109,21 +109,27 @@ fn delete(
     let cascade = required(cascade, "cascade")?;
     let forget_memories = required(forget_memories, "forget_memories")?;
     static FORKS: Statement = Statement {
-        sql: "SELECT count(*) FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND ancestors @> ARRAY[$1]",
-        args: &[UUIDOID],
+        sql: "SELECT count(*) FROM ctx.contexts WHERE tenant = $2 AND ancestors @> ARRAY[$1]",
+        args: &[UUIDOID, TEXTOID],
         writes: false,
     };
     // locks the row without reading content: a shredded context can still be deleted
     static LOCK: Statement = Statement {
-        sql:
-            "SELECT 1 FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = $1 FOR UPDATE",
-        args: &[UUIDOID],
+        sql: "SELECT 1 FROM ctx.contexts WHERE tenant = $2 AND id = $1 FOR UPDATE",
+        args: &[UUIDOID, TEXTOID],
         writes: true,
     };
     writing(|client| {
         let plan = LOCK.plan(client)?;
         if client
-            .update(&*plan, Some(1), &[context_id.into()])?
+            .update(
+                &*plan,
+                Some(1),
+                &[
+                    context_id.into(),
+                    crate::services::tenant::current()?.into(),
+                ],
+            )?
             .is_empty()
         {
             return Err(missing_context(client, context_id));
@@ -131,7 +137,14 @@ fn delete(
         if !cascade {
             let plan = FORKS.plan(client)?;
             let forks: i64 = client
-                .select(&*plan, Some(1), &[context_id.into()])?
+                .select(
+                    &*plan,
+                    Some(1),
+                    &[
+                        context_id.into(),
+                        crate::services::tenant::current()?.into(),
+                    ],
+                )?
                 .first()
                 .get_one()?
                 .unwrap_or(0);

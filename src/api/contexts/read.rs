@@ -275,8 +275,8 @@ fn read_history(context_id: Option<Uuid>) -> CtxResult<Vec<Row>> {
     static SUMMARIES: Statement = Statement {
         sql: "SELECT through_seq, content, metadata, tokens, created_at, version, content_enc
                 FROM ctx.summaries
-               WHERE tenant = ctx.current_tenant() AND context_id = $1 ORDER BY version",
-        args: &[UUIDOID],
+               WHERE tenant = $2 AND context_id = $1 ORDER BY version",
+        args: &[UUIDOID, TEXTOID],
         writes: false,
     };
     Spi::connect(|client| {
@@ -300,7 +300,11 @@ fn read_history(context_id: Option<Uuid>) -> CtxResult<Vec<Row>> {
         }
         messages.extend(replaced);
         let plan = SUMMARIES.plan(client)?;
-        let table = client.select(&*plan, None, &[context_id.into()])?;
+        let table = client.select(
+            &*plan,
+            None,
+            &[context_id.into(), view.tenant.as_str().into()],
+        )?;
         let rows = table.collect::<Vec<_>>();
         let latest = rows.len();
         let mut summaries = Vec::with_capacity(latest);
