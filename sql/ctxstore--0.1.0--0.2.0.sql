@@ -616,6 +616,7 @@ CREATE FUNCTION ctx.save_thread(thread_id text, title text DEFAULT NULL, resourc
 RETURNS uuid
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     cid uuid;
     holder text;
 BEGIN
@@ -636,7 +637,7 @@ BEGIN
             HINT = 'framework '''' is that of the adapters that only map thread ids (LangGraph, LangChain, the Agents SDK)';
     END IF;
     SELECT t.framework INTO holder FROM ctx.threads t
-     WHERE t.tenant = ctx.current_tenant() AND t.thread_id = save_thread.thread_id;
+     WHERE t.tenant = caller_tenant AND t.thread_id = save_thread.thread_id;
     IF FOUND AND holder <> save_thread.framework THEN
         RAISE EXCEPTION 'thread id "%" is held by framework "%"', save_thread.thread_id, holder USING ERRCODE = '23505',
             HINT = 'one thread id is one framework''s: use another id for this one';
@@ -648,7 +649,7 @@ BEGIN
     cid := ctx.thread_context(save_thread.thread_id, encrypted => save_thread.encrypted);
     IF holder IS NULL THEN
         UPDATE ctx.threads t SET framework = save_thread.framework
-         WHERE t.tenant = ctx.current_tenant() AND t.thread_id = save_thread.thread_id;
+         WHERE t.tenant = caller_tenant AND t.thread_id = save_thread.thread_id;
     END IF;
     UPDATE ctx.contexts c
        SET name = coalesce(save_thread.title, c.name),
@@ -656,7 +657,7 @@ BEGIN
            metadata = coalesce(save_thread.metadata, c.metadata),
            created_at = coalesce(save_thread.created_at, c.created_at),
            updated_at = coalesce(save_thread.updated_at, now())
-     WHERE c.tenant = ctx.current_tenant() AND c.id = cid;
+     WHERE c.tenant = caller_tenant AND c.id = cid;
     IF NOT FOUND THEN  -- (deleted since the lookup)
         RAISE EXCEPTION 'thread "%" was deleted while it was saved', save_thread.thread_id USING ERRCODE = '40001',
             HINT = 'retry the transaction';
@@ -735,6 +736,8 @@ $body$;
 CREATE FUNCTION ctx.locate_messages(message_ids text[], framework text DEFAULT NULL)
 RETURNS TABLE(message_id text, context_id uuid, thread_id text)
 LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $body$
+DECLARE
+    caller_tenant text := ctx.current_tenant();
 BEGIN
     IF locate_messages.message_ids IS NULL OR array_position(locate_messages.message_ids, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'message_ids must not be NULL nor contain NULL' USING ERRCODE = '22004',
@@ -744,7 +747,7 @@ BEGIN
     SELECT m.message_id, m.context_id, t.thread_id
       FROM ctx.messages m
       LEFT JOIN ctx.threads t ON t.tenant = m.tenant AND t.context_id = m.context_id
-     WHERE m.tenant = ctx.current_tenant() AND m.message_id = ANY (locate_messages.message_ids) AND NOT m.deleted
+     WHERE m.tenant = caller_tenant AND m.message_id = ANY (locate_messages.message_ids) AND NOT m.deleted
        -- (with a framework: only messages of its threads)
        AND (locate_messages.framework IS NULL OR t.framework = locate_messages.framework)
      ORDER BY m.message_id, m.context_id;
@@ -760,6 +763,7 @@ CREATE FUNCTION ctx.checkpoint_put(thread_id text, checkpoint_ns text, checkpoin
 RETURNS text
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     cid uuid;
     sealed boolean;
     new_id text := checkpoint_put.checkpoint->>'id';
@@ -792,8 +796,8 @@ BEGIN
         RAISE EXCEPTION 'channels, versions and types must not contain NULL' USING ERRCODE = '22004';
     END IF;
     cid := ctx.thread_context(checkpoint_put.thread_id);
-    SELECT c.encrypted INTO sealed FROM ctx.contexts c WHERE c.tenant = ctx.current_tenant() AND c.id = cid;
-    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || cid::text || chr(31) || ctx.current_tenant(), 0));
+    SELECT c.encrypted INTO sealed FROM ctx.contexts c WHERE c.tenant = caller_tenant AND c.id = cid;
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || cid::text || chr(31) || caller_tenant, 0));
 
     INSERT INTO ctx.checkpoint_blobs AS b (context_id, checkpoint_ns, channel, version, type, blob)
     SELECT cid, ns, v.channel, v.version, v.type,
@@ -828,6 +832,7 @@ CREATE FUNCTION ctx.checkpoint_put_writes(thread_id text, checkpoint_ns text, ch
 RETURNS integer
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     cid uuid;
     sealed boolean;
     ns text := coalesce(checkpoint_put_writes.checkpoint_ns, '');
@@ -848,9 +853,9 @@ BEGIN
         RAISE EXCEPTION 'idxs, channels, types and blobs must not contain NULL' USING ERRCODE = '22004';
     END IF;
     cid := ctx.thread_context(checkpoint_put_writes.thread_id);
-    SELECT c.encrypted INTO sealed FROM ctx.contexts c WHERE c.tenant = ctx.current_tenant() AND c.id = cid;
+    SELECT c.encrypted INTO sealed FROM ctx.contexts c WHERE c.tenant = caller_tenant AND c.id = cid;
     -- (garbage collection waits for these writes, as for a put)
-    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || cid::text || chr(31) || ctx.current_tenant(), 0));
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || cid::text || chr(31) || caller_tenant, 0));
     INSERT INTO ctx.checkpoint_writes AS w (context_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
     SELECT cid, ns, checkpoint_put_writes.checkpoint_id, checkpoint_put_writes.task_id,
            coalesce(checkpoint_put_writes.task_path, ''), v.idx, v.channel, v.type,
@@ -982,23 +987,24 @@ $body$;
 CREATE FUNCTION ctx.checkpoint_collect_garbage(context_ids uuid[]) RETURNS bigint
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     n bigint;
     total bigint := 0;
 BEGIN
     IF checkpoint_collect_garbage.context_ids IS NULL THEN
         RAISE EXCEPTION 'context_ids must not be NULL' USING ERRCODE = '22004';
     END IF;
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text || chr(31) || ctx.current_tenant(), 0))
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text || chr(31) || caller_tenant, 0))
        FROM unnest(checkpoint_collect_garbage.context_ids) AS id ORDER BY id;
     DELETE FROM ctx.checkpoint_writes w
-     WHERE w.context_id = ANY (checkpoint_collect_garbage.context_ids) AND w.tenant = ctx.current_tenant()
+     WHERE w.context_id = ANY (checkpoint_collect_garbage.context_ids) AND w.tenant = caller_tenant
        AND NOT EXISTS (SELECT 1 FROM ctx.checkpoints c
                         WHERE c.tenant = w.tenant AND c.context_id = w.context_id AND c.checkpoint_ns = w.checkpoint_ns
                           AND c.checkpoint_id = w.checkpoint_id);
     GET DIAGNOSTICS n = ROW_COUNT;
     total := total + n;
     DELETE FROM ctx.checkpoint_blobs b
-     WHERE b.context_id = ANY (checkpoint_collect_garbage.context_ids) AND b.tenant = ctx.current_tenant()
+     WHERE b.context_id = ANY (checkpoint_collect_garbage.context_ids) AND b.tenant = caller_tenant
        AND NOT EXISTS (SELECT 1 FROM ctx.checkpoints c
                         WHERE c.tenant = b.tenant AND c.context_id = b.context_id AND c.checkpoint_ns = b.checkpoint_ns
                           AND c.checkpoint->'channel_versions'->>b.channel = b.version);
@@ -1010,6 +1016,7 @@ $body$;
 CREATE FUNCTION ctx.checkpoint_prune(thread_ids text[], keep_latest integer DEFAULT 1) RETURNS bigint
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     cids uuid[];
     deleted bigint;
 BEGIN
@@ -1021,14 +1028,14 @@ BEGIN
             HINT = '0 deletes every checkpoint of the threads; 1 keeps the latest of each namespace';
     END IF;
     SELECT coalesce(array_agg(t.context_id), '{}') INTO cids FROM ctx.threads t
-     WHERE t.tenant = ctx.current_tenant() AND t.thread_id = ANY (checkpoint_prune.thread_ids);
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text || chr(31) || ctx.current_tenant(), 0))
+     WHERE t.tenant = caller_tenant AND t.thread_id = ANY (checkpoint_prune.thread_ids);
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text || chr(31) || caller_tenant, 0))
        FROM unnest(cids) AS id ORDER BY id;
     DELETE FROM ctx.checkpoints c
      USING (SELECT r.context_id, r.checkpoint_ns, r.checkpoint_id,
                    row_number() OVER (PARTITION BY r.context_id, r.checkpoint_ns ORDER BY r.checkpoint_id DESC) AS rank
-              FROM ctx.checkpoints r WHERE r.tenant = ctx.current_tenant() AND r.context_id = ANY (cids)) ranked
-     WHERE c.tenant = ctx.current_tenant() AND c.context_id = ranked.context_id AND c.checkpoint_ns = ranked.checkpoint_ns
+              FROM ctx.checkpoints r WHERE r.tenant = caller_tenant AND r.context_id = ANY (cids)) ranked
+     WHERE c.tenant = caller_tenant AND c.context_id = ranked.context_id AND c.checkpoint_ns = ranked.checkpoint_ns
        AND c.checkpoint_id = ranked.checkpoint_id AND ranked.rank > checkpoint_prune.keep_latest;
     GET DIAGNOSTICS deleted = ROW_COUNT;
     PERFORM ctx.checkpoint_collect_garbage(cids);
@@ -1044,6 +1051,7 @@ $body$;
 CREATE FUNCTION ctx.checkpoint_delete_runs(run_ids text[]) RETURNS bigint
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     keys text[];
     cids uuid[];
     deleted bigint;
@@ -1054,16 +1062,16 @@ BEGIN
     -- plain threads store the run id, encrypted ones its keyed hash (there are none before the
     -- tenant's hashing key exists: no key is made, and no master key needed, to look)
     keys := checkpoint_delete_runs.run_ids;
-    IF EXISTS (SELECT 1 FROM ctx.data_keys d WHERE d.tenant = ctx.current_tenant() AND d.scope = 'hashing') THEN
+    IF EXISTS (SELECT 1 FROM ctx.data_keys d WHERE d.tenant = caller_tenant AND d.scope = 'hashing') THEN
         keys := keys || ARRAY(SELECT ctx.checkpoint_run_key(r, true)
                                 FROM unnest(checkpoint_delete_runs.run_ids) r WHERE r IS NOT NULL);
     END IF;
     SELECT coalesce(array_agg(DISTINCT c.context_id), '{}') INTO cids FROM ctx.checkpoints c
-     WHERE c.tenant = ctx.current_tenant() AND c.run_id = ANY (keys);
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text || chr(31) || ctx.current_tenant(), 0))
+     WHERE c.tenant = caller_tenant AND c.run_id = ANY (keys);
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text || chr(31) || caller_tenant, 0))
        FROM unnest(cids) AS id ORDER BY id;
     DELETE FROM ctx.checkpoints c
-     WHERE c.tenant = ctx.current_tenant() AND c.context_id = ANY (cids) AND c.run_id = ANY (keys);
+     WHERE c.tenant = caller_tenant AND c.context_id = ANY (cids) AND c.run_id = ANY (keys);
     GET DIAGNOSTICS deleted = ROW_COUNT;
     PERFORM ctx.checkpoint_collect_garbage(cids);
     RETURN deleted;
@@ -1076,6 +1084,7 @@ $body$;
 CREATE FUNCTION ctx.checkpoint_copy_thread(source_thread_id text, target_thread_id text) RETURNS bigint
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     src uuid;
     dst uuid;
     src_sealed boolean;
@@ -1096,16 +1105,16 @@ BEGIN
     dst := ctx.thread_context(target_thread_id, create_missing => false);
     IF dst IS NULL THEN
         PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
-            'ctxstore.thread' || chr(31) || ctx.current_tenant() || chr(31) || target_thread_id, 0));
+            'ctxstore.thread' || chr(31) || caller_tenant || chr(31) || target_thread_id, 0));
         dst := ctx.thread_context(target_thread_id, create_missing => false);
         IF dst IS NULL THEN
             dst := ctx.fork(src);
-            UPDATE ctx.contexts SET name = target_thread_id WHERE tenant = ctx.current_tenant() AND id = dst;
+            UPDATE ctx.contexts SET name = target_thread_id WHERE tenant = caller_tenant AND id = dst;
             INSERT INTO ctx.threads (thread_id, context_id) VALUES (target_thread_id, dst);
         END IF;
     END IF;
-    SELECT encrypted INTO src_sealed FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = src;
-    SELECT encrypted INTO dst_sealed FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = dst;
+    SELECT encrypted INTO src_sealed FROM ctx.contexts WHERE tenant = caller_tenant AND id = src;
+    SELECT encrypted INTO dst_sealed FROM ctx.contexts WHERE tenant = caller_tenant AND id = dst;
     IF src_sealed AND NOT dst_sealed THEN
         RAISE EXCEPTION 'cannot copy encrypted thread "%" into unencrypted thread "%"', source_thread_id, target_thread_id
             USING ERRCODE = '55000', HINT = 'copy into a new thread id: it becomes an encrypted fork';
@@ -1115,11 +1124,11 @@ BEGIN
     -- (both locks in context id order: two copies in opposite directions cannot deadlock; a
     -- transaction that put into the source before copying it waits for other such transactions)
     IF src < dst THEN
-        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || src::text || chr(31) || ctx.current_tenant(), 0));
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || src::text || chr(31) || caller_tenant, 0));
     END IF;
-    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || dst::text || chr(31) || ctx.current_tenant(), 0));
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || dst::text || chr(31) || caller_tenant, 0));
     IF src > dst THEN
-        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || src::text || chr(31) || ctx.current_tenant(), 0));
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || src::text || chr(31) || caller_tenant, 0));
     END IF;
 
     INSERT INTO ctx.checkpoint_blobs (context_id, checkpoint_ns, channel, version, type, blob)
@@ -1130,7 +1139,7 @@ BEGIN
      CROSS JOIN LATERAL (SELECT CASE WHEN src_sealed AND b.blob IS NOT NULL
                                      THEN ctx.context_unseal(src, b.blob, 'checkpoint_blobs', b.checkpoint_ns, b.channel, b.version)
                                      ELSE b.blob END AS blob) plain
-     WHERE b.tenant = ctx.current_tenant() AND b.context_id = src
+     WHERE b.tenant = caller_tenant AND b.context_id = src
     ON CONFLICT ON CONSTRAINT checkpoint_blobs_pkey DO NOTHING;
 
     INSERT INTO ctx.checkpoints (context_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id,
@@ -1148,7 +1157,7 @@ BEGIN
                                      ELSE convert_from(ctx.context_unseal(src, c.metadata_enc,
                                               'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id), 'UTF8')::jsonb
                                 END AS metadata) plain
-     WHERE c.tenant = ctx.current_tenant() AND c.context_id = src
+     WHERE c.tenant = caller_tenant AND c.context_id = src
     ON CONFLICT ON CONSTRAINT checkpoints_pkey DO NOTHING;
     GET DIAGNOSTICS copied = ROW_COUNT;
 
@@ -1163,7 +1172,7 @@ BEGIN
                                      THEN ctx.context_unseal(src, w.blob, 'checkpoint_writes', w.checkpoint_ns,
                                                              w.checkpoint_id, w.task_id, w.idx::text)
                                      ELSE w.blob END AS blob) plain
-     WHERE w.tenant = ctx.current_tenant() AND w.context_id = src
+     WHERE w.tenant = caller_tenant AND w.context_id = src
     ON CONFLICT ON CONSTRAINT checkpoint_writes_pkey DO NOTHING;
     RETURN copied;
 END
@@ -1402,6 +1411,8 @@ CREATE OR REPLACE FUNCTION ctx.set_retention(
     max_messages integer DEFAULT NULL,
     compact_older_than interval DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql AS $body$
+DECLARE
+    caller_tenant text := ctx.current_tenant();
 BEGIN
     IF set_retention.context_id IS NULL THEN
         RAISE EXCEPTION 'context_id must not be NULL'
@@ -1423,12 +1434,12 @@ BEGIN
     -- later ones skip it until this commits: no sweep deletes under a policy being replaced.
     -- Appends take a weaker lock and do not conflict with sweeps.
     PERFORM 1 FROM ctx.contexts c
-     WHERE c.tenant = ctx.current_tenant() AND c.id = set_retention.context_id FOR UPDATE;
+     WHERE c.tenant = caller_tenant AND c.id = set_retention.context_id FOR UPDATE;
     UPDATE ctx.contexts c
        SET retain_max_age = set_retention.max_age,
            retain_max_messages = set_retention.max_messages,
            compact_older_than = set_retention.compact_older_than
-     WHERE c.tenant = ctx.current_tenant() AND c.id = set_retention.context_id;
+     WHERE c.tenant = caller_tenant AND c.id = set_retention.context_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'context "%" does not exist', set_retention.context_id
             USING ERRCODE = '42704', HINT = 'create it with ctx.create_context(), or check the id (it may have been deleted)';
@@ -1529,6 +1540,7 @@ $body$;
 CREATE FUNCTION ctx.import_messages(context_id uuid, items jsonb) RETURNS bigint
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     revisions jsonb;
     fresh jsonb;
     saved bigint;
@@ -1537,9 +1549,9 @@ BEGIN
     -- batch (EXECUTE: planned with this batch's ids, never a cached plan made when the thread
     -- was short, which scanned the thread once per item)
     EXECUTE 'SELECT jsonb_object_agg(m.message_id, m.revision) FROM ctx.messages m
-              WHERE m.tenant = ctx.current_tenant() AND m.message_id = ANY ($1) AND m.context_id = $2'
+              WHERE m.tenant = $3 AND m.message_id = ANY ($1) AND m.context_id = $2'
        INTO revisions
-      USING ARRAY(SELECT e->>'message_id' FROM jsonb_array_elements(items) e), import_messages.context_id;
+      USING ARRAY(SELECT e->>'message_id' FROM jsonb_array_elements(items) e), import_messages.context_id, caller_tenant;
     SELECT jsonb_agg(i.item - 'occurrence' ORDER BY i.n) INTO fresh
       FROM jsonb_array_elements(items) WITH ORDINALITY AS i(item, n)
      WHERE coalesce((revisions->>(i.item->>'message_id'))::integer, 0) < (i.item->>'occurrence')::integer;
@@ -1617,10 +1629,11 @@ $body$;
 CREATE FUNCTION ctx.import_thread_of(thread_id text, framework text) RETURNS uuid
 LANGUAGE plpgsql STABLE AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     t record;
 BEGIN
     SELECT th.context_id, th.framework INTO t FROM ctx.threads th
-     WHERE th.tenant = ctx.current_tenant() AND th.thread_id = import_thread_of.thread_id;
+     WHERE th.tenant = caller_tenant AND th.thread_id = import_thread_of.thread_id;
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
@@ -1641,6 +1654,7 @@ CREATE FUNCTION ctx.import_langchain_chat(source regclass, encrypted boolean DEF
 RETURNS TABLE(kind text, imported bigint, skipped bigint, applied jsonb)
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     peer constant text := 'langchain-postgres 0.0.19 (PostgresChatMessageHistory.create_tables)';
     r record;
     session uuid;
@@ -1697,7 +1711,7 @@ BEGIN
     IF cardinality(batch) > 0 THEN
         saved := saved + ctx.import_messages(cid, to_jsonb(batch));
     END IF;
-    settings := coalesce(settings, jsonb_build_object('tenant', ctx.current_tenant()));
+    settings := coalesce(settings, jsonb_build_object('tenant', caller_tenant));
     RETURN QUERY VALUES ('threads', threads_new, threads_old, settings),
                         ('messages', saved, seen - saved, settings);
 END
@@ -1735,6 +1749,7 @@ CREATE FUNCTION ctx.import_langgraph_checkpoints(source name DEFAULT 'public', e
 RETURNS TABLE(kind text, imported bigint, skipped bigint, applied jsonb)
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     peer constant text := 'langgraph-checkpoint-postgres 3.2.0 (PostgresSaver)';
     r record;
     w record;
@@ -1775,7 +1790,7 @@ BEGIN
             settings := ctx.import_tally(settings, cid);
         END IF;
         IF EXISTS (SELECT 1 FROM ctx.checkpoints c
-                    WHERE c.tenant = ctx.current_tenant() AND c.context_id = cid
+                    WHERE c.tenant = caller_tenant AND c.context_id = cid
                       AND c.checkpoint_ns = r.checkpoint_ns AND c.checkpoint_id = r.checkpoint_id) THEN
             present := present + 1;
         ELSE
@@ -1817,7 +1832,7 @@ BEGIN
             writes_present := writes_present + cardinality(w.idxs) - written;
         END LOOP;
     END LOOP;
-    settings := coalesce(settings, jsonb_build_object('tenant', ctx.current_tenant()));
+    settings := coalesce(settings, jsonb_build_object('tenant', caller_tenant));
     RETURN QUERY VALUES ('threads', threads_new, threads_old, settings),
                         ('checkpoints', put, present, settings),
                         ('writes', writes, writes_present, settings);
@@ -1844,6 +1859,7 @@ CREATE FUNCTION ctx.import_langgraph_store(source name DEFAULT 'public', root te
 RETURNS TABLE(kind text, imported bigint, skipped bigint, applied jsonb)
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     peer constant text := 'langgraph-checkpoint-postgres 3.2.0 (PostgresStore)';
     has_vectors boolean;
     r record;
@@ -1876,7 +1892,7 @@ BEGIN
                                FROM %I.store ORDER BY prefix, key', source) LOOP
         ns := ARRAY[root] || string_to_array(r.prefix, '.');
         IF EXISTS (SELECT 1 FROM ctx.state s
-                    WHERE s.tenant = ctx.current_tenant() AND s.ns_key = array_to_string(ns, chr(31)) || chr(31)
+                    WHERE s.tenant = caller_tenant AND s.ns_key = array_to_string(ns, chr(31)) || chr(31)
                       AND s.key = r.key AND s.version > 0) THEN
             items_present := items_present + 1;
             IF has_vectors THEN
@@ -1891,7 +1907,7 @@ BEGIN
         UPDATE ctx.state s
            SET created_at = coalesce(r.created_at, s.created_at), updated_at = coalesce(r.updated_at, s.updated_at),
                expires_at = r.expires_at
-         WHERE s.tenant = ctx.current_tenant() AND s.ns_key = array_to_string(ns, chr(31)) || chr(31) AND s.key = r.key
+         WHERE s.tenant = caller_tenant AND s.ns_key = array_to_string(ns, chr(31)) || chr(31) AND s.key = r.key
         RETURNING s.value_enc IS NOT NULL, s.redacted IS NOT NULL INTO sealed, redacted;
         items := items + 1;
         sealed_items := sealed_items + sealed::int;
@@ -1907,7 +1923,7 @@ BEGIN
         END IF;
     END LOOP;
     -- (a namespace's encryption and write processors apply to each put: say how many they changed)
-    settings := jsonb_build_object('tenant', ctx.current_tenant(), 'root', root,
+    settings := jsonb_build_object('tenant', caller_tenant, 'root', root,
                                    'encrypted_items', sealed_items, 'redacted_items', redacted_items);
     RETURN QUERY VALUES ('items', items, items_present, settings),
                         ('embeddings', vectors, vectors_present, settings);
@@ -1933,19 +1949,20 @@ $body$;
 CREATE FUNCTION ctx.import_claim_namespace(namespace text[], id_key text) RETURNS jsonb
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     namespace_key constant text := array_to_string(import_claim_namespace.namespace, chr(31)) || chr(31);
     n bigint;
     ids jsonb;
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('ctxstore.import' || chr(31) || ctx.current_tenant() || chr(31)
+    PERFORM pg_advisory_xact_lock(hashtextextended('ctxstore.import' || chr(31) || caller_tenant || chr(31)
                                                    || array_to_string(import_claim_namespace.namespace, chr(31)), 0));
     IF NOT EXISTS (SELECT 1 FROM ctx.memories m
-                    WHERE m.tenant = ctx.current_tenant() AND m.ns_key = namespace_key
+                    WHERE m.tenant = caller_tenant AND m.ns_key = namespace_key
                       AND m.metadata_enc IS NOT NULL) THEN
         RETURN NULL;
     END IF;
     SELECT count(*) INTO n FROM ctx.memories m
-     WHERE m.tenant = ctx.current_tenant() AND m.valid_to IS NULL AND m.ns_key = namespace_key;
+     WHERE m.tenant = caller_tenant AND m.valid_to IS NULL AND m.ns_key = namespace_key;
     SELECT coalesce(jsonb_object_agg(r.metadata->>id_key, true) FILTER (WHERE r.metadata ? id_key), '{}') INTO ids
       FROM ctx.recall(import_claim_namespace.namespace, k => greatest(n, 1)::integer, include_descendants => false) r;
     RETURN ids;
@@ -1982,6 +1999,7 @@ CREATE FUNCTION ctx.import_langchain_vectors(source regclass, namespace text[] D
 RETURNS TABLE(kind text, imported bigint, skipped bigint, applied jsonb)
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     peer constant text := 'langchain-postgres 0.0.19 (PGVectorStore)';
     expected jsonb;
     has_json boolean;
@@ -2051,7 +2069,7 @@ BEGIN
         imported_ := imported_ + 1;
     END LOOP;
     RETURN QUERY VALUES ('documents', imported_, present,
-                         jsonb_build_object('tenant', ctx.current_tenant(), 'namespace', to_jsonb(namespace),
+                         jsonb_build_object('tenant', caller_tenant, 'namespace', to_jsonb(namespace),
                                             'index_metric', ctx.import_index_metric(source, embedding_column)));
 END
 $body$;
@@ -2152,6 +2170,7 @@ CREATE FUNCTION ctx.import_mastra(source name DEFAULT 'public', encrypted boolea
 RETURNS TABLE(kind text, imported bigint, skipped bigint, applied jsonb)
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     peer constant text := '@mastra/pg 1.27.1 (PostgresStore)';
     has_z boolean;
     ts_created text;
@@ -2335,16 +2354,16 @@ BEGIN
         END LOOP;
     END IF;
 
-    settings := coalesce(settings, jsonb_build_object('tenant', ctx.current_tenant()));
+    settings := coalesce(settings, jsonb_build_object('tenant', caller_tenant));
     RETURN QUERY VALUES
         ('threads', threads_new, threads_old, settings),
         ('messages', messages_new, messages_seen - messages_new,
          settings || jsonb_build_object('conflicts', conflicts, 'orphaned', orphaned)),
-        ('resources', resources_new, resources_old, jsonb_build_object('tenant', ctx.current_tenant())),
+        ('resources', resources_new, resources_old, jsonb_build_object('tenant', caller_tenant)),
         ('vector_indexes', indexes_new, indexes_old,
-         jsonb_build_object('tenant', ctx.current_tenant(), 'not_imported', to_jsonb(skipped_indexes))),
+         jsonb_build_object('tenant', caller_tenant, 'not_imported', to_jsonb(skipped_indexes))),
         ('vectors', vectors_new, vectors_old + vectors_other,
-         jsonb_build_object('tenant', ctx.current_tenant(), 'other_namespaces', vectors_other));
+         jsonb_build_object('tenant', caller_tenant, 'other_namespaces', vectors_other));
 END
 $body$;
 -- ---- end of src/schema/imports.sql ----

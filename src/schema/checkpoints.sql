@@ -147,6 +147,7 @@ CREATE FUNCTION ctx.save_thread(thread_id text, title text DEFAULT NULL, resourc
 RETURNS uuid
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     cid uuid;
     holder text;
 BEGIN
@@ -167,7 +168,7 @@ BEGIN
             HINT = 'framework '''' is that of the adapters that only map thread ids (LangGraph, LangChain, the Agents SDK)';
     END IF;
     SELECT t.framework INTO holder FROM ctx.threads t
-     WHERE t.tenant = ctx.current_tenant() AND t.thread_id = save_thread.thread_id;
+     WHERE t.tenant = caller_tenant AND t.thread_id = save_thread.thread_id;
     IF FOUND AND holder <> save_thread.framework THEN
         RAISE EXCEPTION 'thread id "%" is held by framework "%"', save_thread.thread_id, holder USING ERRCODE = '23505',
             HINT = 'one thread id is one framework''s: use another id for this one';
@@ -179,7 +180,7 @@ BEGIN
     cid := ctx.thread_context(save_thread.thread_id, encrypted => save_thread.encrypted);
     IF holder IS NULL THEN
         UPDATE ctx.threads t SET framework = save_thread.framework
-         WHERE t.tenant = ctx.current_tenant() AND t.thread_id = save_thread.thread_id;
+         WHERE t.tenant = caller_tenant AND t.thread_id = save_thread.thread_id;
     END IF;
     UPDATE ctx.contexts c
        SET name = coalesce(save_thread.title, c.name),
@@ -187,7 +188,7 @@ BEGIN
            metadata = coalesce(save_thread.metadata, c.metadata),
            created_at = coalesce(save_thread.created_at, c.created_at),
            updated_at = coalesce(save_thread.updated_at, now())
-     WHERE c.tenant = ctx.current_tenant() AND c.id = cid;
+     WHERE c.tenant = caller_tenant AND c.id = cid;
     IF NOT FOUND THEN  -- (deleted since the lookup)
         RAISE EXCEPTION 'thread "%" was deleted while it was saved', save_thread.thread_id USING ERRCODE = '40001',
             HINT = 'retry the transaction';
@@ -266,6 +267,8 @@ $body$;
 CREATE FUNCTION ctx.locate_messages(message_ids text[], framework text DEFAULT NULL)
 RETURNS TABLE(message_id text, context_id uuid, thread_id text)
 LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $body$
+DECLARE
+    caller_tenant text := ctx.current_tenant();
 BEGIN
     IF locate_messages.message_ids IS NULL OR array_position(locate_messages.message_ids, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'message_ids must not be NULL nor contain NULL' USING ERRCODE = '22004',
@@ -275,7 +278,7 @@ BEGIN
     SELECT m.message_id, m.context_id, t.thread_id
       FROM ctx.messages m
       LEFT JOIN ctx.threads t ON t.tenant = m.tenant AND t.context_id = m.context_id
-     WHERE m.tenant = ctx.current_tenant() AND m.message_id = ANY (locate_messages.message_ids) AND NOT m.deleted
+     WHERE m.tenant = caller_tenant AND m.message_id = ANY (locate_messages.message_ids) AND NOT m.deleted
        -- (with a framework: only messages of its threads)
        AND (locate_messages.framework IS NULL OR t.framework = locate_messages.framework)
      ORDER BY m.message_id, m.context_id;
@@ -291,6 +294,7 @@ CREATE FUNCTION ctx.checkpoint_put(thread_id text, checkpoint_ns text, checkpoin
 RETURNS text
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     cid uuid;
     sealed boolean;
     new_id text := checkpoint_put.checkpoint->>'id';
@@ -323,8 +327,8 @@ BEGIN
         RAISE EXCEPTION 'channels, versions and types must not contain NULL' USING ERRCODE = '22004';
     END IF;
     cid := ctx.thread_context(checkpoint_put.thread_id);
-    SELECT c.encrypted INTO sealed FROM ctx.contexts c WHERE c.tenant = ctx.current_tenant() AND c.id = cid;
-    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || cid::text || chr(31) || ctx.current_tenant(), 0));
+    SELECT c.encrypted INTO sealed FROM ctx.contexts c WHERE c.tenant = caller_tenant AND c.id = cid;
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || cid::text || chr(31) || caller_tenant, 0));
 
     INSERT INTO ctx.checkpoint_blobs AS b (context_id, checkpoint_ns, channel, version, type, blob)
     SELECT cid, ns, v.channel, v.version, v.type,
@@ -359,6 +363,7 @@ CREATE FUNCTION ctx.checkpoint_put_writes(thread_id text, checkpoint_ns text, ch
 RETURNS integer
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     cid uuid;
     sealed boolean;
     ns text := coalesce(checkpoint_put_writes.checkpoint_ns, '');
@@ -379,9 +384,9 @@ BEGIN
         RAISE EXCEPTION 'idxs, channels, types and blobs must not contain NULL' USING ERRCODE = '22004';
     END IF;
     cid := ctx.thread_context(checkpoint_put_writes.thread_id);
-    SELECT c.encrypted INTO sealed FROM ctx.contexts c WHERE c.tenant = ctx.current_tenant() AND c.id = cid;
+    SELECT c.encrypted INTO sealed FROM ctx.contexts c WHERE c.tenant = caller_tenant AND c.id = cid;
     -- (garbage collection waits for these writes, as for a put)
-    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || cid::text || chr(31) || ctx.current_tenant(), 0));
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || cid::text || chr(31) || caller_tenant, 0));
     INSERT INTO ctx.checkpoint_writes AS w (context_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
     SELECT cid, ns, checkpoint_put_writes.checkpoint_id, checkpoint_put_writes.task_id,
            coalesce(checkpoint_put_writes.task_path, ''), v.idx, v.channel, v.type,
@@ -513,23 +518,24 @@ $body$;
 CREATE FUNCTION ctx.checkpoint_collect_garbage(context_ids uuid[]) RETURNS bigint
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     n bigint;
     total bigint := 0;
 BEGIN
     IF checkpoint_collect_garbage.context_ids IS NULL THEN
         RAISE EXCEPTION 'context_ids must not be NULL' USING ERRCODE = '22004';
     END IF;
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text || chr(31) || ctx.current_tenant(), 0))
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text || chr(31) || caller_tenant, 0))
        FROM unnest(checkpoint_collect_garbage.context_ids) AS id ORDER BY id;
     DELETE FROM ctx.checkpoint_writes w
-     WHERE w.context_id = ANY (checkpoint_collect_garbage.context_ids) AND w.tenant = ctx.current_tenant()
+     WHERE w.context_id = ANY (checkpoint_collect_garbage.context_ids) AND w.tenant = caller_tenant
        AND NOT EXISTS (SELECT 1 FROM ctx.checkpoints c
                         WHERE c.tenant = w.tenant AND c.context_id = w.context_id AND c.checkpoint_ns = w.checkpoint_ns
                           AND c.checkpoint_id = w.checkpoint_id);
     GET DIAGNOSTICS n = ROW_COUNT;
     total := total + n;
     DELETE FROM ctx.checkpoint_blobs b
-     WHERE b.context_id = ANY (checkpoint_collect_garbage.context_ids) AND b.tenant = ctx.current_tenant()
+     WHERE b.context_id = ANY (checkpoint_collect_garbage.context_ids) AND b.tenant = caller_tenant
        AND NOT EXISTS (SELECT 1 FROM ctx.checkpoints c
                         WHERE c.tenant = b.tenant AND c.context_id = b.context_id AND c.checkpoint_ns = b.checkpoint_ns
                           AND c.checkpoint->'channel_versions'->>b.channel = b.version);
@@ -541,6 +547,7 @@ $body$;
 CREATE FUNCTION ctx.checkpoint_prune(thread_ids text[], keep_latest integer DEFAULT 1) RETURNS bigint
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     cids uuid[];
     deleted bigint;
 BEGIN
@@ -552,14 +559,14 @@ BEGIN
             HINT = '0 deletes every checkpoint of the threads; 1 keeps the latest of each namespace';
     END IF;
     SELECT coalesce(array_agg(t.context_id), '{}') INTO cids FROM ctx.threads t
-     WHERE t.tenant = ctx.current_tenant() AND t.thread_id = ANY (checkpoint_prune.thread_ids);
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text || chr(31) || ctx.current_tenant(), 0))
+     WHERE t.tenant = caller_tenant AND t.thread_id = ANY (checkpoint_prune.thread_ids);
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text || chr(31) || caller_tenant, 0))
        FROM unnest(cids) AS id ORDER BY id;
     DELETE FROM ctx.checkpoints c
      USING (SELECT r.context_id, r.checkpoint_ns, r.checkpoint_id,
                    row_number() OVER (PARTITION BY r.context_id, r.checkpoint_ns ORDER BY r.checkpoint_id DESC) AS rank
-              FROM ctx.checkpoints r WHERE r.tenant = ctx.current_tenant() AND r.context_id = ANY (cids)) ranked
-     WHERE c.tenant = ctx.current_tenant() AND c.context_id = ranked.context_id AND c.checkpoint_ns = ranked.checkpoint_ns
+              FROM ctx.checkpoints r WHERE r.tenant = caller_tenant AND r.context_id = ANY (cids)) ranked
+     WHERE c.tenant = caller_tenant AND c.context_id = ranked.context_id AND c.checkpoint_ns = ranked.checkpoint_ns
        AND c.checkpoint_id = ranked.checkpoint_id AND ranked.rank > checkpoint_prune.keep_latest;
     GET DIAGNOSTICS deleted = ROW_COUNT;
     PERFORM ctx.checkpoint_collect_garbage(cids);
@@ -575,6 +582,7 @@ $body$;
 CREATE FUNCTION ctx.checkpoint_delete_runs(run_ids text[]) RETURNS bigint
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     keys text[];
     cids uuid[];
     deleted bigint;
@@ -585,16 +593,16 @@ BEGIN
     -- plain threads store the run id, encrypted ones its keyed hash (there are none before the
     -- tenant's hashing key exists: no key is made, and no master key needed, to look)
     keys := checkpoint_delete_runs.run_ids;
-    IF EXISTS (SELECT 1 FROM ctx.data_keys d WHERE d.tenant = ctx.current_tenant() AND d.scope = 'hashing') THEN
+    IF EXISTS (SELECT 1 FROM ctx.data_keys d WHERE d.tenant = caller_tenant AND d.scope = 'hashing') THEN
         keys := keys || ARRAY(SELECT ctx.checkpoint_run_key(r, true)
                                 FROM unnest(checkpoint_delete_runs.run_ids) r WHERE r IS NOT NULL);
     END IF;
     SELECT coalesce(array_agg(DISTINCT c.context_id), '{}') INTO cids FROM ctx.checkpoints c
-     WHERE c.tenant = ctx.current_tenant() AND c.run_id = ANY (keys);
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text || chr(31) || ctx.current_tenant(), 0))
+     WHERE c.tenant = caller_tenant AND c.run_id = ANY (keys);
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || id::text || chr(31) || caller_tenant, 0))
        FROM unnest(cids) AS id ORDER BY id;
     DELETE FROM ctx.checkpoints c
-     WHERE c.tenant = ctx.current_tenant() AND c.context_id = ANY (cids) AND c.run_id = ANY (keys);
+     WHERE c.tenant = caller_tenant AND c.context_id = ANY (cids) AND c.run_id = ANY (keys);
     GET DIAGNOSTICS deleted = ROW_COUNT;
     PERFORM ctx.checkpoint_collect_garbage(cids);
     RETURN deleted;
@@ -607,6 +615,7 @@ $body$;
 CREATE FUNCTION ctx.checkpoint_copy_thread(source_thread_id text, target_thread_id text) RETURNS bigint
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     src uuid;
     dst uuid;
     src_sealed boolean;
@@ -627,16 +636,16 @@ BEGIN
     dst := ctx.thread_context(target_thread_id, create_missing => false);
     IF dst IS NULL THEN
         PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
-            'ctxstore.thread' || chr(31) || ctx.current_tenant() || chr(31) || target_thread_id, 0));
+            'ctxstore.thread' || chr(31) || caller_tenant || chr(31) || target_thread_id, 0));
         dst := ctx.thread_context(target_thread_id, create_missing => false);
         IF dst IS NULL THEN
             dst := ctx.fork(src);
-            UPDATE ctx.contexts SET name = target_thread_id WHERE tenant = ctx.current_tenant() AND id = dst;
+            UPDATE ctx.contexts SET name = target_thread_id WHERE tenant = caller_tenant AND id = dst;
             INSERT INTO ctx.threads (thread_id, context_id) VALUES (target_thread_id, dst);
         END IF;
     END IF;
-    SELECT encrypted INTO src_sealed FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = src;
-    SELECT encrypted INTO dst_sealed FROM ctx.contexts WHERE tenant = ctx.current_tenant() AND id = dst;
+    SELECT encrypted INTO src_sealed FROM ctx.contexts WHERE tenant = caller_tenant AND id = src;
+    SELECT encrypted INTO dst_sealed FROM ctx.contexts WHERE tenant = caller_tenant AND id = dst;
     IF src_sealed AND NOT dst_sealed THEN
         RAISE EXCEPTION 'cannot copy encrypted thread "%" into unencrypted thread "%"', source_thread_id, target_thread_id
             USING ERRCODE = '55000', HINT = 'copy into a new thread id: it becomes an encrypted fork';
@@ -646,11 +655,11 @@ BEGIN
     -- (both locks in context id order: two copies in opposite directions cannot deadlock; a
     -- transaction that put into the source before copying it waits for other such transactions)
     IF src < dst THEN
-        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || src::text || chr(31) || ctx.current_tenant(), 0));
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || src::text || chr(31) || caller_tenant, 0));
     END IF;
-    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || dst::text || chr(31) || ctx.current_tenant(), 0));
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || dst::text || chr(31) || caller_tenant, 0));
     IF src > dst THEN
-        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || src::text || chr(31) || ctx.current_tenant(), 0));
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || src::text || chr(31) || caller_tenant, 0));
     END IF;
 
     INSERT INTO ctx.checkpoint_blobs (context_id, checkpoint_ns, channel, version, type, blob)
@@ -661,7 +670,7 @@ BEGIN
      CROSS JOIN LATERAL (SELECT CASE WHEN src_sealed AND b.blob IS NOT NULL
                                      THEN ctx.context_unseal(src, b.blob, 'checkpoint_blobs', b.checkpoint_ns, b.channel, b.version)
                                      ELSE b.blob END AS blob) plain
-     WHERE b.tenant = ctx.current_tenant() AND b.context_id = src
+     WHERE b.tenant = caller_tenant AND b.context_id = src
     ON CONFLICT ON CONSTRAINT checkpoint_blobs_pkey DO NOTHING;
 
     INSERT INTO ctx.checkpoints (context_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id,
@@ -679,7 +688,7 @@ BEGIN
                                      ELSE convert_from(ctx.context_unseal(src, c.metadata_enc,
                                               'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id), 'UTF8')::jsonb
                                 END AS metadata) plain
-     WHERE c.tenant = ctx.current_tenant() AND c.context_id = src
+     WHERE c.tenant = caller_tenant AND c.context_id = src
     ON CONFLICT ON CONSTRAINT checkpoints_pkey DO NOTHING;
     GET DIAGNOSTICS copied = ROW_COUNT;
 
@@ -694,7 +703,7 @@ BEGIN
                                      THEN ctx.context_unseal(src, w.blob, 'checkpoint_writes', w.checkpoint_ns,
                                                              w.checkpoint_id, w.task_id, w.idx::text)
                                      ELSE w.blob END AS blob) plain
-     WHERE w.tenant = ctx.current_tenant() AND w.context_id = src
+     WHERE w.tenant = caller_tenant AND w.context_id = src
     ON CONFLICT ON CONSTRAINT checkpoint_writes_pkey DO NOTHING;
     RETURN copied;
 END

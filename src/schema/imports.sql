@@ -80,6 +80,7 @@ $body$;
 CREATE FUNCTION ctx.import_messages(context_id uuid, items jsonb) RETURNS bigint
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     revisions jsonb;
     fresh jsonb;
     saved bigint;
@@ -88,9 +89,9 @@ BEGIN
     -- batch (EXECUTE: planned with this batch's ids, never a cached plan made when the thread
     -- was short, which scanned the thread once per item)
     EXECUTE 'SELECT jsonb_object_agg(m.message_id, m.revision) FROM ctx.messages m
-              WHERE m.tenant = ctx.current_tenant() AND m.message_id = ANY ($1) AND m.context_id = $2'
+              WHERE m.tenant = $3 AND m.message_id = ANY ($1) AND m.context_id = $2'
        INTO revisions
-      USING ARRAY(SELECT e->>'message_id' FROM jsonb_array_elements(items) e), import_messages.context_id;
+      USING ARRAY(SELECT e->>'message_id' FROM jsonb_array_elements(items) e), import_messages.context_id, caller_tenant;
     SELECT jsonb_agg(i.item - 'occurrence' ORDER BY i.n) INTO fresh
       FROM jsonb_array_elements(items) WITH ORDINALITY AS i(item, n)
      WHERE coalesce((revisions->>(i.item->>'message_id'))::integer, 0) < (i.item->>'occurrence')::integer;
@@ -168,10 +169,11 @@ $body$;
 CREATE FUNCTION ctx.import_thread_of(thread_id text, framework text) RETURNS uuid
 LANGUAGE plpgsql STABLE AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     t record;
 BEGIN
     SELECT th.context_id, th.framework INTO t FROM ctx.threads th
-     WHERE th.tenant = ctx.current_tenant() AND th.thread_id = import_thread_of.thread_id;
+     WHERE th.tenant = caller_tenant AND th.thread_id = import_thread_of.thread_id;
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
@@ -192,6 +194,7 @@ CREATE FUNCTION ctx.import_langchain_chat(source regclass, encrypted boolean DEF
 RETURNS TABLE(kind text, imported bigint, skipped bigint, applied jsonb)
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     peer constant text := 'langchain-postgres 0.0.19 (PostgresChatMessageHistory.create_tables)';
     r record;
     session uuid;
@@ -248,7 +251,7 @@ BEGIN
     IF cardinality(batch) > 0 THEN
         saved := saved + ctx.import_messages(cid, to_jsonb(batch));
     END IF;
-    settings := coalesce(settings, jsonb_build_object('tenant', ctx.current_tenant()));
+    settings := coalesce(settings, jsonb_build_object('tenant', caller_tenant));
     RETURN QUERY VALUES ('threads', threads_new, threads_old, settings),
                         ('messages', saved, seen - saved, settings);
 END
@@ -286,6 +289,7 @@ CREATE FUNCTION ctx.import_langgraph_checkpoints(source name DEFAULT 'public', e
 RETURNS TABLE(kind text, imported bigint, skipped bigint, applied jsonb)
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     peer constant text := 'langgraph-checkpoint-postgres 3.2.0 (PostgresSaver)';
     r record;
     w record;
@@ -326,7 +330,7 @@ BEGIN
             settings := ctx.import_tally(settings, cid);
         END IF;
         IF EXISTS (SELECT 1 FROM ctx.checkpoints c
-                    WHERE c.tenant = ctx.current_tenant() AND c.context_id = cid
+                    WHERE c.tenant = caller_tenant AND c.context_id = cid
                       AND c.checkpoint_ns = r.checkpoint_ns AND c.checkpoint_id = r.checkpoint_id) THEN
             present := present + 1;
         ELSE
@@ -368,7 +372,7 @@ BEGIN
             writes_present := writes_present + cardinality(w.idxs) - written;
         END LOOP;
     END LOOP;
-    settings := coalesce(settings, jsonb_build_object('tenant', ctx.current_tenant()));
+    settings := coalesce(settings, jsonb_build_object('tenant', caller_tenant));
     RETURN QUERY VALUES ('threads', threads_new, threads_old, settings),
                         ('checkpoints', put, present, settings),
                         ('writes', writes, writes_present, settings);
@@ -395,6 +399,7 @@ CREATE FUNCTION ctx.import_langgraph_store(source name DEFAULT 'public', root te
 RETURNS TABLE(kind text, imported bigint, skipped bigint, applied jsonb)
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     peer constant text := 'langgraph-checkpoint-postgres 3.2.0 (PostgresStore)';
     has_vectors boolean;
     r record;
@@ -427,7 +432,7 @@ BEGIN
                                FROM %I.store ORDER BY prefix, key', source) LOOP
         ns := ARRAY[root] || string_to_array(r.prefix, '.');
         IF EXISTS (SELECT 1 FROM ctx.state s
-                    WHERE s.tenant = ctx.current_tenant() AND s.ns_key = array_to_string(ns, chr(31)) || chr(31)
+                    WHERE s.tenant = caller_tenant AND s.ns_key = array_to_string(ns, chr(31)) || chr(31)
                       AND s.key = r.key AND s.version > 0) THEN
             items_present := items_present + 1;
             IF has_vectors THEN
@@ -442,7 +447,7 @@ BEGIN
         UPDATE ctx.state s
            SET created_at = coalesce(r.created_at, s.created_at), updated_at = coalesce(r.updated_at, s.updated_at),
                expires_at = r.expires_at
-         WHERE s.tenant = ctx.current_tenant() AND s.ns_key = array_to_string(ns, chr(31)) || chr(31) AND s.key = r.key
+         WHERE s.tenant = caller_tenant AND s.ns_key = array_to_string(ns, chr(31)) || chr(31) AND s.key = r.key
         RETURNING s.value_enc IS NOT NULL, s.redacted IS NOT NULL INTO sealed, redacted;
         items := items + 1;
         sealed_items := sealed_items + sealed::int;
@@ -458,7 +463,7 @@ BEGIN
         END IF;
     END LOOP;
     -- (a namespace's encryption and write processors apply to each put: say how many they changed)
-    settings := jsonb_build_object('tenant', ctx.current_tenant(), 'root', root,
+    settings := jsonb_build_object('tenant', caller_tenant, 'root', root,
                                    'encrypted_items', sealed_items, 'redacted_items', redacted_items);
     RETURN QUERY VALUES ('items', items, items_present, settings),
                         ('embeddings', vectors, vectors_present, settings);
@@ -484,19 +489,20 @@ $body$;
 CREATE FUNCTION ctx.import_claim_namespace(namespace text[], id_key text) RETURNS jsonb
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     namespace_key constant text := array_to_string(import_claim_namespace.namespace, chr(31)) || chr(31);
     n bigint;
     ids jsonb;
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('ctxstore.import' || chr(31) || ctx.current_tenant() || chr(31)
+    PERFORM pg_advisory_xact_lock(hashtextextended('ctxstore.import' || chr(31) || caller_tenant || chr(31)
                                                    || array_to_string(import_claim_namespace.namespace, chr(31)), 0));
     IF NOT EXISTS (SELECT 1 FROM ctx.memories m
-                    WHERE m.tenant = ctx.current_tenant() AND m.ns_key = namespace_key
+                    WHERE m.tenant = caller_tenant AND m.ns_key = namespace_key
                       AND m.metadata_enc IS NOT NULL) THEN
         RETURN NULL;
     END IF;
     SELECT count(*) INTO n FROM ctx.memories m
-     WHERE m.tenant = ctx.current_tenant() AND m.valid_to IS NULL AND m.ns_key = namespace_key;
+     WHERE m.tenant = caller_tenant AND m.valid_to IS NULL AND m.ns_key = namespace_key;
     SELECT coalesce(jsonb_object_agg(r.metadata->>id_key, true) FILTER (WHERE r.metadata ? id_key), '{}') INTO ids
       FROM ctx.recall(import_claim_namespace.namespace, k => greatest(n, 1)::integer, include_descendants => false) r;
     RETURN ids;
@@ -533,6 +539,7 @@ CREATE FUNCTION ctx.import_langchain_vectors(source regclass, namespace text[] D
 RETURNS TABLE(kind text, imported bigint, skipped bigint, applied jsonb)
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     peer constant text := 'langchain-postgres 0.0.19 (PGVectorStore)';
     expected jsonb;
     has_json boolean;
@@ -602,7 +609,7 @@ BEGIN
         imported_ := imported_ + 1;
     END LOOP;
     RETURN QUERY VALUES ('documents', imported_, present,
-                         jsonb_build_object('tenant', ctx.current_tenant(), 'namespace', to_jsonb(namespace),
+                         jsonb_build_object('tenant', caller_tenant, 'namespace', to_jsonb(namespace),
                                             'index_metric', ctx.import_index_metric(source, embedding_column)));
 END
 $body$;
@@ -703,6 +710,7 @@ CREATE FUNCTION ctx.import_mastra(source name DEFAULT 'public', encrypted boolea
 RETURNS TABLE(kind text, imported bigint, skipped bigint, applied jsonb)
 LANGUAGE plpgsql AS $body$
 DECLARE
+    caller_tenant text := ctx.current_tenant();
     peer constant text := '@mastra/pg 1.27.1 (PostgresStore)';
     has_z boolean;
     ts_created text;
@@ -886,15 +894,15 @@ BEGIN
         END LOOP;
     END IF;
 
-    settings := coalesce(settings, jsonb_build_object('tenant', ctx.current_tenant()));
+    settings := coalesce(settings, jsonb_build_object('tenant', caller_tenant));
     RETURN QUERY VALUES
         ('threads', threads_new, threads_old, settings),
         ('messages', messages_new, messages_seen - messages_new,
          settings || jsonb_build_object('conflicts', conflicts, 'orphaned', orphaned)),
-        ('resources', resources_new, resources_old, jsonb_build_object('tenant', ctx.current_tenant())),
+        ('resources', resources_new, resources_old, jsonb_build_object('tenant', caller_tenant)),
         ('vector_indexes', indexes_new, indexes_old,
-         jsonb_build_object('tenant', ctx.current_tenant(), 'not_imported', to_jsonb(skipped_indexes))),
+         jsonb_build_object('tenant', caller_tenant, 'not_imported', to_jsonb(skipped_indexes))),
         ('vectors', vectors_new, vectors_old + vectors_other,
-         jsonb_build_object('tenant', ctx.current_tenant(), 'other_namespaces', vectors_other));
+         jsonb_build_object('tenant', caller_tenant, 'other_namespaces', vectors_other));
 END
 $body$;

@@ -12,6 +12,8 @@ CREATE FUNCTION ctx.set_retention(
     max_messages integer DEFAULT NULL,
     compact_older_than interval DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql AS $body$
+DECLARE
+    caller_tenant text := ctx.current_tenant();
 BEGIN
     IF set_retention.context_id IS NULL THEN
         RAISE EXCEPTION 'context_id must not be NULL'
@@ -33,12 +35,12 @@ BEGIN
     -- later ones skip it until this commits: no sweep deletes under a policy being replaced.
     -- Appends take a weaker lock and do not conflict with sweeps.
     PERFORM 1 FROM ctx.contexts c
-     WHERE c.tenant = ctx.current_tenant() AND c.id = set_retention.context_id FOR UPDATE;
+     WHERE c.tenant = caller_tenant AND c.id = set_retention.context_id FOR UPDATE;
     UPDATE ctx.contexts c
        SET retain_max_age = set_retention.max_age,
            retain_max_messages = set_retention.max_messages,
            compact_older_than = set_retention.compact_older_than
-     WHERE c.tenant = ctx.current_tenant() AND c.id = set_retention.context_id;
+     WHERE c.tenant = caller_tenant AND c.id = set_retention.context_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'context "%" does not exist', set_retention.context_id
             USING ERRCODE = '42704', HINT = 'create it with ctx.create_context(), or check the id (it may have been deleted)';
