@@ -879,33 +879,39 @@ CREATE FUNCTION ctx.checkpoint_payload(context_id uuid, checkpoint_ns text, chec
                                        channel_versions jsonb, encrypted boolean)
 RETURNS TABLE(channels text[], types text[], blobs bytea[],
               write_task_ids text[], write_channels text[], write_types text[], write_blobs bytea[])
-LANGUAGE sql STABLE AS $body$
-    SELECT coalesce(b.channels, '{}'), coalesce(b.types, '{}'), coalesce(b.blobs, '{}'),
-           coalesce(w.task_ids, '{}'), coalesce(w.channels, '{}'), coalesce(w.types, '{}'), coalesce(w.blobs, '{}')
-      FROM (SELECT array_agg(v.channel ORDER BY v.channel) AS channels,
-                   array_agg(bl.type ORDER BY v.channel) AS types,
-                   array_agg(CASE WHEN checkpoint_payload.encrypted AND bl.blob IS NOT NULL
-                                  THEN ctx.context_unseal(checkpoint_payload.context_id, bl.blob,
-                                           'checkpoint_blobs', checkpoint_payload.checkpoint_ns, v.channel, v.version)
-                                  ELSE bl.blob END ORDER BY v.channel) AS blobs
-              FROM jsonb_each_text(checkpoint_payload.channel_versions) AS v(channel, version)
-              -- (LIMIT 1 keeps this a probe of the primary key per channel, never a scan of the thread's values)
-             CROSS JOIN LATERAL (SELECT b1.type, b1.blob FROM ctx.checkpoint_blobs b1
-                                  WHERE b1.tenant = ctx.current_tenant() AND b1.context_id = checkpoint_payload.context_id
-                                    AND b1.checkpoint_ns = checkpoint_payload.checkpoint_ns
-                                    AND b1.channel = v.channel AND b1.version = v.version LIMIT 1) bl) b,
-           (SELECT array_agg(wr.task_id ORDER BY wr.task_path, wr.task_id, wr.idx) AS task_ids,
-                   array_agg(wr.channel ORDER BY wr.task_path, wr.task_id, wr.idx) AS channels,
-                   array_agg(wr.type ORDER BY wr.task_path, wr.task_id, wr.idx) AS types,
-                   array_agg(CASE WHEN checkpoint_payload.encrypted
-                                  THEN ctx.context_unseal(wr.context_id, wr.blob,
-                                           'checkpoint_writes', wr.checkpoint_ns, wr.checkpoint_id,
-                                                     wr.task_id, wr.idx::text)
-                                  ELSE wr.blob END ORDER BY wr.task_path, wr.task_id, wr.idx) AS blobs
-              FROM ctx.checkpoint_writes wr
-             WHERE wr.tenant = ctx.current_tenant() AND wr.context_id = checkpoint_payload.context_id
-               AND wr.checkpoint_ns = checkpoint_payload.checkpoint_ns
-               AND wr.checkpoint_id = checkpoint_payload.checkpoint_id) w
+LANGUAGE plpgsql STABLE AS $body$
+#variable_conflict use_column
+DECLARE
+    caller_tenant text := ctx.current_tenant();
+BEGIN
+    RETURN QUERY
+        SELECT coalesce(b.channels, '{}'), coalesce(b.types, '{}'), coalesce(b.blobs, '{}'),
+               coalesce(w.task_ids, '{}'), coalesce(w.channels, '{}'), coalesce(w.types, '{}'), coalesce(w.blobs, '{}')
+          FROM (SELECT array_agg(v.channel ORDER BY v.channel) AS channels,
+                       array_agg(bl.type ORDER BY v.channel) AS types,
+                       array_agg(CASE WHEN checkpoint_payload.encrypted AND bl.blob IS NOT NULL
+                                      THEN ctx.context_unseal(checkpoint_payload.context_id, bl.blob,
+                                               'checkpoint_blobs', checkpoint_payload.checkpoint_ns, v.channel, v.version)
+                                      ELSE bl.blob END ORDER BY v.channel) AS blobs
+                  FROM jsonb_each_text(checkpoint_payload.channel_versions) AS v(channel, version)
+                  -- (LIMIT 1 keeps this a probe of the primary key per channel, never a scan of the thread's values)
+                 CROSS JOIN LATERAL (SELECT b1.type, b1.blob FROM ctx.checkpoint_blobs b1
+                                      WHERE b1.tenant = caller_tenant AND b1.context_id = checkpoint_payload.context_id
+                                        AND b1.checkpoint_ns = checkpoint_payload.checkpoint_ns
+                                        AND b1.channel = v.channel AND b1.version = v.version LIMIT 1) bl) b,
+               (SELECT array_agg(wr.task_id ORDER BY wr.task_path, wr.task_id, wr.idx) AS task_ids,
+                       array_agg(wr.channel ORDER BY wr.task_path, wr.task_id, wr.idx) AS channels,
+                       array_agg(wr.type ORDER BY wr.task_path, wr.task_id, wr.idx) AS types,
+                       array_agg(CASE WHEN checkpoint_payload.encrypted
+                                      THEN ctx.context_unseal(wr.context_id, wr.blob,
+                                               'checkpoint_writes', wr.checkpoint_ns, wr.checkpoint_id,
+                                                         wr.task_id, wr.idx::text)
+                                      ELSE wr.blob END ORDER BY wr.task_path, wr.task_id, wr.idx) AS blobs
+                  FROM ctx.checkpoint_writes wr
+                 WHERE wr.tenant = caller_tenant AND wr.context_id = checkpoint_payload.context_id
+                   AND wr.checkpoint_ns = checkpoint_payload.checkpoint_ns
+                   AND wr.checkpoint_id = checkpoint_payload.checkpoint_id) w;
+END
 $body$;
 
 -- The checkpoints are chosen first (filter, order, limit), then only those are decrypted and
@@ -1208,12 +1214,18 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
 $$;
 
 CREATE FUNCTION ctx.cache_lookup(prompt text, llm_string text) RETURNS jsonb
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN c.value_enc IS NULL THEN c.value ELSE ctx.cache_unseal(c.key, c.value_enc)::jsonb END
-      FROM ctx.llm_cache c
-     WHERE c.tenant = ctx.current_tenant() AND c.key = ctx.cache_key(cache_lookup.prompt, cache_lookup.llm_string)
-       AND (c.expires_at IS NULL OR c.expires_at > pg_catalog.statement_timestamp())
-$$;
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $body$
+#variable_conflict use_column
+DECLARE
+    caller_tenant text := ctx.current_tenant();
+BEGIN
+    RETURN (
+        SELECT CASE WHEN c.value_enc IS NULL THEN c.value ELSE ctx.cache_unseal(c.key, c.value_enc)::jsonb END
+          FROM ctx.llm_cache c
+         WHERE c.tenant = caller_tenant AND c.key = ctx.cache_key(cache_lookup.prompt, cache_lookup.llm_string)
+           AND (c.expires_at IS NULL OR c.expires_at > pg_catalog.statement_timestamp()));
+END
+$body$;
 
 CREATE FUNCTION ctx.cache_store(prompt text, llm_string text, value jsonb, ttl interval DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql AS $body$
@@ -1241,15 +1253,22 @@ END
 $body$;
 
 CREATE FUNCTION ctx.cache_clear(llm_string text DEFAULT NULL, expired_only boolean DEFAULT false) RETURNS bigint
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $body$
+#variable_conflict use_column
+DECLARE
+    caller_tenant text := ctx.current_tenant();
+    removed bigint;
+BEGIN
     WITH gone AS (
         DELETE FROM ctx.llm_cache c
-         WHERE c.tenant = ctx.current_tenant()
+         WHERE c.tenant = caller_tenant
            AND (cache_clear.llm_string IS NULL OR c.llm_string = cache_clear.llm_string)
            AND (NOT coalesce(cache_clear.expired_only, false) OR c.expires_at <= pg_catalog.statement_timestamp())
         RETURNING 1)
-    SELECT count(*) FROM gone
-$$;
+    SELECT count(*) INTO removed FROM gone;
+    RETURN removed;
+END
+$body$;
 
 -- Messages with identity: every message gets an id (existing ones a generated uuid) and
 -- revision 1; edits and deletes write revisions (ctx.message_revisions); keys of messages and
@@ -1519,17 +1538,23 @@ $body$;
 -- store their messages encrypted and how many in plain text, and each distinct processors
 -- setting among them.
 CREATE FUNCTION ctx.import_tally(tally jsonb, context_id uuid) RETURNS jsonb
-LANGUAGE sql STABLE AS $body$
-    SELECT jsonb_build_object(
-               'tenant', c.tenant,
-               'encrypted_contexts', coalesce((tally->>'encrypted_contexts')::bigint, 0) + c.encrypted::int,
-               'plain_contexts', coalesce((tally->>'plain_contexts')::bigint, 0) + (NOT c.encrypted)::int,
-               'processors', CASE WHEN EXISTS (SELECT 1 FROM jsonb_array_elements(tally->'processors') p
-                                              WHERE p.value = c.processors)
-                                  THEN tally->'processors'
-                                  ELSE coalesce(tally->'processors', '[]') || jsonb_build_array(c.processors) END)
-      FROM ctx.contexts c
-     WHERE c.tenant = ctx.current_tenant() AND c.id = import_tally.context_id
+LANGUAGE plpgsql STABLE AS $body$
+#variable_conflict use_column
+DECLARE
+    caller_tenant text := ctx.current_tenant();
+BEGIN
+    RETURN (
+        SELECT jsonb_build_object(
+                   'tenant', c.tenant,
+                   'encrypted_contexts', coalesce((tally->>'encrypted_contexts')::bigint, 0) + c.encrypted::int,
+                   'plain_contexts', coalesce((tally->>'plain_contexts')::bigint, 0) + (NOT c.encrypted)::int,
+                   'processors', CASE WHEN EXISTS (SELECT 1 FROM jsonb_array_elements(tally->'processors') p
+                                                  WHERE p.value = c.processors)
+                                      THEN tally->'processors'
+                                      ELSE coalesce(tally->'processors', '[]') || jsonb_build_array(c.processors) END)
+          FROM ctx.contexts c
+         WHERE c.tenant = caller_tenant AND c.id = import_tally.context_id);
+END
 $body$;
 
 -- Saves the messages of a batch that the context does not hold yet. Each item is as
@@ -1933,11 +1958,17 @@ $body$;
 -- Whether a plain namespace holds a current memory whose metadata has this id under id_key
 -- (the adapters' document ids: _lc_id, _mastra_id), from the metadata index.
 CREATE FUNCTION ctx.import_memory_exists(namespace text[], id_key text, id text) RETURNS boolean
-LANGUAGE sql STABLE AS $body$
-    SELECT EXISTS (SELECT 1 FROM ctx.memories m
-                    WHERE m.tenant = ctx.current_tenant()
-                      AND m.ns_key = array_to_string(import_memory_exists.namespace, chr(31)) || chr(31)
-                      AND m.valid_to IS NULL AND m.metadata @> jsonb_build_object(id_key, import_memory_exists.id))
+LANGUAGE plpgsql STABLE AS $body$
+#variable_conflict use_column
+DECLARE
+    caller_tenant text := ctx.current_tenant();
+BEGIN
+    RETURN (
+        SELECT EXISTS (SELECT 1 FROM ctx.memories m
+                        WHERE m.tenant = caller_tenant
+                          AND m.ns_key = array_to_string(import_memory_exists.namespace, chr(31)) || chr(31)
+                          AND m.valid_to IS NULL AND m.metadata @> jsonb_build_object(id_key, import_memory_exists.id)));
+END
 $body$;
 
 -- Takes an import's turn on a namespace of the caller's tenant (an advisory lock to the end of

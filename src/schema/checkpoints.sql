@@ -410,33 +410,39 @@ CREATE FUNCTION ctx.checkpoint_payload(context_id uuid, checkpoint_ns text, chec
                                        channel_versions jsonb, encrypted boolean)
 RETURNS TABLE(channels text[], types text[], blobs bytea[],
               write_task_ids text[], write_channels text[], write_types text[], write_blobs bytea[])
-LANGUAGE sql STABLE AS $body$
-    SELECT coalesce(b.channels, '{}'), coalesce(b.types, '{}'), coalesce(b.blobs, '{}'),
-           coalesce(w.task_ids, '{}'), coalesce(w.channels, '{}'), coalesce(w.types, '{}'), coalesce(w.blobs, '{}')
-      FROM (SELECT array_agg(v.channel ORDER BY v.channel) AS channels,
-                   array_agg(bl.type ORDER BY v.channel) AS types,
-                   array_agg(CASE WHEN checkpoint_payload.encrypted AND bl.blob IS NOT NULL
-                                  THEN ctx.context_unseal(checkpoint_payload.context_id, bl.blob,
-                                           'checkpoint_blobs', checkpoint_payload.checkpoint_ns, v.channel, v.version)
-                                  ELSE bl.blob END ORDER BY v.channel) AS blobs
-              FROM jsonb_each_text(checkpoint_payload.channel_versions) AS v(channel, version)
-              -- (LIMIT 1 keeps this a probe of the primary key per channel, never a scan of the thread's values)
-             CROSS JOIN LATERAL (SELECT b1.type, b1.blob FROM ctx.checkpoint_blobs b1
-                                  WHERE b1.tenant = ctx.current_tenant() AND b1.context_id = checkpoint_payload.context_id
-                                    AND b1.checkpoint_ns = checkpoint_payload.checkpoint_ns
-                                    AND b1.channel = v.channel AND b1.version = v.version LIMIT 1) bl) b,
-           (SELECT array_agg(wr.task_id ORDER BY wr.task_path, wr.task_id, wr.idx) AS task_ids,
-                   array_agg(wr.channel ORDER BY wr.task_path, wr.task_id, wr.idx) AS channels,
-                   array_agg(wr.type ORDER BY wr.task_path, wr.task_id, wr.idx) AS types,
-                   array_agg(CASE WHEN checkpoint_payload.encrypted
-                                  THEN ctx.context_unseal(wr.context_id, wr.blob,
-                                           'checkpoint_writes', wr.checkpoint_ns, wr.checkpoint_id,
-                                                     wr.task_id, wr.idx::text)
-                                  ELSE wr.blob END ORDER BY wr.task_path, wr.task_id, wr.idx) AS blobs
-              FROM ctx.checkpoint_writes wr
-             WHERE wr.tenant = ctx.current_tenant() AND wr.context_id = checkpoint_payload.context_id
-               AND wr.checkpoint_ns = checkpoint_payload.checkpoint_ns
-               AND wr.checkpoint_id = checkpoint_payload.checkpoint_id) w
+LANGUAGE plpgsql STABLE AS $body$
+#variable_conflict use_column
+DECLARE
+    caller_tenant text := ctx.current_tenant();
+BEGIN
+    RETURN QUERY
+        SELECT coalesce(b.channels, '{}'), coalesce(b.types, '{}'), coalesce(b.blobs, '{}'),
+               coalesce(w.task_ids, '{}'), coalesce(w.channels, '{}'), coalesce(w.types, '{}'), coalesce(w.blobs, '{}')
+          FROM (SELECT array_agg(v.channel ORDER BY v.channel) AS channels,
+                       array_agg(bl.type ORDER BY v.channel) AS types,
+                       array_agg(CASE WHEN checkpoint_payload.encrypted AND bl.blob IS NOT NULL
+                                      THEN ctx.context_unseal(checkpoint_payload.context_id, bl.blob,
+                                               'checkpoint_blobs', checkpoint_payload.checkpoint_ns, v.channel, v.version)
+                                      ELSE bl.blob END ORDER BY v.channel) AS blobs
+                  FROM jsonb_each_text(checkpoint_payload.channel_versions) AS v(channel, version)
+                  -- (LIMIT 1 keeps this a probe of the primary key per channel, never a scan of the thread's values)
+                 CROSS JOIN LATERAL (SELECT b1.type, b1.blob FROM ctx.checkpoint_blobs b1
+                                      WHERE b1.tenant = caller_tenant AND b1.context_id = checkpoint_payload.context_id
+                                        AND b1.checkpoint_ns = checkpoint_payload.checkpoint_ns
+                                        AND b1.channel = v.channel AND b1.version = v.version LIMIT 1) bl) b,
+               (SELECT array_agg(wr.task_id ORDER BY wr.task_path, wr.task_id, wr.idx) AS task_ids,
+                       array_agg(wr.channel ORDER BY wr.task_path, wr.task_id, wr.idx) AS channels,
+                       array_agg(wr.type ORDER BY wr.task_path, wr.task_id, wr.idx) AS types,
+                       array_agg(CASE WHEN checkpoint_payload.encrypted
+                                      THEN ctx.context_unseal(wr.context_id, wr.blob,
+                                               'checkpoint_writes', wr.checkpoint_ns, wr.checkpoint_id,
+                                                         wr.task_id, wr.idx::text)
+                                      ELSE wr.blob END ORDER BY wr.task_path, wr.task_id, wr.idx) AS blobs
+                  FROM ctx.checkpoint_writes wr
+                 WHERE wr.tenant = caller_tenant AND wr.context_id = checkpoint_payload.context_id
+                   AND wr.checkpoint_ns = checkpoint_payload.checkpoint_ns
+                   AND wr.checkpoint_id = checkpoint_payload.checkpoint_id) w;
+END
 $body$;
 
 -- The checkpoints are chosen first (filter, order, limit), then only those are decrypted and

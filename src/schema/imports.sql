@@ -59,17 +59,23 @@ $body$;
 -- store their messages encrypted and how many in plain text, and each distinct processors
 -- setting among them.
 CREATE FUNCTION ctx.import_tally(tally jsonb, context_id uuid) RETURNS jsonb
-LANGUAGE sql STABLE AS $body$
-    SELECT jsonb_build_object(
-               'tenant', c.tenant,
-               'encrypted_contexts', coalesce((tally->>'encrypted_contexts')::bigint, 0) + c.encrypted::int,
-               'plain_contexts', coalesce((tally->>'plain_contexts')::bigint, 0) + (NOT c.encrypted)::int,
-               'processors', CASE WHEN EXISTS (SELECT 1 FROM jsonb_array_elements(tally->'processors') p
-                                              WHERE p.value = c.processors)
-                                  THEN tally->'processors'
-                                  ELSE coalesce(tally->'processors', '[]') || jsonb_build_array(c.processors) END)
-      FROM ctx.contexts c
-     WHERE c.tenant = ctx.current_tenant() AND c.id = import_tally.context_id
+LANGUAGE plpgsql STABLE AS $body$
+#variable_conflict use_column
+DECLARE
+    caller_tenant text := ctx.current_tenant();
+BEGIN
+    RETURN (
+        SELECT jsonb_build_object(
+                   'tenant', c.tenant,
+                   'encrypted_contexts', coalesce((tally->>'encrypted_contexts')::bigint, 0) + c.encrypted::int,
+                   'plain_contexts', coalesce((tally->>'plain_contexts')::bigint, 0) + (NOT c.encrypted)::int,
+                   'processors', CASE WHEN EXISTS (SELECT 1 FROM jsonb_array_elements(tally->'processors') p
+                                                  WHERE p.value = c.processors)
+                                      THEN tally->'processors'
+                                      ELSE coalesce(tally->'processors', '[]') || jsonb_build_array(c.processors) END)
+          FROM ctx.contexts c
+         WHERE c.tenant = caller_tenant AND c.id = import_tally.context_id);
+END
 $body$;
 
 -- Saves the messages of a batch that the context does not hold yet. Each item is as
@@ -473,11 +479,17 @@ $body$;
 -- Whether a plain namespace holds a current memory whose metadata has this id under id_key
 -- (the adapters' document ids: _lc_id, _mastra_id), from the metadata index.
 CREATE FUNCTION ctx.import_memory_exists(namespace text[], id_key text, id text) RETURNS boolean
-LANGUAGE sql STABLE AS $body$
-    SELECT EXISTS (SELECT 1 FROM ctx.memories m
-                    WHERE m.tenant = ctx.current_tenant()
-                      AND m.ns_key = array_to_string(import_memory_exists.namespace, chr(31)) || chr(31)
-                      AND m.valid_to IS NULL AND m.metadata @> jsonb_build_object(id_key, import_memory_exists.id))
+LANGUAGE plpgsql STABLE AS $body$
+#variable_conflict use_column
+DECLARE
+    caller_tenant text := ctx.current_tenant();
+BEGIN
+    RETURN (
+        SELECT EXISTS (SELECT 1 FROM ctx.memories m
+                        WHERE m.tenant = caller_tenant
+                          AND m.ns_key = array_to_string(import_memory_exists.namespace, chr(31)) || chr(31)
+                          AND m.valid_to IS NULL AND m.metadata @> jsonb_build_object(id_key, import_memory_exists.id)));
+END
 $body$;
 
 -- Takes an import's turn on a namespace of the caller's tenant (an advisory lock to the end of

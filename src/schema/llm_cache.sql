@@ -29,12 +29,18 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
 $$;
 
 CREATE FUNCTION ctx.cache_lookup(prompt text, llm_string text) RETURNS jsonb
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN c.value_enc IS NULL THEN c.value ELSE ctx.cache_unseal(c.key, c.value_enc)::jsonb END
-      FROM ctx.llm_cache c
-     WHERE c.tenant = ctx.current_tenant() AND c.key = ctx.cache_key(cache_lookup.prompt, cache_lookup.llm_string)
-       AND (c.expires_at IS NULL OR c.expires_at > pg_catalog.statement_timestamp())
-$$;
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $body$
+#variable_conflict use_column
+DECLARE
+    caller_tenant text := ctx.current_tenant();
+BEGIN
+    RETURN (
+        SELECT CASE WHEN c.value_enc IS NULL THEN c.value ELSE ctx.cache_unseal(c.key, c.value_enc)::jsonb END
+          FROM ctx.llm_cache c
+         WHERE c.tenant = caller_tenant AND c.key = ctx.cache_key(cache_lookup.prompt, cache_lookup.llm_string)
+           AND (c.expires_at IS NULL OR c.expires_at > pg_catalog.statement_timestamp()));
+END
+$body$;
 
 CREATE FUNCTION ctx.cache_store(prompt text, llm_string text, value jsonb, ttl interval DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql AS $body$
@@ -62,12 +68,19 @@ END
 $body$;
 
 CREATE FUNCTION ctx.cache_clear(llm_string text DEFAULT NULL, expired_only boolean DEFAULT false) RETURNS bigint
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $body$
+#variable_conflict use_column
+DECLARE
+    caller_tenant text := ctx.current_tenant();
+    removed bigint;
+BEGIN
     WITH gone AS (
         DELETE FROM ctx.llm_cache c
-         WHERE c.tenant = ctx.current_tenant()
+         WHERE c.tenant = caller_tenant
            AND (cache_clear.llm_string IS NULL OR c.llm_string = cache_clear.llm_string)
            AND (NOT coalesce(cache_clear.expired_only, false) OR c.expires_at <= pg_catalog.statement_timestamp())
         RETURNING 1)
-    SELECT count(*) FROM gone
-$$;
+    SELECT count(*) INTO removed FROM gone;
+    RETURN removed;
+END
+$body$;
