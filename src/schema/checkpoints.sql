@@ -197,17 +197,33 @@ BEGIN
 END
 $body$;
 
+-- The rows of ctx.get_thread, in PL/pgSQL: the tenant is taken once and is a parameter of the
+-- statement, which a cluster distributed by tenant routes to one node. (Its arguments are
+-- renamed: PL/pgSQL refuses an argument named as a result column.)
+CREATE FUNCTION ctx.get_thread_rows(p_thread_id text, p_framework text)
+RETURNS TABLE(thread_id text, context_id uuid, title text, resource text, metadata jsonb,
+              created_at timestamptz, updated_at timestamptz)
+LANGUAGE plpgsql STABLE AS $body$
+#variable_conflict use_column
+DECLARE
+    caller_tenant text := ctx.current_tenant();
+BEGIN
+    RETURN QUERY
+        SELECT t.thread_id, c.id, c.name, c.resource, c.metadata, c.created_at, c.updated_at
+          FROM ctx.threads t
+          JOIN ctx.contexts c ON c.tenant = t.tenant AND c.id = t.context_id
+         WHERE t.tenant = caller_tenant AND t.thread_id = p_thread_id
+           AND (p_framework IS NULL OR t.framework = p_framework);
+END
+$body$;
+
 -- A thread by its id, as ctx.list_threads returns it (no row when the tenant has no such thread,
 -- or when framework is given and another one holds it).
 CREATE FUNCTION ctx.get_thread(thread_id text, framework text DEFAULT NULL)
 RETURNS TABLE(thread_id text, context_id uuid, title text, resource text, metadata jsonb,
               created_at timestamptz, updated_at timestamptz)
 LANGUAGE sql STABLE AS $body$
-    SELECT t.thread_id, c.id, c.name, c.resource, c.metadata, c.created_at, c.updated_at
-      FROM ctx.threads t
-      JOIN ctx.contexts c ON c.tenant = t.tenant AND c.id = t.context_id
-     WHERE t.tenant = ctx.current_tenant() AND t.thread_id = get_thread.thread_id
-       AND (get_thread.framework IS NULL OR t.framework = get_thread.framework)
+    SELECT * FROM ctx.get_thread_rows(get_thread.thread_id, get_thread.framework)
 $body$;
 
 -- The arguments of ctx.list_threads: true, or an error that names the bad one.
@@ -233,6 +249,37 @@ BEGIN
 END
 $body$;
 
+-- The rows of ctx.list_threads, in PL/pgSQL: the tenant is taken once and is a parameter of the
+-- statement, which a cluster distributed by tenant routes to one node. (Its arguments are
+-- renamed: PL/pgSQL refuses an argument named as a result column.)
+CREATE FUNCTION ctx.list_threads_rows(p_resource text, p_metadata_contains jsonb, p_order_by text, p_descending boolean, p_max_rows integer, p_skip integer, p_framework text)
+RETURNS TABLE(thread_id text, context_id uuid, title text, resource text, metadata jsonb,
+              created_at timestamptz, updated_at timestamptz, total_count bigint)
+LANGUAGE plpgsql STABLE AS $body$
+#variable_conflict use_column
+DECLARE
+    caller_tenant text := ctx.current_tenant();
+BEGIN
+    -- (the arguments are checked once, before any row is read)
+    PERFORM ctx.check_thread_list(p_order_by, p_descending, p_max_rows, p_skip, p_metadata_contains);
+    RETURN QUERY
+        SELECT t.thread_id, c.id, c.name, c.resource, c.metadata, c.created_at, c.updated_at, count(*) OVER ()
+          FROM ctx.threads t
+          JOIN ctx.contexts c ON c.tenant = t.tenant AND c.id = t.context_id
+         WHERE t.tenant = caller_tenant
+           AND (p_resource IS NULL OR c.resource = p_resource)
+           AND (p_framework IS NULL OR t.framework = p_framework)
+           AND c.metadata @> coalesce(p_metadata_contains, '{}')
+         ORDER BY CASE WHEN NOT p_descending THEN
+                       CASE p_order_by WHEN 'created_at' THEN c.created_at ELSE c.updated_at END END,
+                  CASE WHEN p_descending THEN
+                       CASE p_order_by WHEN 'created_at' THEN c.created_at ELSE c.updated_at END END DESC,
+                  CASE WHEN NOT p_descending THEN t.thread_id END,
+                  CASE WHEN p_descending THEN t.thread_id END DESC
+         LIMIT p_max_rows OFFSET p_skip;
+END
+$body$;
+
 -- The tenant's threads (of a resource, of a framework), whose metadata contains metadata_contains, ordered by
 -- created_at or updated_at (ties by thread id, in the same direction) and paged; every row
 -- carries the number of matches before paging.
@@ -242,23 +289,7 @@ CREATE FUNCTION ctx.list_threads(resource text DEFAULT NULL, metadata_contains j
 RETURNS TABLE(thread_id text, context_id uuid, title text, resource text, metadata jsonb,
               created_at timestamptz, updated_at timestamptz, total_count bigint)
 LANGUAGE sql STABLE AS $body$
-    SELECT t.thread_id, c.id, c.name, c.resource, c.metadata, c.created_at, c.updated_at, count(*) OVER ()
-      FROM ctx.threads t
-      JOIN ctx.contexts c ON c.tenant = t.tenant AND c.id = t.context_id
-     -- (the arguments are checked once, before any row is read)
-     WHERE ctx.check_thread_list(list_threads.order_by, list_threads.descending, list_threads.max_rows,
-                                 list_threads.skip, list_threads.metadata_contains)
-       AND t.tenant = ctx.current_tenant()
-       AND (list_threads.resource IS NULL OR c.resource = list_threads.resource)
-       AND (list_threads.framework IS NULL OR t.framework = list_threads.framework)
-       AND c.metadata @> coalesce(list_threads.metadata_contains, '{}')
-     ORDER BY CASE WHEN NOT list_threads.descending THEN
-                   CASE list_threads.order_by WHEN 'created_at' THEN c.created_at ELSE c.updated_at END END,
-              CASE WHEN list_threads.descending THEN
-                   CASE list_threads.order_by WHEN 'created_at' THEN c.created_at ELSE c.updated_at END END DESC,
-              CASE WHEN NOT list_threads.descending THEN t.thread_id END,
-              CASE WHEN list_threads.descending THEN t.thread_id END DESC
-     LIMIT list_threads.max_rows OFFSET list_threads.skip
+    SELECT * FROM ctx.list_threads_rows(list_threads.resource, list_threads.metadata_contains, list_threads.order_by, list_threads.descending, list_threads.max_rows, list_threads.skip, list_threads.framework)
 $body$;
 
 -- Where messages live, by id alone: for each live message with one of these ids, the context
@@ -445,6 +476,52 @@ BEGIN
 END
 $body$;
 
+-- The rows of ctx.checkpoint_list, in PL/pgSQL: the tenant is taken once and is a parameter of the
+-- statement, which a cluster distributed by tenant routes to one node. (Its arguments are
+-- renamed: PL/pgSQL refuses an argument named as a result column.)
+CREATE FUNCTION ctx.checkpoint_list_rows(p_thread_id text, p_checkpoint_ns text, p_filter jsonb, p_before text, p_max_rows integer, p_checkpoint_id text)
+RETURNS TABLE(thread_id text, checkpoint_ns text, checkpoint_id text, parent_checkpoint_id text,
+              checkpoint jsonb, metadata jsonb, channels text[], types text[], blobs bytea[],
+              write_task_ids text[], write_channels text[], write_types text[], write_blobs bytea[],
+              created_at timestamptz)
+LANGUAGE plpgsql STABLE AS $body$
+#variable_conflict use_column
+DECLARE
+    caller_tenant text := ctx.current_tenant();
+BEGIN
+    RETURN QUERY
+        SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.checkpoint,
+               CASE WHEN c.metadata_enc IS NULL THEN c.metadata
+                    ELSE convert_from(ctx.context_unseal(c.context_id, c.metadata_enc,
+                             'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id), 'UTF8')::jsonb END,
+               p.channels, p.types, p.blobs, p.write_task_ids, p.write_channels, p.write_types, p.write_blobs,
+               c.created_at
+          FROM (SELECT t.thread_id, x.encrypted, cp.context_id, cp.checkpoint_ns, cp.checkpoint_id,
+                       cp.parent_checkpoint_id, cp.checkpoint, cp.metadata, cp.metadata_enc, cp.created_at
+                  FROM ctx.checkpoints cp
+                  JOIN ctx.threads t ON t.tenant = cp.tenant AND t.context_id = cp.context_id
+                  JOIN ctx.contexts x ON x.tenant = cp.tenant AND x.id = cp.context_id
+                 WHERE cp.tenant = caller_tenant
+                   -- (one thread: its context id as a constant, so the newest come first off the index)
+                   AND (p_thread_id IS NULL
+                        OR cp.context_id = (SELECT t1.context_id FROM ctx.threads t1
+                                             WHERE t1.tenant = caller_tenant AND t1.thread_id = p_thread_id))
+                   AND (p_checkpoint_ns IS NULL OR cp.checkpoint_ns = p_checkpoint_ns)
+                   AND (p_checkpoint_id IS NULL OR cp.checkpoint_id = p_checkpoint_id)
+                   AND (p_before IS NULL OR cp.checkpoint_id < p_before)
+                   AND (p_filter IS NULL
+                        OR (CASE WHEN cp.metadata_enc IS NULL THEN cp.metadata
+                                 ELSE convert_from(ctx.context_unseal(cp.context_id, cp.metadata_enc,
+                                          'checkpoints.metadata', cp.checkpoint_ns, cp.checkpoint_id), 'UTF8')::jsonb
+                            END) @> p_filter)
+                 ORDER BY cp.checkpoint_id DESC, cp.checkpoint_ns
+                 LIMIT p_max_rows) c
+         CROSS JOIN LATERAL ctx.checkpoint_payload(c.context_id, c.checkpoint_ns, c.checkpoint_id,
+                                                   c.checkpoint->'channel_versions', c.encrypted) p
+         ORDER BY c.checkpoint_id DESC, c.checkpoint_ns;
+END
+$body$;
+
 -- The checkpoints are chosen first (filter, order, limit), then only those are decrypted and
 -- joined with their values and writes.
 CREATE FUNCTION ctx.checkpoint_list(thread_id text DEFAULT NULL, checkpoint_ns text DEFAULT NULL,
@@ -455,35 +532,47 @@ RETURNS TABLE(thread_id text, checkpoint_ns text, checkpoint_id text, parent_che
               write_task_ids text[], write_channels text[], write_types text[], write_blobs bytea[],
               created_at timestamptz)
 LANGUAGE sql STABLE AS $body$
-    SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.checkpoint,
-           CASE WHEN c.metadata_enc IS NULL THEN c.metadata
-                ELSE convert_from(ctx.context_unseal(c.context_id, c.metadata_enc,
-                         'checkpoints.metadata', c.checkpoint_ns, c.checkpoint_id), 'UTF8')::jsonb END,
-           p.channels, p.types, p.blobs, p.write_task_ids, p.write_channels, p.write_types, p.write_blobs,
-           c.created_at
-      FROM (SELECT t.thread_id, x.encrypted, cp.context_id, cp.checkpoint_ns, cp.checkpoint_id,
-                   cp.parent_checkpoint_id, cp.checkpoint, cp.metadata, cp.metadata_enc, cp.created_at
-              FROM ctx.checkpoints cp
-              JOIN ctx.threads t ON t.tenant = cp.tenant AND t.context_id = cp.context_id
-              JOIN ctx.contexts x ON x.tenant = cp.tenant AND x.id = cp.context_id
-             WHERE cp.tenant = ctx.current_tenant()
-               -- (one thread: its context id as a constant, so the newest come first off the index)
-               AND (checkpoint_list.thread_id IS NULL
-                    OR cp.context_id = (SELECT t1.context_id FROM ctx.threads t1
-                                         WHERE t1.tenant = ctx.current_tenant() AND t1.thread_id = checkpoint_list.thread_id))
-               AND (checkpoint_list.checkpoint_ns IS NULL OR cp.checkpoint_ns = checkpoint_list.checkpoint_ns)
-               AND (checkpoint_list.checkpoint_id IS NULL OR cp.checkpoint_id = checkpoint_list.checkpoint_id)
-               AND (checkpoint_list.before IS NULL OR cp.checkpoint_id < checkpoint_list.before)
-               AND (checkpoint_list.filter IS NULL
-                    OR (CASE WHEN cp.metadata_enc IS NULL THEN cp.metadata
-                             ELSE convert_from(ctx.context_unseal(cp.context_id, cp.metadata_enc,
-                                      'checkpoints.metadata', cp.checkpoint_ns, cp.checkpoint_id), 'UTF8')::jsonb
-                        END) @> checkpoint_list.filter)
-             ORDER BY cp.checkpoint_id DESC, cp.checkpoint_ns
-             LIMIT checkpoint_list.max_rows) c
-     CROSS JOIN LATERAL ctx.checkpoint_payload(c.context_id, c.checkpoint_ns, c.checkpoint_id,
-                                               c.checkpoint->'channel_versions', c.encrypted) p
-     ORDER BY c.checkpoint_id DESC, c.checkpoint_ns
+    SELECT * FROM ctx.checkpoint_list_rows(checkpoint_list.thread_id, checkpoint_list.checkpoint_ns, checkpoint_list.filter, checkpoint_list.before, checkpoint_list.max_rows, checkpoint_list.checkpoint_id)
+$body$;
+
+-- The rows of ctx.checkpoint_get, in PL/pgSQL: the tenant is taken once and is a parameter of the
+-- statement, which a cluster distributed by tenant routes to one node. (Its arguments are
+-- renamed: PL/pgSQL refuses an argument named as a result column.)
+CREATE FUNCTION ctx.checkpoint_get_rows(p_thread_id text, p_checkpoint_ns text, p_checkpoint_id text)
+RETURNS TABLE(thread_id text, checkpoint_ns text, checkpoint_id text, parent_checkpoint_id text,
+              checkpoint jsonb, metadata jsonb, channels text[], types text[], blobs bytea[],
+              write_task_ids text[], write_channels text[], write_types text[], write_blobs bytea[],
+              created_at timestamptz)
+LANGUAGE plpgsql STABLE AS $body$
+#variable_conflict use_column
+DECLARE
+    caller_tenant text := ctx.current_tenant();
+BEGIN
+    RETURN QUERY
+        SELECT t.thread_id, cp.checkpoint_ns, cp.checkpoint_id, cp.parent_checkpoint_id, cp.checkpoint,
+               CASE WHEN cp.metadata_enc IS NULL THEN cp.metadata
+                    ELSE convert_from(ctx.context_unseal(cp.context_id, cp.metadata_enc,
+                             'checkpoints.metadata', cp.checkpoint_ns, cp.checkpoint_id), 'UTF8')::jsonb END,
+               p.channels, p.types, p.blobs, p.write_task_ids, p.write_channels, p.write_types, p.write_blobs,
+               cp.created_at
+          FROM ctx.threads t
+          JOIN ctx.contexts x ON x.tenant = t.tenant AND x.id = t.context_id
+         CROSS JOIN LATERAL (
+               -- (one branch runs: "checkpoint_id IS NULL" is decided once per call, even in a generic plan)
+               (SELECT * FROM ctx.checkpoints c
+                 WHERE p_checkpoint_id IS NULL
+                   AND c.tenant = t.tenant AND c.context_id = t.context_id
+                   AND c.checkpoint_ns = coalesce(p_checkpoint_ns, '')
+                 ORDER BY c.checkpoint_id DESC LIMIT 1)
+               UNION ALL
+               (SELECT * FROM ctx.checkpoints c
+                 WHERE c.tenant = t.tenant AND c.context_id = t.context_id
+                   AND c.checkpoint_ns = coalesce(p_checkpoint_ns, '')
+                   AND c.checkpoint_id = p_checkpoint_id)) cp
+         CROSS JOIN LATERAL ctx.checkpoint_payload(cp.context_id, cp.checkpoint_ns, cp.checkpoint_id,
+                                                   cp.checkpoint->'channel_versions', x.encrypted) p
+         WHERE t.tenant = caller_tenant AND t.thread_id = p_thread_id;
+END
 $body$;
 
 -- One checkpoint by primary key (the latest of the namespace: the index's last entry), written
@@ -494,29 +583,7 @@ RETURNS TABLE(thread_id text, checkpoint_ns text, checkpoint_id text, parent_che
               write_task_ids text[], write_channels text[], write_types text[], write_blobs bytea[],
               created_at timestamptz)
 LANGUAGE sql STABLE AS $body$
-    SELECT t.thread_id, cp.checkpoint_ns, cp.checkpoint_id, cp.parent_checkpoint_id, cp.checkpoint,
-           CASE WHEN cp.metadata_enc IS NULL THEN cp.metadata
-                ELSE convert_from(ctx.context_unseal(cp.context_id, cp.metadata_enc,
-                         'checkpoints.metadata', cp.checkpoint_ns, cp.checkpoint_id), 'UTF8')::jsonb END,
-           p.channels, p.types, p.blobs, p.write_task_ids, p.write_channels, p.write_types, p.write_blobs,
-           cp.created_at
-      FROM ctx.threads t
-      JOIN ctx.contexts x ON x.tenant = t.tenant AND x.id = t.context_id
-     CROSS JOIN LATERAL (
-           -- (one branch runs: "checkpoint_id IS NULL" is decided once per call, even in a generic plan)
-           (SELECT * FROM ctx.checkpoints c
-             WHERE checkpoint_get.checkpoint_id IS NULL
-               AND c.tenant = t.tenant AND c.context_id = t.context_id
-               AND c.checkpoint_ns = coalesce(checkpoint_get.checkpoint_ns, '')
-             ORDER BY c.checkpoint_id DESC LIMIT 1)
-           UNION ALL
-           (SELECT * FROM ctx.checkpoints c
-             WHERE c.tenant = t.tenant AND c.context_id = t.context_id
-               AND c.checkpoint_ns = coalesce(checkpoint_get.checkpoint_ns, '')
-               AND c.checkpoint_id = checkpoint_get.checkpoint_id)) cp
-     CROSS JOIN LATERAL ctx.checkpoint_payload(cp.context_id, cp.checkpoint_ns, cp.checkpoint_id,
-                                               cp.checkpoint->'channel_versions', x.encrypted) p
-     WHERE t.tenant = ctx.current_tenant() AND t.thread_id = checkpoint_get.thread_id
+    SELECT * FROM ctx.checkpoint_get_rows(checkpoint_get.thread_id, checkpoint_get.checkpoint_ns, checkpoint_get.checkpoint_id)
 $body$;
 
 -- Deletes the pending writes and channel values no checkpoint of these contexts refers to.
