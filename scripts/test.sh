@@ -16,7 +16,8 @@ cd "$root"
 # name, script (under tests/), servers: "once" (no server), "all", or the one server it needs.
 # A tier runs on one server where a second adds nothing: the fuzzed argument checks, the
 # on-disk scan, crash and power-failure recovery, the window buffer counts and the reference
-# are the same code and catalog on both.
+# are the same code and catalog on both; the routing check needs auto_explain, which only the
+# Debian PG 15 ships here.
 tiers=(
   "unit            unit.sh            once"
   "libfuzzer       libfuzzer.sh       once"
@@ -33,6 +34,7 @@ tiers=(
   "observability   observability.sh   all"
   "dump_restore    dump_restore.sh    all"
   "replica         replica.sh         all"
+  "tenant_routing  tenant_routing.sh  pg15"
   "upgrade         upgrade.sh         all"
   "package         package.sh         all"
   "clients         clients.sh         all"

@@ -2,7 +2,8 @@
 -- contexts with edits, tombstones, a summary and a fork; memories with embeddings (an HNSW
 -- index where pgvector exists); state with and without a ttl; working memory; threads;
 -- checkpoints; the LLM cache; a registered schema; and a tenant-bound role's own data.
--- Every object is found again by name in reads.sql.
+-- Every object is found again by name in reads.sql. The statements here touch no table
+-- themselves (every table write is ctxstore's): the routing check runs this file too.
 SET client_min_messages = warning;
 CREATE EXTENSION ctxstore;
 SELECT count(*) = 1 AS has_vector FROM pg_available_extensions WHERE name = 'vector' \gset
@@ -42,12 +43,13 @@ SELECT ctx.compact(:'s', 'Sealed summary.', keep_last => 8);
 SELECT ctx.update_working_memory(:'s', '{"locker": 4477}') IS NOT NULL AS wm;
 
 -- memories: text-only and with embeddings, one superseded, one encrypted namespace
+SELECT ctx.remember(ARRAY['user', 'ada'], 'Ada fact number 1 likes tea', public.replica_vec(1),
+                    '{"bucket": 1}', importance => 0.1) AS fact_one \gset
 SELECT count(ctx.remember(ARRAY['user', 'ada'], 'Ada fact number ' || i || (CASE WHEN i % 3 = 0 THEN ' likes trains' ELSE ' likes tea' END),
                           public.replica_vec(i), jsonb_build_object('bucket', i % 5), importance => (i % 10) / 10.0))
-  FROM generate_series(1, 300) i;
+  FROM generate_series(2, 300) i;
 SELECT count(ctx.remember(ARRAY['user', 'ada', 'notes'], 'nested note ' || i)) FROM generate_series(1, 5) i;
-SELECT ctx.update_memory(id, content => 'Ada fact number 1 now likes coffee')
-  FROM ctx.memories WHERE content = 'Ada fact number 1 likes tea';
+SELECT ctx.update_memory(:'fact_one', content => 'Ada fact number 1 now likes coffee') IS NOT NULL AS updated;
 SELECT ctx.encrypt_namespace('{vault}');
 SELECT count(ctx.remember('{vault}', 'vault memory ' || i, public.replica_vec(1000 + i))) FROM generate_series(1, 20) i;
 \if :has_vector
