@@ -137,6 +137,14 @@ pub extern "C-unwind" fn _PG_init() {
             pg_sys::Datum::from(0),
         )
     };
+    // the tenant of the current call is kept per statement; an abort forgets it
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(services::tenant::on_transaction), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(
+            Some(services::tenant::on_subtransaction),
+            std::ptr::null_mut(),
+        );
+    }
     // Preloaded into the postmaster: build the tokenizer once; every backend inherits it.
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         gucs::default_encoding().warm_up();

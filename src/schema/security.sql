@@ -161,10 +161,13 @@ BEGIN
     FOR t IN SELECT DISTINCT a.tenant FROM ctx.audit_log a WHERE a.chain_seq IS NULL ORDER BY 1 LOOP
         INSERT INTO ctx.audit_chain AS c VALUES (t, 0, sha256('ctxstore audit log'::bytea)) ON CONFLICT DO NOTHING;
         GET DIAGNOSTICS started = ROW_COUNT;
-        -- a new head for a tenant with sealed rows: its head was deleted, never start it over
+        -- a new head for a tenant with sealed rows: its head was deleted. Never start it over
+        -- (that would hide the deletion); the other tenants are still sealed.
         IF started > 0 AND EXISTS (SELECT 1 FROM ctx.audit_log a WHERE a.tenant = t AND a.chain_seq IS NOT NULL) THEN
-            RAISE EXCEPTION 'the audit chain of tenant "%" has sealed rows but no head: it was deleted', t
-                USING ERRCODE = 'XX001', HINT = 'Restore ctx.audit_chain from a backup.';
+            DELETE FROM ctx.audit_chain c WHERE c.tenant = t;
+            RAISE WARNING 'the audit chain of tenant "%" has sealed rows but no head: it was deleted; its new rows stay unsealed', t
+                USING HINT = 'Restore ctx.audit_chain from a backup; ctx.verify_audit reports the chain as broken until then.';
+            CONTINUE;
         END IF;
         SELECT c.last_seq, c.last_hash INTO seq, head FROM ctx.audit_chain c WHERE c.tenant = t FOR UPDATE;
         FOR r IN SELECT * FROM ctx.audit_log a WHERE a.tenant = t AND a.chain_seq IS NULL ORDER BY a.id LOOP
@@ -193,6 +196,7 @@ DECLARE
     r ctx.audit_log;
     n bigint := 0;
     chain record;
+    stray bigint;
 BEGIN
     IF verify_audit.tenant IS NULL THEN
         RAISE EXCEPTION 'tenant must not be NULL' USING ERRCODE = '22004',
@@ -202,9 +206,19 @@ BEGIN
     IF NOT current_setting('transaction_read_only')::boolean THEN
         PERFORM ctx.seal_audit();
     END IF;
-    -- rows committed after the seal above wait for the next one
+    -- The head first, then the rows up to it: rows a concurrent seal chains after the head was
+    -- read are left to the next verification (they are not yet part of the chain read here).
+    SELECT c.last_seq, c.last_hash INTO chain FROM ctx.audit_chain c WHERE c.tenant = verify_audit.tenant;
+    IF NOT FOUND THEN
+        -- no head: fine for a tenant with nothing sealed, a deleted head otherwise
+        RETURN QUERY SELECT NOT EXISTS (SELECT 1 FROM ctx.audit_log a
+                                          WHERE a.tenant = verify_audit.tenant AND a.chain_seq IS NOT NULL),
+                            0::bigint, NULL::bigint;
+        RETURN;
+    END IF;
     FOR r IN SELECT * FROM ctx.audit_log a
-              WHERE a.tenant = verify_audit.tenant AND a.chain_seq IS NOT NULL ORDER BY a.chain_seq LOOP
+              WHERE a.tenant = verify_audit.tenant AND a.chain_seq IS NOT NULL AND a.chain_seq <= chain.last_seq
+              ORDER BY a.chain_seq LOOP
         expected_seq := expected_seq + 1;
         head := sha256(head || ctx.audit_row_hash(r));
         IF r.chain_seq IS DISTINCT FROM expected_seq OR r.row_hash IS DISTINCT FROM ctx.audit_row_hash(r)
@@ -214,9 +228,18 @@ BEGIN
         END IF;
         n := n + 1;
     END LOOP;
-    SELECT c.last_seq, c.last_hash INTO chain FROM ctx.audit_chain c WHERE c.tenant = verify_audit.tenant;
-    IF (NOT FOUND AND expected_seq > 0) OR chain.last_seq <> expected_seq OR chain.last_hash <> head THEN
+    IF chain.last_seq <> expected_seq OR chain.last_hash <> head THEN
         RETURN QUERY SELECT false, n, NULL::bigint;
+        RETURN;
+    END IF;
+    -- a sealed row beyond the head as it is now (rows and head read in one snapshot: a seal
+    -- commits both at once) was put there by hand
+    SELECT a.id INTO stray FROM ctx.audit_log a
+     WHERE a.tenant = verify_audit.tenant
+       AND a.chain_seq > (SELECT c.last_seq FROM ctx.audit_chain c WHERE c.tenant = verify_audit.tenant)
+     ORDER BY a.chain_seq LIMIT 1;
+    IF FOUND THEN
+        RETURN QUERY SELECT false, n, stray;
         RETURN;
     END IF;
     RETURN QUERY SELECT true, n, NULL::bigint;

@@ -43,6 +43,25 @@ pub(crate) fn delete_rows(
         args: &[UUIDOID, BOOLOID, BOOLOID, TEXTOID, TEXTOID],
         writes: true,
     };
+    // The forks' rows are locked first, in a statement of their own, as the caller locked the
+    // context's: a memory sourced from one of them and committed before the lock is seen (and
+    // its source cleared) by the deletion's snapshot, and none can be added after it.
+    static LOCK_FORKS: Statement = Statement {
+        sql: "SELECT 1 FROM ctx.contexts WHERE tenant = $2 AND ancestors @> ARRAY[$1] ORDER BY id FOR UPDATE",
+        args: &[UUIDOID, TEXTOID],
+        writes: true,
+    };
+    if cascade {
+        let plan = LOCK_FORKS.plan(client)?;
+        client.update(
+            &*plan,
+            None,
+            &[
+                context_id.into(),
+                crate::services::tenant::current()?.into(),
+            ],
+        )?;
+    }
     let plan = DELETE.plan(client)?;
     let deleted: Option<i64> = client
         .update(

@@ -4,9 +4,10 @@
 //!
 //! Every policy and most statements ask for it, so the answer is kept for the rest of the
 //! top-level statement, keyed by everything it depends on: the current and the session role,
-//! the setting, and the bindings as this backend last changed them. A binding another session
-//! commits applies from this session's next statement, as a SQL function reading the table
-//! would see it (its snapshot is the statement's).
+//! the setting, and the bindings as this backend last changed them; an aborted transaction or
+//! subtransaction drops it (a binding it made is gone). A binding another session commits
+//! applies from this session's next statement, as a SQL function reading the table would see
+//! it (its snapshot is the statement's).
 
 use std::cell::{Cell, RefCell};
 
@@ -36,6 +37,41 @@ thread_local! {
 /// Called by the trigger on ctx.tenant_roles: the kept answer no longer holds.
 pub fn bindings_changed() {
     BINDINGS_CHANGED.with(|c| c.set(c.get().wrapping_add(1)));
+}
+
+/// Drops the kept answer: a rolled-back (sub)transaction may have changed a binding it read.
+fn forget() {
+    // (try_: never panic in a callback, even while the backend exits)
+    let _ = RESOLVED.try_with(|r| {
+        if let Ok(mut kept) = r.try_borrow_mut() {
+            *kept = None;
+        }
+    });
+}
+
+/// Transaction callback (registered in `_PG_init`): an abort forgets the kept answer.
+pub(crate) unsafe extern "C-unwind" fn on_transaction(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::XactEvent::XACT_EVENT_ABORT
+        || event == pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
+    {
+        forget();
+    }
+}
+
+/// Subtransaction callback (registered in `_PG_init`): a rollback to a savepoint, or an
+/// exception block's, forgets the kept answer.
+pub(crate) unsafe extern "C-unwind" fn on_subtransaction(
+    event: pg_sys::SubXactEvent::Type,
+    _subtransaction: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        forget();
+    }
 }
 
 /// The tenant of the current call.

@@ -290,14 +290,33 @@ BEGIN;
 DELETE FROM ctx.audit_chain WHERE tenant = 'acme';
 SELECT ok, first_bad_id FROM ctx.verify_audit('acme');
 ROLLBACK;
--- and a seal never starts a tenant's chain over (its new rows would hide the deletion)
+-- and a seal never starts a tenant's chain over (its new rows would hide the deletion): it
+-- leaves that tenant's rows unsealed, with a warning, and seals the other tenants'
 BEGIN;
 DELETE FROM ctx.audit_chain WHERE tenant = 'acme';
 SET LOCAL ctxstore.tenant = 'acme';
 SELECT ctx.put('{users,u1}', 'after the head went', '1') IS NOT NULL AS written;
-SELECT ctx.seal_audit();
+RESET ctxstore.tenant;
+SELECT ctx.put('{users,u1}', 'another tenant''s write', '1') IS NOT NULL AS written;
+SELECT ctx.seal_audit() AS sealed;
+SELECT tenant, count(*) FILTER (WHERE chain_seq IS NULL) AS unsealed FROM ctx.audit_log
+ WHERE tenant IN ('', 'acme') GROUP BY tenant ORDER BY tenant;
+SELECT count(*) AS acme_heads FROM ctx.audit_chain WHERE tenant = 'acme';
+SELECT (SELECT ok FROM ctx.verify_audit('acme')) AS acme_ok, (SELECT ok FROM ctx.verify_audit('')) AS others_ok;
 ROLLBACK;
 SELECT ok FROM ctx.verify_audit();
+-- ctx.current_tenant() keeps its answer for the statement, never past a rollback: a binding made
+-- and rolled back inside one statement (an exception block) is gone at once
+DO $$
+BEGIN
+    BEGIN
+        PERFORM ctx.bind_role_to_tenant(current_user::regrole, 'rolled-back');
+        RAISE NOTICE 'bound: %', ctx.current_tenant();
+        RAISE EXCEPTION 'undo';
+    EXCEPTION WHEN raise_exception THEN NULL;
+    END;
+    RAISE NOTICE 'after the rollback: "%"', ctx.current_tenant();
+END $$;
 -- auditing can be switched off per table by an administrator
 SELECT ctx.set_audit('messages', false);
 SELECT count(*) AS before FROM ctx.audit_log WHERE table_name = 'messages' \gset
