@@ -80,7 +80,7 @@ fn unknown_processor(name: &str) -> CtxError {
 /// role that bypasses row-level security may change.
 fn registry_tenant(client: &SpiClient<'_>, all_tenants: Option<bool>) -> CtxResult<Option<String>> {
     if !all_tenants.unwrap_or(false) {
-        return crate::services::keys::tenant(client).map(Some);
+        return crate::services::tenant::current().map(Some);
     }
     let bypasses: Option<bool> =
         crate::plans::first_value(client.select("SELECT ctx.bypasses_rls()", Some(1), &[])?)?;

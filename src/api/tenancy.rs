@@ -22,6 +22,6 @@ CREATE FUNCTION "tenant_roles_changed"() RETURNS trigger LANGUAGE c AS '@MODULE_
 fn tenant_roles_changed<'a>(
     _trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, CtxError> {
-    tenant::bindings_changed();
+    tenant::forget();
     Ok(None)
 }

@@ -270,7 +270,7 @@ pub(crate) fn missing_context(client: &SpiClient<'_>, id: Uuid) -> CtxError {
             // (only a role that bypasses row-level security sees other tenants' contexts)
             Some(owner) => unknown_context(id).with_hint(format!(
                 "contexts are found within the current tenant ({}); this one belongs to tenant {owner:?}: SET ctxstore.tenant to act on it",
-                current_tenant_label(client)
+                current_tenant_label()
             )),
             None => unknown_context(id),
         },
@@ -291,7 +291,7 @@ fn tenant_elsewhere(client: &SpiClient<'_>, id: Uuid) -> Option<String> {
         .and_then(|t| crate::plans::first_value(t).ok().flatten())
 }
 
-fn current_tenant_label(_client: &SpiClient<'_>) -> String {
+fn current_tenant_label() -> String {
     let tenant = crate::services::tenant::current().ok();
     match tenant.as_deref() {
         None | Some("") => "none".to_string(),

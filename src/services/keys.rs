@@ -32,11 +32,6 @@ pub(crate) enum Scope {
     Hashing,
 }
 
-/// The tenant the current call runs for (data keys are per tenant).
-pub(crate) fn tenant(_client: &SpiClient<'_>) -> CtxResult<String> {
-    crate::services::tenant::current()
-}
-
 /// What a data key is bound to when wrapped, and cached under: tenant and scope. Injective
 /// because a tenant name never holds U+001F (a CHECK of ctx.data_keys and ctx.tenant_roles).
 pub(crate) fn binding(tenant: &str, scope: &str) -> String {
@@ -189,7 +184,7 @@ static LOAD: Statement = Statement {
 /// The data key of `scope`, which must exist.
 pub(crate) fn data_key(client: &SpiClient<'_>, scope: &Scope) -> CtxResult<Key> {
     let name = scope.name();
-    let bound = binding(&tenant(client)?, &name);
+    let bound = binding(&crate::services::tenant::current()?, &name);
     if let Some(key) = cached(&bound)? {
         return Ok(key);
     }
@@ -258,7 +253,7 @@ pub(crate) fn key_or_create(client: &mut SpiClient<'_>, scope: &Scope) -> CtxRes
         return Ok(key);
     }
     let name = scope.name();
-    let tenant_name = tenant(client)?;
+    let tenant_name = crate::services::tenant::current()?;
     client.update(
         "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
                     'ctxstore.data_key:' || length($1) || ':' || $1 || $2, 0))",
@@ -286,7 +281,7 @@ pub(crate) fn create_key(
         writes: true,
     };
     let name = scope.name();
-    let bound = binding(&tenant(client)?, &name);
+    let bound = binding(&crate::services::tenant::current()?, &name);
     let data_key: Key = random::<KEY_LEN>()?;
     let nonce = nonce()?;
     let (key_id, wrapped) = with_master(|master| {

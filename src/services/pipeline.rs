@@ -321,7 +321,7 @@ impl Pipeline {
             namespace: Some(namespace),
             metadata,
         };
-        let tenant = crate::services::keys::tenant(client)?;
+        let tenant = crate::services::tenant::current()?;
         Pipeline::build(
             client,
             Stage::Write,

@@ -4,12 +4,12 @@
 //!
 //! Every policy and most statements ask for it, so the answer is kept for the rest of the
 //! top-level statement, keyed by everything it depends on: the current and the session role,
-//! the setting, and the bindings as this backend last changed them; an aborted transaction or
-//! subtransaction drops it (a binding it made is gone). A binding another session commits
+//! the setting; a change of the bindings by this backend, or an aborted transaction or
+//! subtransaction, drops it. A binding another session commits
 //! applies from this session's next statement, as a SQL function reading the table would see
 //! it (its snapshot is the statement's).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 
 use pgrx::pg_sys::{self, BuiltinOid::REGROLEOID};
 use pgrx::spi::Spi;
@@ -23,24 +23,17 @@ struct Resolved {
     current_user: pg_sys::Oid,
     session_user: pg_sys::Oid,
     setting: Option<Vec<u8>>,
-    bindings_changed: u64,
     tenant: String,
 }
 
 thread_local! {
     static RESOLVED: RefCell<Option<Resolved>> = const { RefCell::new(None) };
-    /// Bumped whenever this backend changes ctx.tenant_roles (a statement trigger), so that a
-    /// binding made earlier in the same statement counts at once.
-    static BINDINGS_CHANGED: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Called by the trigger on ctx.tenant_roles: the kept answer no longer holds.
-pub fn bindings_changed() {
-    BINDINGS_CHANGED.with(|c| c.set(c.get().wrapping_add(1)));
-}
-
-/// Drops the kept answer: a rolled-back (sub)transaction may have changed a binding it read.
-fn forget() {
+/// Drops the kept answer: this backend changed ctx.tenant_roles (its statement trigger), so a
+/// binding made earlier in the same statement counts at once; or a (sub)transaction that may
+/// have changed one rolled back.
+pub fn forget() {
     // (try_: never panic in a callback, even while the backend exits)
     let _ = RESOLVED.try_with(|r| {
         if let Ok(mut kept) = r.try_borrow_mut() {
@@ -86,7 +79,6 @@ pub fn current() -> CtxResult<String> {
         )
     };
     let setting = crate::gucs::TENANT.get().map(|s| s.into_bytes());
-    let bindings_changed = BINDINGS_CHANGED.with(Cell::get);
     let kept = RESOLVED.with(|r| {
         r.borrow()
             .as_ref()
@@ -96,7 +88,6 @@ pub fn current() -> CtxResult<String> {
                     && k.current_user == current_user
                     && k.session_user == session_user
                     && k.setting == setting
-                    && k.bindings_changed == bindings_changed
             })
             .map(|k| k.tenant.clone())
     });
@@ -117,7 +108,6 @@ pub fn current() -> CtxResult<String> {
             current_user,
             session_user,
             setting,
-            bindings_changed,
             tenant: tenant.clone(),
         })
     });
