@@ -3262,9 +3262,28 @@ ALTER FUNCTION ctx.messages_around(uuid, text, integer, integer) SET plan_cache_
 ALTER FUNCTION ctx.count_messages(uuid, timestamptz, timestamptz) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION ctx.audit_trigger() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
--- (after the function section: the audit trigger now runs this version's library, which takes
--- the table's logical name as its first argument) Every audit trigger remade as a fresh install
--- makes it, each switched as it was.
+-- (after the function section) ctx.current_tenant is native now (it keeps its answer for the
+-- statement): a binding this backend changes counts at once.
+CREATE TRIGGER bindings_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ctx.tenant_roles
+    FOR EACH STATEMENT EXECUTE FUNCTION ctx.tenant_roles_changed();
+
+-- (after the function section) Any change of the processor registry, direct writes too, makes
+-- every backend reload it.
+CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ctx.processor_registry
+    FOR EACH STATEMENT EXECUTE FUNCTION ctx.processor_registry_changed();
+
+-- (after the function section) The new tables are registered as a fresh install registers
+-- them: unaudited (extension rows; the trigger remade below switches back as it was).
+ALTER TABLE ctx.audited_tables DISABLE TRIGGER audit;
+INSERT INTO ctx.audited_tables VALUES
+    ('threads', '{tenant,thread_id}'), ('checkpoints', '{context_id,checkpoint_ns,checkpoint_id}'),
+    ('checkpoint_blobs', '{context_id,checkpoint_ns,channel,version}'),
+    ('checkpoint_writes', '{context_id,checkpoint_ns,checkpoint_id,task_id,idx}'), ('llm_cache', '{tenant,key}'),
+    ('message_revisions', '{context_id,seq,revision}');
+
+-- Every audit trigger remade as a fresh install makes it, each switched as it was, the new
+-- tables' included: this version's library takes the table's logical name as the trigger's
+-- first argument. (Nothing audited is written between the function section and here.)
 DO $$
 DECLARE t record;
 BEGIN
@@ -3277,47 +3296,6 @@ BEGIN
         IF NOT t.enabled THEN
             EXECUTE format('ALTER TABLE ctx.%I DISABLE TRIGGER audit', t.table_name);
         END IF;
-    END LOOP;
-END $$;
-
--- (after the function section) ctx.current_tenant is native now (it keeps its answer for the
--- statement): a binding this backend changes counts at once.
-CREATE TRIGGER bindings_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ctx.tenant_roles
-    FOR EACH STATEMENT EXECUTE FUNCTION ctx.tenant_roles_changed();
-
--- (after the function section) Any change of the processor registry, direct writes too, makes
--- every backend reload it.
-CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ctx.processor_registry
-    FOR EACH STATEMENT EXECUTE FUNCTION ctx.processor_registry_changed();
-
--- (after the function section: the audit trigger must run this version's library)
--- The new tables are registered as a fresh install registers them: unaudited (extension rows),
--- the audit switch of ctx.audited_tables left as it was.
-ALTER TABLE ctx.audited_tables DISABLE TRIGGER audit;
-INSERT INTO ctx.audited_tables VALUES
-    ('threads', '{tenant,thread_id}'), ('checkpoints', '{context_id,checkpoint_ns,checkpoint_id}'),
-    ('checkpoint_blobs', '{context_id,checkpoint_ns,channel,version}'),
-    ('checkpoint_writes', '{context_id,checkpoint_ns,checkpoint_id,task_id,idx}'), ('llm_cache', '{tenant,key}'),
-    ('message_revisions', '{context_id,seq,revision}');
-DO $$
-BEGIN
-    IF (SELECT enabled FROM ctx.audited_tables WHERE table_name = 'audited_tables') THEN
-        ALTER TABLE ctx.audited_tables ENABLE TRIGGER audit;
-    END IF;
-END $$;
-
--- Audit triggers on the new audited tables (a fresh install creates them for every row of
--- ctx.audited_tables).
-DO $$
-DECLARE t record;
-BEGIN
-    FOR t IN SELECT * FROM ctx.audited_tables
-              WHERE table_name IN ('threads', 'checkpoints', 'checkpoint_blobs', 'checkpoint_writes', 'llm_cache',
-                                   'message_revisions') LOOP
-        EXECUTE format('CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON ctx.%I
-                        FOR EACH ROW EXECUTE FUNCTION ctx.audit_trigger(%L, %s)',
-                       t.table_name, t.table_name,
-                       (SELECT string_agg(quote_literal(c), ', ') FROM unnest(t.key_columns) c));
     END LOOP;
 END $$;
 
