@@ -2492,6 +2492,110 @@ END
 $body$;
 -- ---- end of src/schema/imports.sql ----
 
+-- ---- src/schema/scale_out.sql (new) ----
+-- Distributing ctxstore across a Citus cluster by tenant (docs/scaling.md).
+
+-- How each of the extension's tables is placed on a cluster, read from the catalog: a table
+-- whose primary key leads with a NOT NULL tenant is distributed by tenant, all of them
+-- colocated (a tenant's rows of every table on one node); every other table is global and
+-- becomes a reference table (a copy on each node). `rank` orders them so that a table comes
+-- after every table its foreign keys reference, reference tables first.
+CREATE FUNCTION ctx.distribution_plan()
+RETURNS TABLE (table_name text, placement text, rank integer)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH RECURSIVE own AS (
+        SELECT c.oid AS rel, c.relname::text AS name,
+               EXISTS (SELECT FROM pg_index i
+                         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                        WHERE i.indrelid = c.oid AND i.indisprimary
+                          AND a.attname = 'tenant' AND a.attnotnull) AS by_tenant
+          FROM pg_class c
+          JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
+          JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'ctxstore'
+         WHERE c.relkind = 'r' AND c.relnamespace = 'ctx'::regnamespace),
+    -- depth in the foreign-key graph: referenced tables first
+    depth (rel, d) AS (
+        SELECT rel, 0 FROM own
+        UNION ALL
+        SELECT f.conrelid, depth.d + 1
+          FROM depth JOIN pg_constraint f ON f.contype = 'f' AND f.confrelid = depth.rel
+                                          AND f.conrelid <> depth.rel)
+    SELECT own.name,
+           CASE WHEN own.by_tenant THEN 'distributed by tenant' ELSE 'reference' END,
+           (row_number() OVER (ORDER BY own.by_tenant, max(depth.d), own.name <> 'contexts', own.name))::integer
+      FROM own JOIN depth USING (rel)
+     GROUP BY own.rel, own.name, own.by_tenant
+     ORDER BY 3
+$$;
+
+-- On a Citus coordinator: every tenant table distributed by tenant into `shard_count` shards,
+-- colocated with ctx.contexts, and every global table made a reference table. Tables already
+-- placed are left as they are, so calling it again after an upgrade places only new tables.
+CREATE FUNCTION ctx.distribute(shard_count integer DEFAULT 32)
+RETURNS TABLE (table_name text, placement text, done text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t record;
+    anchor regclass;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
+        RAISE EXCEPTION 'ctx.distribute needs the Citus extension in this database'
+            USING ERRCODE = '55000',
+                  HINT = 'Preload citus before ctxstore (shared_preload_libraries = ''citus,ctxstore-<version>''), '
+                      || 'CREATE EXTENSION citus before ctxstore, add the workers, then call ctx.distribute() '
+                      || 'on the coordinator. On one server there is nothing to distribute.';
+    END IF;
+    IF shard_count IS NULL OR shard_count NOT BETWEEN 1 AND 64000 THEN
+        RAISE EXCEPTION 'shard_count must be between 1 and 64000, not %', coalesce(shard_count::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'Citus recommends a few shards per core of the cluster; 32 is the default.';
+    END IF;
+    IF NOT (SELECT pg_catalog.citus_is_coordinator()) THEN
+        RAISE EXCEPTION 'ctx.distribute runs on the Citus coordinator'
+            USING ERRCODE = '55000', HINT = 'Connect to the coordinator and call it there.';
+    END IF;
+    -- ctxstore's tables carry triggers (audit, caches): Citus places them only when told to;
+    -- their foreign keys to global tables must not turn those into Citus local tables first.
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    PERFORM set_config('citus.enable_local_reference_table_foreign_keys', 'off', true);
+    SELECT p.logicalrelid INTO anchor FROM pg_dist_partition p
+     WHERE p.logicalrelid = 'ctx.contexts'::regclass;
+    FOR t IN SELECT * FROM ctx.distribution_plan() ORDER BY rank LOOP
+        table_name := t.table_name;
+        placement := t.placement;
+        IF EXISTS (SELECT FROM pg_dist_partition p
+                    WHERE p.logicalrelid = format('ctx.%I', t.table_name)::regclass) THEN
+            done := 'already placed';
+        ELSIF t.placement = 'reference' THEN
+            PERFORM pg_catalog.create_reference_table(format('ctx.%I', t.table_name)::regclass);
+            done := 'made a reference table';
+        ELSIF anchor IS NULL THEN
+            PERFORM pg_catalog.create_distributed_table(format('ctx.%I', t.table_name)::regclass, 'tenant',
+                                                        shard_count => shard_count);
+            anchor := format('ctx.%I', t.table_name)::regclass;
+            done := format('distributed into %s shards', shard_count);
+        ELSE
+            PERFORM pg_catalog.create_distributed_table(format('ctx.%I', t.table_name)::regclass, 'tenant',
+                                                        colocate_with => anchor::text);
+            done := format('distributed, colocated with %s', anchor);
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+    -- Audit ids come from each node's own sequence (the trigger runs where the row is): give
+    -- every node its own range, as Citus does for a distributed table's bigserial, so a
+    -- tenant's ids stay unique when its shard moves to another node.
+    PERFORM FROM pg_catalog.run_command_on_all_nodes(
+        $cmd$SELECT pg_catalog.setval('ctx.audit_log_id_seq',
+                  greatest((SELECT last_value FROM ctx.audit_log_id_seq),
+                           ((SELECT groupid FROM pg_catalog.pg_dist_local_group)::bigint << 48) + 1))$cmd$) r
+      WHERE NOT r.success;
+    IF FOUND THEN
+        RAISE EXCEPTION 'ctx.distribute could not give every node its range of audit ids'
+            USING ERRCODE = '08006', HINT = 'Check that every node is reachable (citus_check_cluster_node_health()), then call it again.';
+    END IF;
+END $$;
+REVOKE EXECUTE ON FUNCTION ctx.distribute(integer) FROM PUBLIC;
+-- ---- end of src/schema/scale_out.sql ----
+
 -- Embeddings are stored as ctx.embedding, pgvector's vector layout (src/api/embedding.rs): the
 -- shell type here, its I/O functions in the function section, the type, its casts and the
 -- column's conversion after it.

@@ -77,6 +77,11 @@ extension_sql_file!(
         api::cache::cache_unseal
     ]
 );
+extension_sql_file!(
+    "schema/scale_out.sql",
+    name = "scale_out_schema",
+    requires = ["conversation_schema"]
+);
 
 // Administrators' functions are not for every role (ctx.grant_access(role, admin => true)).
 extension_sql!(

@@ -212,6 +212,31 @@ SELECT c.relname AS global_table FROM pg_class c
  WHERE c.relnamespace = 'ctx'::regnamespace AND c.relkind IN ('r', 'p')
    AND NOT EXISTS (SELECT 1 FROM pg_attribute t WHERE t.attrelid = c.oid AND t.attname = 'tenant' AND NOT t.attisdropped)
  ORDER BY 1;
+-- how ctx.distribute would place each table on a Citus cluster, from the catalog: every
+-- table whose primary key leads with a NOT NULL tenant by tenant (contexts first, the
+-- colocation anchor), the global tables and the two registries with a nullable or
+-- non-leading tenant (processor_registry, tenant_roles) as reference tables; a table comes
+-- after those its foreign keys reference
+SELECT * FROM ctx.distribution_plan();
+SELECT count(*) AS tables_unplaced FROM pg_class c
+ WHERE c.relnamespace = 'ctx'::regnamespace AND c.relkind IN ('r', 'p')
+   AND c.relname NOT IN (SELECT table_name FROM ctx.distribution_plan());
+SELECT count(*) AS foreign_keys_ordered,
+       count(*) FILTER (WHERE a.rank <= b.rank OR (a.placement = 'reference' AND b.placement <> 'reference'))
+           AS out_of_order
+  FROM pg_constraint f
+  JOIN ctx.distribution_plan() a ON format('ctx.%s', a.table_name) = f.conrelid::regclass::text
+  JOIN ctx.distribution_plan() b ON format('ctx.%s', b.table_name) = f.confrelid::regclass::text
+ WHERE f.contype = 'f' AND f.connamespace = 'ctx'::regnamespace AND f.conrelid <> f.confrelid;
+-- without Citus there is nothing to distribute: 55000 and the way to get there
+DO $$
+DECLARE hint text;
+BEGIN
+    PERFORM * FROM ctx.distribute();
+EXCEPTION WHEN object_not_in_prerequisite_state THEN
+    GET STACKED DIAGNOSTICS hint = PG_EXCEPTION_HINT;
+    RAISE NOTICE '%: %: %', SQLSTATE, SQLERRM, hint;
+END $$;
 
 -- 3. Every function a bound role may execute, called as globex with acme's ids, names and
 -- keys: none returns acme's data, none changes acme's rows. Arguments come from each
