@@ -38,7 +38,9 @@ $$;
 -- placed are left as they are, so calling it again after an upgrade places only new tables.
 CREATE FUNCTION ctx.distribute(shard_count integer DEFAULT 32)
 RETURNS TABLE (table_name text, placement text, done text)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+-- (Citus's notices for each table copied and truncated: the rows returned say what was done)
+SET client_min_messages = warning AS $$
 DECLARE
     t record;
     anchor regclass;
@@ -84,6 +86,10 @@ BEGIN
             done := format('distributed, colocated with %s', anchor);
         END IF;
         RETURN NEXT;
+    END LOOP;
+    -- The rows copied into the shards stay on the coordinator's disk, unseen, until truncated.
+    FOR t IN SELECT p.table_name FROM ctx.distribution_plan() p ORDER BY p.rank DESC LOOP
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table(format('ctx.%I', t.table_name)::regclass);
     END LOOP;
     -- Audit ids come from each node's own sequence (the trigger runs where the row is): give
     -- every node its own range, as Citus does for a distributed table's bigserial, so a
