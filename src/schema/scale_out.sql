@@ -44,6 +44,7 @@ SET client_min_messages = warning AS $$
 DECLARE
     t record;
     anchor regclass;
+    audited regclass[];
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
         RAISE EXCEPTION 'ctx.distribute needs the Citus extension in this database'
@@ -64,6 +65,39 @@ BEGIN
     -- their foreign keys to global tables must not turn those into Citus local tables first.
     PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
     PERFORM set_config('citus.enable_local_reference_table_foreign_keys', 'off', true);
+    -- The casts between ctx.embedding and pgvector's vector, which ctx.create_vector_index makes
+    -- on the node it runs on, on every node: the shards' HNSW indexes are built through them.
+    -- (As ctx.create_vector_index makes them: without a function, dropped with ctx.embedding.)
+    IF EXISTS (SELECT FROM pg_extension WHERE extname = 'vector') THEN
+        PERFORM FROM pg_catalog.run_command_on_workers(format($cmd$
+            DO $do$
+            DECLARE c record;
+            BEGIN
+                FOR c IN SELECT * FROM (VALUES ('ctx.embedding'::regtype, '%1$s.vector'::regtype, 'IMPLICIT'),
+                                               ('%1$s.vector'::regtype, 'ctx.embedding'::regtype, 'ASSIGNMENT')) v(s, t, ctx)
+                          WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_cast k WHERE k.castsource = v.s AND k.casttarget = v.t) LOOP
+                    EXECUTE format('CREATE CAST (%%s AS %%s) WITHOUT FUNCTION AS %%s', c.s, c.t, c.ctx);
+                    UPDATE pg_catalog.pg_depend d SET deptype = 'a' FROM pg_catalog.pg_cast k
+                     WHERE k.castsource = c.s AND k.casttarget = c.t
+                       AND d.classid = 'pg_catalog.pg_cast'::regclass AND d.objid = k.oid
+                       AND d.refclassid = 'pg_catalog.pg_type'::regclass AND d.refobjid = 'ctx.embedding'::regtype;
+                END LOOP;
+            END $do$ $cmd$, (SELECT quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+                            WHERE e.extname = 'vector'))) r
+         WHERE NOT r.success;
+        IF FOUND THEN
+            RAISE EXCEPTION 'ctx.distribute could not make the casts to pgvector''s vector on every worker'
+                USING ERRCODE = '08006', HINT = 'Install pgvector on every node (CREATE EXTENSION vector reaches the workers), then call it again.';
+        END IF;
+    END IF;
+    -- Moving rows into shards is not a change: the audit triggers stay off while rows move
+    -- (the shards are made with them off), and come back on where they were on.
+    SELECT array_agg(g.tgrelid) INTO audited FROM pg_trigger g
+     WHERE g.tgname = 'audit' AND g.tgenabled <> 'D'
+       AND g.tgrelid IN (SELECT format('ctx.%I', p.table_name)::regclass FROM ctx.distribution_plan() p);
+    FOR t IN SELECT unnest(audited) AS rel LOOP
+        EXECUTE format('ALTER TABLE %s DISABLE TRIGGER audit', t.rel);
+    END LOOP;
     SELECT p.logicalrelid INTO anchor FROM pg_dist_partition p
      WHERE p.logicalrelid = 'ctx.contexts'::regclass;
     FOR t IN SELECT * FROM ctx.distribution_plan() ORDER BY rank LOOP
@@ -86,6 +120,9 @@ BEGIN
             done := format('distributed, colocated with %s', anchor);
         END IF;
         RETURN NEXT;
+    END LOOP;
+    FOR t IN SELECT unnest(audited) AS rel LOOP
+        EXECUTE format('ALTER TABLE %s ENABLE TRIGGER audit', t.rel);
     END LOOP;
     -- The rows copied into the shards stay on the coordinator's disk, unseen, until truncated.
     FOR t IN SELECT p.table_name FROM ctx.distribution_plan() p ORDER BY p.rank DESC LOOP
