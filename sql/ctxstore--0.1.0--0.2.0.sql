@@ -1051,17 +1051,17 @@ BEGIN
                p.channels, p.types, p.blobs, p.write_task_ids, p.write_channels, p.write_types, p.write_blobs,
                cp.created_at
           FROM ctx.threads t
-          JOIN ctx.contexts x ON x.tenant = t.tenant AND x.id = t.context_id
+          JOIN ctx.contexts x ON x.tenant = caller_tenant AND x.id = t.context_id
          CROSS JOIN LATERAL (
                -- (one branch runs: "checkpoint_id IS NULL" is decided once per call, even in a generic plan)
                (SELECT * FROM ctx.checkpoints c
                  WHERE p_checkpoint_id IS NULL
-                   AND c.tenant = t.tenant AND c.context_id = t.context_id
+                   AND c.tenant = caller_tenant AND c.context_id = t.context_id
                    AND c.checkpoint_ns = coalesce(p_checkpoint_ns, '')
                  ORDER BY c.checkpoint_id DESC LIMIT 1)
                UNION ALL
                (SELECT * FROM ctx.checkpoints c
-                 WHERE c.tenant = t.tenant AND c.context_id = t.context_id
+                 WHERE c.tenant = caller_tenant AND c.context_id = t.context_id
                    AND c.checkpoint_ns = coalesce(p_checkpoint_ns, '')
                    AND c.checkpoint_id = p_checkpoint_id)) cp
          CROSS JOIN LATERAL ctx.checkpoint_payload(cp.context_id, cp.checkpoint_ns, cp.checkpoint_id,
@@ -2618,6 +2618,13 @@ BEGIN
     END LOOP;
     FOR t IN SELECT unnest(audited) AS rel LOOP
         EXECUTE format('ALTER TABLE %s ENABLE TRIGGER audit', t.rel);
+    END LOOP;
+    -- Functions whose statements keep one generic plan on one server plan per call here: Citus
+    -- routes a statement with parameters to its shard only when planned with their values.
+    FOR t IN SELECT p.oid::regprocedure AS fn FROM pg_proc p
+              WHERE p.pronamespace = 'ctx'::regnamespace
+                AND 'plan_cache_mode=force_generic_plan' = ANY (p.proconfig) LOOP
+        EXECUTE format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', t.fn);
     END LOOP;
     -- The rows copied into the shards stay on the coordinator's disk, unseen, until truncated.
     FOR t IN SELECT p.table_name FROM ctx.distribution_plan() p ORDER BY p.rank DESC LOOP

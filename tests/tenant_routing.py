@@ -2,8 +2,10 @@
 
 Reads the plans auto_explain logged (csvlog, JSON plans, nested statements) and checks every
 scan of a tenant table (argv[2]: their names, comma-separated) for a tenant predicate Citus can
-route on: `tenant = $n` (a parameter), `tenant = '…'::text` (a constant), or a join on `tenant`
-with another table's. A comparison with ctx.current_tenant() or a subquery is not one.
+route on: `tenant = $n` (a parameter) or `tenant = '…'::text` (a constant), on that scan itself.
+A comparison with ctx.current_tenant() or a subquery is not one, nor a join on another table's
+tenant: Citus routes a lateral subquery joined that way nowhere ("cannot push down this
+subquery", seen on a Citus 14 cluster), so every table reference names the tenant itself.
 
     tenant_routing.py LOG_DIR TABLES   prints each statement that fails, then a summary line
 
@@ -20,11 +22,11 @@ import json
 import re
 import sys
 
-# tenant = $n, tenant = 'x'::text (a custom plan's parameter value, maybe with a collation), or
-# tenant = other.tenant (a join on the tenant); the column may show as (tenant)::text
+# tenant = $n or tenant = 'x'::text (a custom plan's parameter value, maybe with a collation);
+# the column may show as (tenant)::text
 ROUTABLE = re.compile(
     r"""\(?\b(?:\w+\.)?tenant\)?(?:::text)?\s*=\s*"""
-    r"""(?:\$\d+\b|'(?:[^']|'')*'::text(?:\s+COLLATE\s+"?\w+"?)?|\(?\w+\.tenant\b)"""
+    r"""(?:\$\d+\b|'(?:[^']|'')*'::text(?:\s+COLLATE\s+"?\w+"?)?)"""
 )
 INITPLAN_PARAM = re.compile(r"returns (\$\d+(?:,\s*\$\d+)*)")
 # Statements that read every tenant's rows on purpose (a cluster runs them on every node).

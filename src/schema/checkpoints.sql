@@ -556,17 +556,17 @@ BEGIN
                p.channels, p.types, p.blobs, p.write_task_ids, p.write_channels, p.write_types, p.write_blobs,
                cp.created_at
           FROM ctx.threads t
-          JOIN ctx.contexts x ON x.tenant = t.tenant AND x.id = t.context_id
+          JOIN ctx.contexts x ON x.tenant = caller_tenant AND x.id = t.context_id
          CROSS JOIN LATERAL (
                -- (one branch runs: "checkpoint_id IS NULL" is decided once per call, even in a generic plan)
                (SELECT * FROM ctx.checkpoints c
                  WHERE p_checkpoint_id IS NULL
-                   AND c.tenant = t.tenant AND c.context_id = t.context_id
+                   AND c.tenant = caller_tenant AND c.context_id = t.context_id
                    AND c.checkpoint_ns = coalesce(p_checkpoint_ns, '')
                  ORDER BY c.checkpoint_id DESC LIMIT 1)
                UNION ALL
                (SELECT * FROM ctx.checkpoints c
-                 WHERE c.tenant = t.tenant AND c.context_id = t.context_id
+                 WHERE c.tenant = caller_tenant AND c.context_id = t.context_id
                    AND c.checkpoint_ns = coalesce(p_checkpoint_ns, '')
                    AND c.checkpoint_id = p_checkpoint_id)) cp
          CROSS JOIN LATERAL ctx.checkpoint_payload(cp.context_id, cp.checkpoint_ns, cp.checkpoint_id,

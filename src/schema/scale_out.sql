@@ -124,6 +124,13 @@ BEGIN
     FOR t IN SELECT unnest(audited) AS rel LOOP
         EXECUTE format('ALTER TABLE %s ENABLE TRIGGER audit', t.rel);
     END LOOP;
+    -- Functions whose statements keep one generic plan on one server plan per call here: Citus
+    -- routes a statement with parameters to its shard only when planned with their values.
+    FOR t IN SELECT p.oid::regprocedure AS fn FROM pg_proc p
+              WHERE p.pronamespace = 'ctx'::regnamespace
+                AND 'plan_cache_mode=force_generic_plan' = ANY (p.proconfig) LOOP
+        EXECUTE format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', t.fn);
+    END LOOP;
     -- The rows copied into the shards stay on the coordinator's disk, unseen, until truncated.
     FOR t IN SELECT p.table_name FROM ctx.distribution_plan() p ORDER BY p.rank DESC LOOP
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(format('ctx.%I', t.table_name)::regclass);

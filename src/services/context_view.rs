@@ -110,6 +110,8 @@ impl Roles {
     }
 }
 
+// (Every table reference names the tenant parameter itself, not `c.tenant`: Citus routes a
+// lateral subquery correlated on another table's tenant nowhere.)
 macro_rules! view_query {
     ($($tail:literal)?) => {
         concat!(
@@ -129,14 +131,14 @@ macro_rules! view_query {
                                    max(coalesce(p.last_seq - p.retain_max_messages, 0)) OVER w AS after,
                                    max(coalesce(statement_timestamp() - p.retain_max_age, '-infinity')) OVER w AS since
                               FROM unnest(c.id || c.ancestors) WITH ORDINALITY AS a(id, ord)
-                              LEFT JOIN ctx.contexts p ON p.tenant = c.tenant AND p.id = a.id
+                              LEFT JOIN ctx.contexts p ON p.tenant = $2 AND p.id = a.id
                              WHERE cardinality(c.ancestors) > 0
                             WINDOW w AS (ORDER BY a.ord ROWS UNBOUNDED PRECEDING)) x
                     HAVING count(*) > 0) r
                LEFT JOIN LATERAL (
                     SELECT through_seq, content, content_enc, metadata, tokens, created_at, version
                       FROM ctx.summaries
-                     WHERE tenant = c.tenant AND context_id = c.id ORDER BY version DESC LIMIT 1) s ON true
+                     WHERE tenant = $2 AND context_id = c.id ORDER BY version DESC LIMIT 1) s ON true
               WHERE c.tenant = $2 AND c.id = $1 ",
             $($tail)?
         )

@@ -114,7 +114,7 @@ impl Scope {
         let mode = if self.filtered {
             "force_custom_plan"
         } else {
-            "force_generic_plan"
+            crate::services::cluster::generic_plan_mode()
         };
         ("plan_cache_mode", mode)
     }
@@ -189,9 +189,13 @@ pub(crate) fn run_recall(
     // Every statement of a recall is prepared (per shape when built at run time) and keeps one
     // generic plan — a recall plans nothing per call — except those whose selectivity depends
     // on the caller's values (a filter, a query text): they are planned per call.
-    with_settings(&[("plan_cache_mode", "force_generic_plan")], || {
-        rank(client, request)
-    })
+    with_settings(
+        &[(
+            "plan_cache_mode",
+            crate::services::cluster::generic_plan_mode(),
+        )],
+        || rank(client, request),
+    )
 }
 
 fn rank(client: &mut SpiClient<'_>, request: &RecallRequest) -> CtxResult<Vec<Ranked>> {

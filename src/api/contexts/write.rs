@@ -17,6 +17,7 @@ use crate::core::tokenizer::Encoding;
 use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::gucs;
 use crate::plans::Statement;
+use crate::services::cluster;
 use crate::services::context_view::*;
 use crate::services::keys;
 use crate::services::metrics;
@@ -115,8 +116,8 @@ fn append_one(
             created_at: created_at.map(|t| t.to_string()),
             item: message,
         };
-        if let Some(encoding) = sealed {
-            let appended = append_sealed(client, context_id, encoding, vec![incoming])?;
+        if sealed.is_some() || cluster::citus() {
+            let appended = append_processed(client, context_id, sealed, vec![incoming])?;
             return Ok(appended.first().map(|a| a.seq));
         }
         let statement = if message_id.is_some() {
@@ -279,6 +280,9 @@ pub(crate) fn append_processed(
     if let Some(encoding) = sealed {
         return append_sealed(client, context_id, encoding, kept);
     }
+    if cluster::citus() {
+        return append_reserved(client, context_id, kept);
+    }
     static APPEND_MANY: Statement = Statement {
         sql: "WITH c AS (
                   UPDATE ctx.contexts SET last_seq = last_seq + $5, updated_at = now()
@@ -329,6 +333,95 @@ pub(crate) fn append_processed(
             ids.clone().into(),
             created.into(),
             tenant::current()?.into(),
+        ],
+    )?;
+    appended_rows(client, context_id, &ids, table)
+}
+
+/// Appends plain messages in two statements, seqs reserved first: on a Citus cluster, where
+/// the one-statement form (the counter's UPDATE in a CTE feeding the INSERT) is refused, or
+/// crashes its INSERT … SELECT planner (Citus 14.0).
+fn append_reserved(
+    client: &mut SpiClient<'_>,
+    context_id: Uuid,
+    kept: Vec<Incoming>,
+) -> CtxResult<Vec<Appended>> {
+    static RESERVE: Statement = Statement {
+        sql: "UPDATE ctx.contexts SET last_seq = last_seq + $2, updated_at = now()
+               WHERE tenant = $3 AND id = $1 RETURNING last_seq - $2, encoding",
+        args: &[UUIDOID, INT8OID, TEXTOID],
+        writes: true,
+    };
+    static INSERT_RESERVED: Statement = Statement {
+        sql: "INSERT INTO ctx.messages (context_id, tenant, seq, message_id, role, content, metadata, tokens, created_at)
+              SELECT $1, $2, $3 + m.ord, coalesce(m.message_id, gen_random_uuid()::text), m.role, m.content,
+                     m.metadata, ctx.count_tokens(m.content, $4), coalesce(m.created_at::timestamptz, now())
+                FROM unnest($5::text[], $6::text[], $7::jsonb[], $8::text[], $9::text[])
+                     WITH ORDINALITY AS m(role, content, metadata, message_id, created_at, ord)
+              ON CONFLICT (tenant, context_id, message_id) DO NOTHING
+              RETURNING seq, message_id",
+        args: &[
+            UUIDOID,
+            TEXTOID,
+            INT8OID,
+            TEXTOID,
+            TEXTARRAYOID,
+            TEXTARRAYOID,
+            JSONBARRAYOID,
+            TEXTARRAYOID,
+            TEXTARRAYOID,
+        ],
+        writes: true,
+    };
+    let tenant = tenant::current()?;
+    let plan = RESERVE.plan(client)?;
+    let reserved = client
+        .update(
+            &*plan,
+            Some(1),
+            &[
+                context_id.into(),
+                (kept.len() as i64).into(),
+                tenant.clone().into(),
+            ],
+        )?
+        .next()
+        .map(|row| -> CtxResult<(i64, String)> {
+            Ok((
+                required(row.get(1)?, "seq")?,
+                required(row.get(2)?, "encoding")?,
+            ))
+        })
+        .transpose()?;
+    let Some((base, encoding)) = reserved else {
+        return Err(missing_context(client, context_id));
+    };
+    let mut roles = Vec::with_capacity(kept.len());
+    let mut contents = Vec::with_capacity(kept.len());
+    let mut metadatas = Vec::with_capacity(kept.len());
+    let mut ids = Vec::with_capacity(kept.len());
+    let mut created = Vec::with_capacity(kept.len());
+    for message in &kept {
+        metadatas.push(JsonB(message.item.stamped_metadata()));
+        roles.push(message.item.role.clone().unwrap_or_default());
+        contents.push(message.item.content.clone().unwrap_or_default());
+        ids.push(message.message_id.clone());
+        created.push(message.created_at.clone());
+    }
+    let plan = INSERT_RESERVED.plan(client)?;
+    let table = client.update(
+        &*plan,
+        None,
+        &[
+            context_id.into(),
+            tenant.into(),
+            base.into(),
+            encoding.into(),
+            roles.into(),
+            contents.into(),
+            metadatas.into(),
+            ids.clone().into(),
+            created.into(),
         ],
     )?;
     appended_rows(client, context_id, &ids, table)
