@@ -386,15 +386,24 @@ BEGIN
      WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) t.role);
     IF bind_role_to_tenant.tenant IS NULL THEN
         DELETE FROM ctx.tenant_roles t WHERE t.role OPERATOR(pg_catalog.=) bind_role_to_tenant.role;
-        RETURN;
-    END IF;
-    IF bind_role_to_tenant.tenant = '' OR strpos(bind_role_to_tenant.tenant, chr(31)) > 0 THEN
+    ELSIF bind_role_to_tenant.tenant = '' OR strpos(bind_role_to_tenant.tenant, chr(31)) > 0 THEN
         RAISE EXCEPTION 'a tenant name must not be empty or contain U+001F' USING ERRCODE = '22023',
             HINT = 'NULL removes the binding';
+    ELSE
+        INSERT INTO ctx.tenant_roles AS t (role, tenant)
+        VALUES (bind_role_to_tenant.role, bind_role_to_tenant.tenant)
+        ON CONFLICT ON CONSTRAINT tenant_roles_pkey DO UPDATE SET tenant = excluded.tenant;
     END IF;
-    INSERT INTO ctx.tenant_roles AS t (role, tenant)
-    VALUES (bind_role_to_tenant.role, bind_role_to_tenant.tenant)
-    ON CONFLICT ON CONSTRAINT tenant_roles_pkey DO UPDATE SET tenant = excluded.tenant;
+    -- On a Citus cluster the binding is also the role's own setting, which Citus puts on every
+    -- node: a worker cannot read it from the table (role OIDs differ between nodes).
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        IF bind_role_to_tenant.tenant IS NULL THEN
+            EXECUTE format('ALTER ROLE %s RESET ctxstore.bound_tenant', bind_role_to_tenant.role);
+        ELSE
+            EXECUTE format('ALTER ROLE %s SET ctxstore.bound_tenant = %L', bind_role_to_tenant.role,
+                           bind_role_to_tenant.tenant);
+        END IF;
+    END IF;
 END
 $body$;
 
@@ -643,6 +652,8 @@ RETURNS uuid
 LANGUAGE plpgsql AS $body$
 DECLARE
     caller_tenant text := ctx.current_tenant();
+    -- (a value, not now() under coalesce in the UPDATE: Citus refuses that)
+    stamp timestamptz := coalesce(save_thread.updated_at, now());
     cid uuid;
     holder text;
 BEGIN
@@ -682,7 +693,7 @@ BEGIN
            resource = coalesce(save_thread.resource, c.resource),
            metadata = coalesce(save_thread.metadata, c.metadata),
            created_at = coalesce(save_thread.created_at, c.created_at),
-           updated_at = coalesce(save_thread.updated_at, now())
+           updated_at = stamp
      WHERE c.tenant = caller_tenant AND c.id = cid;
     IF NOT FOUND THEN  -- (deleted since the lookup)
         RAISE EXCEPTION 'thread "%" was deleted while it was saved', save_thread.thread_id USING ERRCODE = '40001',
@@ -2556,6 +2567,13 @@ BEGIN
         RAISE EXCEPTION 'ctx.distribute runs on the Citus coordinator'
             USING ERRCODE = '55000', HINT = 'Connect to the coordinator and call it there.';
     END IF;
+    -- A global table's changes are audited by the coordinator's copy of it (the audit trigger
+    -- skips the workers' copies): the coordinator must hold copies of reference tables.
+    IF NOT EXISTS (SELECT FROM pg_dist_node n WHERE n.groupid = 0) THEN
+        RAISE EXCEPTION 'the coordinator is not in the cluster''s metadata'
+            USING ERRCODE = '55000',
+                  HINT = 'Run SELECT citus_set_coordinator_host(''<its host>'', <its port>) on it first: reference tables then keep a copy there.';
+    END IF;
     -- ctxstore's tables carry triggers (audit, caches): Citus places them only when told to;
     -- their foreign keys to global tables must not turn those into Citus local tables first.
     PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
@@ -2625,6 +2643,22 @@ BEGIN
               WHERE p.pronamespace = 'ctx'::regnamespace
                 AND 'plan_cache_mode=force_generic_plan' = ANY (p.proconfig) LOOP
         EXECUTE format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', t.fn);
+    END LOOP;
+    -- A checkpoint's values are read by a function Citus pushes down with the checkpoint's row:
+    -- its reads are of the same tenant's colocated shards, which Citus allows only when told.
+    -- (on every node: it runs on the worker holding the row)
+    PERFORM FROM pg_catalog.run_command_on_all_nodes(
+        $cmd$ALTER FUNCTION ctx.checkpoint_payload(uuid, text, text, jsonb, boolean)
+                 SET citus.allow_nested_distributed_execution = on$cmd$) r
+      WHERE NOT r.success;
+    IF FOUND THEN
+        RAISE EXCEPTION 'ctx.distribute could not set up ctx.checkpoint_payload on every node'
+            USING ERRCODE = '08006', HINT = 'Check that every node is reachable (citus_check_cluster_node_health()), then call it again.';
+    END IF;
+    -- Each binding also as the role's own setting, on every node (see ctx.bind_role_to_tenant).
+    FOR t IN SELECT b.role, b.tenant FROM ctx.tenant_roles b
+              WHERE EXISTS (SELECT FROM pg_roles r WHERE r.oid = b.role) LOOP
+        EXECUTE format('ALTER ROLE %s SET ctxstore.bound_tenant = %L', t.role, t.tenant);
     END LOOP;
     -- The rows copied into the shards stay on the coordinator's disk, unseen, until truncated.
     FOR t IN SELECT p.table_name FROM ctx.distribution_plan() p ORDER BY p.rank DESC LOOP

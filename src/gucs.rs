@@ -50,6 +50,11 @@ pub static ENCRYPT_NEW_CONTEXTS: GucSetting<bool> = GucSetting::<bool>::new(fals
 /// `ctxstore.tenant`: the tenant of the session (row-level security compares rows with it).
 pub static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// `ctxstore.bound_tenant`: on a Citus cluster, the tenant of a role bound with
+/// ctx.bind_role_to_tenant, kept as the role's own setting (ALTER ROLE … SET reaches every
+/// node, and applies to the connections Citus opens as the role); superuser-only.
+pub static BOUND_TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
 /// `ctxstore.traceparent`: a W3C traceparent the audit log records with each change.
 pub static TRACEPARENT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
@@ -168,6 +173,14 @@ pub fn register() {
         c"Set by the application per session or with SET LOCAL per transaction; a role bound with ctx.bind_role_to_tenant always has its tenant.",
         &TENANT,
         GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"ctxstore.bound_tenant",
+        c"On a Citus cluster: the tenant the role is bound to, as a setting of the role on every node.",
+        c"Set by ctx.bind_role_to_tenant with ALTER ROLE ... SET when Citus is installed; a worker resolves a role's tenant from it (role OIDs differ between nodes). Superuser-only: a role cannot change it.",
+        &BOUND_TENANT,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_string_guc(

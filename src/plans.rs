@@ -171,3 +171,29 @@ pub fn explain_json(
         ))
     }
 }
+
+/// Runs `f` with GUCs set as a function's SET clause would, restoring them afterwards.
+pub(crate) fn with_settings<T>(settings: &[(&str, &str)], f: impl FnOnce() -> T) -> T {
+    // SAFETY: the standard fmgr pattern: a new GUC nest level, SET at it, pop it after.
+    use pgrx::pg_sys;
+    let level = unsafe { pg_sys::NewGUCNestLevel() };
+    for (name, value) in settings {
+        let name = std::ffi::CString::new(*name).unwrap_or_default();
+        let value = std::ffi::CString::new(*value).unwrap_or_default();
+        unsafe {
+            pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+        }
+    }
+    let result = f();
+    unsafe { pg_sys::AtEOXact_GUC(true, level) };
+    result
+}

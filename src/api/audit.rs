@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{CtxError, CtxResult};
 use crate::plans::Statement;
+use crate::services::cluster;
 use crate::services::transaction::writing;
 
 static INSERT: Statement = Statement {
@@ -231,6 +232,43 @@ fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
     }
     let mut changed = changed;
     changed.sort_unstable();
+    // On a Citus cluster a global table is a reference table: its trigger fires on each node's
+    // copy. One of them, the coordinator's, records the change, into the log of the caller's
+    // tenant, which may live on another node (a write Citus makes only when told it is nested).
+    let relation = trigger
+        .table_name()
+        .map_err(|e| CtxError::internal(format!("audit trigger: {e}")))?;
+    let nested = if cluster::citus() && relation != table {
+        match cluster::reference_placement(&table)? {
+            Some(true) => return Ok(()), // a worker's copy
+            Some(false) => true,         // the coordinator's copy
+            None => false,               // a shard of a distributed table: its log is local
+        }
+    } else {
+        false
+    };
+    let record = || write_record(restart, tenant, table, operation, row_key, changed);
+    if nested {
+        cluster::colocated(record)
+    } else {
+        record()
+    }
+}
+
+type Restart = (
+    Option<pg_sys::Datum>,
+    Option<pg_sys::Datum>,
+    Option<pg_sys::Datum>,
+);
+
+fn write_record(
+    restart: Option<Restart>,
+    tenant: Option<String>,
+    table: String,
+    operation: &str,
+    row_key: Map<String, Value>,
+    changed: Vec<String>,
+) -> CtxResult<()> {
     writing(|client| -> CtxResult<()> {
         if let Some((old_expires, new_expires, ttl)) = restart {
             if is_ttl_restart(client, old_expires, new_expires, ttl)? {

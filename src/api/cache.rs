@@ -50,11 +50,13 @@ fn encrypt_cache() {
 fn cache_seal(key: Option<&[u8]>, value: Option<&str>) -> Option<Vec<u8>> {
     let key = required(key, "key").or_raise();
     let value = value?;
-    Spi::connect(|client| -> CtxResult<Option<Vec<u8>>> {
-        let Some(data_key) = keys::existing_key(client, &Scope::Cache)? else {
-            return Ok(None);
-        };
-        keys::seal(&data_key, value.as_bytes(), &value_aad(key)).map(Some)
+    crate::services::cluster::colocated(|| {
+        Spi::connect(|client| -> CtxResult<Option<Vec<u8>>> {
+            let Some(data_key) = keys::existing_key(client, &Scope::Cache)? else {
+                return Ok(None);
+            };
+            keys::seal(&data_key, value.as_bytes(), &value_aad(key)).map(Some)
+        })
     })
     .or_raise()
 }
@@ -64,15 +66,17 @@ fn cache_seal(key: Option<&[u8]>, value: Option<&str>) -> Option<Vec<u8>> {
 fn cache_unseal(key: Option<&[u8]>, sealed: Option<&[u8]>) -> Option<String> {
     let key = required(key, "key").or_raise();
     let sealed = sealed?;
-    Spi::connect(|client| -> CtxResult<String> {
-        let data_key = keys::existing_key(client, &Scope::Cache)?.ok_or_else(|| {
-            CtxError::new(
-                ErrorKind::WrongState,
-                "this tenant's LLM cache is not encrypted: there is nothing to unseal",
-            )
-            .with_hint("ctx.encrypt_cache() encrypts it")
-        })?;
-        keys::open_text(&data_key, sealed, &value_aad(key), "a cached LLM answer")
+    crate::services::cluster::colocated(|| {
+        Spi::connect(|client| -> CtxResult<String> {
+            let data_key = keys::existing_key(client, &Scope::Cache)?.ok_or_else(|| {
+                CtxError::new(
+                    ErrorKind::WrongState,
+                    "this tenant's LLM cache is not encrypted: there is nothing to unseal",
+                )
+                .with_hint("ctx.encrypt_cache() encrypts it")
+            })?;
+            keys::open_text(&data_key, sealed, &value_aad(key), "a cached LLM answer")
+        })
     })
     .map(Some)
     .or_raise()

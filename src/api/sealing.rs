@@ -85,9 +85,11 @@ fn context_seal<'a>(
     let context_id = required(context_id, "context_id").or_raise();
     let bound_to = bound_parts(bound_to).or_raise();
     let data = data?;
-    Spi::connect(|client| {
-        let key = encrypted_context_key(client, context_id)?;
-        keys::seal(&key, data, &seal_aad(context_id, &bound_to))
+    crate::services::cluster::colocated(|| {
+        Spi::connect(|client| {
+            let key = encrypted_context_key(client, context_id)?;
+            keys::seal(&key, data, &seal_aad(context_id, &bound_to))
+        })
     })
     .map(Some)
     .or_raise()
@@ -103,14 +105,16 @@ fn context_unseal<'a>(
     let context_id = required(context_id, "context_id").or_raise();
     let bound_to = bound_parts(bound_to).or_raise();
     let sealed = sealed?;
-    Spi::connect(|client| {
-        let key = encrypted_context_key(client, context_id)?;
-        keys::open_bytes(
-            &key,
-            sealed,
-            &seal_aad(context_id, &bound_to),
-            &format!("sealed data of context {context_id}"),
-        )
+    crate::services::cluster::colocated(|| {
+        Spi::connect(|client| {
+            let key = encrypted_context_key(client, context_id)?;
+            keys::open_bytes(
+                &key,
+                sealed,
+                &seal_aad(context_id, &bound_to),
+                &format!("sealed data of context {context_id}"),
+            )
+        })
     })
     .map(Some)
     .or_raise()
@@ -123,14 +127,16 @@ fn context_unseal<'a>(
 #[pg_extern(volatile, parallel_unsafe)]
 fn keyed_hash<'a>(parts: VariadicArray<'a, &'a str>) -> Vec<u8> {
     let parts = bound_parts(Some(parts)).or_raise();
-    Spi::connect_mut(|client| -> CtxResult<Vec<u8>> {
-        let key = if transaction::read_only() {
-            keys::existing_key(client, &Scope::Hashing)?.ok_or_else(transaction::refusal)?
-        } else {
-            keys::key_or_create(client, &Scope::Hashing)?
-        };
-        let bytes: Vec<&[u8]> = parts.iter().map(|p| p.as_bytes()).collect();
-        Ok(crate::core::crypto::keyed_hash(&key, b"ctxstore keyed_hash", &bytes).to_vec())
+    crate::services::cluster::colocated(|| {
+        Spi::connect_mut(|client| -> CtxResult<Vec<u8>> {
+            let key = if transaction::read_only() {
+                keys::existing_key(client, &Scope::Hashing)?.ok_or_else(transaction::refusal)?
+            } else {
+                keys::key_or_create(client, &Scope::Hashing)?
+            };
+            let bytes: Vec<&[u8]> = parts.iter().map(|p| p.as_bytes()).collect();
+            Ok(crate::core::crypto::keyed_hash(&key, b"ctxstore keyed_hash", &bytes).to_vec())
+        })
     })
     .or_raise()
 }

@@ -350,17 +350,64 @@ fn touch(namespace: Option<Vec<Option<String>>>, keys: Option<Vec<Option<String>
             args: &[TEXTOID, TEXTARRAYOID, TEXTOID],
             writes: true,
         };
+        // On a Citus cluster the new expiries are read first and written as values: Citus
+        // refuses `now() + ttl` (a stable operator over a column) in an UPDATE.
+        static EXPIRIES: Statement = Statement {
+            sql: "SELECT key, now() + ttl FROM ctx.state
+                   WHERE tenant = $3 AND ns_key = $1 AND key = ANY ($2)
+                     AND ttl IS NOT NULL AND expires_at > now()",
+            args: &[TEXTOID, TEXTARRAYOID, TEXTOID],
+            writes: false,
+        };
+        static TOUCH_AT: Statement = Statement {
+            sql: "UPDATE ctx.state s SET expires_at = v.at
+                    FROM unnest($2::text[], $4::timestamptz[]) AS v(key, at)
+                   WHERE s.tenant = $3 AND s.ns_key = $1 AND s.key = v.key
+                     AND s.ttl IS NOT NULL AND s.expires_at > now()",
+            args: &[TEXTOID, TEXTARRAYOID, TEXTOID, TIMESTAMPTZARRAYOID],
+            writes: true,
+        };
         Spi::connect_mut(|client| {
-            let plan = TOUCH.plan(client)?;
             let ns_key = namespace::key(&labels);
+            let tenant = crate::services::tenant::current()?;
+            if crate::services::cluster::citus() {
+                let plan = EXPIRIES.plan(client)?;
+                let (keys, expiries): (Vec<String>, Vec<pgrx::datum::TimestampWithTimeZone>) =
+                    client
+                        .select(
+                            &*plan,
+                            None,
+                            &[ns_key.as_str().into(), keys.into(), tenant.as_str().into()],
+                        )?
+                        .map(
+                            |row| -> CtxResult<(String, pgrx::datum::TimestampWithTimeZone)> {
+                                Ok((
+                                    required(row.get(1)?, "key")?,
+                                    required(row.get(2)?, "expires_at")?,
+                                ))
+                            },
+                        )
+                        .collect::<CtxResult<Vec<_>>>()?
+                        .into_iter()
+                        .unzip();
+                let plan = TOUCH_AT.plan(client)?;
+                let touched = client.update(
+                    &*plan,
+                    None,
+                    &[
+                        ns_key.as_str().into(),
+                        keys.into(),
+                        tenant.into(),
+                        expiries.into(),
+                    ],
+                )?;
+                return Ok(touched.len() as i64);
+            }
+            let plan = TOUCH.plan(client)?;
             let touched = client.update(
                 &*plan,
                 None,
-                &[
-                    ns_key.as_str().into(),
-                    keys.into(),
-                    crate::services::tenant::current()?.into(),
-                ],
+                &[ns_key.as_str().into(), keys.into(), tenant.into()],
             )?;
             Ok(touched.len() as i64)
         })

@@ -148,6 +148,8 @@ RETURNS uuid
 LANGUAGE plpgsql AS $body$
 DECLARE
     caller_tenant text := ctx.current_tenant();
+    -- (a value, not now() under coalesce in the UPDATE: Citus refuses that)
+    stamp timestamptz := coalesce(save_thread.updated_at, now());
     cid uuid;
     holder text;
 BEGIN
@@ -187,7 +189,7 @@ BEGIN
            resource = coalesce(save_thread.resource, c.resource),
            metadata = coalesce(save_thread.metadata, c.metadata),
            created_at = coalesce(save_thread.created_at, c.created_at),
-           updated_at = coalesce(save_thread.updated_at, now())
+           updated_at = stamp
      WHERE c.tenant = caller_tenant AND c.id = cid;
     IF NOT FOUND THEN  -- (deleted since the lookup)
         RAISE EXCEPTION 'thread "%" was deleted while it was saved', save_thread.thread_id USING ERRCODE = '40001',

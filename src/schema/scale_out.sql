@@ -61,6 +61,13 @@ BEGIN
         RAISE EXCEPTION 'ctx.distribute runs on the Citus coordinator'
             USING ERRCODE = '55000', HINT = 'Connect to the coordinator and call it there.';
     END IF;
+    -- A global table's changes are audited by the coordinator's copy of it (the audit trigger
+    -- skips the workers' copies): the coordinator must hold copies of reference tables.
+    IF NOT EXISTS (SELECT FROM pg_dist_node n WHERE n.groupid = 0) THEN
+        RAISE EXCEPTION 'the coordinator is not in the cluster''s metadata'
+            USING ERRCODE = '55000',
+                  HINT = 'Run SELECT citus_set_coordinator_host(''<its host>'', <its port>) on it first: reference tables then keep a copy there.';
+    END IF;
     -- ctxstore's tables carry triggers (audit, caches): Citus places them only when told to;
     -- their foreign keys to global tables must not turn those into Citus local tables first.
     PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
@@ -130,6 +137,22 @@ BEGIN
               WHERE p.pronamespace = 'ctx'::regnamespace
                 AND 'plan_cache_mode=force_generic_plan' = ANY (p.proconfig) LOOP
         EXECUTE format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', t.fn);
+    END LOOP;
+    -- A checkpoint's values are read by a function Citus pushes down with the checkpoint's row:
+    -- its reads are of the same tenant's colocated shards, which Citus allows only when told.
+    -- (on every node: it runs on the worker holding the row)
+    PERFORM FROM pg_catalog.run_command_on_all_nodes(
+        $cmd$ALTER FUNCTION ctx.checkpoint_payload(uuid, text, text, jsonb, boolean)
+                 SET citus.allow_nested_distributed_execution = on$cmd$) r
+      WHERE NOT r.success;
+    IF FOUND THEN
+        RAISE EXCEPTION 'ctx.distribute could not set up ctx.checkpoint_payload on every node'
+            USING ERRCODE = '08006', HINT = 'Check that every node is reachable (citus_check_cluster_node_health()), then call it again.';
+    END IF;
+    -- Each binding also as the role's own setting, on every node (see ctx.bind_role_to_tenant).
+    FOR t IN SELECT b.role, b.tenant FROM ctx.tenant_roles b
+              WHERE EXISTS (SELECT FROM pg_roles r WHERE r.oid = b.role) LOOP
+        EXECUTE format('ALTER ROLE %s SET ctxstore.bound_tenant = %L', t.role, t.tenant);
     END LOOP;
     -- The rows copied into the shards stay on the coordinator's disk, unseen, until truncated.
     FOR t IN SELECT p.table_name FROM ctx.distribution_plan() p ORDER BY p.rank DESC LOOP

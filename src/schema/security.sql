@@ -49,15 +49,24 @@ BEGIN
      WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) t.role);
     IF bind_role_to_tenant.tenant IS NULL THEN
         DELETE FROM ctx.tenant_roles t WHERE t.role OPERATOR(pg_catalog.=) bind_role_to_tenant.role;
-        RETURN;
-    END IF;
-    IF bind_role_to_tenant.tenant = '' OR strpos(bind_role_to_tenant.tenant, chr(31)) > 0 THEN
+    ELSIF bind_role_to_tenant.tenant = '' OR strpos(bind_role_to_tenant.tenant, chr(31)) > 0 THEN
         RAISE EXCEPTION 'a tenant name must not be empty or contain U+001F' USING ERRCODE = '22023',
             HINT = 'NULL removes the binding';
+    ELSE
+        INSERT INTO ctx.tenant_roles AS t (role, tenant)
+        VALUES (bind_role_to_tenant.role, bind_role_to_tenant.tenant)
+        ON CONFLICT ON CONSTRAINT tenant_roles_pkey DO UPDATE SET tenant = excluded.tenant;
     END IF;
-    INSERT INTO ctx.tenant_roles AS t (role, tenant)
-    VALUES (bind_role_to_tenant.role, bind_role_to_tenant.tenant)
-    ON CONFLICT ON CONSTRAINT tenant_roles_pkey DO UPDATE SET tenant = excluded.tenant;
+    -- On a Citus cluster the binding is also the role's own setting, which Citus puts on every
+    -- node: a worker cannot read it from the table (role OIDs differ between nodes).
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        IF bind_role_to_tenant.tenant IS NULL THEN
+            EXECUTE format('ALTER ROLE %s RESET ctxstore.bound_tenant', bind_role_to_tenant.role);
+        ELSE
+            EXECUTE format('ALTER ROLE %s SET ctxstore.bound_tenant = %L', bind_role_to_tenant.role,
+                           bind_role_to_tenant.tenant);
+        END IF;
+    END IF;
 END
 $body$;
 

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::pg_sys::BuiltinOid::*;
-use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
@@ -18,7 +17,9 @@ use crate::core::metrics::Counter;
 use crate::core::namespace;
 use crate::core::scoring::Weights;
 use crate::error::{required, CtxError, CtxResult, ErrorKind};
-use crate::plans::{explain_json, first_value, param_datum, prepared_shape, Statement};
+use crate::plans::{
+    explain_json, first_value, param_datum, prepared_shape, with_settings, Statement,
+};
 use crate::services::embedding_datum::Embedding;
 use crate::services::keys;
 use crate::services::memory_sealing::{memory_aad, open_memory_metadata};
@@ -597,31 +598,6 @@ fn memory_keys(
             })
             .collect()
     })
-}
-
-/// Runs `f` with GUCs set as a function's SET clause would, restoring them afterwards.
-fn with_settings<T>(settings: &[(&str, &str)], f: impl FnOnce() -> T) -> T {
-    // SAFETY: the standard fmgr pattern: a new GUC nest level, SET at it, pop it after.
-    let level = unsafe { pg_sys::NewGUCNestLevel() };
-    for (name, value) in settings {
-        let name = std::ffi::CString::new(*name).unwrap_or_default();
-        let value = std::ffi::CString::new(*value).unwrap_or_default();
-        unsafe {
-            pg_sys::set_config_option(
-                name.as_ptr(),
-                value.as_ptr(),
-                pg_sys::GucContext::PGC_USERSET,
-                pg_sys::GucSource::PGC_S_SESSION,
-                pg_sys::GucAction::GUC_ACTION_SAVE,
-                true,
-                0,
-                false,
-            );
-        }
-    }
-    let result = f();
-    unsafe { pg_sys::AtEOXact_GUC(true, level) };
-    result
 }
 
 /// The best matches by an exact scan: the executor walks the scope's candidates (through the

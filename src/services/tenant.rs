@@ -117,6 +117,19 @@ pub fn current() -> CtxResult<String> {
 /// The tenant bound to the current role, else to the session's role. (Qualified names and
 /// operators: the caller's search_path must not change the lookup.)
 fn bound_tenant(current_user: pg_sys::Oid, session_user: pg_sys::Oid) -> CtxResult<Option<String>> {
+    // A Citus worker has the bindings' table, but with the coordinator's role OIDs, which name
+    // other roles (or none) here: it takes the tenant from the role's own setting, which
+    // ctx.bind_role_to_tenant puts on every node and Citus's connections log in with.
+    if crate::services::cluster::on_worker()? {
+        return Ok(crate::gucs::BOUND_TENANT
+            .get()
+            .map(|t| t.to_string_lossy().into_owned())
+            .filter(|t| !t.is_empty()));
+    }
+    read_binding(current_user, session_user)
+}
+
+fn read_binding(current_user: pg_sys::Oid, session_user: pg_sys::Oid) -> CtxResult<Option<String>> {
     static BOUND: Statement = Statement {
         sql:
             "SELECT coalesce(

@@ -384,8 +384,12 @@ fn revise(
             metadata = item.stamped_metadata();
         }
     }
-    static REVISE: Statement = Statement {
-        sql: "WITH replaced AS (
+    // Two forms, a new time or the kept one, rather than coalesce($12, created_at): Citus
+    // refuses a coalesce over a column in an UPDATE (Citus 14).
+    macro_rules! revise {
+        ($created_at:literal) => {
+            concat!(
+                "WITH replaced AS (
                   INSERT INTO ctx.message_revisions (context_id, tenant, seq, revision, message_id, deleted,
                          role, content, content_lz4, content_enc, metadata_enc, metadata, tokens, created_at,
                          written_at, trace_id)
@@ -395,15 +399,34 @@ fn revise(
                    WHERE tenant = $1 AND context_id = $2 AND seq = $3 AND revision = $4 - 1)
               UPDATE ctx.messages
                  SET revision = $4, deleted = $5, role = $6, content = $7, content_lz4 = NULL,
-                     content_enc = $8, metadata_enc = $9, metadata = $10, tokens = $11,
-                     created_at = coalesce($12::timestamptz, created_at), written_at = now(),
-                     trace_id = ctx.current_trace_id()
+                     content_enc = $8, metadata_enc = $9, metadata = $10, tokens = $11, ",
+                $created_at,
+                " written_at = now(), trace_id = $13
                WHERE tenant = $1 AND context_id = $2 AND seq = $3 AND revision = $4 - 1
-              RETURNING revision",
+              RETURNING revision"
+            )
+        };
+    }
+    static REVISE: Statement = Statement {
+        sql: revise!(""),
         args: REVISION_ARGS,
         writes: true,
     };
-    let plan = REVISE.plan(client)?;
+    static REVISE_AT: Statement = Statement {
+        sql: revise!("created_at = $12::timestamptz,"),
+        args: REVISION_ARGS,
+        writes: true,
+    };
+    let statement = if new.created_at.is_some() {
+        &REVISE_AT
+    } else {
+        &REVISE
+    };
+    // (the trace id as a value: ctx.current_trace_id() inlines into a coalesce of settings,
+    // which Citus refuses in an UPDATE)
+    let trace_id: Option<String> =
+        crate::plans::first_value(client.select("SELECT ctx.current_trace_id()", Some(1), &[])?)?;
+    let plan = statement.plan(client)?;
     let done: Option<i32> = crate::plans::first_value(client.update(
         &*plan,
         Some(1),
@@ -419,7 +442,8 @@ fn revise(
             metadata_enc.into(),
             JsonB(metadata).into(),
             tokens.into(),
-            new.created_at.into(),
+            new.created_at.clone().into(),
+            trace_id.into(),
         ],
     )?)?;
     done.ok_or_else(|| {
@@ -436,7 +460,7 @@ fn revise(
 
 const REVISION_ARGS: &[pgrx::pg_sys::BuiltinOid] = &[
     TEXTOID, UUIDOID, INT8OID, INT4OID, BOOLOID, TEXTOID, TEXTOID, BYTEAOID, BYTEAOID, JSONBOID,
-    INT4OID, TEXTOID,
+    INT4OID, TEXTOID, TEXTOID,
 ];
 
 /// The direct forks of `view` that see `seq` and have no row of their own there, locked:
