@@ -116,8 +116,11 @@ unsafe fn key_json(datum: pg_sys::Datum, column: &Column) -> Value {
 const READ_BOOKKEEPING: [&str; 2] = ["last_accessed_at", "access_count"];
 
 /// Whether an UPDATE that changed only `expires_at` is a TTL restart (`ctx.touch`): a row that
-/// was alive and keeps its (positive) ttl from now, so the expiry only moves later. Any other change of `expires_at` (to
-/// hide a value at once, or bring an expired one back) is audited like every other column.
+/// was alive now expires its (positive) ttl after a moment between its last restart and now,
+/// so the expiry only moves later and never beyond now + ttl. (A moment, not exactly now(): on
+/// a Citus worker the expiry was taken in the node's own earlier transaction.) Any other
+/// change of `expires_at` (to hide a value at once, or bring an expired one back) is audited
+/// like every other column.
 fn is_ttl_restart(
     client: &pgrx::spi::SpiClient<'_>,
     old_expires: Option<pg_sys::Datum>,
@@ -125,7 +128,7 @@ fn is_ttl_restart(
     ttl: Option<pg_sys::Datum>,
 ) -> CtxResult<bool> {
     static RESTART: Statement = Statement {
-        sql: "SELECT $1 > now() AND $3 > interval '0' AND $2 = now() + $3 AND $2 >= $1",
+        sql: "SELECT $1 > now() AND $3 > interval '0' AND $2 - $3 <= now() AND $2 >= $1",
         args: &[TIMESTAMPTZOID, TIMESTAMPTZOID, INTERVALOID],
         writes: false,
     };

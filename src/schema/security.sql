@@ -294,6 +294,11 @@ BEGIN
     IF grant_access.role IS NULL THEN
         RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22004';
     END IF;
+    -- (on a Citus cluster the grants reach every shard: one after another, as Citus requires of
+    -- DDL on reference tables after distributed ones in a transaction)
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA ctx TO %s', grant_access.role);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ctx.contexts, ctx.messages, ctx.message_revisions, ctx.summaries,
                     ctx.memories, ctx.state, ctx.data_keys TO %s', grant_access.role);

@@ -229,7 +229,7 @@ fn rank(client: &mut SpiClient<'_>, request: &RecallRequest) -> CtxResult<Vec<Ra
         metrics::count(Counter::RecallsText, 1);
         let sql = format!(
             "SELECT m.id, m.version FROM ctx.memories m, websearch_to_tsquery('english', ${q}) q
-              WHERE {} AND m.fts @@ q ORDER BY ts_rank_cd(m.fts, q) DESC, m.created_at DESC LIMIT {}",
+              WHERE {} AND m.fts @@ q ORDER BY ts_rank_cd(m.fts, q) DESC, m.created_at DESC, m.id LIMIT {}",
             request.scope.predicate,
             pool_size(request.k),
             q = request.scope.next_param(),

@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use pgrx::pg_sys::{self, BuiltinOid::REGROLEOID};
 use pgrx::spi::Spi;
 
-use crate::error::CtxResult;
+use crate::error::{CtxError, CtxResult, ErrorKind};
 use crate::plans::{first_value, Statement};
 
 struct Resolved {
@@ -79,6 +79,9 @@ pub fn current() -> CtxResult<String> {
         )
     };
     let setting = crate::gucs::TENANT.get().map(|s| s.into_bytes());
+    if crate::services::cluster::on_worker()? {
+        return on_worker(setting);
+    }
     let kept = RESOLVED.with(|r| {
         r.borrow()
             .as_ref()
@@ -114,18 +117,43 @@ pub fn current() -> CtxResult<String> {
     Ok(tenant)
 }
 
+/// The tenant on a Citus worker, where a shard's query runs as the caller's role. The worker has
+/// the bindings' table, but with the coordinator's role OIDs, which name other roles (or none)
+/// here: a bound role's tenant is its own setting `ctxstore.bound_tenant`, which
+/// ctx.bind_role_to_tenant puts on every node and Citus's connections log in with. Else the
+/// tenant the coordinator passed along (`SET LOCAL ctxstore.tenant` with
+/// `citus.propagate_set_commands = 'local'`); a session-level setting stays on the
+/// coordinator, so without either the tenant is unknown here: an error, never another tenant's
+/// rows — except for a role that bypasses row-level security, whose default tenant is ''.
+fn on_worker(setting: Option<Vec<u8>>) -> CtxResult<String> {
+    let bound = crate::gucs::BOUND_TENANT
+        .get()
+        .map(|t| t.to_string_lossy().into_owned())
+        .filter(|t| !t.is_empty());
+    if let Some(bound) = bound {
+        return Ok(bound);
+    }
+    if let Some(setting) = setting {
+        return Ok(String::from_utf8_lossy(&setting).into_owned());
+    }
+    // SAFETY: reads of the backend's own role state and the role's catalog row.
+    let bypasses =
+        unsafe { pg_sys::superuser() || pg_sys::has_bypassrls_privilege(pg_sys::GetUserId()) };
+    if bypasses {
+        return Ok(String::new());
+    }
+    Err(CtxError::new(
+        ErrorKind::WrongState,
+        "the tenant of this session is not known on this Citus worker",
+    )
+    .with_hint(
+        "bind the role to its tenant (ctx.bind_role_to_tenant), or set the tenant per transaction with SET LOCAL ctxstore.tenant after SET LOCAL citus.propagate_set_commands = 'local'",
+    ))
+}
+
 /// The tenant bound to the current role, else to the session's role. (Qualified names and
 /// operators: the caller's search_path must not change the lookup.)
 fn bound_tenant(current_user: pg_sys::Oid, session_user: pg_sys::Oid) -> CtxResult<Option<String>> {
-    // A Citus worker has the bindings' table, but with the coordinator's role OIDs, which name
-    // other roles (or none) here: it takes the tenant from the role's own setting, which
-    // ctx.bind_role_to_tenant puts on every node and Citus's connections log in with.
-    if crate::services::cluster::on_worker()? {
-        return Ok(crate::gucs::BOUND_TENANT
-            .get()
-            .map(|t| t.to_string_lossy().into_owned())
-            .filter(|t| !t.is_empty()));
-    }
     read_binding(current_user, session_user)
 }
 
