@@ -400,6 +400,7 @@ DECLARE
     cid uuid;
     sealed boolean;
     ns text := coalesce(checkpoint_put_writes.checkpoint_ns, '');
+    stored bytea[];
     written integer;
 BEGIN
     IF checkpoint_put_writes.checkpoint_id IS NULL OR checkpoint_put_writes.task_id IS NULL
@@ -420,18 +421,33 @@ BEGIN
     SELECT c.encrypted INTO sealed FROM ctx.contexts c WHERE c.tenant = caller_tenant AND c.id = cid;
     -- (garbage collection waits for these writes, as for a put)
     PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('ctxstore.checkpoints' || chr(31) || cid::text || chr(31) || caller_tenant, 0));
-    INSERT INTO ctx.checkpoint_writes AS w (context_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
-    SELECT cid, ns, checkpoint_put_writes.checkpoint_id, checkpoint_put_writes.task_id,
-           coalesce(checkpoint_put_writes.task_path, ''), v.idx, v.channel, v.type,
-           CASE WHEN sealed
-                THEN ctx.context_seal(cid, v.blob, 'checkpoint_writes', ns,
-                                      checkpoint_put_writes.checkpoint_id, checkpoint_put_writes.task_id, v.idx::text)
-                ELSE v.blob END
-      FROM unnest(checkpoint_put_writes.idxs, checkpoint_put_writes.channels, checkpoint_put_writes.types,
-                  checkpoint_put_writes.blobs) AS v(idx, channel, type, blob)
-    ON CONFLICT ON CONSTRAINT checkpoint_writes_pkey DO UPDATE
-       SET channel = excluded.channel, type = excluded.type, blob = excluded.blob, task_path = excluded.task_path
-     WHERE checkpoint_put_writes.overwrite;
+    -- (sealed first, then one plain INSERT per conflict rule: a distributed INSERT evaluates
+    -- neither a function under CASE nor a variable in DO UPDATE's WHERE as one server does)
+    stored := checkpoint_put_writes.blobs;
+    IF sealed THEN
+        stored := ARRAY(SELECT ctx.context_seal(cid, v.blob, 'checkpoint_writes', ns, checkpoint_put_writes.checkpoint_id,
+                                                checkpoint_put_writes.task_id, v.idx::text)
+                          FROM unnest(checkpoint_put_writes.idxs, checkpoint_put_writes.blobs) WITH ORDINALITY AS v(idx, blob, ord)
+                         ORDER BY v.ord);
+    END IF;
+    IF checkpoint_put_writes.overwrite THEN
+        INSERT INTO ctx.checkpoint_writes AS w (context_id, tenant, checkpoint_ns, checkpoint_id, task_id, task_path, idx,
+                                                channel, type, blob)
+        SELECT cid, caller_tenant, ns, checkpoint_put_writes.checkpoint_id, checkpoint_put_writes.task_id,
+               coalesce(checkpoint_put_writes.task_path, ''), v.idx, v.channel, v.type, v.blob
+          FROM unnest(checkpoint_put_writes.idxs, checkpoint_put_writes.channels, checkpoint_put_writes.types, stored)
+               AS v(idx, channel, type, blob)
+        ON CONFLICT ON CONSTRAINT checkpoint_writes_pkey DO UPDATE
+           SET channel = excluded.channel, type = excluded.type, blob = excluded.blob, task_path = excluded.task_path;
+    ELSE
+        INSERT INTO ctx.checkpoint_writes AS w (context_id, tenant, checkpoint_ns, checkpoint_id, task_id, task_path, idx,
+                                                channel, type, blob)
+        SELECT cid, caller_tenant, ns, checkpoint_put_writes.checkpoint_id, checkpoint_put_writes.task_id,
+               coalesce(checkpoint_put_writes.task_path, ''), v.idx, v.channel, v.type, v.blob
+          FROM unnest(checkpoint_put_writes.idxs, checkpoint_put_writes.channels, checkpoint_put_writes.types, stored)
+               AS v(idx, channel, type, blob)
+        ON CONFLICT ON CONSTRAINT checkpoint_writes_pkey DO NOTHING;
+    END IF;
     GET DIAGNOSTICS written = ROW_COUNT;
     RETURN written;
 END

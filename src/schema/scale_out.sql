@@ -71,6 +71,8 @@ BEGIN
     -- ctxstore's tables carry triggers (audit, caches): Citus places them only when told to;
     -- their foreign keys to global tables must not turn those into Citus local tables first.
     PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    -- (DDL on reference tables after distributed ones in one transaction: one after another)
+    PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
     PERFORM set_config('citus.enable_local_reference_table_foreign_keys', 'off', true);
     -- The casts between ctx.embedding and pgvector's vector, which ctx.create_vector_index makes
     -- on the node it runs on, on every node: the shards' HNSW indexes are built through them.
@@ -101,7 +103,8 @@ BEGIN
     -- (the shards are made with them off), and come back on where they were on.
     SELECT array_agg(g.tgrelid) INTO audited FROM pg_trigger g
      WHERE g.tgname = 'audit' AND g.tgenabled <> 'D'
-       AND g.tgrelid IN (SELECT format('ctx.%I', p.table_name)::regclass FROM ctx.distribution_plan() p);
+       AND g.tgrelid IN (SELECT format('ctx.%I', p.table_name)::regclass FROM ctx.distribution_plan() p)
+       AND g.tgrelid NOT IN (SELECT d.logicalrelid FROM pg_dist_partition d);
     FOR t IN SELECT unnest(audited) AS rel LOOP
         EXECUTE format('ALTER TABLE %s DISABLE TRIGGER audit', t.rel);
     END LOOP;

@@ -49,12 +49,19 @@ fn compact_context(
         args: &[UUIDOID, INT8OID, TEXTOID],
         writes: true,
     };
+    // The next version is read, then inserted as a value (the context's row is locked, so no
+    // other compaction takes it meanwhile): a distributed INSERT … SELECT goes through the
+    // coordinator, which Citus refuses under row-level security.
+    static NEXT_VERSION: Statement = Statement {
+        sql: "SELECT coalesce(max(version), 0) + 1 FROM ctx.summaries WHERE tenant = $2 AND context_id = $1",
+        args: &[UUIDOID, TEXTOID],
+        writes: false,
+    };
     static INSERT_SUMMARY: Statement = Statement {
         sql:
-            "INSERT INTO ctx.summaries (context_id, version, through_seq, content, metadata, tokens)
-              SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4, ctx.count_tokens($3, $5)
-                FROM ctx.summaries WHERE tenant = $6 AND context_id = $1",
-        args: &[UUIDOID, INT8OID, TEXTOID, JSONBOID, TEXTOID, TEXTOID],
+            "INSERT INTO ctx.summaries (context_id, tenant, version, through_seq, content, metadata, tokens)
+              VALUES ($1, $6, $7, $2, $3, $4, ctx.count_tokens($3, $5))",
+        args: &[UUIDOID, INT8OID, TEXTOID, JSONBOID, TEXTOID, TEXTOID, INT4OID],
         writes: true,
     };
     writing(|client| {
@@ -96,6 +103,13 @@ fn compact_context(
             )?;
             return Ok(through);
         }
+        let plan = NEXT_VERSION.plan(client)?;
+        let version: i32 = crate::plans::first_value(client.select(
+            &*plan,
+            Some(1),
+            &[context_id.into(), view.tenant.as_str().into()],
+        )?)?
+        .unwrap_or(1);
         let plan = INSERT_SUMMARY.plan(client)?;
         client.update(
             &*plan,
@@ -107,6 +121,7 @@ fn compact_context(
                 JsonB(metadata).into(),
                 view.encoding.as_str().into(),
                 view.tenant.as_str().into(),
+                version.into(),
             ],
         )?;
         Ok(through)
