@@ -94,7 +94,7 @@ SELECT ctx.cache_lookup('what is the capital of France?', 'model-a') AS hit,
 \else
 \echo check: views and metrics (metrics are per server: only that they answer)
 SELECT context_id = :'p' AS plain, messages, summaries FROM ctx.context_stats ORDER BY messages DESC LIMIT 3;
-SELECT * FROM ctx.namespace_stats ORDER BY 1;
+SELECT * FROM ctx.namespace_stats ORDER BY 1, 2, 3;
 SELECT count(*) > 0 AS answered FROM ctx.processors;
 SELECT count(*) > 0 AS answered FROM ctx.metrics;
 SELECT ctx.metrics_prometheus() LIKE '%ctxstore_%' AS answered, count(*) > 0 AS samples FROM ctx.metric_samples();

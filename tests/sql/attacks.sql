@@ -74,6 +74,8 @@ SELECT pg_temp.fingerprint('acme') AS acme_before \gset
 SET ROLE "Globex.App";
 SET ctxstore.tenant = 'acme';
 SELECT ctx.current_tenant(), (SELECT count(*) FROM ctx.messages) AS messages_seen;
+-- nor the setting a Citus worker takes a bound role's tenant from: superuser-only
+SELECT pg_temp.try($q$SET ctxstore.bound_tenant = 'acme'$q$) AS set_bound_tenant;
 RESET ROLE;
 RESET ctxstore.tenant;
 SET ROLE "Ünïcode Äpp";
