@@ -926,6 +926,10 @@ BEGIN
        OR array_position(checkpoint_put_writes.types, NULL) IS NOT NULL OR array_position(checkpoint_put_writes.blobs, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'idxs, channels, types and blobs must not contain NULL' USING ERRCODE = '22004';
     END IF;
+    IF (SELECT count(DISTINCT i) FROM unnest(checkpoint_put_writes.idxs) i) < cardinality(checkpoint_put_writes.idxs) THEN
+        RAISE EXCEPTION 'idxs must not repeat an index' USING ERRCODE = '22023',
+            HINT = 'each write of a task has its own index';
+    END IF;
     cid := ctx.thread_context(checkpoint_put_writes.thread_id);
     SELECT c.encrypted INTO sealed FROM ctx.contexts c WHERE c.tenant = caller_tenant AND c.id = cid;
     -- (garbage collection waits for these writes, as for a put)

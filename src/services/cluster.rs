@@ -9,17 +9,52 @@ use pgrx::spi::Spi;
 
 use crate::error::CtxResult;
 
-/// Whether Citus is loaded into this server (it must be preloaded to work at all, so the answer
-/// holds for the life of the backend). Read from its settings: no catalog access.
+/// Whether this database is on a Citus node: Citus is loaded into the server (it must be
+/// preloaded to work at all; read from its settings once) and its extension exists here (asked
+/// once per transaction: CREATE EXTENSION citus may come after a session started).
 pub(crate) fn citus() -> bool {
     static LOADED: OnceLock<bool> = OnceLock::new();
-    *LOADED.get_or_init(|| {
+    let loaded = *LOADED.get_or_init(|| {
         // SAFETY: a lookup of a setting by name; missing_ok makes an absent one NULL.
         !unsafe {
             pgrx::pg_sys::GetConfigOption(c"citus.max_worker_nodes_tracked".as_ptr(), true, false)
         }
         .is_null()
-    })
+    });
+    loaded
+        && per_transaction(&CREATED, || {
+            // SAFETY: a catalog lookup by name inside a transaction; missing_ok.
+            Ok(
+                unsafe { pgrx::pg_sys::get_extension_oid(c"citus".as_ptr(), true) }
+                    != pgrx::pg_sys::Oid::INVALID,
+            )
+        })
+        .unwrap_or(false)
+}
+
+type Kept = RefCell<Option<(pgrx::pg_sys::TimestampTz, bool)>>;
+
+thread_local! {
+    static CREATED: Kept = const { RefCell::new(None) };
+    static ON_WORKER: Kept = const { RefCell::new(None) };
+    static REFERENCE_TABLES: RefCell<HashMap<String, bool>> = RefCell::new(HashMap::new());
+}
+
+/// An answer kept for the rest of the transaction.
+fn per_transaction(
+    kept: &'static std::thread::LocalKey<Kept>,
+    ask: impl FnOnce() -> CtxResult<bool>,
+) -> CtxResult<bool> {
+    // SAFETY: reads the backend's own transaction state.
+    let started = unsafe { pgrx::pg_sys::GetCurrentTransactionStartTimestamp() };
+    if let Some((at, answer)) = kept.with(|k| *k.borrow()) {
+        if at == started {
+            return Ok(answer);
+        }
+    }
+    let answer = ask()?;
+    kept.with(|k| *k.borrow_mut() = Some((started, answer)));
+    Ok(answer)
 }
 
 /// Runs `f`, whose statements read the caller's tenant's rows or the bindings, so that it also
@@ -44,11 +79,6 @@ pub(crate) fn generic_plan_mode() -> &'static str {
     } else {
         "force_generic_plan"
     }
-}
-
-thread_local! {
-    static REFERENCE_TABLES: RefCell<HashMap<String, bool>> = RefCell::new(HashMap::new());
-    static ON_WORKER: RefCell<Option<bool>> = const { RefCell::new(None) };
 }
 
 /// For a trigger firing on a copy of ctx.`table` that is not the table itself: whether that
@@ -77,16 +107,13 @@ pub(crate) fn reference_placement(table: &str) -> CtxResult<Option<bool>> {
     Ok(Some(on_worker()?))
 }
 
-/// Whether this server is a Citus worker (a node, but not the coordinator). Kept per backend.
+/// Whether this server is a Citus worker (a node, but not the coordinator). Kept for the
+/// transaction.
 pub(crate) fn on_worker() -> CtxResult<bool> {
     if !citus() {
         return Ok(false);
     }
-    if let Some(on_worker) = ON_WORKER.with(|w| *w.borrow()) {
-        return Ok(on_worker);
-    }
-    let on_worker =
-        !Spi::get_one::<bool>("SELECT pg_catalog.citus_is_coordinator()")?.unwrap_or(false);
-    ON_WORKER.with(|w| *w.borrow_mut() = Some(on_worker));
-    Ok(on_worker)
+    per_transaction(&ON_WORKER, || {
+        Ok(!Spi::get_one::<bool>("SELECT pg_catalog.citus_is_coordinator()")?.unwrap_or(false))
+    })
 }

@@ -79,9 +79,6 @@ pub fn current() -> CtxResult<String> {
         )
     };
     let setting = crate::gucs::TENANT.get().map(|s| s.into_bytes());
-    if crate::services::cluster::on_worker()? {
-        return on_worker(setting);
-    }
     let kept = RESOLVED.with(|r| {
         r.borrow()
             .as_ref()
@@ -97,12 +94,16 @@ pub fn current() -> CtxResult<String> {
     if let Some(tenant) = kept {
         return Ok(tenant);
     }
-    let tenant = match bound_tenant(current_user, session_user)? {
-        Some(bound) => bound,
-        None => setting
-            .as_deref()
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .unwrap_or_default(),
+    let tenant = if crate::services::cluster::on_worker()? {
+        on_worker(current_user, setting.as_deref())?
+    } else {
+        match bound_tenant(current_user, session_user)? {
+            Some(bound) => bound,
+            None => setting
+                .as_deref()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .unwrap_or_default(),
+        }
     };
     RESOLVED.with(|r| {
         *r.borrow_mut() = Some(Resolved {
@@ -117,37 +118,50 @@ pub fn current() -> CtxResult<String> {
     Ok(tenant)
 }
 
-/// The tenant on a Citus worker, where a shard's query runs as the caller's role. The worker has
-/// the bindings' table, but with the coordinator's role OIDs, which name other roles (or none)
-/// here: a bound role's tenant is its own setting `ctxstore.bound_tenant`, which
-/// ctx.bind_role_to_tenant puts on every node and Citus's connections log in with. Else the
+/// The tenant on a Citus worker, where a shard's query runs as the caller's current role. The
+/// worker has the bindings' table, but with the coordinator's role OIDs, which name other roles
+/// (or none) here: a bound role's tenant is its role setting `ctxstore.bound_tenant`, which
+/// ctx.bind_role_to_tenant puts on every node, read from the catalog (a rebinding counts from
+/// the next statement, as on one server; a setting applied at login would last as long as
+/// Citus keeps its connection). A role without one must bypass row-level security to take the
 /// tenant the coordinator passed along (`SET LOCAL ctxstore.tenant` with
-/// `citus.propagate_set_commands = 'local'`); a session-level setting stays on the
-/// coordinator, so without either the tenant is unknown here: an error, never another tenant's
-/// rows — except for a role that bypasses row-level security, whose default tenant is ''.
-fn on_worker(setting: Option<Vec<u8>>) -> CtxResult<String> {
-    let bound = crate::gucs::BOUND_TENANT
-        .get()
-        .map(|t| t.to_string_lossy().into_owned())
-        .filter(|t| !t.is_empty());
-    if let Some(bound) = bound {
+/// `citus.propagate_set_commands = 'local'`; '' without): the worker cannot know the
+/// coordinator's session role, so an unbound role reached by `SET ROLE` from a bound one must
+/// not choose its tenant here. Else an error, never another tenant's rows.
+fn on_worker(current_user: pg_sys::Oid, setting: Option<&[u8]>) -> CtxResult<String> {
+    static ROLE_SETTING: Statement = Statement {
+        sql: "SELECT substr(o, length('ctxstore.bound_tenant=') + 1)
+                FROM pg_catalog.pg_db_role_setting s, unnest(s.setconfig) AS o
+               WHERE s.setrole OPERATOR(pg_catalog.=) $1
+                 AND s.setdatabase OPERATOR(pg_catalog.=) ANY (ARRAY[0, (SELECT d.oid FROM pg_catalog.pg_database d
+                                                                     WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())]::oid[])
+                 AND o LIKE 'ctxstore.bound\\_tenant=%'
+               ORDER BY s.setdatabase DESC LIMIT 1",
+        args: &[REGROLEOID],
+        writes: false,
+    };
+    let bound: Option<String> = Spi::connect(|client| {
+        let plan = ROLE_SETTING.plan(client)?;
+        // SAFETY: a role OID passed as regrole (compared with an oid column).
+        let args = [unsafe { pgrx::datum::DatumWithOid::new(current_user, REGROLEOID.value()) }];
+        first_value::<String>(client.select(&*plan, Some(1), &args)?)
+    })?;
+    if let Some(bound) = bound.filter(|t| !t.is_empty()) {
         return Ok(bound);
     }
-    if let Some(setting) = setting {
-        return Ok(String::from_utf8_lossy(&setting).into_owned());
-    }
-    // SAFETY: reads of the backend's own role state and the role's catalog row.
-    let bypasses =
-        unsafe { pg_sys::superuser() || pg_sys::has_bypassrls_privilege(pg_sys::GetUserId()) };
+    // SAFETY: reads of the role's catalog row.
+    let bypasses = unsafe { pg_sys::superuser() || pg_sys::has_bypassrls_privilege(current_user) };
     if bypasses {
-        return Ok(String::new());
+        return Ok(setting
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .unwrap_or_default());
     }
     Err(CtxError::new(
         ErrorKind::WrongState,
-        "the tenant of this session is not known on this Citus worker",
+        "the tenant of this role is not known on this Citus worker",
     )
     .with_hint(
-        "bind the role to its tenant (ctx.bind_role_to_tenant), or set the tenant per transaction with SET LOCAL ctxstore.tenant after SET LOCAL citus.propagate_set_commands = 'local'",
+        "on a Citus cluster, bind the role to its tenant (ctx.bind_role_to_tenant); a role that chooses its tenant must bypass row-level security and pass it with SET LOCAL ctxstore.tenant after SET LOCAL citus.propagate_set_commands = 'local'",
     ))
 }
 

@@ -139,6 +139,8 @@ SELECT ctx.checkpoint_put('t3', '', '{"id": "1"}', '{}', NULL, '{a,b}', '{1}', '
 \echo :SQLSTATE
 SELECT ctx.checkpoint_put_writes('t3', '', '1', 'task', '{0}', '{a}', '{json}', ARRAY[NULL::bytea]);
 \echo :SQLSTATE
+SELECT ctx.checkpoint_put_writes('t3', '', '1', 'task', '{0,0}', '{a,b}', '{json,json}', ARRAY['"x"'::bytea, '"y"'::bytea]);
+\echo :SQLSTATE
 SELECT ctx.checkpoint_prune('{t1}', -1);
 \echo :SQLSTATE
 SELECT ctx.checkpoint_prune(NULL);

@@ -184,7 +184,7 @@ fn purge(context_id: Option<Uuid>, message_ids: Option<Vec<Option<String>>>) -> 
                    WHERE d.tenant = $1 AND d.ancestors @> ARRAY[$2]
                      AND m.seq <= d.bounds[array_position(d.ancestors, $2)]),
               gone AS (
-                  DELETE FROM ctx.messages m USING doomed d WHERE m.ctid = d.ctid
+                  DELETE FROM ctx.messages m USING doomed d WHERE m.tenant = $1 AND m.ctid = d.ctid
                   RETURNING m.context_id = $2 AS own),
               forgotten AS (
                   DELETE FROM ctx.message_revisions r
