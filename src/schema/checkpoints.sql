@@ -418,7 +418,7 @@ BEGIN
         RAISE EXCEPTION 'idxs, channels, types and blobs must not contain NULL' USING ERRCODE = '22004';
     END IF;
     IF (SELECT count(DISTINCT i) FROM unnest(checkpoint_put_writes.idxs) i) < cardinality(checkpoint_put_writes.idxs) THEN
-        RAISE EXCEPTION 'idxs must not repeat an index' USING ERRCODE = '22023',
+        RAISE EXCEPTION 'idxs must not repeat an index' USING ERRCODE = '21000',
             HINT = 'each write of a task has its own index';
     END IF;
     cid := ctx.thread_context(checkpoint_put_writes.thread_id);
