@@ -308,18 +308,13 @@ pub(crate) fn append_processed(
         writes: true,
     };
     let count = kept.len() as i64;
-    let mut roles = Vec::with_capacity(kept.len());
-    let mut contents = Vec::with_capacity(kept.len());
-    let mut metadatas = Vec::with_capacity(kept.len());
-    let mut ids = Vec::with_capacity(kept.len());
-    let mut created = Vec::with_capacity(kept.len());
-    for message in &kept {
-        metadatas.push(JsonB(message.item.stamped_metadata()));
-        roles.push(message.item.role.clone().unwrap_or_default());
-        contents.push(message.item.content.clone().unwrap_or_default());
-        ids.push(message.message_id.clone());
-        created.push(message.created_at.clone());
-    }
+    let Columns {
+        roles,
+        contents,
+        metadatas,
+        ids,
+        created,
+    } = Columns::of(&kept);
     let plan = APPEND_MANY.plan(client)?;
     let table = client.update(
         &*plan,
@@ -336,6 +331,41 @@ pub(crate) fn append_processed(
         ],
     )?;
     appended_rows(client, context_id, &ids, table)
+}
+
+/// Plain messages to append as the columns an insert unnests.
+struct Columns {
+    roles: Vec<String>,
+    contents: Vec<String>,
+    metadatas: Vec<JsonB>,
+    ids: Vec<Option<String>>,
+    created: Vec<Option<String>>,
+}
+
+impl Columns {
+    fn of(kept: &[Incoming]) -> Columns {
+        let mut columns = Columns {
+            roles: Vec::with_capacity(kept.len()),
+            contents: Vec::with_capacity(kept.len()),
+            metadatas: Vec::with_capacity(kept.len()),
+            ids: Vec::with_capacity(kept.len()),
+            created: Vec::with_capacity(kept.len()),
+        };
+        for message in kept {
+            columns
+                .metadatas
+                .push(JsonB(message.item.stamped_metadata()));
+            columns
+                .roles
+                .push(message.item.role.clone().unwrap_or_default());
+            columns
+                .contents
+                .push(message.item.content.clone().unwrap_or_default());
+            columns.ids.push(message.message_id.clone());
+            columns.created.push(message.created_at.clone());
+        }
+        columns
+    }
 }
 
 /// Appends plain messages in two statements, seqs reserved first: on a Citus cluster, where
@@ -396,18 +426,13 @@ fn append_reserved(
     let Some((base, encoding)) = reserved else {
         return Err(missing_context(client, context_id));
     };
-    let mut roles = Vec::with_capacity(kept.len());
-    let mut contents = Vec::with_capacity(kept.len());
-    let mut metadatas = Vec::with_capacity(kept.len());
-    let mut ids = Vec::with_capacity(kept.len());
-    let mut created = Vec::with_capacity(kept.len());
-    for message in &kept {
-        metadatas.push(JsonB(message.item.stamped_metadata()));
-        roles.push(message.item.role.clone().unwrap_or_default());
-        contents.push(message.item.content.clone().unwrap_or_default());
-        ids.push(message.message_id.clone());
-        created.push(message.created_at.clone());
-    }
+    let Columns {
+        roles,
+        contents,
+        metadatas,
+        ids,
+        created,
+    } = Columns::of(&kept);
     let plan = INSERT_RESERVED.plan(client)?;
     let table = client.update(
         &*plan,
