@@ -45,6 +45,7 @@ DECLARE
     t record;
     anchor regclass;
     audited regclass[];
+    rebuilt text[] := '{}';
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
         RAISE EXCEPTION 'ctx.distribute needs the Citus extension in this database'
@@ -99,6 +100,18 @@ BEGIN
                 USING ERRCODE = '08006', HINT = 'Install pgvector on every node (CREATE EXTENSION vector reaches the workers), then call it again.';
         END IF;
     END IF;
+    -- HNSW indexes made before distributing go, and come back through ctx.create_vector_index
+    -- once memories is distributed: Citus puts the indexes of a table it distributes on its
+    -- shards but not on the workers' copies of an extension's table, where a later DROP INDEX
+    -- (a metric changed) would then fail.
+    IF NOT EXISTS (SELECT FROM pg_dist_partition d WHERE d.logicalrelid = 'ctx.memories'::regclass) THEN
+        FOR t IN SELECT v.index_name FROM ctx.vector_indexes v
+                  WHERE EXISTS (SELECT FROM pg_class c
+                                 WHERE c.relname = v.index_name AND c.relnamespace = 'ctx'::regnamespace) LOOP
+            EXECUTE format('DROP INDEX ctx.%I', t.index_name);
+            rebuilt := rebuilt || t.index_name::text;
+        END LOOP;
+    END IF;
     -- Moving rows into shards is not a change: the audit triggers stay off while rows move
     -- (the shards are made with them off), and come back on where they were on.
     SELECT array_agg(g.tgrelid) INTO audited FROM pg_trigger g
@@ -134,6 +147,8 @@ BEGIN
     FOR t IN SELECT unnest(audited) AS rel LOOP
         EXECUTE format('ALTER TABLE %s ENABLE TRIGGER audit', t.rel);
     END LOOP;
+    PERFORM ctx.create_vector_index(v.dims, v.metric) FROM ctx.vector_indexes v
+      WHERE v.index_name = ANY (rebuilt) ORDER BY v.dims;
     -- Functions whose statements keep one generic plan on one server plan per call here: Citus
     -- routes a statement with parameters to its shard only when planned with their values.
     FOR t IN SELECT p.oid::regprocedure AS fn FROM pg_proc p
