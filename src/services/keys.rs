@@ -184,20 +184,17 @@ static LOAD: Statement = Statement {
 /// The data key of `scope`, which must exist.
 pub(crate) fn data_key(client: &SpiClient<'_>, scope: &Scope) -> CtxResult<Key> {
     let name = scope.name();
-    let bound = binding(&crate::services::tenant::current()?, &name);
+    let tenant = crate::services::tenant::current()?;
+    let bound = binding(&tenant, &name);
     if let Some(key) = cached(&bound)? {
         return Ok(key);
     }
     let plan = LOAD.plan(client)?;
-    let tenant = crate::services::tenant::current()?;
-    // (a function sealing or opening a row may run inside a shard's query on a Citus node)
-    let mut table = crate::services::cluster::colocated(|| {
-        client.select(
-            &*plan,
-            Some(1),
-            &[name.as_str().into(), tenant.as_str().into()],
-        )
-    })?;
+    let mut table = client.select(
+        &*plan,
+        Some(1),
+        &[name.as_str().into(), tenant.as_str().into()],
+    )?;
     let row = table.next().ok_or_else(|| {
         CtxError::new(
             ErrorKind::DataCorrupted,
@@ -233,14 +230,14 @@ pub(crate) fn existing_key(client: &SpiClient<'_>, scope: &Scope) -> CtxResult<O
     // (asked of the table first: a tenant without the key needs no master key)
     let name = scope.name();
     let plan = EXISTS.plan(client)?;
-    let tenant = crate::services::tenant::current()?;
-    let found: Option<bool> = crate::services::cluster::colocated(|| {
-        crate::plans::first_value(client.select(
-            &*plan,
-            Some(1),
-            &[name.as_str().into(), tenant.as_str().into()],
-        )?)
-    })?;
+    let found: Option<bool> = crate::plans::first_value(client.select(
+        &*plan,
+        Some(1),
+        &[
+            name.as_str().into(),
+            crate::services::tenant::current()?.into(),
+        ],
+    )?)?;
     match found {
         None => Ok(None),
         Some(_) => data_key(client, scope).map(Some),

@@ -168,7 +168,9 @@ fn on_worker(current_user: pg_sys::Oid, setting: Option<&[u8]>) -> CtxResult<Str
 /// The tenant bound to the current role, else to the session's role. (Qualified names and
 /// operators: the caller's search_path must not change the lookup.)
 fn bound_tenant(current_user: pg_sys::Oid, session_user: pg_sys::Oid) -> CtxResult<Option<String>> {
-    read_binding(current_user, session_user)
+    // (the bindings are a reference table on a Citus coordinator, read in a policy inside a
+    // shard's query too)
+    crate::services::cluster::colocated(|| read_binding(current_user, session_user))
 }
 
 fn read_binding(current_user: pg_sys::Oid, session_user: pg_sys::Oid) -> CtxResult<Option<String>> {

@@ -368,6 +368,38 @@ impl Columns {
     }
 }
 
+/// Reserves `count` seqs of the context (its row locked until the transaction ends): the seq
+/// before the first, and the context's encoding.
+fn reserve(
+    client: &mut SpiClient<'_>,
+    context_id: Uuid,
+    count: usize,
+    tenant: &str,
+) -> CtxResult<(i64, String)> {
+    static RESERVE: Statement = Statement {
+        sql: "UPDATE ctx.contexts SET last_seq = last_seq + $2, updated_at = now()
+               WHERE tenant = $3 AND id = $1 RETURNING last_seq - $2, encoding",
+        args: &[UUIDOID, INT8OID, TEXTOID],
+        writes: true,
+    };
+    let plan = RESERVE.plan(client)?;
+    let reserved = client
+        .update(
+            &*plan,
+            Some(1),
+            &[context_id.into(), (count as i64).into(), tenant.into()],
+        )?
+        .next()
+        .map(|row| -> CtxResult<(i64, String)> {
+            Ok((
+                required(row.get(1)?, "seq")?,
+                required(row.get(2)?, "encoding")?,
+            ))
+        })
+        .transpose()?;
+    reserved.ok_or_else(|| missing_context(client, context_id))
+}
+
 /// Appends plain messages in two statements, seqs reserved first: on a Citus cluster, where
 /// the one-statement form (the counter's UPDATE in a CTE feeding the INSERT) is refused, or
 /// crashes its INSERT … SELECT planner (Citus 14.0).
@@ -376,12 +408,6 @@ fn append_reserved(
     context_id: Uuid,
     kept: Vec<Incoming>,
 ) -> CtxResult<Vec<Appended>> {
-    static RESERVE: Statement = Statement {
-        sql: "UPDATE ctx.contexts SET last_seq = last_seq + $2, updated_at = now()
-               WHERE tenant = $3 AND id = $1 RETURNING last_seq - $2, encoding",
-        args: &[UUIDOID, INT8OID, TEXTOID],
-        writes: true,
-    };
     static INSERT_RESERVED: Statement = Statement {
         sql: "INSERT INTO ctx.messages (context_id, tenant, seq, message_id, role, content, metadata, tokens, created_at)
               SELECT $1, $2, $3 + m.ord, coalesce(m.message_id, gen_random_uuid()::text), m.role, m.content,
@@ -404,28 +430,7 @@ fn append_reserved(
         writes: true,
     };
     let tenant = tenant::current()?;
-    let plan = RESERVE.plan(client)?;
-    let reserved = client
-        .update(
-            &*plan,
-            Some(1),
-            &[
-                context_id.into(),
-                (kept.len() as i64).into(),
-                tenant.clone().into(),
-            ],
-        )?
-        .next()
-        .map(|row| -> CtxResult<(i64, String)> {
-            Ok((
-                required(row.get(1)?, "seq")?,
-                required(row.get(2)?, "encoding")?,
-            ))
-        })
-        .transpose()?;
-    let Some((base, encoding)) = reserved else {
-        return Err(missing_context(client, context_id));
-    };
+    let (base, encoding) = reserve(client, context_id, kept.len(), &tenant)?;
     let Columns {
         roles,
         contents,
@@ -616,12 +621,6 @@ fn append_sealed(
     encoding: Encoding,
     messages: Vec<Incoming>,
 ) -> CtxResult<Vec<Appended>> {
-    static RESERVE: Statement = Statement {
-        sql: "UPDATE ctx.contexts SET last_seq = last_seq + $2, updated_at = now()
-               WHERE tenant = $3 AND id = $1 RETURNING last_seq - $2",
-        args: &[UUIDOID, INT8OID, TEXTOID],
-        writes: true,
-    };
     static INSERT_SEALED: Statement = Statement {
         sql: "INSERT INTO ctx.messages (context_id, seq, message_id, role, content_enc, metadata_enc, tokens, created_at)
               SELECT $1, $2 + m.ord, coalesce(m.message_id, gen_random_uuid()::text), m.role, m.content,
@@ -642,17 +641,7 @@ fn append_sealed(
         ],
         writes: true,
     };
-    let plan = RESERVE.plan(client)?;
-    let base: i64 = crate::plans::first_value(client.update(
-        &*plan,
-        Some(1),
-        &[
-            context_id.into(),
-            (messages.len() as i64).into(),
-            tenant::current()?.into(),
-        ],
-    )?)?
-    .ok_or_else(|| missing_context(client, context_id))?;
+    let (base, _) = reserve(client, context_id, messages.len(), &tenant::current()?)?;
     let key = keys::data_key(client, &keys::Scope::Context(context_id))?;
     let (mut roles, mut contents, mut metadatas, mut tokens) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
