@@ -1445,6 +1445,7 @@ DROP INDEX ctx.messages_system_idx;
 CREATE INDEX messages_system_idx ON ctx.messages (tenant, context_id, seq) WHERE role = 'system';
 CREATE UNIQUE INDEX messages_id_idx ON ctx.messages (tenant, message_id, context_id);
 CREATE INDEX messages_created_idx ON ctx.messages (tenant, context_id, created_at, seq);
+CREATE INDEX messages_deleted_idx ON ctx.messages (tenant, context_id, created_at, seq) WHERE deleted;
 ALTER TABLE ctx.summaries DROP CONSTRAINT summaries_pkey;
 ALTER TABLE ctx.summaries ADD PRIMARY KEY (tenant, context_id, version);
 
@@ -3182,6 +3183,17 @@ STABLE PARALLEL SAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'messages_around_wrapper';
 
+CREATE OR REPLACE FUNCTION "message_windows"(
+	"context_id" uuid,
+	"message_ids" TEXT[],
+	"before" INT[],
+	"after" INT[],
+	"order_by" TEXT DEFAULT 'seq'
+) RETURNS SETOF ctx.message
+STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'message_windows_wrapper';
+
 CREATE OR REPLACE FUNCTION "metric_samples"() RETURNS TABLE (
 	"name" TEXT,
 	"labels" jsonb,
@@ -3490,6 +3502,7 @@ CREATE OR REPLACE FUNCTION "tenant_roles_changed"() RETURNS trigger LANGUAGE c A
 ALTER FUNCTION ctx.list_messages(uuid, timestamptz, timestamptz, text, boolean, integer, integer) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION ctx.get_messages(uuid, text[]) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION ctx.messages_around(uuid, text, integer, integer) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION ctx.message_windows(uuid, text[], integer[], integer[], text) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION ctx.count_messages(uuid, timestamptz, timestamptz) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION ctx.audit_trigger() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 

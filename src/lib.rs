@@ -112,6 +112,7 @@ CREATE TRIGGER bindings_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON 
 ALTER FUNCTION ctx.list_messages(uuid, timestamptz, timestamptz, text, boolean, integer, integer) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION ctx.get_messages(uuid, text[]) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION ctx.messages_around(uuid, text, integer, integer) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION ctx.message_windows(uuid, text[], integer[], integer[], text) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION ctx.count_messages(uuid, timestamptz, timestamptz) SET plan_cache_mode = force_generic_plan;
 
 -- The audit trigger writes the log as the extension owner; users have no privilege on it.

@@ -145,6 +145,9 @@ CREATE INDEX messages_system_idx ON ctx.messages (tenant, context_id, seq) WHERE
 CREATE UNIQUE INDEX messages_id_idx ON ctx.messages (tenant, message_id, context_id);
 -- a context's messages in the caller's time order (ctx.list_messages), without a sort
 CREATE INDEX messages_created_idx ON ctx.messages (tenant, context_id, created_at, seq);
+-- the tombstones, by the caller's time: ctx.count_messages counts a thread's entries in the
+-- index above without reading the rows, and takes these away
+CREATE INDEX messages_deleted_idx ON ctx.messages (tenant, context_id, created_at, seq) WHERE deleted;
 
 -- Revisions that an edit, a delete or a revival replaced, as they were stored (sealed ones keep their
 -- ciphertext, bound to their revision): ctx.history reads them; they go with their message

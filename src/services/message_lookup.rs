@@ -23,6 +23,8 @@ pub(crate) struct Located {
     pub deleted: bool,
     /// (a tombstone keeps it)
     pub role: String,
+    /// the caller's time of the message (the order of `created_at` reads)
+    pub created_at: TimestampWithTimeZone,
 }
 
 impl Located {
@@ -39,10 +41,10 @@ pub(crate) fn locate(
     message_ids: &[String],
 ) -> CtxResult<Vec<Located>> {
     static LOCATE: Statement = Statement {
-        sql: "SELECT i.id, w.seq, w.context_id, w.revision, w.deleted, w.role
+        sql: "SELECT i.id, w.seq, w.context_id, w.revision, w.deleted, w.role, w.created_at
                 FROM unnest($4::text[]) AS i(id)
                CROSS JOIN LATERAL (
-                     SELECT m.seq, m.context_id, m.revision, m.deleted, m.role
+                     SELECT m.seq, m.context_id, m.revision, m.deleted, m.role, m.created_at
                        FROM unnest($1::uuid[], $2::bigint[], $5::bigint[], $6::timestamptz[])
                             WITH ORDINALITY AS s(cid, hi, lo, since, ord)
                        JOIN ctx.messages m
@@ -85,6 +87,7 @@ pub(crate) fn locate(
                 revision: required(row.get(4)?, "revision")?,
                 deleted: required(row.get(5)?, "deleted")?,
                 role: required(row.get(6)?, "role")?,
+                created_at: required(row.get(7)?, "created_at")?,
             })
         })
         .collect()
@@ -230,15 +233,37 @@ static LIST_CREATED_DESC: Statement = Statement {
 };
 
 // How many live messages of the view have created_at in [$6, $7]: the rows ctx.list_messages
-// pages through, counted per segment without reading their content.
+// pages through, counted per segment from the indexes alone (an index-only scan where the
+// visibility map allows): every entry in range, less the tombstones (their partial index), less
+// the live rows written before the segment's retention bound when it has one (read from the
+// rows: the indexes do not hold written_at).
+macro_rules! counted_where {
+    ($extra:literal) => {
+        concat!(
+            "m.tenant = $5 AND m.context_id = s.cid AND m.seq > s.lo AND m.seq <= s.hi",
+            $extra,
+            " AND m.created_at >= $6 AND m.created_at <= $7
+              AND (s.ord = 1 OR NOT EXISTS (
+                   SELECT FROM ctx.messages o
+                    WHERE o.tenant = $5 AND o.context_id = ANY ($1[1:s.ord - 1]) AND o.seq = m.seq))"
+        )
+    };
+}
 static COUNT_LISTED: Statement = Statement {
     sql: concat!(
         "SELECT coalesce(sum(n), 0)::bigint
            FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[])
                 WITH ORDINALITY AS s(cid, hi, lo, since, ord)
-          CROSS JOIN LATERAL (SELECT count(*) AS n FROM ctx.messages m WHERE ",
-        listed_where!("m.seq + 0", "m.created_at", "$6", "$7"),
-        ") c"
+          CROSS JOIN LATERAL (SELECT
+                (SELECT count(*) FROM ctx.messages m WHERE ",
+        counted_where!(""),
+        ")
+              - (SELECT count(*) FROM ctx.messages m WHERE ",
+        counted_where!(" AND m.deleted"),
+        ")
+              - CASE WHEN s.since > '-infinity' THEN (SELECT count(*) FROM ctx.messages m WHERE ",
+        counted_where!(" AND NOT m.deleted AND m.written_at < s.since"),
+        ") ELSE 0 END AS n) c"
     ),
     args: &[
         UUIDARRAYOID,

@@ -105,6 +105,22 @@ SELECT seq, pg_temp.mid(message_id) AS message_id FROM ctx.messages_around(:'c',
 \echo :SQLSTATE
 SELECT * FROM ctx.get_messages(:'c', NULL);
 \echo :SQLSTATE
+-- Windows around several ids at once: by seq, each id's window is ctx.messages_around's
+-- (checked for every live id and window size here, tombstones and the system message among
+-- them), merged with each message once
+SELECT count(*) AS windows_checked,
+       count(*) FILTER (WHERE ARRAY(SELECT seq FROM ctx.message_windows(:'c', ARRAY[i.message_id], ARRAY[b], ARRAY[a]))
+                              IS DISTINCT FROM ARRAY(SELECT seq FROM ctx.messages_around(:'c', i.message_id, b, a))) AS differing
+  FROM ctx.list_messages(:'c') i, generate_series(0, 3) b, generate_series(0, 3) a;
+SELECT seq, pg_temp.mid(message_id) AS message_id FROM ctx.message_windows(:'c', '{m-4,sys,nope,m-3}', '{1,0,1,1}', '{1,1,1,1}');
+SELECT * FROM ctx.message_windows(:'c', '{m-4,sys}', '{1}', '{1,1}');
+\echo :SQLSTATE
+SELECT * FROM ctx.message_windows(:'c', '{m-4}', '{NULL}', '{1}');
+\echo :SQLSTATE
+SELECT * FROM ctx.message_windows(:'c', '{m-4}', '{-1}', '{1}');
+\echo :SQLSTATE
+SELECT * FROM ctx.message_windows(:'c', '{m-4}', '{1}', '{1}', 'tokens');
+\echo :SQLSTATE
 
 -- Pages of messages by the caller's time or by seq, either way, with a created_at range (the
 -- framework's listMessages), through an index.
@@ -136,9 +152,31 @@ SELECT c.id = :'tm' AS parent, r.from_, r.to_,
  ORDER BY 1 DESC, 2 NULLS FIRST, 3 NULLS FIRST;
 SELECT ctx.set_retention(:'tmf', max_messages => 2);
 SELECT ctx.count_messages(:'tmf') AS counted, (SELECT count(*) FROM ctx.list_messages(:'tmf')) AS listed;
+-- ... and under an age bound, which hides rows by when they were written (older than a second
+-- here: the fork's rows so far, not the three appended in this transaction, one then deleted)
+SELECT pg_sleep(1.2);
+BEGIN;
+SELECT count(*) FROM ctx.append_many(:'tmf', '[{"role": "user", "content": "new 1", "message_id": "n1"}, {"role": "user", "content": "new 2", "message_id": "n2"}, {"role": "user", "content": "new 3", "message_id": "n3"}]') AS appended;
+SELECT ctx.delete_messages(:'tmf', '{n2}') AS deleted;
+SELECT ctx.set_retention(:'tmf', max_age => '1 second');
+SELECT ctx.count_messages(:'tmf') AS counted, (SELECT count(*) FROM ctx.list_messages(:'tmf')) AS listed;
+COMMIT;
 SELECT ctx.set_retention(:'tmf');
 SELECT ctx.count_messages(NULL);
 \echo :SQLSTATE
+-- windows by the caller's time: (created_at, seq) order, ties at a target's created_at on
+-- either side of it by seq; deleted and unknown ids give none
+SELECT seq, message_id FROM ctx.message_windows(:'tm', '{t3,t1,nope,t4}', '{1,0,5,1}', '{0,1,5,1}', 'created_at');
+SELECT ctx.create_context('ties') AS ti \gset
+SELECT count(*) FROM ctx.append_many(:'ti', '[
+  {"role": "user", "content": "a", "message_id": "a", "created_at": "2026-01-01T00:00:00Z"},
+  {"role": "user", "content": "b", "message_id": "b", "created_at": "2026-01-02T00:00:00Z"},
+  {"role": "user", "content": "c", "message_id": "c", "created_at": "2026-01-02T00:00:00Z"},
+  {"role": "user", "content": "d", "message_id": "d", "created_at": "2026-01-02T00:00:00Z"},
+  {"role": "user", "content": "e", "message_id": "e", "created_at": "2026-01-03T00:00:00Z"}]');
+SELECT seq, message_id FROM ctx.message_windows(:'ti', '{c}', '{1}', '{1}', 'created_at');
+SELECT seq, message_id FROM ctx.message_windows(:'ti', '{b,d}', '{1,0}', '{0,1}', 'created_at');
+SELECT seq, message_id FROM ctx.message_windows(:'tmf', '{t1,t0}', '{1,0}', '{1,0}', 'created_at');
 SELECT ctx.count_messages('00000000-0000-0000-0000-000000000000');
 \echo :SQLSTATE
 SELECT * FROM ctx.list_messages(:'tm', order_by => 'tokens');

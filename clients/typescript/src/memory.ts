@@ -30,9 +30,9 @@ import type {
   StorageListThreadsOutput,
   StorageResourceType,
 } from "@mastra/core/storage";
-import type { Pool, PoolClient } from "pg";
+import type { Pool, PoolClient, QueryConfig } from "pg";
 
-import { withTransaction } from "./pool.js";
+import { statement, withTransaction } from "./pool.js";
 
 type Queryable = Pick<PoolClient, "query">;
 type Row = Record<string, unknown>;
@@ -82,29 +82,33 @@ const SQL = {
            CROSS JOIN LATERAL ctx.get_thread(t.thread_id, ${FRAMEWORK}) g
            -- (each context asked for its own ids only: a fork's inherited messages stay out)
            CROSS JOIN LATERAL ctx.get_messages(t.context_id, t.ids) m`,
-  // include windows as Mastra's Postgres store takes them (by createdAt: $2 before, and the
-  // message itself, $3 after, through the time index), around every target at once
+  // include windows by createdAt around every target at once ($2 before and $3 after each):
+  // the targets grouped by the context that holds them, one ctx.message_windows per context
   windows: `SELECT t.thread_id, g.resource AS thread_resource, ${columnsOf("w")}
-              FROM unnest($1::text[], $2::int[], $3::int[]) AS i(id, before, after)
-              JOIN ctx.locate_messages($1::text[], ${FRAMEWORK}) t ON t.message_id = i.id
+              FROM (SELECT l.context_id, l.thread_id, array_agg(i.id ORDER BY i.n) AS ids,
+                           array_agg(i.before ORDER BY i.n) AS befores, array_agg(i.after ORDER BY i.n) AS afters
+                      FROM unnest($1::text[], $2::int[], $3::int[]) WITH ORDINALITY AS i(id, before, after, n)
+                      JOIN ctx.locate_messages($1::text[], ${FRAMEWORK}) l ON l.message_id = i.id
+                     GROUP BY 1, 2) t
              CROSS JOIN LATERAL ctx.get_thread(t.thread_id, ${FRAMEWORK}) g
-             -- (the target as the thread shows it: one retention has hidden is no window's center)
-             CROSS JOIN LATERAL ctx.get_messages(t.context_id, ARRAY[i.id]) x
-             CROSS JOIN LATERAL (
-                   SELECT ${MESSAGE_COLUMNS} FROM ctx.list_messages(t.context_id, NULL, x.created_at, 'created_at', true, i.before + 1)
-                   UNION ALL
-                   SELECT ${MESSAGE_COLUMNS}
-                     FROM ctx.list_messages(t.context_id, x.created_at + interval '1 microsecond', NULL, 'created_at', false, i.after)
-                    WHERE i.after > 0) w`,
-  // one thread's page with its resource, and (with $9) the total: one statement, no row when
-  // the thread is missing, one row with no message when the page is empty
-  threadPage: `WITH g AS (SELECT * FROM ctx.get_thread($1, ${FRAMEWORK})),
-                    n AS (SELECT ctx.count_messages(g.context_id,
-                                 $2::timestamptz + CASE WHEN $7 THEN interval '1 microsecond' ELSE interval '0' END,
-                                 $3::timestamptz - CASE WHEN $8 THEN interval '1 microsecond' ELSE interval '0' END)::int AS total
-                            FROM g WHERE $9)
-               SELECT g.resource AS thread_resource, n.total, ${columnsOf("p")}
-                 FROM g LEFT JOIN n ON true
+             CROSS JOIN LATERAL ctx.message_windows(t.context_id, t.ids, t.befores, t.afters, 'created_at') w`,
+  // one thread's page with its resource: one statement, no row when the thread is missing,
+  // one row with no message when the page is empty (two statements, with and without the
+  // total: a generic plan of one with "WHERE $9" counted first and filtered after)
+  threadPage: `WITH g AS (SELECT * FROM ctx.get_thread($1, ${FRAMEWORK}))
+               SELECT g.resource AS thread_resource, NULL::int AS total, ${columnsOf("p")}
+                 FROM g
+                 LEFT JOIN LATERAL ctx.list_messages(g.context_id,
+                      $2::timestamptz + CASE WHEN $7 THEN interval '1 microsecond' ELSE interval '0' END,
+                      $3::timestamptz - CASE WHEN $8 THEN interval '1 microsecond' ELSE interval '0' END,
+                      'created_at', $4, $5, $6) p ON true`,
+  threadPageCounted: `WITH g AS MATERIALIZED (
+                      SELECT t.resource, t.context_id, ctx.count_messages(t.context_id,
+                             $2::timestamptz + CASE WHEN $7 THEN interval '1 microsecond' ELSE interval '0' END,
+                             $3::timestamptz - CASE WHEN $8 THEN interval '1 microsecond' ELSE interval '0' END)::int AS total
+                        FROM ctx.get_thread($1, ${FRAMEWORK}) t)
+               SELECT g.resource AS thread_resource, g.total, ${columnsOf("p")}
+                 FROM g
                  LEFT JOIN LATERAL ctx.list_messages(g.context_id,
                       $2::timestamptz + CASE WHEN $7 THEN interval '1 microsecond' ELSE interval '0' END,
                       $3::timestamptz - CASE WHEN $8 THEN interval '1 microsecond' ELSE interval '0' END,
@@ -151,6 +155,11 @@ export interface CtxstoreMemoryConfig {
    * `ctxstore.encrypt_new_contexts`.
    */
   encrypted?: boolean;
+  /**
+   * Whether statements are prepared once per pooled connection (named statements; the
+   * default). Turn off behind a pooler that does not keep a session per client.
+   */
+  prepare?: boolean;
 }
 
 function fail(operation: string, status: string, text: string, category: `${ErrorCategory}` = "USER", cause?: unknown): MastraError {
@@ -216,17 +225,23 @@ export class CtxstoreMemory extends MemoryStorage {
   readonly pool: Pool;
   readonly deleteMode: "tombstone" | "purge";
   readonly encrypted: boolean | null;
+  readonly prepare: boolean;
   override readonly supportsPartialThreadUpdate = true;
 
-  constructor({ pool, deleteMode = "tombstone", encrypted }: CtxstoreMemoryConfig) {
+  constructor({ pool, deleteMode = "tombstone", encrypted, prepare = true }: CtxstoreMemoryConfig) {
     super();
     this.pool = pool;
     this.deleteMode = deleteMode;
     this.encrypted = encrypted ?? null;
+    this.prepare = prepare;
+  }
+
+  private sql(key: keyof typeof SQL, values?: unknown[]): QueryConfig {
+    return statement("mastra_memory", key, SQL[key], values, this.prepare);
   }
 
   override async init(): Promise<void> {
-    const { rows } = await this.pool.query(SQL.extension);
+    const { rows } = await this.pool.query(this.sql("extension"));
     if (!rows.length) {
       throw fail("INIT", "FAILED", "the ctxstore extension is not installed in this database: run CREATE EXTENSION ctxstore", "SYSTEM");
     }
@@ -246,7 +261,7 @@ export class CtxstoreMemory extends MemoryStorage {
   }
 
   private async readThread(db: Queryable, threadId: string): Promise<Row | undefined> {
-    const { rows } = await db.query(SQL.getThread, [threadId]);
+    const { rows } = await db.query(this.sql("getThread", [threadId]));
     return rows[0];
   }
 
@@ -262,7 +277,7 @@ export class CtxstoreMemory extends MemoryStorage {
     if (!thread.resourceId) throw fail("SAVE_THREAD", "INVALID_ARGS", `thread ${thread.id} needs a resourceId`);
     this.validateMetadataKeys(thread.metadata);
     const now = new Date();
-    await this.pool.query(SQL.saveThread, [
+    await this.pool.query(this.sql("saveThread", [
       thread.id,
       thread.title ?? "",
       thread.resourceId,
@@ -270,7 +285,7 @@ export class CtxstoreMemory extends MemoryStorage {
       (thread.createdAt ? toDate(thread.createdAt) : now).toISOString(),
       (thread.updatedAt ? toDate(thread.updatedAt) : now).toISOString(),
       this.encrypted,
-    ]);
+    ]));
     return { ...thread };
   }
 
@@ -280,10 +295,10 @@ export class CtxstoreMemory extends MemoryStorage {
       const existing = await this.readThread(client, id);
       if (!existing) throw fail("UPDATE_THREAD", "FAILED", `Thread ${id} not found`);
       // the row lock first, then the metadata it guards
-      await client.query(SQL.lockThreadRow, [id]);
+      await client.query(this.sql("lockThreadRow", [id]));
       const locked = (await this.readThread(client, id)) as Row;
       const merged = { ...((locked.metadata as Record<string, unknown>) ?? {}), ...(metadata ?? {}) };
-      await client.query(SQL.updateThread, [id, title ?? null, JSON.stringify(merged)]);
+      await client.query(this.sql("updateThread", [id, title ?? null, JSON.stringify(merged)]));
       return CtxstoreMemory.thread((await this.readThread(client, id)) as Row);
     });
   }
@@ -298,13 +313,13 @@ export class CtxstoreMemory extends MemoryStorage {
       const existing = await this.readThread(client, id);
       if (!existing || (resourceId !== undefined && existing.resource !== resourceId)) return null;
       // (locks the thread without changing it; updatedAt moves only with a change below)
-      await client.query(SQL.lockThreadRow, [id]);
+      await client.query(this.sql("lockThreadRow", [id]));
       const thread = CtxstoreMemory.thread((await this.readThread(client, id)) as Row);
       const metadata = update(thread);
       if (metadata === undefined) return thread;
       this.validateMetadataKeys(metadata);
       // merged, as Mastra's stores patch the thread with what the update returns
-      await client.query(SQL.updateThread, [id, null, JSON.stringify({ ...(thread.metadata ?? {}), ...metadata })]);
+      await client.query(this.sql("updateThread", [id, null, JSON.stringify({ ...(thread.metadata ?? {}), ...metadata })]));
       return CtxstoreMemory.thread((await this.readThread(client, id)) as Row);
     });
   }
@@ -315,7 +330,7 @@ export class CtxstoreMemory extends MemoryStorage {
       if (!row) return;
       try {
         await client.query("SAVEPOINT gone");
-        await client.query(SQL.deleteContext, [row.context_id]);
+        await client.query(this.sql("deleteContext", [row.context_id]));
       } catch (error) {
         // deleted meanwhile by another call: as if this one had
         if ((error as { code?: string }).code !== "42704") throw error;
@@ -342,12 +357,12 @@ export class CtxstoreMemory extends MemoryStorage {
     const offset = perPage === false ? 0 : page * perPage;
     const resource = filter?.resourceId ?? null;
     const contains = JSON.stringify(filter?.metadata ?? {});
-    const { rows } = await this.pool.query(SQL.listThreads, [
+    const { rows } = await this.pool.query(this.sql("listThreads", [
       resource, contains, field === "updatedAt" ? "updated_at" : "created_at", direction === "DESC", limit, offset,
-    ]);
+    ]));
     let total = rows.length ? Number(rows[0].total_count) : 0;
     if (!rows.length && offset > 0) {
-      total = (await this.pool.query(SQL.countThreads, [resource, contains])).rows[0].n as number;
+      total = (await this.pool.query(this.sql("countThreads", [resource, contains]))).rows[0].n as number;
     }
     return {
       threads: rows.map(CtxstoreMemory.thread),
@@ -391,14 +406,14 @@ export class CtxstoreMemory extends MemoryStorage {
 
   private async locate(db: Queryable, ids: string[]): Promise<Located[]> {
     if (!ids.length) return [];
-    const { rows } = await db.query(SQL.locate, [ids]);
+    const { rows } = await db.query(this.sql("locate", [ids]));
     return rows as Located[];
   }
 
   /** The live messages with these ids in Mastra's threads, with their context: one statement. */
   private async readByIds(db: Queryable, ids: string[]): Promise<{ message: MastraDBMessage; contextId: string }[]> {
     if (!ids.length) return [];
-    const { rows } = await db.query(SQL.byIds, [[...new Set(ids)]]);
+    const { rows } = await db.query(this.sql("byIds", [[...new Set(ids)]]));
     return rows.map((row) => ({
       message: CtxstoreMemory.message(row, row.thread_id as string, row.thread_resource as string | null),
       contextId: row.context_id as string,
@@ -447,8 +462,8 @@ export class CtxstoreMemory extends MemoryStorage {
       const id = unique[0] as string;
       const limit = perPage === false ? UNLIMITED : includeTotal ? perPage : perPage + 1;
       const counted = includeTotal && perPage !== false;
-      const { rows } = await this.pool.query(SQL.threadPage,
-        [id, ...bounds, direction === "DESC", limit, offset, ...exclusive, counted]);
+      const { rows } = await this.pool.query(this.sql(counted ? "threadPageCounted" : "threadPage",
+        [id, ...bounds, direction === "DESC", limit, offset, ...exclusive]));
       // (a thread's messages are its resource's: a resourceId equal to the thread's needs no filter)
       if (resourceId === undefined || !rows.length || rows[0].thread_resource === resourceId) {
         paged = true;
@@ -471,7 +486,7 @@ export class CtxstoreMemory extends MemoryStorage {
       for (const id of unique) {
         const t = await this.readThread(this.pool, id);
         if (!t) continue;
-        const { rows } = await this.pool.query(SQL.page, [t.context_id, ...bounds, false, UNLIMITED, 0, ...exclusive]);
+        const { rows } = await this.pool.query(this.sql("page", [t.context_id, ...bounds, false, UNLIMITED, 0, ...exclusive]));
         all.push(...rows.map((r) => CtxstoreMemory.message(r, id, t.resource as string | null)).filter(matches));
       }
       CtxstoreMemory.sorted(all, direction);
@@ -482,10 +497,10 @@ export class CtxstoreMemory extends MemoryStorage {
 
     const included: MastraDBMessage[] = [];
     if (include?.length) {
-      const { rows } = await this.pool.query(SQL.windows, [
+      const { rows } = await this.pool.query(this.sql("windows", [
         include.map((i) => i.id), include.map((i) => Math.max(0, i.withPreviousMessages ?? 0)),
         include.map((i) => Math.max(0, i.withNextMessages ?? 0)),
-      ]);
+      ]));
       for (const row of rows) {
         const m = CtxstoreMemory.message(row, row.thread_id as string, row.thread_resource as string | null);
         if (resourceId === undefined || m.resourceId === resourceId) included.push(m);
@@ -519,7 +534,7 @@ export class CtxstoreMemory extends MemoryStorage {
     }
     const unique = [...byId.values()];
     await withTransaction(this.pool, async (client) => {
-      await client.query(SQL.lockMessages, [unique.map((m) => m.id)]);
+      await client.query(this.sql("lockMessages", [unique.map((m) => m.id)]));
       const contexts = new Map<string, string>();
       for (const threadId of new Set(unique.map((m) => m.threadId as string))) {
         const row = await this.readThread(client, threadId);
@@ -532,17 +547,17 @@ export class CtxstoreMemory extends MemoryStorage {
       const firstTime = new Map<string, Date>();
       const moving = unique.filter((m) => where.has(m.id) && where.get(m.id)?.context_id !== contexts.get(m.threadId as string));
       for (const [contextId, ids] of group(moving, (m) => (where.get(m.id) as Located).context_id)) {
-        const { rows } = await client.query(SQL.getMessages, [contextId, ids.map((m) => m.id)]);
+        const { rows } = await client.query(this.sql("getMessages", [contextId, ids.map((m) => m.id)]));
         for (const row of rows) firstTime.set(row.message_id as string, toDate(row.created_at));
-        await client.query(SQL.purge, [contextId, ids.map((m) => m.id)]);
+        await client.query(this.sql("purge", [contextId, ids.map((m) => m.id)]));
       }
       for (const [threadId, batch] of group(unique, (m) => m.threadId as string)) {
         const contextId = contexts.get(threadId) as string;
         // (an existing message keeps its time, as Mastra's stores keep createdAt)
         const payload = batch.map((m) => saveItem(m, where.get(m.id)?.context_id === contextId
           ? undefined : firstTime.get(m.id) ?? toDate(m.createdAt ?? new Date())));
-        await client.query(SQL.save, [contextId, JSON.stringify(payload)]);
-        await client.query(SQL.touchThread, [threadId]);
+        await client.query(this.sql("save", [contextId, JSON.stringify(payload)]));
+        await client.query(this.sql("touchThread", [threadId]));
       }
     });
     return { messages: CtxstoreMemory.normalized(messages) };
@@ -576,15 +591,15 @@ export class CtxstoreMemory extends MemoryStorage {
         if (threadId !== undefined && threadId !== old.threadId) {
           const target = await this.readThread(client, threadId);
           if (!target) throw fail("UPDATE_MESSAGES", "FAILED", `Thread ${threadId} not found`);
-          await client.query(SQL.purge, [found.contextId, [id]]);
-          await client.query(SQL.save, [target.context_id, JSON.stringify([saveItem(merged, toDate(old.createdAt))])]);
+          await client.query(this.sql("purge", [found.contextId, [id]]));
+          await client.query(this.sql("save", [target.context_id, JSON.stringify([saveItem(merged, toDate(old.createdAt))])]));
           touched.add(threadId);
         } else {
           const item = saveItem(merged);
-          await client.query(SQL.update, [found.contextId, id, item.content, JSON.stringify(item.metadata), item.role]);
+          await client.query(this.sql("update", [found.contextId, id, item.content, JSON.stringify(item.metadata), item.role]));
         }
       }
-      for (const t of touched) await client.query(SQL.touchThread, [t]);
+      for (const t of touched) await client.query(this.sql("touchThread", [t]));
       // (as Mastra's Postgres store returns its rows: the type column, 'v2' unless given)
       return (await this.readByIds(client, messages.map((m) => m.id))).map((f) => ({ ...f.message, type: f.message.type ?? "v2" }));
     });
@@ -595,8 +610,8 @@ export class CtxstoreMemory extends MemoryStorage {
     await withTransaction(this.pool, async (client) => {
       const located = (await this.locate(client, messageIds)).filter((l) => l.thread_id !== null);
       for (const [contextId, ids] of group(located, (l) => l.context_id)) {
-        await client.query(this.deleteMode === "purge" ? SQL.purge : SQL.delete, [contextId, ids.map((l) => l.message_id)]);
-        await client.query(SQL.touchThread, [(ids[0] as Located).thread_id]);
+        await client.query(this.sql(this.deleteMode === "purge" ? "purge" : "delete", [contextId, ids.map((l) => l.message_id)]));
+        await client.query(this.sql("touchThread", [(ids[0] as Located).thread_id]));
       }
     });
   }
@@ -607,17 +622,17 @@ export class CtxstoreMemory extends MemoryStorage {
       const source = await this.readThread(client, sourceThreadId);
       if (!source) throw fail("CLONE_THREAD", "SOURCE_NOT_FOUND", `Source thread with id ${sourceThreadId} not found`);
       const targetId = newThreadId ?? randomUUID();
-      await client.query(SQL.lockThread, [targetId]);
+      await client.query(this.sql("lockThread", [targetId]));
       if (await this.readThread(client, targetId)) {
         throw fail("CLONE_THREAD", "THREAD_EXISTS", `Thread with id ${targetId} already exists`);
       }
       const filter = options?.messageFilter;
-      const { rows } = await client.query(SQL.page, [
+      const { rows } = await client.query(this.sql("page", [
         source.context_id,
         filter?.startDate ? toDate(filter.startDate).toISOString() : null,
         filter?.endDate ? toDate(filter.endDate).toISOString() : null,
         false, UNLIMITED, 0, false, false,
-      ]);
+      ]));
       let copied = rows.map((r) => CtxstoreMemory.message(r, sourceThreadId, source.resource as string | null));
       if (filter?.messageIds?.length) {
         const wanted = new Set(filter.messageIds);
@@ -636,10 +651,10 @@ export class CtxstoreMemory extends MemoryStorage {
         createdAt: now,
         updatedAt: now,
       };
-      const { rows: saved } = await client.query(SQL.saveThread, [
+      const { rows: saved } = await client.query(this.sql("saveThread", [
         thread.id, thread.title, thread.resourceId, JSON.stringify(thread.metadata), now.toISOString(), now.toISOString(),
         this.encrypted,
-      ]);
+      ]));
       const messageIdMap: Record<string, string> = {};
       if (copied.length) {
         const payload = copied.map((m) => {
@@ -647,8 +662,8 @@ export class CtxstoreMemory extends MemoryStorage {
           messageIdMap[m.id] = newId;
           return saveItem({ ...m, id: newId, threadId: targetId, resourceId: thread.resourceId }, toDate(m.createdAt));
         });
-        await client.query(SQL.save, [saved[0].context_id, JSON.stringify(payload)]);
-        await client.query(SQL.touchThread, [thread.id]);
+        await client.query(this.sql("save", [saved[0].context_id, JSON.stringify(payload)]));
+        await client.query(this.sql("touchThread", [thread.id]));
       }
       return { thread, messageIdMap };
     });
@@ -677,7 +692,7 @@ export class CtxstoreMemory extends MemoryStorage {
   }
 
   override async getResourceById({ resourceId }: { resourceId: string }): Promise<StorageResourceType | null> {
-    const { rows } = await this.pool.query(SQL.getResource, [RESOURCES, resourceId]);
+    const { rows } = await this.pool.query(this.sql("getResource", [RESOURCES, resourceId]));
     const value = rows[0]?.value as Row | null | undefined;
     return value ? CtxstoreMemory.resource(resourceId, value) : null;
   }
@@ -685,7 +700,7 @@ export class CtxstoreMemory extends MemoryStorage {
   override async saveResource({ resource }: { resource: StorageResourceType }): Promise<StorageResourceType> {
     this.validateMetadataKeys(resource.metadata);
     try {
-      await this.pool.query(SQL.insertResource, [RESOURCES, resource.id, CtxstoreMemory.stored(resource)]);
+      await this.pool.query(this.sql("insertResource", [RESOURCES, resource.id, CtxstoreMemory.stored(resource)]));
     } catch (error) {
       if ((error as { code?: string }).code === "40001") {
         throw fail("SAVE_RESOURCE", "EXISTS", `resource ${resource.id} already exists: use updateResource`, "USER", error);
@@ -703,7 +718,7 @@ export class CtxstoreMemory extends MemoryStorage {
     this.validateMetadataKeys(metadata);
     // under the value's row lock: concurrent updates from any number of processes apply in turn
     return withTransaction(this.pool, async (client) => {
-      const { rows } = await client.query(SQL.lockResource, [RESOURCES, resourceId]);
+      const { rows } = await client.query(this.sql("lockResource", [RESOURCES, resourceId]));
       const value = (rows[0]?.value ?? {}) as Row;
       const now = new Date();
       const exists = value.createdAt !== undefined;
@@ -716,7 +731,7 @@ export class CtxstoreMemory extends MemoryStorage {
         updatedAt: now,
       };
       if (workingMemory !== undefined) next.workingMemory = workingMemory;
-      await client.query(SQL.putResource, [RESOURCES, resourceId, CtxstoreMemory.stored(next)]);
+      await client.query(this.sql("putResource", [RESOURCES, resourceId, CtxstoreMemory.stored(next)]));
       return next;
     });
   }
@@ -726,10 +741,10 @@ export class CtxstoreMemory extends MemoryStorage {
   /** Deletes every Mastra thread (with its messages) and resource of the connection's tenant. */
   async dangerouslyClearAll(): Promise<void> {
     await withTransaction(this.pool, async (client) => {
-      const { rows } = await client.query(SQL.listThreads, [null, "{}", "created_at", true, UNLIMITED, 0]);
-      for (const row of rows) await client.query(SQL.deleteContext, [row.context_id]);
-      const resources = await client.query(SQL.listResources, [RESOURCES]);
-      for (const row of resources.rows) await client.query(SQL.deleteResource, [RESOURCES, row.key]);
+      const { rows } = await client.query(this.sql("listThreads", [null, "{}", "created_at", true, UNLIMITED, 0]));
+      for (const row of rows) await client.query(this.sql("deleteContext", [row.context_id]));
+      const resources = await client.query(this.sql("listResources", [RESOURCES]));
+      for (const row of resources.rows) await client.query(this.sql("deleteResource", [RESOURCES, row.key]));
     });
   }
 }

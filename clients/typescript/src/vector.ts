@@ -24,10 +24,10 @@ import type {
   UpdateVectorParams,
   UpsertVectorParams,
 } from "@mastra/core/vector";
-import type { Pool, PoolClient } from "pg";
+import type { Pool, PoolClient, QueryConfig } from "pg";
 
 import { ID_KEY, type Json, translate } from "./filter.js";
-import { withTransaction } from "./pool.js";
+import { statement, withTransaction } from "./pool.js";
 
 type Metric = "cosine" | "euclidean" | "dotproduct";
 const METRICS: Record<Metric, string> = { cosine: "cosine", euclidean: "l2", dotproduct: "inner_product" };
@@ -71,14 +71,25 @@ export interface CtxstoreVectorConfig {
   pool: Pool;
   /** The store's id (Mastra's registry key). */
   id?: string;
+  /**
+   * Whether statements are prepared once per pooled connection (named statements; the
+   * default). Turn off behind a pooler that does not keep a session per client.
+   */
+  prepare?: boolean;
 }
 
 export class CtxstoreVector extends MastraVector {
   readonly pool: Pool;
+  readonly prepare: boolean;
 
-  constructor({ pool, id = "ctxstore-vector" }: CtxstoreVectorConfig) {
+  constructor({ pool, id = "ctxstore-vector", prepare = true }: CtxstoreVectorConfig) {
     super({ id });
     this.pool = pool;
+    this.prepare = prepare;
+  }
+
+  private sql(key: keyof typeof SQL, values?: unknown[]): QueryConfig {
+    return statement("mastra_vector", key, SQL[key], values, this.prepare);
   }
 
   private static namespace(indexName: string): string[] {
@@ -86,7 +97,7 @@ export class CtxstoreVector extends MastraVector {
   }
 
   private async info(indexName: string): Promise<IndexInfo> {
-    const { rows } = await this.pool.query(SQL.getIndex, [REGISTRY, indexName]);
+    const { rows } = await this.pool.query(this.sql("getIndex", [REGISTRY, indexName]));
     const value = rows[0]?.value as IndexInfo | null | undefined;
     if (!value) throw new Error(`vector index "${indexName}" does not exist: create it with createIndex`);
     return value;
@@ -150,7 +161,7 @@ export class CtxstoreVector extends MastraVector {
         return;
       }
       try {
-        await this.pool.query(SQL.putIndex, [REGISTRY, indexName, JSON.stringify({ dimension, metric })]);
+        await this.pool.query(this.sql("putIndex", [REGISTRY, indexName, JSON.stringify({ dimension, metric })]));
         return;
       } catch (error) {
         // created concurrently (ctx.put's expected_version 0 refused it): check what is there
@@ -160,21 +171,21 @@ export class CtxstoreVector extends MastraVector {
   }
 
   async listIndexes(): Promise<string[]> {
-    const { rows } = await this.pool.query(SQL.listIndexes, [REGISTRY]);
+    const { rows } = await this.pool.query(this.sql("listIndexes", [REGISTRY]));
     return rows.map((r) => r.key as string);
   }
 
   async describeIndex({ indexName }: DescribeIndexParams): Promise<IndexStats> {
     const info = await this.info(indexName);
-    const { rows } = await this.pool.query(SQL.count, [CtxstoreVector.namespace(indexName)]);
+    const { rows } = await this.pool.query(this.sql("count", [CtxstoreVector.namespace(indexName)]));
     return { dimension: info.dimension, metric: info.metric, count: rows[0]?.n ?? 0 };
   }
 
   async deleteIndex({ indexName }: DeleteIndexParams): Promise<void> {
     const namespace = CtxstoreVector.namespace(indexName);
     await this.transaction(async (client) => {
-      await client.query(SQL.forget, [namespace, JSON.stringify({ namespace })]);
-      await client.query(SQL.deleteIndex, [REGISTRY, indexName]);
+      await client.query(this.sql("forget", [namespace, JSON.stringify({ namespace })]));
+      await client.query(this.sql("deleteIndex", [REGISTRY, indexName]));
     });
   }
 
@@ -196,17 +207,17 @@ export class CtxstoreVector extends MastraVector {
     const unique = [...last.values()];
     const namespace = CtxstoreVector.namespace(indexName);
     await this.transaction(async (client) => {
-      await client.query(SQL.lock, [namespace, unique.map((r) => r.id)]);
+      await client.query(this.sql("lock", [namespace, unique.map((r) => r.id)]));
       if (deleteFilter !== undefined && deleteFilter !== null) {
-        await client.query(SQL.forget, [namespace, CtxstoreVector.scoped(namespace, deleteFilter)]);
+        await client.query(this.sql("forget", [namespace, CtxstoreVector.scoped(namespace, deleteFilter)]));
       }
-      await client.query(SQL.forget, [namespace, CtxstoreVector.idsFilter(namespace, unique.map((r) => r.id))]);
-      await client.query(SQL.remember, [
+      await client.query(this.sql("forget", [namespace, CtxstoreVector.idsFilter(namespace, unique.map((r) => r.id))]));
+      await client.query(this.sql("remember", [
         namespace,
         unique.map((r) => r.id),
         unique.map((r) => r.embedding),
         JSON.stringify(unique.map((r) => r.metadata)),
-      ]);
+      ]));
     });
     return finalIds;
   }
@@ -219,13 +230,13 @@ export class CtxstoreVector extends MastraVector {
     const where = CtxstoreVector.scoped(namespace, filter);
     if (queryVector === undefined) {
       if (!filter || Object.keys(filter).length === 0) throw new Error("a query without queryVector needs a filter");
-      const { rows } = await this.pool.query(SQL.list, [namespace, topK, where, includeVector]);
+      const { rows } = await this.pool.query(this.sql("list", [namespace, topK, where, includeVector]));
       return rows.map((r) => this.result(r, 0, includeVector));
     }
     const vector = CtxstoreVector.checkVector(queryVector, info.dimension, "queryVector");
-    const { rows } = await this.pool.query(SQL.query, [
+    const { rows } = await this.pool.query(this.sql("query", [
       namespace, CtxstoreVector.literal(vector), topK, where, SIMILARITY_ONLY, METRICS[info.metric], includeVector,
-    ]);
+    ]));
     return rows
       .map((r) => this.result(r, Number(r.similarity), includeVector))
       .filter((r) => r.score > minScore);
@@ -256,7 +267,7 @@ export class CtxstoreVector extends MastraVector {
     const namespace = CtxstoreVector.namespace(indexName);
     const where = id !== undefined ? CtxstoreVector.idsFilter(namespace, [String(id)]) : CtxstoreVector.scoped(namespace, filter);
     await this.transaction(async (client) => {
-      const targets = await client.query(SQL.list, [namespace, UNLIMITED, where, true]);
+      const targets = await client.query(this.sql("list", [namespace, UNLIMITED, where, true]));
       if (targets.rows.length === 0) return;
       const rows = targets.rows.map((r) => {
         const { id: vid, metadata } = CtxstoreVector.split(r.metadata);
@@ -266,11 +277,11 @@ export class CtxstoreVector extends MastraVector {
           metadata: { ...(newMetadata ?? metadata), [ID_KEY]: vid },
         };
       });
-      await client.query(SQL.lock, [namespace, rows.map((r) => r.id)]);
-      await client.query(SQL.forget, [namespace, CtxstoreVector.idsFilter(namespace, rows.map((r) => r.id))]);
-      await client.query(SQL.remember, [
+      await client.query(this.sql("lock", [namespace, rows.map((r) => r.id)]));
+      await client.query(this.sql("forget", [namespace, CtxstoreVector.idsFilter(namespace, rows.map((r) => r.id))]));
+      await client.query(this.sql("remember", [
         namespace, rows.map((r) => r.id), rows.map((r) => r.embedding), JSON.stringify(rows.map((r) => r.metadata)),
-      ]);
+      ]));
     });
   }
 
@@ -278,8 +289,8 @@ export class CtxstoreVector extends MastraVector {
     await this.info(indexName);
     const namespace = CtxstoreVector.namespace(indexName);
     await this.transaction(async (client) => {
-      await client.query(SQL.lock, [namespace, [String(id)]]);
-      await client.query(SQL.forget, [namespace, CtxstoreVector.idsFilter(namespace, [String(id)])]);
+      await client.query(this.sql("lock", [namespace, [String(id)]]));
+      await client.query(this.sql("forget", [namespace, CtxstoreVector.idsFilter(namespace, [String(id)])]));
     });
   }
 
@@ -291,6 +302,6 @@ export class CtxstoreVector extends MastraVector {
     await this.info(indexName);
     const namespace = CtxstoreVector.namespace(indexName);
     const where = ids !== undefined ? CtxstoreVector.idsFilter(namespace, ids.map(String)) : CtxstoreVector.scoped(namespace, filter);
-    await this.pool.query(SQL.forget, [namespace, where]);
+    await this.pool.query(this.sql("forget", [namespace, where]));
   }
 }

@@ -263,6 +263,34 @@ describe("CtxstoreMemory in the database", () => {
     }
   });
 
+  it("prepares its statements once per connection, or not at all with prepare: false", async () => {
+    // (one tenant, calls one at a time: each pool runs them on its one connection)
+    const tenant = `ts-${randomUUID()}`;
+    const prepared = new CtxstoreMemory({ pool: tenantPool(tenant) });
+    const unprepared = new CtxstoreMemory({ pool: tenantPool(tenant), prepare: false });
+    const names = async (store: CtxstoreMemory) =>
+      (await store.pool.query("SELECT name FROM pg_prepared_statements WHERE name LIKE 'ctxstore%' ORDER BY name")).rows.map((r) => r.name);
+    try {
+      await prepared.saveThread({ thread: { id: "prep", resourceId: "r", title: "", metadata: {}, createdAt: at(0), updatedAt: at(0) } });
+      await prepared.saveMessages({ messages: Array.from({ length: 12 }, (_, i) => message(`p${i}`, "prep", "r", i, `message ${i}`)) });
+      const calls = [
+        (s: CtxstoreMemory) => s.listMessages({ threadId: "prep", perPage: 5, orderBy: { field: "createdAt", direction: "DESC" } }),
+        (s: CtxstoreMemory) => s.listMessages({ threadId: "prep", perPage: 5, page: 1, includeTotal: false }),
+        (s: CtxstoreMemory) => s.listMessages({ threadId: "prep", perPage: 0, include: [{ id: "p5", withPreviousMessages: 2, withNextMessages: 2 }] }),
+      ];
+      // (each call twice: the plan cache of a named statement changes after its first runs)
+      for (const call of [...calls, ...calls, ...calls]) {
+        expect(plain(await call(prepared))).toEqual(plain(await call(unprepared)));
+      }
+      expect(await names(prepared)).toEqual(expect.arrayContaining(
+        ["ctxstore_mastra_memory_threadPage", "ctxstore_mastra_memory_threadPageCounted", "ctxstore_mastra_memory_windows"]));
+      expect(await names(unprepared)).toEqual([]);
+    } finally {
+      await prepared.pool.end();
+      await unprepared.pool.end();
+    }
+  });
+
   it("sees only Mastra's threads, never another adapter's in the same tenant", async () => {
     const pool = tenantPool();
     const store = new CtxstoreMemory({ pool });

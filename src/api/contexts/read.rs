@@ -426,30 +426,167 @@ fn read_around(
             .into_iter()
             .find(|at| !at.deleted)
             .ok_or_else(|| unknown_message(message_id))?;
-        let mut rows = Vec::new();
-        if before > 0 {
-            let older = scan_newest(client, &view, 0, at.seq - 1, before, Roles::All)?;
-            if let Some(&(oldest, _)) = older.last() {
-                rows.extend(read_range(
-                    client,
-                    &view,
-                    oldest - 1,
-                    at.seq - 1,
-                    None,
-                    Roles::All,
-                )?);
+        window_by_seq(client, &view, &at, before, after)
+    })
+}
+
+/// Up to `before` live messages before `at` in seq order, `at`, and up to `after` after it.
+fn window_by_seq(
+    client: &pgrx::spi::SpiClient<'_>,
+    view: &View,
+    at: &Located,
+    before: i64,
+    after: i64,
+) -> CtxResult<Vec<Row>> {
+    let mut rows = Vec::new();
+    if before > 0 {
+        let older = scan_newest(client, view, 0, at.seq - 1, before, Roles::All)?;
+        if let Some(&(oldest, _)) = older.last() {
+            rows.extend(read_range(
+                client,
+                view,
+                oldest - 1,
+                at.seq - 1,
+                None,
+                Roles::All,
+            )?);
+        }
+    }
+    rows.extend(read_range(
+        client,
+        view,
+        at.seq - 1,
+        view.last_seq,
+        Some(after + 1),
+        Roles::All,
+    )?);
+    Ok(rows)
+}
+
+/// The windows around several messages of the view at once, each message once: for each id,
+/// up to `before[i]` live messages before it, the message, and up to `after[i]` after it, in
+/// the order `order_by` names (`seq`, or `created_at` then seq). Ids the view does not have, or
+/// whose message was deleted, give no window. One view for all, index probes per id.
+#[pg_extern(stable, parallel_safe)]
+fn message_windows(
+    context_id: Option<Uuid>,
+    message_ids: Option<Vec<Option<String>>>,
+    before: Option<Vec<Option<i32>>>,
+    after: Option<Vec<Option<i32>>>,
+    order_by: default!(Option<&str>, "'seq'"),
+) -> SetOfIterator<'static, pgrx::composite_type!('static, "ctx.message")> {
+    served_as_messages(None, context_id, || {
+        read_windows(context_id, message_ids, before, after, order_by)
+    })
+}
+
+fn read_windows(
+    context_id: Option<Uuid>,
+    message_ids: Option<Vec<Option<String>>>,
+    before: Option<Vec<Option<i32>>>,
+    after: Option<Vec<Option<i32>>>,
+    order_by: Option<&str>,
+) -> CtxResult<Vec<Row>> {
+    let context_id = required(context_id, "context_id")?;
+    let ids = message_id_list(message_ids)?;
+    let order = rules::MessageOrder::parse(required(order_by, "order_by")?)?;
+    let before = window_sizes(before, "before", ids.len())?;
+    let after = window_sizes(after, "after", ids.len())?;
+    Spi::connect(|client| {
+        let view = load_view(client, context_id, false)?;
+        let found = locate(client, &view, &ids)?;
+        let mut rows: Vec<Row> = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let Some(at) = found.iter().find(|at| &at.message_id == id && !at.deleted) else {
+                continue;
+            };
+            rows.extend(match order {
+                rules::MessageOrder::Seq => window_by_seq(client, &view, at, before[i], after[i])?,
+                rules::MessageOrder::CreatedAt => {
+                    window_by_created(client, &view, at, before[i], after[i])?
+                }
+            });
+        }
+        match order {
+            rules::MessageOrder::Seq => rows.sort_by_key(|r| r.seq),
+            rules::MessageOrder::CreatedAt => {
+                rows.sort_by_key(|r| (i64::from(r.created_at), r.seq))
             }
         }
-        rows.extend(read_range(
-            client,
-            &view,
-            at.seq - 1,
-            view.last_seq,
-            Some(after + 1),
-            Roles::All,
-        )?);
+        rows.dedup_by_key(|r| r.seq);
         Ok(rows)
     })
+}
+
+/// A per-id window size: as many as there are ids, none NULL or negative.
+fn window_sizes(sizes: Option<Vec<Option<i32>>>, name: &str, ids: usize) -> CtxResult<Vec<i64>> {
+    let sizes = required(sizes, name)?;
+    if sizes.len() != ids {
+        return Err(CtxError::new(
+            ErrorKind::InvalidParameter,
+            format!("{name} has {} elements for {ids} message ids", sizes.len()),
+        )
+        .with_hint(format!("pass one {name} per message id, in the same order")));
+    }
+    sizes
+        .into_iter()
+        .map(|n| non_negative(n.map(i64::from), name))
+        .collect::<CtxResult<Vec<i64>>>()
+}
+
+/// Up to `before` live messages before `at` in (created_at, seq) order, `at`, and up to
+/// `after` after it: two index scans from its created_at, widened only past messages that share
+/// its created_at on the wrong side of it.
+fn window_by_created(
+    client: &pgrx::spi::SpiClient<'_>,
+    view: &View,
+    at: &Located,
+    before: i64,
+    after: i64,
+) -> CtxResult<Vec<Row>> {
+    let key = (i64::from(at.created_at), at.seq);
+    let earlier = |r: &Row| (i64::from(r.created_at), r.seq) <= key;
+    let mut rows = nearest(client, view, at, true, before + 1, earlier)?;
+    if after > 0 {
+        rows.extend(nearest(client, view, at, false, after, |r| !earlier(r))?);
+    }
+    Ok(rows)
+}
+
+/// The `wanted` messages nearest `at`'s created_at on one side (`keep` says which rows are on
+/// it: a created_at tie may sit on either).
+fn nearest(
+    client: &pgrx::spi::SpiClient<'_>,
+    view: &View,
+    at: &Located,
+    descending: bool,
+    wanted: i64,
+    keep: impl Fn(&Row) -> bool,
+) -> CtxResult<Vec<Row>> {
+    let (from, to) = if descending {
+        (TimestampWithTimeZone::negative_infinity(), at.created_at)
+    } else {
+        (at.created_at, TimestampWithTimeZone::positive_infinity())
+    };
+    let mut limit = wanted;
+    loop {
+        let page = list_page(
+            client,
+            view,
+            from,
+            to,
+            rules::MessageOrder::CreatedAt,
+            descending,
+            limit,
+            0,
+        )?;
+        let short = (page.len() as i64) < limit;
+        let kept: Vec<Row> = page.into_iter().filter(|r| keep(r)).collect();
+        if short || kept.len() as i64 >= wanted {
+            return Ok(kept.into_iter().take(wanted as usize).collect());
+        }
+        limit = limit.saturating_mul(2);
+    }
 }
 
 /// How many messages ctx.list_messages would return over [created_from, created_to] with no
