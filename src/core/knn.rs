@@ -96,6 +96,17 @@ pub fn exact_scan_is_cheaper(candidates: f64, want: usize, indexed: f64, ef_sear
     candidates <= GRAPH_VISIT_COST * visited
 }
 
+/// A candidate count above which the HNSW walk is cheaper than the exact scan whatever the
+/// exact count: past `want · indexed / ef_search` candidates the walk visits `ef_search`
+/// tuples (or `want`, the least it visits), and past `GRAPH_VISIT_COST` times that the scan
+/// reads more than the walk costs. Counting
+/// the candidates up to this bound settles `exact_scan_is_cheaper` with the true count.
+pub fn exact_scan_bound(want: usize, indexed: f64, ef_search: usize) -> usize {
+    let sparse = want as f64 * indexed.max(1.0) / ef_search.max(1) as f64;
+    let costly = GRAPH_VISIT_COST * ef_search.max(want) as f64;
+    sparse.max(costly).ceil() as usize + 1
+}
+
 /// Checks an embedding: non-empty, finite, at most MAX_DIMS values.
 pub fn validate(embedding: &[f32], what: &str) -> CtxResult<()> {
     if embedding.is_empty() {
@@ -346,6 +357,26 @@ mod tests {
         assert!(breaks_at(40, 100_000.0) > 2 * breaks_at(10, 100_000.0) - 2);
         // an index missing its statistics (0 rows) counts the candidates themselves
         assert!(!exact_scan_is_cheaper(10_000.0, 10, 0.0, 100));
+    }
+
+    #[test]
+    fn above_the_bound_the_walk_is_always_cheaper() {
+        for want in [1, 4, 10, 40, 200] {
+            for indexed in [0.0, 10.0, 1_000.0, 10_000.0, 100_000.0, 1_000_000.0] {
+                for ef_search in [100, 120, 600, 1000] {
+                    let bound = exact_scan_bound(want, indexed, ef_search);
+                    for c in [bound, bound + 1, 2 * bound, 10 * bound] {
+                        assert!(
+                            !exact_scan_is_cheaper(c as f64, want, indexed, ef_search),
+                            "want {want}, indexed {indexed}, ef {ef_search}, {c} candidates"
+                        );
+                    }
+                }
+            }
+        }
+        // and it is not far above the break-even point: 10 of 100k rows break at 2,646
+        assert_eq!(exact_scan_bound(10, 100_000.0, 100), 10_001);
+        assert_eq!(exact_scan_bound(4, 10_000.0, 100), 701);
     }
 
     #[test]

@@ -423,14 +423,21 @@ macro_rules! segment_rows {
             "FROM unnest($1::uuid[], $2::bigint[], $7::bigint[], $8::timestamptz[])
                   WITH ORDINALITY AS s(cid, hi, lo, since, ord)
              CROSS JOIN LATERAL (
-                  SELECT ", $columns, " FROM ctx.messages m
+                  SELECT ",
+            $columns,
+            " FROM ctx.messages m
                    WHERE m.tenant = $9 AND m.context_id = s.cid
                      AND m.seq > greatest($3, s.lo) AND m.seq <= least(s.hi, $4)
-                     AND m.written_at >= s.since AND (NOT m.deleted OR $6 = 'history') ", $roles, "
+                     AND m.written_at >= s.since AND (NOT m.deleted OR $6 = 'history') ",
+            $roles,
+            "
+                     -- (joined, not `= ANY` of a slice: see listed_where)
                      AND (s.ord = 1 OR NOT EXISTS (
-                          SELECT FROM ctx.messages o
-                           WHERE o.tenant = $9 AND o.context_id = ANY ($1[1:s.ord - 1]) AND o.seq = m.seq))
-                   ORDER BY m.seq ", $order, " LIMIT $5) m"
+                          SELECT FROM unnest($1[1:s.ord - 1]) AS n(cid) JOIN ctx.messages o
+                           ON o.tenant = $9 AND o.context_id = n.cid AND o.seq = m.seq))
+                   ORDER BY m.seq ",
+            $order,
+            " LIMIT $5) m"
         )
     };
 }

@@ -50,9 +50,9 @@ pub(crate) fn locate(
                        JOIN ctx.messages m
                          ON m.tenant = $3 AND m.context_id = s.cid AND m.message_id = i.id
                         AND m.seq <= s.hi AND m.seq > s.lo AND m.written_at >= s.since
-                      WHERE NOT EXISTS (
-                            SELECT FROM ctx.messages o
-                             WHERE o.tenant = $3 AND o.context_id = ANY ($1[1:s.ord - 1]) AND o.seq = m.seq)
+                      WHERE s.ord = 1 OR NOT EXISTS (
+                            SELECT FROM unnest($1[1:s.ord - 1]) AS n(cid) JOIN ctx.messages o
+                             ON o.tenant = $3 AND o.context_id = n.cid AND o.seq = m.seq)
                       ORDER BY s.ord LIMIT 1) w",
         args: &[
             UUIDARRAYOID,
@@ -163,15 +163,30 @@ pub(crate) fn unknown_message(message_id: &str) -> CtxError {
 // ($seq and $created name the columns as the order's index should see them, the other one
 // masked ("m.seq + 0", "(m.created_at + interval '0')"): the planner would otherwise take the
 // other index for its bounds and sort the whole thread.)
+// (A nearer segment's override is found by joining the segments' ids, not by `= ANY` of an
+// array slice: under row-level security a slice is not leakproof, so it could not be an index
+// condition, and the check read every context's message at that seq.)
 macro_rules! listed_where {
     ($seq:literal, $created:literal, $from:literal, $to:literal) => {
         concat!(
-            "m.tenant = $5 AND m.context_id = s.cid AND ", $seq, " > s.lo AND ", $seq, " <= s.hi
+            "m.tenant = $5 AND m.context_id = s.cid AND ",
+            $seq,
+            " > s.lo AND ",
+            $seq,
+            " <= s.hi
                AND m.written_at >= s.since AND NOT m.deleted
-               AND ", $created, " >= ", $from, " AND ", $created, " <= ", $to, "
+               AND ",
+            $created,
+            " >= ",
+            $from,
+            " AND ",
+            $created,
+            " <= ",
+            $to,
+            "
                AND (s.ord = 1 OR NOT EXISTS (
-                    SELECT FROM ctx.messages o
-                     WHERE o.tenant = $5 AND o.context_id = ANY ($1[1:s.ord - 1]) AND o.seq = m.seq))"
+                    SELECT FROM unnest($1[1:s.ord - 1]) AS n(cid) JOIN ctx.messages o
+                     ON o.tenant = $5 AND o.context_id = n.cid AND o.seq = m.seq))"
         )
     };
 }
@@ -244,8 +259,8 @@ macro_rules! counted_where {
             $extra,
             " AND m.created_at >= $6 AND m.created_at <= $7
               AND (s.ord = 1 OR NOT EXISTS (
-                   SELECT FROM ctx.messages o
-                    WHERE o.tenant = $5 AND o.context_id = ANY ($1[1:s.ord - 1]) AND o.seq = m.seq))"
+                   SELECT FROM unnest($1[1:s.ord - 1]) AS n(cid) JOIN ctx.messages o
+                    ON o.tenant = $5 AND o.context_id = n.cid AND o.seq = m.seq))"
         )
     };
 }

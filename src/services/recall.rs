@@ -471,11 +471,21 @@ fn vector_candidates(
         if let Some(schema) = vector_schema(client)? {
             let ef_search = (want * 3).clamp(100, 1000);
             let threshold = crate::gucs::EXACT_RECALL_MAX_CANDIDATES.get();
-            let candidates = estimated_candidates(client, request)?;
-            let exact = match threshold {
+            let exact_for = |candidates: f64| match threshold {
                 t if t < 0 => knn::exact_scan_is_cheaper(candidates, want, indexed_rows, ef_search),
                 t => candidates <= f64::from(t),
             };
+            let mut exact = exact_for(estimated_candidates(client, request)?);
+            if exact && request.scope.filtered {
+                // The planner has no statistics for a metadata filter (jsonb containment): it
+                // guesses a fraction of a percent, even for a filter every row matches, and the
+                // exact scan would then read them all. Count them, as far as it matters.
+                let bound = match threshold {
+                    t if t < 0 => knn::exact_scan_bound(want, indexed_rows, ef_search),
+                    t => t as usize + 1,
+                };
+                exact = exact_for(counted_candidates(client, request, bound)?);
+            }
             if !exact {
                 // (the index returns rows in relaxed order: twice k are re-ranked exactly)
                 let fetch = want.max(2 * request.k);
@@ -500,13 +510,7 @@ pub(crate) fn estimated_candidates(
 ) -> CtxResult<f64> {
     let key = request.scope.cache_key();
     let now = std::time::Instant::now();
-    let cached = ESTIMATES.with(|e| {
-        e.borrow()
-            .get(&key)
-            .filter(|(_, at)| now.duration_since(*at) < ESTIMATE_LIFETIME)
-            .map(|(rows, _)| *rows)
-    });
-    if let Some(rows) = cached {
+    if let Some(rows) = cached_estimate(&key, now) {
         return Ok(rows);
     }
     let sql = format!(
@@ -518,6 +522,20 @@ pub(crate) fn estimated_candidates(
         .and_then(|p| serde_json::from_str::<Value>(&p).ok())
         .and_then(|p| p.pointer("/0/Plan/Plan Rows").and_then(Value::as_f64))
         .unwrap_or(f64::MAX);
+    keep_estimate(key, rows, now);
+    Ok(rows)
+}
+
+fn cached_estimate(key: &str, now: std::time::Instant) -> Option<f64> {
+    ESTIMATES.with(|e| {
+        e.borrow()
+            .get(key)
+            .filter(|(_, at)| now.duration_since(*at) < ESTIMATE_LIFETIME)
+            .map(|(rows, _)| *rows)
+    })
+}
+
+fn keep_estimate(key: String, rows: f64, now: std::time::Instant) {
     ESTIMATES.with(|e| {
         let mut e = e.borrow_mut();
         if e.len() >= ESTIMATES_KEPT {
@@ -528,6 +546,27 @@ pub(crate) fn estimated_candidates(
         }
         e.insert(key, (rows, now));
     });
+}
+
+/// The candidate rows of a filtered scope, counted up to `bound` (a count at the bound means
+/// "at least"), kept like the estimates: a minute per scope and bound.
+fn counted_candidates(
+    client: &mut SpiClient<'_>,
+    request: &RecallRequest,
+    bound: usize,
+) -> CtxResult<f64> {
+    let key = format!("{}\u{1e}{bound}", request.scope.cache_key());
+    let now = std::time::Instant::now();
+    if let Some(rows) = cached_estimate(&key, now) {
+        return Ok(rows);
+    }
+    let sql = format!(
+        "SELECT count(*) FROM (SELECT FROM ctx.memories m WHERE {} LIMIT {bound}) c",
+        request.scope.predicate
+    );
+    let table = client.select(sql.as_str(), Some(1), &request.scope.args())?;
+    let rows = first_value::<i64>(table)?.unwrap_or(0) as f64;
+    keep_estimate(key, rows, now);
     Ok(rows)
 }
 

@@ -203,3 +203,29 @@ SELECT count(*) FILTER (WHERE t.ids <> l.ids) AS l2_differs_from_cosine,
                    WHERE m.metadata @> '{"bucket": 8}' AND m.valid_to IS NULL ORDER BY d LIMIT 10) c) t;
 SELECT ctx.create_vector_index(4000);
 \echo :SQLSTATE
+
+-- A filter every candidate matches, read by an application role: under row-level security the
+-- planner guesses a handful of rows for a metadata condition (where the exact scan would be
+-- cheaper than the graph walk); the recall counts the candidates, as far as it matters, and
+-- takes the index
+SELECT count(ctx.remember('{chat}', 'turn ' || i,
+                          (SELECT array_agg((random() - 0.5)::real) FROM generate_series(1, 32) WHERE i > 0),
+                          '{"source": "chat"}'))
+  FROM generate_series(1, 3000) i;
+CREATE ROLE regress_recall_app;
+SELECT ctx.grant_access('regress_recall_app');
+CREATE FUNCTION pg_temp.planned_rows(sql text) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE plan json;
+BEGIN
+  EXECUTE 'EXPLAIN (FORMAT JSON) ' || sql INTO plan;
+  RETURN (plan -> 0 -> 'Plan' ->> 'Plan Rows')::float8;
+END $$;
+SELECT v AS q1 FROM queries WHERE q = 1 \gset
+SELECT * FROM pg_temp.recall_paths();
+SET ROLE regress_recall_app;
+SELECT pg_temp.planned_rows('SELECT 1 FROM ctx.memories m WHERE m.namespace = ''{chat}'' AND m.valid_to IS NULL AND m.metadata @> ''{"source": "chat"}''') < 100 AS planner_guesses_few;
+SELECT count(*) FROM ctx.recall('{chat}', :'q1'::real[], k => 10, filter => '{"source": "chat"}');
+RESET ROLE;
+DROP OWNED BY regress_recall_app;
+DROP ROLE regress_recall_app;
+SELECT * FROM pg_temp.recall_paths();
