@@ -97,14 +97,14 @@ pub fn exact_scan_is_cheaper(candidates: f64, want: usize, indexed: f64, ef_sear
 }
 
 /// A candidate count above which the HNSW walk is cheaper than the exact scan whatever the
-/// exact count: past `want · indexed / ef_search` candidates the walk visits `ef_search`
-/// tuples (or `want`, the least it visits), and past `GRAPH_VISIT_COST` times that the scan
-/// reads more than the walk costs. Counting
-/// the candidates up to this bound settles `exact_scan_is_cheaper` with the true count.
+/// exact count: with C of N rows the walk visits max(want · N / C, ef_search) tuples (at least
+/// max(want, ef_search) when C exceeds N), so the scan is cheaper only while
+/// C² ≤ GRAPH_VISIT_COST · want · N or C ≤ GRAPH_VISIT_COST · max(ef_search, want). Counting the
+/// candidates up to this bound settles `exact_scan_is_cheaper` with the true count.
 pub fn exact_scan_bound(want: usize, indexed: f64, ef_search: usize) -> usize {
-    let sparse = want as f64 * indexed.max(1.0) / ef_search.max(1) as f64;
-    let costly = GRAPH_VISIT_COST * ef_search.max(want) as f64;
-    sparse.max(costly).ceil() as usize + 1
+    let sparse = (GRAPH_VISIT_COST * want as f64 * indexed.max(1.0)).sqrt();
+    let dense = GRAPH_VISIT_COST * ef_search.max(want) as f64;
+    sparse.max(dense).ceil() as usize + 1
 }
 
 /// Checks an embedding: non-empty, finite, at most MAX_DIMS values.
@@ -374,9 +374,10 @@ mod tests {
                 }
             }
         }
-        // and it is not far above the break-even point: 10 of 100k rows break at 2,646
-        assert_eq!(exact_scan_bound(10, 100_000.0, 100), 10_001);
+        // and it is the break-even point itself: 10 of 100k rows break at 2,646
+        assert_eq!(exact_scan_bound(10, 100_000.0, 100), 2_647);
         assert_eq!(exact_scan_bound(4, 10_000.0, 100), 701);
+        assert_eq!(exact_scan_bound(10, 1_000_000.0, 100), 8_368);
     }
 
     #[test]

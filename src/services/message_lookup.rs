@@ -247,6 +247,87 @@ static LIST_CREATED_DESC: Statement = Statement {
     writes: false,
 };
 
+// The view's live messages on one side of a (created_at, seq) point ($7, $8), nearest first, at
+// most $6: the row comparison is a bound of messages_created_idx, so a tie on created_at costs
+// no more than any other neighbour (a bulk save stamps many messages with one time).
+macro_rules! beside_query {
+    ($cmp:literal, $order:literal) => {
+        concat!(
+            "SELECT m.seq, m.role, m.content, m.metadata, m.tokens, m.created_at, m.context_id,
+                    m.content_enc, m.metadata_enc, m.trace_id, m.message_id, m.revision, m.written_at,
+                    m.deleted
+               FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[])
+                    WITH ORDINALITY AS s(cid, hi, lo, since, ord)
+              CROSS JOIN LATERAL (
+                    SELECT m.seq, m.role, coalesce(m.content, ctx.lz4_decompress(m.content_lz4)) AS content,
+                           m.metadata, m.tokens, m.created_at, m.context_id, m.content_enc, m.metadata_enc,
+                           m.trace_id, m.message_id, m.revision, m.written_at, m.deleted
+                      FROM ctx.messages m
+                     WHERE ",
+            listed_where!(
+                "m.seq + 0",
+                "m.created_at",
+                "'-infinity'::timestamptz",
+                "'infinity'::timestamptz"
+            ),
+            " AND (m.created_at, m.seq) ", $cmp, " ($7, $8)
+                     ORDER BY ", $order, " LIMIT $6) m
+              ORDER BY ", $order, " LIMIT $6"
+        )
+    };
+}
+
+const BESIDE_ARGS: &[BuiltinOid] = &[
+    UUIDARRAYOID,
+    INT8ARRAYOID,
+    INT8ARRAYOID,
+    TIMESTAMPTZARRAYOID,
+    TEXTOID,
+    INT8OID,
+    TIMESTAMPTZOID,
+    INT8OID,
+];
+static UP_TO: Statement = Statement {
+    sql: beside_query!("<=", "m.created_at DESC, m.seq DESC"),
+    args: BESIDE_ARGS,
+    writes: false,
+};
+static AFTER: Statement = Statement {
+    sql: beside_query!(">", "m.created_at, m.seq"),
+    args: BESIDE_ARGS,
+    writes: false,
+};
+
+/// Up to `limit` live messages of the view at or before (`up_to`, newest first) or after
+/// (oldest first) the point (created_at, seq) in (created_at, seq) order.
+pub(crate) fn list_beside(
+    client: &SpiClient<'_>,
+    view: &View,
+    created_at: TimestampWithTimeZone,
+    seq: i64,
+    up_to: bool,
+    limit: i64,
+) -> CtxResult<Vec<Row>> {
+    let statement = if up_to { &UP_TO } else { &AFTER };
+    let (ids, his, los, sinces) = view.segments();
+    let plan = statement.plan(client)?;
+    let table = client.select(
+        &*plan,
+        None,
+        &[
+            ids.into(),
+            his.into(),
+            los.into(),
+            sinces.into(),
+            view.tenant.as_str().into(),
+            limit.into(),
+            created_at.into(),
+            seq.into(),
+        ],
+    )?;
+    rows_of(client, table, view.compacted_through(), true)
+}
+
 // How many live messages of the view have created_at in [$6, $7]: the rows ctx.list_messages
 // pages through, counted per segment from the indexes alone (an index-only scan where the
 // visibility map allows): every entry in range, less the tombstones (their partial index), less

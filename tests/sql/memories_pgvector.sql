@@ -212,6 +212,7 @@ SELECT count(ctx.remember('{chat}', 'turn ' || i,
                           (SELECT array_agg((random() - 0.5)::real) FROM generate_series(1, 32) WHERE i > 0),
                           '{"source": "chat"}'))
   FROM generate_series(1, 3000) i;
+DROP ROLE IF EXISTS regress_recall_app;
 CREATE ROLE regress_recall_app;
 SELECT ctx.grant_access('regress_recall_app');
 CREATE FUNCTION pg_temp.planned_rows(sql text) RETURNS float8 LANGUAGE plpgsql AS $$

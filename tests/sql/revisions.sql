@@ -152,13 +152,14 @@ SELECT c.id = :'tm' AS parent, r.from_, r.to_,
  ORDER BY 1 DESC, 2 NULLS FIRST, 3 NULLS FIRST;
 SELECT ctx.set_retention(:'tmf', max_messages => 2);
 SELECT ctx.count_messages(:'tmf') AS counted, (SELECT count(*) FROM ctx.list_messages(:'tmf')) AS listed;
--- ... and under an age bound, which hides rows by when they were written (older than a second
--- here: the fork's rows so far, not the three appended in this transaction, one then deleted)
-SELECT pg_sleep(1.2);
+-- ... and under an age bound, which hides rows by when they were written (older than two
+-- seconds here: the fork's rows so far, not the three appended in this transaction, one then
+-- deleted)
+SELECT pg_sleep(3);
 BEGIN;
 SELECT count(*) FROM ctx.append_many(:'tmf', '[{"role": "user", "content": "new 1", "message_id": "n1"}, {"role": "user", "content": "new 2", "message_id": "n2"}, {"role": "user", "content": "new 3", "message_id": "n3"}]') AS appended;
 SELECT ctx.delete_messages(:'tmf', '{n2}') AS deleted;
-SELECT ctx.set_retention(:'tmf', max_age => '1 second');
+SELECT ctx.set_retention(:'tmf', max_age => '2 seconds');
 SELECT ctx.count_messages(:'tmf') AS counted, (SELECT count(*) FROM ctx.list_messages(:'tmf')) AS listed;
 COMMIT;
 SELECT ctx.set_retention(:'tmf');
@@ -177,6 +178,18 @@ SELECT count(*) FROM ctx.append_many(:'ti', '[
 SELECT seq, message_id FROM ctx.message_windows(:'ti', '{c}', '{1}', '{1}', 'created_at');
 SELECT seq, message_id FROM ctx.message_windows(:'ti', '{b,d}', '{1,0}', '{0,1}', 'created_at');
 SELECT seq, message_id FROM ctx.message_windows(:'tmf', '{t1,t0}', '{1,0}', '{1,0}', 'created_at');
+-- ... each window is the slice of the (created_at, seq) order around its id: checked against
+-- row_number over ctx.list_messages for every live id and size 0-3, ties and a fork among them
+CREATE FUNCTION pg_temp.ranked(c uuid) RETURNS TABLE (seq bigint, message_id text, r bigint) LANGUAGE sql AS $$
+  SELECT seq, message_id, row_number() OVER (ORDER BY created_at, seq) FROM ctx.list_messages(c, max_rows => 1000)
+$$;
+SELECT c.name, count(*) AS windows_checked,
+       count(*) FILTER (WHERE ARRAY(SELECT seq FROM ctx.message_windows(c.id, ARRAY[t.message_id], ARRAY[b], ARRAY[a], 'created_at'))
+                              IS DISTINCT FROM ARRAY(SELECT x.seq FROM pg_temp.ranked(c.id) x
+                                                      WHERE x.r BETWEEN t.r - b AND t.r + a ORDER BY x.r)) AS differing
+  FROM (VALUES ('fork', :'tmf'::uuid), ('ties', :'ti'::uuid)) c(name, id)
+ CROSS JOIN LATERAL pg_temp.ranked(c.id) t, generate_series(0, 3) b, generate_series(0, 3) a
+ GROUP BY c.name ORDER BY c.name;
 SELECT ctx.count_messages('00000000-0000-0000-0000-000000000000');
 \echo :SQLSTATE
 SELECT * FROM ctx.list_messages(:'tm', order_by => 'tokens');

@@ -47,13 +47,13 @@ const columnsOf = (alias: string) => MESSAGE_COLUMNS.split(", ").map((c) => `${a
 
 const SQL = {
   extension: "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'ctxstore'",
-  getThread: `SELECT * FROM ctx.get_thread($1, ${FRAMEWORK})`,
+  getThread: `SELECT thread_id, context_id, title, resource, metadata, created_at, updated_at FROM ctx.get_thread($1, ${FRAMEWORK})`,
   // (creates the thread; the other statements below never do: a thread deleted meanwhile is 42704)
   saveThread: `SELECT ctx.save_thread($1, $2, $3, $4::jsonb, $5::timestamptz, $6::timestamptz, $7,
                                       framework => ${FRAMEWORK}) AS context_id`,
   updateThread: `SELECT ctx.save_thread($1, $2, NULL, $3::jsonb, framework => ${FRAMEWORK}, create_missing => false) AS context_id`,
   touchThread: `SELECT ctx.save_thread($1, framework => ${FRAMEWORK}, create_missing => false) AS context_id`,
-  listThreads: `SELECT * FROM ctx.list_threads($1, $2::jsonb, $3, $4, $5, $6, framework => ${FRAMEWORK})`,
+  listThreads: `SELECT thread_id, context_id, title, resource, metadata, created_at, updated_at, total_count FROM ctx.list_threads($1, $2::jsonb, $3, $4, $5, $6, framework => ${FRAMEWORK})`,
   countThreads: `SELECT count(*)::int AS n FROM ctx.list_threads($1, $2::jsonb, max_rows => ${UNLIMITED}, framework => ${FRAMEWORK})`,
   deleteContext: "SELECT ctx.delete_context($1::uuid)",
   locate: `SELECT message_id, context_id, thread_id FROM ctx.locate_messages($1::text[], ${FRAMEWORK})`,
@@ -95,7 +95,7 @@ const SQL = {
   // one thread's page with its resource: one statement, no row when the thread is missing,
   // one row with no message when the page is empty (two statements, with and without the
   // total: a generic plan of one with "WHERE $9" counted first and filtered after)
-  threadPage: `WITH g AS (SELECT * FROM ctx.get_thread($1, ${FRAMEWORK}))
+  threadPage: `WITH g AS (SELECT context_id, resource FROM ctx.get_thread($1, ${FRAMEWORK}))
                SELECT g.resource AS thread_resource, NULL::int AS total, ${columnsOf("p")}
                  FROM g
                  LEFT JOIN LATERAL ctx.list_messages(g.context_id,

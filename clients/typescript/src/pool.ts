@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+
 import type { Pool, PoolClient, QueryConfig } from "pg";
 
 /** Runs `work` in one transaction on one pooled connection: committed, or rolled back on error. */
@@ -23,5 +25,18 @@ export async function withTransaction<T>(pool: Pool, work: (client: PoolClient) 
  * survive between transactions.
  */
 export function statement(scope: string, key: string, text: string, values: unknown[] | undefined, prepare: boolean): QueryConfig {
-  return prepare ? { name: `ctxstore_${scope}_${key}`, text, values } : { text, values };
+  return prepare ? { name: statementName(scope, key, text), text, values } : { text, values };
+}
+
+const names = new Map<string, string>();
+
+/** A statement's name: its key and a digest of its text, so that two versions of the adapter
+ * sharing a pool never meet under one name with different texts. */
+function statementName(scope: string, key: string, text: string): string {
+  let name = names.get(text);
+  if (name === undefined) {
+    name = `ctxstore_${scope}_${key}_${createHash("sha256").update(text).digest("hex").slice(0, 12)}`;
+    names.set(text, name);
+  }
+  return name;
 }

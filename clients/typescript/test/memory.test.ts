@@ -278,11 +278,14 @@ describe("CtxstoreMemory in the database", () => {
         (s: CtxstoreMemory) => s.listMessages({ threadId: "prep", perPage: 5, page: 1, includeTotal: false }),
         (s: CtxstoreMemory) => s.listMessages({ threadId: "prep", perPage: 0, include: [{ id: "p5", withPreviousMessages: 2, withNextMessages: 2 }] }),
       ];
-      // (each call twice: the plan cache of a named statement changes after its first runs)
-      for (const call of [...calls, ...calls, ...calls]) {
+      // (generic plans from the first run, as a named statement gets them after its fifth: the
+      // session setting holds on each pool's one connection)
+      for (const store of [prepared, unprepared]) await store.pool.query("SET plan_cache_mode = force_generic_plan");
+      for (const call of [...calls, ...calls]) {
         expect(plain(await call(prepared))).toEqual(plain(await call(unprepared)));
       }
-      expect(await names(prepared)).toEqual(expect.arrayContaining(
+      const prefixes = (await names(prepared)).map((n: string) => n.replace(/_[0-9a-f]{12}$/, ""));
+      expect(prefixes).toEqual(expect.arrayContaining(
         ["ctxstore_mastra_memory_threadPage", "ctxstore_mastra_memory_threadPageCounted", "ctxstore_mastra_memory_windows"]));
       expect(await names(unprepared)).toEqual([]);
     } finally {

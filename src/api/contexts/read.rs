@@ -1,6 +1,8 @@
 //! Reading the active view: the buffer (ctx.messages), the last N (ctx.window), the newest
 //! that fit a token budget (ctx.token_window), and everything ever appended (ctx.history).
 
+use std::collections::HashMap;
+
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::BuiltinOid::*;
 use pgrx::prelude::*;
@@ -494,10 +496,14 @@ fn read_windows(
     let after = window_sizes(after, "after", ids.len())?;
     Spi::connect(|client| {
         let view = load_view(client, context_id, false)?;
-        let found = locate(client, &view, &ids)?;
+        let found: HashMap<String, Located> = locate(client, &view, &ids)?
+            .into_iter()
+            .filter(|at| !at.deleted)
+            .map(|at| (at.message_id.clone(), at))
+            .collect();
         let mut rows: Vec<Row> = Vec::new();
         for (i, id) in ids.iter().enumerate() {
-            let Some(at) = found.iter().find(|at| &at.message_id == id && !at.deleted) else {
+            let Some(at) = found.get(id) else {
                 continue;
             };
             rows.extend(match order {
@@ -524,19 +530,22 @@ fn window_sizes(sizes: Option<Vec<Option<i32>>>, name: &str, ids: usize) -> CtxR
     if sizes.len() != ids {
         return Err(CtxError::new(
             ErrorKind::InvalidParameter,
-            format!("{name} has {} elements for {ids} message ids", sizes.len()),
+            format!(
+                "{name} has {} element(s) for {ids} message id(s)",
+                sizes.len()
+            ),
         )
         .with_hint(format!("pass one {name} per message id, in the same order")));
     }
     sizes
         .into_iter()
-        .map(|n| non_negative(n.map(i64::from), name))
+        .enumerate()
+        .map(|(i, n)| non_negative(n.map(i64::from), &format!("{name}[{}]", i + 1)))
         .collect::<CtxResult<Vec<i64>>>()
 }
 
 /// Up to `before` live messages before `at` in (created_at, seq) order, `at`, and up to
-/// `after` after it: two index scans from its created_at, widened only past messages that share
-/// its created_at on the wrong side of it.
+/// `after` after it: two index scans from its (created_at, seq).
 fn window_by_created(
     client: &pgrx::spi::SpiClient<'_>,
     view: &View,
@@ -544,49 +553,18 @@ fn window_by_created(
     before: i64,
     after: i64,
 ) -> CtxResult<Vec<Row>> {
-    let key = (i64::from(at.created_at), at.seq);
-    let earlier = |r: &Row| (i64::from(r.created_at), r.seq) <= key;
-    let mut rows = nearest(client, view, at, true, before + 1, earlier)?;
+    let mut rows = list_beside(client, view, at.created_at, at.seq, true, before + 1)?;
     if after > 0 {
-        rows.extend(nearest(client, view, at, false, after, |r| !earlier(r))?);
-    }
-    Ok(rows)
-}
-
-/// The `wanted` messages nearest `at`'s created_at on one side (`keep` says which rows are on
-/// it: a created_at tie may sit on either).
-fn nearest(
-    client: &pgrx::spi::SpiClient<'_>,
-    view: &View,
-    at: &Located,
-    descending: bool,
-    wanted: i64,
-    keep: impl Fn(&Row) -> bool,
-) -> CtxResult<Vec<Row>> {
-    let (from, to) = if descending {
-        (TimestampWithTimeZone::negative_infinity(), at.created_at)
-    } else {
-        (at.created_at, TimestampWithTimeZone::positive_infinity())
-    };
-    let mut limit = wanted;
-    loop {
-        let page = list_page(
+        rows.extend(list_beside(
             client,
             view,
-            from,
-            to,
-            rules::MessageOrder::CreatedAt,
-            descending,
-            limit,
-            0,
-        )?;
-        let short = (page.len() as i64) < limit;
-        let kept: Vec<Row> = page.into_iter().filter(|r| keep(r)).collect();
-        if short || kept.len() as i64 >= wanted {
-            return Ok(kept.into_iter().take(wanted as usize).collect());
-        }
-        limit = limit.saturating_mul(2);
+            at.created_at,
+            at.seq,
+            false,
+            after,
+        )?);
     }
+    Ok(rows)
 }
 
 /// How many messages ctx.list_messages would return over [created_from, created_to] with no
