@@ -191,11 +191,10 @@ macro_rules! listed_where {
     };
 }
 
-// A page of the view's live messages with created_at in [$8, $9], in the order asked: each
-// segment contributes its first skip + max_rows through an index (the primary key for seq,
-// messages_created_idx for created_at), then the segments are merged.
-macro_rules! list_query {
-    ($order:literal, $seq:literal, $created:literal) => {
+// The rows of every segment of the view that satisfy `cond`, in `order`: each segment's first
+// `inner` rows through an index, merged, then `outer` (a LIMIT) of the merge.
+macro_rules! segment_rows {
+    (where [$($cond:tt)*], order $order:literal, inner $inner:literal, outer $outer:literal) => {
         concat!(
             "SELECT m.seq, m.role, m.content, m.metadata, m.tokens, m.created_at, m.context_id,
                     m.content_enc, m.metadata_enc, m.trace_id, m.message_id, m.revision, m.written_at,
@@ -207,9 +206,21 @@ macro_rules! list_query {
                            m.metadata, m.tokens, m.created_at, m.context_id, m.content_enc, m.metadata_enc,
                            m.trace_id, m.message_id, m.revision, m.written_at, m.deleted
                       FROM ctx.messages m
-                     WHERE ", listed_where!($seq, $created, "$8", "$9"), "
-                     ORDER BY ", $order, " LIMIT $6 + $7) m
-              ORDER BY ", $order, " LIMIT $6 OFFSET $7"
+                     WHERE ", $($cond)*, "
+                     ORDER BY ", $order, " LIMIT ", $inner, ") m
+              ORDER BY ", $order, " ", $outer
+        )
+    };
+}
+
+// A page of the view's live messages with created_at in [$8, $9], in the order asked: each
+// segment contributes its first skip + max_rows through an index (the primary key for seq,
+// messages_created_idx for created_at), then the segments are merged.
+macro_rules! list_query {
+    ($order:literal, $seq:literal, $created:literal) => {
+        segment_rows!(
+            where [listed_where!($seq, $created, "$8", "$9")],
+            order $order, inner "$6 + $7", outer "LIMIT $6 OFFSET $7"
         )
     };
 }
@@ -252,27 +263,12 @@ static LIST_CREATED_DESC: Statement = Statement {
 // no more than any other neighbour (a bulk save stamps many messages with one time).
 macro_rules! beside_query {
     ($cmp:literal, $order:literal) => {
-        concat!(
-            "SELECT m.seq, m.role, m.content, m.metadata, m.tokens, m.created_at, m.context_id,
-                    m.content_enc, m.metadata_enc, m.trace_id, m.message_id, m.revision, m.written_at,
-                    m.deleted
-               FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[])
-                    WITH ORDINALITY AS s(cid, hi, lo, since, ord)
-              CROSS JOIN LATERAL (
-                    SELECT m.seq, m.role, coalesce(m.content, ctx.lz4_decompress(m.content_lz4)) AS content,
-                           m.metadata, m.tokens, m.created_at, m.context_id, m.content_enc, m.metadata_enc,
-                           m.trace_id, m.message_id, m.revision, m.written_at, m.deleted
-                      FROM ctx.messages m
-                     WHERE ",
-            listed_where!(
-                "m.seq + 0",
-                "m.created_at",
-                "'-infinity'::timestamptz",
-                "'infinity'::timestamptz"
-            ),
-            " AND (m.created_at, m.seq) ", $cmp, " ($7, $8)
-                     ORDER BY ", $order, " LIMIT $6) m
-              ORDER BY ", $order, " LIMIT $6"
+        segment_rows!(
+            where [
+                listed_where!("m.seq + 0", "m.created_at", "'-infinity'::timestamptz", "'infinity'::timestamptz"),
+                " AND (m.created_at, m.seq) ", $cmp, " ($7, $8)"
+            ],
+            order $order, inner "$6", outer "LIMIT $6"
         )
     };
 }
