@@ -143,9 +143,23 @@ pub extern "C-unwind" fn _PG_init() {
             pg_sys::Datum::from(0),
         )
     };
-    // the tenant of the current call is kept per statement; an abort forgets it
+    // the tenant of the current call is kept until the bindings change; an abort forgets it
     unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(
+            Some(services::tenant::on_invalidation),
+            pg_sys::Datum::from(0),
+        );
+        // a role dropped, renamed or created: bindings are by role OID
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::AUTHOID as i32,
+            Some(services::tenant::on_role_change),
+            pg_sys::Datum::from(0),
+        );
         pg_sys::RegisterXactCallback(Some(services::tenant::on_transaction), std::ptr::null_mut());
+        pg_sys::RegisterXactCallback(
+            Some(services::counter_bump::on_transaction),
+            std::ptr::null_mut(),
+        );
         pg_sys::RegisterSubXactCallback(
             Some(services::tenant::on_subtransaction),
             std::ptr::null_mut(),

@@ -15,7 +15,7 @@ if ! as_pg "$isolation_regress" --use-existing --host="$datadir" --port="$port" 
       --dbname=ctxstore_isolation --inputdir="$root/tests/isolation" --outputdir="$work" "${specs[@]}" \
       | tee "$work/isolation.log"; then
   echo "---- regression.diffs (isolation)"; cat "$work/regression.diffs" || true
-  failed=$(grep -Ec '^(test .*\.\.\. FAILED|not ok)' "$work/isolation.log" || true)
+  failed=$(grep -Ec '^(test .*\.\.\. (FAILED|failed|diff)|not ok)' "$work/isolation.log" || true)
   result $((${#specs[@]} - failed)) 0 "$failed" "isolation specs"
   exit 1
 fi

@@ -30,7 +30,7 @@ if ! as_pg "$pg_regress" --use-existing --bindir="$bindir" --host="$datadir" --p
       | tee "$outdir/pg_regress.log"; then
   echo "---- regression.diffs ($server)"; cat "$outdir/regression.diffs" || true
   echo "---- server log ($server)"; tail -n 50 "$datadir/server.log" || true
-  failed=$(grep -Ec '^(test .*\.\.\. FAILED|not ok)' "$outdir/pg_regress.log" || true)
+  failed=$(grep -Ec '^(test .*\.\.\. (FAILED|failed|diff)|not ok)' "$outdir/pg_regress.log" || true)
   result $((${#tests[@]} - failed)) ${#skipped[@]} "$failed" "pg_regress files"
   exit 1
 fi

@@ -7,12 +7,13 @@
 
 use pgrx::pg_sys::BuiltinOid::*;
 use pgrx::prelude::*;
-use pgrx::JsonB;
+use pgrx::{JsonB, Uuid};
 use serde_json::{json, Map, Value};
 
 use crate::error::{CtxError, CtxResult};
 use crate::plans::Statement;
 use crate::services::cluster;
+use crate::services::counter_bump;
 use crate::services::transaction::writing;
 
 static INSERT: Statement = Statement {
@@ -168,7 +169,7 @@ fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
         ));
     }
     let table = keys.remove(0);
-    let (row_key, tenant, changed, restart) = unsafe {
+    let (row_key, tenant, changed, restart, bump) = unsafe {
         let desc = (*data.tg_relation).rd_att;
         let all = columns(desc);
         // the row as it is now (the old one for a DELETE)
@@ -221,8 +222,28 @@ fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
                 ))
             })
             .flatten();
-        (row_key, tenant, changed, restart)
+        // an UPDATE of the seq counter alone: which context, moved by how much
+        let bump = (table == "contexts"
+            && operation == "UPDATE"
+            && changed.iter().any(|c| c == "last_seq")
+            && changed
+                .iter()
+                .all(|c| counter_bump::BUMPED.contains(&c.as_str())))
+        .then(|| {
+            let id = all.iter().find(|c| c.name == "id")?;
+            let seq = all.iter().find(|c| c.name == "last_seq")?;
+            let id = Uuid::from_datum(value(data.tg_newtuple, desc, id)?, false)?;
+            let old = i64::from_datum(value(data.tg_trigtuple, desc, seq)?, false)?;
+            let new = i64::from_datum(value(data.tg_newtuple, desc, seq)?, false)?;
+            Some((id, new - old))
+        })
+        .flatten();
+        (row_key, tenant, changed, restart, bump)
     };
+    // The append's own counter bump: the messages' audit rows record the seqs it took.
+    if bump.is_some_and(|(id, moved)| counter_bump::take(id, moved)) {
+        return Ok(());
+    }
     // A read's bookkeeping is not a change: logging it would write k audit rows per recall
     // (and make every read path pay for the audit trail).
     if operation == "UPDATE"

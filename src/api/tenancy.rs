@@ -15,13 +15,17 @@ fn current_tenant() -> String {
 }
 
 /// Statement trigger on `ctx.tenant_roles`: a binding changed by this backend counts from the
-/// next call on, even within the statement that made it.
+/// next call on, even within the statement that made it; every other backend drops its kept
+/// answer when the change commits (an invalidation of the table's relcache entry, which each
+/// backend reads at its next statement).
 #[pg_trigger(sql = r#"
 CREATE FUNCTION "tenant_roles_changed"() RETURNS trigger LANGUAGE c AS '@MODULE_PATHNAME@', 'tenant_roles_changed_wrapper';
 "#)]
 fn tenant_roles_changed<'a>(
-    _trigger: &'a PgTrigger<'a>,
+    trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, CtxError> {
     tenant::forget();
+    // SAFETY: the trigger's own relation, open for the statement that fired it.
+    unsafe { pg_sys::CacheInvalidateRelcache(trigger.trigger_data().tg_relation) };
     Ok(None)
 }

@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod context_deletion;
 pub mod context_view;
+pub mod counter_bump;
 pub mod embedding_datum;
 pub mod keys;
 pub mod memory_sealing;

@@ -2,14 +2,16 @@
 //! the session's role (ctx.bind_role_to_tenant), else `ctxstore.tenant`, else '' — what
 //! row-level security compares every row's tenant with.
 //!
-//! Every policy and most statements ask for it, so the answer is kept for the rest of the
-//! top-level statement, keyed by everything it depends on: the current and the session role,
-//! the setting; a change of the bindings by this backend, or an aborted transaction or
-//! subtransaction, drops it. A binding another session commits
-//! applies from this session's next statement, as a SQL function reading the table would see
-//! it (its snapshot is the statement's).
+//! Every policy and most statements ask for it, so the answer is kept, keyed by everything it
+//! depends on: the current and the session role, the setting, and the bindings' table, whose
+//! changes reach every backend as an invalidation (the table's statement trigger): this
+//! backend drops its answer at once, the others when the change commits, read at their next
+//! statement — a binding another session commits applies from this session's next statement,
+//! as a SQL function reading the table would see it. An aborted transaction or subtransaction
+//! drops it too. (On a Citus worker, where bindings are role settings, it is kept for one
+//! statement.)
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use pgrx::pg_sys::{self, BuiltinOid::REGROLEOID};
 use pgrx::spi::Spi;
@@ -18,8 +20,8 @@ use crate::error::{CtxError, CtxResult, ErrorKind};
 use crate::plans::{first_value, Statement};
 
 struct Resolved {
-    transaction_start: pg_sys::TimestampTz,
-    statement_start: pg_sys::TimestampTz,
+    /// the statement it is kept for; `None`: until an invalidation
+    statement: Option<(pg_sys::TimestampTz, pg_sys::TimestampTz)>,
     current_user: pg_sys::Oid,
     session_user: pg_sys::Oid,
     setting: Option<Vec<u8>>,
@@ -28,6 +30,10 @@ struct Resolved {
 
 thread_local! {
     static RESOLVED: RefCell<Option<Resolved>> = const { RefCell::new(None) };
+    /// the statement in which an invalidation last dropped the answer
+    static DROPPED_AT: Cell<Option<(pg_sys::TimestampTz, pg_sys::TimestampTz)>> = const { Cell::new(None) };
+    /// the statement that last asked (transaction and statement start)
+    static LAST_STATEMENT: Cell<(pg_sys::TimestampTz, pg_sys::TimestampTz)> = const { Cell::new((0, 0)) };
 }
 
 /// Drops the kept answer: this backend changed ctx.tenant_roles (its statement trigger), so a
@@ -40,6 +46,44 @@ pub fn forget() {
             *kept = None;
         }
     });
+}
+
+/// Relcache invalidation callback (registered in `_PG_init`): any invalidation, the bindings'
+/// table's among them, drops the kept answer (the next call reads the table again).
+pub(crate) unsafe extern "C-unwind" fn on_invalidation(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
+    forget();
+    // SAFETY: reads of the backend's own transaction state.
+    let now = unsafe {
+        (
+            pg_sys::GetCurrentTransactionStartTimestamp(),
+            pg_sys::GetCurrentStatementStartTimestamp(),
+        )
+    };
+    let _ = DROPPED_AT.try_with(|d| d.set(Some(now)));
+}
+
+/// Syscache callback on roles (registered in `_PG_init`): bindings are by role OID, so a role
+/// dropped (and its OID one day reused) or created drops the kept answer too.
+pub(crate) unsafe extern "C-unwind" fn on_role_change(
+    arg: pg_sys::Datum,
+    _cache: std::ffi::c_int,
+    _hash: u32,
+) {
+    unsafe { on_invalidation(arg, pg_sys::Oid::INVALID) };
+}
+
+/// Whether the current statement's snapshot was taken after the last invalidation dropped the
+/// kept answer, so that what it reads of the bindings can be kept beyond the statement: a
+/// snapshot taken earlier (the same statement's, or a repeatable-read transaction's) may not
+/// see the change that was announced.
+fn snapshot_after_drop(statement: (pg_sys::TimestampTz, pg_sys::TimestampTz)) -> bool {
+    match DROPPED_AT.get() {
+        None => true,
+        Some((transaction, _)) if transaction != statement.0 => true,
+        // SAFETY: a read of the transaction's isolation level.
+        Some(_) if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 => false,
+        Some((_, dropped_in)) => dropped_in != statement.1,
+    }
 }
 
 /// Transaction callback (registered in `_PG_init`): an abort forgets the kept answer.
@@ -79,12 +123,20 @@ pub fn current() -> CtxResult<String> {
         )
     };
     let setting = crate::gucs::TENANT.get().map(|s| s.into_bytes());
+    let statement = (transaction_start, statement_start);
+    let kept_for = RESOLVED.with(|r| r.borrow().as_ref().map(|k| k.statement));
+    if kept_for.is_some_and(|kept| kept.is_none()) && LAST_STATEMENT.get() != statement {
+        // A new statement: read the invalidations other backends committed since the last one
+        // (a statement inside a transaction block that holds its locks would not otherwise),
+        // which drops the kept answer if the bindings changed. Cheap when there are none.
+        LAST_STATEMENT.set(statement);
+        unsafe { pg_sys::AcceptInvalidationMessages() };
+    }
     let kept = RESOLVED.with(|r| {
         r.borrow()
             .as_ref()
             .filter(|k| {
-                k.transaction_start == transaction_start
-                    && k.statement_start == statement_start
+                k.statement.is_none_or(|s| s == statement)
                     && k.current_user == current_user
                     && k.session_user == session_user
                     && k.setting == setting
@@ -94,7 +146,8 @@ pub fn current() -> CtxResult<String> {
     if let Some(tenant) = kept {
         return Ok(tenant);
     }
-    let tenant = if crate::services::cluster::on_worker()? {
+    let worker = crate::services::cluster::on_worker()?;
+    let tenant = if worker {
         on_worker(current_user, setting.as_deref())?
     } else {
         match bound_tenant(current_user, session_user)? {
@@ -105,10 +158,10 @@ pub fn current() -> CtxResult<String> {
                 .unwrap_or_default(),
         }
     };
+    LAST_STATEMENT.set(statement);
     RESOLVED.with(|r| {
         *r.borrow_mut() = Some(Resolved {
-            transaction_start,
-            statement_start,
+            statement: (worker || !snapshot_after_drop(statement)).then_some(statement),
             current_user,
             session_user,
             setting,

@@ -317,6 +317,23 @@ BEGIN
     END;
     RAISE NOTICE 'after the rollback: "%"', ctx.current_tenant();
 END $$;
+-- An append's own move of the context's seq counter is logged by its messages' rows (their
+-- seqs), not by a row of its own; every other change of the counter is logged: a direct
+-- UPDATE, by the owner or an application role, alone or beside another column.
+SELECT max(id) AS before FROM ctx.audit_log \gset
+SELECT ctx.append(:'au', 'user', 'one more');
+SELECT count(*) AS appended FROM ctx.append_many(:'au', '[{"role": "user", "content": "two"}, {"role": "assistant", "content": "three"}]');
+SELECT count(*) AS saved FROM ctx.save_messages(:'au', '[{"role": "user", "content": "four", "message_id": "m-four"}]');
+UPDATE ctx.contexts SET last_seq = last_seq + 1 WHERE id = :'au';
+UPDATE ctx.contexts SET last_seq = last_seq - 1, updated_at = now() WHERE id = :'au';
+SET ROLE ctx_tenant_a;
+SELECT ctx.create_context('counter of a') AS ca \gset
+SELECT ctx.append(:'ca', 'user', 'hi');
+UPDATE ctx.contexts SET last_seq = last_seq + 1 WHERE id = :'ca';
+UPDATE ctx.contexts SET last_seq = last_seq + 1, name = 'renamed' WHERE id = :'ca';
+RESET ROLE;
+SELECT table_name, operation, row_key - 'id' - 'context_id' AS row_key, columns
+  FROM ctx.audit_log WHERE id > :before AND table_name IN ('contexts', 'messages') ORDER BY id;
 -- auditing can be switched off per table by an administrator
 SELECT ctx.set_audit('messages', false);
 SELECT count(*) AS before FROM ctx.audit_log WHERE table_name = 'messages' \gset

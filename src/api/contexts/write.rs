@@ -19,6 +19,7 @@ use crate::gucs;
 use crate::plans::Statement;
 use crate::services::cluster;
 use crate::services::context_view::*;
+use crate::services::counter_bump;
 use crate::services::keys;
 use crate::services::metrics;
 use crate::services::pipeline::{ContextTarget, Pipeline, WriteItem};
@@ -126,6 +127,7 @@ fn append_one(
             &APPEND
         };
         let plan = statement.plan(client)?;
+        let _bump = counter_bump::announce(context_id, 1);
         let mut table = client.update(
             &*plan,
             Some(1),
@@ -316,6 +318,7 @@ pub(crate) fn append_processed(
         created,
     } = Columns::of(&kept);
     let plan = APPEND_MANY.plan(client)?;
+    let _bump = counter_bump::announce(context_id, count);
     let table = client.update(
         &*plan,
         None,
@@ -383,6 +386,7 @@ fn reserve(
         writes: true,
     };
     let plan = RESERVE.plan(client)?;
+    let _bump = counter_bump::announce(context_id, count as i64);
     let reserved = client
         .update(
             &*plan,
