@@ -149,6 +149,16 @@ pub extern "C-unwind" fn _PG_init() {
             Some(services::tenant::on_invalidation),
             pg_sys::Datum::from(0),
         );
+        // recall keeps what it reads of the catalog until it changes
+        pg_sys::CacheRegisterRelcacheCallback(
+            Some(services::recall::forget_catalog),
+            pg_sys::Datum::from(0),
+        );
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::TYPEOID as i32,
+            Some(services::recall::forget_catalog_types),
+            pg_sys::Datum::from(0),
+        );
         // a role dropped, renamed or created: bindings are by role OID
         pg_sys::CacheRegisterSyscacheCallback(
             pg_sys::SysCacheIdentifier::AUTHOID as i32,

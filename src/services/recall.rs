@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
+use pgrx::pg_sys;
 use pgrx::pg_sys::BuiltinOid::*;
 use pgrx::spi::SpiClient;
 use pgrx::{JsonB, Uuid};
@@ -213,7 +214,7 @@ fn rank(client: &mut SpiClient<'_>, request: &RecallRequest) -> CtxResult<Vec<Ra
     };
     let metric = match &request.query {
         Some(query) => {
-            let registered = index_metric(client, query.len())?;
+            let registered = kept_index_metric(client, query.len())?;
             let metric = request
                 .metric
                 .or(registered.map(|index| index.metric))
@@ -453,6 +454,85 @@ pub(crate) fn vector_schema(client: &SpiClient<'_>) -> CtxResult<Option<String>>
     first_value(client.select(&*plan, Some(1), &[])?)
 }
 
+/// What recall reads of the catalog on every call — the vector index of a dimension and
+/// pgvector's schema — kept per backend: until any relcache or type invalidation (an index
+/// created or dropped, an ANALYZE's new statistics, an extension moved or dropped) and at most
+/// a minute (a registry row written directly).
+struct CatalogAnswer<T> {
+    at: std::time::Instant,
+    value: T,
+}
+
+thread_local! {
+    static INDEXES: std::cell::RefCell<HashMap<usize, CatalogAnswer<Option<VectorIndex>>>> =
+        std::cell::RefCell::new(HashMap::new());
+    static SCHEMA: std::cell::RefCell<Option<CatalogAnswer<Option<String>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Relcache invalidation callback (registered in `_PG_init`).
+pub(crate) unsafe extern "C-unwind" fn forget_catalog(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
+    let _ = INDEXES.try_with(|k| k.try_borrow_mut().map(|mut k| k.clear()));
+    let _ = SCHEMA.try_with(|k| k.try_borrow_mut().map(|mut k| *k = None));
+}
+
+/// Syscache callback on types (registered in `_PG_init`): pgvector's types moved or dropped.
+pub(crate) unsafe extern "C-unwind" fn forget_catalog_types(
+    arg: pg_sys::Datum,
+    _cache: std::ffi::c_int,
+    _hash: u32,
+) {
+    unsafe { forget_catalog(arg, pg_sys::Oid::INVALID) };
+}
+
+fn fresh<T>(answer: &CatalogAnswer<T>) -> bool {
+    answer.at.elapsed() < ESTIMATE_LIFETIME
+}
+
+/// [`index_metric`], kept (see [`CatalogAnswer`]).
+fn kept_index_metric(client: &SpiClient<'_>, dims: usize) -> CtxResult<Option<VectorIndex>> {
+    if let Some(value) =
+        INDEXES.with(|k| k.borrow().get(&dims).filter(|a| fresh(a)).map(|a| a.value))
+    {
+        return Ok(value);
+    }
+    let value = index_metric(client, dims)?;
+    INDEXES.with(|k| {
+        let mut kept = k.borrow_mut();
+        if kept.len() >= 64 {
+            kept.clear();
+        }
+        kept.insert(
+            dims,
+            CatalogAnswer {
+                at: std::time::Instant::now(),
+                value,
+            },
+        );
+    });
+    Ok(value)
+}
+
+/// [`vector_schema`], kept (see [`CatalogAnswer`]).
+fn kept_vector_schema(client: &SpiClient<'_>) -> CtxResult<Option<String>> {
+    if let Some(value) = SCHEMA.with(|k| {
+        k.borrow()
+            .as_ref()
+            .filter(|a| fresh(a))
+            .map(|a| a.value.clone())
+    }) {
+        return Ok(value);
+    }
+    let value = vector_schema(client)?;
+    SCHEMA.with(|k| {
+        *k.borrow_mut() = Some(CatalogAnswer {
+            at: std::time::Instant::now(),
+            value: value.clone(),
+        })
+    });
+    Ok(value)
+}
+
 /// The ids of the best vector matches: through HNSW when an index of this metric exists and
 /// the candidate set is large, else (or when the index yields too few rows) by an exact scan.
 fn vector_candidates(
@@ -468,7 +548,7 @@ fn vector_candidates(
         .filter(|index| index.metric == metric)
         .and_then(|index| index.rows);
     if let (false, Some(indexed_rows)) = (request.historical, indexed_rows) {
-        if let Some(schema) = vector_schema(client)? {
+        if let Some(schema) = kept_vector_schema(client)? {
             let ef_search = (want * 3).clamp(100, 1000);
             let threshold = crate::gucs::EXACT_RECALL_MAX_CANDIDATES.get();
             let exact_for = |candidates: f64| match threshold {
