@@ -877,6 +877,7 @@ fn recall(
             weights: Weights::from_json(weights.map(|j| j.0).as_ref())?,
             historical: as_of.is_some(),
             metric: metric.map(Metric::parse).transpose()?,
+            with_embedding: include_embedding,
         })
     })()
     .or_raise();

@@ -162,6 +162,9 @@ pub(crate) struct Candidate {
     pub(crate) importance: f32,
     pub(crate) created_at: TimestampWithTimeZone,
     pub(crate) age_secs: f64,
+    /// to the query, when there is one and this memory has an embedding of its dimension
+    pub(crate) similarity: Option<f32>,
+    /// read only when the caller asked for it
     pub(crate) embedding: Option<Vec<f32>>,
     pub(crate) text_rank: f64,
 }
@@ -175,6 +178,8 @@ pub(crate) struct RecallRequest {
     pub(crate) historical: bool,
     /// the caller's metric; None: the one registered for the query's dimension, else cosine
     pub(crate) metric: Option<Metric>,
+    /// whether the answer carries each memory's embedding
+    pub(crate) with_embedding: bool,
 }
 
 /// Vector and text candidates are over-fetched so the hybrid score can reorder them.
@@ -260,16 +265,19 @@ fn rank(client: &mut SpiClient<'_>, request: &RecallRequest) -> CtxResult<Vec<Ra
     }
     keys.sort();
     keys.dedup();
-    let candidates = load_candidates(client, &keys, request.text.as_deref())?;
+    let candidates = load_candidates(
+        client,
+        &keys,
+        request.text.as_deref(),
+        request.query.as_deref().map(|q| (q, metric)),
+        request.with_embedding,
+    )?;
 
     let mut ranked: Vec<Ranked> = candidates
         .into_iter()
         .map(|c| {
-            let similarity = match (&request.query, &c.embedding) {
-                (Some(q), Some(e)) if e.len() == q.len() => Some(metric.similarity(q, e)),
-                (Some(_), _) => Some(0.0),
-                (None, _) => None,
-            };
+            // (no stored embedding, or one of another dimension: 0)
+            let similarity = request.query.as_ref().map(|_| c.similarity.unwrap_or(0.0));
             let score = request.weights.score(
                 similarity.unwrap_or(0.0) as f64,
                 c.text_rank,
@@ -318,23 +326,38 @@ fn access_tracked() -> bool {
     crate::gucs::TRACK_MEMORY_ACCESS.get() && !crate::services::transaction::read_only()
 }
 
+/// The candidates' rows, with their similarity to `query` under its metric, scored in the
+/// statement from the stored bytes (no embedding leaves it).
 pub(crate) fn load_candidates(
     client: &SpiClient<'_>,
     keys: &[(Uuid, i32)],
     text: Option<&str>,
+    query: Option<(&[f32], Metric)>,
+    with_embedding: bool,
 ) -> CtxResult<Vec<Candidate>> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
     static LOAD: Statement = Statement {
         sql: "SELECT m.id, m.version, m.namespace, m.content, m.metadata, m.importance, m.created_at,
-                     extract(epoch FROM now() - m.last_accessed_at)::float8, m.embedding,
+                     extract(epoch FROM now() - m.last_accessed_at)::float8,
+                     CASE WHEN $5::real[] IS NOT NULL
+                          THEN ctx.embedding_similarity(m.embedding, $5::real[]::ctx.embedding, $6::text) END,
+                     CASE WHEN $7 THEN m.embedding END,
                      CASE WHEN $3::text IS NULL THEN 0
                           ELSE ts_rank_cd(m.fts, websearch_to_tsquery('english', $3::text)) END::float8,
                      m.content_enc, m.metadata_enc
                 FROM unnest($1::uuid[], $2::int[]) AS k(id, version)
                 JOIN ctx.memories m ON m.tenant = $4 AND m.id = k.id AND m.version = k.version",
-        args: &[UUIDARRAYOID, INT4ARRAYOID, TEXTOID, TEXTOID],
+        args: &[
+            UUIDARRAYOID,
+            INT4ARRAYOID,
+            TEXTOID,
+            TEXTOID,
+            FLOAT4ARRAYOID,
+            TEXTOID,
+            BOOLOID,
+        ],
         writes: false,
     };
     let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
@@ -351,12 +374,15 @@ pub(crate) fn load_candidates(
                 versions.into(),
                 text.into(),
                 crate::services::tenant::current()?.into(),
+                query.map(|(q, _)| q.to_vec()).into(),
+                query.map(|(_, metric)| metric.name()).into(),
+                with_embedding.into(),
             ],
         )?
         .map(|row| {
             let id: Uuid = required(row.get(1)?, "id")?;
             let namespace: Vec<String> = required(row.get(3)?, "namespace")?;
-            let (content, metadata) = match row.get::<Vec<u8>>(11)? {
+            let (content, metadata) = match row.get::<Vec<u8>>(12)? {
                 Some(sealed) => {
                     let data_key = match data_keys.get(&namespace) {
                         Some(k) => *k,
@@ -381,7 +407,7 @@ pub(crate) fn load_candidates(
                         &memory_aad(id, "memories.content"),
                         &format!("memory {id}"),
                     )?;
-                    let metadata = match row.get::<Vec<u8>>(12)? {
+                    let metadata = match row.get::<Vec<u8>>(13)? {
                         Some(m) => open_memory_metadata(&data_key, id, &m)?,
                         None => json!({}),
                     };
@@ -400,8 +426,9 @@ pub(crate) fn load_candidates(
                 importance: required(row.get(6)?, "importance")?,
                 created_at: required(row.get(7)?, "created_at")?,
                 age_secs: row.get(8)?.unwrap_or(0.0),
-                embedding: row.get::<Embedding>(9)?.map(|e| e.0),
-                text_rank: row.get(10)?.unwrap_or(0.0),
+                similarity: row.get(9)?,
+                embedding: row.get::<Embedding>(10)?.map(|e| e.0),
+                text_rank: row.get(11)?.unwrap_or(0.0),
             })
         })
         .collect()
@@ -567,10 +594,18 @@ fn vector_candidates(
                 exact = exact_for(counted_candidates(client, request, bound)?);
             }
             if !exact {
-                // (the index returns rows in relaxed order: twice k are re-ranked exactly)
+                // (the index returns rows in relaxed order: twice k are re-ranked exactly, in
+                // the statement, which returns the best `want`)
                 let fetch = want.max(2 * request.k);
-                let found =
-                    hnsw_candidates(client, request, query, metric, &schema, fetch, ef_search)?;
+                let found = hnsw_candidates(
+                    client,
+                    request,
+                    query,
+                    metric,
+                    &schema,
+                    (fetch, want),
+                    ef_search,
+                )?;
                 if found.len() >= want.min(request.k) {
                     metrics::count(Counter::RecallsHnsw, 1);
                     return Ok(found);
@@ -666,19 +701,31 @@ fn hnsw_candidates(
     query: &[f32],
     metric: Metric,
     schema: &str,
-    want: usize,
+    (fetch, keep): (usize, usize),
     ef_search: usize,
 ) -> CtxResult<Vec<(Uuid, i32)>> {
     let dims = query.len();
     let (_, operator) = metric.pgvector_opclass();
-    let sql = format!(
-        "SELECT m.id, m.version FROM ctx.memories m
+    let q = request.scope.next_param();
+    let walk = format!(
+        "SELECT m.id, m.version, m.embedding FROM ctx.memories m
           WHERE {} AND ctx.embedding_dims(m.embedding) = {dims} AND m.valid_to IS NULL
           ORDER BY (m.embedding::{schema}.vector({dims})) OPERATOR({schema}.{operator}) (${q}::{schema}.vector({dims}))
-          LIMIT {want}",
+          LIMIT {fetch}",
         request.scope.predicate,
-        q = request.scope.next_param(),
     );
+    // the walk's rows re-ranked by their exact similarity, read in place: only the best `keep`
+    // leave the statement
+    let sql = if keep < fetch {
+        format!(
+            "SELECT c.id, c.version FROM ({walk}) c
+              ORDER BY ctx.embedding_similarity(c.embedding, ${q}, '{metric}') DESC NULLS LAST, c.id
+              LIMIT {keep}",
+            metric = metric.name(),
+        )
+    } else {
+        format!("SELECT c.id, c.version FROM ({walk}) c")
+    };
     let mut args = request.scope.args();
     args.push(Embedding(query.to_vec()).into());
     // Iterative scans keep walking the graph until enough rows pass the filter. The plan is
@@ -786,6 +833,7 @@ pub(crate) fn recall_for_assembly(
         weights: Weights::default(),
         historical: false,
         metric: None,
+        with_embedding: false,
     };
     Ok(run_recall(client, &request)?
         .into_iter()
