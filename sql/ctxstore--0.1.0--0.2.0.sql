@@ -3506,10 +3506,17 @@ ALTER FUNCTION ctx.message_windows(uuid, text[], integer[], integer[], text) SET
 ALTER FUNCTION ctx.count_messages(uuid, timestamptz, timestamptz) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION ctx.audit_trigger() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
--- (after the function section) ctx.current_tenant is native now (it keeps its answer for the
--- statement): a binding this backend changes counts at once.
+-- (after the function section) ctx.current_tenant is native now (it keeps its answer until the
+-- bindings change): a binding change counts at once here, and in other backends from their
+-- next statement.
 CREATE TRIGGER bindings_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ctx.tenant_roles
     FOR EACH STATEMENT EXECUTE FUNCTION ctx.tenant_roles_changed();
+-- (row by row too: logical replication's apply fires row triggers only; both fire always, in
+-- replica mode as well — a change that sent no invalidation would leave kept answers stale)
+CREATE TRIGGER binding_changed AFTER INSERT OR UPDATE OR DELETE ON ctx.tenant_roles
+    FOR EACH ROW EXECUTE FUNCTION ctx.tenant_roles_changed();
+ALTER TABLE ctx.tenant_roles ENABLE ALWAYS TRIGGER bindings_changed;
+ALTER TABLE ctx.tenant_roles ENABLE ALWAYS TRIGGER binding_changed;
 
 -- (after the function section) Any change of the processor registry, direct writes too, makes
 -- every backend reload it.

@@ -102,9 +102,16 @@ GRANT SELECT ON ctx.metrics TO pg_monitor;
 -- Any change of the processor registry, direct writes too, makes every backend reload it.
 CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ctx.processor_registry
     FOR EACH STATEMENT EXECUTE FUNCTION ctx.processor_registry_changed();
--- A binding changed in this backend counts at once (ctx.current_tenant keeps its answer).
+-- A binding change counts at once in this backend, and in the others from their next statement
+-- (ctx.current_tenant keeps its answer until then).
 CREATE TRIGGER bindings_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ctx.tenant_roles
     FOR EACH STATEMENT EXECUTE FUNCTION ctx.tenant_roles_changed();
+-- (row by row too: logical replication's apply fires row triggers only; both fire always, in
+-- replica mode as well — a change that sent no invalidation would leave kept answers stale)
+CREATE TRIGGER binding_changed AFTER INSERT OR UPDATE OR DELETE ON ctx.tenant_roles
+    FOR EACH ROW EXECUTE FUNCTION ctx.tenant_roles_changed();
+ALTER TABLE ctx.tenant_roles ENABLE ALWAYS TRIGGER bindings_changed;
+ALTER TABLE ctx.tenant_roles ENABLE ALWAYS TRIGGER binding_changed;
 
 -- Reads of a page or of messages by id keep their statements prepared: a generic plan each
 -- call. (Their custom plans look cheaper, so the plan cache would keep choosing them, and plan

@@ -235,13 +235,15 @@ fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
             let id = Uuid::from_datum(value(data.tg_newtuple, desc, id)?, false)?;
             let old = i64::from_datum(value(data.tg_trigtuple, desc, seq)?, false)?;
             let new = i64::from_datum(value(data.tg_newtuple, desc, seq)?, false)?;
-            Some((id, new - old))
+            // the command that wrote this row version
+            let command = pg_sys::HeapTupleHeaderGetCmin((*data.tg_newtuple).t_data);
+            Some((id, new - old, command))
         })
         .flatten();
         (row_key, tenant, changed, restart, bump)
     };
     // The append's own counter bump: the messages' audit rows record the seqs it took.
-    if bump.is_some_and(|(id, moved)| counter_bump::take(id, moved)) {
+    if bump.is_some_and(|(id, moved, command)| counter_bump::take(id, moved, command)) {
         return Ok(());
     }
     // A read's bookkeeping is not a change: logging it would write k audit rows per recall

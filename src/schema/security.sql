@@ -23,7 +23,7 @@ SELECT pg_catalog.pg_extension_config_dump('ctx.data_keys', '');
 -- Tenant isolation: every data table holds its tenant, and row-level security limits reads
 -- and writes to the session's. Table owners and roles with BYPASSRLS are not limited. (The
 -- policies call ctx.current_tenant() without a subquery: a table distributed by tenant refuses
--- a policy with one, and the function is native and keeps its answer for the statement.)
+-- a policy with one, and the function is native and keeps its answer until the bindings change.)
 DO $$
 DECLARE t text;
 BEGIN

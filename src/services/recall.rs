@@ -614,7 +614,12 @@ fn vector_candidates(
         }
     }
     metrics::count(Counter::RecallsExact, 1);
-    exact_candidates(client, request, query, metric, want)
+    // pgvector's operator needs the casts to its type, made with the index of this metric
+    let scored_by_pgvector = match indexed_rows {
+        Some(_) => kept_vector_schema(client)?,
+        None => None,
+    };
+    exact_candidates(client, request, query, metric, want, scored_by_pgvector)
 }
 
 /// The planner's estimate of the candidate rows (a namespace holds one embedding dimension),
@@ -775,14 +780,16 @@ fn exact_candidates(
     query: &[f32],
     metric: Metric,
     want: usize,
+    pgvector_schema: Option<String>,
 ) -> CtxResult<Vec<(Uuid, i32)>> {
     let (dims, q) = (query.len(), request.scope.next_param());
-    // With pgvector, its operator scores the rows (a C call per row: a third less than ours
-    // through the extension's function layer, measured on 1,000 rows); `+ 0` keeps the vector
-    // index out of an exact scan. Both order by the same distance.
-    let order = match kept_vector_schema(client)? {
+    // With pgvector and an index of this metric (whose casts it needs), pgvector's operator
+    // scores the rows (a C call per row: a third less than ours through the extension's
+    // function layer, measured on 1,000 rows); `+ 0` keeps the vector index out of an exact
+    // scan. Both order by the same distance (a zero vector aside: NaN for pgvector, last).
+    let order = match pgvector_schema {
         Some(schema) => format!(
-            "((m.embedding::{schema}.vector({dims})) OPERATOR({schema}.{operator}) (${q}::{schema}.vector({dims}))) + 0",
+            "((m.embedding::{schema}.vector({dims})) OPERATOR({schema}.{operator}) (${q}::{schema}.vector({dims}))) OPERATOR(pg_catalog.+) 0::pg_catalog.float8",
             operator = metric.pgvector_opclass().1,
         ),
         None => format!(

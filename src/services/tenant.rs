@@ -4,12 +4,13 @@
 //!
 //! Every policy and most statements ask for it, so the answer is kept, keyed by everything it
 //! depends on: the current and the session role, the setting, and the bindings' table, whose
-//! changes reach every backend as an invalidation (the table's statement trigger): this
-//! backend drops its answer at once, the others when the change commits, read at their next
-//! statement — a binding another session commits applies from this session's next statement,
-//! as a SQL function reading the table would see it. An aborted transaction or subtransaction
-//! drops it too. (On a Citus worker, where bindings are role settings, it is kept for one
-//! statement.)
+//! changes reach every backend as an invalidation (the table's triggers): this backend drops
+//! its answer at once, the others when the change commits, read at their next statement, and
+//! the bindings are read with the latest snapshot (as the catalog caches read theirs): a
+//! binding another session commits applies from this session's next statement, in any
+//! isolation level and inside a cursor's fetch too. An aborted transaction or subtransaction
+//! drops it as well. (On a Citus worker, where bindings are role settings, and in a parallel
+//! operation, it is kept for one statement.)
 
 use std::cell::{Cell, RefCell};
 
@@ -18,6 +19,8 @@ use pgrx::spi::Spi;
 
 use crate::error::{CtxError, CtxResult, ErrorKind};
 use crate::plans::{first_value, Statement};
+use pgrx::FromDatum;
+use std::ffi::CStr;
 
 struct Resolved {
     /// the statement it is kept for; `None`: until an invalidation
@@ -30,8 +33,6 @@ struct Resolved {
 
 thread_local! {
     static RESOLVED: RefCell<Option<Resolved>> = const { RefCell::new(None) };
-    /// the statement in which an invalidation last dropped the answer
-    static DROPPED_AT: Cell<Option<(pg_sys::TimestampTz, pg_sys::TimestampTz)>> = const { Cell::new(None) };
     /// the statement that last asked (transaction and statement start)
     static LAST_STATEMENT: Cell<(pg_sys::TimestampTz, pg_sys::TimestampTz)> = const { Cell::new((0, 0)) };
 }
@@ -52,14 +53,6 @@ pub fn forget() {
 /// table's among them, drops the kept answer (the next call reads the table again).
 pub(crate) unsafe extern "C-unwind" fn on_invalidation(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
     forget();
-    // SAFETY: reads of the backend's own transaction state.
-    let now = unsafe {
-        (
-            pg_sys::GetCurrentTransactionStartTimestamp(),
-            pg_sys::GetCurrentStatementStartTimestamp(),
-        )
-    };
-    let _ = DROPPED_AT.try_with(|d| d.set(Some(now)));
 }
 
 /// Syscache callback on roles (registered in `_PG_init`): bindings are by role OID, so a role
@@ -70,20 +63,6 @@ pub(crate) unsafe extern "C-unwind" fn on_role_change(
     _hash: u32,
 ) {
     unsafe { on_invalidation(arg, pg_sys::Oid::INVALID) };
-}
-
-/// Whether the current statement's snapshot was taken after the last invalidation dropped the
-/// kept answer, so that what it reads of the bindings can be kept beyond the statement: a
-/// snapshot taken earlier (the same statement's, or a repeatable-read transaction's) may not
-/// see the change that was announced.
-fn snapshot_after_drop(statement: (pg_sys::TimestampTz, pg_sys::TimestampTz)) -> bool {
-    match DROPPED_AT.get() {
-        None => true,
-        Some((transaction, _)) if transaction != statement.0 => true,
-        // SAFETY: a read of the transaction's isolation level.
-        Some(_) if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 => false,
-        Some((_, dropped_in)) => dropped_in != statement.1,
-    }
 }
 
 /// Transaction callback (registered in `_PG_init`): an abort forgets the kept answer.
@@ -161,7 +140,8 @@ pub fn current() -> CtxResult<String> {
     LAST_STATEMENT.set(statement);
     RESOLVED.with(|r| {
         *r.borrow_mut() = Some(Resolved {
-            statement: (worker || !snapshot_after_drop(statement)).then_some(statement),
+            // (in parallel mode the bindings were read with the statement's snapshot)
+            statement: (worker || unsafe { pg_sys::IsInParallelMode() }).then_some(statement),
             current_user,
             session_user,
             setting,
@@ -227,23 +207,62 @@ fn bound_tenant(current_user: pg_sys::Oid, session_user: pg_sys::Oid) -> CtxResu
 }
 
 fn read_binding(current_user: pg_sys::Oid, session_user: pg_sys::Oid) -> CtxResult<Option<String>> {
-    static BOUND: Statement = Statement {
-        sql:
-            "SELECT coalesce(
-                  (SELECT t.tenant FROM ctx.tenant_roles t WHERE t.role OPERATOR(pg_catalog.=) $1),
-                  (SELECT t.tenant FROM ctx.tenant_roles t WHERE t.role OPERATOR(pg_catalog.=) $2))",
-        args: &[REGROLEOID, REGROLEOID],
-        writes: false,
-    };
-    Spi::connect(|client| {
-        let plan = BOUND.plan(client)?;
-        // SAFETY: role OIDs passed as regrole, the type of the column they are compared with.
-        let args = unsafe {
-            [
-                pgrx::datum::DatumWithOid::new(current_user, REGROLEOID.value()),
-                pgrx::datum::DatumWithOid::new(session_user, REGROLEOID.value()),
-            ]
-        };
-        first_value::<String>(client.select(&*plan, Some(1), &args)?)
+    const BOUND: &CStr = c"SELECT coalesce(
+          (SELECT t.tenant FROM ctx.tenant_roles t WHERE t.role OPERATOR(pg_catalog.=) $1),
+          (SELECT t.tenant FROM ctx.tenant_roles t WHERE t.role OPERATOR(pg_catalog.=) $2))";
+    thread_local! {
+        static PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
+    }
+    Spi::connect(|_client| {
+        // SAFETY: SPI is connected; the plan is kept for the backend's life (the plan cache
+        // revalidates it); the values are role OIDs passed as regrole; the result is copied
+        // out before SPI's memory goes.
+        unsafe {
+            let mut plan = PLAN.get();
+            if plan.is_null() {
+                let mut types = [REGROLEOID.value(), REGROLEOID.value()];
+                plan = pg_sys::SPI_prepare(BOUND.as_ptr(), 2, types.as_mut_ptr());
+                if plan.is_null() || pg_sys::SPI_keepplan(plan) != 0 {
+                    return Err(CtxError::internal("could not prepare the bindings' lookup"));
+                }
+                PLAN.set(plan);
+            }
+            let mut values = [
+                pg_sys::Datum::from(current_user),
+                pg_sys::Datum::from(session_user),
+            ];
+            let nulls = [b' ' as std::ffi::c_char; 2];
+            // The latest committed bindings, whatever the caller's snapshot (a cursor's, a
+            // repeatable-read transaction's), as the catalog caches read theirs: the answer is
+            // kept until the next invalidation. (A parallel operation cannot take a snapshot:
+            // the statement's, and the answer is kept for the statement only.)
+            let snapshot = if pg_sys::IsInParallelMode() {
+                std::ptr::null_mut()
+            } else {
+                pg_sys::GetLatestSnapshot()
+            };
+            let rc = pg_sys::SPI_execute_snapshot(
+                plan,
+                values.as_mut_ptr(),
+                nulls.as_ptr(),
+                snapshot,
+                std::ptr::null_mut(),
+                true,
+                false,
+                1,
+            );
+            if rc != pg_sys::SPI_OK_SELECT as i32 {
+                return Err(CtxError::internal(format!(
+                    "the bindings' lookup failed (SPI code {rc})"
+                )));
+            }
+            let table = pg_sys::SPI_tuptable;
+            if table.is_null() || pg_sys::SPI_processed == 0 {
+                return Ok(None);
+            }
+            let mut is_null = false;
+            let datum = pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, 1, &mut is_null);
+            Ok(String::from_datum(datum, is_null))
+        }
     })
 }

@@ -31,6 +31,14 @@ SELECT count(ctx.remember('{bench}', 'memory ' || i,
                           (SELECT array_agg((random() - 0.5)::real) FROM generate_series(1, 32) WHERE i > 0),
                           jsonb_build_object('bucket', i % 100)))
   FROM generate_series(1, 20000) i;
+-- pgvector installed, no index registered (so none of its casts): the exact path scores with
+-- ctxstore's own function, whatever casts exist
+SET client_min_messages = warning;
+DROP CAST IF EXISTS (ctx.embedding AS vector);
+RESET client_min_messages;
+SELECT count(*) AS exact_without_index
+  FROM ctx.recall('{bench}', (SELECT array_agg(0.1::real) FROM generate_series(1, 32)), k => 3);
+SELECT * FROM pg_temp.recall_paths();
 SELECT ctx.create_vector_index(32);
 SELECT ctx.create_vector_index(32, 'cosine');
 -- the registry row without its index (as after pg_dump / pg_restore): creating it again rebuilds it

@@ -334,6 +334,24 @@ UPDATE ctx.contexts SET last_seq = last_seq + 1, name = 'renamed' WHERE id = :'c
 RESET ROLE;
 SELECT table_name, operation, row_key - 'id' - 'context_id' AS row_key, columns
   FROM ctx.audit_log WHERE id > :before AND table_name IN ('contexts', 'messages') ORDER BY id;
+-- An attacker's function that the append's statement calls (through the caller's search_path:
+-- an exact match of cardinality(uuid[]) wins over pg_catalog's) and that moves the counter by
+-- the same count, first: its UPDATE is another command, so it is logged; the append's own
+-- bump is still taken for the one announced.
+CREATE SCHEMA regress_evil;
+CREATE FUNCTION regress_evil.cardinality(uuid[]) RETURNS int LANGUAGE sql AS $$
+  UPDATE ctx.contexts SET last_seq = last_seq + 1 WHERE name = 'renamed';
+  SELECT 0 $$;
+SELECT max(id) AS before FROM ctx.audit_log \gset
+-- (a new session: this one has the append's statement prepared already)
+\c
+SET search_path = regress_evil, public;
+SELECT ctx.append(:'ca', 'user', 'hijacked') AS seq;
+RESET search_path;
+SELECT last_seq FROM ctx.contexts WHERE id = :'ca';
+SELECT table_name, operation, row_key - 'id' - 'context_id' AS row_key, columns
+  FROM ctx.audit_log WHERE id > :before AND table_name IN ('contexts', 'messages') ORDER BY id;
+DROP SCHEMA regress_evil CASCADE;
 -- auditing can be switched off per table by an administrator
 SELECT ctx.set_audit('messages', false);
 SELECT count(*) AS before FROM ctx.audit_log WHERE table_name = 'messages' \gset

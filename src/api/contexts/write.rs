@@ -127,7 +127,8 @@ fn append_one(
             &APPEND
         };
         let plan = statement.plan(client)?;
-        let _bump = counter_bump::announce(context_id, 1);
+        let tenant = tenant::current()?;
+        let bump = counter_bump::announce(context_id, 1);
         let mut table = client.update(
             &*plan,
             Some(1),
@@ -138,9 +139,10 @@ fn append_one(
                 JsonB(incoming.item.stamped_metadata()).into(),
                 message_id.into(),
                 created_at.into(),
-                tenant::current()?.into(),
+                tenant.into(),
             ],
         )?;
+        drop(bump);
         let Some(row) = table.next() else {
             load_view(client, context_id, false)?; // an unknown context says so
             return Err(taken(message_id.unwrap_or_default()));
@@ -318,7 +320,8 @@ pub(crate) fn append_processed(
         created,
     } = Columns::of(&kept);
     let plan = APPEND_MANY.plan(client)?;
-    let _bump = counter_bump::announce(context_id, count);
+    let tenant = tenant::current()?;
+    let bump = counter_bump::announce(context_id, count);
     let table = client.update(
         &*plan,
         None,
@@ -330,9 +333,10 @@ pub(crate) fn append_processed(
             count.into(),
             ids.clone().into(),
             created.into(),
-            tenant::current()?.into(),
+            tenant.into(),
         ],
     )?;
+    drop(bump);
     appended_rows(client, context_id, &ids, table)
 }
 
