@@ -804,10 +804,10 @@ LANGUAGE sql STABLE AS $body$
 $body$;
 
 -- Where messages live, by id alone: for each live message with one of these ids, the context
--- that holds it (not the forks that inherit it) and that context's thread id, if it has one.
--- (Frameworks such as Mastra address a message by its id without its thread.)
+-- that holds it (not the forks that inherit it), that context's thread id, if it has one, and its
+-- resource. (Frameworks such as Mastra address a message by its id without its thread.)
 CREATE FUNCTION ctx.locate_messages(message_ids text[], framework text DEFAULT NULL)
-RETURNS TABLE(message_id text, context_id uuid, thread_id text)
+RETURNS TABLE(message_id text, context_id uuid, thread_id text, resource text)
 LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $body$
 DECLARE
     caller_tenant text := ctx.current_tenant();
@@ -817,9 +817,10 @@ BEGIN
             HINT = 'pass the ids as a text[]';
     END IF;
     RETURN QUERY
-    SELECT m.message_id, m.context_id, t.thread_id
+    SELECT m.message_id, m.context_id, t.thread_id, c.resource
       FROM ctx.messages m
-      LEFT JOIN ctx.threads t ON t.tenant = m.tenant AND t.context_id = m.context_id
+      JOIN ctx.contexts c ON c.tenant = caller_tenant AND c.id = m.context_id
+      LEFT JOIN ctx.threads t ON t.tenant = caller_tenant AND t.context_id = m.context_id
      WHERE m.tenant = caller_tenant AND m.message_id = ANY (locate_messages.message_ids) AND NOT m.deleted
        -- (with a framework: only messages of its threads)
        AND (locate_messages.framework IS NULL OR t.framework = locate_messages.framework)

@@ -166,17 +166,26 @@ pub extern "C-unwind" fn _PG_init() {
             Some(services::recall::forget_catalog_types),
             pg_sys::Datum::from(0),
         );
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::TYPEOID as i32,
+            Some(plans::forget_type_oids),
+            pg_sys::Datum::from(0),
+        );
         // a role dropped, renamed or created: bindings are by role OID
         pg_sys::CacheRegisterSyscacheCallback(
             pg_sys::SysCacheIdentifier::AUTHOID as i32,
             Some(services::tenant::on_role_change),
             pg_sys::Datum::from(0),
         );
-        pg_sys::RegisterXactCallback(Some(services::tenant::on_transaction), std::ptr::null_mut());
-        pg_sys::RegisterXactCallback(
-            Some(services::counter_bump::on_transaction),
-            std::ptr::null_mut(),
-        );
+        for forget in [
+            services::tenant::forget as fn(),
+            services::counter_bump::forget,
+        ] {
+            pg_sys::RegisterXactCallback(
+                Some(services::transaction::forget_on_abort),
+                services::transaction::abort_argument(forget),
+            );
+        }
         pg_sys::RegisterSubXactCallback(
             Some(services::tenant::on_subtransaction),
             std::ptr::null_mut(),

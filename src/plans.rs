@@ -106,14 +106,34 @@ impl From<pgrx::spi::SpiError> for CtxError {
 }
 
 /// The OID of a type named with its schema (resolved from the catalog, not the search path).
-pub fn type_oid(qualified_name: &str) -> CtxResult<pgrx::pg_sys::Oid> {
+pub fn type_oid(qualified_name: &'static str) -> CtxResult<pgrx::pg_sys::Oid> {
+    if let Some(oid) = TYPE_OIDS.with(|t| t.borrow().get(qualified_name).copied()) {
+        return Ok(oid);
+    }
     let oid = pgrx::wrappers::regtypein(qualified_name);
     if oid == pgrx::pg_sys::InvalidOid {
         return Err(crate::error::CtxError::internal(format!(
             "type {qualified_name} does not exist"
         )));
     }
+    TYPE_OIDS.with(|t| t.borrow_mut().insert(qualified_name, oid));
     Ok(oid)
+}
+
+thread_local! {
+    // (parsing the name per call was 3 % of a short read)
+    static TYPE_OIDS: RefCell<HashMap<&'static str, pgrx::pg_sys::Oid>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Syscache callback on types (registered in `_PG_init`): a type created, altered or dropped
+/// (the extension's among them) makes every kept OID be looked up again.
+pub(crate) unsafe extern "C-unwind" fn forget_type_oids(
+    _arg: pgrx::pg_sys::Datum,
+    _cache: std::ffi::c_int,
+    _hash: u32,
+) {
+    let _ = TYPE_OIDS.try_with(|t| t.try_borrow_mut().map(|mut t| t.clear()));
 }
 
 /// The planner's `EXPLAIN (FORMAT JSON)` of `sql` with `args`, as text. Run inside an SPI

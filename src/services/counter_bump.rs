@@ -52,21 +52,9 @@ pub fn take(context_id: Uuid, moved: i64, command: u32) -> bool {
     })
 }
 
-/// Drops an announcement (also called when a transaction aborts).
+/// Drops an announcement (also called when a transaction aborts: `_PG_init`).
 pub fn forget() {
     let _ = ANNOUNCED.try_with(|a| a.set(None));
-}
-
-/// Transaction callback (registered in `_PG_init`): an abort drops an announcement.
-pub(crate) unsafe extern "C-unwind" fn on_transaction(
-    event: pg_sys::XactEvent::Type,
-    _arg: *mut std::ffi::c_void,
-) {
-    if event == pg_sys::XactEvent::XACT_EVENT_ABORT
-        || event == pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
-    {
-        forget();
-    }
 }
 
 /// The columns the append's counter bump changes.

@@ -65,18 +65,6 @@ pub(crate) unsafe extern "C-unwind" fn on_role_change(
     unsafe { on_invalidation(arg, pg_sys::Oid::INVALID) };
 }
 
-/// Transaction callback (registered in `_PG_init`): an abort forgets the kept answer.
-pub(crate) unsafe extern "C-unwind" fn on_transaction(
-    event: pg_sys::XactEvent::Type,
-    _arg: *mut std::ffi::c_void,
-) {
-    if event == pg_sys::XactEvent::XACT_EVENT_ABORT
-        || event == pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
-    {
-        forget();
-    }
-}
-
 /// Subtransaction callback (registered in `_PG_init`): a rollback to a savepoint, or an
 /// exception block's, forgets the kept answer.
 pub(crate) unsafe extern "C-unwind" fn on_subtransaction(

@@ -7,6 +7,26 @@ use pgrx::spi::{Spi, SpiClient};
 
 use crate::error::{CtxError, CtxResult, ErrorKind};
 
+/// Transaction callback (registered in `_PG_init`, once for each backend-local answer that an
+/// abort must drop; `forget` is its `fn()`): calls `forget` when a transaction aborts.
+pub(crate) unsafe extern "C-unwind" fn forget_on_abort(
+    event: pg_sys::XactEvent::Type,
+    forget: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::XactEvent::XACT_EVENT_ABORT
+        || event == pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
+    {
+        // SAFETY: registered with a `fn()` as its argument, and nothing else.
+        let forget: fn() = unsafe { std::mem::transmute::<*mut std::ffi::c_void, fn()>(forget) };
+        forget();
+    }
+}
+
+/// The argument `forget_on_abort` is registered with.
+pub(crate) fn abort_argument(forget: fn()) -> *mut std::ffi::c_void {
+    forget as *mut std::ffi::c_void
+}
+
 /// Whether this transaction is read-only: declared so, or on a standby (where every
 /// transaction is).
 pub fn read_only() -> bool {

@@ -70,7 +70,9 @@ SELECT count(*) FROM ctx.save_messages(:'t2', '[{"message_id": "m-1", "role": "u
 SELECT count(*) FROM ctx.save_messages(:'t3', '[{"message_id": "m-3", "role": "user", "content": "three"}]');
 SELECT ctx.create_context('no thread') AS plain \gset
 SELECT ctx.append(:'plain', 'user', 'four', message_id => 'm-4');
-SELECT message_id, context_id = :'t2' AS in_t2, context_id = :'t3' AS in_t3, context_id = :'plain' AS in_plain, thread_id
+-- (with the context's resource: the thread's, which the Mastra adapter's reads return)
+SELECT message_id, context_id = :'t2' AS in_t2, context_id = :'t3' AS in_t3, context_id = :'plain' AS in_plain, thread_id,
+       resource IS NOT DISTINCT FROM (SELECT resource FROM ctx.get_thread(thread_id)) AS threads_resource, resource
   FROM ctx.locate_messages('{m-1,m-2,m-3,m-4,m-unknown}');
 -- a deleted message is not located; a fork's inherited message is located in its owner only
 SELECT ctx.delete_messages(:'t2', '{m-2}');
@@ -82,7 +84,7 @@ SELECT message_id, context_id = :'t2' AS in_t2, context_id = :'f' AS in_fork, th
  ORDER BY in_t2 DESC;
 -- of one framework's threads only
 SELECT ctx.save_messages(ctx.thread_context('mastra-1'), '[{"message_id": "m-1", "role": "user", "content": "mastra"}]') IS NOT NULL;
-SELECT message_id, thread_id FROM ctx.locate_messages('{m-1}', 'mastra');
+SELECT message_id, thread_id, resource FROM ctx.locate_messages('{m-1}', 'mastra');
 SELECT count(*) AS of_id_mappers FROM ctx.locate_messages('{m-1}', '');
 SELECT * FROM ctx.locate_messages(NULL);
 SELECT * FROM ctx.locate_messages('{m-1,NULL}');

@@ -76,21 +76,20 @@ const SQL = {
                                   $3::timestamptz - CASE WHEN $8 THEN interval '1 microsecond' ELSE interval '0' END,
                                   'created_at', $4, $5, $6)`,
   // the live messages with these ids, in the Mastra threads that hold them: one statement
-  byIds: `SELECT t.context_id, t.thread_id, g.resource AS thread_resource, ${columnsOf("m")}
-            FROM (SELECT l.context_id, l.thread_id, array_agg(DISTINCT l.message_id) AS ids
-                    FROM ctx.locate_messages($1::text[], ${FRAMEWORK}) l GROUP BY 1, 2) t
-           CROSS JOIN LATERAL ctx.get_thread(t.thread_id, ${FRAMEWORK}) g
+  // (locate_messages gives each thread's resource: no ctx.get_thread per thread)
+  byIds: `SELECT t.context_id, t.thread_id, t.resource AS thread_resource, ${columnsOf("m")}
+            FROM (SELECT l.context_id, l.thread_id, l.resource, array_agg(DISTINCT l.message_id) AS ids
+                    FROM ctx.locate_messages($1::text[], ${FRAMEWORK}) l GROUP BY 1, 2, 3) t
            -- (each context asked for its own ids only: a fork's inherited messages stay out)
            CROSS JOIN LATERAL ctx.get_messages(t.context_id, t.ids) m`,
   // include windows by createdAt around every target at once ($2 before and $3 after each):
   // the targets grouped by the context that holds them, one ctx.message_windows per context
-  windows: `SELECT t.thread_id, g.resource AS thread_resource, ${columnsOf("w")}
-              FROM (SELECT l.context_id, l.thread_id, array_agg(i.id ORDER BY i.n) AS ids,
+  windows: `SELECT t.thread_id, t.resource AS thread_resource, ${columnsOf("w")}
+              FROM (SELECT l.context_id, l.thread_id, l.resource, array_agg(i.id ORDER BY i.n) AS ids,
                            array_agg(i.before ORDER BY i.n) AS befores, array_agg(i.after ORDER BY i.n) AS afters
                       FROM unnest($1::text[], $2::int[], $3::int[]) WITH ORDINALITY AS i(id, before, after, n)
                       JOIN ctx.locate_messages($1::text[], ${FRAMEWORK}) l ON l.message_id = i.id
-                     GROUP BY 1, 2) t
-             CROSS JOIN LATERAL ctx.get_thread(t.thread_id, ${FRAMEWORK}) g
+                     GROUP BY 1, 2, 3) t
              CROSS JOIN LATERAL ctx.message_windows(t.context_id, t.ids, t.befores, t.afters, 'created_at') w`,
   // one thread's page with its resource: one statement, no row when the thread is missing,
   // one row with no message when the page is empty (two statements, with and without the
