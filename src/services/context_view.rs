@@ -134,17 +134,16 @@ macro_rules! view_query {
     };
 }
 
-// A fork's retention bounds per segment (its own first, then each ancestor's): a segment is read
-// under its owner's policy and that of every context between it and the reader (each of them
-// sees it), a running maximum. $1 is the fork's id followed by its ancestors.
+// Each ancestor's own retention bounds, nearest first ($1: a fork's ancestors). A segment is
+// read under its owner's policy and that of every context between it and the reader (each of
+// them sees it): `view_by` takes the running maximum, starting from the fork's own bounds as the
+// view query read them (in its snapshot, with its last_seq).
 static ANCESTOR_BOUNDS: Statement = Statement {
-    sql: "SELECT array_agg(x.after ORDER BY x.ord), array_agg(x.since ORDER BY x.ord)
-            FROM (SELECT a.ord,
-                         max(coalesce(p.last_seq - p.retain_max_messages, 0)) OVER w AS after,
-                         max(coalesce(statement_timestamp() - p.retain_max_age, '-infinity')) OVER w AS since
-                    FROM unnest($1::uuid[]) WITH ORDINALITY AS a(id, ord)
-                    LEFT JOIN ctx.contexts p ON p.tenant = $2 AND p.id = a.id
-                  WINDOW w AS (ORDER BY a.ord ROWS UNBOUNDED PRECEDING)) x",
+    sql: "SELECT coalesce(p.last_seq - p.retain_max_messages, 0),
+                 coalesce(statement_timestamp() - p.retain_max_age, '-infinity')
+            FROM unnest($1::uuid[]) WITH ORDINALITY AS a(id, ord)
+            LEFT JOIN ctx.contexts p ON p.tenant = $2 AND p.id = a.id
+           ORDER BY a.ord",
     args: &[UUIDARRAYOID, TEXTOID],
     writes: false,
 };
@@ -328,26 +327,35 @@ fn view_by(client: &SpiClient<'_>, statement: &'static Statement, id: Uuid) -> C
     };
     let ancestors: Vec<Uuid> = row.get(5)?.unwrap_or_default();
     let tenant: String = required(row.get(18)?, "tenant")?;
-    let (retained_after, retained_since) = if ancestors.is_empty() {
-        (
-            vec![required(row.get(16)?, "retention seq bound")?],
-            vec![required(row.get(17)?, "retention time bound")?],
-        )
-    } else {
-        let segments: Vec<Uuid> = std::iter::once(id)
-            .chain(ancestors.iter().copied())
-            .collect();
+    let mut retained_after: Vec<i64> = vec![required(row.get(16)?, "retention seq bound")?];
+    let mut retained_since: Vec<TimestampWithTimeZone> =
+        vec![required(row.get(17)?, "retention time bound")?];
+    if !ancestors.is_empty() {
         let plan = ANCESTOR_BOUNDS.plan(client)?;
-        let mut bounds =
-            client.select(&*plan, Some(1), &[segments.into(), tenant.as_str().into()])?;
-        let bounds = bounds
-            .next()
-            .ok_or_else(|| CtxError::internal("no retention bounds for a fork"))?;
-        (
-            required(bounds.get(1)?, "retention seq bounds")?,
-            required(bounds.get(2)?, "retention time bounds")?,
-        )
-    };
+        let bounds = client.select(
+            &*plan,
+            None,
+            &[ancestors.clone().into(), tenant.as_str().into()],
+        )?;
+        for bound in bounds {
+            let after: i64 = required(bound.get(1)?, "retention seq bound")?;
+            let since: TimestampWithTimeZone = required(bound.get(2)?, "retention time bound")?;
+            // (both vectors start with the fork's own bounds: never empty)
+            let nearer_after = retained_after[retained_after.len() - 1];
+            let nearer_since = retained_since[retained_since.len() - 1];
+            retained_after.push(after.max(nearer_after));
+            retained_since.push(if i64::from(since) > i64::from(nearer_since) {
+                since
+            } else {
+                nearer_since
+            });
+        }
+        if retained_after.len() != ancestors.len() + 1 {
+            return Err(CtxError::internal(
+                "a fork's retention bounds miss a segment",
+            ));
+        }
+    }
     let summary = match row.get::<i64>(7)? {
         Some(through_seq) => Some(Row::summary(
             through_seq,

@@ -268,68 +268,75 @@ const LIST_ARGS: &[BuiltinOid] = &[
     TIMESTAMPTZOID,
 ];
 
-static LIST_SEQ: Statement = Statement {
-    sql: list_query!("m.seq", "m.seq", "(m.created_at + interval '0')"),
-    args: LIST_ARGS,
-    writes: false,
-};
-static LIST_SEQ_DESC: Statement = Statement {
-    sql: list_query!("m.seq DESC", "m.seq", "(m.created_at + interval '0')"),
-    args: LIST_ARGS,
-    writes: false,
-};
-static LIST_CREATED: Statement = Statement {
-    sql: list_query!("m.created_at, m.seq", "m.seq + 0", "m.created_at"),
-    args: LIST_ARGS,
-    writes: false,
-};
-static LIST_CREATED_DESC: Statement = Statement {
-    sql: list_query!("m.created_at DESC, m.seq DESC", "m.seq + 0", "m.created_at"),
-    args: LIST_ARGS,
-    writes: false,
-};
-static LIST_SEQ_ONE: Statement = Statement {
-    sql: list_query!(unforked "m.seq", "m.seq", "(m.created_at + interval '0')"),
-    args: LIST_ARGS,
-    writes: false,
-};
-static LIST_SEQ_DESC_ONE: Statement = Statement {
-    sql: list_query!(unforked "m.seq DESC", "m.seq", "(m.created_at + interval '0')"),
-    args: LIST_ARGS,
-    writes: false,
-};
-static LIST_CREATED_ONE: Statement = Statement {
-    sql: list_query!(unforked "m.created_at, m.seq", "m.seq + 0", "m.created_at"),
-    args: LIST_ARGS,
-    writes: false,
-};
-static LIST_CREATED_DESC_ONE: Statement = Statement {
-    sql: list_query!(unforked "m.created_at DESC, m.seq DESC", "m.seq + 0", "m.created_at"),
-    args: LIST_ARGS,
-    writes: false,
-};
+// Each order's statement for a fork (every segment, merged) and for a context without
+// ancestors (one segment).
+macro_rules! list_statements {
+    ($forked:ident, $unforked:ident, $order:literal, $seq:literal, $created:literal) => {
+        static $forked: Statement = Statement {
+            sql: list_query!($order, $seq, $created),
+            args: LIST_ARGS,
+            writes: false,
+        };
+        static $unforked: Statement = Statement {
+    sql: list_query!(unforked $order, $seq, $created),
+            args: LIST_ARGS,
+            writes: false,
+        };
+    };
+}
+list_statements!(
+    LIST_SEQ,
+    LIST_SEQ_ONE,
+    "m.seq",
+    "m.seq",
+    "(m.created_at + interval '0')"
+);
+list_statements!(
+    LIST_SEQ_DESC,
+    LIST_SEQ_DESC_ONE,
+    "m.seq DESC",
+    "m.seq",
+    "(m.created_at + interval '0')"
+);
+list_statements!(
+    LIST_CREATED,
+    LIST_CREATED_ONE,
+    "m.created_at, m.seq",
+    "m.seq + 0",
+    "m.created_at"
+);
+list_statements!(
+    LIST_CREATED_DESC,
+    LIST_CREATED_DESC_ONE,
+    "m.created_at DESC, m.seq DESC",
+    "m.seq + 0",
+    "m.created_at"
+);
 
 // The view's live messages on one side of a (created_at, seq) point ($7, $8), nearest first, at
 // most $6: the row comparison is a bound of messages_created_idx, so a tie on created_at costs
 // no more than any other neighbour (a bulk save stamps many messages with one time).
-macro_rules! beside_query {
-    ($cmp:literal, $order:literal) => {
-        segment_rows!(
-            where [
-                listed_where!("m.seq + 0", "m.created_at", "'-infinity'::timestamptz", "'infinity'::timestamptz"),
-                " AND (m.created_at, m.seq) ", $cmp, " ($7, $8)"
-            ],
-            order $order, inner "$6", outer "LIMIT $6"
+macro_rules! beside_where {
+    ($cmp:literal) => {
+        concat!(
+            listed_where!(
+                "m.seq + 0",
+                "m.created_at",
+                "'-infinity'::timestamptz",
+                "'infinity'::timestamptz"
+            ),
+            " AND (m.created_at, m.seq) ",
+            $cmp,
+            " ($7, $8)"
         )
     };
+}
+macro_rules! beside_query {
+    ($cmp:literal, $order:literal) => {
+        segment_rows!(where [beside_where!($cmp)], order $order, inner "$6", outer "LIMIT $6")
+    };
     (unforked $cmp:literal, $order:literal) => {
-        segment_rows!(
-            unforked where [
-                listed_where!("m.seq + 0", "m.created_at", "'-infinity'::timestamptz", "'infinity'::timestamptz"),
-                " AND (m.created_at, m.seq) ", $cmp, " ($7, $8)"
-            ],
-            order $order, outer "LIMIT $6"
-        )
+        segment_rows!(unforked where [beside_where!($cmp)], order $order, outer "LIMIT $6")
     };
 }
 
@@ -343,26 +350,22 @@ const BESIDE_ARGS: &[BuiltinOid] = &[
     TIMESTAMPTZOID,
     INT8OID,
 ];
-static UP_TO: Statement = Statement {
-    sql: beside_query!("<=", "m.created_at DESC, m.seq DESC"),
-    args: BESIDE_ARGS,
-    writes: false,
-};
-static AFTER: Statement = Statement {
-    sql: beside_query!(">", "m.created_at, m.seq"),
-    args: BESIDE_ARGS,
-    writes: false,
-};
-static UP_TO_ONE: Statement = Statement {
-    sql: beside_query!(unforked "<=", "m.created_at DESC, m.seq DESC"),
-    args: BESIDE_ARGS,
-    writes: false,
-};
-static AFTER_ONE: Statement = Statement {
-    sql: beside_query!(unforked ">", "m.created_at, m.seq"),
-    args: BESIDE_ARGS,
-    writes: false,
-};
+macro_rules! beside_statements {
+    ($forked:ident, $unforked:ident, $cmp:literal, $order:literal) => {
+        static $forked: Statement = Statement {
+            sql: beside_query!($cmp, $order),
+            args: BESIDE_ARGS,
+            writes: false,
+        };
+        static $unforked: Statement = Statement {
+    sql: beside_query!(unforked $cmp, $order),
+            args: BESIDE_ARGS,
+            writes: false,
+        };
+    };
+}
+beside_statements!(UP_TO, UP_TO_ONE, "<=", "m.created_at DESC, m.seq DESC");
+beside_statements!(AFTER, AFTER_ONE, ">", "m.created_at, m.seq");
 
 /// Up to `limit` live messages of the view at or before (`up_to`, newest first) or after
 /// (oldest first) the point (created_at, seq) in (created_at, seq) order.

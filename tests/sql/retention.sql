@@ -23,6 +23,27 @@ SELECT string_agg(seq::text, ',') AS token_window FROM ctx.token_window(:'r', 10
 SELECT string_agg(seq::text, ',') AS history FROM ctx.history(:'r');
 SELECT jsonb_array_length(ctx.build_context_json(:'r', 100000)) AS assembled;
 SELECT messages, expired, retain_max_age, retain_max_messages FROM ctx.context_stats WHERE context_id = :'r';
+-- The reads of a context without ancestors apply each bound on its own (one-segment
+-- statements): an age alone (ra: seqs 1-2 written too long ago) and a count alone (rc: the
+-- newest 7 of 10). Pages by either order, counts with and without a time range, by id, and
+-- windows by seq and by the caller's time.
+SELECT ctx.create_context('retention by age') AS ra \gset
+SELECT ctx.create_context('retention by count') AS rc \gset
+SELECT count(*) AS saved FROM unnest(ARRAY[:'ra', :'rc']::uuid[]) AS c(id),
+       ctx.save_messages(c.id, (SELECT jsonb_agg(jsonb_build_object('message_id', 'm' || i, 'role', 'user', 'content', 'message ' || i))
+                                  FROM generate_series(1, 10) i));
+UPDATE ctx.messages SET written_at = now() - interval '2 days' WHERE context_id = :'ra' AND seq <= 2;
+SELECT ctx.set_retention(:'ra', max_age => '1 day'), ctx.set_retention(:'rc', max_messages => 7);
+SELECT r.name, ctx.count_messages(r.id) AS counted,
+       ctx.count_messages(r.id, now() - interval '1 day', now() + interval '1 day') AS counted_dated,
+       (SELECT string_agg(seq::text, ',') FROM ctx.list_messages(r.id, order_by => 'created_at')) AS by_time,
+       (SELECT string_agg(seq::text, ',') FROM ctx.list_messages(r.id, order_by => 'created_at', descending => true)) AS by_time_desc,
+       (SELECT string_agg(seq::text, ',') FROM ctx.list_messages(r.id, descending => true)) AS by_seq_desc,
+       (SELECT string_agg(message_id, ',') FROM ctx.get_messages(r.id, '{m2,m3,m4}')) AS by_id,
+       (SELECT string_agg(seq::text, ',') FROM ctx.message_windows(r.id, '{m5}', '{3}', '{1}', 'created_at')) AS window_by_time,
+       (SELECT string_agg(seq::text, ',') FROM ctx.message_windows(r.id, '{m5}', '{3}', '{1}')) AS window_by_seq
+  FROM (VALUES ('age', :'ra'::uuid), ('count', :'rc'::uuid)) AS r(name, id);
+
 -- a new message pushes the oldest out of the newest 7
 SELECT ctx.append(:'r', 'user', 'message 11');
 SELECT string_agg(seq::text, ',') AS messages FROM ctx.messages(:'r');

@@ -339,3 +339,18 @@ INSERT INTO ctx.messages (context_id, seq, role, content, tokens, message_id) VA
 RESET ROLE;
 SET ctxstore.tenant = 'revisions';
 SELECT revision, content FROM ctx.get_messages(:'c', '{m-1}') AS untouched;
+
+-- A backend keeps ctx.message's type OID until a type changes: the extension dropped and made
+-- again in this transaction has a new one, which the next read finds (and, rolled back, the
+-- old one again)
+BEGIN;
+SELECT count(*) AS read_before FROM ctx.get_messages(:'c', '{m-1}');
+SAVEPOINT remade;
+SET client_min_messages = warning;
+DROP EXTENSION ctxstore CASCADE;
+CREATE EXTENSION ctxstore;
+RESET client_min_messages;
+SELECT count(*) AS read_after_remake FROM ctx.list_messages(ctx.create_context('remade'));
+ROLLBACK TO remade;
+SELECT count(*) AS read_after_rollback FROM ctx.get_messages(:'c', '{m-1}');
+ROLLBACK;
