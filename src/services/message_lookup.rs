@@ -407,9 +407,6 @@ pub(crate) fn list_beside(
 // visibility map allows): every entry in range, less the tombstones (their partial index), less
 // the live rows written before the segment's retention bound when it has one (read from the
 // rows: the indexes do not hold written_at).
-// (a created_at bound puts the count on the created_at index, a quarter slower per entry than
-// the primary key's seq range; one segment, an unforked context, needs no override check: it
-// was a tenth of the count's time)
 macro_rules! counted_where {
     ($extra:literal, $range:ident, $segments:ident) => {
         concat!(
