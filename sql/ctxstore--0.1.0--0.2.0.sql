@@ -3396,6 +3396,36 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'sweep_wrapper';
 
+CREATE OR REPLACE FUNCTION "thread_page"(
+	"thread_id" TEXT,
+	"framework" TEXT DEFAULT NULL,
+	"created_from" timestamp with time zone DEFAULT NULL,
+	"created_to" timestamp with time zone DEFAULT NULL,
+	"order_by" TEXT DEFAULT 'seq',
+	"descending" bool DEFAULT false,
+	"max_rows" INT DEFAULT 100,
+	"skip" INT DEFAULT 0,
+	"with_total" bool DEFAULT false
+) RETURNS TABLE (
+	"context_id" uuid,
+	"resource" TEXT,
+	"total" bigint,
+	"seq" bigint,
+	"message_id" TEXT,
+	"revision" INT,
+	"role" TEXT,
+	"content" TEXT,
+	"metadata" jsonb,
+	"tokens" INT,
+	"created_at" timestamp with time zone,
+	"written_at" timestamp with time zone,
+	"archived" bool,
+	"trace_id" TEXT
+)
+STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'thread_page_wrapper';
+
 CREATE OR REPLACE FUNCTION "token_window"(
 	"context_id" uuid,
 	"max_tokens" INT
@@ -3505,6 +3535,7 @@ ALTER FUNCTION ctx.get_messages(uuid, text[]) SET plan_cache_mode = force_generi
 ALTER FUNCTION ctx.messages_around(uuid, text, integer, integer) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION ctx.message_windows(uuid, text[], integer[], integer[], text) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION ctx.count_messages(uuid, timestamptz, timestamptz) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION ctx.thread_page(text, text, timestamptz, timestamptz, text, boolean, integer, integer, boolean) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION ctx.audit_trigger() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 -- (after the function section) ctx.current_tenant is native now (it keeps its answer until the

@@ -121,6 +121,7 @@ ALTER FUNCTION ctx.get_messages(uuid, text[]) SET plan_cache_mode = force_generi
 ALTER FUNCTION ctx.messages_around(uuid, text, integer, integer) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION ctx.message_windows(uuid, text[], integer[], integer[], text) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION ctx.count_messages(uuid, timestamptz, timestamptz) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION ctx.thread_page(text, text, timestamptz, timestamptz, text, boolean, integer, integer, boolean) SET plan_cache_mode = force_generic_plan;
 
 -- The audit trigger writes the log as the extension owner; users have no privilege on it.
 ALTER FUNCTION ctx.audit_trigger() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;

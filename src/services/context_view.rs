@@ -114,6 +114,9 @@ impl Roles {
 // lateral subquery correlated on another table's tenant nowhere.)
 macro_rules! view_query {
     ($($tail:literal)?) => {
+        view_query!(where "c.id = $1 ", $($tail)?)
+    };
+    (where $which:literal, $($tail:literal)?) => {
         concat!(
             // (one index probe and the latest summary: a fork's ancestors' retention bounds are
             // read apart, by ANCESTOR_BOUNDS, so an unforked context's read plans no window,
@@ -122,13 +125,14 @@ macro_rules! view_query {
                     s.through_seq, s.content, s.metadata, s.tokens, s.created_at, c.processors,
                     c.encrypted, s.content_enc, s.version,
                     coalesce(c.last_seq - c.retain_max_messages, 0),
-                    coalesce(statement_timestamp() - c.retain_max_age, '-infinity'), c.tenant
+                    coalesce(statement_timestamp() - c.retain_max_age, '-infinity'), c.tenant,
+                    c.id, c.resource
                FROM ctx.contexts c
                LEFT JOIN LATERAL (
                     SELECT through_seq, content, content_enc, metadata, tokens, created_at, version
                       FROM ctx.summaries
                      WHERE tenant = $2 AND context_id = c.id ORDER BY version DESC LIMIT 1) s ON true
-              WHERE c.tenant = $2 AND c.id = $1 ",
+              WHERE c.tenant = $2 AND ", $which,
             $($tail)?
         )
     };
@@ -163,6 +167,8 @@ pub(crate) struct View {
     pub encrypted: bool,
     /// Its tenant, whose processors act on its messages.
     pub tenant: String,
+    /// The resource (user, agent, ...) it belongs to, if any.
+    pub resource: Option<String>,
     /// Per segment (own first, then ancestors): the highest expired seq and the oldest
     /// unexpired creation time, under its owner's retention policy (ctx.set_retention) and
     /// those of the contexts between it and this one (a fork keeping the newest 10 shows 10,
@@ -221,6 +227,16 @@ impl View {
 static LOAD_VIEW: Statement = Statement {
     sql: view_query!(),
     args: &[UUIDOID, TEXTOID],
+    writes: false,
+};
+
+// A thread's context ($1: the thread id, $3: the framework holding it, NULL for any): the thread
+// row's primary key probe inside the view query, not a statement of its own.
+static LOAD_THREAD_VIEW: Statement = Statement {
+    sql: view_query!(where "c.id = (SELECT t.context_id FROM ctx.threads t
+                                     WHERE t.tenant = $2 AND t.thread_id = $1
+                                       AND ($3::text IS NULL OR t.framework = $3)) ",),
+    args: &[TEXTOID, TEXTOID, TEXTOID],
     writes: false,
 };
 
@@ -315,6 +331,29 @@ pub(crate) fn load_view_exclusive(client: &SpiClient<'_>, id: Uuid) -> CtxResult
     view_by(client, &LOCK_VIEW_EXCLUSIVE, id)
 }
 
+/// The view of a thread's context (`framework`: the one that must hold the thread, `None` for
+/// any), `None` when the tenant has no such thread.
+pub(crate) fn load_thread_view(
+    client: &SpiClient<'_>,
+    thread_id: &str,
+    framework: Option<&str>,
+) -> CtxResult<Option<View>> {
+    let plan = LOAD_THREAD_VIEW.plan(client)?;
+    let mut table = client.select(
+        &*plan,
+        Some(1),
+        &[
+            thread_id.into(),
+            crate::services::tenant::current()?.into(),
+            framework.into(),
+        ],
+    )?;
+    match table.next() {
+        Some(row) => view_of(client, &row).map(Some),
+        None => Ok(None),
+    }
+}
+
 fn view_by(client: &SpiClient<'_>, statement: &'static Statement, id: Uuid) -> CtxResult<View> {
     let plan = statement.plan(client)?;
     let mut table = client.select(
@@ -325,6 +364,12 @@ fn view_by(client: &SpiClient<'_>, statement: &'static Statement, id: Uuid) -> C
     let Some(row) = table.next() else {
         return Err(missing_context(client, id));
     };
+    view_of(client, &row)
+}
+
+/// A row of a view query as the view.
+fn view_of(client: &SpiClient<'_>, row: &pgrx::spi::SpiHeapTupleData<'_>) -> CtxResult<View> {
+    let id: Uuid = required(row.get(19)?, "id")?;
     let ancestors: Vec<Uuid> = row.get(5)?.unwrap_or_default();
     let tenant: String = required(row.get(18)?, "tenant")?;
     let mut retained_after: Vec<i64> = vec![required(row.get(16)?, "retention seq bound")?];
@@ -389,6 +434,7 @@ fn view_by(client: &SpiClient<'_>, statement: &'static Statement, id: Uuid) -> C
         retained_after,
         retained_since,
         tenant,
+        resource: row.get(20)?,
     })
 }
 

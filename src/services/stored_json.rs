@@ -81,6 +81,36 @@ impl From<Value> for Metadata {
     }
 }
 
+// SAFETY: the SQL type is jsonb, the type of both forms' datums (see IntoDatum).
+unsafe impl pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable for Metadata {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(Metadata);
+    const TYPE_ORIGIN: pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
+        pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::External;
+    const ARGUMENT_SQL: Result<
+        pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef,
+        pgrx::pgrx_sql_entity_graph::metadata::ArgumentError,
+    > = Ok(pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::literal("jsonb"));
+    const RETURN_SQL: Result<
+        pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef,
+        pgrx::pgrx_sql_entity_graph::metadata::ReturnsError,
+    > = Ok(pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef::One(
+        pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::literal("jsonb"),
+    ));
+}
+
+// SAFETY: the datum is returned as IntoDatum makes it, palloc'd in the call's context.
+unsafe impl pgrx::callconv::BoxRet for Metadata {
+    unsafe fn box_into<'fcx>(
+        self,
+        fcinfo: &mut pgrx::callconv::FcInfo<'fcx>,
+    ) -> pgrx::datum::Datum<'fcx> {
+        match self.into_datum() {
+            Some(datum) => unsafe { fcinfo.return_raw_datum(datum) },
+            None => fcinfo.return_null(),
+        }
+    }
+}
+
 impl IntoDatum for Metadata {
     fn into_datum(self) -> Option<pg_sys::Datum> {
         match self {

@@ -66,6 +66,10 @@ SELECT ctx.put('{langgraph,docs}', 'd1', '{"text": "a document"}', ttl => '2 hou
 -- threads and checkpoints
 SELECT ctx.save_thread('thread-1', 'First thread', 'ada', '{"topic": "billing"}',
                        '2026-01-01 00:00:00+00', '2026-01-02 00:00:00+00') IS NOT NULL AS thread;
+SELECT count(*) AS thread_messages
+  FROM ctx.save_messages((SELECT context_id FROM ctx.get_thread('thread-1')),
+                         '[{"message_id": "t1-1", "role": "user", "content": "about my bill"},
+                           {"message_id": "t1-2", "role": "assistant", "content": "here it is", "metadata": {"n": 2}}]');
 SELECT ctx.checkpoint_put('graph-1', '', '{"v": 1, "id": "0001", "channel_versions": {"a": "1", "b": "1"}}',
                           '{"source": "input", "step": -1, "run_id": "r1"}', NULL,
                           '{a,b}', '{1,1}', '{json,json}', ARRAY['"a1"'::bytea, '"b1"'::bytea]);

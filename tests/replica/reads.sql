@@ -39,6 +39,10 @@ SELECT name, metadata, resource FROM ctx.list_contexts() ORDER BY name;
 SELECT thread_id, title, resource, metadata FROM ctx.list_threads();
 SELECT thread_id, title, created_at, updated_at FROM ctx.get_thread('thread-1');
 SELECT * FROM ctx.locate_messages('{p-3,s-2,f-1}') ORDER BY 1;
+\echo check: a page of a thread by the thread id
+SELECT resource, total, seq, message_id, role, content, metadata
+  FROM ctx.thread_page('thread-1', order_by => 'created_at', descending => true, with_total => true);
+SELECT resource, total, seq FROM ctx.thread_page('thread-1', skip => 10, with_total => true);
 
 \echo check: recall by text
 SELECT content, round(score::numeric, 6) AS score FROM ctx.recall('{user,ada}', query_text => 'trains', k => 5);

@@ -90,6 +90,48 @@ SELECT * FROM ctx.locate_messages(NULL);
 SELECT * FROM ctx.locate_messages('{m-1,NULL}');
 SELECT count(*) AS none FROM ctx.locate_messages('{}');
 
+-- a thread's page by its id (ctx.thread_page): ctx.list_messages's rows of the thread's context,
+-- with the context, the resource and (with_total) ctx.count_messages's total
+SELECT count(*) FROM ctx.save_messages(:'t2', '[{"message_id": "m-5", "role": "user", "content": "five", "metadata": {"k": 5}},
+                                                {"message_id": "m-6", "role": "assistant", "content": "six"}]');
+SELECT context_id = :'t2' AS of_t2, resource, total, seq, message_id, revision, role, content, metadata, tokens,
+       written_at IS NOT NULL AS written, archived, trace_id IS NULL AS untraced
+  FROM ctx.thread_page('t-2', order_by => 'created_at', descending => true, with_total => true);
+-- the same rows, columns and order as ctx.list_messages, both orders, either direction, paged
+SELECT o.order_by, o.descending, p.skip, count(*) AS rows,
+       bool_and(t IS NOT DISTINCT FROM l) AS same
+  FROM (VALUES ('seq', false), ('seq', true), ('created_at', false), ('created_at', true)) AS o(order_by, descending),
+       (VALUES (0), (1), (2)) AS p(skip),
+       LATERAL (SELECT row_number() OVER () AS n, t.seq, t.message_id, t.revision, t.role, t.content, t.metadata,
+                       t.tokens, t.created_at, t.written_at, t.archived, t.trace_id
+                  FROM ctx.thread_page('t-2', NULL, NULL, NULL, o.order_by, o.descending, 2, p.skip) t) t
+  FULL JOIN LATERAL (SELECT row_number() OVER () AS n, l.seq, l.message_id, l.revision, l.role, l.content, l.metadata,
+                            l.tokens, l.created_at, l.written_at, l.archived, l.trace_id
+                       FROM ctx.list_messages(:'t2', NULL, NULL, o.order_by, o.descending, 2, p.skip) l) l ON l.n = t.n
+ GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
+-- the total is ctx.count_messages's, over the same time range; without with_total it is NULL
+SELECT count(*) AS rows, min(total) = ctx.count_messages(:'t2', now() - interval '1 hour', now() + interval '1 hour') AS counted
+  FROM ctx.thread_page('t-2', created_from => now() - interval '1 hour', created_to => now() + interval '1 hour',
+                       max_rows => 1, with_total => true);
+SELECT count(*) AS rows, count(total) AS totals FROM ctx.thread_page('t-2');
+-- an empty page is one row: the thread's context, resource and total, no message
+SELECT context_id = :'t2' AS of_t2, resource, total, seq, message_id, content
+  FROM ctx.thread_page('t-2', skip => 100, with_total => true);
+-- no row for a missing thread, nor for one another framework holds
+SELECT count(*) AS missing FROM ctx.thread_page('no-such-thread');
+SELECT count(*) AS other_framework FROM ctx.thread_page('t-2', 'mastra');
+SELECT resource, message_id, content FROM ctx.thread_page('mastra-1', 'mastra');
+-- a thread whose context is a fork: its inherited messages too, as ctx.list_messages lists them
+INSERT INTO ctx.threads (thread_id, context_id) VALUES ('t-fork', :'f');
+SELECT message_id, content, context_id = :'f' AS of_fork FROM ctx.thread_page('t-fork') ORDER BY seq;
+SELECT count(*) AS same FROM ctx.thread_page('t-fork') t JOIN ctx.list_messages(:'f') l USING (seq, message_id, content);
+-- bad arguments
+SELECT * FROM ctx.thread_page(NULL);
+SELECT * FROM ctx.thread_page('t-2', order_by => 'title');
+SELECT * FROM ctx.thread_page('t-2', max_rows => -1);
+SELECT * FROM ctx.thread_page('t-2', skip => NULL);
+SELECT * FROM ctx.thread_page('t-2', with_total => NULL);
+
 -- tenancy: another tenant's application role sees none of it
 CREATE ROLE threads_app;
 SELECT ctx.grant_access('threads_app');
@@ -98,9 +140,11 @@ SET ctxstore.tenant = 'threads-b';
 SELECT count(*) AS listed FROM ctx.list_threads();
 SELECT count(*) AS got FROM ctx.get_thread('t-1');
 SELECT count(*) AS located FROM ctx.locate_messages('{m-1,m-3}');
+SELECT count(*) AS paged FROM ctx.thread_page('t-2');
 -- its own thread of the same id is its own
 SELECT ctx.save_thread('t-1', 'B''s own', 'user-1') IS NOT NULL AS saved;
 SELECT title FROM ctx.get_thread('t-1');
+SELECT resource, total, content FROM ctx.thread_page('t-1', with_total => true);
 RESET ROLE;
 SET ctxstore.tenant = 'threads-a';
 SELECT title FROM ctx.get_thread('t-1');

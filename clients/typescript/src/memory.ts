@@ -91,27 +91,13 @@ const SQL = {
                       JOIN ctx.locate_messages($1::text[], ${FRAMEWORK}) l ON l.message_id = i.id
                      GROUP BY 1, 2, 3) t
              CROSS JOIN LATERAL ctx.message_windows(t.context_id, t.ids, t.befores, t.afters, 'created_at') w`,
-  // one thread's page with its resource: one statement, no row when the thread is missing,
-  // one row with no message when the page is empty (two statements, with and without the
-  // total: a generic plan of one with "WHERE $9" counted first and filtered after)
-  threadPage: `WITH g AS (SELECT context_id, resource FROM ctx.get_thread($1, ${FRAMEWORK}))
-               SELECT g.resource AS thread_resource, NULL::int AS total, ${columnsOf("p")}
-                 FROM g
-                 LEFT JOIN LATERAL ctx.list_messages(g.context_id,
+  // one thread's page with its resource (and, with $9, its total): one call, no row when the
+  // thread is missing, one row with no message when the page is empty
+  threadPage: `SELECT resource AS thread_resource, total::int AS total, ${MESSAGE_COLUMNS}
+                 FROM ctx.thread_page($1, ${FRAMEWORK},
                       $2::timestamptz + CASE WHEN $7 THEN interval '1 microsecond' ELSE interval '0' END,
                       $3::timestamptz - CASE WHEN $8 THEN interval '1 microsecond' ELSE interval '0' END,
-                      'created_at', $4, $5, $6) p ON true`,
-  threadPageCounted: `WITH g AS MATERIALIZED (
-                      SELECT t.resource, t.context_id, ctx.count_messages(t.context_id,
-                             $2::timestamptz + CASE WHEN $7 THEN interval '1 microsecond' ELSE interval '0' END,
-                             $3::timestamptz - CASE WHEN $8 THEN interval '1 microsecond' ELSE interval '0' END)::int AS total
-                        FROM ctx.get_thread($1, ${FRAMEWORK}) t)
-               SELECT g.resource AS thread_resource, g.total, ${columnsOf("p")}
-                 FROM g
-                 LEFT JOIN LATERAL ctx.list_messages(g.context_id,
-                      $2::timestamptz + CASE WHEN $7 THEN interval '1 microsecond' ELSE interval '0' END,
-                      $3::timestamptz - CASE WHEN $8 THEN interval '1 microsecond' ELSE interval '0' END,
-                      'created_at', $4, $5, $6) p ON true`,
+                      'created_at', $4, $5, $6, $9)`,
   save: "SELECT message_id FROM ctx.save_messages($1::uuid, $2::jsonb)",
   update: "SELECT ctx.update_message($1::uuid, $2, $3, $4::jsonb, $5) AS revision",
   delete: "SELECT ctx.delete_messages($1::uuid, $2::text[]) AS n",
@@ -461,8 +447,8 @@ export class CtxstoreMemory extends MemoryStorage {
       const id = unique[0] as string;
       const limit = perPage === false ? UNLIMITED : includeTotal ? perPage : perPage + 1;
       const counted = includeTotal && perPage !== false;
-      const { rows } = await this.pool.query(this.sql(counted ? "threadPageCounted" : "threadPage",
-        [id, ...bounds, direction === "DESC", limit, offset, ...exclusive]));
+      const { rows } = await this.pool.query(this.sql("threadPage",
+        [id, ...bounds, direction === "DESC", limit, offset, ...exclusive, counted]));
       // (a thread's messages are its resource's: a resourceId equal to the thread's needs no filter)
       if (resourceId === undefined || !rows.length || rows[0].thread_resource === resourceId) {
         paged = true;

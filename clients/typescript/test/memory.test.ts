@@ -286,7 +286,7 @@ describe("CtxstoreMemory in the database", () => {
       }
       const prefixes = (await names(prepared)).map((n: string) => n.replace(/_[0-9a-f]{12}$/, ""));
       expect(prefixes).toEqual(expect.arrayContaining(
-        ["ctxstore_mastra_memory_threadPage", "ctxstore_mastra_memory_threadPageCounted", "ctxstore_mastra_memory_windows"]));
+        ["ctxstore_mastra_memory_threadPage", "ctxstore_mastra_memory_windows"]));
       expect(await names(unprepared)).toEqual([]);
     } finally {
       await prepared.pool.end();

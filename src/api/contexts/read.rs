@@ -614,6 +614,98 @@ fn list_messages(
     })
 }
 
+/// A page of a thread's messages found by the thread's id, as ctx.list_messages lists its
+/// context's, with the thread's context and resource and (with_total) the count
+/// ctx.count_messages gives: a framework's "page of this thread" in one call. No row when the
+/// tenant has no such thread (or `framework` is given and another one holds it); one row with
+/// NULL message columns when the page is empty.
+// (the row type is spelled out: pgrx reads the column names from the signature, not an alias)
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+#[pg_extern(stable, parallel_safe)]
+fn thread_page(
+    thread_id: Option<&str>,
+    framework: default!(Option<&str>, "NULL"),
+    created_from: default!(Option<TimestampWithTimeZone>, "NULL"),
+    created_to: default!(Option<TimestampWithTimeZone>, "NULL"),
+    order_by: default!(Option<&str>, "'seq'"),
+    descending: default!(Option<bool>, false),
+    max_rows: default!(Option<i32>, 100),
+    skip: default!(Option<i32>, 0),
+    with_total: default!(Option<bool>, false),
+) -> TableIterator<
+    'static,
+    // (the thread's context, resource and total, then one message: all NULL for an empty page)
+    (
+        name!(context_id, Uuid),
+        name!(resource, Option<String>),
+        name!(total, Option<i64>),
+        name!(seq, Option<i64>),
+        name!(message_id, Option<String>),
+        name!(revision, Option<i32>),
+        name!(role, Option<String>),
+        name!(content, Option<String>),
+        name!(metadata, Option<Metadata>),
+        name!(tokens, Option<i32>),
+        name!(created_at, Option<TimestampWithTimeZone>),
+        name!(written_at, Option<TimestampWithTimeZone>),
+        name!(archived, Option<bool>),
+        name!(trace_id, Option<String>),
+    ),
+> {
+    let page = metrics::timed(Call::Read, || {
+        let thread_id = required(thread_id, "thread_id")?;
+        let order = rules::MessageOrder::parse(required(order_by, "order_by")?)?;
+        let descending = required(descending, "descending")?;
+        let max_rows = non_negative(max_rows.map(i64::from), "max_rows")?;
+        let skip = non_negative(skip.map(i64::from), "skip")?;
+        let with_total = required(with_total, "with_total")?;
+        let from = created_from.unwrap_or_else(TimestampWithTimeZone::negative_infinity);
+        let to = created_to.unwrap_or_else(TimestampWithTimeZone::positive_infinity);
+        Spi::connect(|client| {
+            let Some(view) = load_thread_view(client, thread_id, framework)? else {
+                return Ok(None);
+            };
+            let total = match with_total {
+                true => Some(count_listed(client, &view, from, to)?),
+                false => None,
+            };
+            let rows = list_page(client, &view, from, to, order, descending, max_rows, skip)?;
+            Ok(Some((view.id, view.resource, total, rows)))
+        })
+    })
+    .or_raise();
+    let Some((context_id, resource, total, rows)) = page else {
+        return TableIterator::new(Vec::new());
+    };
+    metrics::count(Counter::MessagesRead, rows.len() as u64);
+    if rows.is_empty() {
+        let empty = (
+            context_id, resource, total, None, None, None, None, None, None, None, None, None,
+            None, None,
+        );
+        return TableIterator::new(vec![empty]);
+    }
+    TableIterator::new(rows.into_iter().map(move |row| {
+        let written_at = row.written_at.or(Some(row.created_at));
+        (
+            context_id,
+            resource.clone(),
+            total,
+            Some(row.seq),
+            row.message_id,
+            Some(row.revision),
+            Some(row.role),
+            Some(row.content),
+            Some(row.metadata),
+            Some(row.tokens),
+            Some(row.created_at),
+            written_at,
+            Some(row.archived),
+            row.trace_id,
+        )
+    }))
+}
+
 fn read_list(
     context_id: Option<Uuid>,
     created_from: Option<TimestampWithTimeZone>,
