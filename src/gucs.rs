@@ -39,6 +39,10 @@ pub static EXACT_RECALL_MAX_CANDIDATES: GucSetting<i32> = GucSetting::<i32>::new
 /// (`last_accessed_at`, `access_count`) — a write per recall, so off unless asked for.
 pub static TRACK_MEMORY_ACCESS: GucSetting<bool> = GucSetting::<bool>::new(false);
 
+/// `ctxstore.direct_counts`: whether counts of a context's messages read its indexes directly
+/// (services::index_count) or through SQL; both count the same entries.
+pub static DIRECT_COUNTS: GucSetting<bool> = GucSetting::<bool>::new(true);
+
 /// `ctxstore.master_key`: the master keys (`id:hex`, first = current); superuser-only, hidden
 /// from non-superusers. `ctxstore.master_key_file`: a file holding them instead.
 pub static MASTER_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -91,6 +95,14 @@ pub fn register() {
         c"Whether ctx.recall records an access of the memories it returns (last_accessed_at, access_count).",
         c"Off: recall only reads. On: one UPDATE per recall in read-write transactions; read-only transactions and standbys never record.",
         &TRACK_MEMORY_ACCESS,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"ctxstore.direct_counts",
+        c"Whether counts of a context's messages (ctx.count_messages, ctx.thread_page's total) read its indexes without a plan.",
+        c"On: a loop over the index entries with an index-only scan's visibility check. Off: the same count through SQL. Citus clusters and serializable transactions always count through SQL.",
+        &DIRECT_COUNTS,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -256,6 +268,10 @@ pub fn traceparent() -> Option<String> {
 
 pub fn database() -> String {
     non_empty(&DATABASE).unwrap_or_else(|| "postgres".to_string())
+}
+
+pub fn direct_counts() -> bool {
+    DIRECT_COUNTS.get()
 }
 
 pub fn encrypt_new_contexts() -> bool {

@@ -157,6 +157,11 @@ pub extern "C-unwind" fn _PG_init() {
             Some(services::tenant::on_invalidation),
             pg_sys::Datum::from(0),
         );
+        // counts read the message indexes, found by name until the catalog changes
+        pg_sys::CacheRegisterRelcacheCallback(
+            Some(services::index_count::forget),
+            pg_sys::Datum::from(0),
+        );
         // recall keeps what it reads of the catalog until it changes
         pg_sys::CacheRegisterRelcacheCallback(
             Some(services::recall::forget_catalog),

@@ -13,9 +13,11 @@ cd "$work"
 permutations=$(grep -h '^permutation' "$root"/tests/isolation/specs/*.spec | wc -l)
 if ! as_pg "$isolation_regress" --use-existing --host="$datadir" --port="$port" --user=postgres \
       --dbname=ctxstore_isolation --inputdir="$root/tests/isolation" --outputdir="$work" "${specs[@]}" \
-      | tee "$work/isolation.log"; then
+      2>&1 | tee "$work/isolation.log"; then
   echo "---- regression.diffs (isolation)"; cat "$work/regression.diffs" || true
   failed=$(grep -Ec '^(test .*\.\.\. (FAILED|failed|diff)|not ok)' "$work/isolation.log" || true)
+  # (a failure the log does not name a spec for, e.g. a missing expected file, is still one)
+  [ "$failed" -gt 0 ] || failed=1
   result $((${#specs[@]} - failed)) 0 "$failed" "isolation specs"
   exit 1
 fi

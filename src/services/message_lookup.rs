@@ -11,6 +11,7 @@ use crate::core::conversation as rules;
 use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::plans::Statement;
 use crate::services::context_view::{rows_of, Row, View};
+use crate::services::index_count;
 
 /// Where a message id is in a view: the row that wins at its seq (the nearest segment's).
 #[derive(Clone)]
@@ -485,6 +486,19 @@ pub(crate) fn count_listed(
 ) -> CtxResult<i64> {
     let (ids, his, los, sinces) = view.segments();
     let dated = !(from.is_neg_infinity() && to.is_infinity());
+    // (one segment without an age bound: its count is a range of index entries, less the
+    // tombstones, with no row to read)
+    if ids.len() == 1 && sinces[0].is_neg_infinity() {
+        let range = index_count::EntryRange {
+            tenant: &view.tenant,
+            context_id: ids[0],
+            after_seq: los[0],
+            created: dated.then_some((from, to)),
+        };
+        if let Some(count) = index_count::count_live(&range) {
+            return Ok(count);
+        }
+    }
     let statement = match (dated, ids.len() > 1) {
         (true, true) => &COUNT_DATED,
         (false, true) => &COUNT_ALL,

@@ -1,5 +1,5 @@
 //! Postgres-integration services the SQL functions share: data keys and sealing, the processor
-//! pipeline, the context view and its reads, messages found by id, recall, stored state values, schema lookups,
+//! pipeline, the context view and its reads, messages found by id, counts read from the indexes, recall, stored state values, schema lookups,
 //! retention, metrics recording, the current tenant and what a transaction may write. They return `CtxResult`; only the SQL face (`api/`) turns
 //! an error into a Postgres ERROR (the one exception: a user processor's own ERROR, re-raised
 //! with the processor's name by the pipeline).
@@ -9,6 +9,7 @@ pub mod context_deletion;
 pub mod context_view;
 pub mod counter_bump;
 pub mod embedding_datum;
+pub mod index_count;
 pub mod keys;
 pub mod memory_sealing;
 pub mod message_lookup;

@@ -163,6 +163,52 @@ SELECT ctx.set_retention(:'tmf', max_age => '2 seconds');
 SELECT ctx.count_messages(:'tmf') AS counted, (SELECT count(*) FROM ctx.list_messages(:'tmf')) AS listed;
 COMMIT;
 SELECT ctx.set_retention(:'tmf');
+-- A context without ancestors or age bound counts straight from its indexes
+-- (ctxstore.direct_counts, on by default): the same numbers as through SQL ("direct / SQL"),
+-- with a delete's old row version left behind (a new version: the old entries stay until a
+-- vacuum), after a vacuum (all-visible pages, read from the visibility map), with rows this
+-- transaction wrote and ones a savepoint rolled back, and under a count bound
+CREATE FUNCTION pg_temp.both_counts(c uuid, f timestamptz DEFAULT NULL, t timestamptz DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE direct bigint; plain bigint;
+BEGIN
+    PERFORM set_config('ctxstore.direct_counts', 'on', true);
+    direct := ctx.count_messages(c, f, t);
+    PERFORM set_config('ctxstore.direct_counts', 'off', true);
+    plain := ctx.count_messages(c, f, t);
+    PERFORM set_config('ctxstore.direct_counts', 'on', true);
+    RETURN direct || ' / ' || plain;
+END $$;
+SELECT ctx.create_context('counted') AS cn \gset
+SELECT count(*) FROM ctx.save_messages(:'cn', (SELECT jsonb_agg(jsonb_build_object('message_id', 'c' || i, 'role', 'user',
+                                                                  'content', 'counted ' || i,
+                                                                  'created_at', '2026-01-01T00:00:00Z'::timestamptz + i * interval '1 hour'))
+                                                 FROM generate_series(1, 300) i));
+SELECT ctx.delete_messages(:'cn', ARRAY(SELECT 'c' || i FROM generate_series(1, 300, 7) i)) AS deleted;
+SELECT ctx.update_message(:'cn', 'c2', 'counted 2, edited') AS revision;
+CREATE TEMPORARY TABLE count_ranges (f timestamptz, t timestamptz);
+INSERT INTO count_ranges VALUES (NULL, NULL), ('2026-01-03T00:00:00Z', NULL), (NULL, '2026-01-05T00:00:00Z'),
+                                ('2026-01-02T00:00:00Z', '2026-01-04T00:00:00Z'), ('2027-01-01T00:00:00Z', NULL);
+SELECT f, t, pg_temp.both_counts(:'cn', f, t) AS before_vacuum FROM count_ranges ORDER BY 1 NULLS FIRST, 2 NULLS FIRST;
+VACUUM ctx.messages;
+SELECT f, t, pg_temp.both_counts(:'cn', f, t) AS after_vacuum FROM count_ranges ORDER BY 1 NULLS FIRST, 2 NULLS FIRST;
+BEGIN;
+SELECT count(*) FROM ctx.append_many(:'cn', '[{"role": "user", "content": "new", "message_id": "new-1"},
+                                              {"role": "user", "content": "new", "message_id": "new-2"},
+                                              {"role": "user", "content": "new", "message_id": "new-3"}]') AS appended;
+SELECT ctx.delete_messages(:'cn', '{new-1}') AS deleted;
+SELECT pg_temp.both_counts(:'cn') AS in_the_transaction;
+SAVEPOINT s;
+SELECT count(*) FROM ctx.append_many(:'cn', '[{"role": "user", "content": "gone", "message_id": "gone-1"},
+                                              {"role": "user", "content": "gone", "message_id": "gone-2"}]') AS appended;
+SELECT pg_temp.both_counts(:'cn') AS before_the_rollback;
+ROLLBACK TO SAVEPOINT s;
+SELECT pg_temp.both_counts(:'cn') AS after_the_rollback;
+COMMIT;
+SELECT ctx.set_retention(:'cn', max_messages => 100);
+SELECT f, t, pg_temp.both_counts(:'cn', f, t) AS newest_100 FROM count_ranges ORDER BY 1 NULLS FIRST, 2 NULLS FIRST;
+SELECT ctx.count_messages(:'cn') AS counted, (SELECT count(*) FROM ctx.list_messages(:'cn', max_rows => 1000)) AS listed;
+SELECT ctx.delete_context(:'cn');
 SELECT ctx.count_messages(NULL);
 \echo :SQLSTATE
 -- windows by the caller's time: (created_at, seq) order, ties at a target's created_at on
