@@ -39,9 +39,9 @@ pub static EXACT_RECALL_MAX_CANDIDATES: GucSetting<i32> = GucSetting::<i32>::new
 /// (`last_accessed_at`, `access_count`) — a write per recall, so off unless asked for.
 pub static TRACK_MEMORY_ACCESS: GucSetting<bool> = GucSetting::<bool>::new(false);
 
-/// `ctxstore.direct_counts`: whether counts of a context's messages read its indexes directly
-/// (services::index_count) or through SQL; both count the same entries.
-pub static DIRECT_COUNTS: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// `ctxstore.direct_reads`: whether counts and pages of a context's messages read its indexes
+/// directly (services::direct_reads) or through SQL; both read the same rows.
+pub static DIRECT_READS: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 /// `ctxstore.master_key`: the master keys (`id:hex`, first = current); superuser-only, hidden
 /// from non-superusers. `ctxstore.master_key_file`: a file holding them instead.
@@ -99,10 +99,10 @@ pub fn register() {
         GucFlags::default(),
     );
     GucRegistry::define_bool_guc(
-        c"ctxstore.direct_counts",
-        c"Whether counts of a context's messages (ctx.count_messages, ctx.thread_page's total) read its indexes without a plan.",
-        c"On: a loop over the index entries with an index-only scan's visibility check. Off: the same count through SQL. Citus clusters and serializable transactions always count through SQL.",
-        &DIRECT_COUNTS,
+        c"ctxstore.direct_reads",
+        c"Whether counts, pages and windows of a context's messages read its indexes without a plan.",
+        c"On: loops over the index entries (counts with an index-only scan's visibility check). Off: the same reads through SQL. Forks, Citus clusters and serializable transactions always read through SQL.",
+        &DIRECT_READS,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -270,8 +270,8 @@ pub fn database() -> String {
     non_empty(&DATABASE).unwrap_or_else(|| "postgres".to_string())
 }
 
-pub fn direct_counts() -> bool {
-    DIRECT_COUNTS.get()
+pub fn direct_reads() -> bool {
+    DIRECT_READS.get()
 }
 
 pub fn encrypt_new_contexts() -> bool {

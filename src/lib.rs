@@ -159,7 +159,7 @@ pub extern "C-unwind" fn _PG_init() {
         );
         // counts read the message indexes, found by name until the catalog changes
         pg_sys::CacheRegisterRelcacheCallback(
-            Some(services::index_count::forget),
+            Some(services::direct_reads::forget),
             pg_sys::Datum::from(0),
         );
         // recall keeps what it reads of the catalog until it changes

@@ -15,6 +15,7 @@ use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::plans::Statement;
 use crate::services::keys;
 use crate::services::pipeline::{ContextTarget, Pipeline};
+use crate::services::direct_reads::StoredMessage;
 pub(crate) use crate::services::stored_json::{Metadata, StoredJsonb};
 
 /// A message or summary as read back.
@@ -738,6 +739,61 @@ pub(crate) fn rows_of(
             })
         })
         .collect()
+}
+
+/// A message row read straight from the table (services::direct_reads) as a row of the view:
+/// what `rows_of` makes of the same row read through SQL.
+pub(crate) fn stored_row(
+    client: &SpiClient<'_>,
+    m: StoredMessage,
+    compacted_through: i64,
+) -> CtxResult<Row> {
+    let (content, metadata) = match m.content_enc {
+        // encrypted: opened with the key of the context that wrote it
+        Some(sealed) => {
+            let at = SealedAt {
+                context_id: m.context_id,
+                seq: m.seq,
+                role: &m.role,
+                revision: m.revision,
+            };
+            let (content, metadata) =
+                open_message(client, &at, &sealed, m.metadata_enc.as_deref())?;
+            (content, Metadata::Value(metadata))
+        }
+        None => {
+            let content = match (m.content, m.content_lz4) {
+                (Some(content), _) => content,
+                (None, Some(block)) => crate::core::archive::decompress(&block)?,
+                (None, None) => {
+                    return Err(CtxError::internal(format!(
+                        "message {} of context {} has no content",
+                        m.seq, m.context_id
+                    )))
+                }
+            };
+            (
+                content,
+                m.metadata.map_or(Metadata::Value(json!({})), Metadata::Stored),
+            )
+        }
+    };
+    Ok(Row {
+        seq: m.seq,
+        role: m.role,
+        content,
+        metadata,
+        tokens: m.tokens,
+        created_at: m.created_at,
+        archived: m.seq <= compacted_through,
+        trace_id: m.trace_id,
+        message_id: Some(m.message_id),
+        revision: m.revision,
+        written_at: Some(m.written_at),
+        deleted: false,
+        current: true,
+        owner: Some(m.context_id),
+    })
 }
 
 /// Where a message revision was sealed: what its associated data names.

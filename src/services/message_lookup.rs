@@ -10,8 +10,8 @@ use pgrx::Uuid;
 use crate::core::conversation as rules;
 use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::plans::Statement;
-use crate::services::context_view::{rows_of, Row, View};
-use crate::services::index_count;
+use crate::services::context_view::{rows_of, stored_row, Row, View};
+use crate::services::direct_reads;
 
 /// Where a message id is in a view: the row that wins at its seq (the nearest segment's).
 #[derive(Clone)]
@@ -368,6 +368,24 @@ macro_rules! beside_statements {
 beside_statements!(UP_TO, UP_TO_ONE, "<=", "m.created_at DESC, m.seq DESC");
 beside_statements!(AFTER, AFTER_ONE, ">", "m.created_at, m.seq");
 
+/// A one-segment read straight from the indexes (services::direct_reads) as rows of the view,
+/// or `None` where it must go through SQL.
+fn walked_rows(
+    client: &SpiClient<'_>,
+    view: &View,
+    walk: &direct_reads::Walk<'_>,
+) -> CtxResult<Option<Vec<Row>>> {
+    let Some(stored) = direct_reads::walk(walk) else {
+        return Ok(None);
+    };
+    let compacted_through = view.compacted_through();
+    stored
+        .into_iter()
+        .map(|m| stored_row(client, m, compacted_through))
+        .collect::<CtxResult<Vec<Row>>>()
+        .map(Some)
+}
+
 /// Up to `limit` live messages of the view at or before (`up_to`, newest first) or after
 /// (oldest first) the point (created_at, seq) in (created_at, seq) order.
 pub(crate) fn list_beside(
@@ -379,6 +397,25 @@ pub(crate) fn list_beside(
     limit: i64,
 ) -> CtxResult<Vec<Row>> {
     let (ids, his, los, sinces) = view.segments();
+    if ids.len() == 1 {
+        let walk = direct_reads::Walk {
+            range: direct_reads::EntryRange {
+                tenant: &view.tenant,
+                context_id: ids[0],
+                after_seq: los[0],
+                created: None,
+            },
+            since: sinces[0],
+            walked: direct_reads::Walked::ByCreated,
+            descending: up_to,
+            beside: Some((created_at, seq)),
+            skip: 0,
+            limit,
+        };
+        if let Some(rows) = walked_rows(client, view, &walk)? {
+            return Ok(rows);
+        }
+    }
     let statement = match (up_to, ids.len() == 1) {
         (true, false) => &UP_TO,
         (false, false) => &AFTER,
@@ -489,13 +526,13 @@ pub(crate) fn count_listed(
     // (one segment without an age bound: its count is a range of index entries, less the
     // tombstones, with no row to read)
     if ids.len() == 1 && sinces[0].is_neg_infinity() {
-        let range = index_count::EntryRange {
+        let range = direct_reads::EntryRange {
             tenant: &view.tenant,
             context_id: ids[0],
             after_seq: los[0],
             created: dated.then_some((from, to)),
         };
-        if let Some(count) = index_count::count_live(&range) {
+        if let Some(count) = direct_reads::count_live(&range) {
             return Ok(count);
         }
     }
@@ -535,6 +572,29 @@ pub(crate) fn list_page(
     skip: i64,
 ) -> CtxResult<Vec<Row>> {
     let (ids, his, los, sinces) = view.segments();
+    if ids.len() == 1 {
+        let dated = !(from.is_neg_infinity() && to.is_infinity());
+        let walk = direct_reads::Walk {
+            range: direct_reads::EntryRange {
+                tenant: &view.tenant,
+                context_id: ids[0],
+                after_seq: los[0],
+                created: dated.then_some((from, to)),
+            },
+            since: sinces[0],
+            walked: match order {
+                rules::MessageOrder::Seq => direct_reads::Walked::BySeq,
+                rules::MessageOrder::CreatedAt => direct_reads::Walked::ByCreated,
+            },
+            descending,
+            beside: None,
+            skip,
+            limit: max_rows,
+        };
+        if let Some(rows) = walked_rows(client, view, &walk)? {
+            return Ok(rows);
+        }
+    }
     let statement = match (order, descending, ids.len() == 1) {
         (rules::MessageOrder::Seq, false, false) => &LIST_SEQ,
         (rules::MessageOrder::Seq, true, false) => &LIST_SEQ_DESC,

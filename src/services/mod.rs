@@ -9,7 +9,7 @@ pub mod context_deletion;
 pub mod context_view;
 pub mod counter_bump;
 pub mod embedding_datum;
-pub mod index_count;
+pub mod direct_reads;
 pub mod keys;
 pub mod memory_sealing;
 pub mod message_lookup;

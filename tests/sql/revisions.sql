@@ -164,7 +164,7 @@ SELECT ctx.count_messages(:'tmf') AS counted, (SELECT count(*) FROM ctx.list_mes
 COMMIT;
 SELECT ctx.set_retention(:'tmf');
 -- A context without ancestors or age bound counts straight from its indexes
--- (ctxstore.direct_counts, on by default): the same numbers as through SQL ("direct / SQL"),
+-- (ctxstore.direct_reads, on by default): the same numbers as through SQL ("direct / SQL"),
 -- with a delete's old row version left behind (a new version: the old entries stay until a
 -- vacuum), after a vacuum (all-visible pages, read from the visibility map), with rows this
 -- transaction wrote and ones a savepoint rolled back, and under a count bound
@@ -172,11 +172,11 @@ CREATE FUNCTION pg_temp.both_counts(c uuid, f timestamptz DEFAULT NULL, t timest
 LANGUAGE plpgsql AS $$
 DECLARE direct bigint; plain bigint;
 BEGIN
-    PERFORM set_config('ctxstore.direct_counts', 'on', true);
+    PERFORM set_config('ctxstore.direct_reads', 'on', true);
     direct := ctx.count_messages(c, f, t);
-    PERFORM set_config('ctxstore.direct_counts', 'off', true);
+    PERFORM set_config('ctxstore.direct_reads', 'off', true);
     plain := ctx.count_messages(c, f, t);
-    PERFORM set_config('ctxstore.direct_counts', 'on', true);
+    PERFORM set_config('ctxstore.direct_reads', 'on', true);
     RETURN direct || ' / ' || plain;
 END $$;
 SELECT ctx.create_context('counted') AS cn \gset
@@ -208,7 +208,56 @@ COMMIT;
 SELECT ctx.set_retention(:'cn', max_messages => 100);
 SELECT f, t, pg_temp.both_counts(:'cn', f, t) AS newest_100 FROM count_ranges ORDER BY 1 NULLS FIRST, 2 NULLS FIRST;
 SELECT ctx.count_messages(:'cn') AS counted, (SELECT count(*) FROM ctx.list_messages(:'cn', max_rows => 1000)) AS listed;
+-- ... and pages and windows too: the rows of ctx.list_messages (both orders, either direction,
+-- skipped into, over a time range) and of ctx.message_windows by time around every live id,
+-- whole, compared with direct reads on and off; under a count bound, with messages archived
+-- by compaction (lz4 in place), under an age bound, and in an encrypted context
+CREATE FUNCTION pg_temp.both_reads(c uuid) RETURNS TABLE (reads bigint, rows_read bigint, differing bigint)
+LANGUAGE plpgsql AS $$
+DECLARE o record; direct text[]; plain text[];
+BEGIN
+    reads := 0; rows_read := 0; differing := 0;
+    FOR o IN SELECT * FROM (VALUES ('seq'), ('created_at')) a(order_by), (VALUES (false), (true)) b(descending),
+                           (VALUES (0), (3)) s(skip),
+                           (VALUES (NULL::timestamptz, NULL::timestamptz), ('2026-01-09T00:00:00Z', '2026-01-12T00:00:00Z')) r(f, t) LOOP
+        PERFORM set_config('ctxstore.direct_reads', 'on', true);
+        direct := ARRAY(SELECT l::text FROM ctx.list_messages(c, o.f, o.t, o.order_by, o.descending, 7, o.skip) l);
+        PERFORM set_config('ctxstore.direct_reads', 'off', true);
+        plain := ARRAY(SELECT l::text FROM ctx.list_messages(c, o.f, o.t, o.order_by, o.descending, 7, o.skip) l);
+        reads := reads + 1; rows_read := rows_read + cardinality(direct);
+        differing := differing + (direct IS DISTINCT FROM plain)::int;
+    END LOOP;
+    FOR o IN SELECT message_id FROM ctx.list_messages(c, max_rows => 1000) LOOP
+        PERFORM set_config('ctxstore.direct_reads', 'on', true);
+        direct := ARRAY(SELECT w::text FROM ctx.message_windows(c, ARRAY[o.message_id], '{2}', '{2}', 'created_at') w);
+        PERFORM set_config('ctxstore.direct_reads', 'off', true);
+        plain := ARRAY(SELECT w::text FROM ctx.message_windows(c, ARRAY[o.message_id], '{2}', '{2}', 'created_at') w);
+        reads := reads + 1; rows_read := rows_read + cardinality(direct);
+        differing := differing + (direct IS DISTINCT FROM plain)::int;
+    END LOOP;
+    PERFORM set_config('ctxstore.direct_reads', 'on', true);
+    RETURN NEXT;
+END $$;
+SELECT 'newest 100' AS bound, * FROM pg_temp.both_reads(:'cn');
+SELECT ctx.set_retention(:'cn');
+SELECT ctx.compact(:'cn', 'the first two hundred', keep_last => 100) IS NOT NULL AS compacted;
+SELECT count(*) FILTER (WHERE content_lz4 IS NOT NULL) > 0 AS archived FROM ctx.messages WHERE context_id = :'cn';
+SELECT 'compacted' AS bound, * FROM pg_temp.both_reads(:'cn');
+UPDATE ctx.messages SET written_at = now() - interval '2 days' WHERE context_id = :'cn' AND seq <= 150;
+SELECT ctx.set_retention(:'cn', max_age => '1 day');
+SELECT 'written in the last day' AS bound, * FROM pg_temp.both_reads(:'cn');
 SELECT ctx.delete_context(:'cn');
+SET ctxstore.master_key = 'k1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
+SELECT ctx.create_context('sealed pages', encrypted => true) AS sp \gset
+SELECT count(*) FROM ctx.save_messages(:'sp', (SELECT jsonb_agg(jsonb_build_object('message_id', 's' || i, 'role', 'user',
+                                                                  'content', 'sealed ' || i, 'metadata', jsonb_build_object('i', i),
+                                                                  'created_at', '2026-01-01T00:00:00Z'::timestamptz + i * interval '4 hours'))
+                                                 FROM generate_series(1, 80) i));
+SELECT ctx.delete_messages(:'sp', '{s5,s50}') AS deleted;
+SELECT ctx.update_message(:'sp', 's6', 'sealed 6, edited') AS revision;
+SELECT 'encrypted' AS bound, * FROM pg_temp.both_reads(:'sp');
+SELECT ctx.delete_context(:'sp');
+RESET ctxstore.master_key;
 SELECT ctx.count_messages(NULL);
 \echo :SQLSTATE
 -- windows by the caller's time: (created_at, seq) order, ties at a target's created_at on
