@@ -13,9 +13,9 @@ use crate::core::processors::{Dedup, ReadMessage, Stage};
 use crate::core::tokenizer::Encoding;
 use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::plans::Statement;
+use crate::services::direct_reads::StoredMessage;
 use crate::services::keys;
 use crate::services::pipeline::{ContextTarget, Pipeline};
-use crate::services::direct_reads::StoredMessage;
 pub(crate) use crate::services::stored_json::{Metadata, StoredJsonb};
 
 /// A message or summary as read back.
@@ -774,7 +774,8 @@ pub(crate) fn stored_row(
             };
             (
                 content,
-                m.metadata.map_or(Metadata::Value(json!({})), Metadata::Stored),
+                m.metadata
+                    .map_or(Metadata::Value(json!({})), Metadata::Stored),
             )
         }
     };

@@ -277,7 +277,10 @@ impl OpenIndex {
                 std::ptr::null_mut(),
                 0,
             );
-            (scan, pg_sys::table_slot_create(self.table, std::ptr::null_mut()))
+            (
+                scan,
+                pg_sys::table_slot_create(self.table, std::ptr::null_mut()),
+            )
         }
     }
 }
@@ -406,9 +409,22 @@ pub(crate) fn walk(walk: &Walk<'_>) -> Option<Vec<StoredMessage>> {
             false => pg_sys::ScanDirection::ForwardScanDirection,
         };
         let last_column = [
-            c.tenant, c.context_id, c.seq, c.message_id, c.revision, c.deleted, c.role, c.content,
-            c.content_lz4, c.content_enc, c.metadata_enc, c.metadata, c.tokens, c.created_at,
-            c.written_at, c.trace_id,
+            c.tenant,
+            c.context_id,
+            c.seq,
+            c.message_id,
+            c.revision,
+            c.deleted,
+            c.role,
+            c.content,
+            c.content_lz4,
+            c.content_enc,
+            c.metadata_enc,
+            c.metadata,
+            c.tokens,
+            c.created_at,
+            c.written_at,
+            c.trace_id,
         ]
         .into_iter()
         .max()
@@ -425,10 +441,10 @@ pub(crate) fn walk(walk: &Walk<'_>) -> Option<Vec<StoredMessage>> {
                 (*(*slot).tts_values.add(at), *(*slot).tts_isnull.add(at))
             };
             match row_of(walk, &range, &c, column) {
-                Visit::Skipped => {}
-                Visit::Row(_) if skipped < walk.skip => skipped += 1,
-                Visit::Row(row) => rows.push(row),
-                Visit::Broken => {
+                Ok(None) => {}
+                Ok(Some(_)) if skipped < walk.skip => skipped += 1,
+                Ok(Some(row)) => rows.push(row),
+                Err(Broken) => {
                     whole = false;
                     break;
                 }
@@ -440,36 +456,31 @@ pub(crate) fn walk(walk: &Walk<'_>) -> Option<Vec<StoredMessage>> {
     }
 }
 
-/// What a walk makes of one row.
-enum Visit {
-    /// a tombstone, or outside the walk's bounds
-    Skipped,
-    Row(StoredMessage),
-    /// a NOT NULL column read as NULL: the caller reads with SQL, which says what is wrong
-    Broken,
-}
+/// A NOT NULL column read as NULL: the caller reads with SQL, which says what is wrong.
+struct Broken;
 
+/// One row of a walk: `None` for a tombstone or a row outside the walk's bounds.
 unsafe fn row_of(
     walk: &Walk<'_>,
     range: &EntryRange<'_>,
     c: &Columns,
     column: impl Fn(pg_sys::AttrNumber) -> (pg_sys::Datum, bool),
-) -> Visit {
+) -> Result<Option<StoredMessage>, Broken> {
     // SAFETY: each datum is of its column's type (the columns were found by name).
     unsafe {
         let (deleted, _) = column(c.deleted);
         if deleted.value() != 0 {
-            return Visit::Skipped;
+            return Ok(None);
         }
         let (Some(written_at), Some(created_at), Some(seq)) = (
             value::<TimestampWithTimeZone>(column(c.written_at)),
             value::<TimestampWithTimeZone>(column(c.created_at)),
             value::<i64>(column(c.seq)),
         ) else {
-            return Visit::Broken;
+            return Err(Broken);
         };
         if i64::from(written_at) < i64::from(walk.since) || !in_range(range, created_at) {
-            return Visit::Skipped;
+            return Ok(None);
         }
         if let Some((at, at_seq)) = walk.beside {
             let order = (i64::from(created_at), seq).cmp(&(i64::from(at), at_seq));
@@ -478,7 +489,7 @@ unsafe fn row_of(
                 false => order.is_gt(),
             };
             if !on_its_side {
-                return Visit::Skipped;
+                return Ok(None);
             }
         }
         let (Some(role), Some(tokens), Some(context_id), Some(message_id), Some(revision)) = (
@@ -488,9 +499,9 @@ unsafe fn row_of(
             value(column(c.message_id)),
             value(column(c.revision)),
         ) else {
-            return Visit::Broken;
+            return Err(Broken);
         };
-        Visit::Row(StoredMessage {
+        Ok(Some(StoredMessage {
             seq,
             role,
             content: value(column(c.content)),
@@ -505,14 +516,15 @@ unsafe fn row_of(
             message_id,
             revision,
             written_at,
-        })
+        }))
     }
 }
 
 fn in_range(range: &EntryRange<'_>, created_at: TimestampWithTimeZone) -> bool {
     range.created.is_none_or(|(from, to)| {
         let at = i64::from(created_at);
-        (from.is_neg_infinity() || at >= i64::from(from)) && (to.is_infinity() || at <= i64::from(to))
+        (from.is_neg_infinity() || at >= i64::from(from))
+            && (to.is_infinity() || at <= i64::from(to))
     })
 }
 
