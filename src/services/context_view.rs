@@ -13,7 +13,7 @@ use crate::core::processors::{Dedup, ReadMessage, Stage};
 use crate::core::tokenizer::Encoding;
 use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::plans::Statement;
-use crate::services::direct_reads::StoredMessage;
+use crate::services::direct_reads::{self, StoredMessage};
 use crate::services::keys;
 use crate::services::pipeline::{ContextTarget, Pipeline};
 pub(crate) use crate::services::stored_json::{Metadata, StoredJsonb};
@@ -797,6 +797,24 @@ pub(crate) fn stored_row(
     })
 }
 
+/// A one-segment read straight from the indexes (services::direct_reads) as rows of the view,
+/// or `None` where it must go through SQL.
+pub(crate) fn walked_rows(
+    client: &SpiClient<'_>,
+    view: &View,
+    walk: &direct_reads::Walk<'_>,
+) -> CtxResult<Option<Vec<Row>>> {
+    let Some(stored) = direct_reads::walk(walk) else {
+        return Ok(None);
+    };
+    let compacted_through = view.compacted_through();
+    stored
+        .into_iter()
+        .map(|m| stored_row(client, m, compacted_through))
+        .collect::<CtxResult<Vec<Row>>>()
+        .map(Some)
+}
+
 /// Where a message revision was sealed: what its associated data names.
 pub(crate) struct SealedAt<'a> {
     pub context_id: Uuid,
@@ -857,6 +875,37 @@ pub(crate) fn newest_within(
     roles: Roles,
 ) -> CtxResult<Vec<Row>> {
     let after = view.compacted_through();
+    // (a context without ancestors: one walk of its primary key, newest first, that stops at
+    // the first message that does not fit, reading each row once)
+    let (ids, _, los, sinces) = view.segments();
+    if ids.len() == 1 && roles != Roles::History {
+        let left = std::cell::Cell::new(*budget);
+        let walk = direct_reads::Walk {
+            range: direct_reads::EntryRange {
+                tenant: &view.tenant,
+                context_id: ids[0],
+                after_seq: after.max(los[0]),
+                created: None,
+            },
+            since: sinces[0],
+            walked: direct_reads::Walked::BySeq,
+            descending: true,
+            beside: None,
+            system: match roles {
+                Roles::SystemOnly => Some(true),
+                Roles::NonSystem => Some(false),
+                Roles::All | Roles::History => None,
+            },
+            skip: 0,
+            limit: i64::MAX,
+            budget: Some(&left),
+        };
+        if let Some(mut rows) = walked_rows(client, view, &walk)? {
+            *budget = left.get();
+            rows.reverse();
+            return Ok(rows);
+        }
+    }
     let (mut top, mut oldest) = (None, None);
     // sized so a typical window (messages of ~30+ tokens) is found in one probe
     let first = (*budget / 32).clamp(FIRST_BATCH, MAX_BATCH);

@@ -377,8 +377,13 @@ pub(crate) struct Walk<'a> {
     /// the walk's side of a (created_at, seq) point: at or before it newest first, after it
     /// oldest first
     pub beside: Option<(TimestampWithTimeZone, i64)>,
+    /// `Some(true)`: system messages only; `Some(false)`: all but system ones
+    pub system: Option<bool>,
     pub skip: i64,
     pub limit: i64,
+    /// a token budget: the walk stops at the first row that does not fit (then -1: closed,
+    /// older rows may not skip over it), else takes each row's tokens from it
+    pub budget: Option<&'a Cell<i64>>,
 }
 
 /// The walk's rows, or `None` where the indexes cannot be read directly.
@@ -443,7 +448,16 @@ pub(crate) fn walk(walk: &Walk<'_>) -> Option<Vec<StoredMessage>> {
             match row_of(walk, &range, &c, column) {
                 Ok(None) => {}
                 Ok(Some(_)) if skipped < walk.skip => skipped += 1,
-                Ok(Some(row)) => rows.push(row),
+                Ok(Some(row)) => {
+                    if let Some(budget) = walk.budget {
+                        if i64::from(row.tokens) > budget.get() {
+                            budget.set(-1);
+                            break;
+                        }
+                        budget.set(budget.get() - i64::from(row.tokens));
+                    }
+                    rows.push(row)
+                }
                 Err(Broken) => {
                     whole = false;
                     break;
@@ -501,6 +515,12 @@ unsafe fn row_of(
         ) else {
             return Err(Broken);
         };
+        if walk
+            .system
+            .is_some_and(|system| (role == "system") != system)
+        {
+            return Ok(None);
+        }
         Ok(Some(StoredMessage {
             seq,
             role,

@@ -10,7 +10,7 @@ use pgrx::Uuid;
 use crate::core::conversation as rules;
 use crate::error::{required, CtxError, CtxResult, ErrorKind};
 use crate::plans::Statement;
-use crate::services::context_view::{rows_of, stored_row, Row, View};
+use crate::services::context_view::{rows_of, walked_rows, Row, View};
 use crate::services::direct_reads;
 
 /// Where a message id is in a view: the row that wins at its seq (the nearest segment's).
@@ -368,24 +368,6 @@ macro_rules! beside_statements {
 beside_statements!(UP_TO, UP_TO_ONE, "<=", "m.created_at DESC, m.seq DESC");
 beside_statements!(AFTER, AFTER_ONE, ">", "m.created_at, m.seq");
 
-/// A one-segment read straight from the indexes (services::direct_reads) as rows of the view,
-/// or `None` where it must go through SQL.
-fn walked_rows(
-    client: &SpiClient<'_>,
-    view: &View,
-    walk: &direct_reads::Walk<'_>,
-) -> CtxResult<Option<Vec<Row>>> {
-    let Some(stored) = direct_reads::walk(walk) else {
-        return Ok(None);
-    };
-    let compacted_through = view.compacted_through();
-    stored
-        .into_iter()
-        .map(|m| stored_row(client, m, compacted_through))
-        .collect::<CtxResult<Vec<Row>>>()
-        .map(Some)
-}
-
 /// Up to `limit` live messages of the view at or before (`up_to`, newest first) or after
 /// (oldest first) the point (created_at, seq) in (created_at, seq) order.
 pub(crate) fn list_beside(
@@ -409,8 +391,10 @@ pub(crate) fn list_beside(
             walked: direct_reads::Walked::ByCreated,
             descending: up_to,
             beside: Some((created_at, seq)),
+            system: None,
             skip: 0,
             limit,
+            budget: None,
         };
         if let Some(rows) = walked_rows(client, view, &walk)? {
             return Ok(rows);
@@ -588,8 +572,10 @@ pub(crate) fn list_page(
             },
             descending,
             beside: None,
+            system: None,
             skip,
             limit: max_rows,
+            budget: None,
         };
         if let Some(rows) = walked_rows(client, view, &walk)? {
             return Ok(rows);

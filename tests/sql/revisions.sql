@@ -180,7 +180,8 @@ BEGIN
     RETURN direct || ' / ' || plain;
 END $$;
 SELECT ctx.create_context('counted') AS cn \gset
-SELECT count(*) FROM ctx.save_messages(:'cn', (SELECT jsonb_agg(jsonb_build_object('message_id', 'c' || i, 'role', 'user',
+SELECT count(*) FROM ctx.save_messages(:'cn', (SELECT jsonb_agg(jsonb_build_object('message_id', 'c' || i,
+                                                                  'role', CASE WHEN i % 10 = 0 THEN 'system' ELSE 'user' END,
                                                                   'content', 'counted ' || i,
                                                                   'created_at', '2026-01-01T00:00:00Z'::timestamptz + i * interval '1 hour'))
                                                  FROM generate_series(1, 300) i));
@@ -209,8 +210,9 @@ SELECT ctx.set_retention(:'cn', max_messages => 100);
 SELECT f, t, pg_temp.both_counts(:'cn', f, t) AS newest_100 FROM count_ranges ORDER BY 1 NULLS FIRST, 2 NULLS FIRST;
 SELECT ctx.count_messages(:'cn') AS counted, (SELECT count(*) FROM ctx.list_messages(:'cn', max_rows => 1000)) AS listed;
 -- ... and pages and windows too: the rows of ctx.list_messages (both orders, either direction,
--- skipped into, over a time range) and of ctx.message_windows by time around every live id,
--- whole, compared with direct reads on and off; under a count bound, with messages archived
+-- skipped into, over a time range), of ctx.message_windows by time around every live id and of
+-- ctx.token_window and ctx.build_context (its system messages apart: 200 tokens more) for budgets from none to
+-- all, whole, compared with direct reads on and off; under a count bound, with messages archived
 -- by compaction (lz4 in place), under an age bound, and in an encrypted context
 CREATE FUNCTION pg_temp.both_reads(c uuid) RETURNS TABLE (reads bigint, rows_read bigint, differing bigint)
 LANGUAGE plpgsql AS $$
@@ -232,6 +234,20 @@ BEGIN
         direct := ARRAY(SELECT w::text FROM ctx.message_windows(c, ARRAY[o.message_id], '{2}', '{2}', 'created_at') w);
         PERFORM set_config('ctxstore.direct_reads', 'off', true);
         plain := ARRAY(SELECT w::text FROM ctx.message_windows(c, ARRAY[o.message_id], '{2}', '{2}', 'created_at') w);
+        reads := reads + 1; rows_read := rows_read + cardinality(direct);
+        differing := differing + (direct IS DISTINCT FROM plain)::int;
+    END LOOP;
+    FOR o IN SELECT * FROM unnest('{0,3,40,400,100000}'::int[]) AS b(budget) LOOP
+        PERFORM set_config('ctxstore.direct_reads', 'on', true);
+        direct := ARRAY(SELECT w::text FROM ctx.token_window(c, o.budget) w);
+        PERFORM set_config('ctxstore.direct_reads', 'off', true);
+        plain := ARRAY(SELECT w::text FROM ctx.token_window(c, o.budget) w);
+        reads := reads + 1; rows_read := rows_read + cardinality(direct);
+        differing := differing + (direct IS DISTINCT FROM plain)::int;
+        PERFORM set_config('ctxstore.direct_reads', 'on', true);
+        direct := ARRAY(SELECT b::text FROM ctx.build_context(c, o.budget + 200) b);
+        PERFORM set_config('ctxstore.direct_reads', 'off', true);
+        plain := ARRAY(SELECT b::text FROM ctx.build_context(c, o.budget + 200) b);
         reads := reads + 1; rows_read := rows_read + cardinality(direct);
         differing := differing + (direct IS DISTINCT FROM plain)::int;
     END LOOP;
