@@ -41,9 +41,16 @@ const RESOURCES = ["mastra", "resources"];
 // ctx.threads.framework of Mastra's threads: no other adapter's thread is read, listed or cleared
 const FRAMEWORK = "'mastra'";
 const UNLIMITED = 2 ** 31 - 1;
-const MESSAGE_COLUMNS = "message_id, role, content, metadata, created_at";
-/** MESSAGE_COLUMNS of a table alias: "m.message_id, m.role, ...". */
-const columnsOf = (alias: string) => MESSAGE_COLUMNS.split(", ").map((c) => `${alias}.${c}`).join(", ");
+/**
+ * The columns a message is read from (of a table alias: "m.message_id, m.role, ..."). The
+ * plain-text content only where Mastra's own content is not kept in the metadata: it would be
+ * sent, and decoded, for nothing.
+ */
+const columnsOf = (alias?: string) => {
+  const c = (name: string) => (alias ? `${alias}.${name}` : name);
+  return `${c("message_id")}, ${c("role")}, CASE WHEN ${c("metadata")} -> 'mastra' ? 'content' THEN NULL ELSE ${c("content")} END AS content, ${c("metadata")}, ${c("created_at")}`;
+};
+const MESSAGE_COLUMNS = columnsOf();
 
 const SQL = {
   extension: "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'ctxstore'",
