@@ -5,7 +5,7 @@
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::BuiltinOid::{self, *};
 use pgrx::spi::SpiClient;
-use pgrx::{JsonB, Uuid};
+use pgrx::{FromDatum, IntoDatum, JsonB, Uuid};
 use serde_json::{json, Value};
 
 use crate::core::conversation::{self as rules, Lineage};
@@ -322,6 +322,15 @@ fn current_tenant_label() -> String {
 }
 
 pub(crate) fn load_view(client: &SpiClient<'_>, id: Uuid, lock: bool) -> CtxResult<View> {
+    if !lock {
+        // (read through the primary keys where it can be: see services::direct_reads)
+        let tenant = crate::services::tenant::current()?;
+        match direct_reads::context_row(&tenant, &direct_reads::ContextKey::Id(id)) {
+            Some(Some(row)) => return view_of(client, &row),
+            Some(None) => return Err(missing_context(client, id)),
+            None => {}
+        }
+    }
     let statement = if lock { &LOCK_VIEW } else { &LOAD_VIEW };
     view_by(client, statement, id)
 }
@@ -339,6 +348,14 @@ pub(crate) fn load_thread_view(
     thread_id: &str,
     framework: Option<&str>,
 ) -> CtxResult<Option<View>> {
+    let tenant = crate::services::tenant::current()?;
+    let key = direct_reads::ContextKey::Thread {
+        thread_id,
+        framework,
+    };
+    if let Some(found) = direct_reads::context_row(&tenant, &key) {
+        return found.map(|row| view_of(client, &row)).transpose();
+    }
     let plan = LOAD_THREAD_VIEW.plan(client)?;
     let mut table = client.select(
         &*plan,
@@ -368,8 +385,27 @@ fn view_by(client: &SpiClient<'_>, statement: &'static Statement, id: Uuid) -> C
     view_of(client, &row)
 }
 
+/// A row of the view query's columns, read through SQL or straight from the tables.
+trait ViewRow {
+    fn get<T: FromDatum + IntoDatum>(&self, n: usize) -> CtxResult<Option<T>>;
+}
+
+impl ViewRow for pgrx::spi::SpiHeapTupleData<'_> {
+    fn get<T: FromDatum + IntoDatum>(&self, n: usize) -> CtxResult<Option<T>> {
+        Ok(pgrx::spi::SpiHeapTupleData::get(self, n)?)
+    }
+}
+
+impl ViewRow for direct_reads::ContextRow {
+    fn get<T: FromDatum + IntoDatum>(&self, n: usize) -> CtxResult<Option<T>> {
+        let (datum, null) = self.column(n);
+        // SAFETY: view_of asks each position for its column's type, which the lookup checked.
+        Ok(unsafe { T::from_datum(datum, null) })
+    }
+}
+
 /// A row of a view query as the view.
-fn view_of(client: &SpiClient<'_>, row: &pgrx::spi::SpiHeapTupleData<'_>) -> CtxResult<View> {
+fn view_of(client: &SpiClient<'_>, row: &impl ViewRow) -> CtxResult<View> {
     let id: Uuid = required(row.get(19)?, "id")?;
     let ancestors: Vec<Uuid> = row.get(5)?.unwrap_or_default();
     let tenant: String = required(row.get(18)?, "tenant")?;

@@ -4,8 +4,9 @@
 //! read's SQL statement spends most of its time setting up its executor and copying each row
 //! through SPI; these loops do neither. They read what the SQL statements read, under the same
 //! snapshot, tenant and privileges; where that cannot be promised (a Citus cluster, whose local
-//! table is an empty shell; serializable transactions, whose reads take predicate locks; a role
-//! without SELECT on the table) the caller reads through SQL.
+//! table is an empty shell; serializable transactions, whose reads take predicate locks; a
+//! transaction that has written, whose SQL reads take a new snapshot per statement; a role
+//! without SELECT on the tables) the caller reads through SQL.
 
 use std::cell::Cell;
 use std::ffi::CStr;
@@ -37,9 +38,51 @@ struct Columns {
     trace_id: pg_sys::AttrNumber,
 }
 
-/// The message table, the three indexes the reads walk, and the table's columns.
+/// The columns of ctx.contexts, ctx.threads and ctx.summaries a context's view is read from.
+#[derive(Clone, Copy)]
+struct ViewColumns {
+    // ctx.contexts
+    name: pg_sys::AttrNumber,
+    metadata: pg_sys::AttrNumber,
+    encoding: pg_sys::AttrNumber,
+    last_seq: pg_sys::AttrNumber,
+    ancestors: pg_sys::AttrNumber,
+    bounds: pg_sys::AttrNumber,
+    processors: pg_sys::AttrNumber,
+    encrypted: pg_sys::AttrNumber,
+    retain_max_age: pg_sys::AttrNumber,
+    retain_max_messages: pg_sys::AttrNumber,
+    tenant: pg_sys::AttrNumber,
+    id: pg_sys::AttrNumber,
+    resource: pg_sys::AttrNumber,
+    // ctx.threads
+    thread_tenant: pg_sys::AttrNumber,
+    thread_id: pg_sys::AttrNumber,
+    thread_context: pg_sys::AttrNumber,
+    framework: pg_sys::AttrNumber,
+    // ctx.summaries
+    summary_tenant: pg_sys::AttrNumber,
+    summary_context: pg_sys::AttrNumber,
+    version: pg_sys::AttrNumber,
+    through_seq: pg_sys::AttrNumber,
+    summary_content: pg_sys::AttrNumber,
+    summary_content_enc: pg_sys::AttrNumber,
+    summary_metadata: pg_sys::AttrNumber,
+    summary_tokens: pg_sys::AttrNumber,
+    summary_created_at: pg_sys::AttrNumber,
+}
+
+/// The message table, the three indexes the reads walk, and the table's columns; the tables
+/// and primary keys a context's view is read from.
 #[derive(Clone, Copy)]
 struct Relations {
+    contexts: pg_sys::Oid,
+    contexts_key: pg_sys::Oid,
+    threads: pg_sys::Oid,
+    threads_key: pg_sys::Oid,
+    summaries: pg_sys::Oid,
+    summaries_key: pg_sys::Oid,
+    view: ViewColumns,
     messages: pg_sys::Oid,
     /// the primary key (tenant, context_id, seq)
     by_seq: pg_sys::Oid,
@@ -84,52 +127,100 @@ unsafe fn look_up() -> Option<Relations> {
             let oid = pg_sys::get_relname_relid(name.as_ptr(), schema);
             (oid != pg_sys::InvalidOid).then_some(oid)
         };
-        let messages = relation(c"messages")?;
-        let column = |name: &CStr| {
-            let number = pg_sys::get_attnum(messages, name.as_ptr());
-            (number > 0).then_some(number)
+        // (each column found by name and checked for its type: a datum is read as that type)
+        let column = |table: pg_sys::Oid, name: &CStr, type_oid: pg_sys::Oid| {
+            let number = pg_sys::get_attnum(table, name.as_ptr());
+            (number > 0 && pg_sys::get_atttype(table, number) == type_oid).then_some(number)
         };
+        use pg_sys::{
+            BOOLOID, BYTEAOID, INT4OID, INT8ARRAYOID, INT8OID, INTERVALOID, JSONBOID, TEXTOID,
+            TIMESTAMPTZOID, UUIDARRAYOID, UUIDOID,
+        };
+        let messages = relation(c"messages")?;
+        let contexts = relation(c"contexts")?;
+        let threads = relation(c"threads")?;
+        let summaries = relation(c"summaries")?;
         Some(Relations {
+            contexts,
+            contexts_key: relation(c"contexts_pkey")?,
+            threads,
+            threads_key: relation(c"threads_pkey")?,
+            summaries,
+            summaries_key: relation(c"summaries_pkey")?,
+            view: ViewColumns {
+                name: column(contexts, c"name", TEXTOID)?,
+                metadata: column(contexts, c"metadata", JSONBOID)?,
+                encoding: column(contexts, c"encoding", TEXTOID)?,
+                last_seq: column(contexts, c"last_seq", INT8OID)?,
+                ancestors: column(contexts, c"ancestors", UUIDARRAYOID)?,
+                bounds: column(contexts, c"bounds", INT8ARRAYOID)?,
+                processors: column(contexts, c"processors", JSONBOID)?,
+                encrypted: column(contexts, c"encrypted", BOOLOID)?,
+                retain_max_age: column(contexts, c"retain_max_age", INTERVALOID)?,
+                retain_max_messages: column(contexts, c"retain_max_messages", INT4OID)?,
+                tenant: column(contexts, c"tenant", TEXTOID)?,
+                id: column(contexts, c"id", UUIDOID)?,
+                resource: column(contexts, c"resource", TEXTOID)?,
+                thread_tenant: column(threads, c"tenant", TEXTOID)?,
+                thread_id: column(threads, c"thread_id", TEXTOID)?,
+                thread_context: column(threads, c"context_id", UUIDOID)?,
+                framework: column(threads, c"framework", TEXTOID)?,
+                summary_tenant: column(summaries, c"tenant", TEXTOID)?,
+                summary_context: column(summaries, c"context_id", UUIDOID)?,
+                version: column(summaries, c"version", INT4OID)?,
+                through_seq: column(summaries, c"through_seq", INT8OID)?,
+                summary_content: column(summaries, c"content", TEXTOID)?,
+                summary_content_enc: column(summaries, c"content_enc", BYTEAOID)?,
+                summary_metadata: column(summaries, c"metadata", JSONBOID)?,
+                summary_tokens: column(summaries, c"tokens", INT4OID)?,
+                summary_created_at: column(summaries, c"created_at", TIMESTAMPTZOID)?,
+            },
             messages,
             by_seq: relation(c"messages_pkey")?,
             by_created: relation(c"messages_created_idx")?,
             tombstones: relation(c"messages_deleted_idx")?,
             columns: Columns {
-                tenant: column(c"tenant")?,
-                context_id: column(c"context_id")?,
-                seq: column(c"seq")?,
-                message_id: column(c"message_id")?,
-                revision: column(c"revision")?,
-                deleted: column(c"deleted")?,
-                role: column(c"role")?,
-                content: column(c"content")?,
-                content_lz4: column(c"content_lz4")?,
-                content_enc: column(c"content_enc")?,
-                metadata_enc: column(c"metadata_enc")?,
-                metadata: column(c"metadata")?,
-                tokens: column(c"tokens")?,
-                created_at: column(c"created_at")?,
-                written_at: column(c"written_at")?,
-                trace_id: column(c"trace_id")?,
+                tenant: column(messages, c"tenant", TEXTOID)?,
+                context_id: column(messages, c"context_id", UUIDOID)?,
+                seq: column(messages, c"seq", INT8OID)?,
+                message_id: column(messages, c"message_id", TEXTOID)?,
+                revision: column(messages, c"revision", INT4OID)?,
+                deleted: column(messages, c"deleted", BOOLOID)?,
+                role: column(messages, c"role", TEXTOID)?,
+                content: column(messages, c"content", TEXTOID)?,
+                content_lz4: column(messages, c"content_lz4", BYTEAOID)?,
+                content_enc: column(messages, c"content_enc", BYTEAOID)?,
+                metadata_enc: column(messages, c"metadata_enc", BYTEAOID)?,
+                metadata: column(messages, c"metadata", JSONBOID)?,
+                tokens: column(messages, c"tokens", INT4OID)?,
+                created_at: column(messages, c"created_at", TIMESTAMPTZOID)?,
+                written_at: column(messages, c"written_at", TIMESTAMPTZOID)?,
+                trace_id: column(messages, c"trace_id", TEXTOID)?,
             },
         })
     }
 }
 
-/// The relations, if this transaction and role may read them directly.
-fn usable() -> Option<Relations> {
+/// The relations, if this transaction and role may read these tables directly.
+fn usable(tables: impl Fn(&Relations) -> Vec<pg_sys::Oid>) -> Option<Relations> {
     if !crate::gucs::direct_reads() {
         return None;
     }
     let relations = relations()?;
-    // SAFETY: reads of a backend global and a privilege check by OID.
+    // SAFETY: reads of backend state and privilege checks by OID.
     let allowed = unsafe {
-        pg_sys::XactIsoLevel < pg_sys::XACT_SERIALIZABLE as i32
-            && pg_sys::pg_class_aclcheck(
-                relations.messages,
-                pg_sys::GetUserId(),
-                pg_sys::ACL_SELECT as pg_sys::AclMode,
-            ) == pg_sys::AclResult::ACLCHECK_OK
+        // (a transaction that has written reads through SQL: its statements there take a new
+        // snapshot that sees the writes, where these loops read under the calling statement's)
+        pg_sys::GetCurrentTransactionIdIfAny() == pg_sys::InvalidTransactionId
+            && pg_sys::ActiveSnapshotSet()
+            && pg_sys::XactIsoLevel < pg_sys::XACT_SERIALIZABLE as i32
+            && tables(&relations).into_iter().all(|table| {
+                pg_sys::pg_class_aclcheck(
+                    table,
+                    pg_sys::GetUserId(),
+                    pg_sys::ACL_SELECT as pg_sys::AclMode,
+                ) == pg_sys::AclResult::ACLCHECK_OK
+            })
     };
     allowed.then_some(relations)
 }
@@ -298,7 +389,7 @@ impl Drop for OpenIndex {
 /// How many live messages (entries less tombstones) the range holds, or `None` where the
 /// indexes cannot be read directly (the caller counts with SQL then).
 pub(crate) fn count_live(range: &EntryRange<'_>) -> Option<i64> {
-    let relations = usable()?;
+    let relations = usable(|r| vec![r.messages])?;
     let walked = match range.created {
         None => Walked::BySeq,
         Some(_) => Walked::ByCreated,
@@ -388,7 +479,7 @@ pub(crate) struct Walk<'a> {
 
 /// The walk's rows, or `None` where the indexes cannot be read directly.
 pub(crate) fn walk(walk: &Walk<'_>) -> Option<Vec<StoredMessage>> {
-    let relations = usable()?;
+    let relations = usable(|r| vec![r.messages])?;
     let mut range = EntryRange {
         tenant: walk.range.tenant,
         context_id: walk.range.context_id,
@@ -546,6 +637,277 @@ fn in_range(range: &EntryRange<'_>, created_at: TimestampWithTimeZone) -> bool {
         (from.is_neg_infinity() || at >= i64::from(from))
             && (to.is_infinity() || at <= i64::from(to))
     })
+}
+
+/// A table's row found through its primary key by equality on the key's leading columns
+/// (`newest`: the last of the matching ones in key order), copied out of the shared buffer.
+struct FoundRow {
+    slot: *mut pg_sys::TupleTableSlot,
+}
+
+impl FoundRow {
+    /// The value of a column (deformed up to it on first use).
+    unsafe fn value(&self, column: pg_sys::AttrNumber) -> (pg_sys::Datum, bool) {
+        unsafe {
+            if ((*self.slot).tts_nvalid as i32) < column as i32 {
+                pg_sys::slot_getsomeattrs_int(self.slot, column as i32);
+            }
+            let at = (column - 1) as usize;
+            (
+                *(*self.slot).tts_values.add(at),
+                *(*self.slot).tts_isnull.add(at),
+            )
+        }
+    }
+}
+
+impl Drop for FoundRow {
+    fn drop(&mut self) {
+        // SAFETY: the slot was made by `find_row` and is dropped once.
+        unsafe { pg_sys::ExecDropSingleTupleTableSlot(self.slot) }
+    }
+}
+
+/// An equality key on an index column: the table's column it must be, the equality function,
+/// the value, and whether it compares in the index's collation (text).
+struct Equal {
+    table_column: pg_sys::AttrNumber,
+    procedure: u32,
+    value: Option<pg_sys::Datum>,
+    collated: bool,
+}
+
+/// `None` where the index's leading columns are not the keys' (the caller reads with SQL);
+/// `Some(None)` when no visible row matches.
+unsafe fn find_row(
+    table_oid: pg_sys::Oid,
+    index_oid: pg_sys::Oid,
+    keys: &[Equal],
+    newest: bool,
+) -> Option<Option<FoundRow>> {
+    unsafe {
+        let table = pg_sys::table_open(table_oid, pg_sys::AccessShareLock as i32);
+        let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as i32);
+        let close = || {
+            pg_sys::index_close(index, pg_sys::NoLock as i32);
+            pg_sys::table_close(table, pg_sys::NoLock as i32);
+        };
+        let form = (*index).rd_index;
+        let leading = (*form).indkey.values.as_slice((*form).indnkeyatts as usize);
+        let expected: Vec<pg_sys::AttrNumber> = keys.iter().map(|k| k.table_column).collect();
+        if leading.len() < expected.len() || leading[..expected.len()] != expected[..] {
+            close();
+            return None;
+        }
+        let mut scan_keys: Vec<pg_sys::ScanKeyData> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                let mut entry = std::mem::zeroed::<pg_sys::ScanKeyData>();
+                pg_sys::ScanKeyEntryInitialize(
+                    &mut entry,
+                    0,
+                    (i + 1) as pg_sys::AttrNumber,
+                    pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
+                    pg_sys::InvalidOid,
+                    match key.collated {
+                        true => *(*index).rd_indcollation.add(i),
+                        false => pg_sys::InvalidOid,
+                    },
+                    pg_sys::Oid::from(key.procedure),
+                    key.value.unwrap_or(pg_sys::Datum::from(0)),
+                );
+                entry
+            })
+            .collect();
+        let scan = begin_scan(
+            table,
+            index,
+            pg_sys::GetActiveSnapshot(),
+            scan_keys.len() as i32,
+        );
+        pg_sys::index_rescan(
+            scan,
+            scan_keys.as_mut_ptr(),
+            scan_keys.len() as i32,
+            std::ptr::null_mut(),
+            0,
+        );
+        let slot = pg_sys::table_slot_create(table, std::ptr::null_mut());
+        let direction = match newest {
+            true => pg_sys::ScanDirection::BackwardScanDirection,
+            false => pg_sys::ScanDirection::ForwardScanDirection,
+        };
+        let found = pg_sys::index_getnext_slot(scan, direction, slot);
+        if found {
+            // (a local copy: the buffer is released with the scan)
+            pg_sys::ExecMaterializeSlot(slot);
+        }
+        pg_sys::index_endscan(scan);
+        close();
+        let row = FoundRow { slot };
+        Some(found.then_some(row))
+    }
+}
+
+/// Which context a view is read for.
+pub(crate) enum ContextKey<'a> {
+    Id(Uuid),
+    /// a thread's (`framework`: the one that must hold it, `None` for any)
+    Thread {
+        thread_id: &'a str,
+        framework: Option<&'a str>,
+    },
+}
+
+/// A context's row, its latest summary's and its own retention bounds: the columns of the view
+/// query (services::context_view), by the same positions.
+pub(crate) struct ContextRow {
+    context: FoundRow,
+    summary: Option<FoundRow>,
+    columns: ViewColumns,
+    retained_after: i64,
+    retained_since: TimestampWithTimeZone,
+}
+
+impl ContextRow {
+    /// Column `n` (1-based) of the view query's row.
+    pub(crate) fn column(&self, n: usize) -> (pg_sys::Datum, bool) {
+        let v = &self.columns;
+        let null = (pg_sys::Datum::from(0), true);
+        // SAFETY: the rows are materialized copies owned by their slots.
+        unsafe {
+            let summary = |column| self.summary.as_ref().map_or(null, |s| s.value(column));
+            match n {
+                1 => self.context.value(v.name),
+                2 => self.context.value(v.metadata),
+                3 => self.context.value(v.encoding),
+                4 => self.context.value(v.last_seq),
+                5 => self.context.value(v.ancestors),
+                6 => self.context.value(v.bounds),
+                7 => summary(v.through_seq),
+                8 => summary(v.summary_content),
+                9 => summary(v.summary_metadata),
+                10 => summary(v.summary_tokens),
+                11 => summary(v.summary_created_at),
+                12 => self.context.value(v.processors),
+                13 => self.context.value(v.encrypted),
+                14 => summary(v.summary_content_enc),
+                15 => summary(v.version),
+                16 => (pg_sys::Datum::from(self.retained_after), false),
+                17 => (
+                    self.retained_since
+                        .into_datum()
+                        .unwrap_or(pg_sys::Datum::from(0)),
+                    false,
+                ),
+                18 => self.context.value(v.tenant),
+                19 => self.context.value(v.id),
+                20 => self.context.value(v.resource),
+                _ => null,
+            }
+        }
+    }
+}
+
+/// The tenant's context (by id, or the thread's), its latest summary and retention bounds, read
+/// through the primary keys: `None` where they cannot be read directly (the caller reads with
+/// SQL), `Some(None)` when there is no such context or thread.
+pub(crate) fn context_row(tenant: &str, key: &ContextKey<'_>) -> Option<Option<ContextRow>> {
+    let relations = usable(|r| vec![r.contexts, r.summaries, r.threads])?;
+    let v = relations.view;
+    // SAFETY: the rows are read through the primary keys and copied out; the datums are of the
+    // types `look_up` checked.
+    unsafe {
+        let context_id = match key {
+            ContextKey::Id(id) => *id,
+            ContextKey::Thread {
+                thread_id,
+                framework,
+            } => {
+                let keys = [
+                    Equal {
+                        table_column: v.thread_tenant,
+                        procedure: pg_sys::F_TEXTEQ,
+                        value: tenant.into_datum(),
+                        collated: true,
+                    },
+                    Equal {
+                        table_column: v.thread_id,
+                        procedure: pg_sys::F_TEXTEQ,
+                        value: thread_id.into_datum(),
+                        collated: true,
+                    },
+                ];
+                let Some(thread) =
+                    find_row(relations.threads, relations.threads_key, &keys, false)?
+                else {
+                    return Some(None);
+                };
+                let held_by = value::<String>(thread.value(v.framework));
+                if framework.is_some_and(|f| held_by.as_deref() != Some(f)) {
+                    return Some(None);
+                }
+                value::<Uuid>(thread.value(v.thread_context))?
+            }
+        };
+        let keys = [
+            Equal {
+                table_column: v.tenant,
+                procedure: pg_sys::F_TEXTEQ,
+                value: tenant.into_datum(),
+                collated: true,
+            },
+            Equal {
+                table_column: v.id,
+                procedure: pg_sys::F_UUID_EQ,
+                value: context_id.into_datum(),
+                collated: false,
+            },
+        ];
+        let Some(context) = find_row(relations.contexts, relations.contexts_key, &keys, false)?
+        else {
+            return Some(None);
+        };
+        let keys = [
+            Equal {
+                table_column: v.summary_tenant,
+                procedure: pg_sys::F_TEXTEQ,
+                value: tenant.into_datum(),
+                collated: true,
+            },
+            Equal {
+                table_column: v.summary_context,
+                procedure: pg_sys::F_UUID_EQ,
+                value: context_id.into_datum(),
+                collated: false,
+            },
+        ];
+        let summary = find_row(relations.summaries, relations.summaries_key, &keys, true)?;
+        // coalesce(last_seq - retain_max_messages, 0) and
+        // coalesce(statement_timestamp() - retain_max_age, '-infinity'), as the view query has them
+        let last_seq = value::<i64>(context.value(v.last_seq))?;
+        let retained_after = value::<i32>(context.value(v.retain_max_messages))
+            .map_or(0, |kept| last_seq - i64::from(kept));
+        let (age, no_age) = context.value(v.retain_max_age);
+        let retained_since = match no_age {
+            true => TimestampWithTimeZone::negative_infinity(),
+            false => pgrx::direct_function_call::<TimestampWithTimeZone>(
+                pg_sys::timestamptz_mi_interval,
+                &[
+                    pg_sys::Datum::from(pg_sys::GetCurrentStatementStartTimestamp()).into(),
+                    Some(age),
+                ],
+            )?,
+        };
+        Some(Some(ContextRow {
+            context,
+            summary,
+            columns: v,
+            retained_after,
+            retained_since,
+        }))
+    }
 }
 
 /// A column's value (`None` for NULL).

@@ -167,7 +167,8 @@ SELECT ctx.set_retention(:'tmf');
 -- (ctxstore.direct_reads, on by default): the same numbers as through SQL ("direct / SQL"),
 -- with a delete's old row version left behind (a new version: the old entries stay until a
 -- vacuum), after a vacuum (all-visible pages, read from the visibility map), with rows this
--- transaction wrote and ones a savepoint rolled back, and under a count bound
+-- transaction wrote and ones a savepoint rolled back (a transaction that has written reads
+-- through SQL, as its SQL reads take a new snapshot per statement), and under a count bound
 CREATE FUNCTION pg_temp.both_counts(c uuid, f timestamptz DEFAULT NULL, t timestamptz DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE direct bigint; plain bigint;
@@ -272,6 +273,8 @@ SELECT count(*) FROM ctx.save_messages(:'sp', (SELECT jsonb_agg(jsonb_build_obje
 SELECT ctx.delete_messages(:'sp', '{s5,s50}') AS deleted;
 SELECT ctx.update_message(:'sp', 's6', 'sealed 6, edited') AS revision;
 SELECT 'encrypted' AS bound, * FROM pg_temp.both_reads(:'sp');
+SELECT ctx.compact(:'sp', 'the first sixty, sealed', keep_last => 20) IS NOT NULL AS compacted;
+SELECT 'encrypted, compacted' AS bound, * FROM pg_temp.both_reads(:'sp');
 SELECT ctx.delete_context(:'sp');
 RESET ctxstore.master_key;
 SELECT ctx.count_messages(NULL);

@@ -125,6 +125,21 @@ SELECT resource, message_id, content FROM ctx.thread_page('mastra-1', 'mastra');
 INSERT INTO ctx.threads (thread_id, context_id) VALUES ('t-fork', :'f');
 SELECT message_id, content, context_id = :'f' AS of_fork FROM ctx.thread_page('t-fork') ORDER BY seq;
 SELECT count(*) AS same FROM ctx.thread_page('t-fork') t JOIN ctx.list_messages(:'f') l USING (seq, message_id, content);
+-- read through the primary keys (ctxstore.direct_reads, on by default) or through SQL: the same
+-- rows, for each thread above, a framework that holds it or not, and a missing one
+CREATE FUNCTION pg_temp.both_pages(t text, f text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE direct text[]; plain text[];
+BEGIN
+    PERFORM set_config('ctxstore.direct_reads', 'on', true);
+    direct := ARRAY(SELECT p::text FROM ctx.thread_page(t, f, order_by => 'created_at', with_total => true) p);
+    PERFORM set_config('ctxstore.direct_reads', 'off', true);
+    plain := ARRAY(SELECT p::text FROM ctx.thread_page(t, f, order_by => 'created_at', with_total => true) p);
+    PERFORM set_config('ctxstore.direct_reads', 'on', true);
+    RETURN direct IS NOT DISTINCT FROM plain;
+END $$;
+SELECT t, f, pg_temp.both_pages(t, f) AS same
+  FROM unnest('{t-1,t-2,t-fork,mastra-1,no-such-thread}'::text[]) AS t, unnest(ARRAY[NULL, '', 'mastra']) AS f
+ ORDER BY 1, 2 NULLS FIRST;
 -- bad arguments
 SELECT * FROM ctx.thread_page(NULL);
 SELECT * FROM ctx.thread_page('t-2', order_by => 'title');
