@@ -112,22 +112,8 @@ unsafe impl<'fcx> pgrx::callconv::ArgAbi<'fcx> for JsonArg {
     }
 }
 
-// SAFETY: the SQL type is jsonb, as for pgrx's `JsonB`.
-unsafe impl pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable for JsonArg {
-    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(JsonArg);
-    const TYPE_ORIGIN: pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
-        pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::External;
-    const ARGUMENT_SQL: Result<
-        pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef,
-        pgrx::pgrx_sql_entity_graph::metadata::ArgumentError,
-    > = Ok(pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::literal("jsonb"));
-    const RETURN_SQL: Result<
-        pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef,
-        pgrx::pgrx_sql_entity_graph::metadata::ReturnsError,
-    > = Ok(pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef::One(
-        pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::literal("jsonb"),
-    ));
-}
+// (the SQL type is jsonb, as for pgrx's `JsonB`)
+crate::services::stored_json::jsonb_sql_type!(JsonArg);
 
 /// A `jsonb` argument as pgrx's `JsonB` (for code written against it), parse errors as 22023.
 pub fn jsonb(value: Option<JsonArg>, name: &str) -> CtxResult<Option<pgrx::JsonB>> {

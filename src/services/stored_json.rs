@@ -81,22 +81,31 @@ impl From<Value> for Metadata {
     }
 }
 
-// SAFETY: the SQL type is jsonb, the type of both forms' datums (see IntoDatum).
-unsafe impl pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable for Metadata {
-    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(Metadata);
-    const TYPE_ORIGIN: pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
-        pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::External;
-    const ARGUMENT_SQL: Result<
-        pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef,
-        pgrx::pgrx_sql_entity_graph::metadata::ArgumentError,
-    > = Ok(pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::literal("jsonb"));
-    const RETURN_SQL: Result<
-        pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef,
-        pgrx::pgrx_sql_entity_graph::metadata::ReturnsError,
-    > = Ok(pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef::One(
-        pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::literal("jsonb"),
-    ));
+/// `SqlTranslatable` for a Rust type that pgrx passes as SQL `jsonb` (an argument or a result).
+macro_rules! jsonb_sql_type {
+    ($type:ty) => {
+        // SAFETY: the SQL type is jsonb, which the type's datums are.
+        unsafe impl pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable for $type {
+            const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!($type);
+            const TYPE_ORIGIN: pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
+                pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::External;
+            const ARGUMENT_SQL: Result<
+                pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef,
+                pgrx::pgrx_sql_entity_graph::metadata::ArgumentError,
+            > = Ok(pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::literal("jsonb"));
+            const RETURN_SQL: Result<
+                pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef,
+                pgrx::pgrx_sql_entity_graph::metadata::ReturnsError,
+            > = Ok(pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef::One(
+                pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::literal("jsonb"),
+            ));
+        }
+    };
 }
+pub(crate) use jsonb_sql_type;
+
+// (both forms' datums are jsonb: see IntoDatum)
+jsonb_sql_type!(Metadata);
 
 // SAFETY: the datum is returned as IntoDatum makes it, palloc'd in the call's context.
 unsafe impl pgrx::callconv::BoxRet for Metadata {
