@@ -96,22 +96,105 @@ struct Relations {
 thread_local! {
     /// `None`: not looked up since the last invalidation; `Some(None)`: these reads do not apply.
     static KEPT: Cell<Option<Option<Relations>>> = const { Cell::new(None) };
+    /// Invalidations seen: a lookup that saw one while it ran is not kept.
+    static INVALIDATIONS: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Relcache invalidation callback (registered in `_PG_init`): the extension dropped, a table
-/// distributed by Citus (its rows moved out) or any other change looks the relations up again.
+/// distributed by Citus (its rows moved out), a policy or index changed, or any other change
+/// looks the relations up again.
 pub(crate) unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
     KEPT.set(None);
+    INVALIDATIONS.set(INVALIDATIONS.get().wrapping_add(1));
 }
 
 fn relations() -> Option<Relations> {
     if let Some(kept) = KEPT.get() {
         return kept;
     }
-    // SAFETY: catalog lookups by name; none raises for a missing object (missing_ok).
+    let seen = INVALIDATIONS.get();
+    // SAFETY: catalog lookups by name (none raises for a missing object) and the tables'
+    // relcache entries, opened under AccessShareLock.
     let found = unsafe { look_up() };
-    KEPT.set(Some(found));
+    if INVALIDATIONS.get() == seen {
+        KEPT.set(Some(found));
+    }
     found
+}
+
+/// Whether a table's row-level security is exactly ctxstore's: no policy but
+/// `tenant_isolation`, permissive, for every command and every role, `USING (tenant =
+/// ctx.current_tenant())` — the condition the direct reads key every scan by. (An added or
+/// changed policy, which SQL would apply and these reads would not, sends the reads to SQL.)
+unsafe fn tenant_isolation_only(
+    table: pg_sys::Oid,
+    tenant: pg_sys::AttrNumber,
+    schema: pg_sys::Oid,
+) -> bool {
+    unsafe {
+        let relation = pg_sys::try_relation_open(table, pg_sys::AccessShareLock as i32);
+        if relation.is_null() {
+            return false;
+        }
+        let described = (*relation).rd_rsdesc;
+        let only = !described.is_null() && {
+            let policies = (*described).policies;
+            !policies.is_null()
+                && (*policies).length == 1
+                && tenant_isolation((*(*policies).elements).ptr_value.cast(), tenant, schema)
+        };
+        // (a table without row-level security has no descriptor: its reads are keyed by the
+        // tenant all the same, through SQL or not)
+        let no_security = !(*(*relation).rd_rel).relrowsecurity;
+        pg_sys::relation_close(relation, pg_sys::NoLock as i32);
+        only || no_security
+    }
+}
+
+unsafe fn tenant_isolation(
+    policy: *const pg_sys::RowSecurityPolicy,
+    tenant: pg_sys::AttrNumber,
+    schema: pg_sys::Oid,
+) -> bool {
+    unsafe {
+        let name = CStr::from_ptr((*policy).policy_name);
+        let public_only = pgrx::Array::<pg_sys::Oid>::from_polymorphic_datum(
+            pg_sys::Datum::from((*policy).roles),
+            (*policy).roles.is_null(),
+            pg_sys::OIDARRAYOID,
+        )
+        .is_some_and(|roles| roles.iter().collect::<Vec<_>>() == [Some(pg_sys::InvalidOid)]);
+        let qual = (*policy).qual as *const pg_sys::Node;
+        if name != c"tenant_isolation"
+            || !(*policy).permissive
+            || (*policy).polcmd != b'*' as std::ffi::c_char
+            || !public_only
+            || qual.is_null()
+            || (*qual).type_ != pg_sys::NodeTag::T_OpExpr
+        {
+            return false;
+        }
+        let op = qual as *const pg_sys::OpExpr;
+        let args = (*op).args;
+        if (*op).opfuncid != pg_sys::Oid::from(pg_sys::F_TEXTEQ)
+            || args.is_null()
+            || (*args).length != 2
+        {
+            return false;
+        }
+        let left = (*(*args).elements).ptr_value as *const pg_sys::Node;
+        let right = (*(*args).elements.add(1)).ptr_value as *const pg_sys::Node;
+        (*left).type_ == pg_sys::NodeTag::T_Var
+            && (*(left as *const pg_sys::Var)).varattno == tenant
+            && (*right).type_ == pg_sys::NodeTag::T_FuncExpr
+            && {
+                let function = (*(right as *const pg_sys::FuncExpr)).funcid;
+                let function_name = pg_sys::get_func_name(function);
+                !function_name.is_null()
+                    && CStr::from_ptr(function_name) == c"current_tenant"
+                    && pg_sys::get_func_namespace(function) == schema
+            }
+    }
 }
 
 unsafe fn look_up() -> Option<Relations> {
@@ -140,6 +223,11 @@ unsafe fn look_up() -> Option<Relations> {
         let contexts = relation(c"contexts")?;
         let threads = relation(c"threads")?;
         let summaries = relation(c"summaries")?;
+        for table in [messages, contexts, threads, summaries] {
+            if !tenant_isolation_only(table, column(table, c"tenant", TEXTOID)?, schema) {
+                return None;
+            }
+        }
         Some(Relations {
             contexts,
             contexts_key: relation(c"contexts_pkey")?,
@@ -213,6 +301,11 @@ fn usable(tables: impl Fn(&Relations) -> Vec<pg_sys::Oid>) -> Option<Relations> 
         // snapshot that sees the writes, where these loops read under the calling statement's)
         pg_sys::GetCurrentTransactionIdIfAny() == pg_sys::InvalidTransactionId
             && pg_sys::ActiveSnapshotSet()
+            // (with row_security off SQL refuses a role the policies apply to; another
+            // extension's policy hooks add conditions these reads would not apply)
+            && pg_sys::row_security
+            && std::ptr::addr_of!(pg_sys::row_security_policy_hook_permissive).read().is_none()
+            && std::ptr::addr_of!(pg_sys::row_security_policy_hook_restrictive).read().is_none()
             && pg_sys::XactIsoLevel < pg_sys::XACT_SERIALIZABLE as i32
             && tables(&relations).into_iter().all(|table| {
                 pg_sys::pg_class_aclcheck(
@@ -244,6 +337,56 @@ pub(crate) struct EntryRange<'a> {
     pub created: Option<(TimestampWithTimeZone, TimestampWithTimeZone)>,
 }
 
+/// A table and one of its indexes, opened under AccessShareLock, if the index is one Postgres
+/// itself would scan (valid, ready, live, not waiting for older snapshots to end), has no
+/// descending column, a predicate only if `partial`, and leads with `leading` (the table's
+/// attribute numbers). `None` otherwise, or if either was dropped since it was looked up
+/// (both are closed again then; the locks are kept to the transaction's end, as a query's).
+unsafe fn open_pair(
+    table_oid: pg_sys::Oid,
+    index_oid: pg_sys::Oid,
+    leading: &[pg_sys::AttrNumber],
+    partial: bool,
+) -> Option<(pg_sys::Relation, pg_sys::Relation)> {
+    unsafe {
+        let table = pg_sys::try_relation_open(table_oid, pg_sys::AccessShareLock as i32);
+        if table.is_null() {
+            return None;
+        }
+        let index = pg_sys::try_relation_open(index_oid, pg_sys::AccessShareLock as i32);
+        let usable = !index.is_null() && {
+            let form = (*index).rd_index;
+            let key_count = (*form).indnkeyatts as usize;
+            let keys = (*form).indkey.values.as_slice(key_count);
+            (*(*index).rd_rel).relkind == pg_sys::RELKIND_INDEX as std::ffi::c_char
+                && (*form).indrelid == table_oid
+                && (*form).indisvalid
+                && (*form).indisready
+                && (*form).indislive
+                && !(*form).indcheckxmin
+                && keys.len() >= leading.len()
+                && keys[..leading.len()] == *leading
+                && std::slice::from_raw_parts((*index).rd_indoption, key_count)
+                    .iter()
+                    .all(|&option| option == 0)
+                && pg_sys::heap_attisnull(
+                    (*index).rd_indextuple,
+                    pg_sys::Anum_pg_index_indpred as i32,
+                    std::ptr::null_mut(),
+                ) != partial
+        };
+        if !usable {
+            if !index.is_null() {
+                pg_sys::relation_close(index, pg_sys::NoLock as i32);
+            }
+            pg_sys::relation_close(table, pg_sys::NoLock as i32);
+            KEPT.set(None);
+            return None;
+        }
+        Some((table, index))
+    }
+}
+
 /// An open index of ctx.messages, its scan keys set from a range, closed when dropped (the
 /// locks stay to the transaction's end, as a query's do).
 struct OpenIndex {
@@ -272,13 +415,15 @@ impl OpenIndex {
                     &[c.tenant, c.context_id, c.created_at, c.seq],
                 ),
             };
-            let table = pg_sys::table_open(relations.messages, pg_sys::AccessShareLock as i32);
-            let index = pg_sys::index_open(oid, pg_sys::AccessShareLock as i32);
-            let form = (*index).rd_index;
-            let key_count = (*form).indnkeyatts as usize;
-            if (*form).indkey.values.as_slice(key_count) != expected {
-                pg_sys::index_close(index, pg_sys::NoLock as i32);
-                pg_sys::table_close(table, pg_sys::NoLock as i32);
+            let (table, index) = open_pair(
+                relations.messages,
+                oid,
+                expected,
+                walked == Walked::Tombstones,
+            )?;
+            if (*(*index).rd_index).indnkeyatts as usize != expected.len() {
+                pg_sys::relation_close(index, pg_sys::NoLock as i32);
+                pg_sys::relation_close(table, pg_sys::NoLock as i32);
                 return None;
             }
             let mut open = OpenIndex {
@@ -357,10 +502,18 @@ impl OpenIndex {
     }
 
     /// A scan of the keys under the active snapshot, and a slot for the table's rows.
-    unsafe fn begin(&mut self) -> (pg_sys::IndexScanDesc, *mut pg_sys::TupleTableSlot) {
+    /// `index_only`: the scan decides visibility from the visibility map, so the index must keep
+    /// its pin on each leaf page while its entries are used (nbtree's README, "Making concurrent
+    /// TID recycling safe"): without it, VACUUM could remove an entry's row and mark the page
+    /// all-visible before the entry is counted.
+    unsafe fn begin(
+        &mut self,
+        index_only: bool,
+    ) -> (pg_sys::IndexScanDesc, *mut pg_sys::TupleTableSlot) {
         unsafe {
             let snapshot = pg_sys::GetActiveSnapshot();
             let scan = begin_scan(self.table, self.index, snapshot, self.keys.len() as i32);
+            (*scan).xs_want_itup = index_only;
             pg_sys::index_rescan(
                 scan,
                 self.keys.as_mut_ptr(),
@@ -380,8 +533,8 @@ impl Drop for OpenIndex {
     fn drop(&mut self) {
         // SAFETY: opened by `open`, closed once; the locks are kept (NoLock).
         unsafe {
-            pg_sys::index_close(self.index, pg_sys::NoLock as i32);
-            pg_sys::table_close(self.table, pg_sys::NoLock as i32);
+            pg_sys::relation_close(self.index, pg_sys::NoLock as i32);
+            pg_sys::relation_close(self.table, pg_sys::NoLock as i32);
         }
     }
 }
@@ -408,7 +561,7 @@ pub(crate) fn count_live(range: &EntryRange<'_>) -> Option<i64> {
 /// the tuple.
 unsafe fn visible_entries(open: &mut OpenIndex) -> i64 {
     unsafe {
-        let (scan, slot) = open.begin();
+        let (scan, slot) = open.begin(true);
         let mut map_buffer: pg_sys::Buffer = pg_sys::InvalidBuffer as pg_sys::Buffer;
         let mut count = 0i64;
         loop {
@@ -499,7 +652,7 @@ pub(crate) fn walk(walk: &Walk<'_>) -> Option<Vec<StoredMessage>> {
     // copied out while the slot holds its tuple.
     unsafe {
         let mut open = OpenIndex::open(&relations, walk.walked, &range)?;
-        let (scan, slot) = open.begin();
+        let (scan, slot) = open.begin(false);
         let direction = match walk.descending {
             true => pg_sys::ScanDirection::BackwardScanDirection,
             false => pg_sys::ScanDirection::ForwardScanDirection,
@@ -686,19 +839,12 @@ unsafe fn find_row(
     newest: bool,
 ) -> Option<Option<FoundRow>> {
     unsafe {
-        let table = pg_sys::table_open(table_oid, pg_sys::AccessShareLock as i32);
-        let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as i32);
-        let close = || {
-            pg_sys::index_close(index, pg_sys::NoLock as i32);
-            pg_sys::table_close(table, pg_sys::NoLock as i32);
-        };
-        let form = (*index).rd_index;
-        let leading = (*form).indkey.values.as_slice((*form).indnkeyatts as usize);
         let expected: Vec<pg_sys::AttrNumber> = keys.iter().map(|k| k.table_column).collect();
-        if leading.len() < expected.len() || leading[..expected.len()] != expected[..] {
-            close();
-            return None;
-        }
+        let (table, index) = open_pair(table_oid, index_oid, &expected, false)?;
+        let close = || {
+            pg_sys::relation_close(index, pg_sys::NoLock as i32);
+            pg_sys::relation_close(table, pg_sys::NoLock as i32);
+        };
         let mut scan_keys: Vec<pg_sys::ScanKeyData> = keys
             .iter()
             .enumerate()

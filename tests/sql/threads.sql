@@ -163,6 +163,29 @@ SELECT resource, total, content FROM ctx.thread_page('t-1', with_total => true);
 RESET ROLE;
 SET ctxstore.tenant = 'threads-a';
 SELECT title FROM ctx.get_thread('t-1');
+-- row-level security as SQL applies it: reads straight from the indexes go through SQL when the
+-- policies are not exactly ctxstore's (an administrator's added policy applies), and with
+-- row_security off a role the policies apply to is refused, as SQL refuses it
+SET ROLE threads_app;
+SET ctxstore.tenant = 'threads-b';
+SELECT ctx.thread_context('rls') AS rls \gset
+SELECT ctx.append(:'rls', 'system', 'hidden by the policy') > 0 AS system, ctx.append(:'rls', 'user', 'shown') > 0 AS user_;
+SELECT count(*) AS listed, ctx.count_messages(:'rls') AS counted, (SELECT count(*) FROM ctx.token_window(:'rls', 1000)) AS windowed
+  FROM ctx.list_messages(:'rls');
+RESET ROLE;
+CREATE POLICY hide_system ON ctx.messages AS RESTRICTIVE FOR SELECT USING (role <> 'system');
+SET ROLE threads_app;
+SELECT count(*) AS listed, ctx.count_messages(:'rls') AS counted, (SELECT count(*) FROM ctx.token_window(:'rls', 1000)) AS windowed,
+       (SELECT string_agg(content, ',') FROM ctx.thread_page('rls')) AS paged
+  FROM ctx.list_messages(:'rls');
+RESET ROLE;
+DROP POLICY hide_system ON ctx.messages;
+SET ROLE threads_app;
+SET row_security = off;
+SELECT count(*) FROM ctx.list_messages(:'rls');
+SELECT ctx.count_messages(:'rls');
+RESET row_security;
+RESET ROLE;
 RESET ctxstore.tenant;
 DELETE FROM ctx.contexts WHERE tenant IN ('threads-a', 'threads-b');
 DROP OWNED BY threads_app;
