@@ -199,6 +199,26 @@ impl View {
         )
     }
 
+    /// A context without ancestors: its one segment as a range of its entries (seq above its
+    /// retention bound; `created_at` in `created` when given) and its age bound, which the
+    /// reads straight from its indexes take (services::direct_reads). `None` for a fork.
+    pub(crate) fn own_segment(
+        &self,
+        created: Option<(TimestampWithTimeZone, TimestampWithTimeZone)>,
+    ) -> Option<(direct_reads::EntryRange<'_>, TimestampWithTimeZone)> {
+        self.lineage.ancestors.is_empty().then(|| {
+            (
+                direct_reads::EntryRange {
+                    tenant: &self.tenant,
+                    context_id: self.id,
+                    after_seq: self.retained_after[0],
+                    created,
+                },
+                self.retained_since[0],
+            )
+        })
+    }
+
     /// Messages at or below this seq are replaced by the summary.
     pub fn compacted_through(&self) -> i64 {
         self.summary.as_ref().map_or(0, |s| s.seq)
@@ -360,11 +380,7 @@ pub(crate) fn load_thread_view(
     let mut table = client.select(
         &*plan,
         Some(1),
-        &[
-            thread_id.into(),
-            crate::services::tenant::current()?.into(),
-            framework.into(),
-        ],
+        &[thread_id.into(), tenant.as_str().into(), framework.into()],
     )?;
     match table.next() {
         Some(row) => view_of(client, &row).map(Some),
@@ -913,17 +929,12 @@ pub(crate) fn newest_within(
     let after = view.compacted_through();
     // (a context without ancestors: one walk of its primary key, newest first, that stops at
     // the first message that does not fit, reading each row once)
-    let (ids, _, los, sinces) = view.segments();
-    if ids.len() == 1 && roles != Roles::History {
+    if let (Some((mut range, since)), false) = (view.own_segment(None), roles == Roles::History) {
+        range.after_seq = range.after_seq.max(after);
         let left = std::cell::Cell::new(*budget);
         let walk = direct_reads::Walk {
-            range: direct_reads::EntryRange {
-                tenant: &view.tenant,
-                context_id: ids[0],
-                after_seq: after.max(los[0]),
-                created: None,
-            },
-            since: sinces[0],
+            range,
+            since,
             walked: direct_reads::Walked::BySeq,
             descending: true,
             beside: None,

@@ -387,7 +387,7 @@ unsafe fn open_pair(
     }
 }
 
-/// An open index of ctx.messages, its scan keys set from a range, closed when dropped (the
+/// An open index and its table, with the scan keys to read it by, closed when dropped (the
 /// locks stay to the transaction's end, as a query's do).
 struct OpenIndex {
     table: pg_sys::Relation,
@@ -396,7 +396,8 @@ struct OpenIndex {
 }
 
 impl OpenIndex {
-    /// `None` if the index's columns are not the ones this code reads it by.
+    /// An index of ctx.messages keyed by a range; `None` if the index's columns are not the
+    /// ones this code reads it by.
     unsafe fn open(
         relations: &Relations,
         walked: Walked,
@@ -841,45 +842,24 @@ unsafe fn find_row(
     unsafe {
         let expected: Vec<pg_sys::AttrNumber> = keys.iter().map(|k| k.table_column).collect();
         let (table, index) = open_pair(table_oid, index_oid, &expected, false)?;
-        let close = || {
-            pg_sys::relation_close(index, pg_sys::NoLock as i32);
-            pg_sys::relation_close(table, pg_sys::NoLock as i32);
-        };
-        let mut scan_keys: Vec<pg_sys::ScanKeyData> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, key)| {
-                let mut entry = std::mem::zeroed::<pg_sys::ScanKeyData>();
-                pg_sys::ScanKeyEntryInitialize(
-                    &mut entry,
-                    0,
-                    (i + 1) as pg_sys::AttrNumber,
-                    pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
-                    pg_sys::InvalidOid,
-                    match key.collated {
-                        true => *(*index).rd_indcollation.add(i),
-                        false => pg_sys::InvalidOid,
-                    },
-                    pg_sys::Oid::from(key.procedure),
-                    key.value.unwrap_or(pg_sys::Datum::from(0)),
-                );
-                entry
-            })
-            .collect();
-        let scan = begin_scan(
+        let mut open = OpenIndex {
             table,
             index,
-            pg_sys::GetActiveSnapshot(),
-            scan_keys.len() as i32,
-        );
-        pg_sys::index_rescan(
-            scan,
-            scan_keys.as_mut_ptr(),
-            scan_keys.len() as i32,
-            std::ptr::null_mut(),
-            0,
-        );
-        let slot = pg_sys::table_slot_create(table, std::ptr::null_mut());
+            keys: Vec::with_capacity(keys.len()),
+        };
+        for (i, key) in keys.iter().enumerate() {
+            open.key(
+                (i + 1) as pg_sys::AttrNumber,
+                pg_sys::BTEqualStrategyNumber,
+                key.procedure,
+                match key.collated {
+                    true => *(*index).rd_indcollation.add(i),
+                    false => pg_sys::InvalidOid,
+                },
+                key.value,
+            );
+        }
+        let (scan, slot) = open.begin(false);
         let direction = match newest {
             true => pg_sys::ScanDirection::BackwardScanDirection,
             false => pg_sys::ScanDirection::ForwardScanDirection,
@@ -890,7 +870,6 @@ unsafe fn find_row(
             pg_sys::ExecMaterializeSlot(slot);
         }
         pg_sys::index_endscan(scan);
-        close();
         let row = FoundRow { slot };
         Some(found.then_some(row))
     }

@@ -378,16 +378,10 @@ pub(crate) fn list_beside(
     up_to: bool,
     limit: i64,
 ) -> CtxResult<Vec<Row>> {
-    let (ids, his, los, sinces) = view.segments();
-    if ids.len() == 1 {
+    if let Some((range, since)) = view.own_segment(None) {
         let walk = direct_reads::Walk {
-            range: direct_reads::EntryRange {
-                tenant: &view.tenant,
-                context_id: ids[0],
-                after_seq: los[0],
-                created: None,
-            },
-            since: sinces[0],
+            range,
+            since,
             walked: direct_reads::Walked::ByCreated,
             descending: up_to,
             beside: Some((created_at, seq)),
@@ -400,6 +394,7 @@ pub(crate) fn list_beside(
             return Ok(rows);
         }
     }
+    let (ids, his, los, sinces) = view.segments();
     let statement = match (up_to, ids.len() == 1) {
         (true, false) => &UP_TO,
         (false, false) => &AFTER,
@@ -505,21 +500,17 @@ pub(crate) fn count_listed(
     from: TimestampWithTimeZone,
     to: TimestampWithTimeZone,
 ) -> CtxResult<i64> {
-    let (ids, his, los, sinces) = view.segments();
     let dated = !(from.is_neg_infinity() && to.is_infinity());
     // (one segment without an age bound: its count is a range of index entries, less the
     // tombstones, with no row to read)
-    if ids.len() == 1 && sinces[0].is_neg_infinity() {
-        let range = direct_reads::EntryRange {
-            tenant: &view.tenant,
-            context_id: ids[0],
-            after_seq: los[0],
-            created: dated.then_some((from, to)),
-        };
-        if let Some(count) = direct_reads::count_live(&range) {
-            return Ok(count);
+    if let Some((range, since)) = view.own_segment(dated.then_some((from, to))) {
+        if since.is_neg_infinity() {
+            if let Some(count) = direct_reads::count_live(&range) {
+                return Ok(count);
+            }
         }
     }
+    let (ids, his, los, sinces) = view.segments();
     let statement = match (dated, ids.len() > 1) {
         (true, true) => &COUNT_DATED,
         (false, true) => &COUNT_ALL,
@@ -555,17 +546,11 @@ pub(crate) fn list_page(
     max_rows: i64,
     skip: i64,
 ) -> CtxResult<Vec<Row>> {
-    let (ids, his, los, sinces) = view.segments();
-    if ids.len() == 1 {
-        let dated = !(from.is_neg_infinity() && to.is_infinity());
+    let dated = !(from.is_neg_infinity() && to.is_infinity());
+    if let Some((range, since)) = view.own_segment(dated.then_some((from, to))) {
         let walk = direct_reads::Walk {
-            range: direct_reads::EntryRange {
-                tenant: &view.tenant,
-                context_id: ids[0],
-                after_seq: los[0],
-                created: dated.then_some((from, to)),
-            },
-            since: sinces[0],
+            range,
+            since,
             walked: match order {
                 rules::MessageOrder::Seq => direct_reads::Walked::BySeq,
                 rules::MessageOrder::CreatedAt => direct_reads::Walked::ByCreated,
@@ -581,6 +566,7 @@ pub(crate) fn list_page(
             return Ok(rows);
         }
     }
+    let (ids, his, los, sinces) = view.segments();
     let statement = match (order, descending, ids.len() == 1) {
         (rules::MessageOrder::Seq, false, false) => &LIST_SEQ,
         (rules::MessageOrder::Seq, true, false) => &LIST_SEQ_DESC,
