@@ -142,10 +142,15 @@ SELECT t, f, pg_temp.both_pages(t, f) AS same
  ORDER BY 1, 2 NULLS FIRST;
 -- bad arguments
 SELECT * FROM ctx.thread_page(NULL);
+\echo :SQLSTATE
 SELECT * FROM ctx.thread_page('t-2', order_by => 'title');
+\echo :SQLSTATE
 SELECT * FROM ctx.thread_page('t-2', max_rows => -1);
+\echo :SQLSTATE
 SELECT * FROM ctx.thread_page('t-2', skip => NULL);
+\echo :SQLSTATE
 SELECT * FROM ctx.thread_page('t-2', with_total => NULL);
+\echo :SQLSTATE
 
 -- tenancy: another tenant's application role sees none of it
 CREATE ROLE threads_app;
