@@ -3636,3 +3636,50 @@ ALTER TABLE ctx.memories ALTER COLUMN embedding TYPE ctx.embedding USING embeddi
 -- installed, as after a restore)
 SELECT ctx.create_vector_index(dims, metric) FROM ctx.vector_indexes
  WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'vector') ORDER BY dims;
+
+-- Each row's rules in one CHECK constraint per table (Postgres parses every CHECK expression
+-- again for each statement that writes a row): the functions, then the constraints swapped.
+CREATE OR REPLACE FUNCTION "context_row_check"(
+	"resource" TEXT,
+	"metadata" jsonb,
+	"processors" jsonb,
+	"encoding" TEXT,
+	"last_seq" bigint,
+	"retain_max_age" interval,
+	"retain_max_messages" INT,
+	"compact_older_than" interval,
+	"parent_set" bool,
+	"ancestors" uuid[],
+	"bounds" bigint[]
+) RETURNS bool
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'context_row_check_wrapper';
+CREATE OR REPLACE FUNCTION "message_row_check"(
+	"seq" bigint,
+	"message_id" TEXT,
+	"revision" INT,
+	"role" TEXT,
+	"tokens" INT,
+	"deleted" bool,
+	"contents_set" INT,
+	"metadata_enc_set" bool,
+	"metadata" jsonb
+) RETURNS bool
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'message_row_check_wrapper';
+DO $$
+DECLARE c record;
+BEGIN
+    FOR c IN SELECT conrelid::regclass AS rel, conname FROM pg_catalog.pg_constraint
+              WHERE conrelid IN ('ctx.messages'::regclass, 'ctx.contexts'::regclass) AND contype = 'c' LOOP
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', c.rel, c.conname);
+    END LOOP;
+END $$;
+ALTER TABLE ctx.contexts ADD CONSTRAINT contexts_row_check CHECK (ctx.context_row_check(
+    resource, metadata, processors, encoding, last_seq, retain_max_age, retain_max_messages,
+    compact_older_than, parent_id IS NOT NULL, ancestors, bounds));
+ALTER TABLE ctx.messages ADD CONSTRAINT messages_row_check CHECK (ctx.message_row_check(
+    seq, message_id, revision, role, tokens, deleted,
+    num_nonnulls(content, content_lz4, content_enc), metadata_enc IS NOT NULL, metadata));

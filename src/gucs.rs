@@ -243,6 +243,12 @@ pub fn default_encoding() -> Encoding {
     TOKENIZER.get().encoding()
 }
 
+/// `ctxstore.traceparent` exactly as set, untrimmed: what `current_setting` gives SQL (the
+/// audit log's trace id must be the one `ctx.current_trace_id()` reads).
+pub fn traceparent_as_set() -> Option<String> {
+    TRACEPARENT.get().map(|s| s.to_string_lossy().into_owned())
+}
+
 fn non_empty(setting: &GucSetting<Option<CString>>) -> Option<String> {
     setting
         .get()

@@ -14,7 +14,11 @@ pub mod services;
 extension_sql_file!(
     "schema/conversation.sql",
     name = "conversation_schema",
-    requires = [api::tenancy::current_tenant]
+    requires = [
+        api::tenancy::current_tenant,
+        api::row_checks::message_row_check,
+        api::row_checks::context_row_check
+    ]
 );
 extension_sql_file!(
     "schema/memories.sql",
@@ -160,6 +164,11 @@ pub extern "C-unwind" fn _PG_init() {
         // counts read the message indexes, found by name until the catalog changes
         pg_sys::CacheRegisterRelcacheCallback(
             Some(services::direct_reads::forget),
+            pg_sys::Datum::from(0),
+        );
+        // audit rows are written straight into the log while it is the table the schema made
+        pg_sys::CacheRegisterRelcacheCallback(
+            Some(services::audit_log::forget),
             pg_sys::Datum::from(0),
         );
         // recall keeps what it reads of the catalog until it changes

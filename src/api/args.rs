@@ -222,3 +222,49 @@ mod tests {
         }
     }
 }
+
+/// Whether a `jsonb` argument is a JSON object, read from its root container's header alone:
+/// at most the first bytes are detoasted (a large document is not read to learn its kind).
+pub struct JsonbIsObject(pub bool);
+
+impl pgrx::FromDatum for JsonbIsObject {
+    unsafe fn from_polymorphic_datum(
+        datum: pgrx::pg_sys::Datum,
+        is_null: bool,
+        _: pgrx::pg_sys::Oid,
+    ) -> Option<Self> {
+        /// the root container's flag for an object (jsonb's JB_FOBJECT)
+        const OBJECT: u32 = 0x2000_0000;
+        if is_null {
+            return None;
+        }
+        // SAFETY: a non-NULL jsonb datum; the slice is a plain varlena holding the value's
+        // first bytes, the root container's 4-byte header first (every jsonb has one).
+        unsafe {
+            let slice = pgrx::pg_sys::pg_detoast_datum_slice(datum.cast_mut_ptr(), 0, 4);
+            let header = std::ptr::read_unaligned(
+                (slice as *const u8).add(pgrx::pg_sys::VARHDRSZ) as *const u32
+            );
+            Some(JsonbIsObject(header & OBJECT != 0))
+        }
+    }
+}
+
+// SAFETY: unboxed through `FromDatum`, as `JsonArg`.
+unsafe impl<'fcx> pgrx::callconv::ArgAbi<'fcx> for JsonbIsObject {
+    unsafe fn unbox_arg_unchecked(arg: pgrx::callconv::Arg<'_, 'fcx>) -> Self {
+        let index = arg.index();
+        unsafe {
+            arg.unbox_arg_using_from_datum()
+                .unwrap_or_else(|| panic!("argument {index} must not be null"))
+        }
+    }
+
+    unsafe fn unbox_nullable_arg(
+        arg: pgrx::callconv::Arg<'_, 'fcx>,
+    ) -> pgrx::nullable::Nullable<Self> {
+        unsafe { arg.unbox_arg_using_from_datum().into() }
+    }
+}
+
+crate::services::stored_json::jsonb_sql_type!(JsonbIsObject);

@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{CtxError, CtxResult};
 use crate::plans::Statement;
+use crate::services::audit_log::{self, AuditRow};
 use crate::services::cluster;
 use crate::services::counter_bump;
 use crate::services::transaction::writing;
@@ -29,20 +30,20 @@ static INSERT: Statement = Statement {
 };
 
 /// One attribute of the audited row.
-struct Column {
-    name: String,
+struct Column<'a> {
+    /// borrowed from the relation's tuple descriptor: no copy per column per row
+    name: &'a str,
     number: i32,
     type_oid: pg_sys::Oid,
     len: i16,
     by_val: bool,
 }
 
-unsafe fn columns(desc: pg_sys::TupleDesc) -> Vec<Column> {
-    let desc = unsafe { pgrx::PgTupleDesc::from_pg_unchecked(desc) };
+fn columns<'a>(desc: &'a pgrx::PgTupleDesc<'a>) -> Vec<Column<'a>> {
     desc.iter()
         .filter(|a| !a.attisdropped)
         .map(|a| Column {
-            name: a.name().to_string(),
+            name: a.name(),
             number: i32::from(a.attnum),
             type_oid: a.atttypid,
             len: a.attlen,
@@ -169,28 +170,17 @@ fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
         ));
     }
     let table = keys.remove(0);
-    let (row_key, tenant, changed, restart, bump) = unsafe {
+    let (row_key, tenant, changed, restart) = unsafe {
         let desc = (*data.tg_relation).rd_att;
-        let all = columns(desc);
+        let described = pgrx::PgTupleDesc::from_pg_unchecked(desc);
+        let all = columns(&described);
         // the row as it is now (the old one for a DELETE)
         let subject = if operation == "UPDATE" {
             data.tg_newtuple
         } else {
             data.tg_trigtuple
         };
-        let mut row_key = Map::new();
-        for key in &keys {
-            if let Some(column) = all.iter().find(|c| &c.name == key) {
-                let v = value(subject, desc, column).map_or(Value::Null, |d| key_json(d, column));
-                row_key.insert(key.clone(), v);
-            }
-        }
-        let tenant = all
-            .iter()
-            .find(|c| c.name == "tenant")
-            .and_then(|c| value(subject, desc, c))
-            .and_then(|d| String::from_datum(d, false));
-        let changed: Vec<String> = if operation == "UPDATE" {
+        let changed: Vec<&str> = if operation == "UPDATE" {
             all.iter()
                 .filter(|c| {
                     match (
@@ -202,12 +192,12 @@ fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
                         _ => true,
                     }
                 })
-                .map(|c| c.name.clone())
+                .map(|c| c.name)
                 .collect()
         } else {
             all.iter()
                 .filter(|c| value(subject, desc, c).is_some())
-                .map(|c| c.name.clone())
+                .map(|c| c.name)
                 .collect()
         };
         // an UPDATE of expires_at alone: the images a TTL restart is judged by
@@ -225,10 +215,8 @@ fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
         // an UPDATE of the seq counter alone: which context, moved by how much
         let bump = (table == "contexts"
             && operation == "UPDATE"
-            && changed.iter().any(|c| c == "last_seq")
-            && changed
-                .iter()
-                .all(|c| counter_bump::BUMPED.contains(&c.as_str())))
+            && changed.iter().any(|c| *c == "last_seq")
+            && changed.iter().all(|c| counter_bump::BUMPED.contains(c)))
         .then(|| {
             let id = all.iter().find(|c| c.name == "id")?;
             let seq = all.iter().find(|c| c.name == "last_seq")?;
@@ -240,22 +228,33 @@ fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
             Some((id, new - old, command))
         })
         .flatten();
-        (row_key, tenant, changed, restart, bump)
-    };
-    // The append's own counter bump: the messages' audit rows record the seqs it took.
-    if bump.is_some_and(|(id, moved, command)| counter_bump::take(id, moved, command)) {
-        return Ok(());
-    }
-    // A read's bookkeeping is not a change: logging it would write k audit rows per recall
-    // (and make every read path pay for the audit trail).
-    if operation == "UPDATE"
-        && !changed.is_empty()
-        && changed
+        // The append's own counter bump: the messages' audit rows record the seqs it took.
+        if bump.is_some_and(|(id, moved, command)| counter_bump::take(id, moved, command)) {
+            return Ok(());
+        }
+        // A read's bookkeeping is not a change: logging it would write k audit rows per
+        // recall (and make every read path pay for the audit trail).
+        if operation == "UPDATE"
+            && !changed.is_empty()
+            && changed.iter().all(|c| READ_BOOKKEEPING.contains(c))
+        {
+            return Ok(());
+        }
+        let mut row_key = Map::new();
+        for key in &keys {
+            if let Some(column) = all.iter().find(|c| &c.name == key) {
+                let v = value(subject, desc, column).map_or(Value::Null, |d| key_json(d, column));
+                row_key.insert(key.clone(), v);
+            }
+        }
+        let tenant = all
             .iter()
-            .all(|c| READ_BOOKKEEPING.contains(&c.as_str()))
-    {
-        return Ok(());
-    }
+            .find(|c| c.name == "tenant")
+            .and_then(|c| value(subject, desc, c))
+            .and_then(|d| String::from_datum(d, false));
+        let changed: Vec<String> = changed.into_iter().map(str::to_string).collect();
+        (row_key, tenant, changed, restart)
+    };
     let mut changed = changed;
     changed.sort_unstable();
     // On a Citus cluster a global table is a reference table: its trigger fires on each node's
@@ -291,26 +290,37 @@ fn write_record(
     restart: Option<Restart>,
     tenant: Option<String>,
     table: String,
-    operation: &str,
+    operation: &'static str,
     row_key: Map<String, Value>,
     changed: Vec<String>,
 ) -> CtxResult<()> {
-    writing(|client| -> CtxResult<()> {
-        if let Some((old_expires, new_expires, ttl)) = restart {
-            if is_ttl_restart(client, old_expires, new_expires, ttl)? {
-                return Ok(());
-            }
+    if let Some((old_expires, new_expires, ttl)) = restart {
+        let restarted = writing(|client| is_ttl_restart(client, old_expires, new_expires, ttl))?;
+        if restarted {
+            return Ok(());
         }
+    }
+    let row = AuditRow {
+        tenant,
+        table,
+        operation,
+        row_key,
+        columns: changed,
+    };
+    let Err(row) = audit_log::write_direct(row)? else {
+        return Ok(());
+    };
+    writing(|client| -> CtxResult<()> {
         let plan = INSERT.plan(client)?;
         client.update(
             &*plan,
             None,
             &[
-                tenant.into(),
-                table.into(),
-                operation.into(),
-                JsonB(Value::Object(row_key)).into(),
-                changed.into(),
+                row.tenant.into(),
+                row.table.into(),
+                row.operation.into(),
+                JsonB(Value::Object(row.row_key)).into(),
+                row.columns.into(),
             ],
         )?;
         Ok(())

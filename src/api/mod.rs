@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod processors;
 pub(crate) mod raise;
 pub mod retention;
+pub mod row_checks;
 pub mod schemas;
 pub mod sealing;
 pub mod state;

@@ -14,6 +14,7 @@ pub mod namespace;
 pub mod otlp;
 pub mod processors;
 pub mod redact;
+pub mod row_rules;
 pub mod schema;
 pub mod scoring;
 pub mod tokenizer;

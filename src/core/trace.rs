@@ -42,6 +42,51 @@ pub fn traceparent_in_comment(text: &str) -> Option<([u8; 16], [u8; 8])> {
     (version_ok && trace != [0; 16]).then_some((trace, [0; 8]))
 }
 
+/// The trace id `ctx.current_trace_id()` gives (the SQL default of every `trace_id` column): the
+/// 32 hex digits of `ctxstore.traceparent` when the whole setting is `xx-<32>-<16>-xx` in
+/// lowercase hex, else of the first `traceparent=` in application_name followed by an optional
+/// quote, two hex digits, a dash, 32 hex digits and a dash. Written rows and their audit rows
+/// must carry the same id, so this follows the SQL's patterns exactly (no trimming, no
+/// version or zero-id rules, unlike `parse_traceparent`).
+pub fn current_trace_id(traceparent: Option<&str>, application_name: &str) -> Option<String> {
+    // bytes, not str slices: a multi-byte character must not split a slice
+    let lower_hex = |s: &[u8]| {
+        s.iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    };
+    let id_of = |digits: &[u8]| String::from_utf8(digits.to_vec()).ok();
+    if let Some(b) = traceparent.map(str::as_bytes) {
+        if b.len() == 55
+            && b[2] == b'-'
+            && b[35] == b'-'
+            && b[52] == b'-'
+            && [&b[..2], &b[3..35], &b[36..52], &b[53..]]
+                .iter()
+                .all(|part| lower_hex(part))
+        {
+            return id_of(&b[3..35]);
+        }
+    }
+    const KEY: &[u8] = b"traceparent=";
+    let name = application_name.as_bytes();
+    let mut from = 0;
+    while let Some(found) = name[from..].windows(KEY.len()).position(|w| w == KEY) {
+        let start = from + found + KEY.len();
+        let rest = &name[start..];
+        let rest = rest.strip_prefix(b"'").unwrap_or(rest);
+        if rest.len() >= 36
+            && rest[2] == b'-'
+            && rest[35] == b'-'
+            && lower_hex(&rest[..2])
+            && lower_hex(&rest[3..35])
+        {
+            return id_of(&rest[3..35]);
+        }
+        from = start;
+    }
+    None
+}
+
 fn is_hex(s: &str) -> bool {
     s.bytes()
         .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -165,6 +210,55 @@ mod tests {
     use super::*;
 
     const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn current_trace_id_follows_the_sql_patterns() {
+        let id = Some("4bf92f3577b34da6a3ce929d0e0e4736".to_string());
+        assert_eq!(current_trace_id(Some(TRACE), ""), id);
+        // the SQL takes any two hex digits of version and flags, and zero ids
+        let ff = "ff-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-zz";
+        assert_eq!(current_trace_id(Some(ff), ""), None, "flags not hex");
+        let zero = "ff-00000000000000000000000000000000-0000000000000000-00";
+        assert_eq!(current_trace_id(Some(zero), ""), Some("0".repeat(32)));
+        // no trimming, no uppercase, the whole setting
+        assert_eq!(current_trace_id(Some(&format!(" {TRACE}")), ""), None);
+        assert_eq!(current_trace_id(Some(&TRACE.to_uppercase()), ""), None);
+        assert_eq!(current_trace_id(Some(&format!("{TRACE}0")), ""), None);
+        // application_name: the first traceparent= that matches, quoted or not
+        assert_eq!(
+            current_trace_id(None, &format!("app traceparent='{TRACE}'")),
+            id
+        );
+        assert_eq!(
+            current_trace_id(Some("bad"), &format!("traceparent={}", &TRACE[..36])),
+            id
+        );
+        assert_eq!(
+            current_trace_id(None, &format!("traceparent=xx traceparent={TRACE}")),
+            id,
+            "a later occurrence"
+        );
+        assert_eq!(
+            current_trace_id(None, &format!("traceparent=\"{TRACE}")),
+            None,
+            "double quote"
+        );
+        assert_eq!(
+            current_trace_id(None, &format!("traceparent=''{TRACE}")),
+            None,
+            "two quotes"
+        );
+        assert_eq!(
+            current_trace_id(None, &format!("traceparent={}", &TRACE[..35])),
+            None,
+            "no dash after"
+        );
+        assert_eq!(
+            current_trace_id(None, "traceparent=é4bf92f3577b34da6a3ce929d0e0e4736-"),
+            None
+        );
+        assert_eq!(current_trace_id(None, ""), None);
+    }
 
     #[test]
     fn traceparent_parsing() {

@@ -38,35 +38,41 @@ CREATE TABLE ctx.contexts (
     name        text,
     -- the user or agent it belongs to in the application: frameworks list threads by it
     -- (ctx.list_contexts)
-    resource    text CHECK (resource <> '' AND octet_length(resource) <= 1024),
-    metadata    jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
+    resource    text,  -- 1 to 1024 bytes
+    metadata    jsonb NOT NULL DEFAULT '{}',  -- an object
     -- token encoding of every count stored for this context (fixed at creation)
-        encoding    text NOT NULL CHECK (encoding IN ('o200k_base', 'cl100k_base')),
+    encoding    text NOT NULL,  -- o200k_base or cl100k_base
     -- registered schema (ctx.register_schema) that every message's metadata must match, if any
     metadata_schema text,
     -- content and metadata of its messages and summaries are stored encrypted (ctx.data_keys)
     encrypted   boolean NOT NULL DEFAULT false,
     -- parameters of the built-in processors for this context (ctx.configure_context_processors)
-    processors  jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(processors) = 'object'),
+    processors  jsonb NOT NULL DEFAULT '{}',  -- an object
     -- fork lineage: ancestors nearest first, and the highest seq of each that this context sees
     parent_id   uuid,
     ancestors   uuid[] NOT NULL DEFAULT '{}',
     bounds      bigint[] NOT NULL DEFAULT '{}',
     -- seq of the newest message in this context's view; appends take last_seq + 1 under the
     -- row lock, which makes seqs gap-free and unique per context
-    last_seq    bigint NOT NULL DEFAULT 0 CHECK (last_seq >= 0),
+    last_seq    bigint NOT NULL DEFAULT 0,
     -- retention of its own messages (ctx.set_retention): written longer than retain_max_age
     -- ago (its current revision: written_at, not the caller's created_at), or not among the
     -- newest retain_max_messages seqs of its view (a deleted message keeps its seq until it is
     -- purged), a message is expired: no read returns it, and ctx.sweep deletes it with its
     -- revisions; written longer than compact_older_than ago, ctx.sweep stores it lz4
-    retain_max_age      interval CHECK (retain_max_age > interval '0' AND retain_max_age <= interval '1000 years'),
-    retain_max_messages integer CHECK (retain_max_messages > 0),
-    compact_older_than  interval CHECK (compact_older_than > interval '0' AND compact_older_than <= interval '1000 years'),
+    -- (each age positive, at most 1000 years; the count positive)
+    retain_max_age      interval,
+    retain_max_messages integer,
+    compact_older_than  interval,
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),
-    CHECK (cardinality(ancestors) = cardinality(bounds)),
-    CHECK ((parent_id IS NULL) = (cardinality(ancestors) = 0)),
+    -- The row's rules (each column's above; ancestors and bounds of one length, a parent
+    -- exactly when there are ancestors), in one constraint: Postgres parses every CHECK
+    -- expression again for each statement that writes a row, and an append updates this one.
+    -- The rules are in src/core/row_rules.rs.
+    CONSTRAINT contexts_row_check CHECK (ctx.context_row_check(
+        resource, metadata, processors, encoding, last_seq, retain_max_age, retain_max_messages,
+        compact_older_than, parent_id IS NOT NULL, ancestors, bounds)),
     -- the key leads with the tenant: an id is unique within its tenant, so no row of another
     -- tenant can collide with (or confirm) it; references carry the tenant too, so a row of
     -- one tenant can never point at another's context (foreign keys ignore row-level security)
@@ -105,17 +111,16 @@ CREATE TYPE ctx.message AS (
 CREATE TABLE ctx.messages (
     context_id  uuid NOT NULL,
     tenant      text NOT NULL DEFAULT ctx.current_tenant(),
-    seq         bigint NOT NULL CHECK (seq > 0),
+    seq         bigint NOT NULL,  -- from 1
     -- the caller's id (a framework's message id) or a generated uuid: unique among the live
-    -- messages of a context's view; edits keep it, and keep the seq
-    message_id  text NOT NULL DEFAULT gen_random_uuid()::text
-                CHECK (message_id <> '' AND octet_length(message_id) <= 256),
+    -- messages of a context's view (1 to 256 bytes); edits keep it, and keep the seq
+    message_id  text NOT NULL DEFAULT gen_random_uuid()::text,
     -- 1 as appended; each edit (ctx.update_message) and the delete add one. This row is the
     -- current revision; the ones it replaced are in ctx.message_revisions
-    revision    integer NOT NULL DEFAULT 1 CHECK (revision > 0),
+    revision    integer NOT NULL DEFAULT 1,
     -- a tombstone (ctx.delete_messages): hidden from every read of the view, no content
     deleted     boolean NOT NULL DEFAULT false,
-    role        text NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+    role        text NOT NULL,  -- system, user, assistant or tool
     -- exactly one of content / content_lz4 / content_enc is set (none in a tombstone):
     -- compaction archives the content in place, lz4-compressed, so forks that still see the
     -- message keep reading it; encrypted contexts store lz4 + AES-256-GCM ciphertext (and
@@ -124,8 +129,8 @@ CREATE TABLE ctx.messages (
     content_lz4 bytea,
     content_enc bytea,
     metadata_enc bytea,
-    metadata    jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
-    tokens      integer NOT NULL CHECK (tokens >= 0),
+    metadata    jsonb NOT NULL DEFAULT '{}',  -- an object
+    tokens      integer NOT NULL,  -- 0 or more
     -- the caller's timestamp of the message (a framework's own), else the append's
     created_at  timestamptz NOT NULL DEFAULT now(),
     -- when this revision was written
@@ -135,8 +140,12 @@ CREATE TABLE ctx.messages (
     -- keys lead with the tenant: another tenant's insert can never collide with a row
     PRIMARY KEY (tenant, context_id, seq),
     FOREIGN KEY (tenant, context_id) REFERENCES ctx.contexts (tenant, id) ON DELETE CASCADE,
-    CHECK (num_nonnulls(content, content_lz4, content_enc) = CASE WHEN deleted THEN 0 ELSE 1 END),
-    CHECK (NOT deleted OR (metadata_enc IS NULL AND tokens = 0))
+    -- The row's rules (each column's above; one content column set, none in a tombstone,
+    -- whose tokens are 0 and metadata_enc NULL), in one constraint: Postgres parses every
+    -- CHECK expression again for each statement that writes a row (src/core/row_rules.rs)
+    CONSTRAINT messages_row_check CHECK (ctx.message_row_check(
+        seq, message_id, revision, role, tokens, deleted,
+        num_nonnulls(content, content_lz4, content_enc), metadata_enc IS NOT NULL, metadata))
 );
 -- context assembly reads every system message of a thread; they are few
 CREATE INDEX messages_system_idx ON ctx.messages (tenant, context_id, seq) WHERE role = 'system';

@@ -4,6 +4,7 @@
 //! an error into a Postgres ERROR (the one exception: a user processor's own ERROR, re-raised
 //! with the processor's name by the pipeline).
 
+pub mod audit_log;
 pub mod cluster;
 pub mod context_deletion;
 pub mod context_view;

@@ -254,6 +254,7 @@ CREATE FUNCTION pg_temp.arg(t regtype, id uuid) RETURNS text LANGUAGE sql AS $$
         WHEN 'integer'::regtype THEN '1'
         WHEN 'integer[]'::regtype THEN quote_literal('{0}') || '::integer[]'
         WHEN 'bigint'::regtype THEN '1::bigint'
+        WHEN 'bigint[]'::regtype THEN quote_literal('{1}') || '::bigint[]'
         WHEN 'boolean'::regtype THEN 'true'
         WHEN 'real'::regtype THEN '0.5::real'
         WHEN 'double precision'::regtype THEN '0.5::float8'

@@ -113,6 +113,53 @@ SELECT ctx.compact(ctx.create_context('empty'), 's');
 SET ctxstore.no_such_setting = 1;
 \echo :SQLSTATE
 
+-- A direct write that breaks a row rule of ctx.messages or ctx.contexts is 23514, naming the
+-- constraint and the rule, never the row's values; each rule alone, each kept case passes.
+CREATE FUNCTION pg_temp.outcome(statement text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE detail text;
+BEGIN
+    EXECUTE statement;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+    RETURN SQLSTATE || ': ' || SQLERRM || coalesce(' / ' || detail, '');
+END $$;
+SELECT ctx.create_context('rules') AS r \gset
+SELECT ctx.append(:'r', 'user', 'kept') AS kept_seq;
+SELECT s AS statement, pg_temp.outcome(format(s, :'r')) AS outcome FROM unnest(ARRAY[
+    $s$INSERT INTO ctx.messages (context_id, seq, role, content, tokens) VALUES (%L, 0, 'user', 'x', 1)$s$,
+    $s$INSERT INTO ctx.messages (context_id, seq, role, content, tokens) VALUES (%L, 9, 'summary', 'x', 1)$s$,
+    $s$INSERT INTO ctx.messages (context_id, seq, role, content, tokens) VALUES (%L, 9, 'user', NULL, 1)$s$,
+    $s$INSERT INTO ctx.messages (context_id, seq, role, content, content_lz4, tokens) VALUES (%L, 9, 'user', 'x', '\x00', 1)$s$,
+    $s$INSERT INTO ctx.messages (context_id, seq, role, content, tokens) VALUES (%L, 9, 'user', 'x', -1)$s$,
+    $s$INSERT INTO ctx.messages (context_id, seq, role, content, tokens, metadata) VALUES (%L, 9, 'user', 'x', 1, '[1]')$s$,
+    $s$INSERT INTO ctx.messages (context_id, seq, role, content, tokens, message_id) VALUES (%L, 9, 'user', 'x', 1, '')$s$,
+    $s$INSERT INTO ctx.messages (context_id, seq, role, content, tokens, message_id) VALUES (%L, 9, 'user', 'x', 1, repeat('i', 257))$s$,
+    $s$UPDATE ctx.messages SET revision = 0 WHERE context_id = %L$s$,
+    $s$UPDATE ctx.messages SET deleted = true, content = NULL WHERE context_id = %L$s$,
+    $s$UPDATE ctx.messages SET deleted = true WHERE context_id = %L$s$,
+    $s$UPDATE ctx.messages SET deleted = true, content = NULL, tokens = 0, metadata_enc = '\x00' WHERE context_id = %L$s$,
+    $s$UPDATE ctx.messages SET metadata = '"text"' WHERE context_id = %L$s$,
+    $s$UPDATE ctx.messages SET role = 'User' WHERE context_id = %L$s$,
+    $s$INSERT INTO ctx.messages (context_id, seq, role, content, tokens, message_id) VALUES (%L, 9, 'tool', 'x', 0, repeat('i', 256))$s$,
+    $s$UPDATE ctx.contexts SET resource = '' WHERE id = %L$s$,
+    $s$UPDATE ctx.contexts SET resource = repeat('r', 1025) WHERE id = %L$s$,
+    $s$UPDATE ctx.contexts SET metadata = '[]' WHERE id = %L$s$,
+    $s$UPDATE ctx.contexts SET processors = '1' WHERE id = %L$s$,
+    $s$UPDATE ctx.contexts SET encoding = 'p50k_base' WHERE id = %L$s$,
+    $s$UPDATE ctx.contexts SET last_seq = -1 WHERE id = %L$s$,
+    $s$UPDATE ctx.contexts SET retain_max_age = interval '1 month -30 days' WHERE id = %L$s$,
+    $s$UPDATE ctx.contexts SET retain_max_age = interval '1000 years 1 microsecond' WHERE id = %L$s$,
+    $s$UPDATE ctx.contexts SET retain_max_messages = 0 WHERE id = %L$s$,
+    $s$UPDATE ctx.contexts SET compact_older_than = interval '-1 day' WHERE id = %L$s$,
+    $s$UPDATE ctx.contexts SET ancestors = ARRAY[id], bounds = '{}' WHERE id = %L$s$,
+    $s$UPDATE ctx.contexts SET parent_id = id WHERE id = %L$s$,
+    $s$UPDATE ctx.contexts SET retain_max_age = interval '1000 years', compact_older_than = interval '1 day', retain_max_messages = 1, resource = repeat('r', 1024) WHERE id = %L$s$
+]) s;
+-- (the last statement of each table kept every rule; nothing else changed)
+SELECT seq, role, content, tokens FROM ctx.messages WHERE context_id = :'r' ORDER BY seq;
+SELECT resource IS NOT NULL AS resource_set, retain_max_messages, last_seq FROM ctx.contexts WHERE id = :'r';
+
 -- nothing above changed the context
 SELECT seq, role, length(content) FROM ctx.messages(:'c');
 SELECT last_seq FROM ctx.contexts WHERE id = :'c';

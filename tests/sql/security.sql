@@ -360,6 +360,48 @@ SELECT count(*) - :before AS new_rows FROM ctx.audit_log WHERE table_name = 'mes
 SELECT ctx.set_audit('messages', true);
 SELECT ctx.set_audit('nope', true);
 
+-- An append's audit row is written straight into the log (no SQL); it records what the SQL
+-- recorded: the SET ROLE role as actor, the session user, application_name (NULL when empty),
+-- the transaction, and the trace id ctx.current_trace_id() gives, which the message row takes
+-- as its default: equal for every way a request names its trace (and the malformed ones).
+SELECT ctx.create_context('traced') AS tr \gset
+CREATE TEMPORARY TABLE traced (setting text, app text, seq bigint);
+DO $$
+DECLARE
+    s text; a text; c uuid := (SELECT id FROM ctx.contexts WHERE name = 'traced');
+BEGIN
+    FOR s, a IN VALUES
+        ('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 'psql'),
+        ('ff-00000000000000000000000000000000-0000000000000000-00', ''),
+        ('00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01', 'x traceparent=''00-aaf92f3577b34da6a3ce929d0e0e4736-'),
+        ('', 'traceparent=zz traceparent=00-bbf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'),
+        (' 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 'traceparent="00-ccf92f3577b34da6a3ce929d0e0e4736-')
+    LOOP
+        PERFORM set_config('ctxstore.traceparent', s, true);
+        PERFORM set_config('application_name', a, true);
+        INSERT INTO traced VALUES (s, a, ctx.append(c, 'user', 'traced'));
+    END LOOP;
+END $$;
+RESET ctxstore.traceparent;
+SELECT t.setting, t.app, m.trace_id AS message_trace, a.trace_id AS audit_trace,
+       a.trace_id IS NOT DISTINCT FROM m.trace_id AS same, a.application,
+       a.actor = current_user AND a.session_role = session_user AS roles,
+       a.xid::text = m.xmin::text AS message_transaction
+  FROM traced t
+  JOIN ctx.messages m ON m.context_id = :'tr' AND m.seq = t.seq
+  JOIN ctx.audit_log a ON a.table_name = 'messages' AND a.operation = 'INSERT'
+                      AND a.row_key = jsonb_build_object('context_id', :'tr'::uuid, 'seq', t.seq)
+ ORDER BY t.seq;
+-- under SET ROLE the actor is the role, the session user stays
+CREATE ROLE "Audit Actor" IN ROLE ctx_tenant_a;
+SET ROLE "Audit Actor";
+SELECT ctx.create_context('actor') AS ac \gset
+RESET ROLE;
+SELECT actor, session_role = session_user AS session_user, tenant FROM ctx.audit_log
+ WHERE table_name = 'contexts' AND row_key->>'id' = :'ac';
+DROP OWNED BY "Audit Actor";
+DROP ROLE "Audit Actor";
+
 -- clean up what other tests count
 SELECT ctx.delete_context(id, cascade => true) FROM ctx.contexts
  WHERE name IN ('audited', 'plain ctx') AND parent_id IS NULL;
