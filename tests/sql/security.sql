@@ -392,6 +392,26 @@ SELECT t.setting, t.app, m.trace_id AS message_trace, a.trace_id AS audit_trace,
   JOIN ctx.audit_log a ON a.table_name = 'messages' AND a.operation = 'INSERT'
                       AND a.row_key = jsonb_build_object('context_id', :'tr'::uuid, 'seq', t.seq)
  ORDER BY t.seq;
+-- The direct write applies only to the log the schema made: a trigger an administrator adds
+-- to it fires (the rows go through SQL), and so does an added CHECK constraint; dropped, the
+-- direct write resumes (the trigger no longer fires).
+CREATE TABLE public.log_seen (n int);
+CREATE FUNCTION public.log_seen() RETURNS trigger LANGUAGE plpgsql AS
+    'BEGIN INSERT INTO public.log_seen VALUES (1); RETURN NULL; END';
+CREATE TRIGGER seen AFTER INSERT ON ctx.audit_log FOR EACH ROW EXECUTE FUNCTION public.log_seen();
+SELECT ctx.append(:'tr', 'user', 'seen by the trigger') > 0 AS appended;
+SELECT count(*) AS trigger_saw FROM public.log_seen;
+DROP TRIGGER seen ON ctx.audit_log;
+SELECT ctx.append(:'tr', 'user', 'written directly') > 0 AS appended;
+SELECT count(*) AS trigger_saw FROM public.log_seen;
+ALTER TABLE ctx.audit_log ADD CONSTRAINT no_messages CHECK (table_name <> 'messages') NOT VALID;
+\set VERBOSITY terse
+SELECT ctx.append(:'tr', 'user', 'refused by the added constraint');
+\set VERBOSITY default
+ALTER TABLE ctx.audit_log DROP CONSTRAINT no_messages;
+SELECT ctx.append(:'tr', 'user', 'written directly again') > 0 AS appended;
+DROP TABLE public.log_seen;
+DROP FUNCTION public.log_seen();
 -- under SET ROLE the actor is the role, the session user stays
 CREATE ROLE "Audit Actor" IN ROLE ctx_tenant_a;
 SET ROLE "Audit Actor";
