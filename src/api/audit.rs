@@ -215,7 +215,7 @@ fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
         // an UPDATE of the seq counter alone: which context, moved by how much
         let bump = (table == "contexts"
             && operation == "UPDATE"
-            && changed.iter().any(|c| *c == "last_seq")
+            && changed.contains(&"last_seq")
             && changed.iter().all(|c| counter_bump::BUMPED.contains(c)))
         .then(|| {
             let id = all.iter().find(|c| c.name == "id")?;
@@ -242,7 +242,7 @@ fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
         }
         let mut row_key = Map::new();
         for key in &keys {
-            if let Some(column) = all.iter().find(|c| &c.name == key) {
+            if let Some(column) = all.iter().find(|c| c.name == key) {
                 let v = value(subject, desc, column).map_or(Value::Null, |d| key_json(d, column));
                 row_key.insert(key.clone(), v);
             }

@@ -152,13 +152,18 @@ SELECT s AS statement, pg_temp.outcome(format(s, :'r')) AS outcome FROM unnest(A
     $s$UPDATE ctx.contexts SET retain_max_age = interval '1000 years 1 microsecond' WHERE id = %L$s$,
     $s$UPDATE ctx.contexts SET retain_max_messages = 0 WHERE id = %L$s$,
     $s$UPDATE ctx.contexts SET compact_older_than = interval '-1 day' WHERE id = %L$s$,
+    -- (the rule reads a document's first bytes: compressed and out-of-line documents too)
+    $s$UPDATE ctx.contexts SET metadata = (SELECT jsonb_agg(md5(g::text)) FROM generate_series(1, 5000) g) WHERE id = %L$s$,
+    $s$UPDATE ctx.contexts SET metadata = jsonb_build_object('big', repeat('x', 100000)) WHERE id = %L$s$,
+    $s$UPDATE ctx.contexts SET metadata = (SELECT jsonb_object_agg(g, md5(g::text)) FROM generate_series(1, 5000) g) WHERE id = %L$s$,
     $s$UPDATE ctx.contexts SET ancestors = ARRAY[id], bounds = '{}' WHERE id = %L$s$,
     $s$UPDATE ctx.contexts SET parent_id = id WHERE id = %L$s$,
     $s$UPDATE ctx.contexts SET retain_max_age = interval '1000 years', compact_older_than = interval '1 day', retain_max_messages = 1, resource = repeat('r', 1024) WHERE id = %L$s$
 ]) s;
 -- (the last statement of each table kept every rule; nothing else changed)
 SELECT seq, role, content, tokens FROM ctx.messages WHERE context_id = :'r' ORDER BY seq;
-SELECT resource IS NOT NULL AS resource_set, retain_max_messages, last_seq FROM ctx.contexts WHERE id = :'r';
+SELECT resource IS NOT NULL AS resource_set, retain_max_messages, last_seq, pg_column_size(metadata) > 2000 AS big_metadata
+  FROM ctx.contexts WHERE id = :'r';
 
 -- nothing above changed the context
 SELECT seq, role, length(content) FROM ctx.messages(:'c');
