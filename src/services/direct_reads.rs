@@ -55,6 +55,7 @@ struct ViewColumns {
     tenant: pg_sys::AttrNumber,
     id: pg_sys::AttrNumber,
     resource: pg_sys::AttrNumber,
+    metadata_schema: pg_sys::AttrNumber,
     // ctx.threads
     thread_tenant: pg_sys::AttrNumber,
     thread_id: pg_sys::AttrNumber,
@@ -249,6 +250,7 @@ unsafe fn look_up() -> Option<Relations> {
                 tenant: column(contexts, c"tenant", TEXTOID)?,
                 id: column(contexts, c"id", UUIDOID)?,
                 resource: column(contexts, c"resource", TEXTOID)?,
+                metadata_schema: column(contexts, c"metadata_schema", TEXTOID)?,
                 thread_tenant: column(threads, c"tenant", TEXTOID)?,
                 thread_id: column(threads, c"thread_id", TEXTOID)?,
                 thread_context: column(threads, c"context_id", UUIDOID)?,
@@ -1031,6 +1033,53 @@ pub(crate) fn context_row(tenant: &str, key: &ContextKey<'_>) -> Option<Option<C
             columns: v,
             retained_after,
             retained_since,
+        }))
+    }
+}
+
+/// What a write to a context reads of its row first: its metadata schema, processors,
+/// metadata, encoding, whether it is encrypted, and its tenant.
+pub(crate) struct WriteSettings {
+    pub metadata_schema: Option<String>,
+    pub processors: Option<pgrx::JsonB>,
+    pub metadata: Option<pgrx::JsonB>,
+    pub encoding: Option<String>,
+    pub encrypted: Option<bool>,
+    pub tenant: Option<String>,
+}
+
+/// The tenant's context row as a write reads it first, through the primary key: `None` where
+/// it cannot be read directly (the caller reads with SQL), `Some(None)` for no such context.
+pub(crate) fn write_settings(tenant: &str, context_id: Uuid) -> Option<Option<WriteSettings>> {
+    let relations = usable(|r| vec![r.contexts])?;
+    let v = relations.view;
+    // SAFETY: the row is read through the primary key and copied out; the datums are of the
+    // types `look_up` checked.
+    unsafe {
+        let keys = [
+            Equal {
+                table_column: v.tenant,
+                procedure: pg_sys::F_TEXTEQ,
+                value: tenant.into_datum(),
+                collated: true,
+            },
+            Equal {
+                table_column: v.id,
+                procedure: pg_sys::F_UUID_EQ,
+                value: context_id.into_datum(),
+                collated: false,
+            },
+        ];
+        let Some(row) = find_row(relations.contexts, relations.contexts_key, &keys, false)? else {
+            return Some(None);
+        };
+        Some(Some(WriteSettings {
+            metadata_schema: value(row.value(v.metadata_schema)),
+            processors: value(row.value(v.processors)),
+            metadata: value(row.value(v.metadata)),
+            encoding: value(row.value(v.encoding)),
+            encrypted: value(row.value(v.encrypted)),
+            tenant: value(row.value(v.tenant)),
         }))
     }
 }

@@ -20,6 +20,7 @@ use crate::plans::Statement;
 use crate::services::cluster;
 use crate::services::context_view::*;
 use crate::services::counter_bump;
+use crate::services::direct_reads::{self, WriteSettings};
 use crate::services::keys;
 use crate::services::metrics;
 use crate::services::pipeline::{ContextTarget, Pipeline, WriteItem};
@@ -548,21 +549,36 @@ pub(crate) fn process_writes(
         args: &[UUIDOID, TEXTOID],
         writes: false,
     };
-    let plan = CONTEXT.plan(client)?;
-    let mut table = client.select(
-        &*plan,
-        Some(1),
-        &[context_id.into(), tenant::current()?.into()],
-    )?;
-    let Some(row) = table.next() else {
+    let tenant = tenant::current()?;
+    let settings = match direct_reads::write_settings(&tenant, context_id) {
+        Some(found) => found,
+        None => {
+            let plan = CONTEXT.plan(client)?;
+            let mut table = client.select(&*plan, Some(1), &[context_id.into(), tenant.into()])?;
+            table
+                .next()
+                .map(|row| -> CtxResult<WriteSettings> {
+                    Ok(WriteSettings {
+                        metadata_schema: row.get(1)?,
+                        processors: row.get(2)?,
+                        metadata: row.get(3)?,
+                        encoding: row.get(4)?,
+                        encrypted: row.get(5)?,
+                        tenant: row.get(6)?,
+                    })
+                })
+                .transpose()?
+        }
+    };
+    let Some(settings) = settings else {
         return Err(missing_context(client, context_id));
     };
-    let schema: Option<String> = row.get(1)?;
-    let encrypted: bool = row.get(5)?.unwrap_or(false);
-    let stored: Value = row.get::<JsonB>(2)?.map_or(Value::Null, |j| j.0);
-    let context_metadata: Value = row.get::<JsonB>(3)?.map_or(Value::Null, |j| j.0);
-    let encoding = Encoding::parse(&required::<String>(row.get(4)?, "encoding")?)?;
-    let tenant: String = required(row.get(6)?, "tenant")?;
+    let schema = settings.metadata_schema;
+    let encrypted = settings.encrypted.unwrap_or(false);
+    let stored: Value = settings.processors.map_or(Value::Null, |j| j.0);
+    let context_metadata: Value = settings.metadata.map_or(Value::Null, |j| j.0);
+    let encoding = Encoding::parse(&required(settings.encoding, "encoding")?)?;
+    let tenant: String = required(settings.tenant, "tenant")?;
     let pipeline = Pipeline::for_context(
         client,
         Stage::Write,
