@@ -95,22 +95,29 @@ impl pgrx::FromDatum for JsonArg {
     }
 }
 
-// SAFETY: unboxed like pgrx's own `JsonB`, through `FromDatum`.
-unsafe impl<'fcx> pgrx::callconv::ArgAbi<'fcx> for JsonArg {
-    unsafe fn unbox_arg_unchecked(arg: pgrx::callconv::Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        unsafe {
-            arg.unbox_arg_using_from_datum()
-                .unwrap_or_else(|| panic!("argument {index} must not be null"))
-        }
-    }
+/// `ArgAbi` for an argument type unboxed through its `FromDatum`, as pgrx's own `JsonB` is.
+macro_rules! arg_from_datum {
+    ($type:ty) => {
+        // SAFETY: unboxed through `FromDatum`, which reads the datum as the SQL type it is.
+        unsafe impl<'fcx> pgrx::callconv::ArgAbi<'fcx> for $type {
+            unsafe fn unbox_arg_unchecked(arg: pgrx::callconv::Arg<'_, 'fcx>) -> Self {
+                let index = arg.index();
+                unsafe {
+                    arg.unbox_arg_using_from_datum()
+                        .unwrap_or_else(|| panic!("argument {index} must not be null"))
+                }
+            }
 
-    unsafe fn unbox_nullable_arg(
-        arg: pgrx::callconv::Arg<'_, 'fcx>,
-    ) -> pgrx::nullable::Nullable<Self> {
-        unsafe { arg.unbox_arg_using_from_datum().into() }
-    }
+            unsafe fn unbox_nullable_arg(
+                arg: pgrx::callconv::Arg<'_, 'fcx>,
+            ) -> pgrx::nullable::Nullable<Self> {
+                unsafe { arg.unbox_arg_using_from_datum().into() }
+            }
+        }
+    };
 }
+
+arg_from_datum!(JsonArg);
 
 // (the SQL type is jsonb, as for pgrx's `JsonB`)
 crate::services::stored_json::jsonb_sql_type!(JsonArg);
@@ -250,21 +257,5 @@ impl pgrx::FromDatum for JsonbIsObject {
     }
 }
 
-// SAFETY: unboxed through `FromDatum`, as `JsonArg`.
-unsafe impl<'fcx> pgrx::callconv::ArgAbi<'fcx> for JsonbIsObject {
-    unsafe fn unbox_arg_unchecked(arg: pgrx::callconv::Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        unsafe {
-            arg.unbox_arg_using_from_datum()
-                .unwrap_or_else(|| panic!("argument {index} must not be null"))
-        }
-    }
-
-    unsafe fn unbox_nullable_arg(
-        arg: pgrx::callconv::Arg<'_, 'fcx>,
-    ) -> pgrx::nullable::Nullable<Self> {
-        unsafe { arg.unbox_arg_using_from_datum().into() }
-    }
-}
-
+arg_from_datum!(JsonbIsObject);
 crate::services::stored_json::jsonb_sql_type!(JsonbIsObject);

@@ -8,13 +8,13 @@
 //! trigger, no rule, no forced row-level security, and no Citus (whose log is a shell of
 //! shards). Anywhere else the trigger writes through SQL as before.
 
-use std::cell::Cell;
 use std::ffi::CStr;
 
 use pgrx::{pg_sys, IntoDatum, JsonB};
 use serde_json::{Map, Value};
 
 use crate::core::trace;
+use crate::services::catalog_cache::Kept;
 
 /// ctx.audit_log and its id sequence, with each written column's attribute number.
 #[derive(Clone, Copy)]
@@ -39,29 +39,19 @@ struct AuditLog {
 const SEALING: [&CStr; 3] = [c"row_hash", c"chain_seq", c"chain_hash"];
 
 thread_local! {
-    /// `None`: not looked up since the last invalidation; `Some(None)`: write through SQL.
-    static KEPT: Cell<Option<Option<AuditLog>>> = const { Cell::new(None) };
-    static INVALIDATIONS: Cell<u64> = const { Cell::new(0) };
+    /// `Some(None)`: write through SQL.
+    static KEPT: Kept<AuditLog> = const { Kept::new() };
 }
 
 /// Relcache invalidation callback (registered in `_PG_init`): a trigger, rule, column or
 /// constraint added to the log, or the extension dropped, looks it up again.
 pub(crate) unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
-    KEPT.set(None);
-    INVALIDATIONS.set(INVALIDATIONS.get().wrapping_add(1));
+    KEPT.with(Kept::forget);
 }
 
 fn audit_log() -> Option<AuditLog> {
-    if let Some(kept) = KEPT.get() {
-        return kept;
-    }
-    let seen = INVALIDATIONS.get();
     // SAFETY: catalog lookups by name and the log's relcache entry, under AccessShareLock.
-    let found = unsafe { look_up() };
-    if INVALIDATIONS.get() == seen {
-        KEPT.set(Some(found));
-    }
-    found
+    KEPT.with(|kept| kept.get_or(|| unsafe { look_up() }))
 }
 
 unsafe fn look_up() -> Option<AuditLog> {

@@ -15,6 +15,7 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys;
 use pgrx::{FromDatum, IntoDatum, Uuid};
 
+use crate::services::catalog_cache::Kept;
 use crate::services::stored_json::StoredJsonb;
 
 /// The columns of ctx.messages a read takes, by attribute number.
@@ -95,32 +96,21 @@ struct Relations {
 }
 
 thread_local! {
-    /// `None`: not looked up since the last invalidation; `Some(None)`: these reads do not apply.
-    static KEPT: Cell<Option<Option<Relations>>> = const { Cell::new(None) };
-    /// Invalidations seen: a lookup that saw one while it ran is not kept.
-    static INVALIDATIONS: Cell<u64> = const { Cell::new(0) };
+    /// `Some(None)`: these reads do not apply.
+    static KEPT: Kept<Relations> = const { Kept::new() };
 }
 
 /// Relcache invalidation callback (registered in `_PG_init`): the extension dropped, a table
 /// distributed by Citus (its rows moved out), a policy or index changed, or any other change
 /// looks the relations up again.
 pub(crate) unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
-    KEPT.set(None);
-    INVALIDATIONS.set(INVALIDATIONS.get().wrapping_add(1));
+    KEPT.with(Kept::forget);
 }
 
 fn relations() -> Option<Relations> {
-    if let Some(kept) = KEPT.get() {
-        return kept;
-    }
-    let seen = INVALIDATIONS.get();
     // SAFETY: catalog lookups by name (none raises for a missing object) and the tables'
     // relcache entries, opened under AccessShareLock.
-    let found = unsafe { look_up() };
-    if INVALIDATIONS.get() == seen {
-        KEPT.set(Some(found));
-    }
-    found
+    KEPT.with(|kept| kept.get_or(|| unsafe { look_up() }))
 }
 
 /// Whether a table's row-level security is exactly ctxstore's: no policy but
@@ -382,7 +372,7 @@ unsafe fn open_pair(
                 pg_sys::relation_close(index, pg_sys::NoLock as i32);
             }
             pg_sys::relation_close(table, pg_sys::NoLock as i32);
-            KEPT.set(None);
+            KEPT.with(Kept::forget);
             return None;
         }
         Some((table, index))
@@ -887,6 +877,24 @@ pub(crate) enum ContextKey<'a> {
     },
 }
 
+/// The primary key of ctx.contexts, `(tenant, id)`, as scan keys.
+fn context_key(v: &ViewColumns, tenant: &str, context_id: Uuid) -> [Equal; 2] {
+    [
+        Equal {
+            table_column: v.tenant,
+            procedure: pg_sys::F_TEXTEQ,
+            value: tenant.into_datum(),
+            collated: true,
+        },
+        Equal {
+            table_column: v.id,
+            procedure: pg_sys::F_UUID_EQ,
+            value: context_id.into_datum(),
+            collated: false,
+        },
+    ]
+}
+
 /// A context's row, its latest summary's and its own retention bounds: the columns of the view
 /// query (services::context_view), by the same positions.
 pub(crate) struct ContextRow {
@@ -978,20 +986,7 @@ pub(crate) fn context_row(tenant: &str, key: &ContextKey<'_>) -> Option<Option<C
                 value::<Uuid>(thread.value(v.thread_context))?
             }
         };
-        let keys = [
-            Equal {
-                table_column: v.tenant,
-                procedure: pg_sys::F_TEXTEQ,
-                value: tenant.into_datum(),
-                collated: true,
-            },
-            Equal {
-                table_column: v.id,
-                procedure: pg_sys::F_UUID_EQ,
-                value: context_id.into_datum(),
-                collated: false,
-            },
-        ];
+        let keys = context_key(&v, tenant, context_id);
         let Some(context) = find_row(relations.contexts, relations.contexts_key, &keys, false)?
         else {
             return Some(None);
@@ -1056,20 +1051,7 @@ pub(crate) fn write_settings(tenant: &str, context_id: Uuid) -> Option<Option<Wr
     // SAFETY: the row is read through the primary key and copied out; the datums are of the
     // types `look_up` checked.
     unsafe {
-        let keys = [
-            Equal {
-                table_column: v.tenant,
-                procedure: pg_sys::F_TEXTEQ,
-                value: tenant.into_datum(),
-                collated: true,
-            },
-            Equal {
-                table_column: v.id,
-                procedure: pg_sys::F_UUID_EQ,
-                value: context_id.into_datum(),
-                collated: false,
-            },
-        ];
+        let keys = context_key(&v, tenant, context_id);
         let Some(row) = find_row(relations.contexts, relations.contexts_key, &keys, false)? else {
             return Some(None);
         };

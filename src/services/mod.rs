@@ -5,6 +5,7 @@
 //! with the processor's name by the pipeline).
 
 pub mod audit_log;
+pub mod catalog_cache;
 pub mod cluster;
 pub mod context_deletion;
 pub mod context_view;
