@@ -1,8 +1,10 @@
 //! Postgres-integration services the SQL functions share: data keys and sealing, the processor
-//! pipeline, the context view and its reads, messages found by id, counts read from the indexes, recall, stored state values, schema lookups,
-//! retention, metrics recording, the current tenant and what a transaction may write. They return `CtxResult`; only the SQL face (`api/`) turns
-//! an error into a Postgres ERROR (the one exception: a user processor's own ERROR, re-raised
-//! with the processor's name by the pipeline).
+//! pipeline, the context view and its reads, messages found by id, counts read from the
+//! indexes, audit rows stored without SQL, catalog lookups kept until an invalidation, recall,
+//! stored state values, schema lookups, retention, metrics recording, the current tenant and
+//! what a transaction may write. They return `CtxResult`; only the SQL face (`api/`) turns an
+//! error into a Postgres ERROR (the one exception: a user processor's own ERROR, re-raised with
+//! the processor's name by the pipeline).
 
 pub mod audit_log;
 pub mod catalog_cache;
