@@ -252,11 +252,11 @@ fn record(trigger: &PgTrigger<'_>) -> CtxResult<()> {
             .find(|c| c.name == "tenant")
             .and_then(|c| value(subject, desc, c))
             .and_then(|d| String::from_datum(d, false));
+        let mut changed = changed;
+        changed.sort_unstable();
         let changed: Vec<String> = changed.into_iter().map(str::to_string).collect();
         (row_key, tenant, changed, restart)
     };
-    let mut changed = changed;
-    changed.sort_unstable();
     // On a Citus cluster a global table is a reference table: its trigger fires on each node's
     // copy. One of them, the coordinator's, records the change, into the log of the caller's
     // tenant, which may live on another node (a write Citus makes only when told it is nested).

@@ -4,9 +4,10 @@
 //! datums and stored with its index entries, as COPY stores a row: the same values the SQL
 //! wrote (the sequence's next id, the clock, the roles, the transaction id, the trace id).
 //!
-//! Only where the log is the plain table the schema made: its own columns and CHECK, no
-//! trigger, no rule, no forced row-level security, and no Citus (whose log is a shell of
-//! shards). Anywhere else the trigger writes through SQL as before.
+//! Only where the log is the plain table the schema made: its own columns, no trigger, no rule,
+//! no forced row-level security, and no Citus (whose log is a shell of shards). Anywhere else
+//! the trigger writes through SQL as before. Its constraints, an administrator's added CHECK
+//! among them, apply either way.
 
 use std::ffi::CStr;
 
@@ -14,7 +15,7 @@ use pgrx::{pg_sys, IntoDatum, JsonB};
 use serde_json::{Map, Value};
 
 use crate::core::trace;
-use crate::services::catalog_cache::Kept;
+use crate::services::catalog_cache::{local_ctx_schema, relation, typed_column, Kept};
 
 /// ctx.audit_log and its id sequence, with each written column's attribute number.
 #[derive(Clone, Copy)]
@@ -56,22 +57,10 @@ fn audit_log() -> Option<AuditLog> {
 
 unsafe fn look_up() -> Option<AuditLog> {
     unsafe {
-        if pg_sys::get_extension_oid(c"citus".as_ptr(), true) != pg_sys::InvalidOid {
-            return None;
-        }
-        let schema = pg_sys::get_namespace_oid(c"ctx".as_ptr(), true);
-        if schema == pg_sys::InvalidOid {
-            return None;
-        }
-        let table = pg_sys::get_relname_relid(c"audit_log".as_ptr(), schema);
-        let sequence = pg_sys::get_relname_relid(c"audit_log_id_seq".as_ptr(), schema);
-        if table == pg_sys::InvalidOid || sequence == pg_sys::InvalidOid {
-            return None;
-        }
-        let column = |name: &CStr, type_oid: pg_sys::Oid| {
-            let number = pg_sys::get_attnum(table, name.as_ptr());
-            (number > 0 && pg_sys::get_atttype(table, number) == type_oid).then_some(number)
-        };
+        let schema = local_ctx_schema()?;
+        let table = relation(schema, c"audit_log")?;
+        let sequence = relation(schema, c"audit_log_id_seq")?;
+        let column = |name: &CStr, type_oid: pg_sys::Oid| typed_column(table, name, type_oid);
         use pg_sys::{BYTEAOID, INT8OID, JSONBOID, TEXTARRAYOID, TEXTOID, TIMESTAMPTZOID, XID8OID};
         let log = AuditLog {
             table,
@@ -97,8 +86,9 @@ unsafe fn look_up() -> Option<AuditLog> {
 }
 
 /// Whether the log is the table the schema made: an ordinary table of exactly its 15 columns
-/// (an added one might have a default this write would not apply), with its one CHECK, no
-/// trigger or rule to fire, and row-level security not forced on its owner.
+/// (an added one might have a default this write would not apply), no trigger or rule to fire,
+/// and row-level security not forced on its owner. (Its constraints, added ones too, are
+/// checked by every write: `store`.)
 unsafe fn plain(table: pg_sys::Oid) -> bool {
     unsafe {
         let relation = pg_sys::try_relation_open(table, pg_sys::AccessShareLock as i32);
@@ -109,19 +99,12 @@ unsafe fn plain(table: pg_sys::Oid) -> bool {
         let desc = pgrx::PgTupleDesc::from_pg_unchecked((*relation).rd_att);
         let live = desc.iter().filter(|a| !a.attisdropped).count();
         let generated = desc.iter().any(|a| a.attgenerated != 0);
-        let constraints = (*(*relation).rd_att).constr;
-        let checks = if constraints.is_null() {
-            0
-        } else {
-            (*constraints).num_check
-        };
         let plain = form.relkind == pg_sys::RELKIND_RELATION as core::ffi::c_char
             && !form.relforcerowsecurity
             && (*relation).trigdesc.is_null()
             && (*relation).rd_rules.is_null()
             && live == 15
-            && !generated
-            && checks == 1;
+            && !generated;
         drop(desc);
         pg_sys::relation_close(relation, pg_sys::AccessShareLock as i32);
         plain
@@ -215,26 +198,35 @@ unsafe fn insert(log: &AuditLog, tenant: String, row: AuditRow) {
         set(log.trace_id, trace_id.into_datum());
 
         let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-        pg_sys::simple_heap_insert(relation, tuple);
-        insert_index_entries(relation, tuple);
+        store(relation, tuple);
         pg_sys::heap_freetuple(tuple);
         // the lock is kept to the transaction's end, as an INSERT keeps it
         pg_sys::relation_close(relation, pg_sys::NoLock as i32);
     }
 }
 
-/// The index entries of a stored row (partial indexes by their predicate; a unique index
-/// checks its key), as the executor makes them after an INSERT.
-unsafe fn insert_index_entries(relation: pg_sys::Relation, tuple: pg_sys::HeapTuple) {
+/// Stores a new row as the executor stores an INSERT's: the table's constraints checked first
+/// (NOT NULL and every CHECK, an administrator's too, with the executor's own error), then the
+/// row and its index entries (partial indexes by their predicate; a unique index checks its
+/// key).
+unsafe fn store(relation: pg_sys::Relation, tuple: pg_sys::HeapTuple) {
     unsafe {
         let estate = pg_sys::CreateExecutorState();
         let info: *mut pg_sys::ResultRelInfo =
             pgrx::PgBox::<pg_sys::ResultRelInfo>::alloc_node(pg_sys::NodeTag::T_ResultRelInfo)
                 .into_pg();
-        pg_sys::InitResultRelInfo(info, relation, 1, std::ptr::null_mut(), 0);
-        pg_sys::ExecOpenIndices(info, false);
+        // (range table index 0: no statement's range table; an error's row detail is then
+        // built without a column list, as for COPY)
+        pg_sys::InitResultRelInfo(info, relation, 0, std::ptr::null_mut(), 0);
         let slot = pg_sys::MakeSingleTupleTableSlot((*relation).rd_att, &pg_sys::TTSOpsHeapTuple);
         pg_sys::ExecStoreHeapTuple(tuple, slot, false);
+        if !(*(*relation).rd_att).constr.is_null() {
+            pg_sys::ExecConstraints(info, slot, estate);
+        }
+        pg_sys::simple_heap_insert(relation, tuple);
+        // (stored again: the slot takes the row's new place, which its index entries point to)
+        pg_sys::ExecStoreHeapTuple(tuple, slot, false);
+        pg_sys::ExecOpenIndices(info, false);
         #[cfg(feature = "pg15")]
         pg_sys::ExecInsertIndexTuples(
             info,

@@ -2,6 +2,9 @@
 //! is still the one the schema made), kept until the next relcache invalidation.
 
 use std::cell::Cell;
+use std::ffi::CStr;
+
+use pgrx::pg_sys;
 
 /// One kept lookup. `None`: not looked up since the last invalidation; `Some(None)`: looked
 /// up, and what it looked for does not apply.
@@ -37,6 +40,45 @@ impl<T: Copy + 'static> Kept<T> {
             self.kept.set(Some(found));
         }
         found
+    }
+}
+
+/// ctxstore's schema, where its tables hold their rows: `None` without the extension, or on a
+/// Citus cluster (whose local tables are shells of shards).
+///
+/// # Safety
+/// Catalog lookups by name; none raises for a missing object.
+pub(crate) unsafe fn local_ctx_schema() -> Option<pg_sys::Oid> {
+    unsafe {
+        if pg_sys::get_extension_oid(c"citus".as_ptr(), true) != pg_sys::InvalidOid {
+            return None;
+        }
+        let schema = pg_sys::get_namespace_oid(c"ctx".as_ptr(), true);
+        (schema != pg_sys::InvalidOid).then_some(schema)
+    }
+}
+
+/// A relation of the schema by name.
+///
+/// # Safety
+/// A catalog lookup by name; it does not raise for a missing relation.
+pub(crate) unsafe fn relation(schema: pg_sys::Oid, name: &CStr) -> Option<pg_sys::Oid> {
+    let oid = unsafe { pg_sys::get_relname_relid(name.as_ptr(), schema) };
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+/// A column of a table by name, if it has the type its datums will be read or written as.
+///
+/// # Safety
+/// Catalog lookups of an existing relation's attributes.
+pub(crate) unsafe fn typed_column(
+    table: pg_sys::Oid,
+    name: &CStr,
+    type_oid: pg_sys::Oid,
+) -> Option<pg_sys::AttrNumber> {
+    unsafe {
+        let number = pg_sys::get_attnum(table, name.as_ptr());
+        (number > 0 && pg_sys::get_atttype(table, number) == type_oid).then_some(number)
     }
 }
 

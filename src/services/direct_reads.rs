@@ -15,7 +15,7 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys;
 use pgrx::{FromDatum, IntoDatum, Uuid};
 
-use crate::services::catalog_cache::Kept;
+use crate::services::catalog_cache::{self, Kept};
 use crate::services::stored_json::StoredJsonb;
 
 /// The columns of ctx.messages a read takes, by attribute number.
@@ -190,22 +190,11 @@ unsafe fn tenant_isolation(
 
 unsafe fn look_up() -> Option<Relations> {
     unsafe {
-        if pg_sys::get_extension_oid(c"citus".as_ptr(), true) != pg_sys::InvalidOid {
-            return None;
-        }
-        let schema = pg_sys::get_namespace_oid(c"ctx".as_ptr(), true);
-        if schema == pg_sys::InvalidOid {
-            return None;
-        }
-        let relation = |name: &CStr| {
-            let oid = pg_sys::get_relname_relid(name.as_ptr(), schema);
-            (oid != pg_sys::InvalidOid).then_some(oid)
-        };
+        let schema = catalog_cache::local_ctx_schema()?;
+        let relation = |name: &CStr| catalog_cache::relation(schema, name);
         // (each column found by name and checked for its type: a datum is read as that type)
-        let column = |table: pg_sys::Oid, name: &CStr, type_oid: pg_sys::Oid| {
-            let number = pg_sys::get_attnum(table, name.as_ptr());
-            (number > 0 && pg_sys::get_atttype(table, number) == type_oid).then_some(number)
-        };
+        let column =
+            |table, name: &CStr, type_oid| catalog_cache::typed_column(table, name, type_oid);
         use pg_sys::{
             BOOLOID, BYTEAOID, INT4OID, INT8ARRAYOID, INT8OID, INTERVALOID, JSONBOID, TEXTOID,
             TIMESTAMPTZOID, UUIDARRAYOID, UUIDOID,

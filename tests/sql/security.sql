@@ -393,8 +393,8 @@ SELECT t.setting, t.app, m.trace_id AS message_trace, a.trace_id AS audit_trace,
                       AND a.row_key = jsonb_build_object('context_id', :'tr'::uuid, 'seq', t.seq)
  ORDER BY t.seq;
 -- The direct write applies only to the log the schema made: a trigger an administrator adds
--- to it fires (the rows go through SQL), and so does an added CHECK constraint; dropped, the
--- direct write resumes (the trigger no longer fires).
+-- to it fires (the rows go through SQL); dropped, the direct write resumes (the trigger no
+-- longer fires). An added CHECK constraint applies to the direct write too.
 CREATE TABLE public.log_seen (n int);
 CREATE FUNCTION public.log_seen() RETURNS trigger LANGUAGE plpgsql AS
     'BEGIN INSERT INTO public.log_seen VALUES (1); RETURN NULL; END';
