@@ -33,6 +33,8 @@ from typing import Callable
 
 import numpy as np
 import psycopg
+import psycopg.adapt
+import psycopg.pq
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
@@ -294,9 +296,27 @@ def ratio_text(x: float) -> str:
     return f"{x:,.1f}×" if x >= 10 else f"{x:.2f}×"
 
 
-def real_array_literal(vector) -> str:
-    """A vector as a `real[]` literal, every float written so it reads back exactly."""
-    return "{" + ",".join(repr(float(x)) for x in vector) + "}"
+class EmbeddingParam:
+    """A vector sent as a binary `ctx.embedding` parameter (pgvector's layout), as raw pgvector
+    gets its `vector` binary through pgvector-python: like for like, neither side formats or
+    parses 384 floats as text. The statement casts the placeholder to `ctx.embedding`."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, vector) -> None:
+        v = np.asarray(vector, dtype=">f4")
+        self.payload = len(v).to_bytes(2, "big") + b"\0\0" + v.tobytes()
+
+
+class _EmbeddingParamDumper(psycopg.adapt.Dumper):
+    format = psycopg.pq.Format.BINARY  # oid 0: the statement's cast names the type
+
+    def dump(self, obj: EmbeddingParam) -> bytes:
+        return obj.payload
+
+
+def send_embeddings_binary(conn: psycopg.Connection) -> None:
+    conn.adapters.register_dumper(EmbeddingParam, _EmbeddingParamDumper)
 
 
 def append_messages(conn: psycopg.Connection, context, messages: list[dict]) -> None:
@@ -578,6 +598,7 @@ def bench_recall(server: Server, plan: Plan, results: Results) -> None:
             session.execute(statement)
         sessions[name] = session
     ctx = server.connect("bench_recall", prepare_threshold=0)
+    send_embeddings_binary(ctx)
     section = "P3"
     anchors = []
     for label, column in selectivities:
@@ -597,12 +618,12 @@ def bench_recall(server: Server, plan: Plan, results: Results) -> None:
                 "truth": set(ids[mask][np.argsort(-sims)[:10]].tolist()),
                 "namespace": namespace,
                 "where": "" if column is None else f"WHERE {column} = {bucket}",
-                "literal": real_array_literal(probes[j]),
+                "embedding": EmbeddingParam(probes[j]),
             })
 
         def ctxstore(q):
-            rows = ctx.execute("SELECT content FROM ctx.recall(%s, %s::real[], k => 10, weights => %s)",
-                               [q["namespace"], q["literal"], weights]).fetchall()
+            rows = ctx.execute("SELECT content FROM ctx.recall(%s, %s::ctx.embedding, k => 10, weights => %s)",
+                               [q["namespace"], q["embedding"], weights]).fetchall()
             return [int(r[0].split()[1]) for r in rows]
 
         def raw_pgvector(session):
@@ -1154,6 +1175,7 @@ def bench_ingest(server: Server, plan: Plan, results: Results) -> None:
     conn.execute("VACUUM ANALYZE")
     conn.close()
     ours = server.connect("bench_ingest", prepare_threshold=0)  # autocommit: a transaction per call
+    send_embeddings_binary(ours)
     theirs = server.connect("bench_ingest", prepare_threshold=0)
     register_vector(theirs)
     batch = 100
@@ -1164,7 +1186,7 @@ def bench_ingest(server: Server, plan: Plan, results: Results) -> None:
 
     def remember(rows):
         for i in rows:
-            ours.execute("SELECT ctx.remember('{ingest}', %s, %s::real[])", [f"memory {i}", real_array_literal(data[i])])
+            ours.execute("SELECT ctx.remember('{ingest}', %s, %s::ctx.embedding)", [f"memory {i}", EmbeddingParam(data[i])])
 
     def insert(rows):
         for i in rows:

@@ -4,6 +4,7 @@ nested namespaces, key iteration while deleting."""
 from __future__ import annotations
 
 import psycopg
+from psycopg.types.json import Jsonb
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
@@ -68,3 +69,40 @@ def test_byte_store_keys_survive_deletes_while_iterating(conn: psycopg.Connectio
     assert seen == keys
     assert list(store.yield_keys()) == []
     assert list(nested.yield_keys()) == ["k00000"]
+
+
+def test_query_vectors_travel_binary_and_score_as_the_text_form(conn: psycopg.Connection) -> None:
+    # the query vector is sent in ctx.embedding's binary form; what the server receives equals
+    # the real[] text form float for float, so both rank and score alike
+    from ctxstore._recall import Embedding, register_embedding, vector_literal
+
+    register_embedding(conn)
+    vector = [0.1, -2.5, 3.0e-7, 1.0 / 3.0, 65504.0, -0.0]
+    sent = conn.execute("SELECT %s::ctx.embedding::real[] AS v", [Embedding(vector)]).fetchone()
+    text = conn.execute("SELECT %s::real[] AS v", [vector_literal(vector)]).fetchone()
+    assert sent == text
+    store = CtxstoreVectorStore(conn, DeterministicFakeEmbedding(size=8))
+    store.add_texts(["alpha", "beta", "gamma"], ids=["a", "b", "g"])
+    query = DeterministicFakeEmbedding(size=8).embed_query("beta")
+    binary = store.similarity_search_with_score_by_vector(query, k=3)
+    by_text = conn.execute(
+        "SELECT content, similarity FROM ctx.recall(%s::text[], %s::real[], k => 3, weights => %s)",
+        [store.namespace, vector_literal(query),
+         Jsonb({"similarity": 1, "text": 0, "recency": 0, "importance": 0})],
+    ).fetchall()
+    assert [d.page_content for d, _ in binary] == [r[0] for r in by_text]
+    assert binary[0][0].page_content == "beta"
+
+
+def test_query_vectors_refuse_what_float4_cannot_hold() -> None:
+    import math
+
+    import pytest
+
+    from ctxstore._recall import Embedding
+
+    for bad in ([math.nan], [math.inf], [1e39]):
+        with pytest.raises(ValueError, match="finite float4"):
+            Embedding(bad)
+    with pytest.raises(ValueError, match="at most 65535"):
+        Embedding([0.0] * 65536)

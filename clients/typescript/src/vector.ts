@@ -54,7 +54,7 @@ const SQL = {
                FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS d(id, embedding, n)
                JOIN jsonb_array_elements($4::jsonb) WITH ORDINALITY AS m(metadata, n) USING (n)`,
   query: `SELECT metadata, similarity, embedding
-            FROM ctx.recall($1::text[], $2::real[], k => $3, filter => $4::jsonb, weights => $5::jsonb,
+            FROM ctx.recall($1::text[], $2::ctx.embedding, k => $3, filter => $4::jsonb, weights => $5::jsonb,
                             include_descendants => false, metric => $6, include_embedding => $7)`,
   list: `SELECT metadata, embedding
            FROM ctx.recall($1::text[], k => $2, filter => $3::jsonb, include_descendants => false,
@@ -119,6 +119,16 @@ export class CtxstoreVector extends MastraVector {
 
   private static literal(vector: number[]): string {
     return `{${vector.join(",")}}`;
+  }
+
+  /** A query vector in ctx.embedding's binary form (pgvector's: dimensions, a reserved word,
+   * big-endian float4s). node-postgres sends a Buffer as a binary parameter, and the statement's
+   * cast names its type: no text to format here or to parse in the server. */
+  private static binary(vector: number[]): Buffer {
+    const out = Buffer.alloc(4 + 4 * vector.length);
+    out.writeUInt16BE(vector.length, 0);
+    vector.forEach((x, i) => out.writeFloatBE(x, 4 + 4 * i));
+    return out;
   }
 
   private static idsFilter(namespace: string[], ids: string[]): string {
@@ -235,7 +245,7 @@ export class CtxstoreVector extends MastraVector {
     }
     const vector = CtxstoreVector.checkVector(queryVector, info.dimension, "queryVector");
     const { rows } = await this.pool.query(this.sql("query", [
-      namespace, CtxstoreVector.literal(vector), topK, where, SIMILARITY_ONLY, METRICS[info.metric], includeVector,
+      namespace, CtxstoreVector.binary(vector), topK, where, SIMILARITY_ONLY, METRICS[info.metric], includeVector,
     ]));
     return rows
       .map((r) => this.result(r, Number(r.similarity), includeVector))

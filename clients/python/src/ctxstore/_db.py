@@ -15,6 +15,8 @@ from typing import Any, TypeVar, Union
 import psycopg
 from psycopg.rows import dict_row
 
+from ctxstore._recall import register_embedding
+
 try:  # psycopg-pool is optional
     from psycopg_pool import AsyncConnectionPool, ConnectionPool
 except ImportError:  # pragma: no cover - exercised only without the pool extra
@@ -80,6 +82,7 @@ class Database:
                 yield from self._sync_cursor(c, single)
 
     def _sync_cursor(self, conn: Any, single: bool) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+        register_embedding(conn)
         if self._needs_transaction(conn, single):
             with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
                 yield cur
@@ -101,6 +104,7 @@ class Database:
 
     @asynccontextmanager
     async def _async_cursor(self, conn: Any, single: bool) -> AsyncIterator[psycopg.AsyncCursor[dict[str, Any]]]:
+        register_embedding(conn)
         if self._needs_transaction(conn, single):
             async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
                 yield cur

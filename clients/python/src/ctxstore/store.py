@@ -42,7 +42,7 @@ from psycopg.types.json import Jsonb
 
 from ctxstore._db import Connection, Database, Setup
 from ctxstore._filters import document_filter
-from ctxstore._recall import SIMILARITY_ONLY, vector_literal
+from ctxstore._recall import SIMILARITY_ONLY, Embedding, vector_literal
 
 _GET = """SELECT namespace, key, value, created_at, updated_at
             FROM ctx.search_state(%s::text[], %s, 1, 0, include_descendants => false, include_expired => %s)"""
@@ -66,7 +66,7 @@ _FORGET_ORPHANS = """SELECT ctx.forget(%s::text[], %s)
 _REMEMBER = """SELECT ctx.remember(%s::text[], d.content, d.embedding::real[], %s)
                  FROM unnest(%s::text[], %s::text[]) AS d(content, embedding)"""
 _RECALL = """SELECT namespace, metadata->>'lg_key' AS key, similarity
-               FROM ctx.recall(%s::text[], %s::real[], k => %s, filter => %s, weights => %s, metric => %s)"""
+               FROM ctx.recall(%s::text[], %s::ctx.embedding, k => %s, filter => %s, weights => %s, metric => %s)"""
 _NAMESPACES = """SELECT DISTINCT s.namespace[2:%s] AS ns FROM ctx.state s
                   WHERE s.tenant = ctx.current_tenant() AND s.namespace[1] = %s AND s.version > 0
                     AND (%s OR s.expires_at IS NULL OR s.expires_at > now()) {conditions}
@@ -296,7 +296,7 @@ class CtxstoreStore(Setup, BaseStore):
         k = max(wanted * len(self.index_fields), 10)
         checked: dict[tuple[tuple[str, ...], str], SearchItem | None] = {}
         while True:
-            rows = yield (_RECALL, (ns, vector_literal(vector), k, Jsonb(document_filter(op.filter, "$.value.")), SIMILARITY_ONLY, self._metric))
+            rows = yield (_RECALL, (ns, Embedding(vector), k, Jsonb(document_filter(op.filter, "$.value.")), SIMILARITY_ONLY, self._metric))
             best: dict[tuple[tuple[str, ...], str], float] = {}
             for r in rows:  # best first: the first hit of an item is its score
                 best.setdefault((tuple(r["namespace"]), r["key"]), self._score(float(r["similarity"])))

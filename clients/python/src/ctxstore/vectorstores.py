@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 from ctxstore._db import Connection, Database
 from ctxstore._filters import metadata_filter
 from ctxstore._mmr import maximal_marginal_relevance
-from ctxstore._recall import SIMILARITY_ONLY, vector_literal
+from ctxstore._recall import SIMILARITY_ONLY, Embedding, vector_literal
 
 ID_KEY = "_lc_id"
 TEXT_ONLY = Jsonb({"similarity": 0, "text": 1, "recency": 0, "importance": 0})
@@ -37,11 +37,11 @@ _FORGET = "SELECT ctx.forget(%s::text[], %s) AS n"
 _REMEMBER = """SELECT ctx.remember(%s::text[], d.content, d.embedding::real[], d.metadata)
                  FROM unnest(%s::text[], %s::text[], %s::jsonb[]) AS d(content, embedding, metadata)"""
 _SEARCH = """SELECT content, metadata, similarity, embedding
-               FROM ctx.recall(%s::text[], %s::real[], k => %s, filter => %s, weights => %s,
+               FROM ctx.recall(%s::text[], %s::ctx.embedding, k => %s, filter => %s, weights => %s,
                                include_descendants => false, metric => %s, include_embedding => %s)"""
 # hybrid search: the vector and the full-text candidates, in one round trip
 _HYBRID = """(SELECT 'vector' AS source, content, metadata, similarity AS rank, NULL::real[] AS embedding
-                FROM ctx.recall(%s::text[], %s::real[], k => %s, filter => %s, weights => %s,
+                FROM ctx.recall(%s::text[], %s::ctx.embedding, k => %s, filter => %s, weights => %s,
                                 include_descendants => false, metric => %s))
              UNION ALL
              (SELECT 'text', content, metadata, text_rank, NULL::real[]
@@ -207,7 +207,7 @@ class CtxstoreVectorStore(VectorStore):
     ) -> tuple[str, Any]:
         return (
             _SEARCH,
-            (self.namespace, vector_literal(vector), k, self._filter(filter), SIMILARITY_ONLY,
+            (self.namespace, Embedding(vector), k, self._filter(filter), SIMILARITY_ONLY,
              self.metric, with_embedding),
         )
 
@@ -224,7 +224,7 @@ class CtxstoreVectorStore(VectorStore):
         secondary_k = getattr(config, "secondary_top_k", None) or max(k, 4)
         return (
             _HYBRID,
-            (self.namespace, vector_literal(vector), primary_k, where, SIMILARITY_ONLY, self.metric,
+            (self.namespace, Embedding(vector), primary_k, where, SIMILARITY_ONLY, self.metric,
              self.namespace, text, secondary_k, where, TEXT_ONLY),
         )
 
