@@ -210,6 +210,8 @@ fn rank(client: &mut SpiClient<'_>, request: &RecallRequest) -> CtxResult<Vec<Ra
         return Ok(Vec::new());
     }
     let mut keys: Vec<(Uuid, i32)> = Vec::new();
+    // the vector search's winners with their rows, when they are the whole answer
+    let mut found_rows: Option<Vec<Candidate>> = None;
     // Ranked by similarity alone, the vector search's own best are the answer: no pool for the
     // hybrid score. Otherwise candidates are over-fetched so the hybrid score can reorder them.
     let want = if request.weights.similarity_only(request.text.is_some()) {
@@ -224,9 +226,10 @@ fn rank(client: &mut SpiClient<'_>, request: &RecallRequest) -> CtxResult<Vec<Ra
                 .metric
                 .or(registered.map(|index| index.metric))
                 .unwrap_or(Metric::Cosine);
-            keys.extend(vector_candidates(
-                client, request, query, metric, registered, want,
-            )?);
+            match vector_candidates(client, request, query, metric, registered, want)? {
+                Found::Keys(found) => keys.extend(found),
+                Found::Rows(rows) => found_rows = Some(rows),
+            }
             metric
         }
         None => Metric::Cosine,
@@ -263,15 +266,20 @@ fn rank(client: &mut SpiClient<'_>, request: &RecallRequest) -> CtxResult<Vec<Ra
             &[request.scope.plan_mode()],
         )?);
     }
-    keys.sort();
-    keys.dedup();
-    let candidates = load_candidates(
-        client,
-        &keys,
-        request.text.as_deref(),
-        request.query.as_deref().map(|q| (q, metric)),
-        request.with_embedding,
-    )?;
+    let candidates = match found_rows {
+        Some(rows) => rows,
+        None => {
+            keys.sort();
+            keys.dedup();
+            load_candidates(
+                client,
+                &keys,
+                request.text.as_deref(),
+                request.query.as_deref().map(|q| (q, metric)),
+                request.with_embedding,
+            )?
+        }
+    };
 
     let mut ranked: Vec<Ranked> = candidates
         .into_iter()
@@ -326,6 +334,41 @@ fn access_tracked() -> bool {
     crate::gucs::TRACK_MEMORY_ACCESS.get() && !crate::services::transaction::read_only()
 }
 
+/// The columns a candidate is read from, in `candidates_of`'s order, over `ctx.memories` as
+/// `$m`; the similarity, the embedding and the text rank are the statement's expressions.
+macro_rules! candidate_columns {
+    ($m:literal, $similarity:literal, $embedding:literal, $text_rank:literal) => {
+        concat!(
+            $m,
+            ".id, ",
+            $m,
+            ".version, ",
+            $m,
+            ".namespace, ",
+            $m,
+            ".content, ",
+            $m,
+            ".metadata, ",
+            $m,
+            ".importance, ",
+            $m,
+            ".created_at, extract(epoch FROM now() - ",
+            $m,
+            ".last_accessed_at)::float8, ",
+            $similarity,
+            ", ",
+            $embedding,
+            ", (",
+            $text_rank,
+            ")::float8, ",
+            $m,
+            ".content_enc, ",
+            $m,
+            ".metadata_enc"
+        )
+    };
+}
+
 /// The candidates' rows, with their similarity to `query` under its metric, scored in the
 /// statement from the stored bytes (no embedding leaves it).
 pub(crate) fn load_candidates(
@@ -339,16 +382,19 @@ pub(crate) fn load_candidates(
         return Ok(Vec::new());
     }
     static LOAD: Statement = Statement {
-        sql: "SELECT m.id, m.version, m.namespace, m.content, m.metadata, m.importance, m.created_at,
-                     extract(epoch FROM now() - m.last_accessed_at)::float8,
-                     CASE WHEN $5::real[] IS NOT NULL
-                          THEN ctx.embedding_similarity(m.embedding, $5::real[]::ctx.embedding, $6::text) END,
-                     CASE WHEN $7 THEN m.embedding END,
-                     CASE WHEN $3::text IS NULL THEN 0
-                          ELSE ts_rank_cd(m.fts, websearch_to_tsquery('english', $3::text)) END::float8,
-                     m.content_enc, m.metadata_enc
-                FROM unnest($1::uuid[], $2::int[]) AS k(id, version)
-                JOIN ctx.memories m ON m.tenant = $4 AND m.id = k.id AND m.version = k.version",
+        sql: concat!(
+            "SELECT ",
+            candidate_columns!(
+                "m",
+                "CASE WHEN $5::real[] IS NOT NULL
+                      THEN ctx.embedding_similarity(m.embedding, $5::real[]::ctx.embedding, $6::text) END",
+                "CASE WHEN $7 THEN m.embedding END",
+                "CASE WHEN $3::text IS NULL THEN 0
+                      ELSE ts_rank_cd(m.fts, websearch_to_tsquery('english', $3::text)) END"
+            ),
+            " FROM unnest($1::uuid[], $2::int[]) AS k(id, version)
+              JOIN ctx.memories m ON m.tenant = $4 AND m.id = k.id AND m.version = k.version"
+        ),
         args: &[
             UUIDARRAYOID,
             INT4ARRAYOID,
@@ -363,22 +409,30 @@ pub(crate) fn load_candidates(
     let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
     let versions: Vec<i32> = keys.iter().map(|k| k.1).collect();
     let plan = LOAD.plan(client)?;
+    let table = client.select(
+        &*plan,
+        None,
+        &[
+            ids.into(),
+            versions.into(),
+            text.into(),
+            crate::services::tenant::current()?.into(),
+            query.map(|(q, _)| q.to_vec()).into(),
+            query.map(|(_, metric)| metric.name()).into(),
+            with_embedding.into(),
+        ],
+    )?;
+    candidates_of(client, table)
+}
+
+/// Candidates from a statement's rows (the columns of `candidate_columns!`), sealed ones opened.
+fn candidates_of(
+    client: &SpiClient<'_>,
+    table: pgrx::spi::SpiTupleTable<'_>,
+) -> CtxResult<Vec<Candidate>> {
     // encrypted namespaces' keys, looked up once per namespace
     let mut data_keys: HashMap<Vec<String>, Key> = HashMap::new();
-    client
-        .select(
-            &*plan,
-            None,
-            &[
-                ids.into(),
-                versions.into(),
-                text.into(),
-                crate::services::tenant::current()?.into(),
-                query.map(|(q, _)| q.to_vec()).into(),
-                query.map(|(_, metric)| metric.name()).into(),
-                with_embedding.into(),
-            ],
-        )?
+    table
         .map(|row| {
             let id: Uuid = required(row.get(1)?, "id")?;
             let namespace: Vec<String> = required(row.get(3)?, "namespace")?;
@@ -560,8 +614,15 @@ fn kept_vector_schema(client: &SpiClient<'_>) -> CtxResult<Option<String>> {
     Ok(value)
 }
 
-/// The ids of the best vector matches: through HNSW when an index of this metric exists and
-/// the candidate set is large, else (or when the index yields too few rows) by an exact scan.
+/// What a vector search found: the keys of its best matches, or, when those are the whole
+/// answer (ranked by similarity alone, no text), the winners' rows read by the same statement.
+enum Found {
+    Keys(Vec<(Uuid, i32)>),
+    Rows(Vec<Candidate>),
+}
+
+/// The best vector matches: through HNSW when an index of this metric exists and the candidate
+/// set is large, else (or when the index yields too few rows) by an exact scan.
 fn vector_candidates(
     client: &mut SpiClient<'_>,
     request: &RecallRequest,
@@ -569,7 +630,7 @@ fn vector_candidates(
     metric: Metric,
     registered: Option<VectorIndex>,
     want: usize,
-) -> CtxResult<Vec<(Uuid, i32)>> {
+) -> CtxResult<Found> {
     // an index ordered by another metric would return another top-k: scan exactly instead
     let indexed_rows = registered
         .filter(|index| index.metric == metric)
@@ -608,7 +669,7 @@ fn vector_candidates(
                 )?;
                 if found.len() >= want.min(request.k) {
                     metrics::count(Counter::RecallsHnsw, 1);
-                    return Ok(found);
+                    return Ok(found.into_found());
                 }
             }
         }
@@ -619,7 +680,7 @@ fn vector_candidates(
         Some(_) => kept_vector_schema(client)?,
         None => None,
     };
-    exact_candidates(client, request, query, metric, want, scored_by_pgvector)
+    exact_candidates(client, request, query, metric, want, scored_by_pgvector).map(Found::Keys)
 }
 
 /// The planner's estimate of the candidate rows (a namespace holds one embedding dimension),
@@ -700,6 +761,28 @@ thread_local! {
         std::cell::RefCell::new(HashMap::new());
 }
 
+/// What an HNSW walk returned, with its length (a short walk falls back to the exact scan).
+enum Walked {
+    Keys(Vec<(Uuid, i32)>),
+    Rows(Vec<Candidate>),
+}
+
+impl Walked {
+    fn len(&self) -> usize {
+        match self {
+            Walked::Keys(keys) => keys.len(),
+            Walked::Rows(rows) => rows.len(),
+        }
+    }
+
+    fn into_found(self) -> Found {
+        match self {
+            Walked::Keys(keys) => Found::Keys(keys),
+            Walked::Rows(rows) => Found::Rows(rows),
+        }
+    }
+}
+
 fn hnsw_candidates(
     client: &mut SpiClient<'_>,
     request: &RecallRequest,
@@ -708,25 +791,53 @@ fn hnsw_candidates(
     schema: &str,
     (fetch, keep): (usize, usize),
     ef_search: usize,
-) -> CtxResult<Vec<(Uuid, i32)>> {
+) -> CtxResult<Walked> {
     let dims = query.len();
     let (_, operator) = metric.pgvector_opclass();
     let q = request.scope.next_param();
+    // When the walk's re-ranked best are the answer (a re-rank, no text to merge), the walk
+    // reads the winners' rows too: one statement, where a second would look them up again.
+    let whole_answer = keep < fetch && request.text.is_none();
+    let columns = if whole_answer {
+        "m.id, m.version, m.namespace, m.content, m.metadata, m.importance, m.created_at,
+         m.last_accessed_at, m.embedding, m.content_enc, m.metadata_enc"
+    } else {
+        "m.id, m.version, m.embedding"
+    };
     let walk = format!(
-        "SELECT m.id, m.version, m.embedding FROM ctx.memories m
+        "SELECT {columns} FROM ctx.memories m
           WHERE {} AND ctx.embedding_dims(m.embedding) = {dims} AND m.valid_to IS NULL
           ORDER BY (m.embedding::{schema}.vector({dims})) OPERATOR({schema}.{operator}) (${q}::{schema}.vector({dims}))
           LIMIT {fetch}",
         request.scope.predicate,
     );
+    let similarity = format!(
+        "ctx.embedding_similarity(c.embedding, ${q}, '{metric}')",
+        metric = metric.name()
+    );
     // the walk's rows re-ranked by their exact similarity, read in place: only the best `keep`
     // leave the statement
-    let sql = if keep < fetch {
+    let sql = if whole_answer {
+        format!(
+            concat!(
+                "SELECT ",
+                candidate_columns!("c", "{similarity}", "{embedding}", "0"),
+                " FROM ({walk}) c ORDER BY 9 DESC NULLS LAST, c.id LIMIT {keep}"
+            ),
+            similarity = similarity,
+            embedding = if request.with_embedding {
+                "c.embedding"
+            } else {
+                "NULL::ctx.embedding"
+            },
+            walk = walk,
+            keep = keep,
+        )
+    } else if keep < fetch {
         format!(
             "SELECT c.id, c.version FROM ({walk}) c
-              ORDER BY ctx.embedding_similarity(c.embedding, ${q}, '{metric}') DESC NULLS LAST, c.id
-              LIMIT {keep}",
-            metric = metric.name(),
+              ORDER BY {similarity} DESC NULLS LAST, c.id
+              LIMIT {keep}"
         )
     } else {
         format!("SELECT c.id, c.version FROM ({walk}) c")
@@ -737,16 +848,20 @@ fn hnsw_candidates(
     // generic (made once per shape, never per call) and, with sorting off, it is the index's
     // order: the path was chosen already. The settings are restored when this returns.
     let ef_search = ef_search.to_string();
-    memory_keys(
-        client,
-        &sql,
-        &args,
-        &[
-            ("hnsw.iterative_scan", "relaxed_order"),
-            ("hnsw.ef_search", &ef_search),
-            ("enable_sort", "off"),
-        ],
-    )
+    let settings = [
+        ("hnsw.iterative_scan", "relaxed_order"),
+        ("hnsw.ef_search", ef_search.as_str()),
+        ("enable_sort", "off"),
+    ];
+    if whole_answer {
+        let plan = prepared_shape(client, &sql, &args)?;
+        with_settings(&settings, || {
+            candidates_of(client, client.select(&*plan, None, &args)?)
+        })
+        .map(Walked::Rows)
+    } else {
+        memory_keys(client, &sql, &args, &settings).map(Walked::Keys)
+    }
 }
 
 /// The (id, version) keys a statement over `ctx.memories m` selects, its plan kept per shape

@@ -238,3 +238,51 @@ RESET ROLE;
 DROP OWNED BY regress_recall_app;
 DROP ROLE regress_recall_app;
 SELECT * FROM pg_temp.recall_paths();
+
+-- Ranked by similarity alone, the index walk reads its winners' rows in the same statement (no
+-- second lookup by key): each column must be the stored row's, as the exact path (which looks
+-- the winners up by key) returns it, the embedding the stored one, the similarity the metric's;
+-- an encrypted namespace's memories come back opened. The index path is forced (threshold 0).
+SELECT ctx.create_vector_index(32, 'cosine');
+SET ctxstore.master_key = 'k1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
+SELECT ctx.encrypt_namespace('{sealed}');
+SELECT count(ctx.remember('{sealed}', 'secret ' || i,
+                          (SELECT array_agg((random() - 0.5)::real) FROM generate_series(1, 32) WHERE i > 0),
+                          jsonb_build_object('n', i)))
+  FROM generate_series(1, 300) i;
+ANALYZE ctx.memories;
+SET ctxstore.exact_recall_max_candidates = 0;
+CREATE TEMP TABLE walked AS
+  SELECT q.q, r.* FROM queries q,
+         LATERAL ctx.recall('{chat}', q.v, k => 5, include_embedding => true,
+                            weights => '{"similarity": 1, "text": 0, "recency": 0, "importance": 0}') r;
+CREATE TEMP TABLE walked_sealed AS
+  SELECT q.q, r.* FROM queries q,
+         LATERAL ctx.recall('{sealed}', q.v, k => 5,
+                            weights => '{"similarity": 1, "text": 0, "recency": 0, "importance": 0}') r;
+SELECT * FROM pg_temp.recall_paths();
+SET ctxstore.exact_recall_max_candidates = 1000000;
+CREATE TEMP TABLE looked_up AS
+  SELECT q.q, r.* FROM queries q,
+         LATERAL ctx.recall('{chat}', q.v, k => 5, include_embedding => true,
+                            weights => '{"similarity": 1, "text": 0, "recency": 0, "importance": 0}') r;
+SELECT * FROM pg_temp.recall_paths();
+RESET ctxstore.exact_recall_max_candidates;
+-- (the graph is approximate: most winners, not all, are the exact path's too; pgvector draws
+-- its levels at random, so counts are compared, not printed)
+SELECT count(*) AS walked_rows,
+       count(*) FILTER (WHERE (w.namespace, w.content, w.metadata, w.importance, w.similarity, w.text_rank,
+                               w.score, w.created_at, w.embedding)
+                          IS NOT DISTINCT FROM (l.namespace, l.content, l.metadata, l.importance, l.similarity,
+                                                l.text_rank, l.score, l.created_at, l.embedding))
+         = count(l.id) AS rows_found_both_ways_equal,
+       count(l.id) >= 90 AS mostly_found_both_ways,
+       bool_and(w.embedding = m.embedding::real[] AND w.content = m.content) AS stored_values,
+       bool_and(abs(w.similarity - (1 - (m.embedding::vector(32) <=> q.v::vector(32)))) < 1e-5) AS scored_cosine
+  FROM walked w JOIN queries q USING (q) JOIN ctx.memories m ON m.id = w.id AND m.valid_to IS NULL
+  LEFT JOIN looked_up l ON l.q = w.q AND l.id = w.id;
+SELECT count(*) AS sealed_rows,
+       bool_and(w.content = 'secret ' || (w.metadata ->> 'n')) AS opened,
+       bool_and(m.content IS NULL AND m.content_enc IS NOT NULL) AS stored_sealed,
+       bool_and(w.embedding IS NULL) AS no_embedding_unasked
+  FROM walked_sealed w JOIN ctx.memories m ON m.id = w.id AND m.valid_to IS NULL;
