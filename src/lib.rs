@@ -171,6 +171,11 @@ pub extern "C-unwind" fn _PG_init() {
             Some(services::audit_log::forget),
             pg_sys::Datum::from(0),
         );
+        // an append stores its message directly while ctx.messages is the table the schema made
+        pg_sys::CacheRegisterRelcacheCallback(
+            Some(services::message_insert::forget),
+            pg_sys::Datum::from(0),
+        );
         // recall keeps what it reads of the catalog until it changes
         pg_sys::CacheRegisterRelcacheCallback(
             Some(services::recall::forget_catalog),

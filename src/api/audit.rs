@@ -7,7 +7,7 @@
 
 use pgrx::pg_sys::BuiltinOid::*;
 use pgrx::prelude::*;
-use pgrx::{JsonB, Uuid};
+use pgrx::Uuid;
 use serde_json::{json, Map, Value};
 
 use crate::error::{CtxError, CtxResult};
@@ -16,18 +16,6 @@ use crate::services::audit_log::{self, AuditRow};
 use crate::services::cluster;
 use crate::services::counter_bump;
 use crate::services::transaction::writing;
-
-static INSERT: Statement = Statement {
-    sql: "INSERT INTO ctx.audit_log (id, at, tenant, actor, session_role, application, table_name,
-                                     operation, row_key, columns, xid, trace_id)
-          VALUES (nextval('ctx.audit_log_id_seq'), clock_timestamp(), coalesce($1, ctx.current_tenant()),
-                  CASE WHEN coalesce(current_setting('role', true), 'none') = 'none' THEN session_user::text
-                       ELSE current_setting('role', true) END,
-                  session_user::text, nullif(current_setting('application_name', true), ''),
-                  $2, $3, $4, $5, pg_current_xact_id(), ctx.current_trace_id())",
-    args: &[TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID],
-    writes: true,
-};
 
 /// One attribute of the audited row.
 struct Column<'a> {
@@ -307,24 +295,7 @@ fn write_record(
         row_key,
         columns: changed,
     };
-    let Err(row) = audit_log::write_direct(row)? else {
-        return Ok(());
-    };
-    writing(|client| -> CtxResult<()> {
-        let plan = INSERT.plan(client)?;
-        client.update(
-            &*plan,
-            None,
-            &[
-                row.tenant.into(),
-                row.table.into(),
-                row.operation.into(),
-                JsonB(Value::Object(row.row_key)).into(),
-                row.columns.into(),
-            ],
-        )?;
-        Ok(())
-    })
+    audit_log::write(row)
 }
 
 /// AFTER ROW trigger on every audited table; its arguments are the table's name, then its key

@@ -15,7 +15,10 @@ use pgrx::{pg_sys, IntoDatum, JsonB};
 use serde_json::{Map, Value};
 
 use crate::core::trace;
+use crate::plans::Statement;
 use crate::services::catalog_cache::{local_ctx_schema, relation, typed_column, Kept};
+use crate::services::row_store;
+use crate::services::transaction::writing;
 
 /// ctx.audit_log and its id sequence, with each written column's attribute number.
 #[derive(Clone, Copy)]
@@ -121,8 +124,55 @@ pub(crate) struct AuditRow {
     pub columns: Vec<String>,
 }
 
+/// The statement an audit row is written with where it cannot be stored directly.
+static INSERT: Statement = Statement {
+    sql: "INSERT INTO ctx.audit_log (id, at, tenant, actor, session_role, application, table_name,
+                                     operation, row_key, columns, xid, trace_id)
+          VALUES (nextval('ctx.audit_log_id_seq'), clock_timestamp(), coalesce($1, ctx.current_tenant()),
+                  CASE WHEN coalesce(current_setting('role', true), 'none') = 'none' THEN session_user::text
+                       ELSE current_setting('role', true) END,
+                  session_user::text, nullif(current_setting('application_name', true), ''),
+                  $2, $3, $4, $5, pg_current_xact_id(), ctx.current_trace_id())",
+    args: &[
+        pgrx::pg_sys::BuiltinOid::TEXTOID,
+        pgrx::pg_sys::BuiltinOid::TEXTOID,
+        pgrx::pg_sys::BuiltinOid::TEXTOID,
+        pgrx::pg_sys::BuiltinOid::JSONBOID,
+        pgrx::pg_sys::BuiltinOid::TEXTARRAYOID,
+    ],
+    writes: true,
+};
+
+/// Writes one audit row: stored directly where the log is plain, else through SQL.
+pub(crate) fn write(row: AuditRow) -> crate::error::CtxResult<()> {
+    let Err(row) = write_direct(row)? else {
+        return Ok(());
+    };
+    // (names resolved in the system catalog first, as in the trigger's own SET search_path: the
+    // row is written with the log owner's rights)
+    crate::plans::with_settings(&[("search_path", "pg_catalog, pg_temp")], || write_sql(row))
+}
+
+fn write_sql(row: AuditRow) -> crate::error::CtxResult<()> {
+    writing(|client| -> crate::error::CtxResult<()> {
+        let plan = INSERT.plan(client)?;
+        client.update(
+            &*plan,
+            None,
+            &[
+                row.tenant.into(),
+                row.table.into(),
+                row.operation.into(),
+                JsonB(Value::Object(row.row_key)).into(),
+                row.columns.into(),
+            ],
+        )?;
+        Ok(())
+    })
+}
+
 /// Writes the row directly; `Err(row)` gives it back to be written through SQL.
-pub(crate) fn write_direct(mut row: AuditRow) -> crate::error::CtxResult<Result<(), AuditRow>> {
+fn write_direct(mut row: AuditRow) -> crate::error::CtxResult<Result<(), AuditRow>> {
     let Some(log) = audit_log() else {
         return Ok(Err(row));
     };
@@ -198,59 +248,10 @@ unsafe fn insert(log: &AuditLog, tenant: String, row: AuditRow) {
         set(log.trace_id, trace_id.into_datum());
 
         let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-        store(relation, tuple);
+        row_store::store(relation, tuple);
         pg_sys::heap_freetuple(tuple);
         // the lock is kept to the transaction's end, as an INSERT keeps it
         pg_sys::relation_close(relation, pg_sys::NoLock as i32);
-    }
-}
-
-/// Stores a new row as the executor stores an INSERT's: the table's constraints checked first
-/// (NOT NULL and every CHECK, an administrator's too, with the executor's own error), then the
-/// row and its index entries (partial indexes by their predicate; a unique index checks its
-/// key).
-unsafe fn store(relation: pg_sys::Relation, tuple: pg_sys::HeapTuple) {
-    unsafe {
-        let estate = pg_sys::CreateExecutorState();
-        let info: *mut pg_sys::ResultRelInfo =
-            pgrx::PgBox::<pg_sys::ResultRelInfo>::alloc_node(pg_sys::NodeTag::T_ResultRelInfo)
-                .into_pg();
-        // (range table index 0: no statement's range table; an error's row detail is then
-        // built without a column list, as for COPY)
-        pg_sys::InitResultRelInfo(info, relation, 0, std::ptr::null_mut(), 0);
-        let slot = pg_sys::MakeSingleTupleTableSlot((*relation).rd_att, &pg_sys::TTSOpsHeapTuple);
-        pg_sys::ExecStoreHeapTuple(tuple, slot, false);
-        if !(*(*relation).rd_att).constr.is_null() {
-            pg_sys::ExecConstraints(info, slot, estate);
-        }
-        pg_sys::simple_heap_insert(relation, tuple);
-        // (stored again: the slot takes the row's new place, which its index entries point to)
-        pg_sys::ExecStoreHeapTuple(tuple, slot, false);
-        pg_sys::ExecOpenIndices(info, false);
-        #[cfg(feature = "pg15")]
-        pg_sys::ExecInsertIndexTuples(
-            info,
-            slot,
-            estate,
-            false,
-            false,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        );
-        #[cfg(not(feature = "pg15"))]
-        pg_sys::ExecInsertIndexTuples(
-            info,
-            slot,
-            estate,
-            false,
-            false,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            false,
-        );
-        pg_sys::ExecDropSingleTupleTableSlot(slot);
-        pg_sys::ExecCloseIndices(info);
-        pg_sys::FreeExecutorState(estate);
     }
 }
 

@@ -337,7 +337,9 @@ SELECT table_name, operation, row_key - 'id' - 'context_id' AS row_key, columns
 -- An attacker's function that the append's statement calls (through the caller's search_path:
 -- an exact match of cardinality(uuid[]) wins over pg_catalog's) and that moves the counter by
 -- the same count, first: its UPDATE is another command, so it is logged; the append's own
--- bump is still taken for the one announced.
+-- bump is still taken for the one announced. (A caller's message id takes the statement path,
+-- whose INSERT resolves a conflicting id; without one, the message is stored directly and the
+-- counter's UPDATE calls no function the search path could replace: below.)
 CREATE SCHEMA regress_evil;
 CREATE FUNCTION regress_evil.cardinality(uuid[]) RETURNS int LANGUAGE sql AS $$
   UPDATE ctx.contexts SET last_seq = last_seq + 1 WHERE name = 'renamed';
@@ -346,7 +348,16 @@ SELECT max(id) AS before FROM ctx.audit_log \gset
 -- (a new session: this one has the append's statement prepared already)
 \c
 SET search_path = regress_evil, public;
-SELECT ctx.append(:'ca', 'user', 'hijacked') AS seq;
+SELECT ctx.append(:'ca', 'user', 'hijacked', message_id => 'hijack-1') AS seq;
+RESET search_path;
+SELECT last_seq FROM ctx.contexts WHERE id = :'ca';
+SELECT table_name, operation, row_key - 'id' - 'context_id' AS row_key, columns
+  FROM ctx.audit_log WHERE id > :before AND table_name IN ('contexts', 'messages') ORDER BY id;
+-- the direct path under the same search path: the counter moves by exactly its one message
+SELECT max(id) AS before FROM ctx.audit_log \gset
+\c
+SET search_path = regress_evil, public;
+SELECT ctx.append(:'ca', 'user', 'not hijacked') AS seq;
 RESET search_path;
 SELECT last_seq FROM ctx.contexts WHERE id = :'ca';
 SELECT table_name, operation, row_key - 'id' - 'context_id' AS row_key, columns
@@ -365,7 +376,7 @@ SELECT ctx.set_audit('nope', true);
 -- the transaction, and the trace id ctx.current_trace_id() gives, which the message row takes
 -- as its default: equal for every way a request names its trace (and the malformed ones).
 SELECT ctx.create_context('traced') AS tr \gset
-CREATE TEMPORARY TABLE traced (setting text, app text, seq bigint);
+CREATE TEMPORARY TABLE traced (setting text, app text, seq bigint, sql_trace text);
 DO $$
 DECLARE
     s text; a text; c uuid := (SELECT id FROM ctx.contexts WHERE name = 'traced');
@@ -379,14 +390,16 @@ BEGIN
     LOOP
         PERFORM set_config('ctxstore.traceparent', s, true);
         PERFORM set_config('application_name', a, true);
-        INSERT INTO traced VALUES (s, a, ctx.append(c, 'user', 'traced'));
+        INSERT INTO traced VALUES (s, a, ctx.append(c, 'user', 'traced'), ctx.current_trace_id());
     END LOOP;
 END $$;
 RESET ctxstore.traceparent;
 SELECT t.setting, t.app, m.trace_id AS message_trace, a.trace_id AS audit_trace,
        a.trace_id IS NOT DISTINCT FROM m.trace_id AS same, a.application,
        a.actor = current_user AND a.session_role = session_user AS roles,
-       a.xid::text = m.xmin::text AS message_transaction
+       a.xid::text = m.xmin::text AS message_transaction,
+       m.trace_id IS NOT DISTINCT FROM t.sql_trace AS message_as_sql,
+       m.message_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' AS uuid_v4_id
   FROM traced t
   JOIN ctx.messages m ON m.context_id = :'tr' AND m.seq = t.seq
   JOIN ctx.audit_log a ON a.table_name = 'messages' AND a.operation = 'INSERT'
@@ -412,6 +425,47 @@ ALTER TABLE ctx.audit_log DROP CONSTRAINT no_messages;
 SELECT ctx.append(:'tr', 'user', 'written directly again') > 0 AS appended;
 DROP TABLE public.log_seen;
 DROP FUNCTION public.log_seen();
+-- An append without a caller's id stores its message directly (no INSERT statement) only while
+-- ctx.messages is what the schema made; otherwise its statement runs and does what it would:
+-- an administrator's trigger fires, a changed default applies, a replica session fires no
+-- trigger (so writes no audit row), an added row-level security policy is enforced.
+CREATE TABLE public.messages_seen (seq bigint);
+CREATE FUNCTION public.messages_seen() RETURNS trigger LANGUAGE plpgsql AS
+    'BEGIN INSERT INTO public.messages_seen VALUES (NEW.seq); RETURN NULL; END';
+CREATE TRIGGER seen AFTER INSERT ON ctx.messages FOR EACH ROW EXECUTE FUNCTION public.messages_seen();
+SELECT ctx.append(:'tr', 'user', 'seen by the trigger') AS seen_seq \gset
+SELECT array_agg(seq) = ARRAY[:seen_seq]::bigint[] AS trigger_saw_it FROM public.messages_seen;
+DROP TRIGGER seen ON ctx.messages;
+SELECT ctx.append(:'tr', 'user', 'stored directly') > 0 AS appended;
+SELECT count(*) AS trigger_saw FROM public.messages_seen;
+DROP TABLE public.messages_seen;
+DROP FUNCTION public.messages_seen();
+ALTER TABLE ctx.messages ALTER COLUMN revision SET DEFAULT 2;
+SELECT ctx.append(:'tr', 'user', 'revision 2 by default') AS s2 \gset
+ALTER TABLE ctx.messages ALTER COLUMN revision SET DEFAULT 1;
+SELECT ctx.append(:'tr', 'user', 'revision 1 again') AS s1 \gset
+SELECT content, revision FROM ctx.messages WHERE context_id = :'tr' AND seq IN (:s2, :s1) ORDER BY seq;
+SELECT max(id) AS before FROM ctx.audit_log \gset
+SET session_replication_role = replica;
+SELECT ctx.append(:'tr', 'user', 'in a replica session') > 0 AS appended;
+RESET session_replication_role;
+SELECT count(*) AS audit_rows_of_a_replica_session FROM ctx.audit_log WHERE id > :before;
+SELECT ctx.append(:'tr', 'user', 'audited again') > 0 AS appended;
+SELECT count(*) AS audit_rows_after FROM ctx.audit_log WHERE id > :before;
+CREATE POLICY no_forbidden ON ctx.messages AS RESTRICTIVE FOR INSERT WITH CHECK (content <> 'forbidden');
+SET ROLE ctx_tenant_a;
+SET ctxstore.tenant = 'acme';
+SELECT ctx.create_context('policed') AS po \gset
+SELECT ctx.append(:'po', 'user', 'allowed') AS seq;
+\set VERBOSITY terse
+SELECT ctx.append(:'po', 'user', 'forbidden');
+\set VERBOSITY default
+RESET ROLE;
+DROP POLICY no_forbidden ON ctx.messages;
+SET ROLE ctx_tenant_a;
+SELECT ctx.append(:'po', 'user', 'forbidden') AS seq;
+RESET ROLE;
+RESET ctxstore.tenant;
 -- under SET ROLE the actor is the role, the session user stays
 CREATE ROLE "Audit Actor" IN ROLE ctx_tenant_a;
 SET ROLE "Audit Actor";

@@ -22,6 +22,7 @@ use crate::services::context_view::*;
 use crate::services::counter_bump;
 use crate::services::direct_reads::{self, WriteSettings};
 use crate::services::keys;
+use crate::services::message_insert;
 use crate::services::metrics;
 use crate::services::pipeline::{ContextTarget, Pipeline, WriteItem};
 use crate::services::tenant;
@@ -122,6 +123,23 @@ fn append_one(
             let appended = append_processed(client, context_id, sealed, vec![incoming])?;
             return Ok(appended.first().map(|a| a.seq));
         }
+        // Without a caller's id (whose conflict the statement resolves), the message is
+        // stored directly where the table allows (services::message_insert).
+        if let (None, Some(role), Some(content)) =
+            (message_id, &incoming.item.role, &incoming.item.content)
+        {
+            if let Some(writer) = message_insert::writer(client)? {
+                return append_direct(
+                    client,
+                    writer,
+                    context_id,
+                    role,
+                    content,
+                    incoming.item.stamped_metadata(),
+                    created_at,
+                );
+            }
+        }
         let statement = if message_id.is_some() {
             &APPEND_WITH_ID
         } else {
@@ -156,6 +174,57 @@ fn append_one(
         }
         Ok(Some(seq))
     })
+}
+
+/// One message appended without its INSERT statement: the counter moved by its UPDATE (the
+/// lock, the gap-free seq, and every wait and serialization error of concurrent appends are the
+/// statement's), the message stored by `message_insert`, with the same values.
+fn append_direct(
+    client: &mut SpiClient<'_>,
+    writer: message_insert::Writer,
+    context_id: Uuid,
+    role: &str,
+    content: &str,
+    metadata: Value,
+    created_at: Option<TimestampWithTimeZone>,
+) -> CtxResult<Option<i64>> {
+    static BUMP: Statement = Statement {
+        sql: "UPDATE ctx.contexts SET last_seq = last_seq + 1, updated_at = now()
+               WHERE tenant = $2 AND id = $1 RETURNING last_seq, encoding, tenant",
+        args: &[UUIDOID, TEXTOID],
+        writes: true,
+    };
+    let plan = BUMP.plan(client)?;
+    let bump = counter_bump::announce(context_id, 1);
+    let mut table = client.update(
+        &*plan,
+        Some(1),
+        &[context_id.into(), tenant::current()?.into()],
+    )?;
+    drop(bump);
+    let Some(row) = table.next() else {
+        load_view(client, context_id, false)?; // an unknown context says so
+        return Err(CtxError::internal(format!(
+            "context {context_id} has no counter row"
+        )));
+    };
+    let seq: i64 = required(row.get(1)?, "seq")?;
+    let encoding = match row.get::<String>(2)? {
+        Some(name) => Encoding::parse(&name)?,
+        None => gucs::default_encoding(),
+    };
+    let tenant: String = required(row.get(3)?, "tenant")?;
+    writer.store(message_insert::NewMessage {
+        context_id,
+        tenant: &tenant,
+        seq,
+        role,
+        content,
+        metadata,
+        tokens: i32::try_from(encoding.count(content)).unwrap_or(i32::MAX),
+        created_at,
+    })?;
+    Ok(Some(seq))
 }
 
 /// A message to append: processed, with the caller's id and timestamp (RFC 3339 text).
