@@ -171,6 +171,11 @@ pub extern "C-unwind" fn _PG_init() {
             Some(services::audit_log::forget),
             pg_sys::Datum::from(0),
         );
+        // rows stored without a statement keep their tables' planned CHECK expressions
+        pg_sys::CacheRegisterRelcacheCallback(
+            Some(services::row_store::forget),
+            pg_sys::Datum::from(0),
+        );
         // an append stores its message directly while ctx.messages is the table the schema made
         pg_sys::CacheRegisterRelcacheCallback(
             Some(services::message_insert::forget),

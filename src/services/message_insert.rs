@@ -131,8 +131,11 @@ fn messages(client: &SpiClient<'_>) -> CtxResult<Option<Messages>> {
         let found = KEPT.with(|kept| kept.get_or(|| look_up(client, table)));
         // (privileges are the caller's, checked per call: the SQL path raises the error)
         Ok(found.filter(|_| {
-            pg_sys::pg_class_aclcheck(table, pg_sys::GetUserId(), pg_sys::ACL_INSERT as u64)
-                == pg_sys::AclResult::ACLCHECK_OK
+            pg_sys::pg_class_aclcheck(
+                table,
+                pg_sys::GetUserId(),
+                pg_sys::ACL_INSERT as pg_sys::AclMode,
+            ) == pg_sys::AclResult::ACLCHECK_OK
         }))
     }
 }

@@ -452,6 +452,21 @@ RESET session_replication_role;
 SELECT count(*) AS audit_rows_of_a_replica_session FROM ctx.audit_log WHERE id > :before;
 SELECT ctx.append(:'tr', 'user', 'audited again') > 0 AS appended;
 SELECT count(*) AS audit_rows_after FROM ctx.audit_log WHERE id > :before;
+-- the direct write checks the table's constraints as an INSERT does, an administrator's
+-- included, and a constraint replaced by another (their count unchanged) is the new one: the
+-- planned checks a backend keeps are dropped at the catalog's change
+ALTER TABLE ctx.messages ADD CONSTRAINT no_shouting CHECK (content IS NULL OR content <> upper(content)) NOT VALID;
+\set VERBOSITY terse
+SELECT ctx.append(:'tr', 'user', 'SHOUT');
+\set VERBOSITY default
+ALTER TABLE ctx.messages DROP CONSTRAINT no_shouting,
+  ADD CONSTRAINT no_whispering CHECK (content IS NULL OR content <> lower(content)) NOT VALID;
+SELECT ctx.append(:'tr', 'user', 'SHOUT') > 0 AS appended;
+\set VERBOSITY terse
+SELECT ctx.append(:'tr', 'user', 'whisper');
+\set VERBOSITY default
+ALTER TABLE ctx.messages DROP CONSTRAINT no_whispering;
+SELECT ctx.append(:'tr', 'user', 'whisper') > 0 AS appended;
 CREATE POLICY no_forbidden ON ctx.messages AS RESTRICTIVE FOR INSERT WITH CHECK (content <> 'forbidden');
 SET ROLE ctx_tenant_a;
 SET ctxstore.tenant = 'acme';
