@@ -185,6 +185,8 @@ unsafe fn look_up(client: &SpiClient<'_>, table: pg_sys::Oid) -> Option<Messages
 /// A message to store: its context and seq (the counter's move), and what the append computed.
 pub(crate) struct NewMessage<'a> {
     pub context_id: Uuid,
+    /// the caller's id (checked free by the append), else a random UUID
+    pub message_id: Option<&'a str>,
     pub tenant: &'a str,
     pub seq: i64,
     pub role: &'a str,
@@ -203,12 +205,15 @@ pub(crate) fn writer(client: &SpiClient<'_>) -> CtxResult<Option<Writer>> {
 }
 
 impl Writer {
-    /// Stores the message as the append's INSERT would (the same values: a random UUID as its
-    /// id, revision 1, now() for the times it is not given, the session's trace id) and its
+    /// Stores the message as the append's INSERT would (the same values: the caller's id or a
+    /// random UUID, revision 1, now() for the times it is not given, the session's trace id) and its
     /// audit row; returns its id.
     pub(crate) fn store(self, message: NewMessage<'_>) -> CtxResult<String> {
         let table = self.0;
-        let message_id = random_uuid()?.to_string();
+        let message_id = match message.message_id {
+            Some(id) => id.to_string(),
+            None => random_uuid()?.to_string(),
+        };
         // SAFETY: the table was checked plain (and is locked since); the datums match the
         // column types looked up.
         let columns = unsafe { insert(&table, &message, &message_id) };

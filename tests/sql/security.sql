@@ -337,27 +337,32 @@ SELECT table_name, operation, row_key - 'id' - 'context_id' AS row_key, columns
 -- An attacker's function that the append's statement calls (through the caller's search_path:
 -- an exact match of cardinality(uuid[]) wins over pg_catalog's) and that moves the counter by
 -- the same count, first: its UPDATE is another command, so it is logged; the append's own
--- bump is still taken for the one announced. (A caller's message id takes the statement path,
--- whose INSERT resolves a conflicting id; without one, the message is stored directly and the
--- counter's UPDATE calls no function the search path could replace: below.)
+-- bump is still taken for the one announced. (An added trigger on ctx.messages makes the append
+-- run its statement; stored directly, the message's counter UPDATE calls no function the search
+-- path could replace: below.)
 CREATE SCHEMA regress_evil;
 CREATE FUNCTION regress_evil.cardinality(uuid[]) RETURNS int LANGUAGE sql AS $$
   UPDATE ctx.contexts SET last_seq = last_seq + 1 WHERE name = 'renamed';
   SELECT 0 $$;
+CREATE FUNCTION public.noop_trigger() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';
+CREATE TRIGGER noop AFTER INSERT ON ctx.messages FOR EACH ROW EXECUTE FUNCTION public.noop_trigger();
 SELECT max(id) AS before FROM ctx.audit_log \gset
 -- (a new session: this one has the append's statement prepared already)
 \c
 SET search_path = regress_evil, public;
-SELECT ctx.append(:'ca', 'user', 'hijacked', message_id => 'hijack-1') AS seq;
+SELECT ctx.append(:'ca', 'user', 'hijacked') AS seq;
 RESET search_path;
 SELECT last_seq FROM ctx.contexts WHERE id = :'ca';
 SELECT table_name, operation, row_key - 'id' - 'context_id' AS row_key, columns
   FROM ctx.audit_log WHERE id > :before AND table_name IN ('contexts', 'messages') ORDER BY id;
--- the direct path under the same search path: the counter moves by exactly its one message
+DROP TRIGGER noop ON ctx.messages;
+DROP FUNCTION public.noop_trigger();
+-- the direct path under the same search path, a caller's id too: the counter moves by exactly
+-- its one message
 SELECT max(id) AS before FROM ctx.audit_log \gset
 \c
 SET search_path = regress_evil, public;
-SELECT ctx.append(:'ca', 'user', 'not hijacked') AS seq;
+SELECT ctx.append(:'ca', 'user', 'not hijacked', message_id => 'not-hijacked') AS seq;
 RESET search_path;
 SELECT last_seq FROM ctx.contexts WHERE id = :'ca';
 SELECT table_name, operation, row_key - 'id' - 'context_id' AS row_key, columns
