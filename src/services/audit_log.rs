@@ -189,16 +189,9 @@ fn write_direct(mut row: AuditRow) -> crate::error::CtxResult<Result<(), AuditRo
 unsafe fn insert(log: &AuditLog, tenant: String, row: AuditRow) {
     unsafe {
         let relation = pg_sys::table_open(log.table, pg_sys::RowExclusiveLock as i32);
-        let desc = (*relation).rd_att;
-        let count = (*desc).natts as usize;
-        let mut values = vec![pg_sys::Datum::from(0); count];
-        let mut nulls = vec![true; count];
-        let mut set = |number: pg_sys::AttrNumber, datum: Option<pg_sys::Datum>| {
-            if let Some(datum) = datum {
-                values[number as usize - 1] = datum;
-                nulls[number as usize - 1] = false;
-            }
-        };
+        let mut new_row = row_store::NewRow::of(relation);
+        let mut set =
+            |number: pg_sys::AttrNumber, datum: Option<pg_sys::Datum>| new_row.set(number, datum);
         // the same values the SQL statement computed: nextval, clock_timestamp(), the SET ROLE
         // role else the session user, session_user, application_name (NULL when empty),
         // pg_current_xact_id() and ctx.current_trace_id()
@@ -222,13 +215,7 @@ unsafe fn insert(log: &AuditLog, tenant: String, row: AuditRow) {
         };
         set(log.actor, actor.into_datum());
         set(log.session_role, session_user.into_datum());
-        let application = if pg_sys::application_name.is_null() {
-            String::new()
-        } else {
-            CStr::from_ptr(pg_sys::application_name)
-                .to_string_lossy()
-                .into_owned()
-        };
+        let application = row_store::application_name();
         let trace_id =
             trace::current_trace_id(crate::gucs::traceparent_as_set().as_deref(), &application);
         set(
@@ -246,10 +233,7 @@ unsafe fn insert(log: &AuditLog, tenant: String, row: AuditRow) {
             Some(pg_sys::Datum::from(pg_sys::GetTopFullTransactionId().value)),
         );
         set(log.trace_id, trace_id.into_datum());
-
-        let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-        row_store::store(relation, tuple);
-        pg_sys::heap_freetuple(tuple);
+        new_row.store(relation);
         // the lock is kept to the transaction's end, as an INSERT keeps it
         pg_sys::relation_close(relation, pg_sys::NoLock as i32);
     }

@@ -272,25 +272,12 @@ fn random_uuid() -> CtxResult<Uuid> {
 unsafe fn insert(table: &Messages, message: &NewMessage<'_>, message_id: &str) -> Vec<String> {
     unsafe {
         let relation = pg_sys::table_open(table.table, pg_sys::RowExclusiveLock as i32);
-        let desc = (*relation).rd_att;
-        let count = (*desc).natts as usize;
-        let mut values = vec![pg_sys::Datum::from(0); count];
-        let mut nulls = vec![true; count];
-        let mut set = |number: pg_sys::AttrNumber, datum: Option<pg_sys::Datum>| {
-            if let Some(datum) = datum {
-                values[number as usize - 1] = datum;
-                nulls[number as usize - 1] = false;
-            }
-        };
+        let mut new_row = row_store::NewRow::of(relation);
+        let mut set =
+            |number: pg_sys::AttrNumber, datum: Option<pg_sys::Datum>| new_row.set(number, datum);
         // now(): the transaction's start, as the statement's now() and the columns' defaults
         let now = pg_sys::GetCurrentTransactionStartTimestamp();
-        let application = if pg_sys::application_name.is_null() {
-            String::new()
-        } else {
-            CStr::from_ptr(pg_sys::application_name)
-                .to_string_lossy()
-                .into_owned()
-        };
+        let application = row_store::application_name();
         set(table.context_id, message.context_id.into_datum());
         set(table.tenant, message.tenant.into_datum());
         set(table.seq, message.seq.into_datum());
@@ -314,17 +301,15 @@ unsafe fn insert(table: &Messages, message: &NewMessage<'_>, message_id: &str) -
             trace::current_trace_id(crate::gucs::traceparent_as_set().as_deref(), &application)
                 .into_datum(),
         );
-        let described = pgrx::PgTupleDesc::from_pg_unchecked(desc);
+        let described = pgrx::PgTupleDesc::from_pg_unchecked((*relation).rd_att);
         let mut columns: Vec<String> = described
             .iter()
-            .filter(|a| !a.attisdropped && !nulls[a.attnum as usize - 1])
+            .filter(|a| !a.attisdropped && !new_row.is_null(a.attnum))
             .map(|a| a.name().to_string())
             .collect();
         columns.sort_unstable();
         drop(described);
-        let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-        row_store::store(relation, tuple);
-        pg_sys::heap_freetuple(tuple);
+        new_row.store(relation);
         // the lock is kept to the transaction's end, as an INSERT keeps it
         pg_sys::relation_close(relation, pg_sys::NoLock as i32);
         columns

@@ -115,6 +115,68 @@ unsafe fn plan_checks(relation: pg_sys::Relation, count: usize) -> Checks {
     }
 }
 
+/// A new row's values by attribute number, NULL until set.
+pub(crate) struct NewRow {
+    values: Vec<pg_sys::Datum>,
+    nulls: Vec<bool>,
+}
+
+impl NewRow {
+    /// An all-NULL row of `relation`'s descriptor.
+    ///
+    /// # Safety
+    /// `relation` is an open relation.
+    pub(crate) unsafe fn of(relation: pg_sys::Relation) -> NewRow {
+        let count = unsafe { (*(*relation).rd_att).natts } as usize;
+        NewRow {
+            values: vec![pg_sys::Datum::from(0); count],
+            nulls: vec![true; count],
+        }
+    }
+
+    /// Sets attribute `number` (None leaves it NULL).
+    pub(crate) fn set(&mut self, number: pg_sys::AttrNumber, datum: Option<pg_sys::Datum>) {
+        if let Some(datum) = datum {
+            self.values[number as usize - 1] = datum;
+            self.nulls[number as usize - 1] = false;
+        }
+    }
+
+    pub(crate) fn is_null(&self, number: pg_sys::AttrNumber) -> bool {
+        self.nulls[number as usize - 1]
+    }
+
+    /// Forms the row with `relation`'s descriptor and stores it (`store`).
+    ///
+    /// # Safety
+    /// As `store`; the datums match the attributes' types.
+    pub(crate) unsafe fn store(mut self, relation: pg_sys::Relation) {
+        unsafe {
+            let tuple = pg_sys::heap_form_tuple(
+                (*relation).rd_att,
+                self.values.as_mut_ptr(),
+                self.nulls.as_mut_ptr(),
+            );
+            store(relation, tuple);
+            pg_sys::heap_freetuple(tuple);
+        }
+    }
+}
+
+/// The session's application_name, empty when unset (what the SQL's setting reads).
+pub(crate) fn application_name() -> String {
+    // SAFETY: reads the GUC's current C string.
+    unsafe {
+        if pg_sys::application_name.is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr(pg_sys::application_name)
+                .to_string_lossy()
+                .into_owned()
+        }
+    }
+}
+
 /// Stores `tuple` in `relation` (opened with RowExclusiveLock by the caller): NOT NULL and
 /// every CHECK constraint, an administrator's too, checked with the executor's own error; then
 /// the row and its index entries (partial indexes by their predicate; a unique index checks its
