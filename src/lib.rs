@@ -145,45 +145,38 @@ END $$;
     finalize
 );
 
+/// Every relcache invalidation, to each cache of the catalog a backend keeps: the processor
+/// registry, the current tenant (its bindings), the message indexes of direct reads, the
+/// audit log's and the message table's direct writes, the rows' planned CHECK expressions, and
+/// recall's index registry.
+unsafe extern "C-unwind" fn on_relcache_invalidation(arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    unsafe {
+        services::pipeline::forget_registry(arg, relid);
+        services::tenant::on_invalidation(arg, relid);
+        services::direct_reads::forget(arg, relid);
+        services::audit_log::forget(arg, relid);
+        services::row_store::forget(arg, relid);
+        services::message_insert::forget(arg, relid);
+        services::recall::forget_catalog(arg, relid);
+    }
+}
+
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::register();
-    // the processor registry is cached per backend; changes to it invalidate the cache
+    // What the backend keeps of the catalog is dropped when it changes: one relcache callback
+    // for all of it (a backend has 10 callback slots, shared with Postgres and other
+    // extensions), and the processes' own syscache callbacks below.
     unsafe {
         pg_sys::CacheRegisterRelcacheCallback(
-            Some(services::pipeline::forget_registry),
-            pg_sys::Datum::from(0),
-        )
-    };
-    // the tenant of the current call is kept until the bindings change; an abort forgets it
-    unsafe {
-        pg_sys::CacheRegisterRelcacheCallback(
-            Some(services::tenant::on_invalidation),
+            Some(on_relcache_invalidation),
             pg_sys::Datum::from(0),
         );
-        // counts read the message indexes, found by name until the catalog changes
-        pg_sys::CacheRegisterRelcacheCallback(
-            Some(services::direct_reads::forget),
-            pg_sys::Datum::from(0),
-        );
-        // audit rows are written straight into the log while it is the table the schema made
-        pg_sys::CacheRegisterRelcacheCallback(
-            Some(services::audit_log::forget),
-            pg_sys::Datum::from(0),
-        );
-        // rows stored without a statement keep their tables' planned CHECK expressions
-        pg_sys::CacheRegisterRelcacheCallback(
-            Some(services::row_store::forget),
-            pg_sys::Datum::from(0),
-        );
-        // an append stores its message directly while ctx.messages is the table the schema made
-        pg_sys::CacheRegisterRelcacheCallback(
-            Some(services::message_insert::forget),
-            pg_sys::Datum::from(0),
-        );
-        // recall keeps what it reads of the catalog until it changes
-        pg_sys::CacheRegisterRelcacheCallback(
-            Some(services::recall::forget_catalog),
+        // the audit trigger function's owner and settings, which the direct message write
+        // takes on: an ALTER FUNCTION sends no relcache invalidation
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::PROCOID as i32,
+            Some(services::message_insert::forget_on_function),
             pg_sys::Datum::from(0),
         );
         pg_sys::CacheRegisterSyscacheCallback(

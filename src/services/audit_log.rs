@@ -103,6 +103,8 @@ unsafe fn plain(table: pg_sys::Oid) -> bool {
         let live = desc.iter().filter(|a| !a.attisdropped).count();
         let generated = desc.iter().any(|a| a.attgenerated != 0);
         let plain = form.relkind == pg_sys::RELKIND_RELATION as core::ffi::c_char
+            && form.relam == pg_sys::HEAP_TABLE_AM_OID
+            && !form.relispartition
             && !form.relforcerowsecurity
             && (*relation).trigdesc.is_null()
             && (*relation).rd_rules.is_null()

@@ -64,9 +64,20 @@ pub(crate) unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, _relid: pg_sy
     KEPT.with(Kept::forget);
 }
 
+/// Syscache callback on `pg_proc` (registered in `_PG_init`): the audit trigger function's
+/// owner or settings may have changed (an ALTER FUNCTION sends no relcache invalidation).
+pub(crate) unsafe extern "C-unwind" fn forget_on_function(
+    _arg: pg_sys::Datum,
+    _cache: core::ffi::c_int,
+    _hash: u32,
+) {
+    KEPT.with(Kept::forget);
+}
+
 /// What the table must be for this writer, read from the catalog (once per invalidation).
 const PLAIN: &str = r#"
-SELECT c.relkind = 'r' AND NOT c.relforcerowsecurity AND NOT c.relhasrules
+SELECT c.relkind = 'r' AND NOT c.relispartition AND NOT c.relforcerowsecurity AND NOT c.relhasrules
+   AND c.relam = (SELECT a.oid FROM pg_am a WHERE a.amname = 'heap')
    AND (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) = 16
    AND NOT EXISTS (SELECT FROM pg_attribute a
                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND (a.attgenerated <> '' OR a.attidentity <> ''))
@@ -90,6 +101,7 @@ SELECT c.relkind = 'r' AND NOT c.relforcerowsecurity AND NOT c.relhasrules
        SELECT FROM pg_trigger t
         WHERE t.tgrelid = c.oid AND t.tgtype & 4 <> 0
           AND NOT (t.tgname = 'audit' AND NOT t.tgisinternal AND t.tgtype = 29 AND t.tgenabled IN ('O', 'D')
+                   AND t.tgqual IS NULL
                    AND t.tgfoid = 'ctx.audit_trigger()'::regprocedure
                    AND encode(t.tgargs, 'escape') = 'messages\000context_id\000seq\000')
           AND NOT (t.tgisinternal AND t.tgenabled = 'O'
@@ -111,7 +123,8 @@ SELECT c.relkind = 'r' AND NOT c.relforcerowsecurity AND NOT c.relhasrules
 
 /// Whether this writer applies (see the module's conditions), for the current user; opens
 /// ctx.messages for the INSERT first, so that a change committed by another session is seen.
-fn messages(client: &SpiClient<'_>) -> CtxResult<Option<Messages>> {
+/// (`_connected`: the lookup runs a query through the caller's SPI connection)
+fn messages(_connected: &SpiClient<'_>) -> CtxResult<Option<Messages>> {
     // SAFETY: catalog lookups by name; the relation is locked as an INSERT locks it (the lock
     // is kept to the transaction's end) before the kept answer is read, which processes
     // pending invalidations.
@@ -119,16 +132,30 @@ fn messages(client: &SpiClient<'_>) -> CtxResult<Option<Messages>> {
         if pg_sys::SessionReplicationRole != pg_sys::SESSION_REPLICATION_ROLE_ORIGIN as i32 {
             return Ok(None);
         }
-        let Some(table) = local_ctx_schema().and_then(|schema| relation(schema, c"messages"))
+        // (an access-control hook, sepgsql's say, sees statements: it gets the statement)
+        if std::ptr::addr_of!(pg_sys::ExecutorCheckPerms_hook)
+            .read()
+            .is_some()
+        {
+            return Ok(None);
+        }
+        let Some(schema) = local_ctx_schema() else {
+            return Ok(None);
+        };
+        let (Some(contexts), Some(table)) =
+            (relation(schema, c"contexts"), relation(schema, c"messages"))
         else {
             return Ok(None);
         };
-        let opened = pg_sys::try_table_open(table, pg_sys::RowExclusiveLock as i32);
-        if opened.is_null() {
-            return Ok(None);
+        // (in the statement's order: the counter's table, then the messages')
+        for locked in [contexts, table] {
+            let opened = pg_sys::try_table_open(locked, pg_sys::RowExclusiveLock as i32);
+            if opened.is_null() {
+                return Ok(None);
+            }
+            pg_sys::table_close(opened, pg_sys::NoLock as i32);
         }
-        pg_sys::table_close(opened, pg_sys::NoLock as i32);
-        let found = KEPT.with(|kept| kept.get_or(|| look_up(client, table)));
+        let found = KEPT.with(|kept| kept.get_or(|| look_up(table)));
         // (privileges are the caller's, checked per call: the SQL path raises the error)
         Ok(found.filter(|_| {
             pg_sys::pg_class_aclcheck(
@@ -140,7 +167,7 @@ fn messages(client: &SpiClient<'_>) -> CtxResult<Option<Messages>> {
     }
 }
 
-unsafe fn look_up(client: &SpiClient<'_>, table: pg_sys::Oid) -> Option<Messages> {
+unsafe fn look_up(table: pg_sys::Oid) -> Option<Messages> {
     unsafe {
         use pg_sys::{
             BOOLOID, BYTEAOID, INT4OID, INT8OID, JSONBOID, TEXTOID, TIMESTAMPTZOID, UUIDOID,
@@ -167,13 +194,13 @@ unsafe fn look_up(client: &SpiClient<'_>, table: pg_sys::Oid) -> Option<Messages
         for sealed in [c"content_lz4", c"content_enc", c"metadata_enc"] {
             column(sealed, BYTEAOID)?;
         }
-        let row = client
-            .select(PLAIN, Some(1), &[pgrx::datum::DatumWithOid::from(table)])
-            .ok()?
-            .first();
-        let plain: bool = row.get(1).ok()??;
-        let audited: bool = row.get(2).ok()??;
-        let audit_role: pg_sys::Oid = row.get(3).ok()??;
+        // Read with the system catalog's names first and nothing of the caller's search path:
+        // a function or operator the caller's schemas define must not change the answer (it is
+        // kept for the backend), and `pg_get_expr` then spells ctxstore's functions qualified.
+        let (plain, audited, audit_role) =
+            crate::plans::with_settings(&[("search_path", "pg_catalog, pg_temp")], || {
+                plain_now(table)
+            })?;
         plain.then_some(Messages {
             audited,
             audit_role,
@@ -182,11 +209,59 @@ unsafe fn look_up(client: &SpiClient<'_>, table: pg_sys::Oid) -> Option<Messages
     }
 }
 
+/// The PLAIN query's answer read with the latest snapshot: the catalog as committed now, after
+/// the table's lock was taken (which waited for any change of it in progress), not as the
+/// statement's or the transaction's older snapshot saw it; an answer kept for the backend must
+/// not be an old one.
+unsafe fn plain_now(table: pg_sys::Oid) -> Option<(bool, bool, pg_sys::Oid)> {
+    unsafe {
+        let sql = std::ffi::CString::new(PLAIN).ok()?;
+        let mut types = [pg_sys::OIDOID];
+        let plan = pg_sys::SPI_prepare(sql.as_ptr(), 1, types.as_mut_ptr());
+        if plan.is_null() {
+            return None;
+        }
+        let mut values = [pg_sys::Datum::from(table)];
+        let nulls = [b' ' as core::ffi::c_char];
+        let status = pg_sys::SPI_execute_snapshot(
+            plan,
+            values.as_mut_ptr(),
+            nulls.as_ptr(),
+            pg_sys::GetLatestSnapshot(),
+            std::ptr::null_mut(),
+            true,
+            false,
+            1,
+        );
+        pg_sys::SPI_freeplan(plan);
+        let table = pg_sys::SPI_tuptable;
+        let answer = (status == pg_sys::SPI_OK_SELECT as i32
+            && pg_sys::SPI_processed == 1
+            && !table.is_null())
+        .then(|| {
+            let (tuple, desc) = (*(*table).vals, (*table).tupdesc);
+            let column = |n: i32| {
+                let mut is_null = false;
+                let datum = pg_sys::SPI_getbinval(tuple, desc, n, &mut is_null);
+                (!is_null).then_some(datum)
+            };
+            Some((
+                column(1)?.value() != 0,
+                column(2)?.value() != 0,
+                pg_sys::Oid::from(column(3)?.value() as u32),
+            ))
+        })
+        .flatten();
+        if !table.is_null() {
+            pg_sys::SPI_freetuptable(table);
+        }
+        answer
+    }
+}
+
 /// A message to store: its context and seq (the counter's move), and what the append computed.
 pub(crate) struct NewMessage<'a> {
     pub context_id: Uuid,
-    /// the caller's id (checked free by the append), else a random UUID
-    pub message_id: Option<&'a str>,
     pub tenant: &'a str,
     pub seq: i64,
     pub role: &'a str,
@@ -205,15 +280,12 @@ pub(crate) fn writer(client: &SpiClient<'_>) -> CtxResult<Option<Writer>> {
 }
 
 impl Writer {
-    /// Stores the message as the append's INSERT would (the same values: the caller's id or a
-    /// random UUID, revision 1, now() for the times it is not given, the session's trace id) and its
+    /// Stores the message as the append's INSERT would (the same values: a random UUID as its
+    /// id, revision 1, now() for the times it is not given, the session's trace id) and its
     /// audit row; returns its id.
     pub(crate) fn store(self, message: NewMessage<'_>) -> CtxResult<String> {
         let table = self.0;
-        let message_id = match message.message_id {
-            Some(id) => id.to_string(),
-            None => random_uuid()?.to_string(),
-        };
+        let message_id = random_uuid()?.to_string();
         // SAFETY: the table was checked plain (and is locked since); the datums match the
         // column types looked up.
         let columns = unsafe { insert(&table, &message, &message_id) };
@@ -250,7 +322,8 @@ fn as_role<T>(role: pg_sys::Oid, f: impl FnOnce() -> T) -> T {
         pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
         pg_sys::SetUserIdAndSecContext(role, context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
     }
-    let result = f();
+    // (and with its settings: the function's SET search_path, lib.rs)
+    let result = crate::plans::with_settings(&[("search_path", "pg_catalog, pg_temp")], f);
     unsafe { pg_sys::SetUserIdAndSecContext(user, context) };
     result
 }

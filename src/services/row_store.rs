@@ -7,7 +7,7 @@ use std::cell::{Cell, RefCell};
 
 use pgrx::pg_sys;
 
-/// A relation's CHECK constraints as planned expression trees, kept across statements: an
+/// A relation's CHECK constraints as parsed expression trees, kept across statements: an
 /// INSERT parses each constraint's stored text (`stringToNode`) and plans it again for every
 /// statement, which for the append's two rows (message and audit row) was 7 % of its time. The
 /// trees are turned into fresh expression states per row (`ExecInitExpr`, cheap), never reused
@@ -71,7 +71,10 @@ unsafe fn check_states(
                 .cast::<*mut pg_sys::ExprState>();
             for (i, tree) in kept.trees.iter().enumerate() {
                 if !tree.is_null() {
-                    *states.add(i) = pg_sys::ExecInitExpr(*tree, std::ptr::null_mut());
+                    // (a copy in the statement's memory: the states point into their tree, and
+                    // a store nested in a CHECK's function may drop the kept ones)
+                    let copy = pg_sys::copyObjectImpl(tree.cast()).cast::<pg_sys::Expr>();
+                    *states.add(i) = pg_sys::ExecInitExpr(copy, std::ptr::null_mut());
                 }
             }
             pg_sys::MemoryContextSwitchTo(old);
@@ -80,8 +83,9 @@ unsafe fn check_states(
     }
 }
 
-/// Parses and plans the relation's check constraints as the executor does the first time a
-/// statement checks a row (`ExecRelCheck`), into a memory context of their own.
+/// Parses the relation's check constraints as the executor does the first time a statement
+/// checks a row (`ExecRelCheck`), into a memory context of their own; the planner's constant
+/// folding and inlining are left out (see below).
 unsafe fn plan_checks(relation: pg_sys::Relation, count: usize) -> Checks {
     unsafe {
         let context = pg_sys::AllocSetContextCreateExtended(
@@ -104,7 +108,11 @@ unsafe fn plan_checks(relation: pg_sys::Relation, count: usize) -> Checks {
             let tree = pg_sys::stringToNode(constraint.ccbin).cast::<pg_sys::Node>();
             #[cfg(feature = "pg18")]
             let tree = pg_sys::expand_generated_columns_in_expr(tree, relation, 1);
-            trees.push(pg_sys::expression_planner(tree.cast()));
+            // Operator functions resolved, nothing else: no SQL function inlined and no call
+            // folded, so a function redefined later is the one called (as by OID at run time),
+            // and nothing depends on the search path of the session that planned it.
+            pg_sys::fix_opfuncids(tree);
+            trees.push(tree.cast::<pg_sys::Expr>());
         }
         pg_sys::MemoryContextSwitchTo(old);
         Checks {

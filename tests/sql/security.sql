@@ -357,12 +357,11 @@ SELECT table_name, operation, row_key - 'id' - 'context_id' AS row_key, columns
   FROM ctx.audit_log WHERE id > :before AND table_name IN ('contexts', 'messages') ORDER BY id;
 DROP TRIGGER noop ON ctx.messages;
 DROP FUNCTION public.noop_trigger();
--- the direct path under the same search path, a caller's id too: the counter moves by exactly
--- its one message
+-- the direct path under the same search path: the counter moves by exactly its one message
 SELECT max(id) AS before FROM ctx.audit_log \gset
 \c
 SET search_path = regress_evil, public;
-SELECT ctx.append(:'ca', 'user', 'not hijacked', message_id => 'not-hijacked') AS seq;
+SELECT ctx.append(:'ca', 'user', 'not hijacked') AS seq;
 RESET search_path;
 SELECT last_seq FROM ctx.contexts WHERE id = :'ca';
 SELECT table_name, operation, row_key - 'id' - 'context_id' AS row_key, columns

@@ -104,5 +104,5 @@ def test_query_vectors_refuse_what_float4_cannot_hold() -> None:
     for bad in ([math.nan], [math.inf], [1e39]):
         with pytest.raises(ValueError, match="finite float4"):
             Embedding(bad)
-    with pytest.raises(ValueError, match="at most 65535"):
-        Embedding([0.0] * 65536)
+    with pytest.raises(ValueError, match="at most 16000"):
+        Embedding([0.0] * 16001)

@@ -111,6 +111,10 @@ export class CtxstoreVector extends MastraVector {
     if (!Array.isArray(vector) || vector.some((x) => typeof x !== "number" || !Number.isFinite(x))) {
       throw new Error(`${what} must be an array of finite numbers`);
     }
+    // (sent as float4: a larger magnitude would arrive as infinity)
+    if (vector.some((x) => Math.abs(x) > 3.4028234663852886e38)) {
+      throw new Error(`${what} holds a number beyond float4's range (±3.4e38)`);
+    }
     if (vector.length !== dimension) {
       throw new Error(`${what} has ${vector.length} dimensions; the index has ${dimension}`);
     }

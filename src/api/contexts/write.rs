@@ -123,14 +123,17 @@ fn append_one(
             let appended = append_processed(client, context_id, sealed, vec![incoming])?;
             return Ok(appended.first().map(|a| a.seq));
         }
-        // The message is stored directly where the table allows (services::message_insert).
-        if let (Some(role), Some(content)) = (&incoming.item.role, &incoming.item.content) {
+        // Without a caller's id (whose conflict the statement's ON CONFLICT resolves through
+        // the id's unique index), the message is stored directly where the table allows
+        // (services::message_insert).
+        if let (None, Some(role), Some(content)) =
+            (message_id, &incoming.item.role, &incoming.item.content)
+        {
             if let Some(writer) = message_insert::writer(client)? {
                 return append_direct(
                     client,
                     writer,
                     context_id,
-                    message_id,
                     role,
                     content,
                     incoming.item.stamped_metadata(),
@@ -176,15 +179,11 @@ fn append_one(
 
 /// One message appended without its INSERT statement: the counter moved by its UPDATE (the
 /// lock, the gap-free seq, and every wait and serialization error of concurrent appends are the
-/// statement's), the message stored by `message_insert`, with the same values. A caller's id is
-/// looked for first: appends to one context take turns on its counter's row, so no other
-/// transaction can add the same id to it between the look and the insert.
-#[allow(clippy::too_many_arguments)]
+/// statement's), the message stored by `message_insert`, with the same values.
 fn append_direct(
     client: &mut SpiClient<'_>,
     writer: message_insert::Writer,
     context_id: Uuid,
-    message_id: Option<&str>,
     role: &str,
     content: &str,
     metadata: Value,
@@ -194,16 +193,9 @@ fn append_direct(
     static BUMP: Statement = Statement {
         sql: "UPDATE ctx.contexts SET last_seq = last_seq OPERATOR(pg_catalog.+) 1, updated_at = pg_catalog.now()
                WHERE tenant OPERATOR(pg_catalog.=) $2 AND id OPERATOR(pg_catalog.=) $1
-           RETURNING last_seq, encoding, tenant, pg_catalog.cardinality(ancestors) OPERATOR(pg_catalog.>) 0",
+           RETURNING last_seq, encoding, tenant",
         args: &[UUIDOID, TEXTOID],
         writes: true,
-    };
-    static TAKEN: Statement = Statement {
-        sql: "SELECT EXISTS (SELECT FROM ctx.messages
-                              WHERE tenant OPERATOR(pg_catalog.=) $1 AND message_id OPERATOR(pg_catalog.=) $2
-                                AND context_id OPERATOR(pg_catalog.=) $3)",
-        args: &[TEXTOID, TEXTOID, UUIDOID],
-        writes: false,
     };
     let plan = BUMP.plan(client)?;
     let bump = counter_bump::announce(context_id, 1);
@@ -225,26 +217,8 @@ fn append_direct(
         None => gucs::default_encoding(),
     };
     let tenant: String = required(row.get(3)?, "tenant")?;
-    let forked = row.get::<bool>(4)?.unwrap_or(false);
-    if let Some(id) = message_id {
-        let plan = TAKEN.plan(client)?;
-        let exists = crate::plans::first_value::<bool>(client.select(
-            &*plan,
-            Some(1),
-            &[tenant.clone().into(), id.into(), context_id.into()],
-        )?)?;
-        if exists == Some(true) {
-            return Err(taken(id));
-        }
-        if forked {
-            if let Some(id) = inherited_live(client, context_id, &[id.to_string()])? {
-                return Err(taken(&id));
-            }
-        }
-    }
     writer.store(message_insert::NewMessage {
         context_id,
-        message_id,
         tenant: &tenant,
         seq,
         role,

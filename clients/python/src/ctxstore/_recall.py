@@ -16,8 +16,8 @@ from psycopg.types.json import Jsonb
 SIMILARITY_ONLY = Jsonb({"similarity": 1, "text": 0, "recency": 0, "importance": 0})
 
 # ctx.embedding's binary form (pgvector's): dimensions and a reserved word, then big-endian
-# float4s; its header holds the dimensions in 16 bits
-_MAX_DIMS = 0xFFFF
+# float4s; the type holds at most 16,000 dimensions (as pgvector's vector)
+_MAX_DIMS = 16000
 _MAX_FLOAT4 = 3.4028234663852886e38
 
 
