@@ -25,6 +25,7 @@ import random
 import shutil
 import subprocess
 import sys
+import struct
 import tempfile
 import time
 import uuid
@@ -315,8 +316,29 @@ class _EmbeddingParamDumper(psycopg.adapt.Dumper):
         return obj.payload
 
 
+class EmbeddingArrayParam:
+    """Vectors sent as one binary `ctx.embedding[]` parameter (Postgres's array layout around
+    EmbeddingParam's), for ctx.remember_many's `embeddings`: the statement casts the placeholder
+    to `ctx.embedding[]`, and the array names its element type's oid."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, vectors, element_oid: int) -> None:
+        parts = [struct.pack(">iiiii", 1, 0, element_oid, len(vectors), 1)]
+        for vector in vectors:
+            v = EmbeddingParam(vector).payload
+            parts += [struct.pack(">i", len(v)), v]
+        self.payload = b"".join(parts)
+
+
+class _EmbeddingArrayParamDumper(_EmbeddingParamDumper):
+    def dump(self, obj: EmbeddingArrayParam) -> bytes:
+        return obj.payload
+
+
 def send_embeddings_binary(conn: psycopg.Connection) -> None:
     conn.adapters.register_dumper(EmbeddingParam, _EmbeddingParamDumper)
+    conn.adapters.register_dumper(EmbeddingArrayParam, _EmbeddingArrayParamDumper)
 
 
 def append_messages(conn: psycopg.Connection, context, messages: list[dict]) -> None:
@@ -1192,10 +1214,15 @@ def bench_ingest(server: Server, plan: Plan, results: Results) -> None:
         for i in rows:
             theirs.execute("INSERT INTO raw_memories (content, embedding) VALUES (%s, %s)", [f"memory {i}", data[i]])
 
+    embedding_oid = ours.execute("SELECT 'ctx.embedding'::regtype::oid").fetchone()[0]
+
     def remember_many(rows):
+        # the vectors binary in `embeddings`, as the anchor's travel: no JSON numbers
         for start in range(0, len(rows), batch):
-            items = [{"content": f"memory {i}", "embedding": [float(x) for x in data[i]]} for i in rows[start:start + batch]]
-            ours.execute("SELECT count(*) FROM ctx.remember_many('{ingest}', %s::jsonb)", [json.dumps(items)])
+            chunk = rows[start:start + batch]
+            items = [{"content": f"memory {i}"} for i in chunk]
+            ours.execute("SELECT count(*) FROM ctx.remember_many('{ingest}', %s::jsonb, embeddings => %s::ctx.embedding[])",
+                         [json.dumps(items), EmbeddingArrayParam([data[i] for i in chunk], embedding_oid)])
 
     def insert_many(rows):
         for start in range(0, len(rows), batch):

@@ -3316,19 +3316,6 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'ctxstore-0.2.0', 'remember_wrapper';
 
-CREATE OR REPLACE FUNCTION "remember_many"(
-	"namespace" TEXT[],
-	"memories" jsonb,
-	"ttl" interval DEFAULT NULL,
-	"schema" TEXT DEFAULT NULL
-) RETURNS TABLE (
-	"position" INT,
-	"id" uuid
-)
-VOLATILE PARALLEL UNSAFE
-LANGUAGE c
-AS 'ctxstore-0.2.0', 'remember_many_wrapper';
-
 CREATE OR REPLACE FUNCTION "reset_metrics"() RETURNS void
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c
@@ -3603,6 +3590,21 @@ CREATE CAST (double precision[] AS ctx.embedding)
     WITH FUNCTION ctx.embedding(double precision[], integer, boolean) AS ASSIGNMENT;
 CREATE CAST (ctx.embedding AS real[])
     WITH FUNCTION ctx.embedding_to_array(ctx.embedding) AS IMPLICIT;
+
+-- (after the type: its embeddings are binary ctx.embedding values)
+CREATE FUNCTION ctx."remember_many"(
+	"namespace" TEXT[],
+	"memories" jsonb,
+	"ttl" interval DEFAULT NULL,
+	"schema" TEXT DEFAULT NULL,
+	"embeddings" ctx.embedding[] DEFAULT NULL
+) RETURNS TABLE (
+	"position" INT,
+	"id" uuid
+)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'ctxstore-0.2.0', 'remember_many_wrapper';
 
 -- Stored embeddings become ctx.embedding. Every index over the real[] column goes first (the HNSW
 -- indexes of ctx.create_vector_index are expressions that converted every row; an index of the

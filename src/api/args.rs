@@ -189,6 +189,66 @@ unsafe impl<'fcx> ArgAbi<'fcx> for EmbeddingRef<'fcx> {
 
 pgrx::impl_sql_translatable!(EmbeddingRef<'_>, arg_only = "ctx.embedding");
 
+/// A `ctx.embedding[]` argument, its elements copied out (NULL elements kept as `None`).
+pub struct EmbeddingList(pub Vec<Option<Vec<f32>>>);
+
+unsafe impl<'fcx> ArgAbi<'fcx> for EmbeddingList {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        let datum = unsafe { arg.unbox_arg_using_from_datum::<pg_sys::Datum>() }
+            .expect("a ctx.embedding[] argument is checked for NULL before it is read");
+        match unsafe { embedding_list(datum) } {
+            Ok(list) => list,
+            Err(e) => e.raise(),
+        }
+    }
+}
+
+pgrx::impl_sql_translatable!(EmbeddingList, arg_only = "ctx.embedding[]");
+
+/// # Safety
+/// `datum` must be a non-null array datum.
+unsafe fn embedding_list(datum: pg_sys::Datum) -> CtxResult<EmbeddingList> {
+    unsafe {
+        let array = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) as *mut pg_sys::ArrayType;
+        let element_type = (*array).elemtype;
+        if element_type != embedding_datum::type_oid() {
+            return Err(
+                CtxError::invalid("embeddings must be a ctx.embedding[] array")
+                    .with_hint("cast it: $1::ctx.embedding[]"),
+            );
+        }
+        if (*array).ndim > 1 {
+            return Err(CtxError::invalid(format!(
+                "embeddings must be a one-dimensional array, not {}-dimensional",
+                (*array).ndim
+            ))
+            .with_hint("one ctx.embedding per memory: ARRAY[e1, e2, ...]"));
+        }
+        let mut elements: *mut pg_sys::Datum = std::ptr::null_mut();
+        let mut nulls: *mut bool = std::ptr::null_mut();
+        let mut count: i32 = 0;
+        pg_sys::deconstruct_array(
+            array,
+            element_type,
+            -1,
+            false,
+            pg_sys::TYPALIGN_INT as std::ffi::c_char,
+            &mut elements,
+            &mut nulls,
+            &mut count,
+        );
+        let mut list = Vec::with_capacity(count as usize);
+        for i in 0..count as usize {
+            list.push(if *nulls.add(i) {
+                None
+            } else {
+                Some(embedding_datum::values(*elements.add(i))?.to_vec())
+            });
+        }
+        Ok(EmbeddingList(list))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_uuid;

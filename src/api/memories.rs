@@ -12,7 +12,7 @@ use pgrx::spi::SpiClient;
 use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
-use crate::api::args::{check_ttl, namespace_arg, EmbeddingRef};
+use crate::api::args::{check_ttl, namespace_arg, EmbeddingList, EmbeddingRef};
 use crate::api::raise::OrRaise;
 use crate::core::crypto::Key;
 use crate::core::knn::{self, Metric, TopK};
@@ -319,6 +319,8 @@ struct ManyItem {
     source_seq: Option<i64>,
 }
 
+const EMBEDDINGS_HINT: &str = "embeddings[n] is the embedding of memories[n - 1] (SQL arrays count from 1): one element per memory, NULL for a memory without one or whose JSON has its embedding";
+
 const MANY_ITEM_HINT: &str = "each element looks like {\"content\": \"...\", \"embedding\": [0.1, 0.2], \"metadata\": {}, \"importance\": 0.5, \"source_context\": null, \"source_seq\": null}; only content is required";
 
 fn many_item(value: &Value) -> CtxResult<ManyItem> {
@@ -419,14 +421,16 @@ fn many_item(value: &Value) -> CtxResult<ManyItem> {
 /// Stores many memories of one namespace in one call: the namespace's key and embedding
 /// dimension are looked up once, every element's shape is checked before anything is written,
 /// and each memory then goes through the processors and is one prepared INSERT. Returns each
-/// element's position (from 1) and its id (NULL when a processor dropped it). No
-/// deduplication: `ctx.remember(dedup_threshold => ...)` searches for near-duplicates.
+/// element's position (from 1) and its id (NULL when a processor dropped it). Embeddings come
+/// in the JSON or, sent binary, in `embeddings` (one per element). No deduplication:
+/// `ctx.remember(dedup_threshold => ...)` searches for near-duplicates.
 #[pg_extern(volatile, parallel_unsafe)]
 fn remember_many(
     namespace: Option<Vec<Option<String>>>,
     memories: Option<JsonArg>,
     ttl: default!(Option<Interval>, "NULL"),
     schema: default!(Option<&str>, "NULL"),
+    embeddings: default!(Option<EmbeddingList>, "NULL"),
 ) -> TableIterator<'static, (name!(position, i32), name!(id, Option<Uuid>))> {
     let args = (|| -> CtxResult<_> {
         let labels = namespace_arg(namespace, "namespace", false)?;
@@ -438,6 +442,20 @@ fn remember_many(
             ))
             .with_hint(MANY_ITEM_HINT));
         };
+        // (binary embeddings, beside the JSON: a 384-d vector as JSON text is ~7 KB to format
+        // and parse, sent binary 1.5 KB read in place)
+        let mut embeddings = match embeddings {
+            None => None,
+            Some(EmbeddingList(list)) if list.len() != elements.len() => {
+                return Err(CtxError::invalid(format!(
+                    "embeddings has {} elements but memories has {}",
+                    list.len(),
+                    elements.len()
+                ))
+                .with_hint(EMBEDDINGS_HINT))
+            }
+            Some(EmbeddingList(list)) => Some(list.into_iter()),
+        };
         check_ttl(&ttl)?;
         let max_bytes = crate::gucs::max_message_bytes();
         let mut dims: Option<(usize, usize)> = None;
@@ -446,7 +464,18 @@ fn remember_many(
             .enumerate()
             .map(|(i, element)| {
                 let at = |e: CtxError| e.prefixed(&format!("memories[{i}]: "));
-                let item = many_item(element).map_err(at)?;
+                let mut item = many_item(element).map_err(at)?;
+                if let Some(values) = embeddings.as_mut().and_then(Iterator::next).flatten() {
+                    if item.embedding.is_some() {
+                        return Err(CtxError::invalid(format!(
+                            "memories[{i}] has an embedding and so has embeddings[{}]",
+                            i + 1
+                        ))
+                        .with_hint(EMBEDDINGS_HINT));
+                    }
+                    knn::validate(&values, "embedding").map_err(at)?;
+                    item.embedding = Some(values);
+                }
                 crate::core::conversation::check_content(&item.content, max_bytes).map_err(at)?;
                 if let Some(e) = &item.embedding {
                     match dims {

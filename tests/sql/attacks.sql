@@ -261,6 +261,7 @@ CREATE FUNCTION pg_temp.arg(t regtype, id uuid) RETURNS text LANGUAGE sql AS $$
         WHEN 'real[]'::regtype THEN quote_literal('{1,0,0}') || '::real[]'
         WHEN 'double precision[]'::regtype THEN quote_literal('{1,0,0}') || '::float8[]'
         WHEN 'ctx.embedding'::regtype THEN quote_literal('[1,0,0]') || '::ctx.embedding'
+        WHEN 'ctx.embedding[]'::regtype THEN 'ARRAY[' || quote_literal('[1,0,0]') || '::ctx.embedding]'
         -- (the embedding type's I/O functions)
         WHEN 'cstring'::regtype THEN quote_literal('[1,0,0]') || '::cstring'
         WHEN 'cstring[]'::regtype THEN quote_literal('{3}') || '::cstring[]'

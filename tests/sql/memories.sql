@@ -303,4 +303,25 @@ SELECT * FROM ctx.remember_many('{many}', '{"content": "a"}');
 \echo :SQLSTATE
 SELECT * FROM ctx.remember_many('{many}', NULL);
 \echo :SQLSTATE
+-- embeddings sent apart (ctx.embedding[]): one per element, never two for one element, one
+-- dimension, a one-dimensional array
+SELECT * FROM ctx.remember_many('{many}', '[{"content": "a"}]', embeddings => ARRAY['[1,0,0]'::ctx.embedding, '[0,1,0]']);
+\echo :SQLSTATE
+SELECT * FROM ctx.remember_many('{many}', '[{"content": "a"}, {"content": "b"}]', embeddings => '{}');
+\echo :SQLSTATE
+SELECT * FROM ctx.remember_many('{many}', '[{"content": "a", "embedding": [1, 0, 0]}]', embeddings => ARRAY['[1,0,0]'::ctx.embedding]);
+\echo :SQLSTATE
+SELECT * FROM ctx.remember_many('{many}', '[{"content": "a"}, {"content": "b", "embedding": [1, 0]}]', embeddings => ARRAY['[1,0,0]'::ctx.embedding, NULL]);
+\echo :SQLSTATE
+SELECT * FROM ctx.remember_many('{many}', '[{"content": "a"}]', embeddings => ARRAY['[1,0]'::ctx.embedding]);
+\echo :SQLSTATE
+SELECT * FROM ctx.remember_many('{many}', '[{"content": "a"}, {"content": "b"}]', embeddings => ARRAY[ARRAY['[1,0,0]'::ctx.embedding], ARRAY['[0,1,0]'::ctx.embedding]]);
+\echo :SQLSTATE
 SELECT count(*) AS after_bad FROM ctx.memories WHERE namespace = '{many}';
+-- the binary embeddings are stored as the JSON ones are: element n - 1 takes embeddings[n], a
+-- NULL element leaves the JSON's embedding (or none)
+SELECT position, id IS NOT NULL AS stored FROM ctx.remember_many('{many,binary}', '[
+    {"content": "b1"}, {"content": "b2", "embedding": [0.25, -1.5, 3]}, {"content": "b3"}, {"content": "b4"}]',
+    embeddings => ARRAY['[1,0,0]'::ctx.embedding, NULL, '[0.5,0.5,-2e-3]', NULL]);
+SELECT content, embedding FROM ctx.memories WHERE namespace = '{many,binary}' ORDER BY content;
+SELECT content FROM ctx.recall('{many,binary}', '{0.5,0.5,0}', k => 1);
