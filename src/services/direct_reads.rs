@@ -92,6 +92,8 @@ struct Relations {
     by_created: pg_sys::Oid,
     /// (tenant, context_id, created_at, seq) WHERE deleted
     tombstones: pg_sys::Oid,
+    /// the unique (tenant, message_id, context_id)
+    by_id: pg_sys::Oid,
     columns: Columns,
 }
 
@@ -248,6 +250,7 @@ unsafe fn look_up() -> Option<Relations> {
             by_seq: relation(c"messages_pkey")?,
             by_created: relation(c"messages_created_idx")?,
             tombstones: relation(c"messages_deleted_idx")?,
+            by_id: relation(c"messages_id_idx")?,
             columns: Columns {
                 tenant: column(messages, c"tenant", TEXTOID)?,
                 context_id: column(messages, c"context_id", UUIDOID)?,
@@ -492,8 +495,15 @@ impl OpenIndex {
         &mut self,
         index_only: bool,
     ) -> (pg_sys::IndexScanDesc, *mut pg_sys::TupleTableSlot) {
+        unsafe { self.begin_under(pg_sys::GetActiveSnapshot(), index_only) }
+    }
+
+    unsafe fn begin_under(
+        &mut self,
+        snapshot: pg_sys::Snapshot,
+        index_only: bool,
+    ) -> (pg_sys::IndexScanDesc, *mut pg_sys::TupleTableSlot) {
         unsafe {
-            let snapshot = pg_sys::GetActiveSnapshot();
             let scan = begin_scan(self.table, self.index, snapshot, self.keys.len() as i32);
             (*scan).xs_want_itup = index_only;
             pg_sys::index_rescan(
@@ -853,6 +863,62 @@ unsafe fn find_row(
         pg_sys::index_endscan(scan);
         let row = FoundRow { slot };
         Some(found.then_some(row))
+    }
+}
+
+/// Whether the context has a message with this id (live, edited or deleted: an id stays with
+/// its message), probed in the unique index `(tenant, message_id, context_id)` with
+/// `SnapshotSelf`: every committed row and this transaction's own, so an append that waited for
+/// the context's counter sees the message appended before it. `None` where that index is not
+/// the unique one the schema made (the caller appends through SQL, whose `ON CONFLICT` names
+/// it).
+pub(crate) fn message_id_taken(tenant: &str, context_id: Uuid, message_id: &str) -> Option<bool> {
+    let relations = relations()?;
+    let c = relations.columns;
+    // SAFETY: the index is opened and checked by `open_pair`, probed by three equality keys of
+    // the index's own column types, and the scan and slot are released before returning.
+    unsafe {
+        let leading = [c.tenant, c.message_id, c.context_id];
+        let (table, index) = open_pair(relations.messages, relations.by_id, &leading, false)?;
+        let mut open = OpenIndex {
+            table,
+            index,
+            keys: Vec::with_capacity(3),
+        };
+        let form = (*index).rd_index;
+        if !(*form).indisunique || (*form).indnkeyatts != 3 {
+            return None;
+        }
+        let collation = |i: usize| *(*index).rd_indcollation.add(i);
+        let text = pg_sys::F_TEXTEQ;
+        open.key(
+            1,
+            pg_sys::BTEqualStrategyNumber,
+            text,
+            collation(0),
+            tenant.into_datum(),
+        );
+        open.key(
+            2,
+            pg_sys::BTEqualStrategyNumber,
+            text,
+            collation(1),
+            message_id.into_datum(),
+        );
+        open.key(
+            3,
+            pg_sys::BTEqualStrategyNumber,
+            pg_sys::F_UUID_EQ,
+            pg_sys::InvalidOid,
+            context_id.into_datum(),
+        );
+        let (scan, slot) =
+            open.begin_under(std::ptr::addr_of_mut!(pg_sys::SnapshotSelfData), false);
+        let found =
+            pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
+        pg_sys::index_endscan(scan);
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        Some(found)
     }
 }
 

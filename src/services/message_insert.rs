@@ -264,6 +264,8 @@ pub(crate) struct NewMessage<'a> {
     pub context_id: Uuid,
     pub tenant: &'a str,
     pub seq: i64,
+    /// the caller's (checked free under the counter's lock), else a random UUID
+    pub message_id: Option<&'a str>,
     pub role: &'a str,
     pub content: &'a str,
     pub metadata: Value,
@@ -280,12 +282,15 @@ pub(crate) fn writer(client: &SpiClient<'_>) -> CtxResult<Option<Writer>> {
 }
 
 impl Writer {
-    /// Stores the message as the append's INSERT would (the same values: a random UUID as its
-    /// id, revision 1, now() for the times it is not given, the session's trace id) and its
-    /// audit row; returns its id.
+    /// Stores the message as the append's INSERT would (the same values: the caller's id or a
+    /// random UUID, revision 1, now() for the times it is not given, the session's trace id) and
+    /// its audit row; returns its id.
     pub(crate) fn store(self, message: NewMessage<'_>) -> CtxResult<String> {
         let table = self.0;
-        let message_id = random_uuid()?.to_string();
+        let message_id = match message.message_id {
+            Some(id) => id.to_string(),
+            None => random_uuid()?.to_string(),
+        };
         // SAFETY: the table was checked plain (and is locked since); the datums match the
         // column types looked up.
         let columns = unsafe { insert(&table, &message, &message_id) };

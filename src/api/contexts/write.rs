@@ -123,21 +123,35 @@ fn append_one(
             let appended = append_processed(client, context_id, sealed, vec![incoming])?;
             return Ok(appended.first().map(|a| a.seq));
         }
-        // Without a caller's id (whose conflict the statement's ON CONFLICT resolves through
-        // the id's unique index), the message is stored directly where the table allows
-        // (services::message_insert).
-        if let (None, Some(role), Some(content)) =
-            (message_id, &incoming.item.role, &incoming.item.content)
-        {
-            if let Some(writer) = message_insert::writer(client)? {
+        // The message is stored directly where the table allows (services::message_insert); a
+        // caller's id, where its unique index can be probed (else the statement's ON CONFLICT
+        // finds a taken id through that index).
+        if let (Some(role), Some(content), Some(writer)) = (
+            &incoming.item.role,
+            &incoming.item.content,
+            message_insert::writer(client)?,
+        ) {
+            // (whether the id's index can be probed, known before the counter moves; its answer
+            // counts only under the counter's lock, and a transaction whose snapshot is older
+            // than the context's last append gets the UPDATE's serialization error first)
+            let probed = match message_id {
+                None => true,
+                Some(id) => {
+                    direct_reads::message_id_taken(&tenant::current()?, context_id, id).is_some()
+                }
+            };
+            if probed {
                 return append_direct(
                     client,
                     writer,
                     context_id,
-                    role,
-                    content,
-                    incoming.item.stamped_metadata(),
-                    created_at,
+                    DirectMessage {
+                        message_id,
+                        role,
+                        content,
+                        metadata: incoming.item.stamped_metadata(),
+                        created_at,
+                    },
                 );
             }
         }
@@ -184,16 +198,14 @@ fn append_direct(
     client: &mut SpiClient<'_>,
     writer: message_insert::Writer,
     context_id: Uuid,
-    role: &str,
-    content: &str,
-    metadata: Value,
-    created_at: Option<TimestampWithTimeZone>,
+    message: DirectMessage<'_>,
 ) -> CtxResult<Option<i64>> {
     // (operators and functions qualified: the caller's search path is not consulted)
     static BUMP: Statement = Statement {
         sql: "UPDATE ctx.contexts SET last_seq = last_seq OPERATOR(pg_catalog.+) 1, updated_at = pg_catalog.now()
                WHERE tenant OPERATOR(pg_catalog.=) $2 AND id OPERATOR(pg_catalog.=) $1
-           RETURNING last_seq, encoding, tenant",
+           RETURNING last_seq, encoding, tenant,
+                     pg_catalog.cardinality(ancestors) OPERATOR(pg_catalog.>) 0",
         args: &[UUIDOID, TEXTOID],
         writes: true,
     };
@@ -217,17 +229,44 @@ fn append_direct(
         None => gucs::default_encoding(),
     };
     let tenant: String = required(row.get(3)?, "tenant")?;
+    let forked: bool = required(row.get(4)?, "forked")?;
+    if let Some(id) = message.message_id {
+        // (again, under the counter's lock: an append of the same id that held it before is
+        // committed now; the unique index would refuse it anyway, without saying which id)
+        let taken_now =
+            direct_reads::message_id_taken(&tenant, context_id, id).ok_or_else(|| {
+                CtxError::new(
+                    ErrorKind::WrongState,
+                    "the message id index of ctx.messages changed during the append",
+                )
+                .with_hint("retry the append")
+            })?;
+        if taken_now || (forked && inherited_live(client, context_id, &[id.to_string()])?.is_some())
+        {
+            return Err(taken(id));
+        }
+    }
     writer.store(message_insert::NewMessage {
         context_id,
         tenant: &tenant,
         seq,
-        role,
-        content,
-        metadata,
-        tokens: i32::try_from(encoding.count(content)).unwrap_or(i32::MAX),
-        created_at,
+        message_id: message.message_id,
+        role: message.role,
+        content: message.content,
+        metadata: message.metadata,
+        tokens: i32::try_from(encoding.count(message.content)).unwrap_or(i32::MAX),
+        created_at: message.created_at,
     })?;
     Ok(Some(seq))
+}
+
+/// What `append_direct` stores: the processed message, the caller's id and timestamp if given.
+struct DirectMessage<'a> {
+    message_id: Option<&'a str>,
+    role: &'a str,
+    content: &'a str,
+    metadata: Value,
+    created_at: Option<TimestampWithTimeZone>,
 }
 
 /// A message to append: processed, with the caller's id and timestamp (RFC 3339 text).
