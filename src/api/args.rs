@@ -217,10 +217,22 @@ unsafe fn embedding_list(datum: pg_sys::Datum) -> CtxResult<EmbeddingList> {
                     .with_hint("cast it: $1::ctx.embedding[]"),
             );
         }
-        if (*array).ndim > 1 {
+        let ndim = (*array).ndim;
+        if ndim > 1 {
             return Err(CtxError::invalid(format!(
-                "embeddings must be a one-dimensional array, not {}-dimensional",
-                (*array).ndim
+                "embeddings must be a one-dimensional array, not {ndim}-dimensional"
+            ))
+            .with_hint("one ctx.embedding per memory: ARRAY[e1, e2, ...]"));
+        }
+        // (ARR_LBOUND: after the header and the dimensions; embeddings[n] pairs with
+        // memories[n - 1] only for an array counted from 1)
+        let lower = (array as *const u8)
+            .add(std::mem::size_of::<pg_sys::ArrayType>() + 4 * ndim as usize)
+            .cast::<i32>()
+            .read_unaligned();
+        if ndim == 1 && lower != 1 {
+            return Err(CtxError::invalid(format!(
+                "embeddings must count from 1, not from {lower}"
             ))
             .with_hint("one ctx.embedding per memory: ARRAY[e1, e2, ...]"));
         }

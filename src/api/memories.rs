@@ -424,7 +424,7 @@ fn many_item(value: &Value) -> CtxResult<ManyItem> {
 /// element's position (from 1) and its id (NULL when a processor dropped it). Embeddings come
 /// in the JSON or, sent binary, in `embeddings` (one per element). No deduplication:
 /// `ctx.remember(dedup_threshold => ...)` searches for near-duplicates.
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, requires = ["embedding_type"])]
 fn remember_many(
     namespace: Option<Vec<Option<String>>>,
     memories: Option<JsonArg>,
@@ -473,7 +473,7 @@ fn remember_many(
                         ))
                         .with_hint(EMBEDDINGS_HINT));
                     }
-                    knn::validate(&values, "embedding").map_err(at)?;
+                    knn::validate(&values, &format!("embeddings[{}]", i + 1))?;
                     item.embedding = Some(values);
                 }
                 crate::core::conversation::check_content(&item.content, max_bytes).map_err(at)?;

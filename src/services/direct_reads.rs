@@ -866,29 +866,63 @@ unsafe fn find_row(
     }
 }
 
-/// Whether the context has a message with this id (live, edited or deleted: an id stays with
-/// its message), probed in the unique index `(tenant, message_id, context_id)` with
-/// `SnapshotSelf`: every committed row and this transaction's own, so an append that waited for
-/// the context's counter sees the message appended before it. `None` where that index is not
-/// the unique one the schema made (the caller appends through SQL, whose `ON CONFLICT` names
-/// it).
-pub(crate) fn message_id_taken(tenant: &str, context_id: Uuid, message_id: &str) -> Option<bool> {
+/// What a context's message id is, under its counter's lock.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum MessageId {
+    Free,
+    /// a message has it (live, edited or deleted: an id stays with its message)
+    Taken,
+    /// a message the transaction's snapshot cannot see has it (repeatable read): the statement
+    /// would have failed to serialize
+    Conflict,
+}
+
+/// The unique index `(tenant, message_id, context_id)` of ctx.messages and its table, opened,
+/// if it is the one the schema made and this session may probe it directly.
+fn id_index() -> Option<OpenIndex> {
+    // (serializable: the SQL path, as for the reads; `ctxstore.direct_reads = off`, too)
+    // SAFETY: a read of the session's isolation level.
+    if !crate::gucs::direct_reads()
+        || unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_SERIALIZABLE as i32
+    {
+        return None;
+    }
     let relations = relations()?;
     let c = relations.columns;
-    // SAFETY: the index is opened and checked by `open_pair`, probed by three equality keys of
-    // the index's own column types, and the scan and slot are released before returning.
+    // SAFETY: `open_pair` checks the index's columns, validity and liveness; the open pair is
+    // closed when the `OpenIndex` drops.
     unsafe {
         let leading = [c.tenant, c.message_id, c.context_id];
         let (table, index) = open_pair(relations.messages, relations.by_id, &leading, false)?;
-        let mut open = OpenIndex {
+        let open = OpenIndex {
             table,
             index,
             keys: Vec::with_capacity(3),
         };
         let form = (*index).rd_index;
-        if !(*form).indisunique || (*form).indnkeyatts != 3 {
-            return None;
-        }
+        ((*form).indisunique && (*form).indnkeyatts == 3).then_some(open)
+    }
+}
+
+/// Whether an append may look message ids up directly (`message_id`), checked before its
+/// counter moves.
+pub(crate) fn message_ids_probed() -> bool {
+    id_index().is_some()
+}
+
+/// The context's message id, looked up in its unique index as an INSERT's `ON CONFLICT` does
+/// (`check_exclusion_or_unique_constraint`): with a dirty snapshot, waiting for a transaction
+/// still inserting or deleting the row found and looking again, so an append that waited for
+/// the context's counter sees the message appended before it, and a message being deleted (a
+/// sweep) is free once the delete commits. Under repeatable read, a committed row the
+/// transaction's snapshot cannot see is a `Conflict`. `None` where the index cannot be probed
+/// (the caller appends through SQL).
+pub(crate) fn message_id(tenant: &str, context_id: Uuid, message_id: &str) -> Option<MessageId> {
+    let mut open = id_index()?;
+    // SAFETY: three equality keys of the index's own column types; each scan and its slot are
+    // released before a wait or the return.
+    unsafe {
+        let index = open.index;
         let collation = |i: usize| *(*index).rd_indcollation.add(i);
         let text = pg_sys::F_TEXTEQ;
         open.key(
@@ -912,13 +946,65 @@ pub(crate) fn message_id_taken(tenant: &str, context_id: Uuid, message_id: &str)
             pg_sys::InvalidOid,
             context_id.into_datum(),
         );
-        let (scan, slot) =
-            open.begin_under(std::ptr::addr_of_mut!(pg_sys::SnapshotSelfData), false);
+        loop {
+            let mut dirty = std::mem::zeroed::<pg_sys::SnapshotData>();
+            dirty.snapshot_type = pg_sys::SnapshotType::SNAPSHOT_DIRTY;
+            let (scan, slot) = open.begin_under(&mut dirty, false);
+            let found =
+                pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
+            pg_sys::index_endscan(scan);
+            if !found {
+                pg_sys::ExecDropSingleTupleTableSlot(slot);
+                return Some(MessageId::Free);
+            }
+            // (set by the dirty check: a transaction inserting, else deleting, the row)
+            let waiting_for = if dirty.xmin != pg_sys::InvalidTransactionId {
+                dirty.xmin
+            } else {
+                dirty.xmax
+            };
+            if waiting_for != pg_sys::InvalidTransactionId {
+                let mut tid = (*slot).tts_tid;
+                pg_sys::ExecDropSingleTupleTableSlot(slot);
+                pg_sys::XactLockTableWait(
+                    waiting_for,
+                    open.table,
+                    &mut tid,
+                    pg_sys::XLTW_Oper::XLTW_InsertIndex,
+                );
+                continue;
+            }
+            let conflict = pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 && {
+                let getsysattr = (*(*slot).tts_ops)
+                    .getsysattr
+                    .expect("a heap slot reads system columns");
+                let mut null = false;
+                let xmin = getsysattr(slot, pg_sys::MinTransactionIdAttributeNumber, &mut null);
+                !null
+                    && !pg_sys::TransactionIdIsCurrentTransactionId(pg_sys::TransactionId::from(
+                        xmin.value() as u32,
+                    ))
+                    && !visible_to_statement(&mut open)
+            };
+            pg_sys::ExecDropSingleTupleTableSlot(slot);
+            return Some(if conflict {
+                MessageId::Conflict
+            } else {
+                MessageId::Taken
+            });
+        }
+    }
+}
+
+/// Whether the statement's snapshot sees a row under `open`'s keys.
+unsafe fn visible_to_statement(open: &mut OpenIndex) -> bool {
+    unsafe {
+        let (scan, slot) = open.begin(false);
         let found =
             pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
         pg_sys::index_endscan(scan);
         pg_sys::ExecDropSingleTupleTableSlot(slot);
-        Some(found)
+        found
     }
 }
 

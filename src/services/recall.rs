@@ -657,7 +657,8 @@ fn vector_candidates(
             if !exact {
                 // (the index returns rows in relaxed order: the walk's `want` are re-ranked
                 // exactly in the statement. Fetching twice k instead cost a filtered recall a
-                // second graph walk, 1.5x the time, for recall@10 0.98 -> 0.99 at 10 %.)
+                // second round of the iterative scan: at 10 % of 100k, 2.59 against 2.07 ms
+                // for recall@10 0.970 against 0.960.)
                 let found =
                     hnsw_candidates(client, request, query, metric, &schema, want, ef_search)?;
                 if found.len() >= want.min(request.k) {

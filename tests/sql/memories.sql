@@ -317,6 +317,8 @@ SELECT * FROM ctx.remember_many('{many}', '[{"content": "a"}]', embeddings => AR
 \echo :SQLSTATE
 SELECT * FROM ctx.remember_many('{many}', '[{"content": "a"}, {"content": "b"}]', embeddings => ARRAY[ARRAY['[1,0,0]'::ctx.embedding], ARRAY['[0,1,0]'::ctx.embedding]]);
 \echo :SQLSTATE
+SELECT * FROM ctx.remember_many('{many}', '[{"content": "a"}]', embeddings => '[0:0]={"[1,0,0]"}'::ctx.embedding[]);
+\echo :SQLSTATE
 SELECT count(*) AS after_bad FROM ctx.memories WHERE namespace = '{many}';
 -- the binary embeddings are stored as the JSON ones are: element n - 1 takes embeddings[n], a
 -- NULL element leaves the JSON's embedding (or none)

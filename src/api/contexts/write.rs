@@ -134,13 +134,7 @@ fn append_one(
             // (whether the id's index can be probed, known before the counter moves; its answer
             // counts only under the counter's lock, and a transaction whose snapshot is older
             // than the context's last append gets the UPDATE's serialization error first)
-            let probed = match message_id {
-                None => true,
-                Some(id) => {
-                    direct_reads::message_id_taken(&tenant::current()?, context_id, id).is_some()
-                }
-            };
-            if probed {
+            if message_id.is_none() || direct_reads::message_ids_probed() {
                 return append_direct(
                     client,
                     writer,
@@ -233,16 +227,22 @@ fn append_direct(
     if let Some(id) = message.message_id {
         // (again, under the counter's lock: an append of the same id that held it before is
         // committed now; the unique index would refuse it anyway, without saying which id)
-        let taken_now =
-            direct_reads::message_id_taken(&tenant, context_id, id).ok_or_else(|| {
-                CtxError::new(
-                    ErrorKind::WrongState,
-                    "the message id index of ctx.messages changed during the append",
+        match direct_reads::message_id(&tenant, context_id, id) {
+            Some(direct_reads::MessageId::Free) => {}
+            Some(direct_reads::MessageId::Taken) => return Err(taken(id)),
+            Some(direct_reads::MessageId::Conflict) | None => {
+                // (None: the index changed between the two looks, which the table's lock
+                // makes all but impossible)
+                return Err(CtxError::new(
+                    ErrorKind::SerializationFailure,
+                    "could not serialize access due to concurrent update",
                 )
-                .with_hint("retry the append")
-            })?;
-        if taken_now || (forked && inherited_live(client, context_id, &[id.to_string()])?.is_some())
-        {
+                .with_hint(format!(
+                    "message \"{id}\" was appended by a transaction this one cannot see: retry the transaction"
+                )));
+            }
+        }
+        if forked && inherited_live(client, context_id, &[id.to_string()])?.is_some() {
             return Err(taken(id));
         }
     }
