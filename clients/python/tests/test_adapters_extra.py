@@ -71,10 +71,38 @@ def test_byte_store_keys_survive_deletes_while_iterating(conn: psycopg.Connectio
     assert list(nested.yield_keys()) == ["k00000"]
 
 
+def vector_literal(vector: list[float]) -> str:
+    """The real[] text form, the reference the binary form is compared with."""
+    return "{" + ",".join(repr(float(x)) for x in vector) + "}"
+
+
+def test_stored_vectors_travel_binary_in_batches(conn: psycopg.Connection) -> None:
+    # add_texts sends its embeddings binary in VALUES lists of at most VALUES_ROWS rows: every
+    # row of a batch one longer than that is stored, each vector as the model made it (float4)
+    import struct
+
+    from ctxstore._recall import VALUES_ROWS
+
+    model = DeterministicFakeEmbedding(size=8)
+    store = CtxstoreVectorStore(conn, model)
+    texts = [f"doc {i}" for i in range(VALUES_ROWS + 1)]
+    ids = store.add_texts(texts)
+    assert len(ids) == len(texts)
+    rows = conn.execute(
+        "SELECT content, embedding::real[] AS v FROM ctx.memories WHERE namespace = %s::text[] AND valid_to IS NULL",
+        [store.namespace],
+    ).fetchall()
+    stored = {content: v for content, v in rows}
+    assert len(stored) == len(texts)
+    float4 = lambda xs: [struct.unpack("f", struct.pack("f", x))[0] for x in xs]  # noqa: E731
+    for text in (texts[0], texts[VALUES_ROWS - 1], texts[VALUES_ROWS]):
+        assert float4(stored[text]) == float4(model.embed_query(text))
+
+
 def test_query_vectors_travel_binary_and_score_as_the_text_form(conn: psycopg.Connection) -> None:
     # the query vector is sent in ctx.embedding's binary form; what the server receives equals
     # the real[] text form float for float, so both rank and score alike
-    from ctxstore._recall import Embedding, register_embedding, vector_literal
+    from ctxstore._recall import Embedding, register_embedding
 
     register_embedding(conn)
     vector = [0.1, -2.5, 3.0e-7, 1.0 / 3.0, 65504.0, -0.0]

@@ -21,9 +21,24 @@ _MAX_DIMS = 16000
 _MAX_FLOAT4 = 3.4028234663852886e38
 
 
-def vector_literal(vector: Sequence[float]) -> str:
-    """A real[] literal: a batch's embeddings travel as text and are cast by the statement."""
-    return "{" + ",".join(repr(float(x)) for x in vector) + "}"
+# rows of one VALUES list: three parameters each stays well under the protocol's 65,535
+VALUES_ROWS = 5000
+
+
+def values_steps(
+    sql: str, head: Sequence[Any], rows: Sequence[Sequence[Any]], casts: Sequence[str]
+) -> list[tuple[str, list[Any]]]:
+    """``sql`` with ``{values}`` replaced by a VALUES list of ``rows`` (each value cast, so that
+    a binary :class:`Embedding` needs no type OID), ``head`` its leading parameters; one statement
+    per :data:`VALUES_ROWS` rows. A batch's embeddings travel binary this way: a 384-d vector is
+    1.5 KB instead of ~7 KB of text to format here and parse on the server."""
+    row = "(" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
+    steps = []
+    for start in range(0, len(rows), VALUES_ROWS):
+        chunk = rows[start:start + VALUES_ROWS]
+        params = [*head, *(value for r in chunk for value in r)]
+        steps.append((sql.format(values=", ".join([row] * len(chunk))), params))
+    return steps
 
 
 class Embedding:

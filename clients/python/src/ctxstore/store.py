@@ -42,7 +42,7 @@ from psycopg.types.json import Jsonb
 
 from ctxstore._db import Connection, Database, Setup
 from ctxstore._filters import document_filter
-from ctxstore._recall import SIMILARITY_ONLY, Embedding, vector_literal
+from ctxstore._recall import SIMILARITY_ONLY, Embedding, values_steps
 
 _GET = """SELECT namespace, key, value, created_at, updated_at
             FROM ctx.search_state(%s::text[], %s, 1, 0, include_descendants => false, include_expired => %s)"""
@@ -64,7 +64,7 @@ _FORGET_ORPHANS = """SELECT ctx.forget(%s::text[], %s)
                       WHERE NOT EXISTS (SELECT FROM ctx.search_state(%s::text[], %s, 1, 0, include_descendants => false,
                                                                      include_expired => %s))"""
 _REMEMBER = """SELECT ctx.remember(%s::text[], d.content, d.embedding::real[], %s)
-                 FROM unnest(%s::text[], %s::text[]) AS d(content, embedding)"""
+                 FROM (VALUES {values}) AS d(content, embedding)"""
 _RECALL = """SELECT namespace, metadata->>'lg_key' AS key, similarity
                FROM ctx.recall(%s::text[], %s::ctx.embedding, k => %s, filter => %s, weights => %s, metric => %s)"""
 _NAMESPACES = """SELECT DISTINCT s.namespace[2:%s] AS ns FROM ctx.state s
@@ -221,7 +221,8 @@ class CtxstoreStore(Setup, BaseStore):
         steps.append((_PUT, (ns, op.key, Jsonb(op.value), ttl)))
         if texts:
             metadata = Jsonb({"lg_key": op.key, "value": op.value})
-            steps.append((_REMEMBER, (ns, metadata, texts, [vector_literal(v) for v in vectors])))
+            steps += values_steps(_REMEMBER, (ns, metadata), [(t, Embedding(v)) for t, v in zip(texts, vectors)],
+                                  ("text", "ctx.embedding"))
         return steps
 
 

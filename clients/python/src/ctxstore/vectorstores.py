@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 from ctxstore._db import Connection, Database
 from ctxstore._filters import metadata_filter
 from ctxstore._mmr import maximal_marginal_relevance
-from ctxstore._recall import SIMILARITY_ONLY, Embedding, vector_literal
+from ctxstore._recall import SIMILARITY_ONLY, Embedding, values_steps
 
 ID_KEY = "_lc_id"
 TEXT_ONLY = Jsonb({"similarity": 0, "text": 1, "recency": 0, "importance": 0})
@@ -35,7 +35,7 @@ _LOCK = """SELECT count(pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextexte
              FROM (SELECT DISTINCT i FROM unnest(%s::text[]) AS i ORDER BY i) AS ids"""
 _FORGET = "SELECT ctx.forget(%s::text[], %s) AS n"
 _REMEMBER = """SELECT ctx.remember(%s::text[], d.content, d.embedding::real[], d.metadata)
-                 FROM unnest(%s::text[], %s::text[], %s::jsonb[]) AS d(content, embedding, metadata)"""
+                 FROM (VALUES {values}) AS d(content, embedding, metadata)"""
 _SEARCH = """SELECT content, metadata, similarity, embedding
                FROM ctx.recall(%s::text[], %s::ctx.embedding, k => %s, filter => %s, weights => %s,
                                include_descendants => false, metric => %s, include_embedding => %s)"""
@@ -198,7 +198,11 @@ class CtxstoreVectorStore(VectorStore):
         steps = [
             (_LOCK, (self.namespace, final_ids)),
             (_FORGET, (self.namespace, self._filter(None, final_ids))),
-            (_REMEMBER, (self.namespace, texts, [vector_literal(v) for v in vectors], metadata)),
+            *values_steps(
+                _REMEMBER, (self.namespace,),
+                [(t, Embedding(v), m) for t, v, m in zip(texts, vectors, metadata)],
+                ("text", "ctx.embedding", "jsonb"),
+            ),
         ]
         return final_ids, steps
 
