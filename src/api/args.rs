@@ -224,13 +224,16 @@ unsafe fn embedding_list(datum: pg_sys::Datum) -> CtxResult<EmbeddingList> {
             ))
             .with_hint("one ctx.embedding per memory: ARRAY[e1, e2, ...]"));
         }
-        // (ARR_LBOUND: after the header and the dimensions; embeddings[n] pairs with
-        // memories[n - 1] only for an array counted from 1)
-        let lower = (array as *const u8)
-            .add(std::mem::size_of::<pg_sys::ArrayType>() + 4 * ndim as usize)
-            .cast::<i32>()
-            .read_unaligned();
-        if ndim == 1 && lower != 1 {
+        // (ARR_LBOUND: after the header and the one dimension, read only when there is one (an
+        // empty array has neither); embeddings[n] pairs with memories[n - 1] only for an array
+        // counted from 1)
+        let lower = (ndim == 1).then(|| {
+            (array as *const u8)
+                .add(std::mem::size_of::<pg_sys::ArrayType>() + 4)
+                .cast::<i32>()
+                .read_unaligned()
+        });
+        if let Some(lower) = lower.filter(|&lower| lower != 1) {
             return Err(CtxError::invalid(format!(
                 "embeddings must count from 1, not from {lower}"
             ))

@@ -877,9 +877,13 @@ pub(crate) enum MessageId {
     Conflict,
 }
 
-/// The unique index `(tenant, message_id, context_id)` of ctx.messages and its table, opened,
-/// if it is the one the schema made and this session may probe it directly.
-fn id_index() -> Option<OpenIndex> {
+/// The unique index `(tenant, message_id, context_id)` of ctx.messages and its table, opened
+/// before an append's counter moves (whether the append may look its id up directly is then
+/// known) and kept open for the look under the counter's lock (`lookup`).
+pub(crate) struct IdIndex(OpenIndex);
+
+/// The id index, if it is the one the schema made and this session may probe it directly.
+pub(crate) fn id_index() -> Option<IdIndex> {
     // (serializable: the SQL path, as for the reads; `ctxstore.direct_reads = off`, too)
     // SAFETY: a read of the session's isolation level.
     if !crate::gucs::direct_reads()
@@ -900,98 +904,96 @@ fn id_index() -> Option<OpenIndex> {
             keys: Vec::with_capacity(3),
         };
         let form = (*index).rd_index;
-        ((*form).indisunique && (*form).indnkeyatts == 3).then_some(open)
+        ((*form).indisunique && (*form).indnkeyatts == 3).then_some(IdIndex(open))
     }
 }
 
-/// Whether an append may look message ids up directly (`message_id`), checked before its
-/// counter moves.
-pub(crate) fn message_ids_probed() -> bool {
-    id_index().is_some()
-}
-
-/// The context's message id, looked up in its unique index as an INSERT's `ON CONFLICT` does
-/// (`check_exclusion_or_unique_constraint`): with a dirty snapshot, waiting for a transaction
-/// still inserting or deleting the row found and looking again, so an append that waited for
-/// the context's counter sees the message appended before it, and a message being deleted (a
-/// sweep) is free once the delete commits. Under repeatable read, a committed row the
-/// transaction's snapshot cannot see is a `Conflict`. `None` where the index cannot be probed
-/// (the caller appends through SQL).
-pub(crate) fn message_id(tenant: &str, context_id: Uuid, message_id: &str) -> Option<MessageId> {
-    let mut open = id_index()?;
-    // SAFETY: three equality keys of the index's own column types; each scan and its slot are
-    // released before a wait or the return.
-    unsafe {
-        let index = open.index;
-        let collation = |i: usize| *(*index).rd_indcollation.add(i);
-        let text = pg_sys::F_TEXTEQ;
-        open.key(
-            1,
-            pg_sys::BTEqualStrategyNumber,
-            text,
-            collation(0),
-            tenant.into_datum(),
-        );
-        open.key(
-            2,
-            pg_sys::BTEqualStrategyNumber,
-            text,
-            collation(1),
-            message_id.into_datum(),
-        );
-        open.key(
-            3,
-            pg_sys::BTEqualStrategyNumber,
-            pg_sys::F_UUID_EQ,
-            pg_sys::InvalidOid,
-            context_id.into_datum(),
-        );
-        loop {
-            let mut dirty = std::mem::zeroed::<pg_sys::SnapshotData>();
-            dirty.snapshot_type = pg_sys::SnapshotType::SNAPSHOT_DIRTY;
-            let (scan, slot) = open.begin_under(&mut dirty, false);
-            let found =
-                pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
-            pg_sys::index_endscan(scan);
-            if !found {
-                pg_sys::ExecDropSingleTupleTableSlot(slot);
-                return Some(MessageId::Free);
-            }
-            // (set by the dirty check: a transaction inserting, else deleting, the row)
-            let waiting_for = if dirty.xmin != pg_sys::InvalidTransactionId {
-                dirty.xmin
-            } else {
-                dirty.xmax
-            };
-            if waiting_for != pg_sys::InvalidTransactionId {
-                let mut tid = (*slot).tts_tid;
-                pg_sys::ExecDropSingleTupleTableSlot(slot);
-                pg_sys::XactLockTableWait(
-                    waiting_for,
-                    open.table,
-                    &mut tid,
-                    pg_sys::XLTW_Oper::XLTW_InsertIndex,
+impl IdIndex {
+    /// The context's message id, looked up in its unique index as an INSERT's `ON CONFLICT` does
+    /// (`check_exclusion_or_unique_constraint`): with a dirty snapshot, waiting for a transaction
+    /// still inserting or deleting the row found and looking again, so an append that waited for
+    /// the context's counter sees the message appended before it, and a message being deleted (a
+    /// sweep) is free once the delete commits. Under repeatable read, a committed row the
+    /// transaction's snapshot cannot see is a `Conflict`.
+    pub(crate) fn lookup(self, tenant: &str, context_id: Uuid, message_id: &str) -> MessageId {
+        let mut open = self.0;
+        // SAFETY: three equality keys of the index's own column types; each scan and its slot are
+        // released before a wait or the return.
+        unsafe {
+            let index = open.index;
+            let collation = |i: usize| *(*index).rd_indcollation.add(i);
+            let text = pg_sys::F_TEXTEQ;
+            open.key(
+                1,
+                pg_sys::BTEqualStrategyNumber,
+                text,
+                collation(0),
+                tenant.into_datum(),
+            );
+            open.key(
+                2,
+                pg_sys::BTEqualStrategyNumber,
+                text,
+                collation(1),
+                message_id.into_datum(),
+            );
+            open.key(
+                3,
+                pg_sys::BTEqualStrategyNumber,
+                pg_sys::F_UUID_EQ,
+                pg_sys::InvalidOid,
+                context_id.into_datum(),
+            );
+            loop {
+                let mut dirty = std::mem::zeroed::<pg_sys::SnapshotData>();
+                dirty.snapshot_type = pg_sys::SnapshotType::SNAPSHOT_DIRTY;
+                let (scan, slot) = open.begin_under(&mut dirty, false);
+                let found = pg_sys::index_getnext_slot(
+                    scan,
+                    pg_sys::ScanDirection::ForwardScanDirection,
+                    slot,
                 );
-                continue;
+                pg_sys::index_endscan(scan);
+                if !found {
+                    pg_sys::ExecDropSingleTupleTableSlot(slot);
+                    return MessageId::Free;
+                }
+                // (set by the dirty check: a transaction inserting, else deleting, the row)
+                let waiting_for = if dirty.xmin != pg_sys::InvalidTransactionId {
+                    dirty.xmin
+                } else {
+                    dirty.xmax
+                };
+                if waiting_for != pg_sys::InvalidTransactionId {
+                    let mut tid = (*slot).tts_tid;
+                    pg_sys::ExecDropSingleTupleTableSlot(slot);
+                    pg_sys::XactLockTableWait(
+                        waiting_for,
+                        open.table,
+                        &mut tid,
+                        pg_sys::XLTW_Oper::XLTW_InsertIndex,
+                    );
+                    continue;
+                }
+                let conflict = pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 && {
+                    let getsysattr = (*(*slot).tts_ops)
+                        .getsysattr
+                        .expect("a heap slot reads system columns");
+                    let mut null = false;
+                    let xmin = getsysattr(slot, pg_sys::MinTransactionIdAttributeNumber, &mut null);
+                    !null
+                        && !pg_sys::TransactionIdIsCurrentTransactionId(
+                            pg_sys::TransactionId::from(xmin.value() as u32),
+                        )
+                        && !visible_to_statement(&mut open)
+                };
+                pg_sys::ExecDropSingleTupleTableSlot(slot);
+                return if conflict {
+                    MessageId::Conflict
+                } else {
+                    MessageId::Taken
+                };
             }
-            let conflict = pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 && {
-                let getsysattr = (*(*slot).tts_ops)
-                    .getsysattr
-                    .expect("a heap slot reads system columns");
-                let mut null = false;
-                let xmin = getsysattr(slot, pg_sys::MinTransactionIdAttributeNumber, &mut null);
-                !null
-                    && !pg_sys::TransactionIdIsCurrentTransactionId(pg_sys::TransactionId::from(
-                        xmin.value() as u32,
-                    ))
-                    && !visible_to_statement(&mut open)
-            };
-            pg_sys::ExecDropSingleTupleTableSlot(slot);
-            return Some(if conflict {
-                MessageId::Conflict
-            } else {
-                MessageId::Taken
-            });
         }
     }
 }

@@ -134,13 +134,17 @@ fn append_one(
             // (whether the id's index can be probed, known before the counter moves; its answer
             // counts only under the counter's lock, and a transaction whose snapshot is older
             // than the context's last append gets the UPDATE's serialization error first)
-            if message_id.is_none() || direct_reads::message_ids_probed() {
+            let id = match message_id {
+                None => Some(None),
+                Some(id) => direct_reads::id_index().map(|index| Some((id, index))),
+            };
+            if let Some(id) = id {
                 return append_direct(
                     client,
                     writer,
                     context_id,
                     DirectMessage {
-                        message_id,
+                        id,
                         role,
                         content,
                         metadata: incoming.item.stamped_metadata(),
@@ -224,15 +228,14 @@ fn append_direct(
     };
     let tenant: String = required(row.get(3)?, "tenant")?;
     let forked: bool = required(row.get(4)?, "forked")?;
-    if let Some(id) = message.message_id {
-        // (again, under the counter's lock: an append of the same id that held it before is
+    let message_id = message.id.as_ref().map(|(id, _)| *id);
+    if let Some((id, index)) = message.id {
+        // (under the counter's lock: an append of the same id that held it before is
         // committed now; the unique index would refuse it anyway, without saying which id)
-        match direct_reads::message_id(&tenant, context_id, id) {
-            Some(direct_reads::MessageId::Free) => {}
-            Some(direct_reads::MessageId::Taken) => return Err(taken(id)),
-            Some(direct_reads::MessageId::Conflict) | None => {
-                // (None: the index changed between the two looks, which the table's lock
-                // makes all but impossible)
+        match index.lookup(&tenant, context_id, id) {
+            direct_reads::MessageId::Free => {}
+            direct_reads::MessageId::Taken => return Err(taken(id)),
+            direct_reads::MessageId::Conflict => {
                 return Err(CtxError::new(
                     ErrorKind::SerializationFailure,
                     "could not serialize access due to concurrent update",
@@ -250,7 +253,7 @@ fn append_direct(
         context_id,
         tenant: &tenant,
         seq,
-        message_id: message.message_id,
+        message_id,
         role: message.role,
         content: message.content,
         metadata: message.metadata,
@@ -260,9 +263,10 @@ fn append_direct(
     Ok(Some(seq))
 }
 
-/// What `append_direct` stores: the processed message, the caller's id and timestamp if given.
+/// What `append_direct` stores: the processed message, the caller's id (with its index, opened
+/// to look it up) and timestamp if given.
 struct DirectMessage<'a> {
-    message_id: Option<&'a str>,
+    id: Option<(&'a str, direct_reads::IdIndex)>,
     role: &'a str,
     content: &'a str,
     metadata: Value,
